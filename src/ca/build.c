@@ -1,0 +1,223 @@
+/*
+ * build.c - certificate assembly per profile (RFC 5280 4.1, 4.2).
+ *
+ * The subject is rebuilt, never copied wholesale: forced RDNs first, then
+ * the CSR's attributes whose types the profile copies.  Extensions come
+ * from the profile; only subjectAltName is taken from the request (after
+ * policy checks), made critical when the subject is empty (4.2.1.6).
+ */
+#include "build.h"
+
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+static int add_conf_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
+                        fp_error *err)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    int ok;
+    if (ext == NULL)
+        return fp_err_set(err, FP_ERR_CRYPTO, "building %s extension", OBJ_nid2sn(nid));
+    ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (!ok)
+        return fp_err_set(err, FP_ERR_CRYPTO, "adding %s extension", OBJ_nid2sn(nid));
+    return FP_ERR_OK;
+}
+
+static int build_subject(const fp_profile *p, X509_REQ *req, X509_NAME **out, fp_error *err)
+{
+    const X509_NAME *in = X509_REQ_get_subject_name(req);
+    X509_NAME *name = X509_NAME_new();
+
+    *out = NULL;
+    if (name == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    for (int i = 0; i < p->n_force; i++) {
+        if (!X509_NAME_add_entry_by_NID(name, p->force[i].nid, MBSTRING_UTF8,
+                                        (const unsigned char *)p->force[i].value, -1, -1, 0)) {
+            X509_NAME_free(name);
+            return fp_err_set(err, FP_ERR_CRYPTO, "forced subject attribute");
+        }
+    }
+    for (int i = 0; i < X509_NAME_entry_count(in); i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(in, i);
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)), copy = 0, forced = 0;
+        for (int k = 0; k < p->n_copy; k++)
+            copy |= p->copy_nids[k] == nid;
+        for (int k = 0; k < p->n_force; k++)
+            forced |= p->force[k].nid == nid;
+        if (copy && !forced && !X509_NAME_add_entry(name, e, -1, 0)) {
+            X509_NAME_free(name);
+            return fp_err_set(err, FP_ERR_CRYPTO, "copying subject attribute");
+        }
+    }
+    *out = name;
+    return FP_ERR_OK;
+}
+
+static int set_validity(const fp_build_params *bp, X509 *cert, fp_error *err)
+{
+    const fp_profile *p = bp->profile;
+    int days = bp->days > 0 ? bp->days : p->validity_days;
+    time_t nb = (time_t)(bp->now - p->backdate_seconds);
+    time_t na = (time_t)(bp->now + (int64_t)days * 86400);
+
+    if (days > p->max_validity_days)
+        return fp_err_set(err, FP_ERR_VALIDITY, "%d days exceeds profile %s maximum of %d",
+                          days, p->name, p->max_validity_days);
+    if (bp->issuer != NULL) {
+        /* RFC 5280 6.1: a certificate outliving its issuer would fail path
+         * validation; clamp notAfter and keep notBefore inside the issuer's */
+        const ASN1_TIME *inb = X509_get0_notBefore(bp->issuer);
+        const ASN1_TIME *ina = X509_get0_notAfter(bp->issuer);
+        time_t now = (time_t)bp->now;
+        if (X509_cmp_time(ina, &now) <= 0 || X509_cmp_time(inb, &now) >= 0)
+            return fp_err_set(err, FP_ERR_ISSUER_EXPIRED, "issuing CA is not valid now");
+        if (X509_cmp_time(ina, &na) < 0) {
+            if (!X509_set1_notAfter(cert, ina))
+                return fp_err_set(err, FP_ERR_CRYPTO, "notAfter");
+            na = 0;
+        }
+        if (X509_cmp_time(inb, &nb) > 0) {
+            if (!X509_set1_notBefore(cert, inb))
+                return fp_err_set(err, FP_ERR_CRYPTO, "notBefore");
+            nb = 0;
+        }
+    }
+    if ((nb && !X509_time_adj_ex(X509_getm_notBefore(cert), 0, 0, &nb)) ||
+        (na && !X509_time_adj_ex(X509_getm_notAfter(cert), 0, 0, &na)))
+        return fp_err_set(err, FP_ERR_CRYPTO, "setting validity");
+    return FP_ERR_OK;
+}
+
+static int add_key_usage(X509 *cert, X509V3_CTX *ctx, const fp_profile *p, fp_error *err)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {
+        {KU_DIGITAL_SIGNATURE, "digitalSignature"}, {KU_NON_REPUDIATION, "nonRepudiation"},
+        {KU_KEY_ENCIPHERMENT, "keyEncipherment"},   {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+        {KU_KEY_AGREEMENT, "keyAgreement"},         {KU_KEY_CERT_SIGN, "keyCertSign"},
+        {KU_CRL_SIGN, "cRLSign"},
+    };
+    char buf[256] = "critical";
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        if (p->key_usage & names[i].bit) {
+            strcat(buf, ",");
+            strcat(buf, names[i].name);
+        }
+    }
+    return add_conf_ext(cert, ctx, NID_key_usage, buf, err);
+}
+
+static int add_eku(X509 *cert, const fp_profile *p, fp_error *err)
+{
+    EXTENDED_KEY_USAGE *eku;
+    int ok = 1;
+
+    if (p->n_eku == 0)
+        return FP_ERR_OK;
+    eku = sk_ASN1_OBJECT_new_null();
+    if (eku == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    for (int i = 0; i < p->n_eku && ok; i++) {
+        ASN1_OBJECT *o = OBJ_nid2obj(p->eku_nids[i]);
+        ok = o != NULL && sk_ASN1_OBJECT_push(eku, o) > 0;
+    }
+    ok = ok && X509_add1_ext_i2d(cert, NID_ext_key_usage, eku, 0, X509V3_ADD_DEFAULT) == 1;
+    sk_ASN1_OBJECT_free(eku); /* objects from OBJ_nid2obj are static */
+    return ok ? FP_ERR_OK : fp_err_set(err, FP_ERR_CRYPTO, "extendedKeyUsage");
+}
+
+static int add_sans(X509 *cert, X509_REQ *req, int critical, fp_error *err)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    int rc = FP_ERR_OK;
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+        GENERAL_NAMES *gens;
+        if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name)
+            continue;
+        gens = X509V3_EXT_d2i(ext);
+        if (gens != NULL && sk_GENERAL_NAME_num(gens) > 0 &&
+            X509_add1_ext_i2d(cert, NID_subject_alt_name, gens, critical, X509V3_ADD_DEFAULT) != 1)
+            rc = fp_err_set(err, FP_ERR_CRYPTO, "subjectAltName");
+        GENERAL_NAMES_free(gens);
+        break;
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return rc;
+}
+
+int fp_cert_build(const fp_build_params *bp, X509 **out, fp_error *err)
+{
+    const fp_profile *p = bp->profile;
+    X509 *cert = NULL;
+    X509_NAME *subject = NULL;
+    X509V3_CTX ctx;
+    char buf[600];
+    int rc = FP_ERR_OK;
+
+    *out = NULL;
+    cert = X509_new();
+    if (cert == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    if ((rc = build_subject(p, bp->req, &subject, err)) != FP_ERR_OK)
+        goto out;
+    if (!X509_set_version(cert, X509_VERSION_3) ||
+        !X509_set_serialNumber(cert, (ASN1_INTEGER *)bp->serial) ||
+        !X509_set_subject_name(cert, subject) ||
+        !X509_set_issuer_name(cert, bp->issuer ? X509_get_subject_name(bp->issuer) : subject) ||
+        !X509_set_pubkey(cert, X509_REQ_get0_pubkey(bp->req))) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "setting certificate fields");
+        goto out;
+    }
+    if ((rc = set_validity(bp, cert, err)) != FP_ERR_OK)
+        goto out;
+
+    X509V3_set_ctx(&ctx, bp->issuer ? bp->issuer : cert, cert, NULL, NULL, 0);
+    if (p->is_ca) {
+        if (p->path_len >= 0)
+            snprintf(buf, sizeof(buf), "critical,CA:TRUE,pathlen:%d", p->path_len);
+        else
+            snprintf(buf, sizeof(buf), "critical,CA:TRUE");
+    } else {
+        snprintf(buf, sizeof(buf), "critical,CA:FALSE");
+    }
+    if ((rc = add_conf_ext(cert, &ctx, NID_basic_constraints, buf, err)) != FP_ERR_OK ||
+        (rc = add_key_usage(cert, &ctx, p, err)) != FP_ERR_OK ||
+        (rc = add_eku(cert, p, err)) != FP_ERR_OK ||
+        (rc = add_conf_ext(cert, &ctx, NID_subject_key_identifier, "hash", err)) != FP_ERR_OK ||
+        (rc = add_conf_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always", err)) != FP_ERR_OK ||
+        (rc = add_sans(cert, bp->req, X509_NAME_entry_count(subject) == 0, err)) != FP_ERR_OK)
+        goto out;
+    if (p->ocsp_nocheck &&
+        (rc = add_conf_ext(cert, &ctx, NID_id_pkix_OCSP_noCheck, "ignored", err)) != FP_ERR_OK)
+        goto out;
+    if (bp->crl_url != NULL && bp->crl_url[0]) {
+        snprintf(buf, sizeof(buf), "URI:%s", bp->crl_url);
+        if ((rc = add_conf_ext(cert, &ctx, NID_crl_distribution_points, buf, err)) != FP_ERR_OK)
+            goto out;
+    }
+    if ((bp->ocsp_url && bp->ocsp_url[0]) || (bp->ca_issuers_url && bp->ca_issuers_url[0])) {
+        buf[0] = '\0';
+        if (bp->ocsp_url && bp->ocsp_url[0])
+            snprintf(buf, sizeof(buf), "OCSP;URI:%s", bp->ocsp_url);
+        if (bp->ca_issuers_url && bp->ca_issuers_url[0])
+            snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%scaIssuers;URI:%s",
+                     buf[0] ? "," : "", bp->ca_issuers_url);
+        if ((rc = add_conf_ext(cert, &ctx, NID_info_access, buf, err)) != FP_ERR_OK)
+            goto out;
+    }
+    *out = cert;
+    cert = NULL;
+out:
+    X509_NAME_free(subject);
+    X509_free(cert);
+    return rc;
+}

@@ -1,0 +1,245 @@
+/* ca.c - the issuing CA: sign, store, revoke.  See ca.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "ca.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "build.h"
+#include "policy.h"
+
+#define SERIAL_ATTEMPTS 8
+#define URL_MAX 512
+
+struct fp_ca {
+    const fp_config *cfg;
+    X509 *cert;
+    X509 *root;
+    fp_signer *signer;
+    fp_serial_fn serial_fn;
+    void *serial_arg;
+    char crl_url[URL_MAX], ocsp_url[URL_MAX], ca_issuers_url[URL_MAX];
+};
+
+static int default_serial(void *arg, ASN1_INTEGER **out, fp_error *err)
+{
+    (void)arg;
+    return fp_serial_random(out, err);
+}
+
+int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
+               fp_ca **out, fp_error *err)
+{
+    fp_ca *ca = NULL;
+    char path[FP_PATH_MAX];
+    int rc;
+
+    *out = NULL;
+    ca = calloc(1, sizeof(*ca));
+    if (ca == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    ca->cfg = cfg;
+    ca->serial_fn = default_serial;
+    if ((rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, &ca->cert, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, &ca->root, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->issuing_key, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_signer_open_file(path, pass, passlen, &ca->signer, err)) != FP_ERR_OK ||
+        (rc = fp_signer_check_cert(ca->signer, ca->cert, err)) != FP_ERR_OK)
+        goto fail;
+    if (cfg->public_url[0]) {
+        /* RFC 5280 4.2.1.13 / 4.2.2.1: where relying parties fetch status */
+        snprintf(ca->crl_url, sizeof(ca->crl_url), "%s/crl/%s.crl", cfg->public_url, cfg->issuing_id);
+        snprintf(ca->ocsp_url, sizeof(ca->ocsp_url), "%s/ocsp", cfg->public_url);
+        snprintf(ca->ca_issuers_url, sizeof(ca->ca_issuers_url), "%s/ca/%s.crt", cfg->public_url,
+                 cfg->issuing_id);
+    }
+    *out = ca;
+    return FP_ERR_OK;
+fail:
+    fp_ca_free(ca);
+    return rc;
+}
+
+void fp_ca_free(fp_ca *ca)
+{
+    if (ca == NULL)
+        return;
+    X509_free(ca->cert);
+    X509_free(ca->root);
+    fp_signer_free(ca->signer);
+    free(ca);
+}
+
+const char *fp_ca_id(const fp_ca *ca) { return ca->cfg->issuing_id; }
+X509 *fp_ca_get0_cert(const fp_ca *ca) { return ca->cert; }
+X509 *fp_ca_get0_root(const fp_ca *ca) { return ca->root; }
+fp_signer *fp_ca_get0_signer(const fp_ca *ca) { return ca->signer; }
+
+void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg)
+{
+    ca->serial_fn = fn ? fn : default_serial;
+    ca->serial_arg = fn ? arg : NULL;
+}
+
+/* Fill rec from a signed certificate (everything list/show needs). */
+static int fill_rec(const fp_ca *ca, const char *profile, X509 *cert, fp_cert_rec *rec,
+                    fp_error *err)
+{
+    int rc;
+    memset(rec, 0, sizeof(*rec));
+    if (fp_serial_hex(X509_get0_serialNumber(cert), rec->serial) != 0)
+        return fp_err_set(err, FP_ERR_CRYPTO, "serial encoding");
+    snprintf(rec->ca_id, sizeof(rec->ca_id), "%s", fp_ca_id(ca));
+    snprintf(rec->profile, sizeof(rec->profile), "%s", profile);
+    rec->subject = fp_name_string(X509_get_subject_name(cert));
+    rec->sans = fp_cert_sans_string(cert);
+    rec->not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
+    rec->not_after = fp_asn1_time_unix(X509_get0_notAfter(cert));
+    rec->issued_at = fp_now();
+    rec->status = FP_CERT_VALID;
+    if (rec->subject == NULL || rec->sans == NULL) {
+        fp_cert_rec_clear(rec);
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    }
+    if ((rc = fp_cert_to_der(cert, &rec->der, &rec->der_len, err)) != FP_ERR_OK) {
+        fp_cert_rec_clear(rec);
+        return rc;
+    }
+    return FP_ERR_OK;
+}
+
+int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
+               fp_cert_rec *rec, fp_error *err)
+{
+    const fp_profile *p = fp_config_profile(ca->cfg, req->profile);
+    ASN1_INTEGER *serial = NULL;
+    fp_build_params bp;
+    X509 *x = NULL;
+    int rc;
+
+    *cert = NULL;
+    memset(rec, 0, sizeof(*rec));
+    if (p == NULL)
+        return fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile);
+    if ((rc = fp_policy_check(p, req->csr, err)) != FP_ERR_OK)
+        return rc;
+    if ((rc = ca->serial_fn(ca->serial_arg, &serial, err)) != FP_ERR_OK)
+        return rc;
+    memset(&bp, 0, sizeof(bp));
+    bp.profile = p;
+    bp.issuer = ca->cert;
+    bp.req = req->csr;
+    bp.serial = serial;
+    bp.now = fp_now();
+    bp.days = req->days;
+    bp.crl_url = ca->crl_url;
+    bp.ocsp_url = ca->ocsp_url;
+    bp.ca_issuers_url = ca->ca_issuers_url;
+    if ((rc = fp_cert_build(&bp, &x, err)) != FP_ERR_OK ||
+        (rc = fp_signer_sign_cert(ca->signer, x, err)) != FP_ERR_OK ||
+        (rc = fill_rec(ca, p->name, x, rec, err)) != FP_ERR_OK)
+        goto out;
+    *cert = x;
+    x = NULL;
+out:
+    X509_free(x);
+    ASN1_INTEGER_free(serial);
+    return rc;
+}
+
+/* JSON audit detail; returns a malloc'd string or NULL. */
+static char *audit_detail(const char *profile, const char *subject, const char *code,
+                          const char *msg)
+{
+    json_t *o = json_object();
+    char *s;
+    if (o == NULL)
+        return NULL;
+    if (profile)
+        json_object_set_new(o, "profile", json_string(profile));
+    if (subject)
+        json_object_set_new(o, "subject", json_string(subject));
+    if (code)
+        json_object_set_new(o, "error", json_string(code));
+    if (msg)
+        json_object_set_new(o, "message", json_string(msg));
+    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static void audit_refusal(fp_store *store, const fp_issue_req *req, const fp_error *why)
+{
+    char *subject = fp_name_string(X509_REQ_get_subject_name(req->csr));
+    char *detail = audit_detail(req->profile, subject, fp_err_name(why->code), why->msg);
+    fp_audit_event ev = {req->actor, "csr.refuse", "", detail};
+    fp_error ignored;
+    if (fp_store_audit_append(store, &ev, &ignored) != FP_ERR_OK)
+        fp_log(FP_LOG_WARN, "could not audit a refusal: %s", ignored.msg);
+    free(subject);
+    free(detail);
+}
+
+int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
+                X509 **cert, fp_error *err)
+{
+    fp_error local;
+    fp_error *e = err ? err : &local;
+    int rc = FP_ERR_INTERNAL;
+
+    *cert = NULL;
+    for (int attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
+        fp_cert_rec rec;
+        X509 *x = NULL;
+        char *detail;
+        fp_audit_event ev;
+
+        rc = fp_ca_sign(ca, req, &x, &rec, e);
+        if (rc != FP_ERR_OK) {
+            if (rc >= FP_ERR_PROFILE && rc <= FP_ERR_ISSUER_EXPIRED)
+                audit_refusal(store, req, e);
+            return rc;
+        }
+        fp_test_crash_point("issue-after-sign");
+        detail = audit_detail(rec.profile, rec.subject, NULL, NULL);
+        ev = (fp_audit_event){req->actor, "cert.issue", rec.serial, detail};
+        rc = detail ? fp_store_cert_insert(store, &rec, &ev, 1, e)
+                    : fp_err_set(e, FP_ERR_NOMEM, NULL);
+        free(detail);
+        fp_cert_rec_clear(&rec);
+        if (rc == FP_ERR_OK) {
+            fp_test_crash_point("issue-after-commit");
+            *cert = x;
+            return FP_ERR_OK;
+        }
+        X509_free(x); /* never handed out: its serial was not recorded */
+        if (rc != FP_ERR_DUPLICATE)
+            return rc;
+        fp_log(FP_LOG_WARN, "serial collision, drawing a new serial (attempt %d)", attempt + 1);
+    }
+    return fp_err_set(e, FP_ERR_DUPLICATE, "no unique serial after %d attempts", SERIAL_ATTEMPTS);
+}
+
+int fp_ca_revoke(fp_store *store, const char *serial, int reason,
+                 const char *actor, fp_error *err)
+{
+    const char *rname = fp_reason_name(reason);
+    char detail[128];
+    fp_audit_event ev;
+
+    if (rname == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "unknown revocation reason %d", reason);
+    snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", rname);
+    if (reason == FP_REASON_REMOVE_FROM_CRL) {
+        ev = (fp_audit_event){actor, "cert.unhold", serial, detail};
+        return fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
+    }
+    ev = (fp_audit_event){actor, "cert.revoke", serial, detail};
+    return fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
+}

@@ -1,0 +1,76 @@
+/*
+ * ca.h - the CA core: takes a parsed request and an authenticated identity,
+ * returns a decision and a certificate.  It never sees HTTP or argv.
+ *
+ * Issuance order (the durability rule): policy -> build -> sign -> commit
+ * to the store -> return.  Nothing leaves fp_ca_issue before the commit.
+ */
+#ifndef FP_CA_H
+#define FP_CA_H
+
+#include <stdbool.h>
+
+#include <openssl/x509.h>
+
+#include "../store/store.h"
+#include "config.h"
+#include "signer.h"
+
+typedef struct fp_ca fp_ca;
+
+/* Source of serials; tests inject collisions through it. */
+typedef int (*fp_serial_fn)(void *arg, ASN1_INTEGER **out, fp_error *err);
+
+typedef struct fp_issue_req {
+    X509_REQ *csr;       /* borrowed */
+    const char *profile; /* profile name */
+    int days;            /* 0: profile default */
+    const char *actor;   /* who asked, for the audit log */
+} fp_issue_req;
+
+/* Load the issuing CA named by cfg (certificate, key via signer, root).
+ * cfg must outlive the CA. */
+int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
+               fp_ca **out, fp_error *err);
+void fp_ca_free(fp_ca *ca);
+
+const char *fp_ca_id(const fp_ca *ca);
+X509 *fp_ca_get0_cert(const fp_ca *ca);
+X509 *fp_ca_get0_root(const fp_ca *ca);
+fp_signer *fp_ca_get0_signer(const fp_ca *ca);
+
+/* Replace the serial source (NULL restores the CSPRNG). */
+void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg);
+
+/* Check, build and sign a certificate for req, without storing it.  On
+ * success *cert (caller frees) and *rec (fp_cert_rec_clear) describe it. */
+int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
+               fp_cert_rec *rec, fp_error *err);
+
+/* fp_ca_sign, then commit to the store (drawing a new serial on a
+ * collision, up to a few times) with an audit row.  Refusals are audited
+ * too.  *cert is returned only after the commit. */
+int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
+                X509 **cert, fp_error *err);
+
+/* Revoke serial with an RFC 5280 reason (certificateHold is reversible;
+ * FP_REASON_REMOVE_FROM_CRL lifts a hold).  Audited. */
+int fp_ca_revoke(fp_store *store, const char *serial, int reason,
+                 const char *actor, fp_error *err);
+
+/* Parameters of `fleetpki init`. */
+typedef struct fp_init_opts {
+    const char *dir;
+    const char *algo; /* p256 (default), p384, ed25519, rsa3072 */
+    const char *org;
+    const char *pass; /* NULL: keys stored unencrypted */
+    size_t passlen;
+    bool force;       /* move an existing CA aside instead of refusing */
+    char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
+} fp_init_opts;
+
+/* Create root + issuing CA, TLS server and OCSP signer certificates, the
+ * store and the config in o->dir.  Never deletes or overwrites a key. */
+int fp_ca_init(fp_init_opts *o, fp_error *err);
+
+#endif

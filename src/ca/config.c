@@ -1,0 +1,228 @@
+/* config.c - see config.h.  Options are rows of one table. */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/ini.h"
+#include "../common/util.h"
+
+typedef enum { C_STR, C_INT, C_BOOL } ctype;
+
+typedef struct {
+    const char *section;
+    const char *key;
+    ctype type;
+    size_t off;
+    size_t size; /* for strings: buffer size */
+    long min, max;
+    const char *def;
+    const char *help;
+} config_opt;
+
+#define S(f) offsetof(fp_config, f), sizeof(((fp_config *)0)->f)
+#define I(f) offsetof(fp_config, f), 0
+
+static const config_opt config_opts[] = {
+    {"ca", "org", C_STR, S(org), 0, 0, "fleetpki", "organization name used in CA subjects"},
+    {"ca", "root_id", C_STR, S(root_id), 0, 0, "root", "identifier of the root CA (used in URLs)"},
+    {"ca", "root_cert", C_STR, S(root_cert), 0, 0, "root.crt", "root CA certificate (PEM)"},
+    {"ca", "root_key", C_STR, S(root_key), 0, 0, "root.key", "root CA private key (PKCS#8 PEM); move offline after init"},
+    {"ca", "issuing_id", C_STR, S(issuing_id), 0, 0, "issuing", "identifier of the issuing CA (used in URLs)"},
+    {"ca", "issuing_cert", C_STR, S(issuing_cert), 0, 0, "issuing.crt", "issuing CA certificate (PEM)"},
+    {"ca", "issuing_key", C_STR, S(issuing_key), 0, 0, "issuing.key", "issuing CA private key (PKCS#8 PEM)"},
+    {"ca", "keys_encrypted", C_BOOL, I(keys_encrypted), 0, 1, "no", "keys are encrypted: read the passphrase from --passphrase-file or FLEETPKI_PASSPHRASE"},
+    {"store", "path", C_STR, S(store_path), 0, 0, "fleetpki.db", "SQLite database"},
+    {"server", "https_listen", C_STR, S(https_listen), 0, 0, "127.0.0.1:8443", "EST and API listener (TLS)"},
+    {"server", "http_listen", C_STR, S(http_listen), 0, 0, "127.0.0.1:8080", "CRL and OCSP listener (plain HTTP)"},
+    {"server", "public_url", C_STR, S(public_url), 0, 0, "", "base URL relying parties use for CRL/OCSP (empty: no CDP/AIA in certificates)"},
+    {"server", "tls_cert", C_STR, S(tls_cert), 0, 0, "tls.crt", "TLS server certificate (PEM, chain follows leaf)"},
+    {"server", "tls_key", C_STR, S(tls_key), 0, 0, "tls.key", "TLS server private key"},
+    {"server", "ocsp_cert", C_STR, S(ocsp_cert), 0, 0, "ocsp.crt", "delegated OCSP signer certificate"},
+    {"server", "ocsp_key", C_STR, S(ocsp_key), 0, 0, "ocsp.key", "OCSP signer private key"},
+    {"server", "threads", C_INT, I(threads), 0, 256, "0", "worker threads (0: one per core)"},
+    {"server", "max_body_bytes", C_INT, I(max_body_bytes), 1024, 16 * 1024 * 1024, "65536", "largest request body accepted"},
+    {"server", "max_header_bytes", C_INT, I(max_header_bytes), 1024, 1024 * 1024, "16384", "largest request header block accepted"},
+    {"server", "idle_timeout_seconds", C_INT, I(idle_timeout_seconds), 1, 3600, "30", "idle/slow client timeout"},
+    {"server", "crl_next_update_hours", C_INT, I(crl_next_update_hours), 1, 24 * 31, "24", "CRL nextUpdate distance"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+};
+
+static int set_opt(fp_config *c, const config_opt *o, const char *value,
+                   int line, fp_error *err)
+{
+    char *base = (char *)c + o->off;
+    switch (o->type) {
+    case C_STR:
+        if (strlen(value) >= o->size)
+            return fp_err_set(err, FP_ERR_CONFIG, "line %d: [%s] %s: value too long",
+                              line, o->section, o->key);
+        strcpy(base, value);
+        return FP_ERR_OK;
+    case C_INT: {
+        char *end = NULL;
+        long v;
+        errno = 0;
+        v = strtol(value, &end, 10);
+        if (end == value || *end || errno || v < o->min || v > o->max)
+            return fp_err_set(err, FP_ERR_CONFIG,
+                              "line %d: [%s] %s: expected integer in [%ld, %ld], got '%s'",
+                              line, o->section, o->key, o->min, o->max, value);
+        *(int *)(void *)base = (int)v;
+        return FP_ERR_OK;
+    }
+    case C_BOOL:
+        if (!strcasecmp(value, "yes") || !strcasecmp(value, "true") || !strcmp(value, "1"))
+            *(bool *)(void *)base = true;
+        else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0"))
+            *(bool *)(void *)base = false;
+        else
+            return fp_err_set(err, FP_ERR_CONFIG, "line %d: [%s] %s: expected yes or no",
+                              line, o->section, o->key);
+        return FP_ERR_OK;
+    }
+    return FP_ERR_INTERNAL;
+}
+
+void fp_config_defaults(fp_config *c, const char *dir)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->dir, sizeof(c->dir), "%s", dir ? dir : ".");
+    for (const config_opt *o = config_opts; o->key; o++)
+        (void)set_opt(c, o, o->def, 0, NULL);
+    for (int i = 0; fp_builtin_profiles[i]; i++)
+        fp_profile_defaults(fp_builtin_profiles[i], &c->profiles[c->n_profiles++]);
+}
+
+typedef struct {
+    fp_config *c;
+    fp_profile *cur; /* profile being filled, or NULL */
+} parse_ctx;
+
+static int on_section(void *arg, const char *section, const char *sarg, int line,
+                      fp_error *err)
+{
+    parse_ctx *pc = arg;
+    pc->cur = NULL;
+    if (!strcmp(section, "profile")) {
+        fp_config *c = pc->c;
+        if (sarg[0] == '\0' || strlen(sarg) >= FP_PROFILE_NAME_MAX)
+            return fp_err_set(err, FP_ERR_CONFIG, "line %d: [profile NAME] needs a name", line);
+        for (int i = 0; i < c->n_profiles; i++)
+            if (!strcmp(c->profiles[i].name, sarg))
+                pc->cur = &c->profiles[i];
+        if (pc->cur == NULL) {
+            if (c->n_profiles >= FP_MAX_PROFILES)
+                return fp_err_set(err, FP_ERR_CONFIG, "line %d: too many profiles", line);
+            pc->cur = &c->profiles[c->n_profiles++];
+        }
+        /* a profile section is complete in itself: start from defaults */
+        fp_profile_defaults(sarg, pc->cur);
+        return FP_ERR_OK;
+    }
+    if (strcmp(section, "ca") && strcmp(section, "store") && strcmp(section, "server"))
+        return fp_err_set(err, FP_ERR_CONFIG, "line %d: unknown section [%s]", line, section);
+    if (sarg[0] != '\0')
+        return fp_err_set(err, FP_ERR_CONFIG, "line %d: [%s] takes no argument", line, section);
+    return FP_ERR_OK;
+}
+
+static int on_key(void *arg, const char *section, const char *sarg, const char *key,
+                  const char *value, int line, fp_error *err)
+{
+    parse_ctx *pc = arg;
+    (void)sarg;
+    if (pc->cur != NULL) {
+        int rc = fp_profile_set(pc->cur, key, value, err);
+        if (rc != FP_ERR_OK)
+            fp_err_prefix(err, "line %d: ", line);
+        return rc;
+    }
+    if (section[0] == '\0')
+        return fp_err_set(err, FP_ERR_CONFIG, "line %d: '%s' outside any section", line, key);
+    for (const config_opt *o = config_opts; o->key; o++)
+        if (!strcmp(o->section, section) && !strcmp(o->key, key))
+            return set_opt(pc->c, o, value, line, err);
+    return fp_err_set(err, FP_ERR_CONFIG, "line %d: [%s] unknown option '%s'", line,
+                      section, key);
+}
+
+int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
+                    fp_error *err)
+{
+    parse_ctx pc = {c, NULL};
+    int rc;
+
+    fp_config_defaults(c, dir);
+    rc = fp_ini_parse(text, len, on_section, on_key, &pc, err);
+    if (rc != FP_ERR_OK)
+        return rc;
+    for (int i = 0; i < c->n_profiles; i++)
+        if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK)
+            return rc;
+    return FP_ERR_OK;
+}
+
+int fp_config_load(fp_config *c, const char *dir, fp_error *err)
+{
+    char path[FP_PATH_MAX];
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    if ((rc = fp_path_join(path, sizeof(path), dir, FP_CONFIG_FILE, err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_file_read(path, FP_CONFIG_MAX_BYTES, &text, &len, err);
+    if (rc == FP_ERR_NOT_FOUND)
+        return fp_err_set(err, FP_ERR_NOT_FOUND,
+                          "%s not found: run 'fleetpki init --dir %s' first", path, dir);
+    if (rc != FP_ERR_OK)
+        return rc;
+    rc = fp_config_parse(c, dir, (const char *)text, len, err);
+    if (rc != FP_ERR_OK)
+        fp_err_prefix(err, "%s: ", path);
+    free(text);
+    return rc;
+}
+
+void fp_config_write(const fp_config *c, FILE *f)
+{
+    const char *section = "";
+    fprintf(f, "# fleetpki configuration, written by 'fleetpki init'.\n"
+               "# Relative paths are relative to this file's directory.\n"
+               "# Check edits with 'fleetpki check-config'.\n");
+    for (const config_opt *o = config_opts; o->key; o++) {
+        const char *base = (const char *)c + o->off;
+        if (strcmp(section, o->section)) {
+            section = o->section;
+            fprintf(f, "\n[%s]\n", section);
+        }
+        fprintf(f, "# %s (default: %s)\n%s = ", o->help, o->def[0] ? o->def : "empty", o->key);
+        if (o->type == C_STR)
+            fprintf(f, "%s\n", base);
+        else if (o->type == C_INT)
+            fprintf(f, "%d\n", *(const int *)(const void *)base);
+        else
+            fprintf(f, "%s\n", *(const bool *)(const void *)base ? "yes" : "no");
+    }
+    fputc('\n', f);
+    for (int i = 0; i < c->n_profiles; i++)
+        fp_profile_write(&c->profiles[i], f);
+}
+
+const fp_profile *fp_config_profile(const fp_config *c, const char *name)
+{
+    for (int i = 0; i < c->n_profiles; i++)
+        if (!strcmp(c->profiles[i].name, name))
+            return &c->profiles[i];
+    return NULL;
+}
+
+int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
+                   fp_error *err)
+{
+    return fp_path_join(buf, size, c->dir, opt, err);
+}

@@ -1,0 +1,77 @@
+/*
+ * config.h - fleetpki.conf, parsed once into an immutable struct.
+ *
+ * Every global option is a row in a table (type, bounds, default) in
+ * config.c; `fleetpki init` writes a file listing all of them with their
+ * defaults so an operator can read what is in force.
+ */
+#ifndef FP_CONFIG_H
+#define FP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "../common/err.h"
+#include "profile.h"
+
+#define FP_PATH_MAX 1024
+#define FP_MAX_PROFILES 32
+#define FP_CONFIG_FILE "fleetpki.conf"
+#define FP_CONFIG_MAX_BYTES (1024 * 1024)
+
+typedef struct fp_config {
+    char dir[FP_PATH_MAX]; /* directory holding the config; relative paths resolve here */
+
+    /* [ca] */
+    char org[128];
+    char root_id[64];
+    char root_cert[FP_PATH_MAX];
+    char root_key[FP_PATH_MAX];
+    char issuing_id[64];
+    char issuing_cert[FP_PATH_MAX];
+    char issuing_key[FP_PATH_MAX];
+    bool keys_encrypted;
+
+    /* [store] */
+    char store_path[FP_PATH_MAX];
+
+    /* [server] (used by `serve`) */
+    char https_listen[128];
+    char http_listen[128];
+    char public_url[256];
+    char tls_cert[FP_PATH_MAX];
+    char tls_key[FP_PATH_MAX];
+    char ocsp_cert[FP_PATH_MAX];
+    char ocsp_key[FP_PATH_MAX];
+    int threads;
+    int max_body_bytes;
+    int max_header_bytes;
+    int idle_timeout_seconds;
+    int crl_next_update_hours;
+
+    fp_profile profiles[FP_MAX_PROFILES];
+    int n_profiles;
+} fp_config;
+
+/* Defaults for a config in dir (all built-in profiles, default paths). */
+void fp_config_defaults(fp_config *c, const char *dir);
+
+/* Parse text (from a file in dir) over fp_config_defaults(dir).  A [profile
+ * NAME] section starts from NAME's built-in defaults. */
+int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
+                    fp_error *err);
+
+/* Load DIR/fleetpki.conf. */
+int fp_config_load(fp_config *c, const char *dir, fp_error *err);
+
+/* Write c as a complete, commented config file. */
+void fp_config_write(const fp_config *c, FILE *f);
+
+/* Profile by name, or NULL. */
+const fp_profile *fp_config_profile(const fp_config *c, const char *name);
+
+/* Resolve a path option against c->dir into buf. */
+int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
+                   fp_error *err);
+
+#endif

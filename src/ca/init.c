@@ -1,0 +1,326 @@
+/*
+ * init.c - `fleetpki init`: a fresh CA hierarchy in a directory.
+ *
+ * Order is chosen so an interrupted init is never mistaken for a working
+ * one and never loses a key: keys and certificates first (each created
+ * with O_EXCL, keys 0600), the store next, the config file last.  A later
+ * init refuses while any of these files exists; with --force it moves them
+ * into DIR/backup-<time>/ and starts over.  Nothing is ever deleted.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/x509v3.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "build.h"
+#include "ca.h"
+
+static const char *const ca_files[] = {
+    FP_CONFIG_FILE, "root.key", "root.crt", "issuing.key", "issuing.crt",
+    "tls.key",      "tls.crt",  "ocsp.key", "ocsp.crt",    "fleetpki.db",
+    "fleetpki.db-wal", "fleetpki.db-shm", NULL,
+};
+
+static int existing_files(const char *dir)
+{
+    char path[FP_PATH_MAX];
+    int n = 0;
+    for (int i = 0; ca_files[i]; i++)
+        if (fp_path_join(path, sizeof(path), dir, ca_files[i], NULL) == FP_ERR_OK &&
+            fp_file_exists(path))
+            n++;
+    return n;
+}
+
+static int move_aside(fp_init_opts *o, fp_error *err)
+{
+    char stamp[32], from[FP_PATH_MAX], to[FP_PATH_MAX + 64];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc;
+
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "backup-%Y%m%dT%H%M%SZ", &tm);
+    if ((rc = fp_path_join(o->backup_dir, sizeof(o->backup_dir), o->dir, stamp, err)) != FP_ERR_OK)
+        return rc;
+    if (mkdir(o->backup_dir, 0700) != 0)
+        return fp_err_set(err, FP_ERR_IO, "%s: %s", o->backup_dir, strerror(errno));
+    for (int i = 0; ca_files[i]; i++) {
+        if (fp_path_join(from, sizeof(from), o->dir, ca_files[i], err) != FP_ERR_OK)
+            return FP_ERR_TOO_LARGE;
+        if (!fp_file_exists(from))
+            continue;
+        snprintf(to, sizeof(to), "%s/%s", o->backup_dir, ca_files[i]);
+        if (rename(from, to) != 0)
+            return fp_err_set(err, FP_ERR_IO, "moving %s aside: %s", from, strerror(errno));
+    }
+    return FP_ERR_OK;
+}
+
+/* A request for key with subject CN (and O), optional SANs ("DNS:a,IP:b"). */
+static int make_req(EVP_PKEY *key, const char *org, const char *cn, const char *sans,
+                    X509_REQ **out, fp_error *err)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    int rc = FP_ERR_OK;
+
+    *out = NULL;
+    if (req == NULL || name == NULL ||
+        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
+        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key)) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "building request");
+        goto out;
+    }
+    if (sans != NULL) {
+        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, sans);
+        exts = sk_X509_EXTENSION_new_null();
+        if (ext == NULL || exts == NULL || !sk_X509_EXTENSION_push(exts, ext) ||
+            !X509_REQ_add_extensions(req, exts)) {
+            X509_EXTENSION_free(ext);
+            rc = fp_err_set(err, FP_ERR_CRYPTO, "request SANs");
+            goto out;
+        }
+    }
+    if (X509_REQ_sign(req, key, fp_key_sig_md(key)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "signing request");
+        goto out;
+    }
+    *out = req;
+    req = NULL;
+out:
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    return rc;
+}
+
+static int write_certs(const char *path, X509 *leaf, X509 *chain, fp_error *err)
+{
+    char *a = NULL, *b = NULL, *both = NULL;
+    size_t alen = 0, blen = 0;
+    int rc;
+
+    if ((rc = fp_cert_to_pem(leaf, &a, &alen, err)) != FP_ERR_OK)
+        goto out;
+    if (chain != NULL && (rc = fp_cert_to_pem(chain, &b, &blen, err)) != FP_ERR_OK)
+        goto out;
+    both = malloc(alen + blen + 1);
+    if (both == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    memcpy(both, a, alen);
+    if (blen)
+        memcpy(both + alen, b, blen);
+    rc = fp_file_create(path, both, alen + blen, 0644, err);
+out:
+    free(a);
+    free(b);
+    free(both);
+    return rc;
+}
+
+/* Root or issuing CA certificate: key signs itself (root) or is signed by
+ * issuer_key under issuer. */
+static int make_ca_cert(const fp_init_opts *o, EVP_PKEY *key, const char *cn, int days,
+                        int path_len, X509 *issuer, EVP_PKEY *issuer_key, X509 **out,
+                        fp_error *err)
+{
+    fp_profile prof;
+    fp_build_params bp;
+    ASN1_INTEGER *serial = NULL;
+    X509_REQ *req = NULL;
+    X509 *cert = NULL;
+    fp_signer *signer = NULL;
+    int rc;
+
+    *out = NULL;
+    fp_profile_defaults("sub-ca", &prof);
+    snprintf(prof.name, sizeof(prof.name), "%s", issuer ? "issuing-ca" : "root-ca");
+    prof.path_len = path_len;
+    prof.validity_days = prof.max_validity_days = days;
+    prof.backdate_seconds = 0;
+    memset(&bp, 0, sizeof(bp));
+    if ((rc = make_req(key, o->org, cn, NULL, &req, err)) != FP_ERR_OK ||
+        (rc = fp_serial_random(&serial, err)) != FP_ERR_OK)
+        goto out;
+    bp.profile = &prof;
+    bp.issuer = issuer;
+    bp.req = req;
+    bp.serial = serial;
+    bp.now = fp_now();
+    if ((rc = fp_cert_build(&bp, &cert, err)) != FP_ERR_OK ||
+        (rc = fp_signer_from_key(issuer_key, &signer, err)) != FP_ERR_OK ||
+        (rc = fp_signer_sign_cert(signer, cert, err)) != FP_ERR_OK)
+        goto out;
+    *out = cert;
+    cert = NULL;
+out:
+    fp_signer_free(signer);
+    X509_free(cert);
+    X509_REQ_free(req);
+    ASN1_INTEGER_free(serial);
+    return rc;
+}
+
+/* Issue a service certificate (TLS server, OCSP signer) through the normal
+ * CA path, so it is recorded and audited like any other. */
+static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
+                             const fp_init_opts *o, const char *algo, const char *profile,
+                             const char *cn, const char *sans, const char *keyfile,
+                             const char *certfile, fp_error *err)
+{
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    X509 *cert = NULL;
+    char path[FP_PATH_MAX];
+    fp_issue_req ir;
+    int rc;
+
+    if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK ||
+        (rc = make_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
+        goto out;
+    ir = (fp_issue_req){req, profile, 0, "cli:init"};
+    if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, keyfile, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_key_write(path, key, o->pass, o->passlen, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, certfile, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = write_certs(path, cert, fp_ca_get0_cert(ca), err)) != FP_ERR_OK)
+        goto out;
+out:
+    X509_free(cert);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static int write_config(const fp_config *cfg, fp_error *err)
+{
+    char path[FP_PATH_MAX];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rc;
+
+    if (f == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    fp_config_write(cfg, f);
+    fclose(f);
+    rc = fp_config_path(cfg, FP_CONFIG_FILE, path, sizeof(path), err);
+    if (rc == FP_ERR_OK)
+        rc = fp_file_create(path, text, len, 0644, err);
+    free(text);
+    return rc;
+}
+
+int fp_ca_init(fp_init_opts *o, fp_error *err)
+{
+    fp_config *cfg = NULL;
+    EVP_PKEY *root_key = NULL, *iss_key = NULL;
+    X509 *root = NULL, *iss = NULL;
+    fp_store *store = NULL;
+    fp_ca *ca = NULL;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    char path[FP_PATH_MAX], cn[256];
+    const char *svc_algo;
+    fp_audit_event ev;
+    int rc;
+
+    o->backup_dir[0] = '\0';
+    if (o->algo == NULL)
+        o->algo = "p256";
+    if (o->org == NULL || !o->org[0])
+        o->org = "fleetpki";
+    if (strlen(o->org) > 64)
+        return fp_err_set(err, FP_ERR_ARG, "--name is longer than 64 characters");
+    if (strcmp(o->algo, "p256") && strcmp(o->algo, "p384") && strcmp(o->algo, "ed25519") &&
+        strcmp(o->algo, "rsa3072"))
+        return fp_err_set(err, FP_ERR_ARG,
+                          "unknown --algo '%s': choose p256, p384, ed25519 or rsa3072", o->algo);
+    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST)
+        return fp_err_set(err, FP_ERR_IO, "%s: %s", o->dir, strerror(errno));
+    if (existing_files(o->dir) > 0) {
+        if (!o->force)
+            return fp_err_set(err, FP_ERR_EXISTS,
+                              "%s already holds a CA; refusing to overwrite it "
+                              "(--force moves it into a backup directory first)", o->dir);
+        if ((rc = move_aside(o, err)) != FP_ERR_OK)
+            return rc;
+    }
+    cfg = calloc(1, sizeof(*cfg));
+    if (cfg == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    fp_config_defaults(cfg, o->dir);
+    snprintf(cfg->org, sizeof(cfg->org), "%s", o->org);
+    cfg->keys_encrypted = o->pass != NULL && o->passlen > 0;
+
+    /* root: 20 years, room for issuing + one sub-CA level below it */
+    snprintf(cn, sizeof(cn), "%s Root CA", o->org);
+    if ((rc = fp_key_generate(o->algo, &root_key, err)) != FP_ERR_OK ||
+        (rc = make_ca_cert(o, root_key, cn, 7305, 2, NULL, root_key, &root, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->root_key, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_key_write(path, root_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = write_certs(path, root, NULL, err)) != FP_ERR_OK)
+        goto out;
+    /* issuing: 10 years, may sign sub-CAs (profile sub-ca, pathLen 0) */
+    snprintf(cn, sizeof(cn), "%s Issuing CA 1", o->org);
+    if ((rc = fp_key_generate(o->algo, &iss_key, err)) != FP_ERR_OK ||
+        (rc = make_ca_cert(o, iss_key, cn, 3652, 1, root, root_key, &iss, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->issuing_key, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_key_write(path, iss_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = write_certs(path, iss, NULL, err)) != FP_ERR_OK)
+        goto out;
+
+    if ((rc = fp_config_path(cfg, cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
+        goto out;
+    ev = (fp_audit_event){"cli:init", "ca.create", cfg->root_id, "{\"role\":\"root\"}"};
+    if ((rc = fp_cert_to_der(root, &der, &der_len, err)) != FP_ERR_OK ||
+        (rc = fp_store_ca_put(store, cfg->root_id, NULL, der, der_len, &ev, err)) != FP_ERR_OK)
+        goto out;
+    OPENSSL_free(der);
+    der = NULL;
+    ev = (fp_audit_event){"cli:init", "ca.create", cfg->issuing_id, "{\"role\":\"issuing\"}"};
+    if ((rc = fp_cert_to_der(iss, &der, &der_len, err)) != FP_ERR_OK ||
+        (rc = fp_store_ca_put(store, cfg->issuing_id, cfg->root_id, der, der_len, &ev, err)) != FP_ERR_OK)
+        goto out;
+
+    if ((rc = fp_ca_open(cfg, o->pass, o->passlen, &ca, err)) != FP_ERR_OK)
+        goto out;
+    /* TLS and OCSP keys live online: P-256 unless the operator chose RSA,
+     * since Ed25519 server certificates are poorly supported by clients */
+    svc_algo = !strcmp(o->algo, "rsa3072") ? "rsa3072" : !strcmp(o->algo, "p384") ? "p384" : "p256";
+    snprintf(cn, sizeof(cn), "%s EST server", o->org);
+    if ((rc = make_service_cert(ca, store, cfg, o, svc_algo, "server", cn,
+                                "DNS:localhost,IP:127.0.0.1,IP:::1", cfg->tls_key, cfg->tls_cert,
+                                err)) != FP_ERR_OK)
+        goto out;
+    snprintf(cn, sizeof(cn), "%s OCSP responder", o->org);
+    if ((rc = make_service_cert(ca, store, cfg, o, svc_algo, "ocsp-signer", cn, NULL,
+                                cfg->ocsp_key, cfg->ocsp_cert, err)) != FP_ERR_OK)
+        goto out;
+    rc = write_config(cfg, err);
+out:
+    OPENSSL_free(der);
+    fp_ca_free(ca);
+    fp_store_close(store);
+    X509_free(root);
+    X509_free(iss);
+    EVP_PKEY_free(root_key);
+    EVP_PKEY_free(iss_key);
+    free(cfg);
+    return rc;
+}

@@ -1,0 +1,370 @@
+/*
+ * policy.c - CSR checks; see policy.h.
+ *
+ * Order matters for the error a client sees: first "is this a request at
+ * all", then proof of possession, then key, then extensions, subject, SANs.
+ */
+#define _GNU_SOURCE
+#include "policy.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fnmatch.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/x509v3.h>
+
+static int check_key(const fp_profile *p, EVP_PKEY *pk, fp_error *err)
+{
+    char group[64] = "";
+    int id = EVP_PKEY_get_base_id(pk);
+    unsigned alg = 0;
+
+    switch (id) {
+    case EVP_PKEY_RSA: {
+        int bits = EVP_PKEY_get_bits(pk);
+        if (!(p->algs & FP_ALG_RSA))
+            return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "RSA keys are not allowed by profile %s",
+                              p->name);
+        if (bits < p->rsa_min_bits || bits > p->rsa_max_bits)
+            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE,
+                              "RSA key of %d bits is outside profile %s range [%d, %d]",
+                              bits, p->name, p->rsa_min_bits, p->rsa_max_bits);
+        return FP_ERR_OK;
+    }
+    case EVP_PKEY_EC:
+        if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                            sizeof(group), NULL))
+            return fp_err_set(err, FP_ERR_CSR_KEY_ALG,
+                              "EC key with explicit or unnamed curve parameters");
+        if (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))
+            alg = FP_ALG_P256;
+        else if (!strcmp(group, "secp384r1") || !strcmp(group, "P-384"))
+            alg = FP_ALG_P384;
+        else if (!strcmp(group, "secp521r1") || !strcmp(group, "P-521"))
+            alg = FP_ALG_P521;
+        if (alg == 0)
+            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE, "EC curve %s is not supported", group);
+        if (!(p->algs & alg))
+            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE,
+                              "EC curve %s is not allowed by profile %s", group, p->name);
+        return FP_ERR_OK;
+    case EVP_PKEY_ED25519:
+        if (!(p->algs & FP_ALG_ED25519))
+            return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "Ed25519 keys are not allowed by profile %s",
+                              p->name);
+        return FP_ERR_OK;
+    default:
+        return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "key algorithm %s is not allowed",
+                          OBJ_nid2sn(id));
+    }
+}
+
+static int check_sig_alg(X509_REQ *req, fp_error *err)
+{
+    int sig_nid = X509_REQ_get_signature_nid(req), md_nid = NID_undef, pk_nid = NID_undef;
+
+    if (!OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid))
+        return fp_err_set(err, FP_ERR_CSR_SIG_ALG, "unknown signature algorithm %s",
+                          OBJ_nid2sn(sig_nid));
+    if (md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_md4 || md_nid == NID_md2 ||
+        md_nid == NID_mdc2 || md_nid == NID_sha224)
+        return fp_err_set(err, FP_ERR_CSR_SIG_ALG,
+                          "signature algorithm %s is too weak", OBJ_nid2sn(sig_nid));
+    return FP_ERR_OK;
+}
+
+/* UTF-8 value of an ASN1 string, checked for length and control chars. */
+static int string_ok(const ASN1_STRING *s, int max, char *out, size_t outsz)
+{
+    unsigned char *utf8 = NULL;
+    int n = ASN1_STRING_to_UTF8(&utf8, s), ok = 1;
+    if (n <= 0 || n > max || (size_t)n >= outsz) {
+        OPENSSL_free(utf8);
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        if (utf8[i] < 0x20 || utf8[i] == 0x7f)
+            ok = 0;
+    memcpy(out, utf8, (size_t)n);
+    out[n] = '\0';
+    OPENSSL_free(utf8);
+    return ok;
+}
+
+static int nid_in(int nid, const int *list, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (list[i] == nid)
+            return 1;
+    return 0;
+}
+
+static int check_subject(const fp_profile *p, X509_REQ *req, int n_sans, fp_error *err)
+{
+    const X509_NAME *name = X509_REQ_get_subject_name(req);
+    int count = X509_NAME_entry_count(name), n_cn = 0, kept = 0;
+    char value[FP_POLICY_MAX_RDN_VALUE + 1], cn[FP_POLICY_MAX_RDN_VALUE + 1] = "";
+    unsigned char *der = NULL;
+    int der_len = i2d_X509_NAME(name, &der);
+
+    OPENSSL_free(der);
+    if (der_len <= 0 || der_len > FP_POLICY_MAX_SUBJECT_DER)
+        return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject is %d bytes, limit %d", der_len,
+                          FP_POLICY_MAX_SUBJECT_DER);
+    if (count > FP_POLICY_MAX_RDNS)
+        return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject has %d attributes, limit %d",
+                          count, FP_POLICY_MAX_RDNS);
+    for (int i = 0; i < count; i++) {
+        const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+        int max = nid == NID_commonName ? FP_POLICY_MAX_CN : FP_POLICY_MAX_RDN_VALUE;
+        if (!string_ok(X509_NAME_ENTRY_get_data(e), max, value, sizeof(value)))
+            return fp_err_set(err, FP_ERR_CSR_SUBJECT,
+                              "subject attribute %s is empty, longer than %d bytes, or has control characters",
+                              nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid), max);
+        if (nid == NID_commonName) {
+            n_cn++;
+            memcpy(cn, value, sizeof(cn));
+        }
+        if (nid_in(nid, p->copy_nids, p->n_copy))
+            kept++;
+    }
+    if (n_cn > 1)
+        return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject has %d common names", n_cn);
+    if (n_cn == 0 && p->cn_required)
+        return fp_err_set(err, FP_ERR_CSR_CN, "profile %s requires a common name", p->name);
+    if (n_cn == 1 && fnmatch(p->cn_pattern, cn, 0) != 0)
+        return fp_err_set(err, FP_ERR_CSR_CN, "common name '%s' does not match pattern '%s'",
+                          cn, p->cn_pattern);
+    if (kept == 0 && p->n_force == 0 && n_sans == 0)
+        return fp_err_set(err, FP_ERR_CSR_SUBJECT,
+                          "certificate would have an empty subject and no subjectAltName");
+    return FP_ERR_OK;
+}
+
+static int valid_dns(const char *s)
+{
+    size_t n = strlen(s), label = 0;
+    if (n == 0 || n > 253)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.') {
+            if (label == 0 || s[i - 1] == '-')
+                return 0;
+            label = 0;
+            continue;
+        }
+        if (!isalnum(c) && !(c == '-' && label > 0))
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    return label > 0 && s[n - 1] != '-';
+}
+
+static int ia5_ok(const ASN1_IA5STRING *s, size_t max, char *out, size_t outsz)
+{
+    int n = ASN1_STRING_length(s);
+    const unsigned char *d = ASN1_STRING_get0_data(s);
+    if (n <= 0 || (size_t)n > max || (size_t)n >= outsz)
+        return 0;
+    for (int i = 0; i < n; i++)
+        if (d[i] <= 0x20 || d[i] >= 0x7f)
+            return 0;
+    memcpy(out, d, (size_t)n);
+    out[n] = '\0';
+    return 1;
+}
+
+static int check_sans(const fp_profile *p, GENERAL_NAMES *gens, fp_error *err)
+{
+    int n = gens ? sk_GENERAL_NAME_num(gens) : 0;
+    char buf[FP_POLICY_MAX_URI + 1];
+
+    if (n == 0 && p->san_required)
+        return fp_err_set(err, FP_ERR_CSR_SAN, "profile %s requires a subjectAltName", p->name);
+    if (n > p->max_sans)
+        return fp_err_set(err, FP_ERR_CSR_SAN, "%d subjectAltName entries, profile %s allows %d",
+                          n, p->name, p->max_sans);
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        switch (g->type) {
+        case GEN_DNS:
+            if (!(p->san_types & FP_SAN_DNS))
+                return fp_err_set(err, FP_ERR_CSR_SAN, "DNS names not allowed by profile %s", p->name);
+            if (!ia5_ok(g->d.dNSName, 253, buf, sizeof(buf)) || !valid_dns(buf))
+                return fp_err_set(err, FP_ERR_CSR_SAN,
+                                  "DNS name '%s' is not a valid host name (wildcards are refused)",
+                                  ia5_ok(g->d.dNSName, 253, buf, sizeof(buf)) ? buf : "?");
+            if (fnmatch(p->dns_pattern, buf, FNM_CASEFOLD) != 0)
+                return fp_err_set(err, FP_ERR_CSR_SAN, "DNS name '%s' does not match pattern '%s'",
+                                  buf, p->dns_pattern);
+            break;
+        case GEN_IPADD:
+            if (!(p->san_types & FP_SAN_IP))
+                return fp_err_set(err, FP_ERR_CSR_SAN, "IP addresses not allowed by profile %s", p->name);
+            if (g->d.iPAddress->length != 4 && g->d.iPAddress->length != 16)
+                return fp_err_set(err, FP_ERR_CSR_SAN, "IP address of %d bytes",
+                                  g->d.iPAddress->length);
+            break;
+        case GEN_URI:
+            if (!(p->san_types & FP_SAN_URI))
+                return fp_err_set(err, FP_ERR_CSR_SAN, "URIs not allowed by profile %s", p->name);
+            if (!ia5_ok(g->d.uniformResourceIdentifier, FP_POLICY_MAX_URI, buf, sizeof(buf)) ||
+                strchr(buf, ':') == NULL || !isalpha((unsigned char)buf[0]))
+                return fp_err_set(err, FP_ERR_CSR_SAN, "URI SAN is not an absolute URI");
+            break;
+        case GEN_EMAIL: {
+            const char *at;
+            if (!(p->san_types & FP_SAN_EMAIL))
+                return fp_err_set(err, FP_ERR_CSR_SAN, "email addresses not allowed by profile %s",
+                                  p->name);
+            if (!ia5_ok(g->d.rfc822Name, 254, buf, sizeof(buf)) ||
+                (at = strchr(buf, '@')) == NULL || at == buf || at[1] == '\0' ||
+                strchr(at + 1, '@') != NULL)
+                return fp_err_set(err, FP_ERR_CSR_SAN, "malformed email address SAN");
+            break;
+        }
+        default:
+            return fp_err_set(err, FP_ERR_CSR_SAN,
+                              "subjectAltName type %d is not supported", g->type);
+        }
+    }
+    return FP_ERR_OK;
+}
+
+/* Check requested extensions; *gens receives the requested SANs (owned). */
+static int check_extensions(const fp_profile *p, STACK_OF(X509_EXTENSION) *exts,
+                            GENERAL_NAMES **gens, fp_error *err)
+{
+    int n = sk_X509_EXTENSION_num(exts);
+    int seen[FP_POLICY_MAX_EXTENSIONS];
+
+    *gens = NULL;
+    if (n > FP_POLICY_MAX_EXTENSIONS)
+        return fp_err_set(err, FP_ERR_CSR_EXT, "%d requested extensions, limit %d", n,
+                          FP_POLICY_MAX_EXTENSIONS);
+    for (int i = 0; i < n; i++) {
+        X509_EXTENSION *ext = sk_X509_EXTENSION_value(exts, i);
+        int nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+        void *dec;
+
+        for (int j = 0; j < i; j++)
+            if (seen[j] == nid && nid != NID_undef)
+                return fp_err_set(err, FP_ERR_CSR_MALFORMED, "extension %s requested twice",
+                                  OBJ_nid2sn(nid));
+        seen[i] = nid;
+        switch (nid) {
+        case NID_subject_alt_name:
+            dec = X509V3_EXT_d2i(ext);
+            if (dec == NULL)
+                return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable subjectAltName");
+            *gens = dec;
+            break;
+        case NID_basic_constraints: {
+            BASIC_CONSTRAINTS *bc = X509V3_EXT_d2i(ext);
+            int ca;
+            if (bc == NULL)
+                return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable basicConstraints");
+            ca = bc->ca;
+            BASIC_CONSTRAINTS_free(bc);
+            if (ca && !p->is_ca)
+                return fp_err_set(err, FP_ERR_CSR_CA,
+                                  "CSR requests CA:TRUE but profile %s issues leaf certificates",
+                                  p->name);
+            break;
+        }
+        case NID_key_usage: {
+            ASN1_BIT_STRING *ku = X509V3_EXT_d2i(ext);
+            unsigned bits = 0;
+            if (ku == NULL)
+                return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable keyUsage");
+            for (int b = 0; b < 9; b++)
+                if (ASN1_BIT_STRING_get_bit(ku, b))
+                    bits |= b < 8 ? (0x80u >> b) : 0x8000u;
+            ASN1_BIT_STRING_free(ku);
+            if (!p->is_ca && (bits & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)))
+                return fp_err_set(err, FP_ERR_CSR_KEY_USAGE,
+                                  "CSR requests keyCertSign/cRLSign on leaf profile %s", p->name);
+            if (p->requested_extensions == FP_REQEXT_HONOUR && (bits & ~p->key_usage))
+                return fp_err_set(err, FP_ERR_CSR_KEY_USAGE,
+                                  "CSR requests key usages beyond profile %s", p->name);
+            break;
+        }
+        case NID_ext_key_usage: {
+            EXTENDED_KEY_USAGE *eku = X509V3_EXT_d2i(ext);
+            int bad = 0;
+            if (eku == NULL)
+                return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable extendedKeyUsage");
+            for (int k = 0; k < sk_ASN1_OBJECT_num(eku); k++) {
+                int e = OBJ_obj2nid(sk_ASN1_OBJECT_value(eku, k));
+                if (e == NID_anyExtendedKeyUsage ||
+                    (p->requested_extensions == FP_REQEXT_HONOUR &&
+                     !nid_in(e, p->eku_nids, p->n_eku)))
+                    bad = 1;
+            }
+            sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+            if (bad)
+                return fp_err_set(err, FP_ERR_CSR_KEY_USAGE,
+                                  "CSR requests extended key usages beyond profile %s", p->name);
+            break;
+        }
+        default:
+            if (p->requested_extensions == FP_REQEXT_REJECT)
+                return fp_err_set(err, FP_ERR_CSR_EXT,
+                                  "extension %s is not accepted by profile %s",
+                                  nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid), p->name);
+            break;
+        }
+    }
+    return FP_ERR_OK;
+}
+
+/* X509_REQ_get_extensions cannot tell "none" from "malformed": count the
+ * extensionRequest attributes ourselves. */
+static int get_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **out, fp_error *err)
+{
+    int idx = X509_REQ_get_attr_by_NID(req, NID_ext_req, -1);
+    *out = NULL;
+    if (idx < 0)
+        return FP_ERR_OK;
+    if (X509_REQ_get_attr_by_NID(req, NID_ext_req, idx) >= 0)
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "more than one extensionRequest attribute");
+    *out = X509_REQ_get_extensions(req);
+    if (*out == NULL)
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable extensionRequest");
+    return FP_ERR_OK;
+}
+
+int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
+{
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    GENERAL_NAMES *gens = NULL;
+    EVP_PKEY *pk;
+    int rc;
+
+    pk = X509_REQ_get0_pubkey(req);
+    if (pk == NULL) {
+        rc = fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
+        goto out;
+    }
+    if (X509_REQ_verify(req, pk) != 1) {
+        rc = fp_err_set(err, FP_ERR_CSR_POP,
+                        "CSR signature does not verify: no proof of possession of the key");
+        goto out;
+    }
+    if ((rc = check_sig_alg(req, err)) != FP_ERR_OK ||
+        (rc = check_key(p, pk, err)) != FP_ERR_OK ||
+        (rc = get_extensions(req, &exts, err)) != FP_ERR_OK ||
+        (rc = check_extensions(p, exts, &gens, err)) != FP_ERR_OK ||
+        (rc = check_sans(p, gens, err)) != FP_ERR_OK ||
+        (rc = check_subject(p, req, gens ? sk_GENERAL_NAME_num(gens) : 0, err)) != FP_ERR_OK)
+        goto out;
+out:
+    GENERAL_NAMES_free(gens);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return rc;
+}

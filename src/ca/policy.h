@@ -1,0 +1,24 @@
+/*
+ * policy.h - checks a PKCS#10 request against a profile before anything is
+ * signed.  Each refusal maps to a stable error code (err.h, FP_ERR_CSR_*)
+ * and a message that names the offending field.
+ */
+#ifndef FP_POLICY_H
+#define FP_POLICY_H
+
+#include <openssl/x509.h>
+
+#include "profile.h"
+
+/* Limits on what a request may contain ("sane lengths"). */
+#define FP_POLICY_MAX_SUBJECT_DER 1024
+#define FP_POLICY_MAX_RDNS 16
+#define FP_POLICY_MAX_RDN_VALUE 128
+#define FP_POLICY_MAX_CN 64 /* RFC 5280 ub-common-name */
+#define FP_POLICY_MAX_EXTENSIONS 32
+#define FP_POLICY_MAX_URI 1024
+
+/* FP_ERR_OK when req may be issued under p; else an FP_ERR_CSR_* code. */
+int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * signer.h - the one interface through which CA private keys are used.
+ *
+ * Today a key file; later PKCS#11 (HSM, SoftHSM2 in tests) behind the same
+ * calls.  Nothing outside signer.c sees the EVP_PKEY of a CA.  A signer is
+ * safe to use from several threads at once (each call uses its own
+ * EVP_MD_CTX; OpenSSL 3 keys are immutable once loaded).
+ */
+#ifndef FP_SIGNER_H
+#define FP_SIGNER_H
+
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+
+#include "../common/err.h"
+
+typedef struct fp_signer fp_signer;
+
+/* Load a signer from a PEM key file (decrypting with pass if needed). */
+int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
+                        fp_signer **out, fp_error *err);
+/* Wrap an in-memory key; takes a new reference (key stays the caller's). */
+int fp_signer_from_key(EVP_PKEY *key, fp_signer **out, fp_error *err);
+void fp_signer_free(fp_signer *s);
+
+/* FP_ERR_OK if cert's public key is this signer's. */
+int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err);
+
+int fp_signer_sign_cert(fp_signer *s, X509 *cert, fp_error *err);
+int fp_signer_sign_crl(fp_signer *s, X509_CRL *crl, fp_error *err);
+int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err);
+/* Sign an OCSP basic response with signer_cert as the responder. */
+int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
+                        STACK_OF(X509) *certs, unsigned long flags, fp_error *err);
+
+#endif

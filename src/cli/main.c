@@ -1,0 +1,183 @@
+/*
+ * main.c - `fleetpki` entry point: one table of commands, each in its own
+ * function; shared environment handling.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "cli.h"
+
+#ifndef FLEETPKI_VERSION
+#define FLEETPKI_VERSION "0.1.0"
+#endif
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static int cmd_version(int argc, char **argv);
+static int cmd_help(int argc, char **argv);
+
+static const command commands[] = {
+    {"init", cmd_init, "create a root and issuing CA, TLS and OCSP certificates, store, config"},
+    {"issue", cmd_issue, "issue a certificate for a CSR under a profile"},
+    {"list", cmd_list, "list certificates (filter by status, expiry, profile)"},
+    {"show", cmd_show, "show one certificate by serial"},
+    {"revoke", cmd_revoke, "revoke a certificate (or lift a certificateHold)"},
+    {"audit", cmd_audit, "verify or list the hash-chained audit log"},
+    {"check-config", cmd_check_config, "validate fleetpki.conf without starting anything"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "show this help"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fleetpki <command> [options]\n\ncommands:\n");
+    for (const command *c = commands; c->name; c++)
+        fprintf(f, "  %-13s %s\n", c->name, c->summary);
+    fprintf(f, "\nEvery command accepts --dir DIR (default ./fleetpki-data or $FLEETPKI_DIR)\n"
+               "and --help.  Exit codes: 0 ok, 1 failed, 2 usage error, 3 refused by policy.\n");
+}
+
+static int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("fleetpki %s (%s)\n", FLEETPKI_VERSION, OpenSSL_version(OPENSSL_VERSION));
+    return EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    usage(stdout);
+    return EXIT_OK;
+}
+
+int cli_common_opt(cli_env *env, int c, const char *arg)
+{
+    switch (c) {
+    case 'd':
+        env->dir = arg;
+        return 1;
+    case 'P':
+        env->passphrase_file = arg;
+        return 1;
+    case 'j':
+        env->json = true;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int cli_load_config(cli_env *env, fp_error *err)
+{
+    if (env->dir == NULL) {
+        env->dir = getenv("FLEETPKI_DIR");
+        if (env->dir == NULL || !*env->dir)
+            env->dir = "./fleetpki-data";
+    }
+    return fp_config_load(&env->cfg, env->dir, err);
+}
+
+int cli_open_store(cli_env *env, fp_error *err)
+{
+    char path[FP_PATH_MAX];
+    int rc;
+    if (env->store != NULL)
+        return FP_ERR_OK;
+    if (env->cfg.dir[0] == '\0' && (rc = cli_load_config(env, err)) != FP_ERR_OK)
+        return rc;
+    if ((rc = fp_config_path(&env->cfg, env->cfg.store_path, path, sizeof(path), err)) != FP_ERR_OK)
+        return rc;
+    return fp_store_open(path, &env->store, err);
+}
+
+int cli_open_ca(cli_env *env, fp_error *err)
+{
+    char *pass = NULL;
+    size_t passlen = 0;
+    int rc;
+
+    if (env->ca != NULL)
+        return FP_ERR_OK;
+    if ((rc = cli_open_store(env, err)) != FP_ERR_OK)
+        return rc;
+    if (env->cfg.keys_encrypted || env->passphrase_file != NULL) {
+        rc = fp_passphrase_load(env->passphrase_file, &pass, &passlen, err);
+        if (rc != FP_ERR_OK)
+            return rc;
+    }
+    rc = fp_ca_open(&env->cfg, pass, passlen, &env->ca, err);
+    fp_passphrase_free(pass, passlen);
+    return rc;
+}
+
+void cli_env_close(cli_env *env)
+{
+    fp_ca_free(env->ca);
+    fp_store_close(env->store);
+    env->ca = NULL;
+    env->store = NULL;
+}
+
+int cli_fail(const fp_error *err)
+{
+    fprintf(stderr, "fleetpki: %s: %s\n", fp_err_name(err->code), fp_err_str(err));
+    if (err->code >= FP_ERR_PROFILE && err->code <= FP_ERR_ISSUER_EXPIRED)
+        return EXIT_REFUSED;
+    return EXIT_FAIL;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "fleetpki %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see 'fleetpki %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+const char *cli_actor(void)
+{
+    static char actor[96];
+    if (actor[0] == '\0') {
+        struct passwd *pw = getpwuid(getuid());
+        snprintf(actor, sizeof(actor), "cli:%s", pw && pw->pw_name ? pw->pw_name : "?");
+    }
+    return actor;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version"))
+        return cmd_version(0, NULL);
+    for (const command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "fleetpki: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,119 @@
+/* store.c - dispatch to the backend chosen by fp_store_open. */
+#include <inttypes.h>
+#include <string.h>
+
+#include "store_impl.h"
+
+int fp_store_open(const char *path, fp_store **out, fp_error *err)
+{
+    *out = NULL;
+    if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
+        return fp_err_set(err, FP_ERR_CONFIG,
+                          "the PostgreSQL store backend is not available in this build");
+    return fp_store_sqlite_open(path, out, err);
+}
+
+void fp_store_close(fp_store *s)
+{
+    if (s != NULL)
+        s->ops->close(s);
+}
+
+int fp_store_ca_put(fp_store *s, const char *id, const char *parent_id,
+                    const unsigned char *der, size_t der_len,
+                    const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->ca_put(s, id, parent_id, der, der_len, ev, err);
+}
+
+int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,
+                         const fp_audit_event *evs, size_t n, fp_error *err)
+{
+    return s->ops->cert_insert(s, recs, evs, n, err);
+}
+
+int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out,
+                      fp_error *err)
+{
+    return s->ops->cert_get(s, serial, out, err);
+}
+
+int fp_store_cert_list(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb,
+                       void *arg, fp_error *err)
+{
+    return s->ops->cert_list(s, f, cb, arg, err);
+}
+
+int fp_store_cert_set_status(fp_store *s, const char *serial, int status,
+                             int reason, int64_t when, const fp_audit_event *ev,
+                             fp_error *err)
+{
+    return s->ops->cert_set_status(s, serial, status, reason, when, ev, err);
+}
+
+int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->audit_append(s, ev, err);
+}
+
+int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
+{
+    return s->ops->audit_iter(s, cb, arg, err);
+}
+
+int fp_store_check(fp_store *s, fp_error *err)
+{
+    return s->ops->check(s, err);
+}
+
+typedef struct {
+    int64_t expect_id;
+    char prev[65];
+    fp_error *err;
+} verify_ctx;
+
+static int verify_row(void *arg, const fp_audit_row *r)
+{
+    verify_ctx *v = arg;
+    char h[65];
+
+    if (r->id != v->expect_id)
+        return fp_err_set(v->err, FP_ERR_AUDIT,
+                          "audit row %" PRId64 " missing (found row %" PRId64 " next): rows were deleted",
+                          v->expect_id, r->id);
+    if (strcmp(r->prev_hash, v->prev) != 0)
+        return fp_err_set(v->err, FP_ERR_AUDIT,
+                          "audit row %" PRId64 ": previous-hash link broken", r->id);
+    if (fp_audit_hash(v->prev, r->id, r->ts, r->actor, r->action, r->object,
+                      r->detail, h) != FP_ERR_OK)
+        return fp_err_set(v->err, FP_ERR_CRYPTO, "hashing failed");
+    if (strcmp(h, r->hash) != 0)
+        return fp_err_set(v->err, FP_ERR_AUDIT,
+                          "audit row %" PRId64 ": content does not match its hash (edited)", r->id);
+    memcpy(v->prev, h, sizeof(h));
+    v->expect_id++;
+    return FP_ERR_OK;
+}
+
+int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err)
+{
+    verify_ctx v = {1, FP_AUDIT_GENESIS, err};
+    int64_t head_id = 0;
+    char head_hash[65];
+    int rc;
+
+    *rows = 0;
+    rc = s->ops->audit_iter(s, verify_row, &v, err);
+    if (rc != FP_ERR_OK)
+        return rc;
+    *rows = v.expect_id - 1;
+    rc = s->ops->audit_head(s, &head_id, head_hash, err);
+    if (rc != FP_ERR_OK)
+        return rc;
+    if (head_id != *rows || strcmp(head_hash, v.prev) != 0)
+        return fp_err_set(err, FP_ERR_AUDIT,
+                          "audit log ends at row %" PRId64 " but its recorded head is row %" PRId64
+                          ": rows were deleted or the head was altered",
+                          *rows, head_id);
+    return FP_ERR_OK;
+}

@@ -1,0 +1,147 @@
+/*
+ * store.h - the durable store behind the CA core.
+ *
+ * An interface with one backend today (SQLite, store_sqlite.c) and room for
+ * PostgreSQL: the CA core only calls fp_store_* functions.  Contract common
+ * to every backend:
+ *   - each mutating call is one transaction, committed durably (fsync'd)
+ *     before it returns FP_ERR_OK, together with its audit row;
+ *   - a serial is unique across the store (the constraint is the only
+ *     coordination between nodes; FP_ERR_DUPLICATE tells the caller to
+ *     draw a new one);
+ *   - the audit log is append-only and hash-chained: row n stores
+ *     SHA-256(row n-1 hash || row n fields), see fp_audit_hash();
+ *   - a handle is used by one thread at a time; open one per thread.
+ */
+#ifndef FP_STORE_H
+#define FP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+
+typedef struct fp_store fp_store;
+
+typedef enum {
+    FP_CERT_VALID = 0,
+    FP_CERT_REVOKED = 1,
+} fp_cert_status;
+
+/* RFC 5280 5.3.1 CRLReason values (7 is unused). */
+typedef enum {
+    FP_REASON_UNSPECIFIED = 0,
+    FP_REASON_KEY_COMPROMISE = 1,
+    FP_REASON_CA_COMPROMISE = 2,
+    FP_REASON_AFFILIATION_CHANGED = 3,
+    FP_REASON_SUPERSEDED = 4,
+    FP_REASON_CESSATION = 5,
+    FP_REASON_HOLD = 6,
+    FP_REASON_REMOVE_FROM_CRL = 8,
+    FP_REASON_PRIVILEGE_WITHDRAWN = 9,
+    FP_REASON_AA_COMPROMISE = 10,
+} fp_reason;
+
+/* Name <-> code for CRL reasons ("keyCompromise"); -1 / NULL if unknown. */
+int fp_reason_from_name(const char *name);
+const char *fp_reason_name(int reason);
+
+typedef struct fp_cert_rec {
+    char serial[41]; /* uppercase hex, as fp_serial_hex */
+    char ca_id[64];
+    char profile[64];
+    char *subject; /* RFC 2253 */
+    char *sans;    /* "DNS:a, IP:b" */
+    int64_t not_before, not_after, issued_at;
+    int status;      /* fp_cert_status */
+    int64_t revoked_at;
+    int reason;      /* fp_reason, meaningful when revoked */
+    unsigned char *der;
+    size_t der_len;
+} fp_cert_rec;
+
+/* Free the heap fields of rec (not rec itself) and zero it. */
+void fp_cert_rec_clear(fp_cert_rec *rec);
+
+/* One audit event; all strings borrowed.  detail is free text or JSON. */
+typedef struct fp_audit_event {
+    const char *actor;  /* "cli:root", "est:token:abc", ... */
+    const char *action; /* "cert.issue", "cert.revoke", "csr.refuse", ... */
+    const char *object; /* serial, CA id, ... */
+    const char *detail;
+} fp_audit_event;
+
+typedef struct fp_audit_row {
+    int64_t id;
+    int64_t ts;
+    const char *actor, *action, *object, *detail;
+    const char *prev_hash; /* hex */
+    const char *hash;      /* hex */
+} fp_audit_row;
+
+/* Hex SHA-256 chaining hash of a row over prev_hash (64 hex chars + NUL). */
+int fp_audit_hash(const char *prev_hash, int64_t id, int64_t ts,
+                  const char *actor, const char *action, const char *object,
+                  const char *detail, char out[65]);
+
+/* Hash that precedes the first row. */
+#define FP_AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+typedef struct fp_cert_filter {
+    int status;              /* -1 any, else fp_cert_status */
+    bool expired_only;       /* not_after < now */
+    bool unexpired_only;     /* not_after >= now */
+    int64_t expiring_before; /* 0: none; else not_after <= this and >= now */
+    const char *profile;     /* NULL: any */
+    int64_t now;
+    int limit;               /* 0: no limit */
+} fp_cert_filter;
+
+typedef int (*fp_cert_cb)(void *arg, const fp_cert_rec *rec);
+typedef int (*fp_audit_cb)(void *arg, const fp_audit_row *row);
+
+/* Open (creating and migrating if needed) the store at path.  A path of
+ * the form "postgres://..." is reserved for the PostgreSQL backend. */
+int fp_store_open(const char *path, fp_store **out, fp_error *err);
+void fp_store_close(fp_store *s);
+
+/* Record a CA (idempotent on id with the same certificate). */
+int fp_store_ca_put(fp_store *s, const char *id, const char *parent_id,
+                    const unsigned char *der, size_t der_len,
+                    const fp_audit_event *ev, fp_error *err);
+
+/* Insert certificates and their audit rows in one durable transaction.
+ * FP_ERR_DUPLICATE if any serial exists (nothing is written then). */
+int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,
+                         const fp_audit_event *evs, size_t n, fp_error *err);
+
+/* Look a certificate up by serial; FP_ERR_NOT_FOUND if absent. */
+int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out,
+                      fp_error *err);
+
+/* Call cb for each certificate matching f, ordered by issue time. */
+int fp_store_cert_list(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb,
+                       void *arg, fp_error *err);
+
+/* Change status: revoke with reason at when, or (reason == removeFromCRL)
+ * lift a certificateHold.  FP_ERR_STATE if the transition is not allowed
+ * (already revoked for good, or lifting a non-hold). */
+int fp_store_cert_set_status(fp_store *s, const char *serial, int status,
+                             int reason, int64_t when, const fp_audit_event *ev,
+                             fp_error *err);
+
+/* Append an audit row on its own. */
+int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err);
+
+/* Iterate the audit log in id order. */
+int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err);
+
+/* Recompute the chain; FP_ERR_AUDIT with the first bad row in err if an
+ * edit, deletion or reordering is found.  *rows receives the count. */
+int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err);
+
+/* Integrity check of the backend (SQLite: PRAGMA integrity_check). */
+int fp_store_check(fp_store *s, fp_error *err);
+
+#endif

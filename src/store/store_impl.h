@@ -1,0 +1,36 @@
+/* store_impl.h - what a store backend implements (private to src/store). */
+#ifndef FP_STORE_IMPL_H
+#define FP_STORE_IMPL_H
+
+#include "store.h"
+
+typedef struct fp_store_ops {
+    const char *name;
+    void (*close)(fp_store *s);
+    int (*ca_put)(fp_store *s, const char *id, const char *parent_id,
+                  const unsigned char *der, size_t der_len,
+                  const fp_audit_event *ev, fp_error *err);
+    int (*cert_insert)(fp_store *s, const fp_cert_rec *recs,
+                       const fp_audit_event *evs, size_t n, fp_error *err);
+    int (*cert_get)(fp_store *s, const char *serial, fp_cert_rec *out,
+                    fp_error *err);
+    int (*cert_list)(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb,
+                     void *arg, fp_error *err);
+    int (*cert_set_status)(fp_store *s, const char *serial, int status,
+                           int reason, int64_t when, const fp_audit_event *ev,
+                           fp_error *err);
+    int (*audit_append)(fp_store *s, const fp_audit_event *ev, fp_error *err);
+    int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err);
+    /* head of the chain as recorded separately (id 0 / genesis if empty) */
+    int (*audit_head)(fp_store *s, int64_t *id, char hash[65], fp_error *err);
+    int (*check)(fp_store *s, fp_error *err);
+} fp_store_ops;
+
+/* Every backend's handle starts with this. */
+struct fp_store {
+    const fp_store_ops *ops;
+};
+
+int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * x509util.h - thin helpers over OpenSSL for keys, certificates, CSRs,
+ * names and serials.  Nothing here knows about profiles or the store.
+ */
+#ifndef FP_X509UTIL_H
+#define FP_X509UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "../common/err.h"
+
+#define FP_SERIAL_BYTES 16           /* 127 bits of CSPRNG output */
+#define FP_SERIAL_HEX_MAX 41         /* 20 octets (RFC 5280 4.1.2.2) + NUL */
+#define FP_CSR_MAX_BYTES (64 * 1024) /* far above any sane PKCS#10 */
+#define FP_PASSPHRASE_MAX 1024
+
+/* Generate a key: "p256", "p384", "p521", "ed25519", "rsa2048", "rsa3072",
+ * "rsa4096".  *out is owned by the caller. */
+int fp_key_generate(const char *algo, EVP_PKEY **out, fp_error *err);
+
+/* Digest to sign with for key (NULL for Ed25519, which signs the message). */
+const EVP_MD *fp_key_sig_md(const EVP_PKEY *key);
+
+/* Short description, e.g. "EC P-256", "RSA 3072", "Ed25519", into buf. */
+void fp_key_describe(const EVP_PKEY *key, char *buf, size_t size);
+
+/* Write key as PKCS#8 PEM to a new file with mode 0600 (fails if it exists).
+ * With pass (len > 0) it is encrypted: PBES2, scrypt, AES-256-CBC. */
+int fp_key_write(const char *path, EVP_PKEY *key, const char *pass,
+                 size_t passlen, fp_error *err);
+
+/* Read a PEM private key, decrypting with pass if it is encrypted.  A
+ * missing or wrong passphrase yields FP_ERR_PASSPHRASE. */
+int fp_key_read(const char *path, const char *pass, size_t passlen,
+                EVP_PKEY **out, fp_error *err);
+
+/* Passphrase from file (first line) or, when file is NULL, from the
+ * FLEETPKI_PASSPHRASE environment variable.  *out is NULL when neither is
+ * set.  Free with fp_passphrase_free. */
+int fp_passphrase_load(const char *file, char **out, size_t *len, fp_error *err);
+void fp_passphrase_free(char *pass, size_t len);
+
+/* First certificate of a PEM file. */
+int fp_cert_read(const char *path, X509 **out, fp_error *err);
+/* Certificate as PEM text (malloc'd, NUL-terminated). */
+int fp_cert_to_pem(X509 *cert, char **out, size_t *len, fp_error *err);
+/* DER encoding (OPENSSL_malloc'd). */
+int fp_cert_to_der(X509 *cert, unsigned char **out, size_t *len, fp_error *err);
+X509 *fp_cert_from_der(const unsigned char *der, size_t len);
+
+/* Parse a PKCS#10 request in PEM or DER (bounded by FP_CSR_MAX_BYTES). */
+int fp_csr_parse(const unsigned char *data, size_t len, X509_REQ **out,
+                 fp_error *err);
+
+/* Fresh random serial: FP_SERIAL_BYTES from the CSPRNG, positive, with the
+ * top octet nonzero so the DER length is constant. */
+int fp_serial_random(ASN1_INTEGER **out, fp_error *err);
+/* Uppercase hex of a serial (as `openssl x509 -serial` prints it). */
+int fp_serial_hex(const ASN1_INTEGER *serial, char out[FP_SERIAL_HEX_MAX]);
+/* Normalise user input (case, optional "0x"/colons) to fp_serial_hex form. */
+int fp_serial_normalize(const char *in, char out[FP_SERIAL_HEX_MAX], fp_error *err);
+
+/* RFC 2253 form of a name (malloc'd). */
+char *fp_name_string(const X509_NAME *name);
+/* "DNS:a, IP:1.2.3.4" form of a certificate's SANs (malloc'd, "" if none). */
+char *fp_cert_sans_string(X509 *cert);
+
+/* Seconds since the epoch for an ASN1_TIME. */
+int64_t fp_asn1_time_unix(const ASN1_TIME *t);
+
+#endif
