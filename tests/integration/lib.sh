@@ -1,0 +1,74 @@
+# lib.sh - shared helpers for integration tests (source it).
+#
+# Each test gets a private temp dir ($T) removed on exit, a fresh CA made
+# for the run, and helpers to pick free loopback ports and to stop servers
+# it started.  FLEETPKI must point at the built binary (ctest sets it).
+set -euo pipefail
+
+: "${FLEETPKI:?set FLEETPKI to the fleetpki binary}"
+T=$(mktemp -d "${TMPDIR:-/tmp}/fptest.XXXXXX")
+FP_PIDS=()
+
+fp_cleanup() {
+    local pid
+    for pid in "${FP_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$T"
+}
+trap fp_cleanup EXIT
+
+fp() { "$FLEETPKI" "$@"; }
+
+# Remember a background pid so it is stopped at exit.
+fp_track() { FP_PIDS+=("$1"); }
+
+# A free TCP port on 127.0.0.1 (the kernel picks it; tiny race accepted).
+fp_free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Fresh CA in $T/ca (or $1).  Extra args go to init.
+fp_new_ca() {
+    local dir=${1:-$T/ca}
+    shift || true
+    fp init --dir "$dir" --name "Test Org" "$@" >/dev/null
+    echo "$dir"
+}
+
+# CSR with key: fp_csr NAME SUBJ [openssl req args...] -> $T/NAME.key, $T/NAME.csr
+fp_csr() {
+    local name=$1 subj=$2
+    shift 2
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/$name.key" -subj "$subj" "$@" -out "$T/$name.csr" 2>/dev/null
+}
+
+pass() { echo "ok - $*"; }
+fail() { echo "FAIL - $*" >&2; exit 1; }
+
+# expect_fail DESC CMD...: CMD must exit non-zero.
+expect_fail() {
+    local desc=$1
+    shift
+    if "$@" >"$T/last.out" 2>"$T/last.err"; then
+        cat "$T/last.out" "$T/last.err" >&2
+        fail "$desc (succeeded, expected failure)"
+    fi
+    pass "$desc"
+}
+
+# expect_code CODE DESC CMD...: CMD must exit with CODE.
+expect_code() {
+    local code=$1 desc=$2 rc=0
+    shift 2
+    "$@" >"$T/last.out" 2>"$T/last.err" || rc=$?
+    if [ "$rc" != "$code" ]; then
+        cat "$T/last.out" "$T/last.err" >&2
+        fail "$desc (exit $rc, expected $code)"
+    fi
+    pass "$desc"
+}

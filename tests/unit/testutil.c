@@ -1,0 +1,82 @@
+/* testutil.c - see testutil.h. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "x509/x509util.h"
+
+char *tu_tmpdir(void)
+{
+    char tmpl[] = "/tmp/fpunit.XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmdir(char *dir)
+{
+    if (dir != NULL)
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+EVP_PKEY *tu_key(const char *algo)
+{
+    EVP_PKEY *k = NULL;
+    assert_int_equal(fp_key_generate(algo, &k, NULL), 0);
+    return k;
+}
+
+static void add_ext(STACK_OF(X509_EXTENSION) *exts, int nid, const char *value)
+{
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, nid, value);
+    assert_non_null(e);
+    assert_true(sk_X509_EXTENSION_push(exts, e) > 0);
+}
+
+X509_REQ *tu_csr(EVP_PKEY *key, const char *subject, const char *sans,
+                 int extra_nid, const char *extra_value, const EVP_MD *md)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    char buf[1024], *save = NULL, *tok;
+
+    assert_non_null(req);
+    snprintf(buf, sizeof(buf), "%s", subject);
+    for (tok = strtok_r(buf, "/", &save); tok; tok = strtok_r(NULL, "/", &save)) {
+        char *eq = strchr(tok, '=');
+        assert_non_null(eq);
+        *eq = '\0';
+        assert_true(X509_NAME_add_entry_by_txt(name, tok, MBSTRING_UTF8,
+                                               (unsigned char *)eq + 1, -1, -1, 0));
+    }
+    assert_true(X509_REQ_set_subject_name(req, name));
+    assert_true(X509_REQ_set_pubkey(req, key));
+    if (sans)
+        add_ext(exts, NID_subject_alt_name, sans);
+    if (extra_nid)
+        add_ext(exts, extra_nid, extra_value);
+    if (sk_X509_EXTENSION_num(exts) > 0)
+        assert_true(X509_REQ_add_extensions(req, exts));
+    if (md == NULL)
+        md = fp_key_sig_md(key);
+    assert_true(X509_REQ_sign(req, key, md) > 0);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_NAME_free(name);
+    return req;
+}
