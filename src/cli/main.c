@@ -33,6 +33,7 @@ static const command commands[] = {
     {"list", cmd_list, "list certificates (filter by status, expiry, profile)"},
     {"show", cmd_show, "show one certificate by serial"},
     {"revoke", cmd_revoke, "revoke a certificate (or lift a certificateHold)"},
+    {"crl", cmd_crl, "write a CA's certificate revocation list (DER or PEM)"},
     {"audit", cmd_audit, "verify or list the hash-chained audit log"},
     {"check-config", cmd_check_config, "validate fleetpki.conf without starting anything"},
     {"version", cmd_version, "print the version"},
