@@ -1,0 +1,119 @@
+# bench/lib.sh - shared helpers for the bench/run-*.sh scripts (source it).
+#
+# Each run gets a private work dir ($W) removed on exit, fresh CAs made in
+# it, loopback ports picked by the kernel, and every process it starts is
+# stopped on exit.  Binaries come from $FP_BUILD_DIR (default ./build).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT_DIR=$(dirname "$BENCH_DIR")
+BUILD_DIR=${FP_BUILD_DIR:-$ROOT_DIR/build}
+FLEETPKI=${FLEETPKI:-$BUILD_DIR/fleetpki}
+LOADGEN=${LOADGEN:-$BUILD_DIR/bench/loadgen}
+POPULATE=${POPULATE:-$BUILD_DIR/bench/populate}
+RESULTS_DIR=${BENCH_RESULTS:-$BENCH_DIR/results}
+TIME_BIN=/usr/bin/time
+
+for b in "$FLEETPKI" "$LOADGEN" "$POPULATE"; do
+    [ -x "$b" ] || { echo "bench: $b not built (cmake --build build)" >&2; exit 1; }
+done
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/fpbench.XXXXXX")
+BENCH_PIDS=()
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    rm -rf "$W"
+}
+trap bench_cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+# A free TCP port on 127.0.0.1 (the kernel picks it; tiny race accepted).
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Wait until 127.0.0.1:$1 accepts connections (at most $2 seconds, default 20).
+wait_port() {
+    local port=$1 limit=${2:-20} i
+    for i in $(seq 1 $((limit * 10))); do
+        if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])),0.2); s.close()' "$port" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Stop one server we started (SIGTERM, then wait for it to exit).
+stop_pid() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+# openssl speed for ECDSA P-256 (one core): sets SPEED_SIGN, SPEED_VERIFY.
+speed_p256() {
+    local line
+    line=$(openssl speed -seconds 3 ecdsap256 2>/dev/null | grep 'nistp256' | tail -1)
+    SPEED_SIGN=$(echo "$line" | awk '{print $(NF-1)}')
+    SPEED_VERIFY=$(echo "$line" | awk '{print $NF}')
+    log "openssl speed ecdsap256 (1 core): sign ${SPEED_SIGN}/s verify ${SPEED_VERIFY}/s"
+}
+
+# Commit the figures are measured on (with "+dirty" if the tree differs).
+bench_commit() {
+    local c
+    c=$(git -C "$ROOT_DIR" rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if ! git -C "$ROOT_DIR" diff --quiet HEAD -- src bench CMakeLists.txt 2>/dev/null; then
+        c="$c+dirty"
+    fi
+    echo "$c"
+}
+
+# Markdown description of the machine and the run.
+machine_md() {
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(bench_commit)\`"
+    echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"\
+         "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo),"\
+         "kernel $(uname -r)"
+    echo "- $(openssl version), $(sqlite3 --version 2>/dev/null | awk '{print "SQLite " $1}')"
+}
+
+# Value of key=... in a loadgen RESULT line.
+result_field() {
+    echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'
+}
+
+# Set "key = value" in section [sect] of a fleetpki.conf (key must exist).
+conf_set() {
+    local file=$1 sect=$2 key=$3 value=$4
+    python3 - "$file" "$sect" "$key" "$value" <<'EOF'
+import sys, re
+path, sect, key, value = sys.argv[1:]
+out, cur, done = [], None, False
+for line in open(path):
+    m = re.match(r'\s*\[([^\]]+)\]', line)
+    if m:
+        if cur == sect and not done:
+            out.append(f"{key} = {value}\n"); done = True
+        cur = m.group(1).strip()
+    elif cur == sect and re.match(rf'\s*{re.escape(key)}\s*=', line):
+        line = f"{key} = {value}\n"; done = True
+    out.append(line)
+if not done:
+    if cur != sect:
+        out.append(f"[{sect}]\n")
+    out.append(f"{key} = {value}\n")
+open(path, "w").writelines(out)
+EOF
+}
