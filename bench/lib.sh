@@ -86,7 +86,7 @@ machine_md() {
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"\
          "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo),"\
          "kernel $(uname -r)"
-    echo "- $(openssl version), $(sqlite3 --version 2>/dev/null | awk '{print "SQLite " $1}')"
+    echo "- $(openssl version | awk "{print \$1, \$2}"), $(sqlite3 --version 2>/dev/null | awk '{print "SQLite " $1}')"
 }
 
 # Value of key=... in a loadgen RESULT line.
@@ -116,4 +116,58 @@ if not done:
     out.append(f"{key} = {value}\n")
 open(path, "w").writelines(out)
 EOF
+}
+
+# run_load LABEL LOADGEN-ARGS...: run loadgen, echo its report to stderr,
+# append a markdown row to ROWS and leave the RESULT line in LAST_RESULT.
+# With BENCH_PERF=1 and --server-pid among the args, the server is
+# profiled (perf record -g) for the run and the top of the report saved
+# to $RESULTS_DIR/perf-LABEL.txt.
+ROWS=()
+LAST_RESULT=
+run_load() {
+    local label=$1 out pid="" perf_pid="" a prev="" dur=10
+    shift
+    for a in "$@"; do
+        [ "$prev" = "--server-pid" ] && pid=$a
+        [ "$prev" = "--duration" ] && dur=$a
+        prev=$a
+    done
+    if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null; then
+        perf record -g -F 499 -p "$pid" -o "$W/perf-$label.data" -- sleep "$dur" >/dev/null 2>&1 &
+        perf_pid=$!
+    fi
+    log "$label: loadgen $*"
+    out=$("$LOADGEN" "$@" 2>&1) || true
+    echo "$out" >&2
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" 2>/dev/null || true
+        mkdir -p "$RESULTS_DIR"
+        perf report -i "$W/perf-$label.data" --stdio --no-children --percent-limit 1.5 \
+            --sort dso,symbol 2>/dev/null | grep -v '^$' | head -120 >"$RESULTS_DIR/perf-$label.txt" || true
+    fi
+    LAST_RESULT=$(echo "$out" | grep '^RESULT ' | tail -1)
+    if [ -z "$LAST_RESULT" ]; then
+        ROWS+=("| $label | - | failed | | | | | | | | |")
+        return 0
+    fi
+    local r=$LAST_RESULT
+    ROWS+=("| $label | $(result_field "$r" conc) | $(result_field "$r" rps) | $(result_field "$r" p50) | $(result_field "$r" p90) | $(result_field "$r" p99) | $(result_field "$r" max) | $(result_field "$r" ok) / $(result_field "$r" err) | $(result_field "$r" rss_mib) | $(result_field "$r" srv_cpu) | $(result_field "$r" cli_cpu) |")
+}
+
+ROWS_HEADER="| run | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | ok / errors | server peak RSS MiB | server CPU (cores) | loadgen CPU (cores) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+
+# Start `fleetpki serve` for the CA in $1 (ports already in its config),
+# logging to $2; sets SERVER_PID and waits for port $3.
+start_server() {
+    local dir=$1 logf=$2 port=$3
+    "$FLEETPKI" serve --dir "$dir" >"$logf" 2>&1 &
+    SERVER_PID=$!
+    BENCH_PIDS+=("$SERVER_PID")
+    if ! wait_port "$port" 30; then
+        echo "bench: server did not open port $port; log:" >&2
+        tail -20 "$logf" >&2
+        exit 1
+    fi
 }
