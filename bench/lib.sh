@@ -82,7 +82,7 @@ bench_commit() {
 
 # Markdown description of the machine and the run.
 machine_md() {
-    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$(bench_commit)\`"
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), bench commit \`$(bench_commit)\`${BENCH_SERVER_REV:+, server built from $BENCH_SERVER_REV}"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'),"\
          "$(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo),"\
          "kernel $(uname -r)"
