@@ -48,6 +48,9 @@ typedef struct fp_config {
     int max_header_bytes;
     int idle_timeout_seconds;
     int crl_next_update_hours;
+    bool ocsp_cache;
+    int ocsp_cache_entries;
+    int ocsp_validity_seconds;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;

@@ -43,6 +43,7 @@ int cmd_show(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_crl(int argc, char **argv);
+int cmd_ocsp(int argc, char **argv);
 
 /* Common long options every command accepts. */
 #define CLI_COMMON_OPTS                                   \

@@ -34,6 +34,7 @@ static const command commands[] = {
     {"show", cmd_show, "show one certificate by serial"},
     {"revoke", cmd_revoke, "revoke a certificate (or lift a certificateHold)"},
     {"crl", cmd_crl, "write a CA's certificate revocation list (DER or PEM)"},
+    {"ocsp", cmd_ocsp, "answer an OCSP request offline; renew the OCSP signer"},
     {"audit", cmd_audit, "verify or list the hash-chained audit log"},
     {"check-config", cmd_check_config, "validate fleetpki.conf without starting anything"},
     {"version", cmd_version, "print the version"},
