@@ -149,7 +149,7 @@ static int make_ca_cert(const fp_init_opts *o, EVP_PKEY *key, const char *cn, in
     snprintf(prof.name, sizeof(prof.name), "%s", issuer ? "issuing-ca" : "root-ca");
     prof.path_len = path_len;
     prof.validity_days = prof.max_validity_days = days;
-    prof.backdate_seconds = 0;
+    prof.backdate_seconds = 3600; /* devices with lagging clocks */
     memset(&bp, 0, sizeof(bp));
     if ((rc = make_req(key, o->org, cn, NULL, &req, err)) != FP_ERR_OK ||
         (rc = fp_serial_random(&serial, err)) != FP_ERR_OK)

@@ -284,8 +284,7 @@ static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
         sqlite3_bind_int64(st, 8, r->issued_at);
         sqlite3_bind_blob(st, 9, r->der, (int)r->der_len, SQLITE_STATIC);
         step = sqlite3_step(st);
-        if (step == SQLITE_CONSTRAINT &&
-            sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE) {
             rc = fp_err_set(err, FP_ERR_DUPLICATE, "serial %s already issued", r->serial);
             goto out;
         }

@@ -85,8 +85,8 @@ void fp_key_describe(const EVP_PKEY *key, char *buf, size_t size)
 }
 
 /* Encrypt a private key as PKCS#8 with PBES2/scrypt/AES-256-CBC.  scrypt
- * N=2^15, r=8, p=1 costs ~32 MiB and ~0.1 s per unlock: fine for a CA key
- * loaded once per process, expensive for a guesser. */
+ * N=2^14, r=8, p=1 (16 MiB per guess, as `openssl pkcs8 -scrypt`) stays
+ * under OpenSSL's default 32 MiB decode limit, so any OpenSSL reads it. */
 static X509_SIG *encrypt_pkcs8(EVP_PKEY *key, const char *pass, size_t passlen,
                                fp_error *err)
 {
@@ -99,7 +99,7 @@ static X509_SIG *encrypt_pkcs8(EVP_PKEY *key, const char *pass, size_t passlen,
         fp_err_set(err, FP_ERR_CRYPTO, "PKCS#8 conversion failed");
         goto out;
     }
-    pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 1u << 15, 8, 1);
+    pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL, 1u << 14, 8, 1);
     if (pbe == NULL) {
         fp_err_set(err, FP_ERR_CRYPTO, "scrypt parameters failed");
         goto out;

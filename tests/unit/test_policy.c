@@ -1,0 +1,275 @@
+/* test_policy.c - every CSR policy rule, accepted and refused. */
+#include "testutil.h"
+
+#include <string.h>
+
+#include <openssl/x509v3.h>
+
+#include "ca/policy.h"
+
+static fp_profile device, server, subca;
+static EVP_PKEY *p256;
+
+static int setup(void **state)
+{
+    (void)state;
+    fp_profile_defaults("device", &device);
+    fp_profile_defaults("server", &server);
+    fp_profile_defaults("sub-ca", &subca);
+    p256 = tu_key("p256");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(p256);
+    return 0;
+}
+
+/* Check req against p, expect code; frees req. */
+static void expect(const fp_profile *p, X509_REQ *req, int code)
+{
+    fp_error err = {0};
+    int rc = fp_policy_check(p, req, &err);
+    if (rc != code)
+        fail_msg("expected %s, got %s: %s", fp_err_name(code), fp_err_name(rc), err.msg);
+    if (code != FP_ERR_OK)
+        assert_true(strlen(err.msg) > 0);
+    X509_REQ_free(req);
+}
+
+static void test_good_device(void **state)
+{
+    (void)state;
+    expect(&device, tu_csr(p256, "/CN=sensor-1", "URI:urn:dev:1", 0, NULL, NULL), FP_ERR_OK);
+}
+
+static void test_algorithms_accepted(void **state)
+{
+    const char *algos[] = {"p384", "ed25519", "rsa2048"};
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *k = tu_key(algos[i]);
+        expect(&device, tu_csr(k, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_OK);
+        EVP_PKEY_free(k);
+    }
+}
+
+static void test_pop_tampered(void **state)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=sensor-1", NULL, 0, NULL, NULL);
+    X509_NAME *name = X509_REQ_get_subject_name(req);
+    (void)state;
+    /* change the subject after signing: the signature no longer covers it */
+    X509_NAME_add_entry_by_txt(name, "OU", MBSTRING_UTF8, (const unsigned char *)"x", -1, -1, 0);
+    expect(&device, req, FP_ERR_CSR_POP);
+}
+
+static void test_pop_wrong_key(void **state)
+{
+    EVP_PKEY *other = tu_key("p256");
+    X509_REQ *req = tu_csr(p256, "/CN=a", NULL, 0, NULL, NULL);
+    (void)state;
+    /* swap in another public key: proof of possession fails */
+    assert_true(X509_REQ_set_pubkey(req, other));
+    expect(&device, req, FP_ERR_CSR_POP);
+    EVP_PKEY_free(other);
+}
+
+static void test_weak_sig_alg(void **state)
+{
+    (void)state;
+    expect(&device, tu_csr(p256, "/CN=a", NULL, 0, NULL, EVP_sha1()), FP_ERR_CSR_SIG_ALG);
+}
+
+static void test_rsa_too_small_and_large(void **state)
+{
+    EVP_PKEY *big = tu_key("rsa3072");
+    fp_profile p = device;
+    (void)state;
+    p.rsa_max_bits = 2048;
+    expect(&p, tu_csr(big, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_SIZE);
+    p.rsa_min_bits = p.rsa_max_bits = 4096;
+    expect(&p, tu_csr(big, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_SIZE);
+    EVP_PKEY_free(big);
+}
+
+static void test_alg_not_allowed(void **state)
+{
+    EVP_PKEY *ed = tu_key("ed25519"), *rsa = tu_key("rsa2048"), *p521 = tu_key("p521");
+    fp_profile p = device;
+    (void)state;
+    p.algs = FP_ALG_P256;
+    expect(&p, tu_csr(ed, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_ALG);
+    expect(&p, tu_csr(rsa, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_ALG);
+    expect(&p, tu_csr(p521, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_SIZE);
+    EVP_PKEY_free(ed);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(p521);
+}
+
+static void test_unsupported_curve(void **state)
+{
+    EVP_PKEY *k = EVP_EC_gen("secp256k1");
+    (void)state;
+    assert_non_null(k);
+    expect(&device, tu_csr(k, "/CN=a", NULL, 0, NULL, NULL), FP_ERR_CSR_KEY_SIZE);
+    EVP_PKEY_free(k);
+}
+
+static void test_ca_request_on_leaf(void **state)
+{
+    (void)state;
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_basic_constraints, "critical,CA:TRUE", NULL),
+           FP_ERR_CSR_CA);
+    /* CA:FALSE is harmless */
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_basic_constraints, "CA:FALSE", NULL),
+           FP_ERR_OK);
+    /* a CA profile accepts it */
+    expect(&subca, tu_csr(p256, "/CN=Sub CA", NULL, NID_basic_constraints, "critical,CA:TRUE", NULL),
+           FP_ERR_OK);
+}
+
+static void test_keycertsign_on_leaf(void **state)
+{
+    (void)state;
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_key_usage, "keyCertSign", NULL),
+           FP_ERR_CSR_KEY_USAGE);
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_key_usage, "cRLSign,digitalSignature", NULL),
+           FP_ERR_CSR_KEY_USAGE);
+}
+
+static void test_honour_mode(void **state)
+{
+    fp_profile p = device;
+    (void)state;
+    p.requested_extensions = FP_REQEXT_HONOUR;
+    expect(&p, tu_csr(p256, "/CN=a", NULL, NID_key_usage, "digitalSignature", NULL), FP_ERR_OK);
+    expect(&p, tu_csr(p256, "/CN=a", NULL, NID_key_usage, "keyEncipherment", NULL),
+           FP_ERR_CSR_KEY_USAGE);
+    expect(&p, tu_csr(p256, "/CN=a", NULL, NID_ext_key_usage, "clientAuth", NULL), FP_ERR_OK);
+    expect(&p, tu_csr(p256, "/CN=a", NULL, NID_ext_key_usage, "serverAuth", NULL),
+           FP_ERR_CSR_KEY_USAGE);
+    /* anyExtendedKeyUsage is never honoured */
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_ext_key_usage, "anyExtendedKeyUsage", NULL),
+           FP_ERR_CSR_KEY_USAGE);
+}
+
+static void test_reject_mode(void **state)
+{
+    fp_profile p = device;
+    (void)state;
+    p.requested_extensions = FP_REQEXT_REJECT;
+    expect(&p, tu_csr(p256, "/CN=a", NULL, NID_netscape_comment, "hello", NULL), FP_ERR_CSR_EXT);
+    /* ignore mode drops it silently */
+    expect(&device, tu_csr(p256, "/CN=a", NULL, NID_netscape_comment, "hello", NULL), FP_ERR_OK);
+}
+
+static void test_cn_rules(void **state)
+{
+    fp_profile p = device;
+    (void)state;
+    strcpy(p.cn_pattern, "sensor-*");
+    expect(&p, tu_csr(p256, "/CN=sensor-9", NULL, 0, NULL, NULL), FP_ERR_OK);
+    expect(&p, tu_csr(p256, "/CN=laptop-9", NULL, 0, NULL, NULL), FP_ERR_CSR_CN);
+    expect(&p, tu_csr(p256, "/O=NoCN", "URI:urn:x", 0, NULL, NULL), FP_ERR_CSR_CN);
+    expect(&p, tu_csr(p256, "/CN=sensor-1/CN=sensor-2", NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+}
+
+static void test_subject_lengths(void **state)
+{
+    char cn[200], subj[400];
+    (void)state;
+    memset(cn, 'a', 65);
+    cn[65] = '\0';
+    snprintf(subj, sizeof(subj), "/CN=%s", cn);
+    expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+    cn[64] = '\0';
+    snprintf(subj, sizeof(subj), "/CN=%s", cn);
+    expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_OK);
+    /* control characters in a value */
+    expect(&device, tu_csr(p256, "/CN=bad\x01name", NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+}
+
+static void test_too_many_rdns(void **state)
+{
+    char subj[1024] = "/CN=x";
+    (void)state;
+    for (int i = 0; i < FP_POLICY_MAX_RDNS; i++)
+        strcat(subj, "/OU=u");
+    expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+}
+
+static void test_empty_subject_needs_san(void **state)
+{
+    fp_profile p = device;
+    (void)state;
+    p.cn_required = false;
+    expect(&p, tu_csr(p256, "/O=only-dropped", NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+    expect(&p, tu_csr(p256, "/O=only-dropped", "URI:urn:dev:1", 0, NULL, NULL), FP_ERR_OK);
+}
+
+static void test_san_rules(void **state)
+{
+    fp_profile p = server;
+    char many[2048] = "";
+    (void)state;
+    expect(&server, tu_csr(p256, "/CN=web", "DNS:web.example.com,IP:10.0.0.1", 0, NULL, NULL),
+           FP_ERR_OK);
+    expect(&server, tu_csr(p256, "/CN=web", NULL, 0, NULL, NULL), FP_ERR_CSR_SAN); /* required */
+    expect(&server, tu_csr(p256, "/CN=web", "email:a@b.c", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&device, tu_csr(p256, "/CN=d", "IP:10.0.0.1", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&server, tu_csr(p256, "/CN=web", "DNS:*.example.com", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&server, tu_csr(p256, "/CN=web", "DNS:bad_name.com", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&server, tu_csr(p256, "/CN=web", "DNS:-lead.com", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&device, tu_csr(p256, "/CN=d", "URI:not a uri", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    strcpy(p.dns_pattern, "*.fleet.example");
+    expect(&p, tu_csr(p256, "/CN=w", "DNS:gw1.fleet.example", 0, NULL, NULL), FP_ERR_OK);
+    expect(&p, tu_csr(p256, "/CN=w", "DNS:gw1.other.example", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    for (int i = 0; i <= server.max_sans; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%sDNS:h%d.example", i ? "," : "", i);
+    expect(&server, tu_csr(p256, "/CN=web", many, 0, NULL, NULL), FP_ERR_CSR_SAN);
+}
+
+static void test_email_rules(void **state)
+{
+    fp_profile p = device;
+    (void)state;
+    p.san_types |= FP_SAN_EMAIL;
+    expect(&p, tu_csr(p256, "/CN=d", "email:ops@example.com", 0, NULL, NULL), FP_ERR_OK);
+    expect(&p, tu_csr(p256, "/CN=d", "email:no-at-sign", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&p, tu_csr(p256, "/CN=d", "email:a@b@c", 0, NULL, NULL), FP_ERR_CSR_SAN);
+}
+
+static void test_unsupported_san_type(void **state)
+{
+    (void)state;
+    expect(&device, tu_csr(p256, "/CN=d", "RID:1.2.3.4", 0, NULL, NULL), FP_ERR_CSR_SAN);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_device),
+        cmocka_unit_test(test_algorithms_accepted),
+        cmocka_unit_test(test_pop_tampered),
+        cmocka_unit_test(test_pop_wrong_key),
+        cmocka_unit_test(test_weak_sig_alg),
+        cmocka_unit_test(test_rsa_too_small_and_large),
+        cmocka_unit_test(test_alg_not_allowed),
+        cmocka_unit_test(test_unsupported_curve),
+        cmocka_unit_test(test_ca_request_on_leaf),
+        cmocka_unit_test(test_keycertsign_on_leaf),
+        cmocka_unit_test(test_honour_mode),
+        cmocka_unit_test(test_reject_mode),
+        cmocka_unit_test(test_cn_rules),
+        cmocka_unit_test(test_subject_lengths),
+        cmocka_unit_test(test_too_many_rdns),
+        cmocka_unit_test(test_empty_subject_needs_san),
+        cmocka_unit_test(test_san_rules),
+        cmocka_unit_test(test_email_rules),
+        cmocka_unit_test(test_unsupported_san_type),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
