@@ -312,7 +312,8 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
     if (content_type != NULL)
         evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "X-Request-Id", req->id);
-    evhttp_add_header(h, "Cache-Control", evhttp_find_header(h, "Cache-Control") ? NULL : "no-store");
+    if (evhttp_find_header(h, "Cache-Control") == NULL)
+        evhttp_add_header(h, "Cache-Control", "no-store");
     if (len > 0) {
         buf = evbuffer_new();
         if (buf == NULL || evbuffer_add(buf, body, len) != 0) {
@@ -952,3 +953,9 @@ fp_http_server *fp_http_worker_server(fp_http_worker *w) { return w->srv; }
 int fp_http_worker_index(const fp_http_worker *w) { return w->index; }
 long fp_http_server_inflight(const fp_http_server *srv) { return atomic_load(&srv->inflight); }
 bool fp_http_server_draining(const fp_http_server *srv) { return atomic_load(&srv->draining) != 0; }
+
+void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, size_t *len)
+{
+    *pass = srv->opts.tls_pass;
+    *len = srv->opts.tls_passlen;
+}

@@ -192,6 +192,9 @@ void fp_http_server_free(fp_http_server *srv);
 const fp_config *fp_http_server_cfg(const fp_http_server *srv);
 fp_ca *fp_http_server_ca(const fp_http_server *srv);
 SSL_CTX *fp_http_server_ssl_ctx(const fp_http_server *srv);
+/* Passphrase of the server's keys (fp_http_opts.tls_pass), borrowed; valid
+ * only while module init hooks run (modules copy what they need). */
+void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, size_t *len);
 
 /* The worker's own store handle (used by this worker thread only). */
 fp_store *fp_http_worker_store(fp_http_worker *w);
