@@ -22,13 +22,13 @@
 #include "crl.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
@@ -38,6 +38,8 @@
 #define CHUNK (64u * 1024)
 #define N_REASONS 11                 /* CRLReason 0..10 */
 #define DER_HDR_MAX 6                /* tag + 0x84 + 4 length octets */
+#define MAX_SERIAL_OCTETS 20         /* RFC 5280 4.1.2.2 */
+#define ENTRY_DER_MAX 256            /* one encoded CRL entry, see add_entry */
 
 /* ---- spool: append-only bytes, replayable ---- */
 
@@ -151,9 +153,7 @@ typedef struct {
     X509_REVOKED *tmpl[N_REASONS]; /* one template per reason: no per-entry extension work */
     ASN1_INTEGER *serial;
     ASN1_TIME *date;
-    BIGNUM *bn;
-    unsigned char *buf; /* one encoded entry */
-    int buf_size;
+    int64_t date_t;     /* what date holds, to skip re-encoding equal times */
     spool sp;
     uint64_t count;
     fp_error *err;
@@ -180,8 +180,8 @@ static int entry_ctx_init(entry_ctx *ec, fp_error *err)
     }
     ec->serial = ASN1_INTEGER_new();
     ec->date = ASN1_TIME_new();
-    ec->bn = BN_new();
-    if (ec->serial == NULL || ec->date == NULL || ec->bn == NULL)
+    ec->date_t = INT64_MIN;
+    if (ec->serial == NULL || ec->date == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     return FP_ERR_OK;
 }
@@ -192,41 +192,79 @@ static void entry_ctx_free(entry_ctx *ec)
         X509_REVOKED_free(ec->tmpl[r]);
     ASN1_INTEGER_free(ec->serial);
     ASN1_TIME_free(ec->date);
-    BN_free(ec->bn);
-    free(ec->buf);
     spool_free(&ec->sp);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Magnitude octets of a stored serial (hex, at most 20 octets, RFC 5280
+ * 4.1.2.2), leading zero octets dropped; -1 if malformed. */
+static int serial_octets(const char *hex, unsigned char out[MAX_SERIAL_OCTETS])
+{
+    size_t n = strlen(hex), i = 0, o = 0;
+    unsigned char tmp[MAX_SERIAL_OCTETS];
+
+    if (n == 0 || n > 2 * MAX_SERIAL_OCTETS)
+        return -1;
+    if (n % 2) { /* odd: the first nibble stands alone */
+        int v = hexval(hex[0]);
+        if (v < 0)
+            return -1;
+        tmp[o++] = (unsigned char)v;
+        i = 1;
+    }
+    for (; i < n; i += 2) {
+        int hi = hexval(hex[i]), lo = hexval(hex[i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        tmp[o++] = (unsigned char)(hi << 4 | lo);
+    }
+    for (i = 0; i + 1 < o && tmp[i] == 0; i++)
+        ;
+    memcpy(out, tmp + i, o - i);
+    return (int)(o - i);
 }
 
 static int add_entry(void *arg, const char *serial, int64_t revoked_at, int reason)
 {
     entry_ctx *ec = arg;
+    unsigned char oct[MAX_SERIAL_OCTETS], der[ENTRY_DER_MAX], *p = der;
     X509_REVOKED *rv;
-    unsigned char *p;
-    int len;
+    int n, len;
 
     if (reason < 0 || reason >= N_REASONS || ec->tmpl[reason] == NULL)
         reason = FP_REASON_UNSPECIFIED;
     rv = ec->tmpl[reason];
-    if (BN_hex2bn(&ec->bn, serial) == 0 || BN_to_ASN1_INTEGER(ec->bn, ec->serial) == NULL ||
-        ASN1_TIME_set(ec->date, (time_t)revoked_at) == NULL ||
-        !X509_REVOKED_set_serialNumber(rv, ec->serial) ||
-        !X509_REVOKED_set_revocationDate(rv, ec->date))
-        return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry for serial %s", serial);
-    len = i2d_X509_REVOKED(rv, NULL);
-    if (len <= 0)
-        return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry encoding");
-    if (len > ec->buf_size) {
-        unsigned char *nb = realloc(ec->buf, (size_t)len);
-        if (nb == NULL)
-            return fp_err_set(ec->err, FP_ERR_NOMEM, NULL);
-        ec->buf = nb;
-        ec->buf_size = len;
+    if ((n = serial_octets(serial, oct)) < 0)
+        return fp_err_set(ec->err, FP_ERR_STORE, "stored serial '%.48s' is malformed", serial);
+    if (revoked_at != ec->date_t) {
+        if (ASN1_TIME_set(ec->date, (time_t)revoked_at) == NULL)
+            return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry date");
+        ec->date_t = revoked_at;
     }
-    p = ec->buf;
-    if (i2d_X509_REVOKED(rv, &p) != len)
+    if (!X509_REVOKED_set_revocationDate(rv, ec->date))
+        return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry date");
+    if (!ASN1_STRING_set(ec->serial, oct, n) ||
+        !X509_REVOKED_set_serialNumber(rv, ec->serial))
+        return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry for serial %s", serial);
+    /* The entry is bounded: serial <= 21 content octets (20 + sign pad),
+     * date <= 15, reasonCode 13, framing < 12; ENTRY_DER_MAX leaves ample
+     * room, so encoding straight into der is safe (and halves the work
+     * compared with a separate length pass). */
+    len = i2d_X509_REVOKED(rv, &p);
+    if (len <= 0 || len > ENTRY_DER_MAX)
         return fp_err_set(ec->err, FP_ERR_CRYPTO, "CRL entry encoding");
     ec->count++;
-    return spool_add(&ec->sp, ec->buf, (size_t)len, ec->err);
+    return spool_add(&ec->sp, der, (size_t)len, ec->err);
 }
 
 /* ---- fixed parts ---- */

@@ -190,6 +190,65 @@ typedef int (*fp_change_cb)(void *arg, int64_t seq, const char *serial,
 /* Call cb for changes with seq > after, oldest first, at most max of them. */
 int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
                             void *arg, fp_error *err);
+/* ---- enrollment tokens (EST HTTP Basic, RFC 7030 3.2.3) ---- */
+
+#define FP_TOKEN_ID_MAX 33
+#define FP_TOKEN_HASH_LEN 32 /* SHA-256 of the secret; the secret is never stored */
+
+typedef struct fp_token_rec {
+    char id[FP_TOKEN_ID_MAX];
+    char label[64];
+    unsigned char hash[FP_TOKEN_HASH_LEN];
+    char cn_pattern[128]; /* fnmatch pattern the CSR CN must match; "" any */
+    int uses_left;
+    int64_t expires_at; /* 0: never */
+    int64_t created_at;
+} fp_token_rec;
+
+/* Store a new token (FP_ERR_DUPLICATE if the id exists). */
+int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
+                       fp_error *err);
+/* Look a token up; FP_ERR_NOT_FOUND if absent. */
+int fp_store_token_get(fp_store *s, const char *id, fp_token_rec *out, fp_error *err);
+/* Spend one use of token id atomically: FP_ERR_STATE when it is used up or
+ * expired at now, FP_ERR_NOT_FOUND if absent.  Audited with ev. */
+int fp_store_token_use(fp_store *s, const char *id, int64_t now,
+                       const fp_audit_event *ev, fp_error *err);
+
+/* ---- enrollment requests held for manual approval ---- */
+
+enum { FP_PENDING_WAITING = 0, FP_PENDING_ISSUED = 1, FP_PENDING_REJECTED = 2 };
+
+typedef struct fp_pending_rec {
+    int64_t id;
+    char label[64];
+    char csr_hash[65]; /* hex SHA-256 of the CSR DER: a retry is the same CSR */
+    unsigned char *csr;
+    size_t csr_len;
+    char *subject;
+    char *actor;
+    int status;
+    char serial[41]; /* when issued */
+    int64_t created_at, decided_at;
+} fp_pending_rec;
+
+void fp_pending_rec_clear(fp_pending_rec *r);
+
+/* Add a request; if (label, csr_hash) exists already nothing changes and
+ * *id is the existing one.  Audited (new rows only). */
+int fp_store_pending_add(fp_store *s, const fp_pending_rec *r, int64_t *id,
+                         const fp_audit_event *ev, fp_error *err);
+/* By (label, csr_hash) or by id; FP_ERR_NOT_FOUND if absent. */
+int fp_store_pending_find(fp_store *s, const char *label, const char *csr_hash,
+                          fp_pending_rec *out, fp_error *err);
+int fp_store_pending_get(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err);
+typedef int (*fp_pending_cb)(void *arg, const fp_pending_rec *r);
+/* status -1: all. */
+int fp_store_pending_list(fp_store *s, int status, fp_pending_cb cb, void *arg,
+                          fp_error *err);
+/* WAITING -> ISSUED (with serial) or REJECTED; FP_ERR_STATE otherwise. */
+int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *serial,
+                            const fp_audit_event *ev, fp_error *err);
 
 /* Integrity check of the backend (SQLite: PRAGMA integrity_check). */
 int fp_store_check(fp_store *s, fp_error *err);
