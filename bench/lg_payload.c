@@ -366,13 +366,94 @@ out:
     return rc;
 }
 
-int lg_check_ocsp(const unsigned char *der, size_t len, int expect)
+/* Enter (descend into) or skip the next DER element at *p; its tag and
+ * class must match (-1: any).  Optionally returns its content and length. */
+static int der_next(const unsigned char **p, long *avail, int want_tag, int want_class,
+                    bool enter, const unsigned char **content, long *clen)
+{
+    const unsigned char *q = *p;
+    long len;
+    int tag, cls, r = ASN1_get_object(&q, &len, &tag, &cls, *avail);
+    if ((r & 0x80) || (want_tag >= 0 && tag != want_tag) || (want_class >= 0 && cls != want_class))
+        return -1;
+    if (content != NULL) {
+        *content = q;
+        *clen = len;
+    }
+    if (enter) {
+        *avail -= (long)(q - *p);
+        *p = q;
+    } else {
+        *avail -= (long)(q - *p) + len;
+        *p = q + len;
+    }
+    return 0;
+}
+
+/* Status of the first SingleResponse, walking the DER without decoding
+ * any certificate or key (OpenSSL 3.0 decodes the signer certificate's
+ * key through its slow provider decoders in OCSP_response_get1_basic,
+ * which would make the client the bottleneck).  RFC 6960 4.2.1. */
+static int ocsp_walk_status(const unsigned char *der, long len)
+{
+    const unsigned char *p = der, *c;
+    long avail = len, clen;
+    int tag, cls;
+
+    if (der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_ENUMERATED, V_ASN1_UNIVERSAL, false, &c, &clen) ||
+        clen != 1 || c[0] != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+        der_next(&p, &avail, 0, V_ASN1_CONTEXT_SPECIFIC, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_OBJECT, V_ASN1_UNIVERSAL, false, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) || /* Basic */
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL))   /* tbs */
+        return -1;
+    {
+        /* optional version [0], then responderID [1] or [2] */
+        const unsigned char *q = p;
+        long l;
+        if (ASN1_get_object(&q, &l, &tag, &cls, avail) & 0x80)
+            return -1;
+        if (cls == V_ASN1_CONTEXT_SPECIFIC && tag == 0 &&
+            der_next(&p, &avail, 0, V_ASN1_CONTEXT_SPECIFIC, false, NULL, NULL))
+            return -1;
+    }
+    if (der_next(&p, &avail, -1, V_ASN1_CONTEXT_SPECIFIC, false, NULL, NULL) || /* responderID */
+        der_next(&p, &avail, V_ASN1_GENERALIZEDTIME, V_ASN1_UNIVERSAL, false, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) || /* responses */
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) || /* Single */
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, false, NULL, NULL))  /* certID */
+        return -1;
+    {
+        /* certStatus: good [0], revoked [1], unknown [2] (context tags) */
+        const unsigned char *q = p;
+        long l;
+        if ((ASN1_get_object(&q, &l, &tag, &cls, avail) & 0x80) ||
+            cls != V_ASN1_CONTEXT_SPECIFIC || tag > 2)
+            return -1;
+        return tag == 0 ? V_OCSP_CERTSTATUS_GOOD
+               : tag == 1 ? V_OCSP_CERTSTATUS_REVOKED
+                          : V_OCSP_CERTSTATUS_UNKNOWN;
+    }
+}
+
+int lg_check_ocsp(const unsigned char *der, size_t len, int expect, bool deep)
 {
     const unsigned char *p = der;
-    OCSP_RESPONSE *resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+    OCSP_RESPONSE *resp = NULL;
     OCSP_BASICRESP *bs = NULL;
     int rc = -1, status, reason;
 
+    status = ocsp_walk_status(der, (long)len);
+    if (status < 0)
+        return -1;
+    if (expect >= 0 && status != expect)
+        return -2;
+    if (!deep)
+        return 0;
+    resp = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
     if (resp == NULL || OCSP_response_status(resp) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
         (bs = OCSP_response_get1_basic(resp)) == NULL || OCSP_resp_count(bs) < 1)
         goto out;

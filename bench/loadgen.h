@@ -89,9 +89,12 @@ int lg_ocsp_build(const char *issuer_path, const char *serials_path, size_t max,
 /* Check a base64 certs-only PKCS#7 (EST simpleenroll answer): 0 if it
  * decodes and holds at least one certificate. */
 int lg_check_pkcs7_b64(const unsigned char *b64, size_t len);
-/* Check an OCSP answer: successful, one SingleResponse whose status is
- * expect (when expect >= 0).  0 ok, -1 malformed, -2 wrong status. */
-int lg_check_ocsp(const unsigned char *der, size_t len, int expect);
+/* Check an OCSP answer: successful, first SingleResponse's status is
+ * expect (when expect >= 0), found by a DER walk that decodes no
+ * certificate; with deep, also through d2i_OCSP_RESPONSE and
+ * OCSP_response_get1_basic (costly on OpenSSL 3.0).  0 ok, -1 malformed,
+ * -2 wrong status. */
+int lg_check_ocsp(const unsigned char *der, size_t len, int expect, bool deep);
 
 /* Standard base64 (no newlines) of in; malloc'd, NUL-terminated. */
 char *lg_base64(const unsigned char *in, size_t len);

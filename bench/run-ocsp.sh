@@ -42,14 +42,14 @@ for cache in yes no; do
     for m in get post; do
         run_load "ocsp-$m cache=$cache" "ocsp-$m" --port "$HTTP_PORT" --issuer "$CA/issuing.crt" \
             --serials "$W/serials.txt" --ocsp-count "$SAMPLE" --concurrency "$CONC" \
-            --duration "$DUR" --warmup 2 --server-pid "$SERVER_PID"
+            --duration "$DUR" --warmup 4 --server-pid "$SERVER_PID"
     done
     stop_pid "$SERVER_PID"
 done
 
 mkdir -p "$RESULTS_DIR"
 {
-    echo "### OCSP responder ($N certificates, $PCT% revoked; $CONC keep-alive clients, ${DUR} s per run, 2 s warm-up)"
+    echo "### OCSP responder ($N certificates, $PCT% revoked; $CONC keep-alive clients, ${DUR} s per run, 4 s warm-up)"
     echo
     machine_md
     echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s;" \
