@@ -46,6 +46,7 @@
 typedef struct {
     unsigned char *mem;
     size_t len;      /* bytes in mem */
+    size_t cap;      /* memory budget */
     FILE *file;      /* overflow, once mem is full */
     uint64_t total;  /* all bytes appended */
     const char *dir;
@@ -73,8 +74,8 @@ static FILE *spool_tmpfile(const char *dir)
 
 static int spool_add(spool *sp, const unsigned char *p, size_t n, fp_error *err)
 {
-    if (sp->file == NULL && sp->len + n <= SPOOL_MEM) {
-        if (sp->mem == NULL && (sp->mem = malloc(SPOOL_MEM)) == NULL)
+    if (sp->file == NULL && sp->len + n <= sp->cap) {
+        if (sp->mem == NULL && (sp->mem = malloc(sp->cap)) == NULL)
             return fp_err_set(err, FP_ERR_NOMEM, NULL);
         memcpy(sp->mem + sp->len, p, n);
         sp->len += n;
@@ -421,6 +422,7 @@ int fp_crl_generate(fp_store *store, const fp_crl_params *p, BIO *out,
     memset(info, 0, sizeof(*info));
     ec.err = err;
     ec.sp.dir = p->spool_dir;
+    ec.sp.cap = p->spool_mem ? p->spool_mem : SPOOL_MEM;
     now = p->this_update ? p->this_update : fp_now();
     if (p->next_update_hours < 1) {
         rc = fp_err_set(err, FP_ERR_ARG, "nextUpdate must be at least one hour ahead");

@@ -25,6 +25,7 @@ typedef struct fp_crl_params {
     int next_update_hours;  /* nextUpdate = thisUpdate + this (>= 1) */
     const char *spool_dir;  /* where entries beyond a few MiB are spooled
                                (NULL: the system temp directory) */
+    size_t spool_mem;       /* entry bytes kept in memory (0: 4 MiB) */
 } fp_crl_params;
 
 typedef struct fp_crl_info {

@@ -323,7 +323,8 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
         }
     }
     evhttp_send_reply(req->ev_, status, reason_phrase(status), buf);
-    evbuffer_free(buf);
+    if (buf != NULL) /* libevent's evbuffer_free does not accept NULL */
+        evbuffer_free(buf);
     ms = (double)(mono_ns() - req->start_ns_) / 1e6;
     if (!srv->opts.quiet || status >= 500)
         fp_log(status >= 500 ? FP_LOG_WARN : FP_LOG_INFO,
