@@ -557,6 +557,25 @@ static double proc_hwm_mib(int pid)
     return kb < 0 ? -1 : kb / 1024.0;
 }
 
+/* Busy CPU seconds of the whole machine (all but idle and iowait). */
+static double machine_busy(void)
+{
+    unsigned long long v[10] = {0}, busy = 0;
+    FILE *f = fopen("/proc/stat", "r");
+    int n;
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+               &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    fclose(f);
+    if (n < 8)
+        return -1;
+    for (int i = 0; i < 8; i++)
+        if (i != 3 && i != 4)
+            busy += v[i];
+    return (double)busy / (double)sysconf(_SC_CLK_TCK);
+}
+
 static double self_cpu(void)
 {
     struct rusage ru;
@@ -573,7 +592,8 @@ int main(int argc, char **argv)
     uint64_t t_start, t_end, *all = NULL;
     uint64_t ok = 0, e_io = 0, e_conn = 0, e_inv = 0, e_mis = 0, e_status = 0, reconn = 0;
     uint64_t status[STATUS_SLOTS] = {0};
-    double srv_cpu0 = -1, srv_cpu1 = -1, cli_cpu0, elapsed, rps, hwm = -1;
+    double srv_cpu0 = -1, srv_cpu1 = -1, cli_cpu0, cli_cpu, mach0, mach, srv, other, elapsed, rps,
+           hwm = -1;
     size_t n_all = 0;
     int rc = 1;
 
@@ -619,6 +639,7 @@ int main(int argc, char **argv)
     }
     t_start = now_ns();
     cli_cpu0 = self_cpu();
+    mach0 = machine_busy();
     if (O.server_pid > 0)
         srv_cpu0 = proc_cpu(O.server_pid);
     while (atomic_load(&finished) < O.concurrency &&
@@ -630,11 +651,19 @@ int main(int argc, char **argv)
     for (int i = 0; i < O.concurrency; i++)
         pthread_join(W[i].tid, NULL);
     t_end = now_ns();
+    mach = machine_busy();
+    cli_cpu = self_cpu();
     if (O.server_pid > 0) {
         srv_cpu1 = proc_cpu(O.server_pid);
         hwm = proc_hwm_mib(O.server_pid);
     }
     elapsed = (double)(t_end - t_start) / 1e9;
+    cli_cpu = (cli_cpu - cli_cpu0) / elapsed;
+    srv = srv_cpu0 >= 0 && srv_cpu1 >= 0 ? (srv_cpu1 - srv_cpu0) / elapsed : -1;
+    mach = mach0 >= 0 && mach >= 0 ? (mach - mach0) / elapsed : -1;
+    /* CPU used by neither server nor loadgen: kernel softirq work for
+     * loopback traffic, but also any other job on the machine (noise) */
+    other = mach >= 0 ? mach - cli_cpu - (srv > 0 ? srv : 0) : -1;
 
     for (int i = 0; i < O.concurrency; i++)
         n_all += W[i].n_lat;
@@ -676,17 +705,16 @@ int main(int argc, char **argv)
     printf("latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(all, n_all, 0.50),
            pct(all, n_all, 0.90), pct(all, n_all, 0.99), pct(all, n_all, 1.0));
     if (O.server_pid > 0)
-        printf("server       peak RSS %.1f MiB, CPU %.2f cores\n", hwm,
-               srv_cpu0 >= 0 && srv_cpu1 >= 0 ? (srv_cpu1 - srv_cpu0) / elapsed : -1);
-    printf("client CPU   %.2f cores\n", (self_cpu() - cli_cpu0) / elapsed);
+        printf("server       peak RSS %.1f MiB, CPU %.2f cores\n", hwm, srv);
+    printf("client CPU   %.2f cores\n", cli_cpu);
+    printf("machine      %.2f of %ld cores busy; %.2f used by neither (softirq, other jobs)\n",
+           mach, sysconf(_SC_NPROCESSORS_ONLN), other);
     printf("RESULT mode=%s conc=%d secs=%.2f ok=%" PRIu64 " err=%" PRIu64
            " rps=%.1f p50=%.2f p90=%.2f p99=%.2f max=%.2f rss_mib=%.1f srv_cpu=%.2f"
-           " cli_cpu=%.2f\n",
+           " cli_cpu=%.2f busy=%.2f other_cpu=%.2f\n",
            mode_names[O.mode], O.concurrency, elapsed, ok, e_io + e_conn + e_inv + e_mis + e_status,
            rps, pct(all, n_all, 0.50), pct(all, n_all, 0.90), pct(all, n_all, 0.99),
-           pct(all, n_all, 1.0), hwm,
-           srv_cpu0 >= 0 && srv_cpu1 >= 0 ? (srv_cpu1 - srv_cpu0) / elapsed : -1,
-           (self_cpu() - cli_cpu0) / elapsed);
+           pct(all, n_all, 1.0), hwm, srv, cli_cpu, mach, other);
     rc = ok > 0 ? 0 : 1;
 out:
     free(all);

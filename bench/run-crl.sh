@@ -23,6 +23,7 @@ for n in $SIZES; do
     "$POPULATE" --dir "$d" --count "$n" --revoked-pct 100 >"$W/pop-$n.out" 2>/dev/null
     pop_s=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{print b - a}')
     cat "$W/pop-$n.out" >&2
+    wait_quiet
     log "CRL with $n entries: fleetpki crl"
     "$TIME_BIN" -v "$FLEETPKI" crl --dir "$d" --out "$d/crl.der" >"$W/crl-$n.out" 2>"$W/time-$n.txt"
     cat "$W/crl-$n.out" >&2
