@@ -179,15 +179,15 @@ run_load() {
     fi
     LAST_RESULT=$(echo "$out" | grep '^RESULT ' | tail -1)
     if [ -z "$LAST_RESULT" ]; then
-        ROWS+=("| $label | - | failed | | | | | | | | | |")
+        ROWS+=("| $label | - | failed | | | | | | | | | | |")
         return 0
     fi
     local r=$LAST_RESULT
-    ROWS+=("| $label | $(result_field "$r" conc) | $(result_field "$r" rps) | $(result_field "$r" p50) | $(result_field "$r" p90) | $(result_field "$r" p99) | $(result_field "$r" max) | $(result_field "$r" ok) / $(result_field "$r" err) | $(result_field "$r" rss_mib) | $(result_field "$r" srv_cpu) | $(result_field "$r" cli_cpu) | $(result_field "$r" other_cpu) |")
+    ROWS+=("| $label | $(result_field "$r" conc) | $(result_field "$r" rps) | $(result_field "$r" p50) | $(result_field "$r" p90) | $(result_field "$r" p99) | $(result_field "$r" max) | $(result_field "$r" ok) / $(result_field "$r" err) | $(result_field "$r" rss_mib) | $(result_field "$r" srv_cpu) | $(result_field "$r" srv_us) | $(result_field "$r" cli_us) | $(result_field "$r" other_cpu) |")
 }
 
-ROWS_HEADER="| run | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | ok / errors | server peak RSS MiB | server CPU (cores) | loadgen CPU (cores) | other CPU (cores) |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+ROWS_HEADER="| run | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | ok / errors | server peak RSS MiB | server CPU (cores) | server CPU per answer (us) | loadgen CPU per answer (us) | other CPU (cores) |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 # Start `fleetpki serve` for the CA in $1 (ports already in its config),
 # logging to $2; sets SERVER_PID and waits for port $3.

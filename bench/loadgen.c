@@ -705,16 +705,18 @@ int main(int argc, char **argv)
     printf("latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(all, n_all, 0.50),
            pct(all, n_all, 0.90), pct(all, n_all, 0.99), pct(all, n_all, 1.0));
     if (O.server_pid > 0)
-        printf("server       peak RSS %.1f MiB, CPU %.2f cores\n", hwm, srv);
+        printf("server       peak RSS %.1f MiB, CPU %.2f cores (%.0f us per answer)\n", hwm, srv,
+               rps > 0 ? srv * 1e6 / rps : 0);
     printf("client CPU   %.2f cores\n", cli_cpu);
     printf("machine      %.2f of %ld cores busy; %.2f used by neither (softirq, other jobs)\n",
            mach, sysconf(_SC_NPROCESSORS_ONLN), other);
     printf("RESULT mode=%s conc=%d secs=%.2f ok=%" PRIu64 " err=%" PRIu64
            " rps=%.1f p50=%.2f p90=%.2f p99=%.2f max=%.2f rss_mib=%.1f srv_cpu=%.2f"
-           " cli_cpu=%.2f busy=%.2f other_cpu=%.2f\n",
+           " cli_cpu=%.2f busy=%.2f other_cpu=%.2f srv_us=%.0f cli_us=%.0f\n",
            mode_names[O.mode], O.concurrency, elapsed, ok, e_io + e_conn + e_inv + e_mis + e_status,
            rps, pct(all, n_all, 0.50), pct(all, n_all, 0.90), pct(all, n_all, 0.99),
-           pct(all, n_all, 1.0), hwm, srv, cli_cpu, mach, other);
+           pct(all, n_all, 1.0), hwm, srv, cli_cpu, mach, other,
+           rps > 0 && srv > 0 ? srv * 1e6 / rps : 0, rps > 0 ? cli_cpu * 1e6 / rps : 0);
     rc = ok > 0 ? 0 : 1;
 out:
     free(all);
