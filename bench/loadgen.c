@@ -672,7 +672,8 @@ int main(int argc, char **argv)
         goto out;
     n_all = 0;
     for (int i = 0; i < O.concurrency; i++) {
-        memcpy(all + n_all, W[i].lat, W[i].n_lat * sizeof(*all));
+        if (W[i].n_lat > 0)
+            memcpy(all + n_all, W[i].lat, W[i].n_lat * sizeof(*all));
         n_all += W[i].n_lat;
         e_io += W[i].err_io;
         e_conn += W[i].err_connect;
