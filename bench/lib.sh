@@ -164,7 +164,9 @@ run_load() {
         prev=$a
     done
     if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null; then
-        perf record -g -F 499 -p "$pid" -o "$W/perf-$label.data" -- sleep "$dur" >/dev/null 2>&1 &
+        # DWARF unwinding: Debian's libcrypto has no frame pointers
+        perf record --call-graph dwarf,16384 -F 99 -p "$pid" -o "$W/perf-$label.data" \
+            -- sleep "$dur" >/dev/null 2>&1 &
         perf_pid=$!
     fi
     wait_quiet
@@ -174,8 +176,15 @@ run_load() {
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid" 2>/dev/null || true
         mkdir -p "$RESULTS_DIR"
-        perf report -i "$W/perf-$label.data" --stdio --no-children --percent-limit 1.5 \
-            --sort dso,symbol 2>/dev/null | grep -v '^$' | head -120 >"$RESULTS_DIR/perf-$label.txt" || true
+        {
+            echo "# inclusive (children) by symbol, >= 2%"
+            perf report -i "$W/perf-$label.data" --stdio --children --sort symbol -g none \
+                --percent-limit 2 2>/dev/null | grep -E '^ +[0-9]' | grep -v ' 0x0000' | head -80
+            echo "# self by library"
+            perf report -i "$W/perf-$label.data" --stdio --no-children --sort dso -g none \
+                --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]'
+        } >"$RESULTS_DIR/perf-${label// /_}.txt" || true
+        rm -f "$W/perf-$label.data"
     fi
     LAST_RESULT=$(echo "$out" | grep '^RESULT ' | tail -1)
     if [ -z "$LAST_RESULT" ]; then
