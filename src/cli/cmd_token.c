@@ -11,9 +11,9 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "../common/util.h"
+#include "../est/token.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -41,16 +41,6 @@ static long long parse_duration(const char *s)
     return v * mul;
 }
 
-/* base64url without padding (RFC 4648 5): safe in a Basic password and URLs */
-static void b64url(const unsigned char *in, size_t len, char *out)
-{
-    int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-    while (n > 0 && out[n - 1] == '=')
-        out[--n] = '\0';
-    for (int i = 0; i < n; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-}
-
 static const char token_help[] =
     "usage: fleetpki token create --label LABEL [--cn PATTERN] [--uses N] [--ttl DURATION]\n"
     "                             [--dir DIR] [--json]\n"
@@ -76,9 +66,7 @@ int cmd_token(int argc, char **argv)
     const char *label = NULL, *cn = "";
     long long ttl = 7 * 86400;
     long uses = 1;
-    unsigned char idraw[8], secret[32];
-    char secret_txt[64];
-    unsigned int dlen = 0;
+    char secret_txt[FP_TOKEN_SECRET_MAX];
     fp_token_rec t;
     fp_audit_event ev;
     char detail[256];
@@ -138,14 +126,10 @@ int cmd_token(int argc, char **argv)
         goto out;
     }
     memset(&t, 0, sizeof(t));
-    if (RAND_bytes(idraw, sizeof(idraw)) != 1 || RAND_bytes(secret, sizeof(secret)) != 1) {
-        fp_err_set(&err, FP_ERR_CRYPTO, "RAND_bytes");
+    if (fp_token_generate(t.id, secret_txt, t.hash, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
     }
-    fp_hex(idraw, sizeof(idraw), t.id);
-    b64url(secret, sizeof(secret), secret_txt);
-    EVP_Digest(secret_txt, strlen(secret_txt), t.hash, &dlen, EVP_sha256(), NULL);
     snprintf(t.label, sizeof(t.label), "%s", label);
     snprintf(t.cn_pattern, sizeof(t.cn_pattern), "%s", cn);
     t.uses_left = (int)uses;
@@ -171,7 +155,6 @@ int cmd_token(int argc, char **argv)
                "# the secret is not stored and cannot be shown again\n", t.id, secret_txt);
     }
 out:
-    OPENSSL_cleanse(secret, sizeof(secret));
     OPENSSL_cleanse(secret_txt, sizeof(secret_txt));
     cli_env_close(&env);
     return rc;

@@ -26,6 +26,7 @@
 #include "../common/util.h"
 #include "../x509/x509util.h"
 #include "est.h"
+#include "token.h"
 
 #define WWW_AUTH "Basic realm=\"fleetpki EST\", charset=\"UTF-8\""
 
@@ -132,8 +133,6 @@ static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_
     const char *hdr = fp_http_header(req, "Authorization");
     char *user = NULL, *pass = NULL, cn[256];
     size_t passlen = 0;
-    unsigned char digest[FP_TOKEN_HASH_LEN];
-    unsigned int dlen = 0;
     fp_token_rec t;
     fp_error err = {0};
     int rc = FP_ERR_PASSPHRASE;
@@ -147,10 +146,8 @@ static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_
         return FP_ERR_PASSPHRASE;
     }
     rc = fp_store_token_get(fp_http_worker_store(req->worker), user, &t, &err);
-    if (rc == FP_ERR_OK && EVP_Digest(pass, passlen, digest, &dlen, EVP_sha256(), NULL) != 1)
-        rc = FP_ERR_CRYPTO;
     /* the same answer for unknown id and wrong secret */
-    if (rc != FP_ERR_OK || CRYPTO_memcmp(digest, t.hash, sizeof(digest)) != 0 ||
+    if (rc != FP_ERR_OK || !fp_token_matches(&t, pass, passlen) ||
         strcmp(t.label, lb->cfg->name) != 0) {
         unauthorized(req, "invalid enrollment token");
         rc = FP_ERR_PASSPHRASE;
@@ -172,7 +169,6 @@ static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_
     snprintf(id->actor, sizeof(id->actor), "est:token:%s", t.id);
     rc = FP_ERR_OK;
 out:
-    OPENSSL_cleanse(digest, sizeof(digest));
     fp_http_basic_free(user, pass, passlen);
     return rc;
 }

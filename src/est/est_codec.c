@@ -31,14 +31,16 @@ int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error 
         rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 build");
         goto out;
     }
+    /* no eContent at all (not an empty one), as RFC 5272 4.1 shows */
     sd = p7->d.sign;
+    ASN1_OCTET_STRING_free(sd->contents->d.data);
+    sd->contents->d.data = NULL;
     for (int i = 0; i < sk_X509_num(certs); i++) {
         if (!PKCS7_add_certificate(p7, sk_X509_value(certs, i))) {
             rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 add certificate");
             goto out;
         }
     }
-    (void)sd;
     der_len = i2d_PKCS7(p7, &der);
     if (der_len <= 0) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 encode");

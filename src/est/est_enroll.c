@@ -137,6 +137,7 @@ static void reply_keygen(enroll_job *j)
 {
     fp_http_req *req = j->req;
     STACK_OF(X509) *sk = sk_X509_new_null();
+    PKCS8_PRIV_KEY_INFO *p8inf = NULL;
     unsigned char *p8 = NULL, *enc = NULL;
     char *b64_key = NULL, *b64_cert = NULL, *body = NULL, boundary[48], ct[96];
     size_t b64_key_len = 0, blen = 0, enc_len = 0;
@@ -144,7 +145,11 @@ static void reply_keygen(enroll_job *j)
     fp_error err = {0};
     int rc;
 
-    p8len = i2d_PrivateKey(j->key, &p8); /* PKCS#8 PrivateKeyInfo for EC/RSA/Ed25519 */
+    /* RFC 7030 4.4.2: application/pkcs8 is a PKCS#8 PrivateKeyInfo
+     * (RFC 5958 OneAsymmetricKey), not the algorithm-specific form */
+    p8inf = EVP_PKEY2PKCS8(j->key);
+    p8len = p8inf ? i2d_PKCS8_PRIV_KEY_INFO(p8inf, &p8) : -1;
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* wipes the key octets */
     if (p8len <= 0 || sk == NULL || !sk_X509_push(sk, j->cert)) {
         rc = fp_err_set(&err, FP_ERR_CRYPTO, "encoding the generated key");
         goto out;

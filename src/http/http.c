@@ -306,7 +306,7 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
 {
     fp_http_server *srv = req->worker->srv;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev_);
-    struct evbuffer *buf = NULL;
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
     double ms;
 
     if (content_type != NULL)
@@ -314,17 +314,11 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
     evhttp_add_header(h, "X-Request-Id", req->id);
     if (evhttp_find_header(h, "Cache-Control") == NULL)
         evhttp_add_header(h, "Cache-Control", "no-store");
-    if (len > 0) {
-        buf = evbuffer_new();
-        if (buf == NULL || evbuffer_add(buf, body, len) != 0) {
-            evbuffer_free(buf);
-            buf = NULL;
-            status = 500;
-        }
+    if (len > 0 && evbuffer_add(out, body, len) != 0) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        status = 500;
     }
-    evhttp_send_reply(req->ev_, status, reason_phrase(status), buf);
-    if (buf != NULL) /* libevent's evbuffer_free does not accept NULL */
-        evbuffer_free(buf);
+    evhttp_send_reply(req->ev_, status, reason_phrase(status), NULL);
     ms = (double)(mono_ns() - req->start_ns_) / 1e6;
     if (!srv->opts.quiet || status >= 500)
         fp_log(status >= 500 ? FP_LOG_WARN : FP_LOG_INFO,

@@ -223,7 +223,7 @@ bool fp_http_media_type_is(const char *content_type, const char *want);
 int fp_b64_decode_lenient(const char *in, size_t len, size_t max,
                           unsigned char **out, size_t *outlen, fp_error *err);
 
-/* Base64 with CRLF line breaks every 64 characters (RFC 2045 style); *out
+/* Base64 with line breaks (LF) every 64 characters; *out
  * is malloc'd and NUL-terminated. */
 int fp_b64_encode_lines(const unsigned char *in, size_t len, char **out,
                         size_t *outlen, fp_error *err);

@@ -84,7 +84,7 @@ int fp_b64_encode_lines(const unsigned char *in, size_t len, char **out,
                         size_t *outlen, fp_error *err)
 {
     size_t full = (len + 2) / 3 * 4, lines = full / 64 + 1;
-    char *o = malloc(full + lines * 2 + 1);
+    char *o = malloc(full + lines + 1);
     size_t n = 0;
 
     *out = NULL;
@@ -93,7 +93,6 @@ int fp_b64_encode_lines(const unsigned char *in, size_t len, char **out,
     for (size_t off = 0; off < len; off += 48) {
         size_t chunk = len - off < 48 ? len - off : 48;
         n += (size_t)EVP_EncodeBlock((unsigned char *)o + n, in + off, (int)chunk);
-        o[n++] = '\r';
         o[n++] = '\n';
     }
     o[n] = '\0';

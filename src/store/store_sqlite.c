@@ -654,7 +654,7 @@ static int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_ev
     sqlite3_bind_int64(st, 6, t->expires_at);
     sqlite3_bind_int64(st, 7, t->created_at);
     step = sqlite3_step(st);
-    if (step == SQLITE_CONSTRAINT && sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY) {
+    if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE) {
         rc = fp_err_set(err, FP_ERR_DUPLICATE, "token id %s exists", t->id);
         goto out;
     }

@@ -2,7 +2,8 @@
 #
 # rev_start [CONFIG-SNIPPET]: fresh CA in $CA (snippet appended to its
 #   fleetpki.conf, e.g. "[server]" options), `fleetpki serve` on free loopback
-#   ports (port 0; the server reports what it bound).  Sets SRV_PID, HTTP
+#   ports (port 0 unless REV_HTTP_LISTEN names the plain listener; the
+#   server reports what it bound).  Sets SRV_PID, HTTP
 #   (host:port of the plain listener), CHAIN (root + issuing PEM).
 # rev_stop: SIGTERM the server; fails unless it exits 0.
 # rev_issue NAME CN [PROFILE]: key $T/NAME.key, certificate $T/NAME.crt,
@@ -23,7 +24,7 @@ rev_start() {
     CHAIN=$T/chain.pem
     cat "$CA/root.crt" "$CA/issuing.crt" >"$CHAIN"
     rm -f "$T/addr"
-    "$FLEETPKI" serve --dir "$CA" --https 127.0.0.1:0 --http 127.0.0.1:0 \
+    "$FLEETPKI" serve --dir "$CA" --https 127.0.0.1:0 --http "${REV_HTTP_LISTEN:-127.0.0.1:0}" \
         --threads 2 --addr-file "$T/addr" 2>"$T/server.log" &
     SRV_PID=$!
     fp_track "$SRV_PID"
