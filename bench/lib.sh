@@ -163,13 +163,13 @@ run_load() {
         [ "$prev" = "--duration" ] && dur=$a
         prev=$a
     done
+    wait_quiet
     if [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null; then
         # DWARF unwinding: Debian's libcrypto has no frame pointers
         perf record --call-graph dwarf,16384 -F 99 -p "$pid" -o "$W/perf-$label.data" \
             -- sleep "$dur" >/dev/null 2>&1 &
         perf_pid=$!
     fi
-    wait_quiet
     log "$label: loadgen $*"
     out=$("$LOADGEN" "$@" 2>&1) || true
     echo "$out" >&2
