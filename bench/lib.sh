@@ -202,7 +202,8 @@ ROWS_HEADER="| run | clients | req/s | p50 ms | p90 ms | p99 ms | max ms | ok / 
 # logging to $2; sets SERVER_PID and waits for port $3.
 start_server() {
     local dir=$1 logf=$2 port=$3
-    "$FLEETPKI" serve --dir "$dir" >"$logf" 2>&1 &
+    # shellcheck disable=SC2086 # BENCH_SERVER_ARGS: extra flags, e.g. --quiet
+    "$FLEETPKI" serve --dir "$dir" ${BENCH_SERVER_ARGS:-} >"$logf" 2>&1 &
     SERVER_PID=$!
     BENCH_PIDS+=("$SERVER_PID")
     if ! wait_port "$port" 30; then

@@ -19,6 +19,7 @@ PCT=${OCSP_REVOKED_PCT:-10}
 DUR=${OCSP_DURATION:-10}
 CONC=${OCSP_CONCURRENCY:-64}
 SAMPLE=${OCSP_SAMPLE:-10000}
+UNKNOWN=${OCSP_UNKNOWN_PCT:-5}
 # the responder's switch for its pre-signed response cache
 CACHE_KEY=${OCSP_CACHE_KEY:-ocsp_cache}
 
@@ -41,9 +42,19 @@ for cache in yes no; do
     log "server pid $SERVER_PID, $CACHE_KEY = $cache, http 127.0.0.1:$HTTP_PORT"
     for m in get post; do
         run_load "ocsp-$m cache=$cache" "ocsp-$m" --port "$HTTP_PORT" --issuer "$CA/issuing.crt" \
-            --serials "$W/serials.txt" --ocsp-count "$SAMPLE" --concurrency "$CONC" \
-            --duration "$DUR" --warmup 4 --server-pid "$SERVER_PID"
+            --serials "$W/serials.txt" --ocsp-count "$SAMPLE" --unknown-pct "$UNKNOWN" \
+            --concurrency "$CONC" --duration "$DUR" --warmup 4 --server-pid "$SERVER_PID"
     done
+    if [ "$cache" = yes ] && [ "$UNKNOWN" != 0 ]; then
+        # answers for never-issued serials are not cached (so a client cannot
+        # fill the cache with made-up serials): also measure pure cache hits
+        for m in get post; do
+            run_load "ocsp-$m cache=yes, issued serials only" "ocsp-$m" --port "$HTTP_PORT" \
+                --issuer "$CA/issuing.crt" --serials "$W/serials.txt" --ocsp-count "$SAMPLE" \
+                --unknown-pct 0 --concurrency "$CONC" --duration "$DUR" --warmup 2 \
+                --server-pid "$SERVER_PID"
+        done
+    fi
     stop_pid "$SERVER_PID"
 done
 
@@ -55,7 +66,8 @@ mkdir -p "$RESULTS_DIR"
     echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s;" \
          "cache-off ceiling (1 signature per response, all $(nproc) cores): $(awk -v s="$SPEED_SIGN" -v c="$(nproc)" 'BEGIN{printf "%.0f", s*c}')/s"
     echo "- $(cat "$W/populate.out")"
-    echo "- $SAMPLE distinct requests (store sample + 5% unknown serials), SHA-1 CertIDs, no nonce (RFC 5019)"
+    echo "- $SAMPLE distinct requests per run sampled from the store (about $PCT% revoked) plus $UNKNOWN% never-issued serials (unknown) unless noted; SHA-1 CertIDs, no nonce (RFC 5019); every answer's status checked against the store"
+    echo "- server: \`fleetpki serve ${BENCH_SERVER_ARGS:-}\` (per-request log lines ${BENCH_SERVER_ARGS:+as per these flags}${BENCH_SERVER_ARGS:-on, written to a file})"
     echo
     echo "$ROWS_HEADER"
     printf '%s\n' "${ROWS[@]}"
