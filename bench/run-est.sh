@@ -76,6 +76,7 @@ mkdir -p "$RESULTS_DIR"
     echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s"
     echo "- crypto-only ceiling on $(nproc) cores: (a) ${CEIL_A}/s (3 sign + 7 verify), (b) ${CEIL_B}/s (1 + 1), (c) ${CEIL_C}/s (1 sign + 1 keygen + 1 verify)"
     echo "- durability check: $durable"
+    echo "- server: \`fleetpki serve ${BENCH_SERVER_ARGS:-}\` (per-request log lines ${BENCH_SERVER_ARGS:+as per these flags}${BENCH_SERVER_ARGS:-on, written to a file}); client certificate auth; TLS 1.3; $CSRS distinct pre-made P-256 CSRs"
     echo
     echo "$ROWS_HEADER"
     printf '%s\n' "${ROWS[@]}"
