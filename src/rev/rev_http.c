@@ -309,6 +309,7 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     }
     if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_store_open(path, &st->store, err)) != FP_ERR_OK ||
+        (rc = fp_store_open(path, &st->crl_store, err)) != FP_ERR_OK ||
         (rc = fp_store_status_seq(st->store, &st->seq, err)) != FP_ERR_OK)
         goto fail;
     /* a signer close to expiry (or broken by an interrupted renewal) is
@@ -323,7 +324,7 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
         (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
         goto fail;
     for (int i = 0; i < st->n_crls; i++)
-        if ((rc = rev_crl_refresh(st, i, err)) != FP_ERR_OK)
+        if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
             goto fail;
     if ((rc = rev_publish_start(st, err)) != FP_ERR_OK)
         goto fail;
@@ -356,6 +357,7 @@ void fp_rev_free(void *state)
     }
     fp_ocsp_responder_free(st->ocsp);
     fp_store_close(st->store);
+    fp_store_close(st->crl_store);
     if (st->pass != NULL)
         OPENSSL_clear_free(st->pass, st->passlen + 1);
     pthread_cond_destroy(&st->wake);
