@@ -51,7 +51,7 @@ static void usage(FILE *f)
     for (const command *c = commands; c->name; c++)
         fprintf(f, "  %-13s %s\n", c->name, c->summary);
     fprintf(f, "\nEvery command accepts --dir DIR (default ./fleetpki-data or $FLEETPKI_DIR)\n"
-               "and --help.  Exit codes: 0 ok, 1 failed, 2 usage error, 3 refused by policy.\n");
+               "and --help.  Exit codes: 0 ok, 1 failed, 2 usage error, 3 request refused (malformed or against policy).\n");
 }
 
 static int cmd_version(int argc, char **argv)

@@ -59,7 +59,7 @@ int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err)
 
 int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
 {
-    return s->ops->audit_iter(s, cb, arg, err);
+    return s->ops->audit_iter(s, cb, arg, NULL, NULL, err);
 }
 
 int fp_store_check(fp_store *s, fp_error *err)
@@ -168,13 +168,10 @@ int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err)
     int rc;
 
     *rows = 0;
-    rc = s->ops->audit_iter(s, verify_row, &v, err);
+    rc = s->ops->audit_iter(s, verify_row, &v, &head_id, head_hash, err);
     if (rc != FP_ERR_OK)
         return rc;
     *rows = v.expect_id - 1;
-    rc = s->ops->audit_head(s, &head_id, head_hash, err);
-    if (rc != FP_ERR_OK)
-        return rc;
     if (head_id != *rows || strcmp(head_hash, v.prev) != 0)
         return fp_err_set(err, FP_ERR_AUDIT,
                           "audit log ends at row %" PRId64 " but its recorded head is row %" PRId64

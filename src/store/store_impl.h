@@ -20,9 +20,11 @@ typedef struct fp_store_ops {
                            int reason, int64_t when, const fp_audit_event *ev,
                            fp_error *err);
     int (*audit_append)(fp_store *s, const fp_audit_event *ev, fp_error *err);
-    int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err);
-    /* head of the chain as recorded separately (id 0 / genesis if empty) */
-    int (*audit_head)(fp_store *s, int64_t *id, char hash[65], fp_error *err);
+    /* Iterate rows in id order; when head_id is non-NULL also read the
+     * separately recorded chain head, in the same read snapshot so that a
+     * concurrent writer cannot make rows and head disagree. */
+    int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, int64_t *head_id,
+                      char head_hash[65], fp_error *err);
     int (*check)(fp_store *s, fp_error *err);
     int (*token_put)(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                      fp_error *err);

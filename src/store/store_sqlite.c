@@ -494,44 +494,10 @@ static int sq_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *e
     return rc;
 }
 
-static int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, fp_error *err)
+static int sq_audit_head(sqlite_store *s, int64_t *id, char hash[65], fp_error *err)
 {
-    sqlite_store *s = (sqlite_store *)(void *)base;
     sqlite3_stmt *st = NULL;
-    int rc = FP_ERR_OK, step;
-
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, ts, actor, action, object, detail, prev_hash, hash"
-                           " FROM audit ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "audit read");
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        fp_audit_row r;
-        r.id = sqlite3_column_int64(st, 0);
-        r.ts = sqlite3_column_int64(st, 1);
-        r.actor = (const char *)sqlite3_column_text(st, 2);
-        r.action = (const char *)sqlite3_column_text(st, 3);
-        r.object = (const char *)sqlite3_column_text(st, 4);
-        r.detail = (const char *)sqlite3_column_text(st, 5);
-        r.prev_hash = (const char *)sqlite3_column_text(st, 6);
-        r.hash = (const char *)sqlite3_column_text(st, 7);
-        if (!r.actor || !r.action || !r.object || !r.detail || !r.prev_hash || !r.hash) {
-            rc = fp_err_set(err, FP_ERR_AUDIT, "audit row %" PRId64 " has NULL fields", r.id);
-            break;
-        }
-        if ((rc = cb(arg, &r)) != FP_ERR_OK)
-            break;
-    }
-    if (rc == FP_ERR_OK && step != SQLITE_DONE)
-        rc = db_err(s, err, "audit read");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int sq_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    int rc = FP_ERR_OK, found = 0;
+    int found = 0;
 
     *id = -1;
     hash[0] = '\0';
@@ -554,7 +520,50 @@ static int sq_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *e
     }
     sqlite3_finalize(st);
     if (found != 2)
-        rc = fp_err_set(err, FP_ERR_AUDIT, "audit head record missing");
+        return fp_err_set(err, FP_ERR_AUDIT, "audit head record missing");
+    return FP_ERR_OK;
+}
+
+static int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
+                         char head_hash[65], fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK, step = SQLITE_DONE;
+
+    /* one read transaction: rows and head come from the same snapshot */
+    if ((rc = exec(s, "BEGIN", err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, ts, actor, action, object, detail, prev_hash, hash"
+                           " FROM audit ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(s, err, "audit read");
+        goto out;
+    }
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        fp_audit_row r;
+        r.id = sqlite3_column_int64(st, 0);
+        r.ts = sqlite3_column_int64(st, 1);
+        r.actor = (const char *)sqlite3_column_text(st, 2);
+        r.action = (const char *)sqlite3_column_text(st, 3);
+        r.object = (const char *)sqlite3_column_text(st, 4);
+        r.detail = (const char *)sqlite3_column_text(st, 5);
+        r.prev_hash = (const char *)sqlite3_column_text(st, 6);
+        r.hash = (const char *)sqlite3_column_text(st, 7);
+        if (!r.actor || !r.action || !r.object || !r.detail || !r.prev_hash || !r.hash) {
+            rc = fp_err_set(err, FP_ERR_AUDIT, "audit row %" PRId64 " has NULL fields", r.id);
+            break;
+        }
+        if ((rc = cb(arg, &r)) != FP_ERR_OK)
+            break;
+    }
+    if (rc == FP_ERR_OK && step != SQLITE_DONE)
+        rc = db_err(s, err, "audit read");
+    sqlite3_finalize(st);
+    if (rc == FP_ERR_OK && head_id != NULL)
+        rc = sq_audit_head(s, head_id, head_hash, err);
+out:
+    rollback(s); /* read-only: ends the snapshot */
     return rc;
 }
 
@@ -922,7 +931,6 @@ static const fp_store_ops sqlite_ops = {
     .cert_set_status = sq_cert_set_status,
     .audit_append = sq_audit_append,
     .audit_iter = sq_audit_iter,
-    .audit_head = sq_audit_head,
     .check = sq_check,
     .token_put = sq_token_put,
     .token_get = sq_token_get,

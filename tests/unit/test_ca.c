@@ -80,8 +80,12 @@ static void test_leaf_contents(void **state)
     assert_non_null(bc);
     assert_false(bc->ca);
     BASIC_CONSTRAINTS_free(bc);
-    assert_non_null(X509_get_ext_d2i(x, NID_key_usage, &crit, NULL) ? (void *)1 : NULL);
-    assert_int_equal(crit, 1);
+    {
+        ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, &crit, NULL);
+        assert_non_null(ku);
+        ASN1_BIT_STRING_free(ku);
+        assert_int_equal(crit, 1);
+    }
     assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
     assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_CLIENT);
     assert_non_null(X509_get0_subject_key_id(x));
