@@ -943,7 +943,27 @@ out:
     return rc;
 }
 
+static int sq_set_autocheckpoint(fp_store *base, int pages, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    if (sqlite3_wal_autocheckpoint(s->db, pages > 0 ? pages : 0) != SQLITE_OK)
+        return db_err(s, err, "wal_autocheckpoint");
+    return FP_ERR_OK;
+}
+
+/* PASSIVE: copies what it can without waiting for or blocking writers. */
+static int sq_checkpoint(fp_store *base, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_err(s, err, "wal_checkpoint");
+    return FP_ERR_OK;
+}
+
 static const fp_store_ops sqlite_ops = {
+    .set_autocheckpoint = sq_set_autocheckpoint,
+    .checkpoint = sq_checkpoint,
     .name = "sqlite",
     .close = sq_close,
     .ca_put = sq_ca_put,
