@@ -222,12 +222,16 @@ static int rev_crl_handler(fp_http_req *req)
     /* republished on every revocation: caches must ask again */
     fp_http_add_header(req, "Cache-Control", "no-cache");
     fp_http_add_header(req, "ETag", b->etag);
+    if (req->method == FP_HTTP_HEAD) { /* libevent leaves it out for HEAD */
+        snprintf(v, sizeof(v), "%zu", b->len);
+        fp_http_add_header(req, "Content-Length", v);
+    }
     inm = fp_http_header(req, "If-None-Match");
     if (inm != NULL && !strcmp(inm, b->etag))
         fp_http_reply(req, 304, NULL, NULL, 0);
     else
-        fp_http_reply(req, 200, "application/pkix-crl", b->data,
-                      req->method == FP_HTTP_HEAD ? 0 : b->len);
+        fp_http_reply(req, 200, "application/pkix-crl", b->data, b->len); /* libevent drops
+                                                                             the body of HEAD */
     rev_blob_put(b);
     return FP_HTTP_DONE;
 }
@@ -242,7 +246,7 @@ static int rev_ca_get(fp_http_req *req)
             if (!strcmp(st->crls[i].ca_id, id)) {
                 fp_http_add_header(req, "Cache-Control", "public, max-age=86400");
                 fp_http_reply(req, 200, "application/pkix-cert", st->crls[i].cert_der,
-                              req->method == FP_HTTP_HEAD ? 0 : (size_t)st->crls[i].cert_der_len);
+                              (size_t)st->crls[i].cert_der_len);
                 return FP_HTTP_DONE;
             }
     fp_http_error(req, 404, "no CA certificate here by that name");

@@ -147,6 +147,8 @@ static void *watcher(void *arg)
         if (fp_ocsp_watch(st->ocsp, st->store, &st->seq, &changed, &err) != FP_ERR_OK)
             fp_log(FP_LOG_WARN, "revocation watch: %s", fp_err_str(&err));
         ms = mono_ms();
+        if (changed)
+            fp_log(FP_LOG_INFO, "revocation status changed (change log at %" PRId64 ")", st->seq);
         if (changed) {
             pthread_mutex_lock(&st->lock);
             if (!st->crl_dirty)
