@@ -245,6 +245,11 @@ static int rev_ca_get(fp_http_req *req)
         for (int i = 0; i < st->n_crls; i++)
             if (!strcmp(st->crls[i].ca_id, id)) {
                 fp_http_add_header(req, "Cache-Control", "public, max-age=86400");
+                if (req->method == FP_HTTP_HEAD) {
+                    char v[24];
+                    snprintf(v, sizeof(v), "%d", st->crls[i].cert_der_len);
+                    fp_http_add_header(req, "Content-Length", v);
+                }
                 fp_http_reply(req, 200, "application/pkix-cert", st->crls[i].cert_der,
                               (size_t)st->crls[i].cert_der_len);
                 return FP_HTTP_DONE;
