@@ -291,14 +291,13 @@ static int error_resp(int status, fp_ocsp_result *res, unsigned char **out, size
  * Returns FP_ERR_OK, or FP_ERR_STORE when the store failed. */
 static int add_single(fp_ocsp_responder *r, fp_store *store, OCSP_BASICRESP *bs,
                       OCSP_CERTID *cid, int ca, int signing_ca, ASN1_TIME *this_up,
-                      ASN1_TIME *next_up, int64_t now, int *cert_status, fp_error *err)
+                      ASN1_TIME *next_up, int *cert_status, fp_error *err)
 {
     char serial[FP_SERIAL_HEX_MAX];
     fp_cert_status_rec st;
     ASN1_TIME *revtime = NULL;
     int status = V_OCSP_CERTSTATUS_UNKNOWN, reason = -1, rc;
 
-    (void)now;
     /* a CA with a different responder: this signer cannot speak for it
      * (RFC 6960 4.2.2.2), so it does not know the certificate */
     if (ca >= 0 && ca == signing_ca && cid_serial(cid, serial) == 0) {
@@ -410,7 +409,7 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     for (int i = 0; i < n; i++) {
         int cs = V_OCSP_CERTSTATUS_UNKNOWN;
         rc = add_single(r, store, bs, OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i)),
-                        cas[i], signing_ca, this_up, next_up, now, &cs, err);
+                        cas[i], signing_ca, this_up, next_up, &cs, err);
         if (rc == FP_ERR_STORE) {
             /* RFC 6960 2.3: the responder cannot answer now */
             fp_err_set(&res->why, FP_ERR_STORE, "store unavailable");
