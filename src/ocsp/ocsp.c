@@ -437,9 +437,15 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     res->this_update = now;
     res->next_update = now + r->opts.validity_seconds;
     res->produced_at = now;
-    if (cacheable && res->cert_status != V_OCSP_CERTSTATUS_UNKNOWN) {
+    if (cacheable) {
+        /* "unknown" only briefly: it changes on issuance, which the change
+         * log does not carry (with random serials a queried never-issued
+         * serial is practically never issued later, but be safe) */
+        int64_t keep = r->opts.validity_seconds / 2;
+        if (res->cert_status == V_OCSP_CERTSTATUS_UNKNOWN && keep > FP_OCSP_UNKNOWN_TTL)
+            keep = FP_OCSP_UNKNOWN_TTL;
         ocsp_cache_meta m = {res->cert_status, res->this_update, res->next_update,
-                             res->produced_at, now + r->opts.validity_seconds / 2};
+                             res->produced_at, now + keep};
         ocsp_cache_put(r->cache, epoch, cas[0], algs[0], serial, *out, *out_len, &m);
     }
 out:
