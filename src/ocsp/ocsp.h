@@ -78,6 +78,7 @@ typedef struct fp_ocsp_result {
     bool from_cache;
     bool nonce;            /* the request carried a nonce (echoed) */
     int64_t this_update, next_update, produced_at; /* successful only */
+    char etag[36];         /* successful only: quoted strong validator of the bytes */
     fp_error why;          /* reason for a non-successful status, for the log */
 } fp_ocsp_result;
 

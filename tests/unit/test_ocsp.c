@@ -522,7 +522,7 @@ static void test_no_cache(void **state)
 static void test_cache_epoch(void **state)
 {
     ocsp_cache *c = ocsp_cache_new(8);
-    ocsp_cache_meta m = {0, 1, 2, 1, 1000}, got;
+    ocsp_cache_meta m = {0, 1, 2, 1, 1000, "\"e\""}, got;
     unsigned char *der = NULL;
     size_t len = 0;
     uint64_t ep = ocsp_cache_epoch(c);
@@ -534,6 +534,7 @@ static void test_cache_epoch(void **state)
     ep = ocsp_cache_epoch(c);
     ocsp_cache_put(c, ep, 0, 0, "AB", (const unsigned char *)"x", 1, &m);
     assert_true(ocsp_cache_get(c, 0, 0, "AB", 10, &der, &len, &got));
+    assert_string_equal(got.etag, "\"e\"");
     free(der);
     /* stale at refresh_at */
     assert_false(ocsp_cache_get(c, 0, 0, "AB", 1000, &der, &len, &got));
