@@ -94,7 +94,8 @@ typedef struct fp_cert_filter {
     bool unexpired_only;     /* not_after >= now */
     int64_t expiring_before; /* 0: none; else not_after <= this and >= now */
     const char *profile;     /* NULL: any */
-    const char *subject_contains; /* NULL: any; substring of the RFC 2253 subject */
+    const char *name_contains; /* NULL: any; substring of the RFC 2253 subject
+                                  or of the SAN list */
     int64_t now;
     int limit;               /* 0: no limit */
 } fp_cert_filter;
