@@ -70,6 +70,11 @@ typedef void (*fp_revoke_report_fn)(void *arg, const char *serial, const fp_erro
 int fp_ca_revoke_cn(fp_store *store, const char *cn, int reason, const char *actor,
                     fp_revoke_report_fn report, void *arg, int *count, fp_error *err);
 
+/* fp_ca_revoke_cn for a device id: matches the subject commonName or any
+ * DNS, URI or email subjectAltName equal to id. */
+int fp_ca_revoke_device(fp_store *store, const char *id, int reason, const char *actor,
+                        fp_revoke_report_fn report, void *arg, int *count, fp_error *err);
+
 /* Parameters of `fleetpki init`. */
 typedef struct fp_init_opts {
     const char *dir;

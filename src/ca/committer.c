@@ -6,6 +6,12 @@
  * FP_COMMIT_BATCH jobs, releases the lock, commits them, then runs the
  * callbacks.  While a batch is being fsync'd the next one accumulates,
  * which is what makes the batch size adapt to load with no timer.
+ *
+ * Checkpoints: a write-ahead-log checkpoint run by the committing handle
+ * stalls every waiting enrollment for as long as it copies and fsyncs the
+ * database (100+ ms), so the writer's handle has automatic checkpoints
+ * off and a second thread with its own handle runs PASSIVE checkpoints,
+ * which never block the writer, whenever batches were committed.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "committer.h"
@@ -14,6 +20,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../common/util.h"
 
@@ -25,11 +32,16 @@ typedef struct job {
     struct job *next;
 } job;
 
+#define CHECKPOINT_INTERVAL_MS 200
+
 struct fp_committer {
     fp_store *store;
-    pthread_t thread;
+    fp_store *ckpt_store;
+    pthread_t thread, ckpt_thread;
+    bool ckpt_started;
+    unsigned long committed; /* batches, for the checkpointer */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
+    pthread_cond_t cv, ckpt_cv;
     job *head, *tail;
     size_t queued;
     bool stopping;
@@ -58,7 +70,14 @@ static void commit_batch(fp_committer *c, job **jobs, size_t n)
         evs[i] = (fp_audit_event){jobs[i]->actor, jobs[i]->action, jobs[i]->rec.serial,
                                   jobs[i]->detail};
     }
-    rc = fp_store_cert_insert(c->store, recs, evs, n, &err);
+    {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = fp_store_cert_insert(c->store, recs, evs, n, &err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        fp_log(FP_LOG_DEBUG, "commit batch n=%zu ms=%.2f", n,
+               (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+    }
     if (rc == FP_ERR_DUPLICATE && n > 1) {
         /* find the colliding one(s): rare, so one transaction each is fine */
         for (size_t i = 0; i < n; i++) {
@@ -99,7 +118,38 @@ static void *writer_main(void *arg)
         commit_batch(c, batch, n);
         for (size_t i = 0; i < n; i++)
             job_free(batch[i]);
+        pthread_mutex_lock(&c->mu);
+        c->committed++;
+        pthread_mutex_unlock(&c->mu);
     }
+    return NULL;
+}
+
+static void *checkpoint_main(void *arg)
+{
+    fp_committer *c = arg;
+    unsigned long seen = 0;
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += CHECKPOINT_INTERVAL_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&c->ckpt_cv, &c->mu, &until);
+        if (c->committed != seen && !c->stopping) {
+            fp_error err = {0};
+            seen = c->committed;
+            pthread_mutex_unlock(&c->mu);
+            if (fp_store_checkpoint(c->ckpt_store, &err) != FP_ERR_OK)
+                fp_log(FP_LOG_WARN, "checkpoint: %s", err.msg);
+            pthread_mutex_lock(&c->mu);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
     return NULL;
 }
 
@@ -111,21 +161,39 @@ int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err
     *out = NULL;
     if (c == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK) {
-        free(c);
-        return rc;
-    }
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->ckpt_cv, NULL);
+    if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK ||
+        (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK ||
+        (rc = fp_store_set_autocheckpoint(c->store, 0, err)) != FP_ERR_OK)
+        goto fail;
+    if (pthread_create(&c->ckpt_thread, NULL, checkpoint_main, c) != 0) {
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "cannot start the checkpoint thread");
+        goto fail;
+    }
+    c->ckpt_started = true;
     if (pthread_create(&c->thread, NULL, writer_main, c) != 0) {
-        fp_store_close(c->store);
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
-        free(c);
-        return fp_err_set(err, FP_ERR_INTERNAL, "cannot start the commit thread");
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "cannot start the commit thread");
+        goto fail;
     }
     *out = c;
     return FP_ERR_OK;
+fail:
+    if (c->ckpt_started) {
+        pthread_mutex_lock(&c->mu);
+        c->stopping = true;
+        pthread_cond_signal(&c->ckpt_cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->ckpt_thread, NULL);
+    }
+    fp_store_close(c->store);
+    fp_store_close(c->ckpt_store);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->ckpt_cv);
+    free(c);
+    return rc;
 }
 
 int fp_committer_submit(fp_committer *c, fp_cert_rec *rec, const char *actor,
@@ -176,15 +244,23 @@ size_t fp_committer_backlog(fp_committer *c)
 
 void fp_committer_stop(fp_committer *c)
 {
+    fp_error err = {0};
     if (c == NULL)
         return;
     pthread_mutex_lock(&c->mu);
     c->stopping = true;
     pthread_cond_signal(&c->cv);
+    pthread_cond_signal(&c->ckpt_cv);
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
+    pthread_join(c->ckpt_thread, NULL);
+    /* leave a short log behind */
+    if (fp_store_checkpoint(c->ckpt_store, &err) != FP_ERR_OK)
+        fp_log(FP_LOG_WARN, "checkpoint: %s", err.msg);
     fp_store_close(c->store);
+    fp_store_close(c->ckpt_store);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->ckpt_cv);
     free(c);
 }

@@ -377,13 +377,15 @@ out:
 static const char revoke_help[] =
     "usage: fleetpki revoke SERIAL --reason REASON [--dir DIR] [--json]\n"
     "       fleetpki revoke --subject CN --reason REASON [--dir DIR] [--json]\n"
+    "       fleetpki revoke --device ID --reason REASON [--dir DIR] [--json]\n"
     "\nREASON is an RFC 5280 CRLReason: unspecified, keyCompromise, cACompromise,\n"
     "affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
     "privilegeWithdrawn, aACompromise.  removeFromCRL lifts a certificateHold.\n"
     "Revocation is final for every reason but certificateHold.\n"
     "\n--subject revokes every unexpired valid or held certificate whose subject\n"
     "commonName equals CN exactly (a device's certificates); with removeFromCRL\n"
-    "it lifts the holds of that CN.  Each change is audited.  A running server\n"
+    "it lifts the holds of that CN.  --device also matches a DNS, URI or email\n"
+    "subjectAltName equal to ID.  Each change is audited.  A running server\n"
     "picks the change up within a second (OCSP) and republishes its CRL.\n";
 
 typedef struct {
@@ -414,15 +416,17 @@ int cmd_revoke(int argc, char **argv)
         CLI_COMMON_OPTS,
         {"reason", required_argument, NULL, 'r'},
         {"subject", required_argument, NULL, 's'},
+        {"device", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
     fp_error err = {0};
     char serial[FP_SERIAL_HEX_MAX];
     const char *subject = NULL;
+    bool device = false;
     int reason = -1, c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "d:r:s:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:r:s:D:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         if (c == 'r') {
@@ -431,8 +435,11 @@ int cmd_revoke(int argc, char **argv)
                 return cli_usage_error("revoke", "unknown reason '%s'", optarg);
             continue;
         }
-        if (c == 's') {
+        if (c == 's' || c == 'D') {
+            if (subject != NULL)
+                return cli_usage_error("revoke", "give one of --subject and --device");
             subject = optarg;
+            device = c == 'D';
             continue;
         }
         if (c == 'h') {
@@ -442,7 +449,7 @@ int cmd_revoke(int argc, char **argv)
         return cli_usage_error("revoke", "unknown option");
     }
     if (subject != NULL ? optind != argc : optind + 1 != argc)
-        return cli_usage_error("revoke", "expected one SERIAL or --subject CN");
+        return cli_usage_error("revoke", "expected one SERIAL, --subject CN or --device ID");
     if (reason < 0)
         return cli_usage_error("revoke", "--reason is required");
     if (subject != NULL) {
@@ -453,8 +460,8 @@ int cmd_revoke(int argc, char **argv)
             rc = cli_fail(&err);
             goto out;
         }
-        r = fp_ca_revoke_cn(env.store, subject, reason, cli_actor(), revoke_report, &rr, &count,
-                            &err);
+        r = (device ? fp_ca_revoke_device : fp_ca_revoke_cn)(env.store, subject, reason, cli_actor(),
+                                                              revoke_report, &rr, &count, &err);
         if (rr.arr != NULL)
             json_out(rr.arr);
         if (r != FP_ERR_OK)

@@ -77,6 +77,8 @@ int cmd_serve(int argc, char **argv)
     }
     if (optind != argc)
         return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (getenv("FLEETPKI_DEBUG"))
+        fp_log_set_level(FP_LOG_DEBUG);
     if (cli_load_config(&env, &err) != FP_ERR_OK)
         return cli_fail(&err);
     if (threads >= 0)

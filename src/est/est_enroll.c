@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/cms.h>
 #include <openssl/evp.h>
@@ -40,6 +41,7 @@ typedef struct enroll_job {
     est_identity id;
     X509 *old_cert;   /* simplereenroll: the certificate being renewed */
     int attempts;
+    struct timespec t_submit, t_done;
     int rc;
     fp_error err;
 } enroll_job;
@@ -230,6 +232,7 @@ static int sign_and_submit(enroll_job *j)
              j->op == EST_REENROLL ? "simplereenroll" : j->op == EST_KEYGEN ? "serverkeygen"
                                                                              : "simpleenroll");
     j->attempts++;
+    clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
     fp_committer_submit(j->st->committer, &rec, j->id.actor,
                         j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail, committed, j);
     return FP_ERR_OK;
@@ -239,6 +242,7 @@ static int sign_and_submit(enroll_job *j)
 static void committed(void *arg, int rc, const fp_error *err)
 {
     enroll_job *j = arg;
+    clock_gettime(CLOCK_MONOTONIC, &j->t_done);
     j->rc = rc;
     if (err != NULL && rc != FP_ERR_OK)
         j->err = *err;
@@ -250,7 +254,12 @@ static void finish(void *arg)
 {
     enroll_job *j = arg;
     fp_http_req *req = j->req;
+    struct timespec now;
 
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    fp_log(FP_LOG_DEBUG, "id=%s commit wait %.2f ms, post wait %.2f ms", req->id,
+           (j->t_done.tv_sec - j->t_submit.tv_sec) * 1e3 + (j->t_done.tv_nsec - j->t_submit.tv_nsec) / 1e6,
+           (now.tv_sec - j->t_done.tv_sec) * 1e3 + (now.tv_nsec - j->t_done.tv_nsec) / 1e6);
     if (j->rc == FP_ERR_DUPLICATE && j->attempts < SIGN_ATTEMPTS) {
         fp_log(FP_LOG_WARN, "id=%s serial collision, signing again", req->id);
         if (sign_and_submit(j) == FP_ERR_OK)
@@ -427,8 +436,9 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
         est_answer_error(req, &err);
         goto out;
     }
-    /* proof of possession of the client's key (RFC 7030 3.4 / 4.4.1) */
-    if (X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)) != 1) {
+    /* serverkeygen: the client's CSR must still prove possession of its
+     * key (RFC 7030 4.4.1); for the other operations fp_policy_check does */
+    if (op == EST_KEYGEN && X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)) != 1) {
         fp_err_set(&err, FP_ERR_CSR_POP, "CSR signature does not verify");
         est_answer_error(req, &err);
         goto out;

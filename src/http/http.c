@@ -32,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,7 +214,13 @@ static int make_ssl_ctx(fp_http_server *srv, fp_error *err)
         rc = fp_err_set(err, FP_ERR_CRYPTO, "TLS minimum version");
         goto out;
     }
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* No session tickets: with OpenSSL 3.0 issuing one copies the session
+     * (peer certificate included) through d2i/i2d, which cost more than
+     * the rest of an enrollment handshake; devices rarely resume anyway.
+     * TLS 1.2 session-id resumption from the server cache still works. */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                 SSL_OP_NO_TICKET);
+    SSL_CTX_set_num_tickets(ctx, 0);
     if ((rc = fp_config_path(cfg, cfg->tls_cert, path, sizeof(path), err)) != FP_ERR_OK)
         goto out;
     if (SSL_CTX_use_certificate_chain_file(ctx, path) != 1) {
@@ -463,6 +471,16 @@ static void on_request(struct evhttp_request *evr, void *arg)
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evcon, &host, &port);
         snprintf(req->peer_addr, sizeof(req->peer_addr), "%s:%u", host ? host : "?", port);
+        {
+            /* evhttp writes headers and body separately (and TLS adds
+             * records): without TCP_NODELAY, Nagle plus the client's
+             * delayed ACK stalls keep-alive answers by tens of ms */
+            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+            evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+            int one = 1;
+            if (fd >= 0)
+                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        }
         if (req->tls) {
             struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
             req->ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
@@ -658,6 +676,9 @@ static int worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_err
                                                    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                                    EVHTTP_REQ_DELETE);
         evhttp_set_default_content_type(w->http[k], NULL);
+        /* an oversize body is read and dropped (bounded by the timeout) so
+         * the client sees the 413 instead of a reset mid-upload */
+        evhttp_set_flags(w->http[k], EVHTTP_SERVER_LINGERING_CLOSE);
         if (k == 0)
             evhttp_set_bevcb(w->http[k], make_tls_bev, w);
         if ((rc = bind_listener(w, k, err)) != FP_ERR_OK)

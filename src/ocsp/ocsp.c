@@ -279,6 +279,21 @@ static int encode_resp(int status, OCSP_BASICRESP *bs, unsigned char **out, size
     return FP_ERR_OK;
 }
 
+/* Quoted hex of the first 128 bits of SHA-256(der): an HTTP entity tag
+ * (RFC 9110 8.8.3) computed once per signed response. */
+static void set_etag(const unsigned char *der, size_t len, char etag[36])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned mdlen = 0;
+
+    etag[0] = '\0';
+    if (!EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < 16)
+        return;
+    fp_hex(md, 16, hex);
+    snprintf(etag, 36, "\"%.32s\"", hex);
+}
+
 /* An unsuccessful response: just the status (RFC 6960 4.2.1). */
 static int error_resp(int status, fp_ocsp_result *res, unsigned char **out, size_t *out_len,
                       fp_error *err)
@@ -291,14 +306,13 @@ static int error_resp(int status, fp_ocsp_result *res, unsigned char **out, size
  * Returns FP_ERR_OK, or FP_ERR_STORE when the store failed. */
 static int add_single(fp_ocsp_responder *r, fp_store *store, OCSP_BASICRESP *bs,
                       OCSP_CERTID *cid, int ca, int signing_ca, ASN1_TIME *this_up,
-                      ASN1_TIME *next_up, int64_t now, int *cert_status, fp_error *err)
+                      ASN1_TIME *next_up, int *cert_status, fp_error *err)
 {
     char serial[FP_SERIAL_HEX_MAX];
     fp_cert_status_rec st;
     ASN1_TIME *revtime = NULL;
     int status = V_OCSP_CERTSTATUS_UNKNOWN, reason = -1, rc;
 
-    (void)now;
     /* a CA with a different responder: this signer cannot speak for it
      * (RFC 6960 4.2.2.2), so it does not know the certificate */
     if (ca >= 0 && ca == signing_ca && cid_serial(cid, serial) == 0) {
@@ -394,6 +408,7 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
             res->this_update = m.this_update;
             res->next_update = m.next_update;
             res->produced_at = m.produced_at;
+            memcpy(res->etag, m.etag, sizeof(res->etag));
             rc = FP_ERR_OK;
             goto out;
         }
@@ -410,7 +425,7 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     for (int i = 0; i < n; i++) {
         int cs = V_OCSP_CERTSTATUS_UNKNOWN;
         rc = add_single(r, store, bs, OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i)),
-                        cas[i], signing_ca, this_up, next_up, now, &cs, err);
+                        cas[i], signing_ca, this_up, next_up, &cs, err);
         if (rc == FP_ERR_STORE) {
             /* RFC 6960 2.3: the responder cannot answer now */
             fp_err_set(&res->why, FP_ERR_STORE, "store unavailable");
@@ -438,9 +453,17 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     res->this_update = now;
     res->next_update = now + r->opts.validity_seconds;
     res->produced_at = now;
-    if (cacheable && res->cert_status != V_OCSP_CERTSTATUS_UNKNOWN) {
+    set_etag(*out, *out_len, res->etag);
+    if (cacheable) {
+        /* "unknown" only briefly: it changes on issuance, which the change
+         * log does not carry (with random serials a queried never-issued
+         * serial is practically never issued later, but be safe) */
+        int64_t keep = r->opts.validity_seconds / 2;
+        if (res->cert_status == V_OCSP_CERTSTATUS_UNKNOWN && keep > FP_OCSP_UNKNOWN_TTL)
+            keep = FP_OCSP_UNKNOWN_TTL;
         ocsp_cache_meta m = {res->cert_status, res->this_update, res->next_update,
-                             res->produced_at, now + r->opts.validity_seconds / 2};
+                             res->produced_at, now + keep, ""};
+        memcpy(m.etag, res->etag, sizeof(m.etag));
         ocsp_cache_put(r->cache, epoch, cas[0], algs[0], serial, *out, *out_len, &m);
     }
 out:

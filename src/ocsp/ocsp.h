@@ -23,7 +23,10 @@
  * algorithm, serial).  A cached response is dropped the moment the
  * certificate's status changes (fp_ocsp_invalidate, driven by the store's
  * change log) and refreshed after half its validity.  "unknown" answers
- * are never cached.  A request carrying a nonce asks for a fresh response
+ * are kept only FP_OCSP_UNKNOWN_TTL seconds: issuance makes them wrong and
+ * is not in the change log (a never-issued random serial that somebody
+ * asked about is, in practice, never issued later; the short life covers
+ * the rest).  A request carrying a nonce asks for a fresh response
  * (RFC 8954), so it is always signed fresh and never cached.
  */
 #ifndef FP_OCSP_H
@@ -43,6 +46,7 @@
 #define FP_OCSP_MAX_CERTS 32     /* CertIDs in one request */
 #define FP_OCSP_MAX_CAS 8
 #define FP_OCSP_NONCE_MAX 128    /* RFC 9654 2.1 (was 32 in RFC 8954) */
+#define FP_OCSP_UNKNOWN_TTL 30   /* seconds an "unknown" answer stays cached */
 
 typedef struct fp_ocsp_responder fp_ocsp_responder;
 
@@ -74,6 +78,7 @@ typedef struct fp_ocsp_result {
     bool from_cache;
     bool nonce;            /* the request carried a nonce (echoed) */
     int64_t this_update, next_update, produced_at; /* successful only */
+    char etag[36];         /* successful only: quoted strong validator of the bytes */
     fp_error why;          /* reason for a non-successful status, for the log */
 } fp_ocsp_result;
 

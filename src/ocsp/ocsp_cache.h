@@ -25,6 +25,7 @@ typedef struct ocsp_cache ocsp_cache;
 typedef struct ocsp_cache_meta {
     int cert_status;
     int64_t this_update, next_update, produced_at, refresh_at;
+    char etag[36];
 } ocsp_cache_meta;
 
 ocsp_cache *ocsp_cache_new(int entries);

@@ -128,7 +128,9 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
                          const char *pass, size_t passlen, int64_t now,
                          fp_ocsp_responder *r, bool *renewed, fp_error *err)
 {
-    X509 *ca_cert = fp_ca_get0_cert(ca), *cert = NULL;
+    X509 *ca_cert = fp_ca_get0_cert(ca), *cert = NULL, *issued = NULL;
+    unsigned char *der = NULL;
+    size_t derlen = 0;
     EVP_PKEY *key = NULL;
     X509_REQ *req = NULL;
     X509_NAME *name = NULL;
@@ -163,8 +165,16 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         goto out;
     }
     ir = (fp_issue_req){req, "ocsp-signer", 0, "server:ocsp-renew"};
-    if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK)
+    if ((rc = fp_ca_issue(ca, store, &ir, &issued, err)) != FP_ERR_OK)
         goto out;
+    /* work on the certificate as relying parties will see it: decoded from
+     * its DER (the object fp_cert_build assembles carries no decoded key) */
+    if ((rc = fp_cert_to_der(issued, &der, &derlen, err)) != FP_ERR_OK)
+        goto out;
+    if ((cert = fp_cert_from_der(der, derlen)) == NULL) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "issued OCSP signer does not decode");
+        goto out;
+    }
     /* key first, then certificate; each replaced atomically */
     if ((rc = fp_config_path(cfg, cfg->ocsp_key, keypath, sizeof(keypath), err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->ocsp_cert, certpath, sizeof(certpath), err)) != FP_ERR_OK)
@@ -190,6 +200,8 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
     }
 out:
     free(pem);
+    OPENSSL_free(der);
+    X509_free(issued);
     fp_signer_free(signer);
     X509_free(cert);
     X509_REQ_free(req);

@@ -3,15 +3,17 @@
  * OCSP and CRL over plain HTTP, plus the background publisher.
  *
  *   rev_http.c     routes and thin handlers (decode, call core, encode)
- *   rev_publish.c  one background thread with its own store handle:
- *                  - every POLL_MS polls the store's status-change log
- *                    (fp_ocsp_watch), dropping cached OCSP responses of
- *                    changed certificates: a revocation made by any process
- *                    shows in OCSP within one poll;
- *                  - regenerates the CRLs after changes, coalesced (waits
- *                    for a quiet poll, at most COALESCE_MAX_MS), and before
- *                    nextUpdate (at half the interval);
- *                  - renews the OCSP signer certificate at start and hourly.
+ *   rev_publish.c  two background threads, each with its own store handle:
+ *                  the watcher, every POLL_MS, polls the store's status-
+ *                  change log (fp_ocsp_watch), dropping cached OCSP
+ *                  responses of changed certificates (a revocation made by
+ *                  any process shows in OCSP within one poll), marks the
+ *                  CRLs dirty, and renews the OCSP signer hourly; the CRL
+ *                  thread regenerates the CRLs after changes, coalesced
+ *                  (after a quiet poll interval, at most COALESCE_MAX_MS
+ *                  into a burst), and before nextUpdate (at half the
+ *                  interval).  Apart, so that signing a CRL of a million
+ *                  entries never delays OCSP invalidation.
  */
 #ifndef FP_REV_H
 #define FP_REV_H
@@ -58,12 +60,15 @@ typedef struct rev_state {
     size_t passlen;
 
     pthread_mutex_t lock;
-    pthread_cond_t wake;
+    pthread_cond_t wake;     /* stop, or work for the CRL thread */
     bool stopping;
-    bool thread_started;
-    pthread_t thread;
-    fp_store *store;  /* the publisher thread's handle */
-    int64_t seq;      /* change log position */
+    bool threads_started;
+    pthread_t watcher, crl_thread;
+    fp_store *store;         /* the watcher's handle (init uses it first) */
+    fp_store *crl_store;     /* the CRL thread's handle */
+    int64_t seq;             /* change log position */
+    bool crl_dirty;          /* guarded by lock */
+    int64_t dirty_since_ms, last_change_ms;
 } rev_state;
 
 /* Module hooks (listed in src/http/routes.c). */
@@ -74,8 +79,9 @@ void fp_rev_free(void *state);
 /* rev_publish.c */
 int rev_publish_start(rev_state *st, fp_error *err);
 void rev_publish_stop(rev_state *st);
-/* Generate and publish the CRL of crls[i] now (publisher or init only). */
-int rev_crl_refresh(rev_state *st, int i, fp_error *err);
+/* Generate and publish the CRL of crls[i] now with store (the CRL
+ * thread's handle, or init's). */
+int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err);
 /* Current CRL of ca_id with a reference (rev_blob_put), or NULL. */
 rev_blob *rev_crl_get(rev_state *st, const char *ca_id);
 void rev_blob_put(rev_blob *b);

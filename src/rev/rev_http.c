@@ -20,7 +20,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/evp.h>
 #include <openssl/ocsp.h>
 
 #include "../common/util.h"
@@ -141,10 +140,7 @@ static int answer(fp_http_req *req, const unsigned char *der, size_t len, bool g
     note_result(req, &res);
     if (get && res.status == OCSP_RESPONSE_STATUS_SUCCESSFUL && res.next_update > now) {
         /* RFC 5019 6.2: let caches keep it until nextUpdate, no longer */
-        char v[96], etag[48];
-        unsigned char md[EVP_MAX_MD_SIZE];
-        unsigned mdlen = 0;
-        char hex[2 * EVP_MAX_MD_SIZE + 1];
+        char v[96];
         const char *inm = fp_http_header(req, "If-None-Match");
 
         http_date(res.this_update, v, sizeof(v));
@@ -154,11 +150,9 @@ static int answer(fp_http_req *req, const unsigned char *der, size_t len, bool g
         snprintf(v, sizeof(v), "max-age=%lld, public, no-transform, must-revalidate",
                  (long long)(res.next_update - now));
         fp_http_add_header(req, "Cache-Control", v);
-        if (EVP_Digest(out, out_len, md, &mdlen, EVP_sha256(), NULL)) {
-            fp_hex(md, 16, hex);
-            snprintf(etag, sizeof(etag), "\"%.32s\"", hex);
-            fp_http_add_header(req, "ETag", etag);
-            if (inm != NULL && !strcmp(inm, etag)) {
+        if (res.etag[0]) {
+            fp_http_add_header(req, "ETag", res.etag);
+            if (inm != NULL && !strcmp(inm, res.etag)) {
                 free(out);
                 fp_http_reply(req, 304, NULL, NULL, 0);
                 return FP_HTTP_DONE;
@@ -222,12 +216,16 @@ static int rev_crl_handler(fp_http_req *req)
     /* republished on every revocation: caches must ask again */
     fp_http_add_header(req, "Cache-Control", "no-cache");
     fp_http_add_header(req, "ETag", b->etag);
+    if (req->method == FP_HTTP_HEAD) { /* libevent leaves it out for HEAD */
+        snprintf(v, sizeof(v), "%zu", b->len);
+        fp_http_add_header(req, "Content-Length", v);
+    }
     inm = fp_http_header(req, "If-None-Match");
     if (inm != NULL && !strcmp(inm, b->etag))
         fp_http_reply(req, 304, NULL, NULL, 0);
     else
-        fp_http_reply(req, 200, "application/pkix-crl", b->data,
-                      req->method == FP_HTTP_HEAD ? 0 : b->len);
+        fp_http_reply(req, 200, "application/pkix-crl", b->data, b->len); /* libevent drops
+                                                                             the body of HEAD */
     rev_blob_put(b);
     return FP_HTTP_DONE;
 }
@@ -241,8 +239,13 @@ static int rev_ca_get(fp_http_req *req)
         for (int i = 0; i < st->n_crls; i++)
             if (!strcmp(st->crls[i].ca_id, id)) {
                 fp_http_add_header(req, "Cache-Control", "public, max-age=86400");
+                if (req->method == FP_HTTP_HEAD) {
+                    char v[24];
+                    snprintf(v, sizeof(v), "%d", st->crls[i].cert_der_len);
+                    fp_http_add_header(req, "Content-Length", v);
+                }
                 fp_http_reply(req, 200, "application/pkix-cert", st->crls[i].cert_der,
-                              req->method == FP_HTTP_HEAD ? 0 : (size_t)st->crls[i].cert_der_len);
+                              (size_t)st->crls[i].cert_der_len);
                 return FP_HTTP_DONE;
             }
     fp_http_error(req, 404, "no CA certificate here by that name");
@@ -309,6 +312,7 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     }
     if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_store_open(path, &st->store, err)) != FP_ERR_OK ||
+        (rc = fp_store_open(path, &st->crl_store, err)) != FP_ERR_OK ||
         (rc = fp_store_status_seq(st->store, &st->seq, err)) != FP_ERR_OK)
         goto fail;
     /* a signer close to expiry (or broken by an interrupted renewal) is
@@ -323,7 +327,7 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
         (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
         goto fail;
     for (int i = 0; i < st->n_crls; i++)
-        if ((rc = rev_crl_refresh(st, i, err)) != FP_ERR_OK)
+        if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
             goto fail;
     if ((rc = rev_publish_start(st, err)) != FP_ERR_OK)
         goto fail;
@@ -356,6 +360,7 @@ void fp_rev_free(void *state)
     }
     fp_ocsp_responder_free(st->ocsp);
     fp_store_close(st->store);
+    fp_store_close(st->crl_store);
     if (st->pass != NULL)
         OPENSSL_clear_free(st->pass, st->passlen + 1);
     pthread_cond_destroy(&st->wake);

@@ -43,7 +43,7 @@ rev_blob *rev_crl_get(rev_state *st, const char *ca_id)
     return b;
 }
 
-int rev_crl_refresh(rev_state *st, int i, fp_error *err)
+int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err)
 {
     rev_crl *c = &st->crls[i];
     fp_crl_params p;
@@ -65,7 +65,7 @@ int rev_crl_refresh(rev_state *st, int i, fp_error *err)
     p.signer = c->signer;
     p.next_update_hours = st->cfg->crl_next_update_hours;
     p.spool_dir = st->cfg->dir;
-    if ((rc = fp_crl_generate(st->store, &p, mem, &info, err)) != FP_ERR_OK)
+    if ((rc = fp_crl_generate(store, &p, mem, &info, err)) != FP_ERR_OK)
         goto out;
     n = BIO_get_mem_data(mem, &data);
     b = calloc(1, sizeof(*b));
@@ -114,51 +114,49 @@ static bool crl_due(rev_state *st, int i, int64_t now)
     return due;
 }
 
-static void *publisher(void *arg)
+/* Sleep until ms from now or stop; true when stopping. */
+static bool nap(rev_state *st, int ms)
+{
+    struct timespec until;
+    bool stop;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += (long)ms * 1000000L;
+    while (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (!st->stopping && pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
+        ;
+    stop = st->stopping;
+    pthread_mutex_unlock(&st->lock);
+    return stop;
+}
+
+static void *watcher(void *arg)
 {
     rev_state *st = arg;
-    int64_t dirty_since = 0, last_renew = mono_ms();
-    bool dirty = false;
+    int64_t last_renew = mono_ms();
 
-    for (;;) {
-        struct timespec until;
-        bool changed = false, stop;
+    while (!nap(st, POLL_MS)) {
+        bool changed = false;
         fp_error err = {0};
         int64_t ms;
-
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += POLL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_mutex_lock(&st->lock);
-        while (!st->stopping &&
-               pthread_cond_timedwait(&st->wake, &st->lock, &until) != ETIMEDOUT)
-            ;
-        stop = st->stopping;
-        pthread_mutex_unlock(&st->lock);
-        if (stop)
-            break;
 
         if (fp_ocsp_watch(st->ocsp, st->store, &st->seq, &changed, &err) != FP_ERR_OK)
             fp_log(FP_LOG_WARN, "revocation watch: %s", fp_err_str(&err));
         ms = mono_ms();
+        if (changed)
+            fp_log(FP_LOG_INFO, "revocation status changed (change log at %" PRId64 ")", st->seq);
         if (changed) {
-            if (!dirty)
-                dirty_since = ms;
-            dirty = true;
+            pthread_mutex_lock(&st->lock);
+            if (!st->crl_dirty)
+                st->dirty_since_ms = ms;
+            st->crl_dirty = true;
+            st->last_change_ms = ms;
+            pthread_mutex_unlock(&st->lock);
         }
-        /* coalesce: publish after a quiet poll, or when a burst runs long */
-        if (dirty && (!changed || ms - dirty_since >= COALESCE_MAX_MS)) {
-            for (int i = 0; i < st->n_crls; i++)
-                if (rev_crl_refresh(st, i, &err) != FP_ERR_OK)
-                    fp_log(FP_LOG_WARN, "CRL of %s: %s", st->crls[i].ca_id, fp_err_str(&err));
-            dirty = false;
-        }
-        for (int i = 0; i < st->n_crls; i++)
-            if (crl_due(st, i, fp_now()) && rev_crl_refresh(st, i, &err) != FP_ERR_OK)
-                fp_log(FP_LOG_WARN, "CRL of %s: %s", st->crls[i].ca_id, fp_err_str(&err));
         if (ms - last_renew >= RENEW_CHECK_S * 1000) {
             bool renewed = false;
             last_renew = ms;
@@ -172,22 +170,55 @@ static void *publisher(void *arg)
     return NULL;
 }
 
+static void *crl_thread(void *arg)
+{
+    rev_state *st = arg;
+
+    while (!nap(st, POLL_MS)) {
+        fp_error err = {0};
+        int64_t ms = mono_ms();
+        bool go;
+
+        /* coalesce: publish once changes pause, or when a burst runs long */
+        pthread_mutex_lock(&st->lock);
+        go = st->crl_dirty && (ms - st->last_change_ms >= POLL_MS ||
+                               ms - st->dirty_since_ms >= COALESCE_MAX_MS);
+        if (go)
+            st->crl_dirty = false;
+        pthread_mutex_unlock(&st->lock);
+        for (int i = 0; i < st->n_crls; i++)
+            if ((go || crl_due(st, i, fp_now())) &&
+                rev_crl_refresh(st, st->crl_store, i, &err) != FP_ERR_OK)
+                fp_log(FP_LOG_WARN, "CRL of %s: %s", st->crls[i].ca_id, fp_err_str(&err));
+    }
+    return NULL;
+}
+
 int rev_publish_start(rev_state *st, fp_error *err)
 {
-    if (pthread_create(&st->thread, NULL, publisher, st) != 0)
-        return fp_err_set(err, FP_ERR_INTERNAL, "cannot start the revocation publisher");
-    st->thread_started = true;
+    if (pthread_create(&st->watcher, NULL, watcher, st) != 0)
+        return fp_err_set(err, FP_ERR_INTERNAL, "cannot start the revocation watcher");
+    if (pthread_create(&st->crl_thread, NULL, crl_thread, st) != 0) {
+        pthread_mutex_lock(&st->lock);
+        st->stopping = true;
+        pthread_cond_broadcast(&st->wake);
+        pthread_mutex_unlock(&st->lock);
+        pthread_join(st->watcher, NULL);
+        return fp_err_set(err, FP_ERR_INTERNAL, "cannot start the CRL publisher");
+    }
+    st->threads_started = true;
     return FP_ERR_OK;
 }
 
 void rev_publish_stop(rev_state *st)
 {
-    if (!st->thread_started)
+    if (!st->threads_started)
         return;
     pthread_mutex_lock(&st->lock);
     st->stopping = true;
-    pthread_cond_signal(&st->wake);
+    pthread_cond_broadcast(&st->wake);
     pthread_mutex_unlock(&st->lock);
-    pthread_join(st->thread, NULL);
-    st->thread_started = false;
+    pthread_join(st->watcher, NULL);
+    pthread_join(st->crl_thread, NULL);
+    st->threads_started = false;
 }

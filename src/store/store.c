@@ -150,6 +150,16 @@ int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *ser
     return s->ops->pending_decide(s, id, status, serial, ev, err);
 }
 
+int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err)
+{
+    return s->ops->set_autocheckpoint ? s->ops->set_autocheckpoint(s, pages, err) : FP_ERR_OK;
+}
+
+int fp_store_checkpoint(fp_store *s, fp_error *err)
+{
+    return s->ops->checkpoint ? s->ops->checkpoint(s, err) : FP_ERR_OK;
+}
+
 typedef struct {
     int64_t expect_id;
     char prev[65];

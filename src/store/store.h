@@ -94,7 +94,8 @@ typedef struct fp_cert_filter {
     bool unexpired_only;     /* not_after >= now */
     int64_t expiring_before; /* 0: none; else not_after <= this and >= now */
     const char *profile;     /* NULL: any */
-    const char *subject_contains; /* NULL: any; substring of the RFC 2253 subject */
+    const char *name_contains; /* NULL: any; substring of the RFC 2253 subject
+                                  or of the SAN list */
     int64_t now;
     int limit;               /* 0: no limit */
 } fp_cert_filter;
@@ -249,6 +250,14 @@ int fp_store_pending_list(fp_store *s, int status, fp_pending_cb cb, void *arg,
 /* WAITING -> ISSUED (with serial) or REJECTED; FP_ERR_STATE otherwise. */
 int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *serial,
                             const fp_audit_event *ev, fp_error *err);
+
+/* Write-ahead-log tuning for a handle that only commits (group commit):
+ * pages <= 0 turns automatic checkpoints off on this handle, so commits
+ * never stall behind one; fp_store_checkpoint (on another handle and
+ * thread) then keeps the log short without blocking writers.  Backends
+ * without such a log ignore both. */
+int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err);
+int fp_store_checkpoint(fp_store *s, fp_error *err);
 
 /* Integrity check of the backend (SQLite: PRAGMA integrity_check). */
 int fp_store_check(fp_store *s, fp_error *err);

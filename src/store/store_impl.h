@@ -46,6 +46,8 @@ typedef struct fp_store_ops {
     int (*pending_get)(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err);
     int (*pending_list)(fp_store *s, int status, fp_pending_cb cb, void *arg,
                         fp_error *err);
+    int (*set_autocheckpoint)(fp_store *s, int pages, fp_error *err);
+    int (*checkpoint)(fp_store *s, fp_error *err);
     int (*pending_decide)(fp_store *s, int64_t id, int status, const char *serial,
                           const fp_audit_event *ev, fp_error *err);
 } fp_store_ops;

@@ -382,7 +382,7 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
         " AND (?3 = 0 OR not_after >= ?5)"
         " AND (?4 = 0 OR (not_after <= ?4 AND not_after >= ?5))"
         " AND (?6 IS NULL OR profile = ?6)"
-        " AND (?8 IS NULL OR instr(subject, ?8) > 0)"
+        " AND (?8 IS NULL OR instr(subject, ?8) > 0 OR instr(sans, ?8) > 0)"
         " ORDER BY issued_at, rowid LIMIT ?7";
 
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -395,8 +395,8 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
     if (f->profile)
         sqlite3_bind_text(st, 6, f->profile, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, f->limit > 0 ? f->limit : -1);
-    if (f->subject_contains)
-        sqlite3_bind_text(st, 8, f->subject_contains, -1, SQLITE_STATIC);
+    if (f->name_contains)
+        sqlite3_bind_text(st, 8, f->name_contains, -1, SQLITE_STATIC);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         fp_cert_rec r;
         if ((rc = row_to_rec(st, &r, err)) != FP_ERR_OK)
@@ -943,7 +943,27 @@ out:
     return rc;
 }
 
+static int sq_set_autocheckpoint(fp_store *base, int pages, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    if (sqlite3_wal_autocheckpoint(s->db, pages > 0 ? pages : 0) != SQLITE_OK)
+        return db_err(s, err, "wal_autocheckpoint");
+    return FP_ERR_OK;
+}
+
+/* PASSIVE: copies what it can without waiting for or blocking writers. */
+static int sq_checkpoint(fp_store *base, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_err(s, err, "wal_checkpoint");
+    return FP_ERR_OK;
+}
+
 static const fp_store_ops sqlite_ops = {
+    .set_autocheckpoint = sq_set_autocheckpoint,
+    .checkpoint = sq_checkpoint,
     .name = "sqlite",
     .close = sq_close,
     .ca_put = sq_ca_put,

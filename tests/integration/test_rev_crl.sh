@@ -84,7 +84,9 @@ code=$(curl -sS -o /dev/null -w '%{http_code}' "http://$HTTP/crl/nope.crl")
 code=$(curl -sS -o /dev/null -w '%{http_code}' -H "If-None-Match: $(sed -n 's/^[Ee][Tt]ag: *\(.*\)\r$/\1/p' "$T/crl.h")" \
     "http://$HTTP/crl/issuing.crl")
 [ "$code" = 304 ] || fail "conditional CRL GET answered $code"
-pass "root CRL (crl_check_all), 404 for unknown CA"
+len=$(curl -sS -I "http://$HTTP/crl/issuing.crl" | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ll]ength: //p')
+[ "$len" = "$(stat -c %s "$T/cur.crl")" ] || fail "HEAD Content-Length $len"
+pass "root CRL (crl_check_all), HEAD, 404 for unknown CA"
 
 rev_stop
 

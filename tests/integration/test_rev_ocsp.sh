@@ -61,9 +61,18 @@ fp revoke --dir "$CA" --subject fleet-7 --reason cessationOfOperation >"$T/bysub
 rev_wait_status "$T/dev4.crt" revoked -no_nonce
 rev_wait_status "$T/dev5.crt" revoked -no_nonce
 expect_code 1 "revoke --subject with no match fails" fp revoke --dir "$CA" --subject nobody --reason superseded
+# by device id carried in a URI SAN
+fp_csr dev6 "/CN=gw" -addext "subjectAltName=URI:urn:fleet:gw-9"
+fp issue --dir "$CA" --csr "$T/dev6.csr" --profile device --out "$T/dev6.crt" || fail "issue dev6"
+expect_code 1 "--subject does not match SANs" fp revoke --dir "$CA" --subject urn:fleet:gw-9 --reason superseded
+fp revoke --dir "$CA" --device urn:fleet:gw-9 --reason superseded --json >"$T/bydev.json"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==1 and "error" not in d[0]' "$T/bydev.json" \
+    || fail "revoke --device --json"
+rev_wait_status "$T/dev6.crt" revoked -no_nonce
+expect_code 2 "--subject and --device together" fp revoke --dir "$CA" --subject a --device b --reason superseded
 fp audit list --dir "$CA" 2>/dev/null | grep -c "cert.revoke" >"$T/nrev" || true
 [ "$(cat "$T/nrev")" -ge 4 ] || fail "revocations not audited"
-pass "revoke --subject, audited"
+pass "revoke --subject and --device, audited"
 
 # --- several certificates in one request ---
 openssl ocsp -issuer "$CA/issuing.crt" -cert "$T/dev1.crt" -cert "$T/dev2.crt" \

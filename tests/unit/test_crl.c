@@ -346,6 +346,33 @@ static void test_revoke_by_cn(void **state)
     assert_int_equal(count, 1);
 }
 
+/* By device id: the CN or a DNS/URI SAN; --subject does not look at SANs. */
+static void test_revoke_by_device(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    fp_issue_req ir;
+    X509_REQ *req;
+    X509 *x = NULL;
+    char by_cn[FP_SERIAL_HEX_MAX];
+    int count = 0;
+
+    req = tu_csr(f->key, "/CN=gateway", "URI:urn:dev:abc-1", 0, NULL, NULL);
+    ir = (fp_issue_req){req, "device", 0, "unit"};
+    if (fp_ca_issue(f->ca, f->store, &ir, &x, &e) != 0)
+        fail_msg("issue: %s", e.msg);
+    X509_free(x);
+    X509_REQ_free(req);
+    issue(f, "urn:dev:abc-1", by_cn);
+    assert_int_equal(fp_ca_revoke_cn(f->store, "urn:dev:abc", FP_REASON_SUPERSEDED, "unit", NULL,
+                                     NULL, &count, &e), FP_ERR_NOT_FOUND); /* no substrings */
+    assert_int_equal(fp_ca_revoke_device(f->store, "urn:dev:abc-1", FP_REASON_KEY_COMPROMISE,
+                                         "unit", NULL, NULL, &count, &e), 0);
+    assert_int_equal(count, 2);
+    assert_int_equal(fp_ca_revoke_device(f->store, "gateway", FP_REASON_KEY_COMPROMISE, "unit",
+                                         NULL, NULL, &count, &e), FP_ERR_NOT_FOUND);
+}
+
 static void test_bad_params(void **state)
 {
     fx *f = *state;
@@ -396,6 +423,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spool_to_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_by_cn, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoke_by_device, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_types, setup_ed, teardown),
         cmocka_unit_test_setup_teardown(test_key_types, setup_rsa, teardown),
