@@ -114,7 +114,11 @@ typedef struct fp_http_module {
 extern const fp_http_module fp_http_modules[];
 
 /* A request as handlers see it.  Everything is borrowed and lives until
- * the response is sent. */
+ * the response is sent, EXCEPT ssl, peer_cert and peer_chain: they belong
+ * to the connection, which the client may close while a request is
+ * deferred, so use them only during the handler call (take references
+ * with X509_up_ref for later).  Answering a request whose connection is
+ * gone is safe: the answer is dropped. */
 struct fp_http_req {
     int method;               /* FP_HTTP_* */
     const char *method_name;
