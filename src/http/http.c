@@ -361,40 +361,6 @@ void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
 
 /* ---- routing ---- */
 
-/* Does path match pattern?  Sets *wild, *wlen and *rest (pointers into path). */
-static bool path_match(const char *pat, const char *path, const char **wild, size_t *wlen,
-                       const char **rest)
-{
-    *wild = NULL;
-    *wlen = 0;
-    *rest = NULL;
-    while (*pat) {
-        if (pat[0] == '/' && pat[1] == '*' && pat[2] == '*' && pat[3] == '\0') {
-            if (*path != '/')
-                return false;
-            *rest = path + 1;
-            return true;
-        }
-        if (pat[0] == '*' && (pat[1] == '/' || pat[1] == '\0') && pat[-1] == '/') {
-            const char *end = path;
-            while (*end && *end != '/')
-                end++;
-            if (end == path)
-                return false;
-            *wild = path;
-            *wlen = (size_t)(end - path);
-            path = end;
-            pat++;
-            continue;
-        }
-        if (*pat != *path)
-            return false;
-        pat++;
-        path++;
-    }
-    return *path == '\0';
-}
-
 static int method_bit(enum evhttp_cmd_type t, const char **name)
 {
     switch (t) {
@@ -519,7 +485,7 @@ static void on_request(struct evhttp_request *evr, void *arg)
         for (; r && r->methods && route == NULL; r++) {
             if (!(r->listeners & lc->kind))
                 continue;
-            if (!path_match(r->path, req->path, &wild, &wlen, &rest))
+            if (!fp_http_path_match(r->path, req->path, &wild, &wlen, &rest))
                 continue;
             allowed |= r->methods;
             if (r->methods & mbit) {

@@ -214,6 +214,13 @@ bool fp_http_server_draining(const fp_http_server *srv);
 
 /* ---- helpers shared with modules (http_util.c; no libevent) ---- */
 
+/* Match path against a route pattern (see "Path syntax" above).  On a
+ * match, wild and wlen give the segment '*' matched (else NULL and 0), and
+ * rest what a trailing "/ **" (no space) matched (else NULL); both point
+ * into path. */
+bool fp_http_path_match(const char *pattern, const char *path, const char **wild,
+                        size_t *wlen, const char **rest);
+
 /* Media type of a Content-Type value compares equal to want (type/subtype
  * only, parameters ignored, case-insensitive). */
 bool fp_http_media_type_is(const char *content_type, const char *want);
