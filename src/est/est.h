@@ -70,18 +70,15 @@ int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const cha
 /* ---- est_auth.c ---- */
 
 /* Authenticate req for label per its auth mode.  On failure answers the
- * request itself (401/403) and returns non-OK.  token_spent tells the
- * caller a token must be spent (est_auth_spend_token) before issuing. */
+ * request itself (401/403) and returns non-OK.  A token is only checked
+ * here; its use is spent by the committer with the certificate
+ * (id->token_id). */
 int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
                      X509_REQ *csr, est_identity *id);
 
 /* CRYPTO_EX_free for the per-connection verdict cache (est->ssl_idx). */
 void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                          void *argp);
-
-/* Spend one use of the identity's token (durable); FP_ERR_STATE if it was
- * used up concurrently. */
-int est_auth_spend_token(fp_http_req *req, const est_identity *id, fp_error *err);
 
 /* RFC 7030 3.5: CSR challengePassword must equal the TLS channel binding
  * (tls-unique in TLS 1.2, tls-exporter in TLS 1.3), base64.  Answers 403
