@@ -313,8 +313,10 @@ static void req_free(fp_http_req *req)
     free(req);
 }
 
-void fp_http_reply(fp_http_req *req, int status, const char *content_type,
-                   const void *body, size_t len)
+/* Body copied, or (release != NULL) referenced until sent. */
+static void send_reply(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg)
 {
     fp_http_server *srv = req->worker->srv;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev_);
@@ -326,9 +328,16 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
     evhttp_add_header(h, "X-Request-Id", req->id);
     if (evhttp_find_header(h, "Cache-Control") == NULL)
         evhttp_add_header(h, "Cache-Control", "no-store");
-    if (len > 0 && evbuffer_add(out, body, len) != 0) {
+    if (len > 0 && release != NULL) {
+        if (evbuffer_add_reference(out, body, len, release, arg) != 0) {
+            release(body, len, arg);
+            status = 500;
+        }
+    } else if (len > 0 && evbuffer_add(out, body, len) != 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
         status = 500;
+    } else if (len == 0 && release != NULL) {
+        release(body, len, arg);
     }
     evhttp_send_reply(req->ev_, status, reason_phrase(status), NULL);
     ms = (double)(mono_ns() - req->start_ns_) / 1e6;
@@ -339,6 +348,19 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                req->identity[0] ? req->identity : "-", ms, req->peer_addr);
     atomic_fetch_sub(&srv->inflight, 1);
     req_free(req);
+}
+
+void fp_http_reply(fp_http_req *req, int status, const char *content_type,
+                   const void *body, size_t len)
+{
+    send_reply(req, status, content_type, body, len, NULL, NULL);
+}
+
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg)
+{
+    send_reply(req, status, content_type, body, len, release, arg);
 }
 
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)

@@ -158,6 +158,14 @@ void fp_http_add_header(fp_http_req *req, const char *name, const char *value);
 void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                    const void *body, size_t len);
 
+/* fp_http_reply without the copy: body is sent by reference and
+ * release(body, len, arg) is called once it is no longer needed (also on
+ * failure), possibly after this returns.  For large immutable documents
+ * (a CRL of a million entries).  Worker thread only. */
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg);
+
 /* Send status with a text/plain reason body ("reason\n"). */
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -198,6 +198,13 @@ static bool strip_suffix(const char *name, const char *suffix, char *buf, size_t
     return true;
 }
 
+static void release_blob(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    rev_blob_put(arg);
+}
+
 static int rev_crl_handler(fp_http_req *req)
 {
     rev_state *st = req->mod_state;
@@ -221,12 +228,14 @@ static int rev_crl_handler(fp_http_req *req)
         fp_http_add_header(req, "Content-Length", v);
     }
     inm = fp_http_header(req, "If-None-Match");
-    if (inm != NULL && !strcmp(inm, b->etag))
+    if (inm != NULL && !strcmp(inm, b->etag)) {
         fp_http_reply(req, 304, NULL, NULL, 0);
-    else
-        fp_http_reply(req, 200, "application/pkix-crl", b->data, b->len); /* libevent drops
-                                                                             the body of HEAD */
-    rev_blob_put(b);
+        rev_blob_put(b);
+    } else {
+        /* by reference: the blob lives until the bytes are on the wire
+         * (libevent drops the body of HEAD itself) */
+        fp_http_reply_ref(req, 200, "application/pkix-crl", b->data, b->len, release_blob, b);
+    }
     return FP_HTTP_DONE;
 }
 
