@@ -292,6 +292,27 @@ static int add_crl(rev_state *st, const char *ca_id, bool required, fp_error *er
     return FP_ERR_OK;
 }
 
+/* With the root key online (its CRL is then published too), OCSP also
+ * answers for the root's certificates, signed by the root itself (RFC 6960
+ * 4.2.2.2 allows the CA): "good" for the issuing CA, "unknown" otherwise. */
+static int serve_root_ocsp(rev_state *st, fp_error *err)
+{
+    X509 *root = NULL;
+    fp_signer *signer = NULL;
+    int rc;
+
+    if (st->n_crls < 2)
+        return FP_ERR_OK; /* root key offline */
+    if ((rc = fp_crl_load_ca(st->cfg, st->cfg->root_id, st->pass, st->passlen, &root, &signer,
+                             err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_ocsp_responder_add_ca(st->ocsp, st->cfg->root_id, root, signer, root, err);
+    if (rc == FP_ERR_OK)
+        rc = fp_ocsp_responder_add_child(st->ocsp, st->cfg->root_id, st->crls[0].cert, err);
+    X509_free(root);
+    return rc;
+}
+
 int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
 {
     rev_state *st = calloc(1, sizeof(*st));
@@ -333,7 +354,8 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     if (renewed)
         fp_log(FP_LOG_INFO, "OCSP signer certificate renewed");
     if ((rc = add_crl(st, st->cfg->issuing_id, true, err)) != FP_ERR_OK ||
-        (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
+        (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK ||
+        (rc = serve_root_ocsp(st, err)) != FP_ERR_OK)
         goto fail;
     for (int i = 0; i < st->n_crls; i++)
         if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
