@@ -15,6 +15,7 @@
  * 405, 411, 413 beyond max_body, 415 wrong content type).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -373,8 +374,18 @@ fail:
 
 void fp_rev_stop(void *state)
 {
-    if (state != NULL)
-        rev_publish_stop(state);
+    rev_state *st = state;
+    fp_ocsp_stats s;
+
+    if (st == NULL)
+        return;
+    rev_publish_stop(st);
+    fp_ocsp_get_stats(st->ocsp, &s);
+    if (st->cfg->ocsp_cache)
+        fp_log(FP_LOG_INFO,
+               "ocsp cache hits=%" PRIu64 " misses=%" PRIu64 " inserts=%" PRIu64
+               " invalidations=%" PRIu64 " entries=%ld",
+               s.hits, s.misses, s.inserts, s.invalidations, s.entries);
 }
 
 void fp_rev_free(void *state)
