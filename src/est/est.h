@@ -58,6 +58,11 @@ int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error 
 int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
                    size_t *der_len, fp_error *err);
 
+/* est_csr.c: PKCS#10 DER with an EC key on a named curve, read without
+ * OpenSSL 3's decoder set-up; NULL when the request is not of that simple
+ * form (the caller then uses d2i_X509_REQ), never a different request. */
+X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len);
+
 /* RFC 7030 4.5.2 CsrAttrs for the label (base64), NULL when "none". */
 int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char **out,
                        size_t *len, fp_error *err);

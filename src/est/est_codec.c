@@ -83,7 +83,11 @@ int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
                                       : fp_err_set(err, FP_ERR_CSR_MALFORMED,
                                                    "body is not base64-encoded PKCS#10");
     p = bin;
-    csr = d2i_X509_REQ(NULL, &p, (long)blen);
+    csr = est_csr_fast_parse(bin, blen);
+    if (csr == NULL)
+        csr = d2i_X509_REQ(NULL, &p, (long)blen);
+    else
+        p = bin + blen;
     if (csr == NULL || p != bin + blen) {
         X509_REQ_free(csr);
         free(bin);
