@@ -68,7 +68,8 @@ int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char
                        size_t *len, fp_error *err);
 
 /* multipart/mixed body for serverkeygen (RFC 7030 4.4.2).  The parts are
- * (content type, base64 text); boundary is written into boundary (>= 40). */
+ * (content type, base64 text); boundary is written into boundary (>= 40).
+ * *out is OPENSSL_malloc'd; free with OPENSSL_clear_free (it holds a key). */
 int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const char *b64_2,
                   char boundary[48], char **out, size_t *len, fp_error *err);
 

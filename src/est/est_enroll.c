@@ -174,7 +174,8 @@ static void reply_keygen(enroll_job *j)
             FP_ERR_OK)
         goto out;
     snprintf(ct, sizeof(ct), "multipart/mixed; boundary=%s", boundary);
-    fp_http_reply(req, 200, ct, body, blen);
+    fp_http_reply_secret(req, 200, ct, body, blen); /* wiped once sent */
+    body = NULL;
     req = NULL;
 out:
     if (req != NULL)

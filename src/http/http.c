@@ -313,6 +313,24 @@ static void req_free(fp_http_req *req)
     free(req);
 }
 
+static void wipe_secret(const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    OPENSSL_clear_free((void *)data, len);
+}
+
+void fp_http_reply_secret(fp_http_req *req, int status, const char *content_type,
+                          void *body, size_t len)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
+    if (evbuffer_add_reference(out, body, len, wipe_secret, NULL) != 0) {
+        OPENSSL_clear_free(body, len);
+        fp_http_error(req, 500, "internal error");
+        return;
+    }
+    fp_http_reply(req, status, content_type, NULL, 0);
+}
+
 void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                    const void *body, size_t len)
 {

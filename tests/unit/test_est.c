@@ -149,7 +149,7 @@ static void test_multipart(void **state)
     /* the boundary must not occur in base64 content: it holds '-' and '=' */
     assert_non_null(strchr(boundary, '-'));
     assert_non_null(strchr(boundary, '='));
-    free(body);
+    OPENSSL_clear_free(body, len);
 }
 
 static void test_token(void **state)
