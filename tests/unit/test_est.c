@@ -325,6 +325,54 @@ static void test_csr_fast_parse_declines(void **state)
     assert_null(est_csr_fast_parse(junk, 0));
 }
 
+static int parse(const char *text, fp_config *c)
+{
+    fp_error e = {0};
+    return fp_config_parse(c, "/tmp", text, strlen(text), &e);
+}
+
+static void test_est_label_config(void **state)
+{
+    fp_config *c = calloc(1, sizeof(*c));
+    const fp_est_label *l;
+    static const char *const bad[] = {
+        "[est lab]\nauth = password\n",          /* unknown auth mode */
+        "[est lab]\nnonsense = 1\n",             /* unknown option */
+        "[est lab]\nprofile = no-such-profile\n",
+        "[est a/b]\nauth = cert\n",              /* not a path segment */
+        "[est ..]\nauth = cert\n",
+        "[est simpleenroll]\nauth = cert\n",     /* an operation name */
+        "[est lab]\nmanual_approval = maybe\n",
+        "[est lab]\nretry_after_seconds = 0\n",
+        "[est lab]\nretry_after_seconds = 86401\n",
+    };
+    (void)state;
+    assert_non_null(c);
+    /* defaults: the unnamed label exists and works after init */
+    assert_int_equal(parse("", c), FP_ERR_OK);
+    l = fp_config_est_label(c, "");
+    assert_non_null(l);
+    assert_string_equal(l->profile, "device");
+    assert_int_equal(l->auth, FP_EST_AUTH_EITHER);
+    assert_false(l->manual_approval);
+    assert_null(fp_config_est_label(c, "lab"));
+
+    assert_int_equal(parse("[est]\nauth = token\n[est lab]\nauth = cert\nrevoke_on_renew = yes\n"
+                           "trust_anchors = idevid.pem\nprofile = server\n", c), FP_ERR_OK);
+    assert_int_equal(fp_config_est_label(c, "")->auth, FP_EST_AUTH_TOKEN);
+    l = fp_config_est_label(c, "lab");
+    assert_non_null(l);
+    assert_int_equal(l->auth, FP_EST_AUTH_CERT);
+    assert_true(l->revoke_on_renew);
+    assert_string_equal(l->trust_anchors, "idevid.pem");
+    assert_string_equal(l->profile, "server");
+    assert_false(l->require_pop_linking); /* untouched options keep defaults */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (parse(bad[i], c) == FP_ERR_OK)
+            fail_msg("accepted bad [est] config #%zu", i);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -335,6 +383,7 @@ int main(void)
         cmocka_unit_test(test_store_tokens_and_pending),
         cmocka_unit_test(test_csr_fast_parse),
         cmocka_unit_test(test_csr_fast_parse_declines),
+        cmocka_unit_test(test_est_label_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
