@@ -70,6 +70,7 @@ typedef struct fp_config {
     int max_header_bytes;
     int idle_timeout_seconds;
     int crl_next_update_hours;
+    int max_pending_commits;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;

@@ -16,7 +16,6 @@
 
 #define EST_CT_PKCS7 "application/pkcs7-mime; smime-type=certs-only"
 #define EST_CT_CSRATTRS "application/csrattrs"
-#define EST_RETRY_BACKLOG 4096 /* commit queue depth that answers 503 */
 
 /* Per-label state built at startup (immutable while serving). */
 typedef struct est_label {
