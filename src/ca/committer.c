@@ -40,6 +40,7 @@ struct fp_committer {
     fp_store *ckpt_store;
     pthread_t thread, ckpt_thread;
     bool ckpt_started;
+    long test_delay_ms; /* FLEETPKI_TEST_COMMIT_DELAY_MS: tests only */
     unsigned long committed; /* batches, for the checkpointer */
     pthread_mutex_t mu;
     pthread_cond_t cv, ckpt_cv;
@@ -136,6 +137,11 @@ static void *writer_main(void *arg)
             c->tail = NULL;
         c->queued -= n;
         pthread_mutex_unlock(&c->mu);
+        if (c->test_delay_ms > 0) {
+            /* lets tests hold requests in flight deterministically */
+            struct timespec d = {c->test_delay_ms / 1000, (c->test_delay_ms % 1000) * 1000000L};
+            nanosleep(&d, NULL);
+        }
         commit_batch(c, batch, n);
         for (size_t i = 0; i < n; i++)
             job_free(batch[i]);
@@ -185,6 +191,11 @@ int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->ckpt_cv, NULL);
+    if (getenv("FLEETPKI_TEST_COMMIT_DELAY_MS") != NULL) {
+        c->test_delay_ms = strtol(getenv("FLEETPKI_TEST_COMMIT_DELAY_MS"), NULL, 10);
+        if (c->test_delay_ms < 0 || c->test_delay_ms > 10000)
+            c->test_delay_ms = 0;
+    }
     if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK ||
         (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK ||
         (rc = fp_store_set_autocheckpoint(c->store, 0, err)) != FP_ERR_OK)

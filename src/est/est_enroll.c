@@ -174,7 +174,8 @@ static void reply_keygen(enroll_job *j)
             FP_ERR_OK)
         goto out;
     snprintf(ct, sizeof(ct), "multipart/mixed; boundary=%s", boundary);
-    fp_http_reply(req, 200, ct, body, blen);
+    fp_http_reply_secret(req, 200, ct, body, blen); /* wiped once sent */
+    body = NULL;
     req = NULL;
 out:
     if (req != NULL)
@@ -434,7 +435,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     fp_error err = {0};
     int ret = FP_HTTP_DONE;
 
-    if (fp_committer_backlog(st->committer) > EST_RETRY_BACKLOG) {
+    if (fp_committer_backlog(st->committer) >= (size_t)st->cfg->max_pending_commits) {
         fp_http_add_header(req, "Retry-After", "1");
         fp_http_error(req, 503, "overloaded, retry later");
         return FP_HTTP_DONE;

@@ -313,10 +313,26 @@ static void req_free(fp_http_req *req)
     free(req);
 }
 
-/* Body copied, or (release != NULL) referenced until sent. */
-static void send_reply(fp_http_req *req, int status, const char *content_type,
-                       const void *body, size_t len,
-                       void (*release)(const void *body, size_t len, void *arg), void *arg)
+static void wipe_secret(const void *data, size_t len, void *arg)
+{
+    (void)arg;
+    OPENSSL_clear_free((void *)data, len);
+}
+
+void fp_http_reply_secret(fp_http_req *req, int status, const char *content_type,
+                          void *body, size_t len)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
+    if (evbuffer_add_reference(out, body, len, wipe_secret, NULL) != 0) {
+        OPENSSL_clear_free(body, len);
+        fp_http_error(req, 500, "internal error");
+        return;
+    }
+    fp_http_reply(req, status, content_type, NULL, 0);
+}
+
+void fp_http_reply(fp_http_req *req, int status, const char *content_type,
+                   const void *body, size_t len)
 {
     fp_http_server *srv = req->worker->srv;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev_);
@@ -328,16 +344,9 @@ static void send_reply(fp_http_req *req, int status, const char *content_type,
     evhttp_add_header(h, "X-Request-Id", req->id);
     if (evhttp_find_header(h, "Cache-Control") == NULL)
         evhttp_add_header(h, "Cache-Control", "no-store");
-    if (len > 0 && release != NULL) {
-        if (evbuffer_add_reference(out, body, len, release, arg) != 0) {
-            release(body, len, arg);
-            status = 500;
-        }
-    } else if (len > 0 && evbuffer_add(out, body, len) != 0) {
+    if (len > 0 && evbuffer_add(out, body, len) != 0) {
         evbuffer_drain(out, evbuffer_get_length(out));
         status = 500;
-    } else if (len == 0 && release != NULL) {
-        release(body, len, arg);
     }
     evhttp_send_reply(req->ev_, status, reason_phrase(status), NULL);
     ms = (double)(mono_ns() - req->start_ns_) / 1e6;
@@ -348,19 +357,6 @@ static void send_reply(fp_http_req *req, int status, const char *content_type,
                req->identity[0] ? req->identity : "-", ms, req->peer_addr);
     atomic_fetch_sub(&srv->inflight, 1);
     req_free(req);
-}
-
-void fp_http_reply(fp_http_req *req, int status, const char *content_type,
-                   const void *body, size_t len)
-{
-    send_reply(req, status, content_type, body, len, NULL, NULL);
-}
-
-void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
-                       const void *body, size_t len,
-                       void (*release)(const void *body, size_t len, void *arg), void *arg)
-{
-    send_reply(req, status, content_type, body, len, release, arg);
 }
 
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
@@ -966,4 +962,20 @@ void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, 
 {
     *pass = srv->opts.tls_pass;
     *len = srv->opts.tls_passlen;
+}
+
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
+
+    if (len == 0) {
+        release(body, len, arg);
+    } else if (evbuffer_add_reference(out, body, len, release, arg) != 0) {
+        release(body, len, arg);
+        fp_http_error(req, 500, "internal error");
+        return;
+    }
+    fp_http_reply(req, status, content_type, NULL, 0);
 }

@@ -165,6 +165,12 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
 void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
                        const void *body, size_t len,
                        void (*release)(const void *body, size_t len, void *arg), void *arg);
+/* Like fp_http_reply for a body holding a secret (a server-generated
+ * key): takes ownership of body (OPENSSL_malloc'd), hands it to the
+ * connection without copying, and wipes and frees it once sent (or when
+ * the connection goes away). */
+void fp_http_reply_secret(fp_http_req *req, int status, const char *content_type,
+                          void *body, size_t len);
 
 /* Send status with a text/plain reason body ("reason\n"). */
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
