@@ -152,6 +152,43 @@ static int add_sans(X509 *cert, X509_REQ *req, int critical, fp_error *err)
     return rc;
 }
 
+/* Copy the request's SubjectPublicKeyInfo into cert as it is encoded.
+ * X509_set_pubkey would re-encode the key through OpenSSL 3's encoder and
+ * decoder machinery, which costs more than signing the certificate. */
+static int copy_spki(X509 *cert, X509_REQ *req)
+{
+    X509_PUBKEY *src = X509_REQ_get_X509_PUBKEY(req);
+    ASN1_OBJECT *alg = NULL, *aobj = NULL;
+    const ASN1_OBJECT *palg_obj = NULL;
+    const unsigned char *pk = NULL;
+    const void *pval = NULL;
+    X509_ALGOR *palg = NULL;
+    void *val = NULL;
+    unsigned char *enc = NULL;
+    int pklen = 0, ptype = V_ASN1_UNDEF;
+
+    if (src == NULL || !X509_PUBKEY_get0_param(&alg, &pk, &pklen, &palg, src) || pklen <= 0)
+        return 0;
+    X509_ALGOR_get0(&palg_obj, &ptype, &pval, palg);
+    aobj = OBJ_dup(palg_obj);
+    if (ptype == V_ASN1_OBJECT)
+        val = OBJ_dup(pval);
+    else if (ptype == V_ASN1_SEQUENCE || ptype == V_ASN1_OCTET_STRING)
+        val = ASN1_STRING_dup(pval);
+    enc = OPENSSL_memdup(pk, (size_t)pklen);
+    if (aobj == NULL || enc == NULL || (pval != NULL && ptype != V_ASN1_NULL && val == NULL) ||
+        !X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), aobj, ptype, val, enc, pklen)) {
+        ASN1_OBJECT_free(aobj);
+        if (ptype == V_ASN1_OBJECT)
+            ASN1_OBJECT_free(val);
+        else
+            ASN1_STRING_free(val);
+        OPENSSL_free(enc);
+        return 0;
+    }
+    return 1;
+}
+
 int fp_cert_build(const fp_build_params *bp, X509 **out, fp_error *err)
 {
     const fp_profile *p = bp->profile;
@@ -173,7 +210,7 @@ int fp_cert_build(const fp_build_params *bp, X509 **out, fp_error *err)
         !X509_set_serialNumber(cert, (ASN1_INTEGER *)bp->serial) ||
         !X509_set_subject_name(cert, subject) ||
         !X509_set_issuer_name(cert, bp->issuer ? X509_get_subject_name(bp->issuer) : subject) ||
-        !X509_set_pubkey(cert, X509_REQ_get0_pubkey(bp->req))) {
+        !copy_spki(cert, bp->req)) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "setting certificate fields");
         goto out;
     }

@@ -48,13 +48,68 @@ static const config_opt config_opts[] = {
     {"server", "max_header_bytes", C_INT, I(max_header_bytes), 1024, 1024 * 1024, "16384", "largest request header block accepted"},
     {"server", "idle_timeout_seconds", C_INT, I(idle_timeout_seconds), 1, 3600, "30", "idle/slow client timeout"},
     {"server", "crl_next_update_hours", C_INT, I(crl_next_update_hours), 1, 24 * 31, "24", "CRL nextUpdate distance"},
+    {"server", "ocsp_cache", C_BOOL, I(ocsp_cache), 0, 1, "yes", "serve single-certificate OCSP requests from pre-signed responses (no: sign every response)"},
+    {"server", "ocsp_cache_entries", C_INT, I(ocsp_cache_entries), 0, 16 * 1024 * 1024, "65536", "upper bound on cached OCSP responses (about 1 KiB each)"},
+    {"server", "ocsp_validity_seconds", C_INT, I(ocsp_validity_seconds), 60, 7 * 86400, "3600", "OCSP nextUpdate - thisUpdate; also bounds HTTP caching of GET responses"},
+    {"server", "max_pending_commits", C_INT, I(max_pending_commits), 1, 1000000, "4096", "enrollments waiting for the group commit before EST answers 503 + Retry-After"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
+
+/* [est LABEL] options: same row format, offsets into fp_est_label. */
+#define LS(f) offsetof(fp_est_label, f), sizeof(((fp_est_label *)0)->f)
+#define LI(f) offsetof(fp_est_label, f), 0
+
+static const config_opt label_opts[] = {
+    {"est", "profile", C_STR, LS(profile), 0, 0, "device", "certificate profile used for this label"},
+    {"est", "auth", C_STR, 0, 0, 0, 0, "either", "cert | token | either (TLS client certificate and/or enrollment token)"},
+    {"est", "trust_anchors", C_STR, LS(trust_anchors), 0, 0, "", "PEM bundle of extra CAs whose certificates may enroll (e.g. manufacturer IDevID CA)"},
+    {"est", "revoke_on_renew", C_BOOL, LI(revoke_on_renew), 0, 1, "no", "revoke the old certificate (superseded) on simplereenroll"},
+    {"est", "manual_approval", C_BOOL, LI(manual_approval), 0, 1, "no", "hold enrollments for 'fleetpki approve' (answers 202)"},
+    {"est", "require_pop_linking", C_BOOL, LI(require_pop_linking), 0, 1, "no", "CSR challengePassword must carry the TLS channel binding (RFC 7030 3.5)"},
+    {"est", "csrattrs", C_STR, LS(csrattrs), 0, 0, "auto", "auto | none | list of key, sigalg, challenge, OIDs"},
+    {"est", "retry_after_seconds", C_INT, LI(retry_after_seconds), 1, 86400, "60", "Retry-After sent with 202 (manual approval)"},
+    {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
+};
+
+static const char *const auth_names[] = {"either", "cert", "token"};
+
+static int set_opt_base(char *base, const config_opt *o, const char *value,
+                        int line, fp_error *err);
+
+static int set_label_opt(fp_est_label *l, const config_opt *o, const char *value,
+                         int line, fp_error *err)
+{
+    if (!strcmp(o->key, "auth")) {
+        for (int i = 0; i < 3; i++) {
+            if (!strcasecmp(value, auth_names[i])) {
+                l->auth = i;
+                return FP_ERR_OK;
+            }
+        }
+        return fp_err_set(err, FP_ERR_CONFIG, "line %d: [est] auth: expected cert, token or either",
+                          line);
+    }
+    return set_opt_base((char *)l, o, value, line, err);
+}
+
+static void label_defaults(fp_est_label *l, const char *name)
+{
+    memset(l, 0, sizeof(*l));
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    for (const config_opt *o = label_opts; o->key; o++)
+        (void)set_label_opt(l, o, o->def, 0, NULL);
+}
 
 static int set_opt(fp_config *c, const config_opt *o, const char *value,
                    int line, fp_error *err)
 {
-    char *base = (char *)c + o->off;
+    return set_opt_base((char *)c, o, value, line, err);
+}
+
+static int set_opt_base(char *obj, const config_opt *o, const char *value,
+                        int line, fp_error *err)
+{
+    char *base = obj + o->off;
     switch (o->type) {
     case C_STR:
         if (strlen(value) >= o->size)
@@ -95,18 +150,58 @@ void fp_config_defaults(fp_config *c, const char *dir)
         (void)set_opt(c, o, o->def, 0, NULL);
     for (int i = 0; fp_builtin_profiles[i]; i++)
         fp_profile_defaults(fp_builtin_profiles[i], &c->profiles[c->n_profiles++]);
+    label_defaults(&c->est_labels[0], "");
+    c->n_est_labels = 1;
 }
 
 typedef struct {
     fp_config *c;
     fp_profile *cur; /* profile being filled, or NULL */
+    fp_est_label *label; /* [est LABEL] being filled, or NULL */
 } parse_ctx;
+
+/* RFC 7030 3.2.2: a label is a path segment; keep it to a safe alphabet. */
+static bool label_name_ok(const char *s)
+{
+    if (strlen(s) >= FP_EST_LABEL_MAX)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
 
 static int on_section(void *arg, const char *section, const char *sarg, int line,
                       fp_error *err)
 {
     parse_ctx *pc = arg;
     pc->cur = NULL;
+    pc->label = NULL;
+    if (!strcmp(section, "est")) {
+        fp_config *c = pc->c;
+        static const char *const ops[] = {"cacerts", "simpleenroll", "simplereenroll",
+                                          "serverkeygen", "csrattrs", "fullcmc", NULL};
+        if (!label_name_ok(sarg) || !strcmp(sarg, ".") || !strcmp(sarg, ".."))
+            return fp_err_set(err, FP_ERR_CONFIG,
+                              "line %d: [est LABEL]: label must be letters, digits, '-', '_', '.'",
+                              line);
+        for (int i = 0; ops[i]; i++)
+            if (!strcmp(sarg, ops[i]))
+                return fp_err_set(err, FP_ERR_CONFIG,
+                                  "line %d: [est %s]: label may not be an EST operation name",
+                                  line, sarg);
+        for (int i = 0; i < c->n_est_labels; i++)
+            if (!strcmp(c->est_labels[i].name, sarg))
+                pc->label = &c->est_labels[i];
+        if (pc->label == NULL) {
+            if (c->n_est_labels >= FP_MAX_EST_LABELS)
+                return fp_err_set(err, FP_ERR_CONFIG, "line %d: too many [est] labels", line);
+            pc->label = &c->est_labels[c->n_est_labels++];
+        }
+        label_defaults(pc->label, sarg);
+        return FP_ERR_OK;
+    }
     if (!strcmp(section, "profile")) {
         fp_config *c = pc->c;
         if (sarg[0] == '\0' || strlen(sarg) >= FP_PROFILE_NAME_MAX)
@@ -135,6 +230,12 @@ static int on_key(void *arg, const char *section, const char *sarg, const char *
 {
     parse_ctx *pc = arg;
     (void)sarg;
+    if (pc->label != NULL) {
+        for (const config_opt *o = label_opts; o->key; o++)
+            if (!strcmp(o->key, key))
+                return set_label_opt(pc->label, o, value, line, err);
+        return fp_err_set(err, FP_ERR_CONFIG, "line %d: [est] unknown option '%s'", line, key);
+    }
     if (pc->cur != NULL) {
         int rc = fp_profile_set(pc->cur, key, value, err);
         if (rc != FP_ERR_OK)
@@ -153,7 +254,7 @@ static int on_key(void *arg, const char *section, const char *sarg, const char *
 int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
                     fp_error *err)
 {
-    parse_ctx pc = {c, NULL};
+    parse_ctx pc = {c, NULL, NULL};
     int rc;
 
     fp_config_defaults(c, dir);
@@ -163,6 +264,10 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
     for (int i = 0; i < c->n_profiles; i++)
         if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK)
             return rc;
+    for (int i = 0; i < c->n_est_labels; i++)
+        if (fp_config_profile(c, c->est_labels[i].profile) == NULL)
+            return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile named '%s'",
+                              c->est_labels[i].name, c->est_labels[i].profile);
     return FP_ERR_OK;
 }
 
@@ -209,8 +314,35 @@ void fp_config_write(const fp_config *c, FILE *f)
             fprintf(f, "%s\n", *(const bool *)(const void *)base ? "yes" : "no");
     }
     fputc('\n', f);
+    for (int i = 0; i < c->n_est_labels; i++) {
+        const fp_est_label *l = &c->est_labels[i];
+        fprintf(f, "# EST label %s (RFC 7030 3.2.2)\n[est%s%s]\n",
+                l->name[0] ? l->name : "(default: /.well-known/est/)", l->name[0] ? " " : "",
+                l->name);
+        for (const config_opt *o = label_opts; o->key; o++) {
+            const char *base = (const char *)l + o->off;
+            fprintf(f, "# %s (default: %s)\n%s = ", o->help, o->def[0] ? o->def : "empty", o->key);
+            if (!strcmp(o->key, "auth"))
+                fprintf(f, "%s\n", auth_names[l->auth]);
+            else if (o->type == C_STR)
+                fprintf(f, "%s\n", base);
+            else if (o->type == C_INT)
+                fprintf(f, "%d\n", *(const int *)(const void *)base);
+            else
+                fprintf(f, "%s\n", *(const bool *)(const void *)base ? "yes" : "no");
+        }
+        fputc('\n', f);
+    }
     for (int i = 0; i < c->n_profiles; i++)
         fp_profile_write(&c->profiles[i], f);
+}
+
+const fp_est_label *fp_config_est_label(const fp_config *c, const char *name)
+{
+    for (int i = 0; i < c->n_est_labels; i++)
+        if (!strcmp(c->est_labels[i].name, name))
+            return &c->est_labels[i];
+    return NULL;
 }
 
 const fp_profile *fp_config_profile(const fp_config *c, const char *name)

@@ -18,6 +18,28 @@
 #define FP_MAX_PROFILES 32
 #define FP_CONFIG_FILE "fleetpki.conf"
 #define FP_CONFIG_MAX_BYTES (1024 * 1024)
+#define FP_MAX_EST_LABELS 32
+#define FP_EST_LABEL_MAX 64
+
+/* How an EST label authenticates enrollment (RFC 7030 3.2-3.3). */
+typedef enum {
+    FP_EST_AUTH_EITHER = 0, /* TLS client certificate or enrollment token */
+    FP_EST_AUTH_CERT,       /* TLS client certificate only */
+    FP_EST_AUTH_TOKEN,      /* HTTP Basic enrollment token only */
+} fp_est_auth;
+
+/* An [est LABEL] section ("" is the default label, /.well-known/est/). */
+typedef struct fp_est_label {
+    char name[FP_EST_LABEL_MAX];
+    char profile[64];
+    int auth; /* fp_est_auth */
+    char trust_anchors[FP_PATH_MAX]; /* extra enrollment CAs (PEM bundle), e.g. IDevID */
+    bool revoke_on_renew;
+    bool manual_approval;
+    bool require_pop_linking;
+    char csrattrs[256]; /* "auto", "none", or a list: key, sigalg, challenge, OIDs */
+    int retry_after_seconds;
+} fp_est_label;
 
 typedef struct fp_config {
     char dir[FP_PATH_MAX]; /* directory holding the config; relative paths resolve here */
@@ -48,9 +70,16 @@ typedef struct fp_config {
     int max_header_bytes;
     int idle_timeout_seconds;
     int crl_next_update_hours;
+    bool ocsp_cache;
+    int ocsp_cache_entries;
+    int ocsp_validity_seconds;
+    int max_pending_commits;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;
+
+    fp_est_label est_labels[FP_MAX_EST_LABELS]; /* [0] is the default label */
+    int n_est_labels;
 } fp_config;
 
 /* Defaults for a config in dir (all built-in profiles, default paths). */
@@ -69,6 +98,9 @@ void fp_config_write(const fp_config *c, FILE *f);
 
 /* Profile by name, or NULL. */
 const fp_profile *fp_config_profile(const fp_config *c, const char *name);
+
+/* EST label by name ("" = default), or NULL. */
+const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);
 
 /* Resolve a path option against c->dir into buf. */
 int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,

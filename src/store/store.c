@@ -1,5 +1,6 @@
 /* store.c - dispatch to the backend chosen by fp_store_open. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store_impl.h"
@@ -64,6 +65,99 @@ int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
 int fp_store_check(fp_store *s, fp_error *err)
 {
     return s->ops->check(s, err);
+}
+
+int fp_store_cert_status(fp_store *s, const char *serial, fp_cert_status_rec *out,
+                         fp_error *err)
+{
+    return s->ops->cert_status(s, serial, out, err);
+}
+
+int fp_store_revoked_iter(fp_store *s, const char *ca_id, fp_revoked_cb cb,
+                          void *arg, fp_error *err)
+{
+    return s->ops->revoked_iter(s, ca_id, cb, arg, err);
+}
+
+int fp_store_crl_number_next(fp_store *s, const char *ca_id, int64_t *out,
+                             fp_error *err)
+{
+    return s->ops->crl_number_next(s, ca_id, out, err);
+}
+
+int fp_store_status_seq(fp_store *s, int64_t *seq, fp_error *err)
+{
+    return s->ops->status_seq(s, seq, err);
+}
+
+int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
+                            void *arg, fp_error *err)
+{
+    return s->ops->status_changes(s, after, max, cb, arg, err);
+}
+
+int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
+                       fp_error *err)
+{
+    return s->ops->token_put(s, t, ev, err);
+}
+
+int fp_store_token_get(fp_store *s, const char *id, fp_token_rec *out, fp_error *err)
+{
+    return s->ops->token_get(s, id, out, err);
+}
+
+int fp_store_token_use(fp_store *s, const char *id, int64_t now,
+                       const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->token_use(s, id, now, ev, err);
+}
+
+void fp_pending_rec_clear(fp_pending_rec *r)
+{
+    free(r->csr);
+    free(r->subject);
+    free(r->actor);
+    memset(r, 0, sizeof(*r));
+}
+
+int fp_store_pending_add(fp_store *s, const fp_pending_rec *r, int64_t *id,
+                         const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->pending_add(s, r, id, ev, err);
+}
+
+int fp_store_pending_find(fp_store *s, const char *label, const char *csr_hash,
+                          fp_pending_rec *out, fp_error *err)
+{
+    return s->ops->pending_find(s, label, csr_hash, out, err);
+}
+
+int fp_store_pending_get(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err)
+{
+    return s->ops->pending_get(s, id, out, err);
+}
+
+int fp_store_pending_list(fp_store *s, int status, fp_pending_cb cb, void *arg,
+                          fp_error *err)
+{
+    return s->ops->pending_list(s, status, cb, arg, err);
+}
+
+int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *serial,
+                            const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->pending_decide(s, id, status, serial, ev, err);
+}
+
+int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err)
+{
+    return s->ops->set_autocheckpoint ? s->ops->set_autocheckpoint(s, pages, err) : FP_ERR_OK;
+}
+
+int fp_store_checkpoint(fp_store *s, fp_error *err)
+{
+    return s->ops->checkpoint ? s->ops->checkpoint(s, err) : FP_ERR_OK;
 }
 
 typedef struct {

@@ -94,6 +94,8 @@ typedef struct fp_cert_filter {
     bool unexpired_only;     /* not_after >= now */
     int64_t expiring_before; /* 0: none; else not_after <= this and >= now */
     const char *profile;     /* NULL: any */
+    const char *name_contains; /* NULL: any; substring of the RFC 2253 subject
+                                  or of the SAN list */
     int64_t now;
     int limit;               /* 0: no limit */
 } fp_cert_filter;
@@ -140,6 +142,122 @@ int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err);
 /* Recompute the chain; FP_ERR_AUDIT with the first bad row in err if an
  * edit, deletion or reordering is found.  *rows receives the count. */
 int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err);
+
+/* ---- revocation support (CRL, OCSP) ---- */
+
+/* Just what a status answer needs: no DER, no heap fields. */
+typedef struct fp_cert_status_rec {
+    char ca_id[64];
+    int status;      /* fp_cert_status */
+    int64_t revoked_at;
+    int reason;
+    int64_t not_after;
+} fp_cert_status_rec;
+
+/* Status of serial (uppercase hex); FP_ERR_NOT_FOUND if never issued. */
+int fp_store_cert_status(fp_store *s, const char *serial, fp_cert_status_rec *out,
+                         fp_error *err);
+
+/* One revoked (or on-hold) certificate, as a CRL entry needs it. */
+typedef int (*fp_revoked_cb)(void *arg, const char *serial, int64_t revoked_at,
+                             int reason);
+
+/* Call cb for every certificate of ca_id whose status is revoked (holds
+ * included), ordered by serial text.  Only serial, revocation time and
+ * reason are read (a covering index), so memory stays flat for any count. */
+int fp_store_revoked_iter(fp_store *s, const char *ca_id, fp_revoked_cb cb,
+                          void *arg, fp_error *err);
+
+/* Durably increment the CRL number of ca_id and return the new value
+ * (1 for the first CRL).  RFC 5280 5.2.3: monotonically increasing. */
+int fp_store_crl_number_next(fp_store *s, const char *ca_id, int64_t *out,
+                             fp_error *err);
+
+/*
+ * Status-change tracking.  Every status change (revoke, hold, lift) appends
+ * (seq, serial, ca_id) to a change log in the same transaction, with seq
+ * strictly increasing; a server polls it to learn within a poll interval
+ * about revocations made by other processes or nodes.  The log keeps at
+ * least the last FP_STORE_CHANGES_KEEP entries.
+ */
+#define FP_STORE_CHANGES_KEEP 10000
+
+/* Highest change sequence number so far (0 if none). */
+int fp_store_status_seq(fp_store *s, int64_t *seq, fp_error *err);
+
+typedef int (*fp_change_cb)(void *arg, int64_t seq, const char *serial,
+                            const char *ca_id);
+
+/* Call cb for changes with seq > after, oldest first, at most max of them. */
+int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
+                            void *arg, fp_error *err);
+/* ---- enrollment tokens (EST HTTP Basic, RFC 7030 3.2.3) ---- */
+
+#define FP_TOKEN_ID_MAX 33
+#define FP_TOKEN_HASH_LEN 32 /* SHA-256 of the secret; the secret is never stored */
+
+typedef struct fp_token_rec {
+    char id[FP_TOKEN_ID_MAX];
+    char label[64];
+    unsigned char hash[FP_TOKEN_HASH_LEN];
+    char cn_pattern[128]; /* fnmatch pattern the CSR CN must match; "" any */
+    int uses_left;
+    int64_t expires_at; /* 0: never */
+    int64_t created_at;
+} fp_token_rec;
+
+/* Store a new token (FP_ERR_DUPLICATE if the id exists). */
+int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
+                       fp_error *err);
+/* Look a token up; FP_ERR_NOT_FOUND if absent. */
+int fp_store_token_get(fp_store *s, const char *id, fp_token_rec *out, fp_error *err);
+/* Spend one use of token id atomically: FP_ERR_STATE when it is used up or
+ * expired at now, FP_ERR_NOT_FOUND if absent.  Audited with ev. */
+int fp_store_token_use(fp_store *s, const char *id, int64_t now,
+                       const fp_audit_event *ev, fp_error *err);
+
+/* ---- enrollment requests held for manual approval ---- */
+
+enum { FP_PENDING_WAITING = 0, FP_PENDING_ISSUED = 1, FP_PENDING_REJECTED = 2 };
+
+typedef struct fp_pending_rec {
+    int64_t id;
+    char label[64];
+    char csr_hash[65]; /* hex SHA-256 of the CSR DER: a retry is the same CSR */
+    unsigned char *csr;
+    size_t csr_len;
+    char *subject;
+    char *actor;
+    int status;
+    char serial[41]; /* when issued */
+    int64_t created_at, decided_at;
+} fp_pending_rec;
+
+void fp_pending_rec_clear(fp_pending_rec *r);
+
+/* Add a request; if (label, csr_hash) exists already nothing changes and
+ * *id is the existing one.  Audited (new rows only). */
+int fp_store_pending_add(fp_store *s, const fp_pending_rec *r, int64_t *id,
+                         const fp_audit_event *ev, fp_error *err);
+/* By (label, csr_hash) or by id; FP_ERR_NOT_FOUND if absent. */
+int fp_store_pending_find(fp_store *s, const char *label, const char *csr_hash,
+                          fp_pending_rec *out, fp_error *err);
+int fp_store_pending_get(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err);
+typedef int (*fp_pending_cb)(void *arg, const fp_pending_rec *r);
+/* status -1: all. */
+int fp_store_pending_list(fp_store *s, int status, fp_pending_cb cb, void *arg,
+                          fp_error *err);
+/* WAITING -> ISSUED (with serial) or REJECTED; FP_ERR_STATE otherwise. */
+int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *serial,
+                            const fp_audit_event *ev, fp_error *err);
+
+/* Write-ahead-log tuning for a handle that only commits (group commit):
+ * pages <= 0 turns automatic checkpoints off on this handle, so commits
+ * never stall behind one; fp_store_checkpoint (on another handle and
+ * thread) then keeps the log short without blocking writers.  Backends
+ * without such a log ignore both. */
+int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err);
+int fp_store_checkpoint(fp_store *s, fp_error *err);
 
 /* Integrity check of the backend (SQLite: PRAGMA integrity_check). */
 int fp_store_check(fp_store *s, fp_error *err);

@@ -26,6 +26,30 @@ typedef struct fp_store_ops {
     int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, int64_t *head_id,
                       char head_hash[65], fp_error *err);
     int (*check)(fp_store *s, fp_error *err);
+    int (*cert_status)(fp_store *s, const char *serial, fp_cert_status_rec *out,
+                       fp_error *err);
+    int (*revoked_iter)(fp_store *s, const char *ca_id, fp_revoked_cb cb, void *arg,
+                        fp_error *err);
+    int (*crl_number_next)(fp_store *s, const char *ca_id, int64_t *out, fp_error *err);
+    int (*status_seq)(fp_store *s, int64_t *seq, fp_error *err);
+    int (*status_changes)(fp_store *s, int64_t after, int max, fp_change_cb cb,
+                          void *arg, fp_error *err);
+    int (*token_put)(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
+                     fp_error *err);
+    int (*token_get)(fp_store *s, const char *id, fp_token_rec *out, fp_error *err);
+    int (*token_use)(fp_store *s, const char *id, int64_t now, const fp_audit_event *ev,
+                     fp_error *err);
+    int (*pending_add)(fp_store *s, const fp_pending_rec *r, int64_t *id,
+                       const fp_audit_event *ev, fp_error *err);
+    int (*pending_find)(fp_store *s, const char *label, const char *csr_hash,
+                        fp_pending_rec *out, fp_error *err);
+    int (*pending_get)(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err);
+    int (*pending_list)(fp_store *s, int status, fp_pending_cb cb, void *arg,
+                        fp_error *err);
+    int (*set_autocheckpoint)(fp_store *s, int pages, fp_error *err);
+    int (*checkpoint)(fp_store *s, fp_error *err);
+    int (*pending_decide)(fp_store *s, int64_t id, int status, const char *serial,
+                          const fp_audit_event *ev, fp_error *err);
 } fp_store_ops;
 
 /* Every backend's handle starts with this. */

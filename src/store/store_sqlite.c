@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "../common/util.h"
+#include "sqlite_rev.h"
 #include "store_impl.h"
 
 static const char *const migrations[] = {
@@ -55,6 +56,19 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;"
     "INSERT INTO meta VALUES ('audit_head_id', '0');"
     "INSERT INTO meta VALUES ('audit_head_hash', '" FP_AUDIT_GENESIS "');",
+    /* 2: EST enrollment tokens (only a hash of the secret) and requests
+     * held for manual approval */
+    "CREATE TABLE enroll_tokens ("
+    "  id TEXT PRIMARY KEY, label TEXT NOT NULL, hash BLOB NOT NULL,"
+    "  cn_pattern TEXT NOT NULL DEFAULT '',"
+    "  uses_left INTEGER NOT NULL CHECK (uses_left >= 0),"
+    "  expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL);"
+    "CREATE TABLE pending_requests ("
+    "  id INTEGER PRIMARY KEY, label TEXT NOT NULL, csr_hash TEXT NOT NULL,"
+    "  csr BLOB NOT NULL, subject TEXT NOT NULL DEFAULT '', actor TEXT NOT NULL DEFAULT '',"
+    "  status INTEGER NOT NULL DEFAULT 0 CHECK (status IN (0, 1, 2)),"
+    "  serial TEXT, created_at INTEGER NOT NULL, decided_at INTEGER,"
+    "  UNIQUE (label, csr_hash));",
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))
@@ -63,6 +77,7 @@ typedef struct {
     fp_store base;
     sqlite3 *db;
     sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
+    sq_rev *rev; /* revocation support, sqlite_rev.c */
 } sqlite_store;
 
 #define DB(s) (((sqlite_store *)(void *)(s))->db)
@@ -200,6 +215,7 @@ static void sq_close(fp_store *base)
     sqlite3_finalize(s->last_audit);
     sqlite3_finalize(s->ins_audit);
     sqlite3_finalize(s->set_head);
+    sq_rev_close(s->rev);
     sqlite3_close(s->db);
     free(s);
 }
@@ -366,6 +382,7 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
         " AND (?3 = 0 OR not_after >= ?5)"
         " AND (?4 = 0 OR (not_after <= ?4 AND not_after >= ?5))"
         " AND (?6 IS NULL OR profile = ?6)"
+        " AND (?8 IS NULL OR instr(subject, ?8) > 0 OR instr(sans, ?8) > 0)"
         " ORDER BY issued_at, rowid LIMIT ?7";
 
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -378,6 +395,8 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
     if (f->profile)
         sqlite3_bind_text(st, 6, f->profile, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, f->limit > 0 ? f->limit : -1);
+    if (f->name_contains)
+        sqlite3_bind_text(st, 8, f->name_contains, -1, SQLITE_STATIC);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         fp_cert_rec r;
         if ((rc = row_to_rec(st, &r, err)) != FP_ERR_OK)
@@ -400,10 +419,11 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
     sqlite_store *s = (sqlite_store *)(void *)base;
     sqlite3_stmt *st = NULL;
     int rc, cur_status, cur_reason;
+    char ca_id[64];
 
     if ((rc = begin(s, err)) != FP_ERR_OK)
         return rc;
-    if (sqlite3_prepare_v2(s->db, "SELECT status, reason FROM certificates WHERE serial = ?",
+    if (sqlite3_prepare_v2(s->db, "SELECT status, reason, ca_id FROM certificates WHERE serial = ?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_err(s, err, "status lookup");
         goto out;
@@ -415,6 +435,8 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
     }
     cur_status = sqlite3_column_int(st, 0);
     cur_reason = sqlite3_column_int(st, 1);
+    snprintf(ca_id, sizeof(ca_id), "%s",
+             sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
     sqlite3_finalize(st);
     st = NULL;
 
@@ -455,6 +477,9 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
         rc = db_err(s, err, "status update");
         goto out;
     }
+    /* same transaction: a watcher never sees the status without its log row */
+    if ((rc = sq_rev_log_change(s->rev, serial, ca_id, err)) != FP_ERR_OK)
+        goto out;
     if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
         goto out;
     rc = commit(s, err);
@@ -573,10 +598,395 @@ static int sq_check(fp_store *base, fp_error *err)
     return rc;
 }
 
+#define REV(s) (((sqlite_store *)(void *)(s))->rev)
+
+static int sq_cert_status(fp_store *base, const char *serial, fp_cert_status_rec *out,
+                          fp_error *err)
+{
+    return sq_rev_cert_status(REV(base), serial, out, err);
+}
+
+static int sq_revoked_iter(fp_store *base, const char *ca_id, fp_revoked_cb cb, void *arg,
+                           fp_error *err)
+{
+    return sq_rev_revoked_iter(REV(base), ca_id, cb, arg, err);
+}
+
+static int sq_crl_number_next(fp_store *base, const char *ca_id, int64_t *out, fp_error *err)
+{
+    return sq_rev_crl_number_next(REV(base), ca_id, out, err);
+}
+
+static int sq_status_seq(fp_store *base, int64_t *seq, fp_error *err)
+{
+    return sq_rev_status_seq(REV(base), seq, err);
+}
+
+static int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb,
+                             void *arg, fp_error *err)
+{
+    return sq_rev_status_changes(REV(base), after, max, cb, arg, err);
+}
+
+/* ---- enrollment tokens ---- */
+
+static int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,
+                        fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    if ((rc = begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO enroll_tokens (id, label, hash, cn_pattern, uses_left,"
+                           " expires_at, created_at) VALUES (?,?,?,?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(s, err, "token insert");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->label, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, t->hash, FP_TOKEN_HASH_LEN, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, t->cn_pattern, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, t->uses_left);
+    sqlite3_bind_int64(st, 6, t->expires_at);
+    sqlite3_bind_int64(st, 7, t->created_at);
+    step = sqlite3_step(st);
+    if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE) {
+        rc = fp_err_set(err, FP_ERR_DUPLICATE, "token id %s exists", t->id);
+        goto out;
+    }
+    if (step != SQLITE_DONE) {
+        rc = db_err(s, err, "token insert");
+        goto out;
+    }
+    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
+        goto out;
+    rc = commit(s, err);
+out:
+    sqlite3_finalize(st);
+    if (rc != FP_ERR_OK)
+        rollback(s);
+    return rc;
+}
+
+static int token_row(sqlite_store *s, const char *id, fp_token_rec *out, fp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK, step;
+
+    memset(out, 0, sizeof(*out));
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id, label, hash, cn_pattern, uses_left, expires_at, created_at"
+                           " FROM enroll_tokens WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "token lookup");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const void *h = sqlite3_column_blob(st, 2);
+        snprintf(out->id, sizeof(out->id), "%s", (const char *)sqlite3_column_text(st, 0));
+        snprintf(out->label, sizeof(out->label), "%s", (const char *)sqlite3_column_text(st, 1));
+        if (h == NULL || sqlite3_column_bytes(st, 2) != FP_TOKEN_HASH_LEN)
+            rc = fp_err_set(err, FP_ERR_STORE, "token %s has a malformed hash", id);
+        else
+            memcpy(out->hash, h, FP_TOKEN_HASH_LEN);
+        snprintf(out->cn_pattern, sizeof(out->cn_pattern), "%s",
+                 (const char *)sqlite3_column_text(st, 3));
+        out->uses_left = sqlite3_column_int(st, 4);
+        out->expires_at = sqlite3_column_int64(st, 5);
+        out->created_at = sqlite3_column_int64(st, 6);
+    } else if (step == SQLITE_DONE) {
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no token %s", id);
+    } else {
+        rc = db_err(s, err, "token lookup");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *err)
+{
+    return token_row((sqlite_store *)(void *)base, id, out, err);
+}
+
+static int sq_token_use(fp_store *base, const char *id, int64_t now,
+                        const fp_audit_event *ev, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    fp_token_rec t;
+    int rc;
+
+    if ((rc = begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if ((rc = token_row(s, id, &t, err)) != FP_ERR_OK)
+        goto out;
+    if (t.uses_left <= 0) {
+        rc = fp_err_set(err, FP_ERR_STATE, "token %s is used up", id);
+        goto out;
+    }
+    if (t.expires_at != 0 && now >= t.expires_at) {
+        rc = fp_err_set(err, FP_ERR_STATE, "token %s has expired", id);
+        goto out;
+    }
+    if (sqlite3_prepare_v2(s->db, "UPDATE enroll_tokens SET uses_left = uses_left - 1"
+                                  " WHERE id = ? AND uses_left > 0", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(s, err, "token update");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
+        rc = db_err(s, err, "token update");
+        goto out;
+    }
+    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
+        goto out;
+    rc = commit(s, err);
+out:
+    sqlite3_finalize(st);
+    if (rc != FP_ERR_OK)
+        rollback(s);
+    return rc;
+}
+
+/* ---- pending requests ---- */
+
+#define PENDING_COLS \
+    "id, label, csr_hash, csr, subject, actor, status, serial, created_at, decided_at"
+
+static int pending_row(sqlite3_stmt *st, fp_pending_rec *r, fp_error *err)
+{
+    const void *csr = sqlite3_column_blob(st, 3);
+    int csr_len = sqlite3_column_bytes(st, 3);
+    const unsigned char *serial = sqlite3_column_text(st, 7);
+
+    memset(r, 0, sizeof(*r));
+    r->id = sqlite3_column_int64(st, 0);
+    snprintf(r->label, sizeof(r->label), "%s", (const char *)sqlite3_column_text(st, 1));
+    snprintf(r->csr_hash, sizeof(r->csr_hash), "%s", (const char *)sqlite3_column_text(st, 2));
+    r->csr = malloc(csr_len > 0 ? (size_t)csr_len : 1);
+    r->subject = col_strdup(st, 4);
+    r->actor = col_strdup(st, 5);
+    if (r->csr == NULL || r->subject == NULL || r->actor == NULL) {
+        fp_pending_rec_clear(r);
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    }
+    if (csr_len > 0)
+        memcpy(r->csr, csr, (size_t)csr_len);
+    r->csr_len = (size_t)csr_len;
+    r->status = sqlite3_column_int(st, 6);
+    snprintf(r->serial, sizeof(r->serial), "%s", serial ? (const char *)serial : "");
+    r->created_at = sqlite3_column_int64(st, 8);
+    r->decided_at = sqlite3_column_int64(st, 9);
+    return FP_ERR_OK;
+}
+
+static int pending_query(sqlite_store *s, const char *sql, const char *a, const char *b,
+                         int64_t n, fp_pending_rec *out, fp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "pending lookup");
+    if (a != NULL) {
+        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_int64(st, 1, n);
+    }
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = pending_row(st, out, err);
+    else if (step == SQLITE_DONE)
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no such pending request");
+    else
+        rc = db_err(s, err, "pending lookup");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_pending_find(fp_store *base, const char *label, const char *csr_hash,
+                           fp_pending_rec *out, fp_error *err)
+{
+    return pending_query((sqlite_store *)(void *)base,
+                         "SELECT " PENDING_COLS " FROM pending_requests"
+                         " WHERE label = ? AND csr_hash = ?", label, csr_hash, 0, out, err);
+}
+
+static int sq_pending_get(fp_store *base, int64_t id, fp_pending_rec *out, fp_error *err)
+{
+    return pending_query((sqlite_store *)(void *)base,
+                         "SELECT " PENDING_COLS " FROM pending_requests WHERE id = ?", NULL,
+                         NULL, id, out, err);
+}
+
+static int sq_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
+                          const fp_audit_event *ev, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *id = 0;
+    if ((rc = begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO pending_requests (label, csr_hash, csr, subject, actor,"
+                           " created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(s, err, "pending insert");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, r->label, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, r->csr_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, r->csr, (int)r->csr_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, r->subject ? r->subject : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->actor ? r->actor : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 6, fp_now());
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_err(s, err, "pending insert");
+        goto out;
+    }
+    if (sqlite3_changes(s->db) == 1) {
+        *id = sqlite3_last_insert_rowid(s->db);
+        if (ev != NULL) {
+            char obj[32];
+            fp_audit_event e = *ev;
+            snprintf(obj, sizeof(obj), "pending:%" PRId64, *id);
+            e.object = obj;
+            if ((rc = audit_append_locked(s, &e, err)) != FP_ERR_OK)
+                goto out;
+        }
+    }
+    rc = commit(s, err);
+    if (rc == FP_ERR_OK && *id == 0) {
+        fp_pending_rec cur;
+        if ((rc = sq_pending_find(base, r->label, r->csr_hash, &cur, err)) == FP_ERR_OK) {
+            *id = cur.id;
+            fp_pending_rec_clear(&cur);
+        }
+    }
+out:
+    sqlite3_finalize(st);
+    if (rc != FP_ERR_OK)
+        rollback(s);
+    return rc;
+}
+
+static int sq_pending_list(fp_store *base, int status, fp_pending_cb cb, void *arg,
+                           fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK, step;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " PENDING_COLS " FROM pending_requests"
+                           " WHERE (?1 < 0 OR status = ?1) ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, err, "pending list");
+    sqlite3_bind_int(st, 1, status);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        fp_pending_rec r;
+        if ((rc = pending_row(st, &r, err)) != FP_ERR_OK)
+            break;
+        rc = cb(arg, &r);
+        fp_pending_rec_clear(&r);
+        if (rc != FP_ERR_OK)
+            break;
+    }
+    if (rc == FP_ERR_OK && step != SQLITE_DONE)
+        rc = db_err(s, err, "pending list");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int sq_pending_decide(fp_store *base, int64_t id, int status, const char *serial,
+                             const fp_audit_event *ev, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (status != FP_PENDING_ISSUED && status != FP_PENDING_REJECTED)
+        return fp_err_set(err, FP_ERR_ARG, "bad pending status %d", status);
+    if ((rc = begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE pending_requests SET status = ?, serial = ?, decided_at = ?"
+                           " WHERE id = ? AND status = 0", -1, &st, NULL) != SQLITE_OK) {
+        rc = db_err(s, err, "pending update");
+        goto out;
+    }
+    sqlite3_bind_int(st, 1, status);
+    if (serial)
+        sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, fp_now());
+    sqlite3_bind_int64(st, 4, id);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_err(s, err, "pending update");
+        goto out;
+    }
+    if (sqlite3_changes(s->db) != 1) {
+        rc = fp_err_set(err, FP_ERR_STATE, "request %" PRId64 " is not waiting for a decision", id);
+        goto out;
+    }
+    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
+        goto out;
+    rc = commit(s, err);
+out:
+    sqlite3_finalize(st);
+    if (rc != FP_ERR_OK)
+        rollback(s);
+    return rc;
+}
+
+static int sq_set_autocheckpoint(fp_store *base, int pages, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    if (sqlite3_wal_autocheckpoint(s->db, pages > 0 ? pages : 0) != SQLITE_OK)
+        return db_err(s, err, "wal_autocheckpoint");
+    return FP_ERR_OK;
+}
+
+/* PASSIVE: copies what it can without waiting for or blocking writers. */
+static int sq_checkpoint(fp_store *base, fp_error *err)
+{
+    sqlite_store *s = (sqlite_store *)(void *)base;
+    int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_err(s, err, "wal_checkpoint");
+    return FP_ERR_OK;
+}
+
 static const fp_store_ops sqlite_ops = {
-    "sqlite",       sq_close,        sq_ca_put,         sq_cert_insert,
-    sq_cert_get,    sq_cert_list,    sq_cert_set_status, sq_audit_append,
-    sq_audit_iter,  sq_check,
+    .set_autocheckpoint = sq_set_autocheckpoint,
+    .checkpoint = sq_checkpoint,
+    .name = "sqlite",
+    .close = sq_close,
+    .ca_put = sq_ca_put,
+    .cert_insert = sq_cert_insert,
+    .cert_get = sq_cert_get,
+    .cert_list = sq_cert_list,
+    .cert_set_status = sq_cert_set_status,
+    .audit_append = sq_audit_append,
+    .audit_iter = sq_audit_iter,
+    .check = sq_check,
+    .cert_status = sq_cert_status,
+    .revoked_iter = sq_revoked_iter,
+    .crl_number_next = sq_crl_number_next,
+    .status_seq = sq_status_seq,
+    .status_changes = sq_status_changes,
+    .token_put = sq_token_put,
+    .token_get = sq_token_get,
+    .token_use = sq_token_use,
+    .pending_add = sq_pending_add,
+    .pending_find = sq_pending_find,
+    .pending_get = sq_pending_get,
+    .pending_list = sq_pending_list,
+    .pending_decide = sq_pending_decide,
 };
 
 int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
@@ -601,7 +1011,8 @@ int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
     if ((rc = exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
         (rc = exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
         (rc = exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
-        (rc = migrate(s, err)) != FP_ERR_OK)
+        (rc = migrate(s, err)) != FP_ERR_OK ||
+        (rc = sq_rev_open(s->db, &s->rev, err)) != FP_ERR_OK)
         goto fail;
     if ((rc = prepare(s, &s->ins_cert,
                       "INSERT INTO certificates (serial, ca_id, profile, subject, sans,"

@@ -1,0 +1,129 @@
+/* cmd_serve.c - `fleetpki serve`: the EST (and later OCSP/CRL/API) server. */
+#define _POSIX_C_SOURCE 200809L
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/util.h"
+#include "../http/http.h"
+#include "../x509/x509util.h"
+#include "cli.h"
+
+static const char serve_help[] =
+    "usage: fleetpki serve [--dir DIR] [--https ADDR:PORT] [--http ADDR:PORT]\n"
+    "                      [--threads N] [--addr-file FILE] [--quiet]\n"
+    "                      [--passphrase-file F]\n"
+    "\nServes EST (RFC 7030) on https (default from the config, 127.0.0.1:8443)\n"
+    "and CRL/OCSP on plain http (127.0.0.1:8080).  Port 0 picks a free port;\n"
+    "the bound addresses are printed on stderr as\n"
+    "  listening https=HOST:PORT http=HOST:PORT\n"
+    "and, with --addr-file, written to FILE (\"https=...\" and \"http=...\" lines)\n"
+    "once the server accepts connections.  An empty address (--http '')\n"
+    "disables that listener.  SIGTERM or SIGINT: finish in-flight requests,\n"
+    "then exit 0.  --quiet drops the per-request log lines (errors stay).\n";
+
+int cmd_serve(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        CLI_COMMON_OPTS,
+        {"https", required_argument, NULL, 's'},
+        {"http", required_argument, NULL, 'p'},
+        {"threads", required_argument, NULL, 't'},
+        {"addr-file", required_argument, NULL, 'a'},
+        {"quiet", no_argument, NULL, 'q'},
+        {NULL, 0, NULL, 0},
+    };
+    cli_env env = {0};
+    fp_error err = {0};
+    fp_http_opts ho;
+    fp_http_server *srv = NULL;
+    const char *addr_file = NULL;
+    char *pass = NULL;
+    size_t passlen = 0;
+    long threads = -1;
+    int c, rc = EXIT_OK;
+
+    memset(&ho, 0, sizeof(ho));
+    while ((c = getopt_long(argc, argv, "d:P:s:p:t:a:qhj", opts, NULL)) != -1) {
+        if (cli_common_opt(&env, c, optarg))
+            continue;
+        switch (c) {
+        case 's':
+            ho.https_listen = optarg;
+            break;
+        case 'p':
+            ho.http_listen = optarg;
+            break;
+        case 't': {
+            char *end = NULL;
+            threads = strtol(optarg, &end, 10);
+            if (end == optarg || *end || threads < 0 || threads > 256)
+                return cli_usage_error("serve", "--threads must be 0..256");
+            break;
+        }
+        case 'a':
+            addr_file = optarg;
+            break;
+        case 'q':
+            ho.quiet = true;
+            break;
+        case 'h':
+            fputs(serve_help, stdout);
+            return EXIT_OK;
+        default:
+            return cli_usage_error("serve", "unknown option");
+        }
+    }
+    if (optind != argc)
+        return cli_usage_error("serve", "unexpected argument '%s'", argv[optind]);
+    if (getenv("FLEETPKI_DEBUG"))
+        fp_log_set_level(FP_LOG_DEBUG);
+    if (cli_load_config(&env, &err) != FP_ERR_OK)
+        return cli_fail(&err);
+    if (threads >= 0)
+        env.cfg.threads = (int)threads;
+    if (cli_open_ca(&env, &err) != FP_ERR_OK) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    /* the TLS key is encrypted with the same passphrase as the CA keys */
+    if (env.cfg.keys_encrypted || env.passphrase_file != NULL) {
+        if (fp_passphrase_load(env.passphrase_file, &pass, &passlen, &err) != FP_ERR_OK) {
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
+    ho.cfg = &env.cfg;
+    ho.ca = env.ca;
+    ho.tls_pass = pass;
+    ho.tls_passlen = passlen;
+    if (fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    fp_passphrase_free(pass, passlen);
+    pass = NULL;
+    fprintf(stderr, "listening https=%s http=%s\n", fp_http_server_addr(srv, FP_HTTP_TLS),
+            fp_http_server_addr(srv, FP_HTTP_PLAIN));
+    fflush(stderr);
+    if (addr_file != NULL) {
+        char text[256];
+        int n = snprintf(text, sizeof(text), "https=%s\nhttp=%s\n",
+                         fp_http_server_addr(srv, FP_HTTP_TLS), fp_http_server_addr(srv, FP_HTTP_PLAIN));
+        if (fp_file_replace(addr_file, text, (size_t)n, 0644, &err) != FP_ERR_OK) {
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
+    if (fp_http_server_run(srv, true, &err) != FP_ERR_OK) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    fp_log(FP_LOG_INFO, "stopped");
+out:
+    fp_http_server_free(srv);
+    fp_passphrase_free(pass, passlen);
+    cli_env_close(&env);
+    return rc;
+}

@@ -1,0 +1,181 @@
+/*
+ * est.c - EST routes (RFC 7030 3.2.2) and the simple operations: cacerts,
+ * csrattrs, fullcmc.  Enrollment lives in est_enroll.c.
+ *
+ * Every operation exists as /.well-known/est/OP (the default label) and
+ * /.well-known/est/LABEL/OP; a label names a config section [est LABEL]
+ * (profile, auth mode, trust anchors, approval, PoP linking, csrattrs).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "est.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
+
+#include "../common/util.h"
+
+static est_state *state_of(fp_http_req *req)
+{
+    return req->mod_state;
+}
+
+/* The label a request names (req->wildcard) or the default; answers 404. */
+static const est_label *label_of(fp_http_req *req)
+{
+    est_state *st = state_of(req);
+    const char *name = req->wildcard ? req->wildcard : "";
+    for (int i = 0; i < st->n_labels; i++)
+        if (!strcmp(st->labels[i].cfg->name, name))
+            return &st->labels[i];
+    fp_http_error(req, 404, "unknown EST label '%s'", name);
+    return NULL;
+}
+
+/* RFC 7030 4.1: cacerts needs no authentication. */
+static int h_cacerts(fp_http_req *req)
+{
+    est_state *st = state_of(req);
+    if (label_of(req) == NULL)
+        return FP_HTTP_DONE;
+    fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
+    fp_http_reply(req, 200, EST_CT_PKCS7, st->cacerts, st->cacerts_len);
+    return FP_HTTP_DONE;
+}
+
+/* RFC 7030 4.5.2: 204 when there are no attributes to ask for. */
+static int h_csrattrs(fp_http_req *req)
+{
+    const est_label *lb = label_of(req);
+    if (lb == NULL)
+        return FP_HTTP_DONE;
+    if (lb->csrattrs == NULL) {
+        fp_http_reply(req, 204, NULL, NULL, 0);
+        return FP_HTTP_DONE;
+    }
+    fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
+    fp_http_reply(req, 200, EST_CT_CSRATTRS, lb->csrattrs, lb->csrattrs_len);
+    return FP_HTTP_DONE;
+}
+
+/* RFC 7030 4.3 Full CMC is optional; we do not offer it. */
+static int h_fullcmc(fp_http_req *req)
+{
+    if (label_of(req) == NULL)
+        return FP_HTTP_DONE;
+    fp_http_error(req, 501, "fullcmc is not implemented; use simpleenroll");
+    return FP_HTTP_DONE;
+}
+
+static int enroll_op(fp_http_req *req, est_op op)
+{
+    const est_label *lb = label_of(req);
+    if (lb == NULL)
+        return FP_HTTP_DONE;
+    return est_enroll(state_of(req), lb, req, op);
+}
+
+static int h_simpleenroll(fp_http_req *req) { return enroll_op(req, EST_ENROLL); }
+static int h_simplereenroll(fp_http_req *req) { return enroll_op(req, EST_REENROLL); }
+static int h_serverkeygen(fp_http_req *req) { return enroll_op(req, EST_KEYGEN); }
+
+#define EST_ROUTE(m, op, ct, fn)                                                          \
+    {m, "/.well-known/est/" op, FP_HTTP_TLS, ct, FP_HTTP_AUTH_HANDLER, 0, fn},            \
+    {m, "/.well-known/est/*/" op, FP_HTTP_TLS, ct, FP_HTTP_AUTH_HANDLER, 0, fn}
+
+const fp_http_route fp_est_routes[] = {
+    EST_ROUTE(FP_HTTP_GET, "cacerts", NULL, h_cacerts),
+    EST_ROUTE(FP_HTTP_GET, "csrattrs", NULL, h_csrattrs),
+    EST_ROUTE(FP_HTTP_POST, "simpleenroll", "application/pkcs10", h_simpleenroll),
+    EST_ROUTE(FP_HTTP_POST, "simplereenroll", "application/pkcs10", h_simplereenroll),
+    EST_ROUTE(FP_HTTP_POST, "serverkeygen", "application/pkcs10", h_serverkeygen),
+    EST_ROUTE(FP_HTTP_POST, "fullcmc", NULL, h_fullcmc),
+    {0, NULL, 0, NULL, FP_HTTP_AUTH_NONE, 0, NULL},
+};
+
+/* ---- lifecycle ---- */
+
+static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_error *err)
+{
+    const fp_profile *p = fp_config_profile(st->cfg, cfg->profile);
+    char path[FP_PATH_MAX];
+    int rc;
+
+    lb->cfg = cfg;
+    if (p == NULL)
+        return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile '%s'", cfg->name, cfg->profile);
+    lb->anchors = X509_STORE_new();
+    if (lb->anchors == NULL || !X509_STORE_add_cert(lb->anchors, fp_ca_get0_cert(st->ca)) ||
+        !X509_STORE_add_cert(lb->anchors, fp_ca_get0_root(st->ca)))
+        return fp_err_set(err, FP_ERR_CRYPTO, "trust store");
+    if (cfg->trust_anchors[0]) {
+        if ((rc = fp_config_path(st->cfg, cfg->trust_anchors, path, sizeof(path), err)) != FP_ERR_OK)
+            return rc;
+        if (X509_STORE_load_file(lb->anchors, path) != 1)
+            return fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: cannot load %s",
+                              cfg->name, path);
+    }
+    return est_csrattrs_build(cfg, p, &lb->csrattrs, &lb->csrattrs_len, err);
+}
+
+void fp_est_free(void *arg);
+
+int fp_est_init(fp_http_server *srv, void **out, fp_error *err)
+{
+    est_state *st = calloc(1, sizeof(*st));
+    char path[FP_PATH_MAX];
+    int rc;
+
+    *out = NULL;
+    if (st == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    st->cfg = fp_http_server_cfg(srv);
+    st->ca = fp_http_server_ca(srv);
+    st->chain = sk_X509_new_null();
+    if (st->chain == NULL || !sk_X509_push(st->chain, fp_ca_get0_cert(st->ca)) ||
+        !sk_X509_push(st->chain, fp_ca_get0_root(st->ca))) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto fail;
+    }
+    if ((rc = est_certs_only_b64(st->chain, &st->cacerts, &st->cacerts_len, err)) != FP_ERR_OK)
+        goto fail;
+    for (int i = 0; i < st->cfg->n_est_labels; i++) {
+        st->n_labels++;
+        if ((rc = label_init(st, &st->labels[i], &st->cfg->est_labels[i], err)) != FP_ERR_OK)
+            goto fail;
+    }
+    st->ssl_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, est_peer_cache_free);
+    if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_committer_start(path, &st->committer, err)) != FP_ERR_OK)
+        goto fail;
+    *out = st;
+    return FP_ERR_OK;
+fail:
+    fp_est_free(st);
+    return rc;
+}
+
+void fp_est_stop(void *arg)
+{
+    est_state *st = arg;
+    if (st != NULL) {
+        fp_committer_stop(st->committer);
+        st->committer = NULL;
+    }
+}
+
+void fp_est_free(void *arg)
+{
+    est_state *st = arg;
+    if (st == NULL)
+        return;
+    fp_committer_stop(st->committer);
+    for (int i = 0; i < st->n_labels; i++) {
+        X509_STORE_free(st->labels[i].anchors);
+        free(st->labels[i].csrattrs);
+    }
+    sk_X509_free(st->chain); /* borrowed certificates */
+    free(st->cacerts);
+    free(st);
+}

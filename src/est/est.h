@@ -1,0 +1,106 @@
+/*
+ * est.h - EST server (RFC 7030, with RFC 8951 clarifications), private to
+ * src/est/.  Routes are in est.c; authentication in est_auth.c; the
+ * enrollment flow (sign, group commit, reply) in est_enroll.c; wire
+ * encodings in est_codec.c.
+ */
+#ifndef FP_EST_H
+#define FP_EST_H
+
+#include <stdbool.h>
+
+#include <openssl/x509.h>
+
+#include "../ca/committer.h"
+#include "../http/http.h"
+
+#define EST_CT_PKCS7 "application/pkcs7-mime; smime-type=certs-only"
+#define EST_CT_CSRATTRS "application/csrattrs"
+
+/* Per-label state built at startup (immutable while serving). */
+typedef struct est_label {
+    const fp_est_label *cfg;
+    X509_STORE *anchors;  /* issuing CA + root + label trust_anchors */
+    unsigned char *csrattrs; /* base64 body, NULL when the label has none */
+    size_t csrattrs_len;
+} est_label;
+
+typedef struct est_state {
+    const fp_config *cfg;
+    fp_ca *ca;
+    fp_committer *committer;
+    char *cacerts;        /* base64 certs-only PKCS#7 of the CA chain */
+    size_t cacerts_len;
+    STACK_OF(X509) *chain; /* issuing CA (+ root) */
+    est_label labels[FP_MAX_EST_LABELS];
+    int n_labels;
+    int ssl_idx;          /* SSL ex_data index caching the verified peer */
+} est_state;
+
+/* The authenticated caller of one request. */
+typedef struct est_identity {
+    bool by_cert;
+    bool ours;             /* client certificate issued by our issuing CA */
+    char serial[41];       /* of the client certificate, when ours */
+    char token_id[FP_TOKEN_ID_MAX];
+    char actor[160];       /* for the audit log: "est:cert:SERIAL", "est:token:ID" */
+} est_identity;
+
+/* ---- est_codec.c ---- */
+
+/* Degenerate certs-only SignedData (RFC 7030 4.1.3 / 4.2.3) of certs,
+ * base64 with line breaks.  *out malloc'd. */
+int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error *err);
+
+/* Decode an EST base64 body (RFC 8951: line breaks tolerated, and
+ * Content-Transfer-Encoding must be absent or "base64") into a CSR. */
+int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
+                   size_t *der_len, fp_error *err);
+
+/* est_csr.c: PKCS#10 DER with an EC key on a named curve, read without
+ * OpenSSL 3's decoder set-up; NULL when the request is not of that simple
+ * form (the caller then uses d2i_X509_REQ), never a different request. */
+X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len);
+
+/* RFC 7030 4.5.2 CsrAttrs for the label (base64), NULL when "none". */
+int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char **out,
+                       size_t *len, fp_error *err);
+
+/* multipart/mixed body for serverkeygen (RFC 7030 4.4.2).  The parts are
+ * (content type, base64 text); boundary is written into boundary (>= 40).
+ * *out is OPENSSL_malloc'd; free with OPENSSL_clear_free (it holds a key). */
+int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const char *b64_2,
+                  char boundary[48], char **out, size_t *len, fp_error *err);
+
+/* ---- est_auth.c ---- */
+
+/* Authenticate req for label per its auth mode.  On failure answers the
+ * request itself (401/403) and returns non-OK.  A token is only checked
+ * here; its use is spent by the committer with the certificate
+ * (id->token_id). */
+int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
+                     X509_REQ *csr, est_identity *id);
+
+/* CRYPTO_EX_free for the per-connection verdict cache (est->ssl_idx). */
+void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp);
+
+/* RFC 7030 3.5: CSR challengePassword must equal the TLS channel binding
+ * (tls-unique in TLS 1.2, tls-exporter in TLS 1.3), base64.  Answers 403
+ * on failure. */
+int est_check_pop_linking(fp_http_req *req, X509_REQ *csr);
+
+/* Channel binding of req's TLS connection, base64 (for docs/tests). */
+int est_channel_binding_b64(SSL *ssl, char *out, size_t size);
+
+/* ---- est_enroll.c ---- */
+
+typedef enum { EST_ENROLL, EST_REENROLL, EST_KEYGEN } est_op;
+
+/* POST simpleenroll / simplereenroll / serverkeygen. */
+int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op);
+
+/* Map an fp_errcode from policy/signing to an HTTP error answer. */
+void est_answer_error(fp_http_req *req, const fp_error *err);
+
+#endif

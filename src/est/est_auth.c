@@ -1,0 +1,288 @@
+/*
+ * est_auth.c - who may enroll (RFC 7030 3.2.3, 3.3) and PoP linking (3.5).
+ *
+ * Certificates: the TLS handshake accepts any client certificate (it
+ * proves possession of the key); here it is checked.  One we issued is
+ * compared with our durable record of it (see ours_check); any other is
+ * verified against the label's anchors (trust_anchors, e.g. a
+ * manufacturer's IDevID CA, plus our root and issuing CA), with the
+ * verdict cached on the SSL object per label for keep-alive requests.
+ *
+ * Tokens: HTTP Basic, user = token id, password = the secret printed once
+ * by `fleetpki token create`.  The store has SHA-256(secret) only (the
+ * secret is 256 random bits, so a plain hash suffices); compared with
+ * CRYPTO_memcmp.  A use is spent only when a certificate is issued.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "est.h"
+#include "token.h"
+
+#define WWW_AUTH "Basic realm=\"fleetpki EST\", charset=\"UTF-8\""
+
+/* Cached per-connection verdicts: 0 unknown, 1 ok, 2 failed. */
+typedef struct {
+    unsigned char verdict[FP_MAX_EST_LABELS];
+} peer_cache;
+
+static void unauthorized(fp_http_req *req, const char *why)
+{
+    fp_http_add_header(req, "WWW-Authenticate", WWW_AUTH);
+    fp_http_error(req, 401, "%s", why);
+}
+
+static bool verify_peer(est_state *st, const est_label *lb, fp_http_req *req)
+{
+    int li = (int)(lb - st->labels);
+    peer_cache *pc = NULL;
+    X509_STORE_CTX *ctx = NULL;
+    bool ok = false;
+
+    if (req->ssl != NULL) {
+        pc = SSL_get_ex_data(req->ssl, st->ssl_idx);
+        if (pc == NULL && (pc = calloc(1, sizeof(*pc))) != NULL &&
+            !SSL_set_ex_data(req->ssl, st->ssl_idx, pc)) {
+            free(pc);
+            pc = NULL;
+        }
+        if (pc != NULL && pc->verdict[li])
+            return pc->verdict[li] == 1;
+    }
+    ctx = X509_STORE_CTX_new();
+    if (ctx != NULL && X509_STORE_CTX_init(ctx, lb->anchors, req->peer_cert, req->peer_chain) == 1)
+        ok = X509_verify_cert(ctx) == 1;
+    if (!ok && ctx != NULL)
+        fp_log(FP_LOG_DEBUG, "id=%s client certificate rejected: %s", req->id,
+               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+    X509_STORE_CTX_free(ctx);
+    if (pc != NULL)
+        pc->verdict[li] = ok ? 1 : 2;
+    return ok;
+}
+
+void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp);
+void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                         void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    free(ptr);
+}
+
+/* Anchor path: chain verification against the label's trust store. */
+static void anchor_identity(fp_http_req *req, est_identity *id)
+{
+    char *subj = fp_name_string(X509_get_subject_name(req->peer_cert));
+    id->by_cert = true;
+    snprintf(id->actor, sizeof(id->actor), "est:anchor-cert:%.120s", subj ? subj : "?");
+    free(subj);
+}
+
+/* A certificate naming our issuing CA as issuer is authentic iff it is
+ * byte for byte one we issued: the store is the durable record of every
+ * certificate this CA signed, so equality with it proves what a
+ * signature check would, and saves two ECDSA verifications per new
+ * connection.  It must also be inside its validity and not revoked.
+ * FP_ERR_STATE when any of that fails. */
+static int ours_check(fp_http_req *req, est_identity *id)
+{
+    unsigned char *der = NULL;
+    int der_len, rc;
+    int64_t now = fp_now();
+    fp_cert_rec rec;
+    fp_error err = {0};
+
+    id->by_cert = true;
+    id->ours = true;
+    if (fp_serial_hex(X509_get0_serialNumber(req->peer_cert), id->serial) != 0)
+        return FP_ERR_STATE;
+    snprintf(id->actor, sizeof(id->actor), "est:cert:%s", id->serial);
+    rc = fp_store_cert_get(fp_http_worker_store(req->worker), id->serial, &rec, &err);
+    if (rc != FP_ERR_OK)
+        return rc == FP_ERR_NOT_FOUND ? FP_ERR_STATE : rc;
+    der_len = i2d_X509(req->peer_cert, &der);
+    if (der_len <= 0 || (size_t)der_len != rec.der_len ||
+        CRYPTO_memcmp(der, rec.der, rec.der_len) != 0 || rec.status != FP_CERT_VALID ||
+        now < rec.not_before || now > rec.not_after)
+        rc = FP_ERR_STATE;
+    OPENSSL_free(der);
+    fp_cert_rec_clear(&rec);
+    return rc;
+}
+
+static const char *csr_cn(X509_REQ *csr, char *buf, size_t size)
+{
+    X509_NAME *n = X509_REQ_get_subject_name(csr);
+    int i = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
+    const unsigned char *s;
+    ASN1_STRING *d;
+
+    buf[0] = '\0';
+    if (i < 0)
+        return buf;
+    d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
+    s = ASN1_STRING_get0_data(d);
+    if ((size_t)ASN1_STRING_length(d) < size && memchr(s, 0, (size_t)ASN1_STRING_length(d)) == NULL) {
+        memcpy(buf, s, (size_t)ASN1_STRING_length(d));
+        buf[ASN1_STRING_length(d)] = '\0';
+    }
+    return buf;
+}
+
+/* Returns FP_ERR_OK, or answered the request (401/403). */
+static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_identity *id)
+{
+    const char *hdr = fp_http_header(req, "Authorization");
+    char *user = NULL, *pass = NULL, cn[256];
+    size_t passlen = 0;
+    fp_token_rec t;
+    fp_error err = {0};
+    int rc = FP_ERR_PASSPHRASE;
+
+    if (hdr == NULL) {
+        unauthorized(req, "authentication required: TLS client certificate or enrollment token");
+        return FP_ERR_PASSPHRASE;
+    }
+    if (fp_http_basic_parse(hdr, &user, &pass, &passlen, &err) != FP_ERR_OK) {
+        unauthorized(req, "malformed Authorization header");
+        return FP_ERR_PASSPHRASE;
+    }
+    rc = fp_store_token_get(fp_http_worker_store(req->worker), user, &t, &err);
+    /* the same answer for unknown id and wrong secret */
+    if (rc != FP_ERR_OK || !fp_token_matches(&t, pass, passlen) ||
+        strcmp(t.label, lb->cfg->name) != 0) {
+        unauthorized(req, "invalid enrollment token");
+        rc = FP_ERR_PASSPHRASE;
+        goto out;
+    }
+    if (t.uses_left <= 0 || (t.expires_at != 0 && fp_now() >= t.expires_at)) {
+        unauthorized(req, t.uses_left <= 0 ? "enrollment token is used up"
+                                           : "enrollment token has expired");
+        rc = FP_ERR_STATE;
+        goto out;
+    }
+    if (t.cn_pattern[0] && fnmatch(t.cn_pattern, csr_cn(csr, cn, sizeof(cn)), 0) != 0) {
+        fp_http_error(req, 403, "%s: CN '%s' does not match the token's pattern '%s'",
+                      fp_err_name(FP_ERR_CSR_CN), cn, t.cn_pattern);
+        rc = FP_ERR_CSR_CN;
+        goto out;
+    }
+    snprintf(id->token_id, sizeof(id->token_id), "%s", t.id);
+    snprintf(id->actor, sizeof(id->actor), "est:token:%s", t.id);
+    rc = FP_ERR_OK;
+out:
+    fp_http_basic_free(user, pass, passlen);
+    return rc;
+}
+
+int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
+                     X509_REQ *csr, est_identity *id)
+{
+    int mode = lb->cfg->auth;
+    bool has_basic = fp_http_header(req, "Authorization") != NULL;
+
+    memset(id, 0, sizeof(*id));
+    if (req->peer_cert != NULL && mode != FP_EST_AUTH_TOKEN) {
+        if (X509_check_issued(fp_ca_get0_cert(st->ca), req->peer_cert) == X509_V_OK) {
+            int rc = ours_check(req, id);
+            if (rc == FP_ERR_OK) {
+                snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
+                return FP_ERR_OK;
+            }
+            unauthorized(req, rc == FP_ERR_STATE
+                                  ? "client certificate is revoked, expired or not issued here"
+                                  : "client certificate check failed");
+            return rc;
+        }
+        if (verify_peer(st, lb, req)) {
+            anchor_identity(req, id);
+            snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
+            return FP_ERR_OK;
+        }
+        memset(id, 0, sizeof(*id));
+        if (mode == FP_EST_AUTH_CERT || !has_basic) {
+            unauthorized(req, "client certificate does not chain to a trust anchor of this label");
+            return FP_ERR_PASSPHRASE;
+        }
+    }
+    if (mode == FP_EST_AUTH_CERT) {
+        unauthorized(req, "this label requires a TLS client certificate");
+        return FP_ERR_PASSPHRASE;
+    }
+    if (token_auth(lb, req, csr, id) != FP_ERR_OK)
+        return FP_ERR_PASSPHRASE;
+    snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
+    return FP_ERR_OK;
+}
+
+/* ---- RFC 7030 3.5 proof-of-possession linking ---- */
+
+int est_channel_binding_b64(SSL *ssl, char *out, size_t size)
+{
+    unsigned char cb[64];
+    size_t n = 0;
+
+    if (ssl == NULL || size < 90)
+        return -1;
+    if (SSL_version(ssl) >= TLS1_3_VERSION) {
+        /* TLS 1.3 has no tls-unique (RFC 8446 C.5); use tls-exporter
+         * (RFC 9266): 32 bytes, label "EXPORTER-Channel-Binding", no context */
+        static const char label[] = "EXPORTER-Channel-Binding";
+        if (SSL_export_keying_material(ssl, cb, 32, label, sizeof(label) - 1, NULL, 0, 0) != 1)
+            return -1;
+        n = 32;
+    } else {
+        /* tls-unique (RFC 5929 3.1): the first Finished of the latest
+         * handshake: the client's on a full handshake, ours on resumption */
+        n = SSL_session_reused(ssl) ? SSL_get_finished(ssl, cb, sizeof(cb))
+                                    : SSL_get_peer_finished(ssl, cb, sizeof(cb));
+        if (n == 0 || n > sizeof(cb))
+            return -1;
+    }
+    EVP_EncodeBlock((unsigned char *)out, cb, (int)n);
+    OPENSSL_cleanse(cb, sizeof(cb));
+    return 0;
+}
+
+int est_check_pop_linking(fp_http_req *req, X509_REQ *csr)
+{
+    char want[96];
+    int i = X509_REQ_get_attr_by_NID(csr, NID_pkcs9_challengePassword, -1);
+    X509_ATTRIBUTE *a = i >= 0 ? X509_REQ_get_attr(csr, i) : NULL;
+    ASN1_TYPE *t = a ? X509_ATTRIBUTE_get0_type(a, 0) : NULL;
+    const unsigned char *got = NULL;
+    int got_len = 0;
+
+    if (t != NULL && (t->type == V_ASN1_PRINTABLESTRING || t->type == V_ASN1_UTF8STRING ||
+                      t->type == V_ASN1_IA5STRING)) {
+        got = ASN1_STRING_get0_data(t->value.asn1_string);
+        got_len = ASN1_STRING_length(t->value.asn1_string);
+    }
+    if (got == NULL) {
+        fp_http_error(req, 403, "%s: this label requires the TLS channel binding in the CSR "
+                                "challengePassword (RFC 7030 3.5)", fp_err_name(FP_ERR_CSR_POP));
+        return FP_ERR_CSR_POP;
+    }
+    if (est_channel_binding_b64(req->ssl, want, sizeof(want)) != 0 ||
+        (size_t)got_len != strlen(want) || CRYPTO_memcmp(got, want, strlen(want)) != 0) {
+        fp_http_error(req, 403, "%s: challengePassword does not match this TLS connection's "
+                                "channel binding (RFC 7030 3.5)", fp_err_name(FP_ERR_CSR_POP));
+        return FP_ERR_CSR_POP;
+    }
+    return FP_ERR_OK;
+}

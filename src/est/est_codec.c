@@ -1,0 +1,263 @@
+/* est_codec.c - EST wire formats: certs-only PKCS#7, CSR bodies, CsrAttrs,
+ * multipart/mixed.  See est.h. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/asn1.h>
+#include <openssl/objects.h>
+#include <openssl/pkcs7.h>
+#include <openssl/rand.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "est.h"
+
+int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error *err)
+{
+    PKCS7 *p7 = NULL;
+    PKCS7_SIGNED *sd;
+    unsigned char *der = NULL;
+    int der_len, rc;
+
+    *out = NULL;
+    /* RFC 7030 4.1.3: a certs-only CMC Simple PKI Response is a SignedData
+     * with no signers and no content (RFC 5272 4.1) */
+    p7 = PKCS7_new();
+    if (p7 == NULL || !PKCS7_set_type(p7, NID_pkcs7_signed) ||
+        !PKCS7_content_new(p7, NID_pkcs7_data)) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 build");
+        goto out;
+    }
+    /* no eContent at all (not an empty one), as RFC 5272 4.1 shows */
+    sd = p7->d.sign;
+    ASN1_OCTET_STRING_free(sd->contents->d.data);
+    sd->contents->d.data = NULL;
+    for (int i = 0; i < sk_X509_num(certs); i++) {
+        if (!PKCS7_add_certificate(p7, sk_X509_value(certs, i))) {
+            rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 add certificate");
+            goto out;
+        }
+    }
+    der_len = i2d_PKCS7(p7, &der);
+    if (der_len <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 encode");
+        goto out;
+    }
+    rc = fp_b64_encode_lines(der, (size_t)der_len, out, len, err);
+out:
+    OPENSSL_free(der);
+    PKCS7_free(p7);
+    return rc;
+}
+
+int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
+                   size_t *der_len, fp_error *err)
+{
+    const char *cte = fp_http_header(req, "Content-Transfer-Encoding");
+    const unsigned char *p;
+    unsigned char *bin = NULL;
+    size_t blen = 0;
+    X509_REQ *csr = NULL;
+    int rc;
+
+    *out = NULL;
+    *der = NULL;
+    *der_len = 0;
+    /* RFC 8951 3.2: the body is base64 regardless; a CTE header, if sent,
+     * may only say base64 */
+    if (cte != NULL) {
+        while (*cte == ' ')
+            cte++;
+        if (strncasecmp(cte, "base64", 6) != 0 || (cte[6] && cte[6] != ' ' && cte[6] != ';'))
+            return fp_err_set(err, FP_ERR_ARG, "Content-Transfer-Encoding '%s' not supported",
+                              cte);
+    }
+    if (req->body_len == 0)
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "empty request body");
+    if ((rc = fp_b64_decode_lenient((const char *)req->body, req->body_len, FP_CSR_MAX_BYTES,
+                                    &bin, &blen, err)) != FP_ERR_OK)
+        return rc == FP_ERR_TOO_LARGE ? rc
+                                      : fp_err_set(err, FP_ERR_CSR_MALFORMED,
+                                                   "body is not base64-encoded PKCS#10");
+    p = bin;
+    csr = est_csr_fast_parse(bin, blen);
+    if (csr == NULL)
+        csr = d2i_X509_REQ(NULL, &p, (long)blen);
+    else
+        p = bin + blen;
+    if (csr == NULL || p != bin + blen) {
+        X509_REQ_free(csr);
+        free(bin);
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "body is not a DER PKCS#10 request");
+    }
+    *out = csr;
+    *der = bin;
+    *der_len = blen;
+    return FP_ERR_OK;
+}
+
+/* ---- CsrAttrs (RFC 7030 4.5.2, RFC 9908) ---- */
+
+typedef struct {
+    unsigned char *buf;
+    size_t len, cap;
+} dbuf;
+
+static int dbuf_add(dbuf *b, const unsigned char *p, size_t n)
+{
+    if (b->len + n > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 256) + n;
+        unsigned char *nb = realloc(b->buf, cap);
+        if (nb == NULL)
+            return -1;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+/* AttrOrOID ::= CHOICE { oid OBJECT IDENTIFIER, attribute Attribute } */
+static int add_oid(dbuf *b, int nid)
+{
+    ASN1_OBJECT *o = OBJ_nid2obj(nid);
+    unsigned char *der = NULL;
+    int n = o ? i2d_ASN1_OBJECT(o, &der) : -1, rc;
+    if (n <= 0)
+        return -1;
+    rc = dbuf_add(b, der, (size_t)n);
+    OPENSSL_free(der);
+    return rc;
+}
+
+static int add_attr_oid_value(dbuf *b, int type_nid, int value_nid)
+{
+    X509_ATTRIBUTE *a = NULL;
+    unsigned char *der = NULL;
+    int n, rc = -1;
+
+    a = X509_ATTRIBUTE_create(type_nid, V_ASN1_OBJECT, OBJ_nid2obj(value_nid));
+    if (a == NULL)
+        return -1;
+    n = i2d_X509_ATTRIBUTE(a, &der);
+    if (n > 0)
+        rc = dbuf_add(b, der, (size_t)n);
+    OPENSSL_free(der);
+    /* X509_ATTRIBUTE_create took the (static) object by reference */
+    X509_ATTRIBUTE_free(a);
+    return rc;
+}
+
+static int add_key_attr(dbuf *b, const fp_profile *p)
+{
+    /* RFC 7030 4.5.2 example: id-ecPublicKey attribute valued with the curve */
+    if (p->algs & FP_ALG_P256)
+        return add_attr_oid_value(b, NID_X9_62_id_ecPublicKey, NID_X9_62_prime256v1);
+    if (p->algs & FP_ALG_P384)
+        return add_attr_oid_value(b, NID_X9_62_id_ecPublicKey, NID_secp384r1);
+    if (p->algs & FP_ALG_P521)
+        return add_attr_oid_value(b, NID_X9_62_id_ecPublicKey, NID_secp521r1);
+    if (p->algs & FP_ALG_ED25519)
+        return add_oid(b, NID_ED25519);
+    if (p->algs & FP_ALG_RSA)
+        return add_oid(b, NID_rsaEncryption);
+    return 0;
+}
+
+static int add_sigalg(dbuf *b, const fp_profile *p)
+{
+    if (p->algs & FP_ALG_P384)
+        return add_oid(b, (p->algs & FP_ALG_P256) ? NID_ecdsa_with_SHA256 : NID_ecdsa_with_SHA384);
+    if (p->algs & (FP_ALG_P256 | FP_ALG_P521))
+        return add_oid(b, NID_ecdsa_with_SHA256);
+    if (p->algs & FP_ALG_ED25519)
+        return add_oid(b, NID_ED25519);
+    if (p->algs & FP_ALG_RSA)
+        return add_oid(b, NID_sha256WithRSAEncryption);
+    return 0;
+}
+
+int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char **out,
+                       size_t *len, fp_error *err)
+{
+    dbuf body = {0}, all = {0};
+    char list[256], *save = NULL, *tok;
+    int rc = FP_ERR_OK, hl;
+    unsigned char hdr[8], *hp = hdr;
+
+    *out = NULL;
+    *len = 0;
+    if (!strcasecmp(l->csrattrs, "none") || l->csrattrs[0] == '\0')
+        return FP_ERR_OK;
+    snprintf(list, sizeof(list), "%s",
+             !strcasecmp(l->csrattrs, "auto") ? (l->require_pop_linking ? "key, sigalg, challenge"
+                                                                       : "key, sigalg")
+                                              : l->csrattrs);
+    for (tok = strtok_r(list, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        int r;
+        if (!strcmp(tok, "key"))
+            r = add_key_attr(&body, p);
+        else if (!strcmp(tok, "sigalg"))
+            r = add_sigalg(&body, p);
+        else if (!strcmp(tok, "challenge"))
+            r = add_oid(&body, NID_pkcs9_challengePassword);
+        else {
+            int nid = OBJ_txt2nid(tok);
+            if (nid == NID_undef) {
+                rc = fp_err_set(err, FP_ERR_CONFIG, "[est %s] csrattrs: unknown item '%s'",
+                                l->name, tok);
+                goto out;
+            }
+            r = add_oid(&body, nid);
+        }
+        if (r != 0) {
+            rc = fp_err_set(err, FP_ERR_NOMEM, "csrattrs");
+            goto out;
+        }
+    }
+    if (body.len == 0)
+        goto out; /* nothing to ask for: 204 */
+    /* CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID */
+    ASN1_put_object(&hp, 1, (int)body.len, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    hl = (int)(hp - hdr);
+    if (dbuf_add(&all, hdr, (size_t)hl) != 0 || dbuf_add(&all, body.buf, body.len) != 0) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    rc = fp_b64_encode_lines(all.buf, all.len, (char **)out, len, err);
+out:
+    free(body.buf);
+    free(all.buf);
+    return rc;
+}
+
+int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const char *b64_2,
+                  char boundary[48], char **out, size_t *len, fp_error *err)
+{
+    unsigned char rnd[12];
+    char *buf = NULL;
+
+    *out = NULL;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return fp_err_set(err, FP_ERR_CRYPTO, "RAND_bytes");
+    /* a boundary that cannot occur in base64 text (RFC 2046 5.1.1): '-' and '=' mix */
+    memcpy(boundary, "fp=-", 4);
+    fp_hex(rnd, sizeof(rnd), boundary + 4);
+    /* one exact-size OPENSSL_malloc'd buffer (the body may hold a key and
+     * is wiped by whoever frees it; no stdio buffers in between) */
+    static const char fmt[] =
+        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+        "--%s--\r\n";
+    int n = snprintf(NULL, 0, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
+    if (n <= 0 || (buf = OPENSSL_malloc((size_t)n + 1)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    snprintf(buf, (size_t)n + 1, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
+    *out = buf;
+    *len = (size_t)n;
+    return FP_ERR_OK;
+}

@@ -1,0 +1,530 @@
+/*
+ * est_enroll.c - simpleenroll, simplereenroll, serverkeygen (RFC 7030
+ * 4.2, 4.4) and manual approval.
+ *
+ * Flow on the worker thread: decode the CSR, authenticate, check PoP
+ * linking, sign (policy + build + sign; fp_ca_sign is thread-safe), spend
+ * the token, then hand the record to the group committer and return
+ * FP_HTTP_DEFERRED.  The committer's callback runs on the writer thread
+ * and only posts the job back to the worker, which answers: nothing of a
+ * certificate leaves before its batch is durable.  A serial collision
+ * (FP_ERR_DUPLICATE) re-signs with a fresh serial.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/cms.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "../ca/policy.h"
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "est.h"
+
+#define SIGN_ATTEMPTS 8
+#define NID_ASYMM_DECRYPT_KEY_ID_TXT "1.2.840.113549.1.9.16.2.54" /* RFC 7030 4.4.1.2 */
+#define NID_DECRYPT_KEY_ID_TXT "1.2.840.113549.1.9.16.2.37"       /* RFC 7030 4.4.1.1 */
+
+typedef struct enroll_job {
+    fp_http_req *req;
+    est_state *st;
+    const est_label *lb;
+    est_op op;
+    X509_REQ *csr;    /* the request actually signed (ours for keygen) */
+    X509 *cert;
+    EVP_PKEY *key;    /* serverkeygen: never stored, freed after the reply */
+    bool encrypt_key; /* RFC 7030 4.4.1.2 */
+    X509 *recipient;  /* the client certificate to encrypt to (own reference:
+                         the connection may be gone when the commit lands) */
+    est_identity id;
+    X509 *old_cert;   /* simplereenroll: the certificate being renewed */
+    int attempts;
+    struct timespec t_submit, t_done;
+    int rc;
+    fp_error err;
+} enroll_job;
+
+void est_answer_error(fp_http_req *req, const fp_error *err)
+{
+    int code = err->code;
+    if (code == FP_ERR_CSR_MALFORMED || code == FP_ERR_ARG)
+        fp_http_error(req, 400, "%s: %s", fp_err_name(code), err->msg);
+    else if (code == FP_ERR_TOO_LARGE)
+        fp_http_error(req, 413, "%s: %s", fp_err_name(code), err->msg);
+    else if (code >= FP_ERR_PROFILE && code <= FP_ERR_ISSUER_EXPIRED)
+        fp_http_error(req, 403, "%s: %s", fp_err_name(code), err->msg);
+    else {
+        fp_log(FP_LOG_ERROR, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);
+        fp_http_error(req, 500, "internal error (request %s)", req->id);
+    }
+}
+
+static void job_free(enroll_job *j)
+{
+    if (j == NULL)
+        return;
+    X509_REQ_free(j->csr);
+    X509_free(j->cert);
+    EVP_PKEY_free(j->key);
+    X509_free(j->old_cert);
+    X509_free(j->recipient);
+    free(j);
+}
+
+/* ---- responses ---- */
+
+static void reply_cert(fp_http_req *req, X509 *cert)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    char *b64 = NULL;
+    size_t len = 0;
+    fp_error err = {0};
+
+    if (sk == NULL || !sk_X509_push(sk, cert) ||
+        est_certs_only_b64(sk, &b64, &len, &err) != FP_ERR_OK) {
+        if (err.code == FP_ERR_OK)
+            fp_err_set(&err, FP_ERR_NOMEM, NULL);
+        est_answer_error(req, &err);
+    } else {
+        fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
+        fp_http_reply(req, 200, EST_CT_PKCS7, b64, len);
+    }
+    sk_X509_free(sk);
+    free(b64);
+}
+
+/* RFC 7030 4.4.2: the key as CMS SignedData(EnvelopedData(PKCS#8)),
+ * encrypted to the client's TLS certificate and signed by our TLS key. */
+static int encrypt_key(est_state *st, fp_http_req *req, X509 *recipient, const unsigned char *p8,
+                       size_t p8len, unsigned char **out, size_t *outlen, fp_error *err)
+{
+    SSL_CTX *sctx = fp_http_server_ssl_ctx(fp_http_worker_server(req->worker));
+    STACK_OF(X509) *rcpt = sk_X509_new_null(), *extra = sk_X509_new_null();
+    BIO *in = NULL, *env_bio = NULL;
+    CMS_ContentInfo *env = NULL, *sd = NULL;
+    unsigned char *env_der = NULL, *der = NULL;
+    int env_len, len, rc = FP_ERR_OK;
+
+    *out = NULL;
+    if (rcpt == NULL || extra == NULL || !sk_X509_push(rcpt, recipient) ||
+        !sk_X509_push(extra, fp_ca_get0_cert(st->ca)) ||
+        (in = BIO_new_mem_buf(p8, (int)p8len)) == NULL ||
+        (env = CMS_encrypt(rcpt, in, EVP_aes_256_cbc(), CMS_BINARY)) == NULL ||
+        (env_len = i2d_CMS_ContentInfo(env, &env_der)) <= 0 ||
+        (env_bio = BIO_new_mem_buf(env_der, env_len)) == NULL ||
+        (sd = CMS_sign(SSL_CTX_get0_certificate(sctx), SSL_CTX_get0_privatekey(sctx), extra,
+                       NULL, CMS_BINARY | CMS_PARTIAL | CMS_NOSMIMECAP)) == NULL ||
+        !CMS_set1_eContentType(sd, OBJ_nid2obj(NID_pkcs7_enveloped)) ||
+        !CMS_final(sd, env_bio, NULL, CMS_BINARY) || (len = i2d_CMS_ContentInfo(sd, &der)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "encrypting the generated key");
+        goto out;
+    }
+    *out = der;
+    *outlen = (size_t)len;
+    der = NULL;
+out:
+    OPENSSL_free(der);
+    OPENSSL_free(env_der);
+    BIO_free(in);
+    BIO_free(env_bio);
+    CMS_ContentInfo_free(env);
+    CMS_ContentInfo_free(sd);
+    sk_X509_free(rcpt);
+    sk_X509_free(extra);
+    return rc;
+}
+
+static void reply_keygen(enroll_job *j)
+{
+    fp_http_req *req = j->req;
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    PKCS8_PRIV_KEY_INFO *p8inf = NULL;
+    unsigned char *p8 = NULL, *enc = NULL;
+    char *b64_key = NULL, *b64_cert = NULL, *body = NULL, boundary[48], ct[96];
+    size_t b64_key_len = 0, blen = 0, enc_len = 0;
+    int p8len;
+    fp_error err = {0};
+    int rc;
+
+    /* RFC 7030 4.4.2: application/pkcs8 is a PKCS#8 PrivateKeyInfo
+     * (RFC 5958 OneAsymmetricKey), not the algorithm-specific form */
+    p8inf = EVP_PKEY2PKCS8(j->key);
+    p8len = p8inf ? i2d_PKCS8_PRIV_KEY_INFO(p8inf, &p8) : -1;
+    PKCS8_PRIV_KEY_INFO_free(p8inf); /* wipes the key octets */
+    if (p8len <= 0 || sk == NULL || !sk_X509_push(sk, j->cert)) {
+        rc = fp_err_set(&err, FP_ERR_CRYPTO, "encoding the generated key");
+        goto out;
+    }
+    if (j->encrypt_key) {
+        if ((rc = encrypt_key(j->st, req, j->recipient, p8, (size_t)p8len, &enc, &enc_len, &err)) != FP_ERR_OK ||
+            (rc = fp_b64_encode_lines(enc, enc_len, &b64_key, &b64_key_len, &err)) != FP_ERR_OK)
+            goto out;
+    } else if ((rc = fp_b64_encode_lines(p8, (size_t)p8len, &b64_key, &b64_key_len, &err)) !=
+               FP_ERR_OK) {
+        goto out;
+    }
+    if ((rc = est_certs_only_b64(sk, &b64_cert, NULL, &err)) != FP_ERR_OK ||
+        (rc = est_multipart(j->encrypt_key ? "application/pkcs7-mime; smime-type=server-generated-key"
+                                           : "application/pkcs8",
+                            b64_key, EST_CT_PKCS7, b64_cert, boundary, &body, &blen, &err)) !=
+            FP_ERR_OK)
+        goto out;
+    snprintf(ct, sizeof(ct), "multipart/mixed; boundary=%s", boundary);
+    fp_http_reply_secret(req, 200, ct, body, blen); /* wiped once sent */
+    body = NULL;
+    req = NULL;
+out:
+    if (req != NULL)
+        est_answer_error(req, &err);
+    if (p8 != NULL)
+        OPENSSL_clear_free(p8, (size_t)p8len);
+    if (b64_key != NULL)
+        OPENSSL_clear_free(b64_key, b64_key_len);
+    if (body != NULL)
+        OPENSSL_clear_free(body, blen);
+    OPENSSL_free(enc);
+    free(b64_cert);
+    sk_X509_free(sk);
+}
+
+/* ---- signing and commit ---- */
+
+static void committed(void *arg, int rc, const fp_error *err);
+static void finish(void *arg);
+
+/* RFC 7030 4.2.2: the renewed certificate keeps Subject and SAN. */
+static int same_identity(X509 *a, X509 *b)
+{
+    char *sa = fp_cert_sans_string(a), *sb = fp_cert_sans_string(b);
+    int same = sa && sb && !strcmp(sa, sb) &&
+               X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0;
+    free(sa);
+    free(sb);
+    return same;
+}
+
+static int sign_and_submit(enroll_job *j)
+{
+    const char *profile = j->lb->cfg->profile;
+    fp_issue_req ir = {j->csr, profile, 0, j->id.actor};
+    fp_cert_rec rec;
+    char detail[160];
+    int rc;
+
+    X509_free(j->cert);
+    j->cert = NULL;
+    rc = fp_ca_sign(j->st->ca, &ir, &j->cert, &rec, &j->err);
+    if (rc != FP_ERR_OK)
+        return rc;
+    if (j->op == EST_REENROLL && !same_identity(j->cert, j->old_cert)) {
+        fp_cert_rec_clear(&rec);
+        return fp_err_set(&j->err, FP_ERR_CSR_SUBJECT,
+                          "Subject or SubjectAltName differs from the certificate being renewed "
+                          "(RFC 7030 4.2.2)");
+    }
+    snprintf(detail, sizeof(detail), "{\"profile\":\"%s\",\"via\":\"est/%s\"}", profile,
+             j->op == EST_REENROLL ? "simplereenroll" : j->op == EST_KEYGEN ? "serverkeygen"
+                                                                             : "simpleenroll");
+    j->attempts++;
+    clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
+    /* a token use is spent only together with a signed certificate, by
+     * the writer thread (an fsync must not stall this event loop) */
+    fp_committer_submit(j->st->committer, &rec, j->id.actor,
+                        j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail,
+                        j->attempts == 1 ? j->id.token_id : NULL, committed, j);
+    return FP_ERR_OK;
+}
+
+/* Writer thread: only hand the job back to its worker. */
+static void committed(void *arg, int rc, const fp_error *err)
+{
+    enroll_job *j = arg;
+    clock_gettime(CLOCK_MONOTONIC, &j->t_done);
+    j->rc = rc;
+    if (err != NULL && rc != FP_ERR_OK)
+        j->err = *err;
+    if (fp_http_worker_post(j->req->worker, finish, j) != FP_ERR_OK)
+        fp_log(FP_LOG_ERROR, "cannot post a commit result: out of memory");
+}
+
+static void finish(void *arg)
+{
+    enroll_job *j = arg;
+    fp_http_req *req = j->req;
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    fp_log(FP_LOG_DEBUG, "id=%s commit wait %.2f ms, post wait %.2f ms", req->id,
+           (j->t_done.tv_sec - j->t_submit.tv_sec) * 1e3 + (j->t_done.tv_nsec - j->t_submit.tv_nsec) / 1e6,
+           (now.tv_sec - j->t_done.tv_sec) * 1e3 + (now.tv_nsec - j->t_done.tv_nsec) / 1e6);
+    if (j->rc == FP_ERR_DUPLICATE && j->attempts < SIGN_ATTEMPTS) {
+        fp_log(FP_LOG_WARN, "id=%s serial collision, signing again", req->id);
+        if (sign_and_submit(j) == FP_ERR_OK)
+            return;
+        est_answer_error(req, &j->err);
+        job_free(j);
+        return;
+    }
+    if (j->rc == FP_ERR_STATE && j->id.token_id[0]) {
+        /* the token was used up or expired between check and commit */
+        fp_http_add_header(req, "WWW-Authenticate", "Basic realm=\"fleetpki EST\"");
+        fp_http_error(req, 401, "enrollment token: %s", j->err.msg);
+        job_free(j);
+        return;
+    }
+    if (j->rc != FP_ERR_OK) {
+        est_answer_error(req, &j->err);
+        job_free(j);
+        return;
+    }
+    if (j->op == EST_REENROLL && j->lb->cfg->revoke_on_renew) {
+        fp_error err = {0};
+        if (fp_ca_revoke(fp_http_worker_store(req->worker), j->id.serial, FP_REASON_SUPERSEDED,
+                         j->id.actor, &err) != FP_ERR_OK)
+            fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, j->id.serial,
+                   err.msg);
+    }
+    if (j->op == EST_KEYGEN)
+        reply_keygen(j);
+    else
+        reply_cert(req, j->cert);
+    job_free(j);
+}
+
+/* ---- serverkeygen request ---- */
+
+static const char *keygen_algo(const fp_profile *p)
+{
+    if (p->algs & FP_ALG_P256)
+        return "p256";
+    if (p->algs & FP_ALG_P384)
+        return "p384";
+    if (p->algs & FP_ALG_ED25519)
+        return "ed25519";
+    if (p->algs & FP_ALG_RSA)
+        return p->rsa_min_bits > 2048 ? (p->rsa_min_bits > 3072 ? "rsa4096" : "rsa3072") : "rsa2048";
+    return "p521";
+}
+
+static bool has_attr(X509_REQ *csr, const char *oid)
+{
+    ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
+    bool found = o != NULL && X509_REQ_get_attr_by_OBJ(csr, o, -1) >= 0;
+    ASN1_OBJECT_free(o);
+    return found;
+}
+
+/* A request for a fresh key with the client's subject and extensions. */
+static int keygen_csr(const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X509_REQ **out,
+                      fp_error *err)
+{
+    X509_REQ *r = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((rc = fp_key_generate(keygen_algo(p), key, err)) != FP_ERR_OK)
+        return rc;
+    exts = X509_REQ_get_extensions(client);
+    r = X509_REQ_new();
+    if (r == NULL || !X509_REQ_set_subject_name(r, X509_REQ_get_subject_name(client)) ||
+        !X509_REQ_set_pubkey(r, *key) ||
+        (exts != NULL && sk_X509_EXTENSION_num(exts) > 0 && !X509_REQ_add_extensions(r, exts)) ||
+        X509_REQ_sign(r, *key, fp_key_sig_md(*key)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "building the serverkeygen request");
+        X509_REQ_free(r);
+        r = NULL;
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    *out = r;
+    return rc;
+}
+
+/* ---- manual approval ---- */
+
+/* Answers the request; returns FP_HTTP_DONE. */
+static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req, X509_REQ *csr,
+                           const unsigned char *der, size_t der_len, const est_identity *id)
+{
+    fp_store *store = fp_http_worker_store(req->worker);
+    unsigned char md[32];
+    char hash[65], retry[16];
+    fp_pending_rec pr;
+    fp_error err = {0};
+    int rc;
+
+    if (EVP_Digest(der, der_len, md, NULL, EVP_sha256(), NULL) != 1) {
+        fp_err_set(&err, FP_ERR_CRYPTO, "hash");
+        est_answer_error(req, &err);
+        return FP_HTTP_DONE;
+    }
+    fp_hex(md, sizeof(md), hash);
+    snprintf(retry, sizeof(retry), "%d", lb->cfg->retry_after_seconds);
+    rc = fp_store_pending_find(store, lb->cfg->name, hash, &pr, &err);
+    if (rc == FP_ERR_NOT_FOUND) {
+        const fp_profile *p = fp_config_profile(st->cfg, lb->cfg->profile);
+        fp_pending_rec add;
+        fp_audit_event ev = {id->actor, "csr.hold", "", ""};
+        int64_t pid = 0;
+        /* refuse at once what an operator could not approve anyway */
+        if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK) {
+            est_answer_error(req, &err);
+            return FP_HTTP_DONE;
+        }
+        memset(&add, 0, sizeof(add));
+        snprintf(add.label, sizeof(add.label), "%s", lb->cfg->name);
+        memcpy(add.csr_hash, hash, sizeof(hash));
+        add.csr = (unsigned char *)der;
+        add.csr_len = der_len;
+        add.subject = fp_name_string(X509_REQ_get_subject_name(csr));
+        add.actor = (char *)id->actor;
+        rc = fp_store_pending_add(store, &add, &pid, &ev, &err);
+        free(add.subject);
+        if (rc != FP_ERR_OK) {
+            est_answer_error(req, &err);
+            return FP_HTTP_DONE;
+        }
+        fp_log(FP_LOG_INFO, "id=%s enrollment held for approval as request %lld", req->id,
+               (long long)pid);
+        fp_http_add_header(req, "Retry-After", retry);
+        fp_http_error(req, 202, "held for manual approval as request %lld", (long long)pid);
+        return FP_HTTP_DONE;
+    }
+    if (rc != FP_ERR_OK) {
+        est_answer_error(req, &err);
+        return FP_HTTP_DONE;
+    }
+    if (pr.status == FP_PENDING_WAITING) {
+        fp_http_add_header(req, "Retry-After", retry);
+        fp_http_error(req, 202, "request %lld is waiting for approval", (long long)pr.id);
+    } else if (pr.status == FP_PENDING_REJECTED) {
+        fp_http_error(req, 403, "request %lld was rejected by an operator", (long long)pr.id);
+    } else {
+        fp_cert_rec rec;
+        if (fp_store_cert_get(store, pr.serial, &rec, &err) != FP_ERR_OK) {
+            est_answer_error(req, &err);
+        } else {
+            X509 *cert = fp_cert_from_der(rec.der, rec.der_len);
+            if (cert == NULL) {
+                fp_err_set(&err, FP_ERR_STORE, "stored certificate %s does not parse", pr.serial);
+                est_answer_error(req, &err);
+            } else {
+                reply_cert(req, cert);
+            }
+            X509_free(cert);
+            fp_cert_rec_clear(&rec);
+        }
+    }
+    fp_pending_rec_clear(&pr);
+    return FP_HTTP_DONE;
+}
+
+/* ---- entry ---- */
+
+int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
+{
+    const fp_profile *p = fp_config_profile(st->cfg, lb->cfg->profile);
+    enroll_job *j = NULL;
+    X509_REQ *csr = NULL;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    fp_error err = {0};
+    int ret = FP_HTTP_DONE;
+
+    if (fp_committer_backlog(st->committer) >= (size_t)st->cfg->max_pending_commits) {
+        fp_http_add_header(req, "Retry-After", "1");
+        fp_http_error(req, 503, "overloaded, retry later");
+        return FP_HTTP_DONE;
+    }
+    if (est_decode_csr(req, &csr, &der, &der_len, &err) != FP_ERR_OK) {
+        est_answer_error(req, &err);
+        goto out;
+    }
+    /* serverkeygen: the client's CSR must still prove possession of its
+     * key (RFC 7030 4.4.1); for the other operations fp_policy_check does */
+    if (op == EST_KEYGEN && X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)) != 1) {
+        fp_err_set(&err, FP_ERR_CSR_POP, "CSR signature does not verify");
+        est_answer_error(req, &err);
+        goto out;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        fp_http_error(req, 500, "out of memory");
+        goto out;
+    }
+    if (est_authenticate(st, lb, req, csr, &j->id) != FP_ERR_OK)
+        goto out;
+    if (lb->cfg->require_pop_linking && est_check_pop_linking(req, csr) != FP_ERR_OK)
+        goto out;
+    if (op == EST_REENROLL) {
+        if (!j->id.by_cert || !j->id.ours) {
+            fp_http_error(req, 403, "%s: simplereenroll needs the current certificate, issued "
+                                    "by this CA, as TLS client certificate",
+                          fp_err_name(FP_ERR_STATE));
+            goto out;
+        }
+        j->old_cert = X509_dup(req->peer_cert);
+    }
+    if (lb->cfg->manual_approval) {
+        if (op == EST_KEYGEN) {
+            fp_http_error(req, 403, "serverkeygen is not offered on a manual-approval label");
+            goto out;
+        }
+        ret = manual_approval(st, lb, req, csr, der, der_len, &j->id);
+        goto out;
+    }
+    if (op == EST_KEYGEN) {
+        X509_REQ *mine = NULL;
+        if (has_attr(csr, NID_DECRYPT_KEY_ID_TXT)) {
+            fp_http_error(req, 501, "symmetric key encryption (DecryptKeyIdentifier) is not supported");
+            goto out;
+        }
+        if (has_attr(csr, NID_ASYMM_DECRYPT_KEY_ID_TXT)) {
+            if (req->peer_cert == NULL) {
+                fp_http_error(req, 400, "an encrypted key needs a TLS client certificate to encrypt to");
+                goto out;
+            }
+            j->encrypt_key = true;
+            if (!X509_up_ref(req->peer_cert)) {
+                fp_http_error(req, 500, "internal error");
+                goto out;
+            }
+            j->recipient = req->peer_cert;
+        }
+        if (keygen_csr(p, csr, &j->key, &mine, &err) != FP_ERR_OK) {
+            est_answer_error(req, &err);
+            goto out;
+        }
+        X509_REQ_free(csr);
+        csr = mine;
+    }
+    j->req = req;
+    j->st = st;
+    j->lb = lb;
+    j->op = op;
+    j->csr = csr;
+    csr = NULL;
+    if (sign_and_submit(j) != FP_ERR_OK) {
+        if (j->err.code >= FP_ERR_PROFILE && j->err.code <= FP_ERR_ISSUER_EXPIRED) {
+            char d[FP_ERRMSG_MAX + 64];
+            fp_audit_event ev = {j->id.actor, "csr.refuse", "", d};
+            fp_error ignored;
+            snprintf(d, sizeof(d), "{\"error\":\"%s\"}", fp_err_name(j->err.code));
+            (void)fp_store_audit_append(fp_http_worker_store(req->worker), &ev, &ignored);
+        }
+        est_answer_error(req, &j->err);
+        goto out;
+    }
+    /* the job now belongs to the committer; finish() answers the request */
+    j = NULL;
+    ret = FP_HTTP_DEFERRED;
+out:
+    job_free(j);
+    X509_REQ_free(csr);
+    free(der);
+    return ret;
+}

@@ -1,0 +1,389 @@
+/* test_est.c - EST encodings: certs-only PKCS#7, CsrAttrs, multipart,
+ * enrollment token secrets. */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/pkcs7.h>
+
+#include "est/est.h"
+#include "ca/policy.h"
+#include "x509/x509util.h"
+#include "common/util.h"
+#include "est/token.h"
+
+static X509 *self_signed(const char *cn)
+{
+    EVP_PKEY *k = tu_key("p256");
+    X509 *x = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_set_subject_name(x, n);
+    X509_set_issuer_name(x, n);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, k);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    X509_NAME_free(n);
+    EVP_PKEY_free(k);
+    return x;
+}
+
+static void test_certs_only_roundtrip(void **state)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *a = self_signed("a"), *b = self_signed("b");
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    char *b64 = NULL;
+    size_t len = 0, dlen = 0;
+    fp_error e = {0};
+    PKCS7 *p7;
+    (void)state;
+    sk_X509_push(sk, a);
+    sk_X509_push(sk, b);
+    assert_int_equal(est_certs_only_b64(sk, &b64, &len, &e), FP_ERR_OK);
+    assert_int_equal(fp_b64_decode_lenient(b64, len, 1 << 20, &der, &dlen, &e), FP_ERR_OK);
+    p = der;
+    p7 = d2i_PKCS7(NULL, &p, (long)dlen);
+    assert_non_null(p7);
+    assert_true(PKCS7_type_is_signed(p7));
+    assert_int_equal(sk_X509_num(p7->d.sign->cert), 2);
+    assert_int_equal(X509_cmp(sk_X509_value(p7->d.sign->cert, 0), a), 0);
+    /* degenerate: no signers, no encapsulated content (RFC 5272 4.1) */
+    assert_int_equal(sk_PKCS7_SIGNER_INFO_num(p7->d.sign->signer_info), 0);
+    assert_null(p7->d.sign->contents->d.ptr);
+    PKCS7_free(p7);
+    free(der);
+    free(b64);
+    sk_X509_pop_free(sk, X509_free);
+}
+
+static int attrs_der(const char *spec, bool pop, const char *profile, unsigned char **der,
+                     size_t *dlen)
+{
+    fp_est_label l;
+    fp_profile p;
+    unsigned char *b64 = NULL;
+    size_t len = 0;
+    fp_error e = {0};
+    int rc;
+
+    memset(&l, 0, sizeof(l));
+    snprintf(l.csrattrs, sizeof(l.csrattrs), "%s", spec);
+    l.require_pop_linking = pop;
+    fp_profile_defaults(profile, &p);
+    *der = NULL;
+    *dlen = 0;
+    rc = est_csrattrs_build(&l, &p, &b64, &len, &e);
+    if (rc == FP_ERR_OK && b64 != NULL)
+        rc = fp_b64_decode_lenient((char *)b64, len, 4096, der, dlen, &e);
+    free(b64);
+    return rc;
+}
+
+/* Count top-level AttrOrOID items of a CsrAttrs SEQUENCE and check the
+ * outer encoding is exactly one SEQUENCE. */
+static int count_items(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der, *end;
+    long l;
+    int tag, cls, n = 0;
+    if (ASN1_get_object(&p, &l, &tag, &cls, (long)len) & 0x80 || tag != V_ASN1_SEQUENCE)
+        return -1;
+    end = p + l;
+    if (end != der + len)
+        return -1;
+    while (p < end) {
+        const unsigned char *q = p;
+        if (ASN1_get_object(&q, &l, &tag, &cls, end - p) & 0x80)
+            return -1;
+        p = q + l;
+        n++;
+    }
+    return p == end ? n : -1;
+}
+
+static void test_csrattrs(void **state)
+{
+    unsigned char *der = NULL;
+    size_t len = 0;
+    (void)state;
+    assert_int_equal(attrs_der("auto", false, "device", &der, &len), FP_ERR_OK);
+    assert_int_equal(count_items(der, len), 2); /* key attribute + sigalg OID */
+    free(der);
+    assert_int_equal(attrs_der("auto", true, "device", &der, &len), FP_ERR_OK);
+    assert_int_equal(count_items(der, len), 3); /* + challengePassword */
+    free(der);
+    assert_int_equal(attrs_der("challenge, serialNumber", false, "device", &der, &len), FP_ERR_OK);
+    assert_int_equal(count_items(der, len), 2);
+    free(der);
+    assert_int_equal(attrs_der("none", true, "device", &der, &len), FP_ERR_OK);
+    assert_null(der); /* answers 204 */
+    assert_int_equal(attrs_der("key, no-such-attribute", false, "device", &der, &len),
+                     FP_ERR_CONFIG);
+    assert_null(der);
+}
+
+static void test_multipart(void **state)
+{
+    char boundary[48], *body = NULL;
+    size_t len = 0;
+    fp_error e = {0};
+    char delim[64];
+    (void)state;
+    assert_int_equal(est_multipart("application/pkcs8", "QUJD\n", "application/pkcs7-mime", "REVG\n",
+                                   boundary, &body, &len, &e), FP_ERR_OK);
+    assert_int_equal(strlen(body), len);
+    assert_true(strlen(boundary) > 20 && strlen(boundary) <= 70); /* RFC 2046 5.1.1 */
+    snprintf(delim, sizeof(delim), "--%s\r\n", boundary);
+    assert_true(strncmp(body, delim, strlen(delim)) == 0);
+    assert_non_null(strstr(body, "Content-Type: application/pkcs8\r\n"));
+    assert_true(strstr(body, "QUJD") < strstr(body, "REVG")); /* key first, then cert */
+    snprintf(delim, sizeof(delim), "--%s--\r\n", boundary);
+    assert_true(len > strlen(delim) && strcmp(body + len - strlen(delim), delim) == 0);
+    /* the boundary must not occur in base64 content: it holds '-' and '=' */
+    assert_non_null(strchr(boundary, '-'));
+    assert_non_null(strchr(boundary, '='));
+    OPENSSL_clear_free(body, len);
+}
+
+static void test_token(void **state)
+{
+    fp_token_rec t;
+    char secret[FP_TOKEN_SECRET_MAX], other[FP_TOKEN_SECRET_MAX];
+    unsigned char h2[FP_TOKEN_HASH_LEN];
+    fp_error e = {0};
+    size_t n;
+    (void)state;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fp_token_generate(t.id, secret, t.hash, &e), FP_ERR_OK);
+    assert_int_equal(strlen(t.id), 16);
+    n = strlen(secret);
+    assert_int_equal(n, 43); /* 256 bits, base64url without padding */
+    assert_null(strpbrk(secret, "+/=:"));
+    assert_true(fp_token_matches(&t, secret, n));
+    assert_false(fp_token_matches(&t, secret, n - 1));
+    memcpy(other, secret, n + 1);
+    other[0] = other[0] == 'A' ? 'B' : 'A';
+    assert_false(fp_token_matches(&t, other, n));
+    assert_false(fp_token_matches(&t, "", 0));
+    /* the stored hash is SHA-256 of the secret, not the secret */
+    assert_int_equal(fp_token_hash(secret, n, h2), 0);
+    assert_memory_equal(h2, t.hash, sizeof(h2));
+    assert_memory_not_equal(t.hash, secret, sizeof(t.hash));
+    /* two tokens differ */
+    assert_int_equal(fp_token_generate(t.id, other, h2, &e), FP_ERR_OK);
+    assert_string_not_equal(secret, other);
+}
+
+static void test_store_tokens_and_pending(void **state)
+{
+    char *dir = tu_tmpdir(), path[512];
+    fp_store *st = NULL;
+    fp_token_rec t, got;
+    fp_pending_rec pr, out;
+    fp_audit_event ev = {"test", "x", "", ""};
+    fp_error e = {0};
+    int64_t id1 = 0, id2 = 0, rows = 0;
+    char secret[FP_TOKEN_SECRET_MAX];
+    (void)state;
+    snprintf(path, sizeof(path), "%s/t.db", dir);
+    assert_int_equal(fp_store_open(path, &st, &e), FP_ERR_OK);
+
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(fp_token_generate(t.id, secret, t.hash, &e), FP_ERR_OK);
+    strcpy(t.label, "lab");
+    t.uses_left = 2;
+    t.created_at = fp_now();
+    t.expires_at = t.created_at + 100;
+    assert_int_equal(fp_store_token_put(st, &t, &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_put(st, &t, &ev, &e), FP_ERR_DUPLICATE);
+    assert_int_equal(fp_store_token_get(st, t.id, &got, &e), FP_ERR_OK);
+    assert_memory_equal(got.hash, t.hash, FP_TOKEN_HASH_LEN);
+    assert_string_equal(got.label, "lab");
+    assert_int_equal(fp_store_token_get(st, "nope", &got, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_token_use(st, "nope", fp_now(), &ev, &e), FP_ERR_NOT_FOUND);
+    /* expired: refused without spending */
+    assert_int_equal(fp_store_token_use(st, t.id, t.expires_at, &ev, &e), FP_ERR_STATE);
+    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_STATE); /* used up */
+    assert_int_equal(fp_store_token_get(st, t.id, &got, &e), FP_ERR_OK);
+    assert_int_equal(got.uses_left, 0);
+
+    memset(&pr, 0, sizeof(pr));
+    strcpy(pr.label, "lab");
+    strcpy(pr.csr_hash, "abc");
+    pr.csr = (unsigned char *)"csr";
+    pr.csr_len = 3;
+    pr.subject = (char *)"CN=x";
+    pr.actor = (char *)"est:token:1";
+    assert_int_equal(fp_store_pending_add(st, &pr, &id1, &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_pending_add(st, &pr, &id2, &ev, &e), FP_ERR_OK);
+    assert_true(id1 > 0);
+    assert_int_equal(id1, id2); /* the same CSR again: the same request */
+    assert_int_equal(fp_store_pending_find(st, "lab", "abc", &out, &e), FP_ERR_OK);
+    assert_int_equal(out.status, FP_PENDING_WAITING);
+    assert_int_equal(out.csr_len, 3);
+    fp_pending_rec_clear(&out);
+    assert_int_equal(fp_store_pending_find(st, "other", "abc", &out, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_WAITING, NULL, &ev, &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_ISSUED, "0A", &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_REJECTED, NULL, &ev, &e), FP_ERR_STATE);
+    assert_int_equal(fp_store_pending_decide(st, 999, FP_PENDING_REJECTED, NULL, &ev, &e), FP_ERR_STATE);
+    assert_int_equal(fp_store_pending_get(st, id1, &out, &e), FP_ERR_OK);
+    assert_int_equal(out.status, FP_PENDING_ISSUED);
+    assert_string_equal(out.serial, "0A");
+    fp_pending_rec_clear(&out);
+    assert_int_equal(fp_store_audit_verify(st, &rows, &e), FP_ERR_OK);
+    assert_true(rows >= 5);
+    fp_store_close(st);
+    tu_rmdir(dir);
+}
+
+static unsigned char *csr_der(X509_REQ *r, int *len)
+{
+    unsigned char *der = NULL;
+    *len = i2d_X509_REQ(r, &der);
+    assert_true(*len > 0);
+    return der;
+}
+
+/* The fast reader gives the very same request as d2i_X509_REQ, or none. */
+static void test_csr_fast_parse(void **state)
+{
+    static const char *const algs[] = {"p256", "p384", "p521"};
+    fp_profile prof;
+    (void)state;
+    fp_profile_defaults("device", &prof);
+    for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++) {
+        EVP_PKEY *k = tu_key(algs[i]);
+        X509_REQ *r = tu_csr(k, "/CN=fast-1/O=Acme", "DNS:a.example,URI:urn:x", 0, NULL, NULL);
+        unsigned char *der, *der2;
+        int len, len2;
+        X509_REQ *f;
+        char group[64] = "";
+        fp_error e = {0};
+
+        assert_true(X509_REQ_add1_attr_by_NID(r, NID_pkcs9_challengePassword, MBSTRING_ASC,
+                                              (const unsigned char *)"pw", -1));
+        assert_true(X509_REQ_sign(r, k, fp_key_sig_md(k)) > 0);
+        der = csr_der(r, &len);
+        f = est_csr_fast_parse(der, (size_t)len);
+        assert_non_null(f);
+        der2 = csr_der(f, &len2);
+        assert_int_equal(len, len2);
+        assert_memory_equal(der, der2, (size_t)len);
+        assert_int_equal(X509_REQ_verify(f, X509_REQ_get0_pubkey(f)), 1);
+        assert_true(EVP_PKEY_get_utf8_string_param(X509_REQ_get0_pubkey(f), "group", group,
+                                                   sizeof(group), NULL));
+        if (i == 0)
+            assert_int_equal(fp_policy_check(&prof, f, &e), FP_ERR_OK);
+        assert_true(X509_REQ_get_attr_by_NID(f, NID_pkcs9_challengePassword, -1) >= 0);
+
+        /* truncated and padded inputs are not read */
+        assert_null(est_csr_fast_parse(der, (size_t)len - 1));
+        der2 = OPENSSL_realloc(der2, (size_t)len + 1);
+        memcpy(der2, der, (size_t)len);
+        der2[len] = 0;
+        assert_null(est_csr_fast_parse(der2, (size_t)len + 1));
+        /* a flipped signature bit is read, but no longer verifies */
+        der[len - 3] ^= 1;
+        X509_REQ_free(f);
+        f = est_csr_fast_parse(der, (size_t)len);
+        if (f != NULL)
+            assert_int_not_equal(X509_REQ_verify(f, X509_REQ_get0_pubkey(f)), 1);
+        X509_REQ_free(f);
+        OPENSSL_free(der);
+        OPENSSL_free(der2);
+        X509_REQ_free(r);
+        EVP_PKEY_free(k);
+    }
+}
+
+static void test_csr_fast_parse_declines(void **state)
+{
+    static const char *const algs[] = {"rsa2048", "ed25519"};
+    static const unsigned char junk[] = {0x30, 0x80, 0x30, 0x00, 0x00, 0x00}; /* indefinite */
+    (void)state;
+    for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++) {
+        EVP_PKEY *k = tu_key(algs[i]);
+        X509_REQ *r = tu_csr(k, "/CN=slow", NULL, 0, NULL, NULL);
+        int len;
+        unsigned char *der = csr_der(r, &len);
+        assert_null(est_csr_fast_parse(der, (size_t)len)); /* general path handles these */
+        OPENSSL_free(der);
+        X509_REQ_free(r);
+        EVP_PKEY_free(k);
+    }
+    assert_null(est_csr_fast_parse(junk, sizeof(junk)));
+    assert_null(est_csr_fast_parse(junk, 0));
+}
+
+static int parse(const char *text, fp_config *c)
+{
+    fp_error e = {0};
+    return fp_config_parse(c, "/tmp", text, strlen(text), &e);
+}
+
+static void test_est_label_config(void **state)
+{
+    fp_config *c = calloc(1, sizeof(*c));
+    const fp_est_label *l;
+    static const char *const bad[] = {
+        "[est lab]\nauth = password\n",          /* unknown auth mode */
+        "[est lab]\nnonsense = 1\n",             /* unknown option */
+        "[est lab]\nprofile = no-such-profile\n",
+        "[est a/b]\nauth = cert\n",              /* not a path segment */
+        "[est ..]\nauth = cert\n",
+        "[est simpleenroll]\nauth = cert\n",     /* an operation name */
+        "[est lab]\nmanual_approval = maybe\n",
+        "[est lab]\nretry_after_seconds = 0\n",
+        "[est lab]\nretry_after_seconds = 86401\n",
+    };
+    (void)state;
+    assert_non_null(c);
+    /* defaults: the unnamed label exists and works after init */
+    assert_int_equal(parse("", c), FP_ERR_OK);
+    l = fp_config_est_label(c, "");
+    assert_non_null(l);
+    assert_string_equal(l->profile, "device");
+    assert_int_equal(l->auth, FP_EST_AUTH_EITHER);
+    assert_false(l->manual_approval);
+    assert_null(fp_config_est_label(c, "lab"));
+
+    assert_int_equal(parse("[est]\nauth = token\n[est lab]\nauth = cert\nrevoke_on_renew = yes\n"
+                           "trust_anchors = idevid.pem\nprofile = server\n", c), FP_ERR_OK);
+    assert_int_equal(fp_config_est_label(c, "")->auth, FP_EST_AUTH_TOKEN);
+    l = fp_config_est_label(c, "lab");
+    assert_non_null(l);
+    assert_int_equal(l->auth, FP_EST_AUTH_CERT);
+    assert_true(l->revoke_on_renew);
+    assert_string_equal(l->trust_anchors, "idevid.pem");
+    assert_string_equal(l->profile, "server");
+    assert_false(l->require_pop_linking); /* untouched options keep defaults */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (parse(bad[i], c) == FP_ERR_OK)
+            fail_msg("accepted bad [est] config #%zu", i);
+    free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_certs_only_roundtrip),
+        cmocka_unit_test(test_csrattrs),
+        cmocka_unit_test(test_multipart),
+        cmocka_unit_test(test_token),
+        cmocka_unit_test(test_store_tokens_and_pending),
+        cmocka_unit_test(test_csr_fast_parse),
+        cmocka_unit_test(test_csr_fast_parse_declines),
+        cmocka_unit_test(test_est_label_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
