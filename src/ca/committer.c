@@ -27,6 +27,7 @@
 typedef struct job {
     fp_cert_rec rec;
     char *actor, *action, *detail;
+    char *token_id; /* spend one use before committing, or NULL */
     fp_commit_done done;
     void *arg;
     struct job *next;
@@ -39,6 +40,7 @@ struct fp_committer {
     fp_store *ckpt_store;
     pthread_t thread, ckpt_thread;
     bool ckpt_started;
+    long test_delay_ms; /* FLEETPKI_TEST_COMMIT_DELAY_MS: tests only */
     unsigned long committed; /* batches, for the checkpointer */
     pthread_mutex_t mu;
     pthread_cond_t cv, ckpt_cv;
@@ -47,6 +49,7 @@ struct fp_committer {
     bool stopping;
     fp_cert_rec recs[FP_COMMIT_BATCH]; /* writer thread only */
     fp_audit_event evs[FP_COMMIT_BATCH];
+    job *ready[FP_COMMIT_BATCH];
 };
 
 static void job_free(job *j)
@@ -55,16 +58,35 @@ static void job_free(job *j)
     free(j->actor);
     free(j->action);
     free(j->detail);
+    free(j->token_id);
     free(j);
 }
 
-static void commit_batch(fp_committer *c, job **jobs, size_t n)
+static void commit_batch(fp_committer *c, job **all, size_t n_all)
 {
     fp_cert_rec *recs = c->recs;
     fp_audit_event *evs = c->evs;
+    job **jobs = c->ready;
     fp_error err = {0};
+    size_t n = 0;
     int rc;
 
+    /* token uses first (rare: one transaction each); a job whose token
+     * is used up meanwhile is answered now and not stored */
+    for (size_t i = 0; i < n_all; i++) {
+        if (all[i]->token_id != NULL) {
+            fp_audit_event ev = {all[i]->actor, "token.use", all[i]->token_id, ""};
+            fp_error terr = {0};
+            int trc = fp_store_token_use(c->store, all[i]->token_id, fp_now(), &ev, &terr);
+            if (trc != FP_ERR_OK) {
+                all[i]->done(all[i]->arg, trc, &terr);
+                continue;
+            }
+        }
+        jobs[n++] = all[i];
+    }
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++) {
         recs[i] = jobs[i]->rec;
         evs[i] = (fp_audit_event){jobs[i]->actor, jobs[i]->action, jobs[i]->rec.serial,
@@ -115,6 +137,11 @@ static void *writer_main(void *arg)
             c->tail = NULL;
         c->queued -= n;
         pthread_mutex_unlock(&c->mu);
+        if (c->test_delay_ms > 0) {
+            /* lets tests hold requests in flight deterministically */
+            struct timespec d = {c->test_delay_ms / 1000, (c->test_delay_ms % 1000) * 1000000L};
+            nanosleep(&d, NULL);
+        }
         commit_batch(c, batch, n);
         for (size_t i = 0; i < n; i++)
             job_free(batch[i]);
@@ -164,6 +191,11 @@ int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     pthread_cond_init(&c->ckpt_cv, NULL);
+    if (getenv("FLEETPKI_TEST_COMMIT_DELAY_MS") != NULL) {
+        c->test_delay_ms = strtol(getenv("FLEETPKI_TEST_COMMIT_DELAY_MS"), NULL, 10);
+        if (c->test_delay_ms < 0 || c->test_delay_ms > 10000)
+            c->test_delay_ms = 0;
+    }
     if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK ||
         (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK ||
         (rc = fp_store_set_autocheckpoint(c->store, 0, err)) != FP_ERR_OK)
@@ -197,7 +229,7 @@ fail:
 }
 
 int fp_committer_submit(fp_committer *c, fp_cert_rec *rec, const char *actor,
-                        const char *action, const char *detail,
+                        const char *action, const char *detail, const char *token_id,
                         fp_commit_done done, void *arg)
 {
     job *j = calloc(1, sizeof(*j));
@@ -209,8 +241,10 @@ int fp_committer_submit(fp_committer *c, fp_cert_rec *rec, const char *actor,
         j->actor = strdup(actor ? actor : "");
         j->action = strdup(action ? action : "cert.issue");
         j->detail = strdup(detail ? detail : "");
+        j->token_id = token_id && token_id[0] ? strdup(token_id) : NULL;
     }
-    if (j == NULL || j->actor == NULL || j->action == NULL || j->detail == NULL) {
+    if (j == NULL || j->actor == NULL || j->action == NULL || j->detail == NULL ||
+        (token_id && token_id[0] && j->token_id == NULL)) {
         if (j != NULL)
             job_free(j);
         else

@@ -33,11 +33,14 @@ typedef void (*fp_commit_done)(void *arg, int rc, const fp_error *err);
 int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err);
 
 /* Queue rec (its heap fields are taken over and freed by the committer;
- * rec is zeroed) with an audit event (strings copied).  done(arg, ...)
- * is called exactly once, also when this returns an error (then on the
- * calling thread, before returning). */
+ * rec is zeroed) with an audit event (strings copied).  With token_id
+ * (may be NULL), one use of that enrollment token is spent first, on the
+ * writer thread (fp_store_token_use); if that fails the certificate is not
+ * stored and done gets the token's error (FP_ERR_STATE: used up or
+ * expired).  done(arg, ...) is called exactly once, also when this returns
+ * an error (then on the calling thread, before returning). */
 int fp_committer_submit(fp_committer *c, fp_cert_rec *rec, const char *actor,
-                        const char *action, const char *detail,
+                        const char *action, const char *detail, const char *token_id,
                         fp_commit_done done, void *arg);
 
 /* Jobs queued and not yet committed (for overload answers). */

@@ -73,6 +73,7 @@ typedef struct fp_config {
     bool ocsp_cache;
     int ocsp_cache_entries;
     int ocsp_validity_seconds;
+    int max_pending_commits;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;

@@ -16,7 +16,6 @@
 
 #define EST_CT_PKCS7 "application/pkcs7-mime; smime-type=certs-only"
 #define EST_CT_CSRATTRS "application/csrattrs"
-#define EST_RETRY_BACKLOG 4096 /* commit queue depth that answers 503 */
 
 /* Per-label state built at startup (immutable while serving). */
 typedef struct est_label {
@@ -58,30 +57,33 @@ int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error 
 int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
                    size_t *der_len, fp_error *err);
 
+/* est_csr.c: PKCS#10 DER with an EC key on a named curve, read without
+ * OpenSSL 3's decoder set-up; NULL when the request is not of that simple
+ * form (the caller then uses d2i_X509_REQ), never a different request. */
+X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len);
+
 /* RFC 7030 4.5.2 CsrAttrs for the label (base64), NULL when "none". */
 int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char **out,
                        size_t *len, fp_error *err);
 
 /* multipart/mixed body for serverkeygen (RFC 7030 4.4.2).  The parts are
- * (content type, base64 text); boundary is written into boundary (>= 40). */
+ * (content type, base64 text); boundary is written into boundary (>= 40).
+ * *out is OPENSSL_malloc'd; free with OPENSSL_clear_free (it holds a key). */
 int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const char *b64_2,
                   char boundary[48], char **out, size_t *len, fp_error *err);
 
 /* ---- est_auth.c ---- */
 
 /* Authenticate req for label per its auth mode.  On failure answers the
- * request itself (401/403) and returns non-OK.  token_spent tells the
- * caller a token must be spent (est_auth_spend_token) before issuing. */
+ * request itself (401/403) and returns non-OK.  A token is only checked
+ * here; its use is spent by the committer with the certificate
+ * (id->token_id). */
 int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
                      X509_REQ *csr, est_identity *id);
 
 /* CRYPTO_EX_free for the per-connection verdict cache (est->ssl_idx). */
 void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                          void *argp);
-
-/* Spend one use of the identity's token (durable); FP_ERR_STATE if it was
- * used up concurrently. */
-int est_auth_spend_token(fp_http_req *req, const est_identity *id, fp_error *err);
 
 /* RFC 7030 3.5: CSR challengePassword must equal the TLS channel binding
  * (tls-unique in TLS 1.2, tls-exporter in TLS 1.3), base64.  Answers 403

@@ -230,14 +230,6 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
     return FP_ERR_OK;
 }
 
-int est_auth_spend_token(fp_http_req *req, const est_identity *id, fp_error *err)
-{
-    fp_audit_event ev = {id->actor, "token.use", id->token_id, ""};
-    if (id->token_id[0] == '\0')
-        return FP_ERR_OK;
-    return fp_store_token_use(fp_http_worker_store(req->worker), id->token_id, fp_now(), &ev, err);
-}
-
 /* ---- RFC 7030 3.5 proof-of-possession linking ---- */
 
 int est_channel_binding_b64(SSL *ssl, char *out, size_t size)

@@ -83,7 +83,11 @@ int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
                                       : fp_err_set(err, FP_ERR_CSR_MALFORMED,
                                                    "body is not base64-encoded PKCS#10");
     p = bin;
-    csr = d2i_X509_REQ(NULL, &p, (long)blen);
+    csr = est_csr_fast_parse(bin, blen);
+    if (csr == NULL)
+        csr = d2i_X509_REQ(NULL, &p, (long)blen);
+    else
+        p = bin + blen;
     if (csr == NULL || p != bin + blen) {
         X509_REQ_free(csr);
         free(bin);
@@ -236,8 +240,6 @@ int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const cha
 {
     unsigned char rnd[12];
     char *buf = NULL;
-    size_t size = 0;
-    FILE *f;
 
     *out = NULL;
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
@@ -245,19 +247,17 @@ int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const cha
     /* a boundary that cannot occur in base64 text (RFC 2046 5.1.1): '-' and '=' mix */
     memcpy(boundary, "fp=-", 4);
     fp_hex(rnd, sizeof(rnd), boundary + 4);
-    f = open_memstream(&buf, &size);
-    if (f == NULL)
+    /* one exact-size OPENSSL_malloc'd buffer (the body may hold a key and
+     * is wiped by whoever frees it; no stdio buffers in between) */
+    static const char fmt[] =
+        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
+        "--%s--\r\n";
+    int n = snprintf(NULL, 0, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
+    if (n <= 0 || (buf = OPENSSL_malloc((size_t)n + 1)) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    fprintf(f,
-            "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
-            "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
-            "--%s--\r\n",
-            boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
-    if (fclose(f) != 0) {
-        free(buf);
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    }
+    snprintf(buf, (size_t)n + 1, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
     *out = buf;
-    *len = size;
+    *len = (size_t)n;
     return FP_ERR_OK;
 }

@@ -38,6 +38,8 @@ typedef struct enroll_job {
     X509 *cert;
     EVP_PKEY *key;    /* serverkeygen: never stored, freed after the reply */
     bool encrypt_key; /* RFC 7030 4.4.1.2 */
+    X509 *recipient;  /* the client certificate to encrypt to (own reference:
+                         the connection may be gone when the commit lands) */
     est_identity id;
     X509 *old_cert;   /* simplereenroll: the certificate being renewed */
     int attempts;
@@ -69,6 +71,7 @@ static void job_free(enroll_job *j)
     X509_free(j->cert);
     EVP_PKEY_free(j->key);
     X509_free(j->old_cert);
+    X509_free(j->recipient);
     free(j);
 }
 
@@ -96,8 +99,8 @@ static void reply_cert(fp_http_req *req, X509 *cert)
 
 /* RFC 7030 4.4.2: the key as CMS SignedData(EnvelopedData(PKCS#8)),
  * encrypted to the client's TLS certificate and signed by our TLS key. */
-static int encrypt_key(est_state *st, fp_http_req *req, const unsigned char *p8, size_t p8len,
-                       unsigned char **out, size_t *outlen, fp_error *err)
+static int encrypt_key(est_state *st, fp_http_req *req, X509 *recipient, const unsigned char *p8,
+                       size_t p8len, unsigned char **out, size_t *outlen, fp_error *err)
 {
     SSL_CTX *sctx = fp_http_server_ssl_ctx(fp_http_worker_server(req->worker));
     STACK_OF(X509) *rcpt = sk_X509_new_null(), *extra = sk_X509_new_null();
@@ -107,7 +110,7 @@ static int encrypt_key(est_state *st, fp_http_req *req, const unsigned char *p8,
     int env_len, len, rc = FP_ERR_OK;
 
     *out = NULL;
-    if (rcpt == NULL || extra == NULL || !sk_X509_push(rcpt, req->peer_cert) ||
+    if (rcpt == NULL || extra == NULL || !sk_X509_push(rcpt, recipient) ||
         !sk_X509_push(extra, fp_ca_get0_cert(st->ca)) ||
         (in = BIO_new_mem_buf(p8, (int)p8len)) == NULL ||
         (env = CMS_encrypt(rcpt, in, EVP_aes_256_cbc(), CMS_BINARY)) == NULL ||
@@ -157,7 +160,7 @@ static void reply_keygen(enroll_job *j)
         goto out;
     }
     if (j->encrypt_key) {
-        if ((rc = encrypt_key(j->st, req, p8, (size_t)p8len, &enc, &enc_len, &err)) != FP_ERR_OK ||
+        if ((rc = encrypt_key(j->st, req, j->recipient, p8, (size_t)p8len, &enc, &enc_len, &err)) != FP_ERR_OK ||
             (rc = fp_b64_encode_lines(enc, enc_len, &b64_key, &b64_key_len, &err)) != FP_ERR_OK)
             goto out;
     } else if ((rc = fp_b64_encode_lines(p8, (size_t)p8len, &b64_key, &b64_key_len, &err)) !=
@@ -171,7 +174,8 @@ static void reply_keygen(enroll_job *j)
             FP_ERR_OK)
         goto out;
     snprintf(ct, sizeof(ct), "multipart/mixed; boundary=%s", boundary);
-    fp_http_reply(req, 200, ct, body, blen);
+    fp_http_reply_secret(req, 200, ct, body, blen); /* wiped once sent */
+    body = NULL;
     req = NULL;
 out:
     if (req != NULL)
@@ -222,19 +226,16 @@ static int sign_and_submit(enroll_job *j)
                           "Subject or SubjectAltName differs from the certificate being renewed "
                           "(RFC 7030 4.2.2)");
     }
-    /* a token use is spent only once a certificate is actually signed */
-    if (j->attempts == 0 && j->id.token_id[0] &&
-        (rc = est_auth_spend_token(j->req, &j->id, &j->err)) != FP_ERR_OK) {
-        fp_cert_rec_clear(&rec);
-        return rc;
-    }
     snprintf(detail, sizeof(detail), "{\"profile\":\"%s\",\"via\":\"est/%s\"}", profile,
              j->op == EST_REENROLL ? "simplereenroll" : j->op == EST_KEYGEN ? "serverkeygen"
                                                                              : "simpleenroll");
     j->attempts++;
     clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
+    /* a token use is spent only together with a signed certificate, by
+     * the writer thread (an fsync must not stall this event loop) */
     fp_committer_submit(j->st->committer, &rec, j->id.actor,
-                        j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail, committed, j);
+                        j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail,
+                        j->attempts == 1 ? j->id.token_id : NULL, committed, j);
     return FP_ERR_OK;
 }
 
@@ -265,6 +266,13 @@ static void finish(void *arg)
         if (sign_and_submit(j) == FP_ERR_OK)
             return;
         est_answer_error(req, &j->err);
+        job_free(j);
+        return;
+    }
+    if (j->rc == FP_ERR_STATE && j->id.token_id[0]) {
+        /* the token was used up or expired between check and commit */
+        fp_http_add_header(req, "WWW-Authenticate", "Basic realm=\"fleetpki EST\"");
+        fp_http_error(req, 401, "enrollment token: %s", j->err.msg);
         job_free(j);
         return;
     }
@@ -427,7 +435,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     fp_error err = {0};
     int ret = FP_HTTP_DONE;
 
-    if (fp_committer_backlog(st->committer) > EST_RETRY_BACKLOG) {
+    if (fp_committer_backlog(st->committer) >= (size_t)st->cfg->max_pending_commits) {
         fp_http_add_header(req, "Retry-After", "1");
         fp_http_error(req, 503, "overloaded, retry later");
         return FP_HTTP_DONE;
@@ -481,6 +489,11 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
                 goto out;
             }
             j->encrypt_key = true;
+            if (!X509_up_ref(req->peer_cert)) {
+                fp_http_error(req, 500, "internal error");
+                goto out;
+            }
+            j->recipient = req->peer_cert;
         }
         if (keygen_csr(p, csr, &j->key, &mine, &err) != FP_ERR_OK) {
             est_answer_error(req, &err);
@@ -503,12 +516,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
             snprintf(d, sizeof(d), "{\"error\":\"%s\"}", fp_err_name(j->err.code));
             (void)fp_store_audit_append(fp_http_worker_store(req->worker), &ev, &ignored);
         }
-        if (j->err.code == FP_ERR_STATE || j->err.code == FP_ERR_NOT_FOUND) {
-            fp_http_add_header(req, "WWW-Authenticate", "Basic realm=\"fleetpki EST\"");
-            fp_http_error(req, 401, "enrollment token: %s", j->err.msg);
-        } else {
-            est_answer_error(req, &j->err);
-        }
+        est_answer_error(req, &j->err);
         goto out;
     }
     /* the job now belongs to the committer; finish() answers the request */

@@ -114,7 +114,11 @@ typedef struct fp_http_module {
 extern const fp_http_module fp_http_modules[];
 
 /* A request as handlers see it.  Everything is borrowed and lives until
- * the response is sent. */
+ * the response is sent, EXCEPT ssl, peer_cert and peer_chain: they belong
+ * to the connection, which the client may close while a request is
+ * deferred, so use them only during the handler call (take references
+ * with X509_up_ref for later).  Answering a request whose connection is
+ * gone is safe: the answer is dropped. */
 struct fp_http_req {
     int method;               /* FP_HTTP_* */
     const char *method_name;
@@ -153,6 +157,20 @@ void fp_http_add_header(fp_http_req *req, const char *name, const char *value);
  * Ends the request; req must not be used afterwards.  Worker thread only. */
 void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                    const void *body, size_t len);
+
+/* fp_http_reply without the copy: body is sent by reference and
+ * release(body, len, arg) is called once it is no longer needed (also on
+ * failure), possibly after this returns.  For large immutable documents
+ * (a CRL of a million entries).  Worker thread only. */
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg);
+/* Like fp_http_reply for a body holding a secret (a server-generated
+ * key): takes ownership of body (OPENSSL_malloc'd), hands it to the
+ * connection without copying, and wipes and frees it once sent (or when
+ * the connection goes away). */
+void fp_http_reply_secret(fp_http_req *req, int status, const char *content_type,
+                          void *body, size_t len);
 
 /* Send status with a text/plain reason body ("reason\n"). */
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
@@ -212,6 +230,13 @@ long fp_http_server_inflight(const fp_http_server *srv);
 bool fp_http_server_draining(const fp_http_server *srv);
 
 /* ---- helpers shared with modules (http_util.c; no libevent) ---- */
+
+/* Match path against a route pattern (see "Path syntax" above).  On a
+ * match, wild and wlen give the segment '*' matched (else NULL and 0), and
+ * rest what a trailing "/ **" (no space) matched (else NULL); both point
+ * into path. */
+bool fp_http_path_match(const char *pattern, const char *path, const char **wild,
+                        size_t *wlen, const char **rest);
 
 /* Media type of a Content-Type value compares equal to want (type/subtype
  * only, parameters ignored, case-insensitive). */

@@ -9,6 +9,41 @@
 
 #include "http.h"
 
+/* Does path match pattern?  Sets *wild, *wlen and *rest (pointers into path). */
+bool fp_http_path_match(const char *pat, const char *path, const char **wild, size_t *wlen,
+                       const char **rest)
+{
+    const char *start = pat;
+    *wild = NULL;
+    *wlen = 0;
+    *rest = NULL;
+    while (*pat) {
+        if (pat[0] == '/' && pat[1] == '*' && pat[2] == '*' && pat[3] == '\0') {
+            if (*path != '/')
+                return false;
+            *rest = path + 1;
+            return true;
+        }
+        if (pat[0] == '*' && (pat[1] == '/' || pat[1] == '\0') && pat > start && pat[-1] == '/') {
+            const char *end = path;
+            while (*end && *end != '/')
+                end++;
+            if (end == path)
+                return false;
+            *wild = path;
+            *wlen = (size_t)(end - path);
+            path = end;
+            pat++;
+            continue;
+        }
+        if (*pat != *path)
+            return false;
+        pat++;
+        path++;
+    }
+    return *path == '\0';
+}
+
 static int b64_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')

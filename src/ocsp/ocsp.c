@@ -35,6 +35,8 @@ typedef struct {
     unsigned char key_hash[N_ALGS][EVP_MAX_MD_SIZE];
     unsigned hash_len[N_ALGS];
     identity *ident; /* guarded by fp_ocsp_responder.lock */
+    char children[FP_OCSP_MAX_CHILDREN][FP_SERIAL_HEX_MAX]; /* sub-CA serials, always good */
+    int n_children;
 } served_ca;
 
 struct fp_ocsp_responder {
@@ -187,6 +189,25 @@ int fp_ocsp_responder_set_signer(fp_ocsp_responder *r, const char *ca_id, fp_sig
     return FP_ERR_OK;
 }
 
+int fp_ocsp_responder_add_child(fp_ocsp_responder *r, const char *ca_id, X509 *child,
+                                fp_error *err)
+{
+    int i;
+
+    for (i = 0; i < r->n_cas && strcmp(r->cas[i].id, ca_id); i++)
+        ;
+    if (i == r->n_cas)
+        return fp_err_set(err, FP_ERR_NOT_FOUND, "no served CA '%s'", ca_id);
+    if (r->cas[i].n_children >= FP_OCSP_MAX_CHILDREN)
+        return fp_err_set(err, FP_ERR_ARG, "too many sub-CAs under '%s'", ca_id);
+    if (X509_check_issued(r->cas[i].cert, child) != X509_V_OK)
+        return fp_err_set(err, FP_ERR_ARG, "certificate is not issued by '%s'", ca_id);
+    if (fp_serial_hex(X509_get0_serialNumber(child), r->cas[i].children[r->cas[i].n_children]) != 0)
+        return fp_err_set(err, FP_ERR_CRYPTO, "sub-CA serial");
+    r->cas[i].n_children++;
+    return FP_ERR_OK;
+}
+
 /* ---- request handling ---- */
 
 /* Index of the CA and hash algorithm a CertID names, or -1. */
@@ -316,6 +337,11 @@ static int add_single(fp_ocsp_responder *r, fp_store *store, OCSP_BASICRESP *bs,
     /* a CA with a different responder: this signer cannot speak for it
      * (RFC 6960 4.2.2.2), so it does not know the certificate */
     if (ca >= 0 && ca == signing_ca && cid_serial(cid, serial) == 0) {
+        for (int i = 0; i < r->cas[ca].n_children; i++)
+            if (!strcmp(r->cas[ca].children[i], serial))
+                status = V_OCSP_CERTSTATUS_GOOD;
+        if (status == V_OCSP_CERTSTATUS_GOOD)
+            goto add;
         rc = fp_store_cert_status(store, serial, &st, err);
         if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND)
             return FP_ERR_STORE;
@@ -332,6 +358,7 @@ static int add_single(fp_ocsp_responder *r, fp_store *store, OCSP_BASICRESP *bs,
             }
         }
     }
+add:
     if (OCSP_basic_add1_status(bs, cid, status, reason, revtime, this_up, next_up) == NULL) {
         ASN1_TIME_free(revtime);
         return fp_err_set(err, FP_ERR_CRYPTO, "OCSP single response");

@@ -45,6 +45,7 @@
 #define FP_OCSP_MAX_REQUEST 8192 /* DER bytes; RFC 5019 requests are ~100 */
 #define FP_OCSP_MAX_CERTS 32     /* CertIDs in one request */
 #define FP_OCSP_MAX_CAS 8
+#define FP_OCSP_MAX_CHILDREN 8   /* sub-CA certificates per served CA */
 #define FP_OCSP_NONCE_MAX 128    /* RFC 9654 2.1 (was 32 in RFC 8954) */
 #define FP_OCSP_UNKNOWN_TTL 30   /* seconds an "unknown" answer stays cached */
 
@@ -64,6 +65,12 @@ void fp_ocsp_responder_free(fp_ocsp_responder *r);
  * signer_cert as the responder certificate (reference taken). */
 int fp_ocsp_responder_add_ca(fp_ocsp_responder *r, const char *ca_id, X509 *ca_cert,
                              fp_signer *signer, X509 *signer_cert, fp_error *err);
+
+/* Answer "good" for child, a CA certificate issued by the served ca_id
+ * (sub-CAs live in the store's CA table, not among the leaf certificates).
+ * Call during setup, before responding. */
+int fp_ocsp_responder_add_child(fp_ocsp_responder *r, const char *ca_id, X509 *child,
+                                fp_error *err);
 
 /* Replace the signing identity of ca_id (OCSP signer renewal); takes
  * ownership of signer (also on failure), a reference to signer_cert.

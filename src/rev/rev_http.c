@@ -15,6 +15,7 @@
  * 405, 411, 413 beyond max_body, 415 wrong content type).
  */
 #define _POSIX_C_SOURCE 200809L
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,13 @@ static bool strip_suffix(const char *name, const char *suffix, char *buf, size_t
     return true;
 }
 
+static void release_blob(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    rev_blob_put(arg);
+}
+
 static int rev_crl_handler(fp_http_req *req)
 {
     rev_state *st = req->mod_state;
@@ -221,12 +229,14 @@ static int rev_crl_handler(fp_http_req *req)
         fp_http_add_header(req, "Content-Length", v);
     }
     inm = fp_http_header(req, "If-None-Match");
-    if (inm != NULL && !strcmp(inm, b->etag))
+    if (inm != NULL && !strcmp(inm, b->etag)) {
         fp_http_reply(req, 304, NULL, NULL, 0);
-    else
-        fp_http_reply(req, 200, "application/pkix-crl", b->data, b->len); /* libevent drops
-                                                                             the body of HEAD */
-    rev_blob_put(b);
+        rev_blob_put(b);
+    } else {
+        /* by reference: the blob lives until the bytes are on the wire
+         * (libevent drops the body of HEAD itself) */
+        fp_http_reply_ref(req, 200, "application/pkix-crl", b->data, b->len, release_blob, b);
+    }
     return FP_HTTP_DONE;
 }
 
@@ -283,6 +293,27 @@ static int add_crl(rev_state *st, const char *ca_id, bool required, fp_error *er
     return FP_ERR_OK;
 }
 
+/* With the root key online (its CRL is then published too), OCSP also
+ * answers for the root's certificates, signed by the root itself (RFC 6960
+ * 4.2.2.2 allows the CA): "good" for the issuing CA, "unknown" otherwise. */
+static int serve_root_ocsp(rev_state *st, fp_error *err)
+{
+    X509 *root = NULL;
+    fp_signer *signer = NULL;
+    int rc;
+
+    if (st->n_crls < 2)
+        return FP_ERR_OK; /* root key offline */
+    if ((rc = fp_crl_load_ca(st->cfg, st->cfg->root_id, st->pass, st->passlen, &root, &signer,
+                             err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_ocsp_responder_add_ca(st->ocsp, st->cfg->root_id, root, signer, root, err);
+    if (rc == FP_ERR_OK)
+        rc = fp_ocsp_responder_add_child(st->ocsp, st->cfg->root_id, st->crls[0].cert, err);
+    X509_free(root);
+    return rc;
+}
+
 int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
 {
     rev_state *st = calloc(1, sizeof(*st));
@@ -324,7 +355,8 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     if (renewed)
         fp_log(FP_LOG_INFO, "OCSP signer certificate renewed");
     if ((rc = add_crl(st, st->cfg->issuing_id, true, err)) != FP_ERR_OK ||
-        (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
+        (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK ||
+        (rc = serve_root_ocsp(st, err)) != FP_ERR_OK)
         goto fail;
     for (int i = 0; i < st->n_crls; i++)
         if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
@@ -342,8 +374,18 @@ fail:
 
 void fp_rev_stop(void *state)
 {
-    if (state != NULL)
-        rev_publish_stop(state);
+    rev_state *st = state;
+    fp_ocsp_stats s;
+
+    if (st == NULL)
+        return;
+    rev_publish_stop(st);
+    fp_ocsp_get_stats(st->ocsp, &s);
+    if (st->cfg->ocsp_cache)
+        fp_log(FP_LOG_INFO,
+               "ocsp cache hits=%" PRIu64 " misses=%" PRIu64 " inserts=%" PRIu64
+               " invalidations=%" PRIu64 " entries=%ld",
+               s.hits, s.misses, s.inserts, s.invalidations, s.entries);
 }
 
 void fp_rev_free(void *state)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/buffer.h>
 #include <openssl/evp.h>
 
 #include "../common/util.h"
@@ -28,7 +29,7 @@ void rev_blob_put(rev_blob *b)
 {
     if (b == NULL || atomic_fetch_sub(&b->refs, 1) != 1)
         return;
-    free(b->data);
+    OPENSSL_free(b->data);
     free(b);
 }
 
@@ -53,8 +54,7 @@ int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err)
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     char hex[2 * EVP_MAX_MD_SIZE + 1];
-    char *data = NULL;
-    long n;
+    BUF_MEM *bm = NULL;
     int rc;
 
     if (mem == NULL)
@@ -67,14 +67,16 @@ int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err)
     p.spool_dir = st->cfg->dir;
     if ((rc = fp_crl_generate(store, &p, mem, &info, err)) != FP_ERR_OK)
         goto out;
-    n = BIO_get_mem_data(mem, &data);
     b = calloc(1, sizeof(*b));
-    if (n <= 0 || b == NULL || (b->data = malloc((size_t)n)) == NULL) {
+    if (b == NULL || BIO_get_mem_ptr(mem, &bm) <= 0 || bm == NULL || bm->length == 0) {
         rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
         goto out;
     }
-    memcpy(b->data, data, (size_t)n);
-    b->len = (size_t)n;
+    /* take the buffer over instead of copying a CRL that may be 50 MB */
+    b->data = (unsigned char *)bm->data;
+    b->len = bm->length;
+    bm->data = NULL;
+    bm->length = bm->max = 0;
     b->this_update = info.this_update;
     b->next_update = info.next_update;
     b->number = info.number;
@@ -90,12 +92,12 @@ int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err)
     c->current = b;
     pthread_mutex_unlock(&st->lock);
     rev_blob_put(old);
-    fp_log(FP_LOG_INFO, "crl ca=%s number=%" PRId64 " entries=%" PRIu64 " bytes=%zu", c->ca_id,
-           info.number, info.entries, (size_t)n);
+    fp_log(FP_LOG_INFO, "crl ca=%s number=%" PRId64 " entries=%" PRIu64 " bytes=%" PRIu64,
+           c->ca_id, info.number, info.entries, info.der_len);
     b = NULL;
 out:
     if (b != NULL) {
-        free(b->data);
+        OPENSSL_free(b->data);
         free(b);
     }
     BIO_free(mem);

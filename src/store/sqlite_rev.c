@@ -6,10 +6,12 @@
  *   cert_status_log(seq, serial, ca_id, ts): one row per status change,
  *     written in the transaction that changes the status.  seq is an
  *     AUTOINCREMENT key, so it never goes back even after pruning.
- *   certificates_revoked: a partial index on (ca_id, serial, revoked_at,
- *     reason) WHERE status = 1.  It covers the CRL query, which therefore
- *     walks only revoked rows, already in serial order, without touching the
- *     table (no DER blobs read, no sort, flat memory).
+ *   cert_revoked_crl: a partial index on (ca_id, serial, revoked_at,
+ *     reason, status) WHERE status = 1.  It covers the CRL query (status
+ *     must be in it too, or SQLite visits the table to re-check the
+ *     condition), which therefore walks only revoked rows, already in serial
+ *     order, without touching the table (no DER blobs read, no sort, flat
+ *     memory).  An earlier draft's index without status is dropped.
  * CRL numbers live in the meta table under "crl_number:<ca id>".
  */
 #define _POSIX_C_SOURCE 200809L
@@ -31,8 +33,9 @@ static const char rev_schema[] =
     "CREATE TABLE IF NOT EXISTS cert_status_log ("
     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     "  serial TEXT NOT NULL, ca_id TEXT NOT NULL, ts INTEGER NOT NULL);"
-    "CREATE INDEX IF NOT EXISTS certificates_revoked"
-    "  ON certificates(ca_id, serial, revoked_at, reason) WHERE status = 1;";
+    "DROP INDEX IF EXISTS certificates_revoked;"
+    "CREATE INDEX IF NOT EXISTS cert_revoked_crl"
+    "  ON certificates(ca_id, serial, revoked_at, reason, status) WHERE status = 1;";
 
 static int rev_err(sq_rev *r, fp_error *err, const char *what)
 {
@@ -47,7 +50,7 @@ static int have_schema(sqlite3 *db, int *have)
     *have = 0;
     rc = sqlite3_prepare_v2(db,
                             "SELECT count(*) FROM sqlite_master WHERE name IN"
-                            " ('cert_status_log', 'certificates_revoked')",
+                            " ('cert_status_log', 'cert_revoked_crl')",
                             -1, &st, NULL);
     if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
         *have = sqlite3_column_int(st, 0) == 2;
@@ -112,7 +115,7 @@ int sq_rev_open(sqlite3 *db, sq_rev **out, fp_error *err)
                    " ORDER BY seq LIMIT ?", err)) != FP_ERR_OK ||
         (rc = prep(r, &r->revoked,
                    "SELECT serial, revoked_at, reason FROM certificates"
-                   " INDEXED BY certificates_revoked"
+                   " INDEXED BY cert_revoked_crl"
                    " WHERE status = 1 AND ca_id = ? ORDER BY serial", err)) != FP_ERR_OK ||
         (rc = prep(r, &r->crlnum,
                    "INSERT INTO meta (key, value) VALUES ('crl_number:' || ?1, '1')"

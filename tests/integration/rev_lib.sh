@@ -3,7 +3,7 @@
 # rev_start [CONFIG-SNIPPET]: fresh CA in $CA (snippet appended to its
 #   fleetpki.conf, e.g. "[server]" options), `fleetpki serve` on free loopback
 #   ports (port 0 unless REV_HTTP_LISTEN names the plain listener; the
-#   server reports what it bound).  Sets SRV_PID, HTTP
+#   server reports what it bound).  Sets SRV_PID, HTTPS, HTTP
 #   (host:port of the plain listener), CHAIN (root + issuing PEM).
 # rev_stop: SIGTERM the server; fails unless it exits 0.
 # rev_issue NAME CN [PROFILE]: key $T/NAME.key, certificate $T/NAME.crt,
@@ -35,6 +35,7 @@ rev_start() {
     done
     [ -s "$T/addr" ] || fail "server did not report its address"
     HTTP=$(sed -n 's/^http=//p' "$T/addr")
+    HTTPS=$(sed -n 's/^https=//p' "$T/addr")
 }
 
 rev_stop() {

@@ -88,6 +88,21 @@ len=$(curl -sS -I "http://$HTTP/crl/issuing.crl" | tr -d '\r' | sed -n 's/^[Cc]o
 [ "$len" = "$(stat -c %s "$T/cur.crl")" ] || fail "HEAD Content-Length $len"
 pass "root CRL (crl_check_all), HEAD, 404 for unknown CA"
 
+# --- curl as a relying party: the server's own TLS certificate (curl checks
+# the CRL of every CA in the chain, so it gets both) ---
+curl -sS --cacert "$CHAIN" --crlfile "$T/both.pem" -o /dev/null "https://$HTTPS/.well-known/est/cacerts" \
+    || fail "curl with the CRL refused a good server certificate"
+tls_serial=$(openssl x509 -in "$CA/tls.crt" -noout -serial | cut -d= -f2)
+fp revoke --dir "$CA" "$tls_serial" --reason superseded >/dev/null
+wait_crl "$tls_serial" present
+cat "$T/cur.pem" "$T/root.pem" >"$T/both.pem"
+rc=0
+curl -sS --cacert "$CHAIN" --crlfile "$T/both.pem" -o /dev/null "https://$HTTPS/.well-known/est/cacerts" \
+    2>"$T/curl.err" || rc=$?
+[ "$rc" != 0 ] || fail "curl accepted a revoked server certificate"
+grep -qi "revoked" "$T/curl.err" || { cat "$T/curl.err" >&2; fail "curl failed for another reason"; }
+pass "curl --crlfile: good server certificate accepted, revoked one refused"
+
 rev_stop
 
 # --- CLI: fleetpki crl ---
@@ -102,7 +117,7 @@ openssl crl -in "$T/cli.pem" -noout -text | grep -q "Serial Number: $(cat "$T/ba
 fp crl --dir "$CA" --pem >"$T/stdout.pem"
 openssl crl -in "$T/stdout.pem" -noout || fail "PEM CRL on stdout"
 fp crl --dir "$CA" --json --out "$T/j.crl" >"$T/j.json"
-python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["entries"]==1 and d["number"]>0' "$T/j.json" \
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["entries"]==2 and d["number"]>0' "$T/j.json" \
     || fail "crl --json"
 fp crl --dir "$CA" --ca root --out "$T/cliroot.crl" >/dev/null || fail "root CRL via CLI"
 expect_code 1 "unknown --ca fails" fp crl --dir "$CA" --ca nope --out "$T/x.crl"

@@ -90,7 +90,13 @@ grep -q ": unknown" "$T/unk.out" || { cat "$T/unk.out" >&2; fail "never-issued s
 openssl ocsp -issuer "$T/other.crt" -serial 0x01 -url "http://$HTTP/ocsp" -CAfile "$CHAIN" \
     >"$T/unauth.out" 2>&1 || true
 grep -qi "unauthorized" "$T/unauth.out" || { cat "$T/unauth.out" >&2; fail "foreign issuer not unauthorized"; }
-pass "unknown serial, unauthorized issuer"
+# the root key is online in a fresh CA: the root's own certificate (the
+# issuing CA) is answered too, signed by the root
+openssl ocsp -issuer "$CA/root.crt" -cert "$CA/issuing.crt" -url "http://$HTTP/ocsp" \
+    -CAfile "$CHAIN" >"$T/root.out" 2>&1 || { cat "$T/root.out" >&2; fail "OCSP for the issuing CA"; }
+grep -q "Response verify OK" "$T/root.out" && grep -q "issuing.crt: good" "$T/root.out" \
+    || { cat "$T/root.out" >&2; fail "issuing CA status from the root"; }
+pass "unknown serial, unauthorized issuer, issuing CA good (root-signed)"
 
 # --- GET form (RFC 6960 A.1, RFC 5019 5) with caching headers ---
 openssl ocsp -issuer "$CA/issuing.crt" -cert "$T/dev1.crt" -no_nonce -reqout "$T/g.req" >/dev/null 2>&1

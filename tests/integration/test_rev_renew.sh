@@ -31,3 +31,29 @@ rev_issue dev renew-dev
 fp audit list --dir "$CA" | grep -q "server:ocsp-renew" || fail "renewal not audited"
 pass "mismatched OCSP signer repaired at start, audited, used"
 rev_stop
+
+# the same with encrypted keys: the renewed key is encrypted with the
+# server's passphrase, and the server signs with it
+ENC=$T/enc
+echo "correct horse battery" >"$T/pass"
+fp init --dir "$ENC" --name "Enc Org" --passphrase-file "$T/pass" >/dev/null
+cp "$T/other.key" "$ENC/ocsp.key"
+chmod 600 "$ENC/ocsp.key"
+rm -f "$T/addr"
+"$FLEETPKI" serve --dir "$ENC" --passphrase-file "$T/pass" --https 127.0.0.1:0 --http 127.0.0.1:0 \
+    --threads 1 --addr-file "$T/addr" 2>"$T/server2.log" &
+SRV_PID=$!
+fp_track "$SRV_PID"
+for _ in $(seq 1 200); do [ -s "$T/addr" ] && break; sleep 0.05; done
+[ -s "$T/addr" ] || { cat "$T/server2.log" >&2; fail "server with encrypted keys did not start"; }
+HTTP=$(sed -n 's/^http=//p' "$T/addr")
+grep -q "BEGIN ENCRYPTED PRIVATE KEY" "$ENC/ocsp.key" || fail "renewed OCSP key is not encrypted"
+CA=$ENC
+CHAIN=$T/chain2.pem
+cat "$ENC/root.crt" "$ENC/issuing.crt" >"$CHAIN"
+fp_csr edev "/CN=enc-dev"
+fp issue --dir "$ENC" --passphrase-file "$T/pass" --csr "$T/edev.csr" --profile device \
+    --out "$T/edev.crt" || fail "issue with encrypted keys"
+[ "$(rev_ocsp_status "$T/edev.crt")" = good ] || { cat "$T/ocsp.out" >&2; fail "OCSP with encrypted keys"; }
+pass "encrypted keys: renewed signer key encrypted, responses signed"
+rev_stop

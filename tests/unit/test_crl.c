@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/x509v3.h>
+#include <sqlite3.h>
 
 #include "ca/ca.h"
 #include "common/util.h"
@@ -373,6 +374,50 @@ static void test_revoke_by_device(void **state)
                                          NULL, NULL, &count, &e), FP_ERR_NOT_FOUND);
 }
 
+/* A store made before the revocation objects existed gains them on open,
+ * and the CRL query really uses the covering index. */
+static void test_schema_upgrade(void **state)
+{
+    fx *f = *state;
+    char path[1024], s1[FP_SERIAL_HEX_MAX];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    fp_error e = {0};
+    fp_crl_info info;
+    int64_t seq = -1;
+    bool uses_index = false;
+    X509_CRL *crl;
+
+    issue(f, "old", s1);
+    assert_int_equal(fp_ca_revoke(f->store, s1, FP_REASON_SUPERSEDED, "unit", &e), 0);
+    fp_store_close(f->store);
+    snprintf(path, sizeof(path), "%s/fleetpki.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE cert_status_log; DROP INDEX cert_revoked_crl",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(fp_store_open(path, &f->store, &e), 0);
+    assert_int_equal(fp_store_status_seq(f->store, &seq, &e), 0);
+    assert_int_equal(seq, 0);
+    crl = gen(f, &info, 1);
+    assert_int_equal(info.entries, 1);
+    X509_CRL_free(crl);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "EXPLAIN QUERY PLAN SELECT serial, revoked_at, reason FROM"
+                                        " certificates WHERE status = 1 AND ca_id = 'issuing'"
+                                        " ORDER BY serial", -1, &st, NULL), SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *d = (const char *)sqlite3_column_text(st, 3);
+        if (d && strstr(d, "COVERING INDEX cert_revoked_crl"))
+            uses_index = true;
+        assert_null(d ? strstr(d, "TEMP B-TREE") : NULL); /* no sort */
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(uses_index);
+}
+
 static void test_bad_params(void **state)
 {
     fx *f = *state;
@@ -424,6 +469,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_change_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_by_cn, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revoke_by_device, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_schema_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_key_types, setup_ed, teardown),
         cmocka_unit_test_setup_teardown(test_key_types, setup_rsa, teardown),

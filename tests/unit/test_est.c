@@ -9,6 +9,8 @@
 #include <openssl/pkcs7.h>
 
 #include "est/est.h"
+#include "ca/policy.h"
+#include "x509/x509util.h"
 #include "common/util.h"
 #include "est/token.h"
 
@@ -147,7 +149,7 @@ static void test_multipart(void **state)
     /* the boundary must not occur in base64 content: it holds '-' and '=' */
     assert_non_null(strchr(boundary, '-'));
     assert_non_null(strchr(boundary, '='));
-    free(body);
+    OPENSSL_clear_free(body, len);
 }
 
 static void test_token(void **state)
@@ -244,6 +246,133 @@ static void test_store_tokens_and_pending(void **state)
     tu_rmdir(dir);
 }
 
+static unsigned char *csr_der(X509_REQ *r, int *len)
+{
+    unsigned char *der = NULL;
+    *len = i2d_X509_REQ(r, &der);
+    assert_true(*len > 0);
+    return der;
+}
+
+/* The fast reader gives the very same request as d2i_X509_REQ, or none. */
+static void test_csr_fast_parse(void **state)
+{
+    static const char *const algs[] = {"p256", "p384", "p521"};
+    fp_profile prof;
+    (void)state;
+    fp_profile_defaults("device", &prof);
+    for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++) {
+        EVP_PKEY *k = tu_key(algs[i]);
+        X509_REQ *r = tu_csr(k, "/CN=fast-1/O=Acme", "DNS:a.example,URI:urn:x", 0, NULL, NULL);
+        unsigned char *der, *der2;
+        int len, len2;
+        X509_REQ *f;
+        char group[64] = "";
+        fp_error e = {0};
+
+        assert_true(X509_REQ_add1_attr_by_NID(r, NID_pkcs9_challengePassword, MBSTRING_ASC,
+                                              (const unsigned char *)"pw", -1));
+        assert_true(X509_REQ_sign(r, k, fp_key_sig_md(k)) > 0);
+        der = csr_der(r, &len);
+        f = est_csr_fast_parse(der, (size_t)len);
+        assert_non_null(f);
+        der2 = csr_der(f, &len2);
+        assert_int_equal(len, len2);
+        assert_memory_equal(der, der2, (size_t)len);
+        assert_int_equal(X509_REQ_verify(f, X509_REQ_get0_pubkey(f)), 1);
+        assert_true(EVP_PKEY_get_utf8_string_param(X509_REQ_get0_pubkey(f), "group", group,
+                                                   sizeof(group), NULL));
+        if (i == 0)
+            assert_int_equal(fp_policy_check(&prof, f, &e), FP_ERR_OK);
+        assert_true(X509_REQ_get_attr_by_NID(f, NID_pkcs9_challengePassword, -1) >= 0);
+
+        /* truncated and padded inputs are not read */
+        assert_null(est_csr_fast_parse(der, (size_t)len - 1));
+        der2 = OPENSSL_realloc(der2, (size_t)len + 1);
+        memcpy(der2, der, (size_t)len);
+        der2[len] = 0;
+        assert_null(est_csr_fast_parse(der2, (size_t)len + 1));
+        /* a flipped signature bit is read, but no longer verifies */
+        der[len - 3] ^= 1;
+        X509_REQ_free(f);
+        f = est_csr_fast_parse(der, (size_t)len);
+        if (f != NULL)
+            assert_int_not_equal(X509_REQ_verify(f, X509_REQ_get0_pubkey(f)), 1);
+        X509_REQ_free(f);
+        OPENSSL_free(der);
+        OPENSSL_free(der2);
+        X509_REQ_free(r);
+        EVP_PKEY_free(k);
+    }
+}
+
+static void test_csr_fast_parse_declines(void **state)
+{
+    static const char *const algs[] = {"rsa2048", "ed25519"};
+    static const unsigned char junk[] = {0x30, 0x80, 0x30, 0x00, 0x00, 0x00}; /* indefinite */
+    (void)state;
+    for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++) {
+        EVP_PKEY *k = tu_key(algs[i]);
+        X509_REQ *r = tu_csr(k, "/CN=slow", NULL, 0, NULL, NULL);
+        int len;
+        unsigned char *der = csr_der(r, &len);
+        assert_null(est_csr_fast_parse(der, (size_t)len)); /* general path handles these */
+        OPENSSL_free(der);
+        X509_REQ_free(r);
+        EVP_PKEY_free(k);
+    }
+    assert_null(est_csr_fast_parse(junk, sizeof(junk)));
+    assert_null(est_csr_fast_parse(junk, 0));
+}
+
+static int parse(const char *text, fp_config *c)
+{
+    fp_error e = {0};
+    return fp_config_parse(c, "/tmp", text, strlen(text), &e);
+}
+
+static void test_est_label_config(void **state)
+{
+    fp_config *c = calloc(1, sizeof(*c));
+    const fp_est_label *l;
+    static const char *const bad[] = {
+        "[est lab]\nauth = password\n",          /* unknown auth mode */
+        "[est lab]\nnonsense = 1\n",             /* unknown option */
+        "[est lab]\nprofile = no-such-profile\n",
+        "[est a/b]\nauth = cert\n",              /* not a path segment */
+        "[est ..]\nauth = cert\n",
+        "[est simpleenroll]\nauth = cert\n",     /* an operation name */
+        "[est lab]\nmanual_approval = maybe\n",
+        "[est lab]\nretry_after_seconds = 0\n",
+        "[est lab]\nretry_after_seconds = 86401\n",
+    };
+    (void)state;
+    assert_non_null(c);
+    /* defaults: the unnamed label exists and works after init */
+    assert_int_equal(parse("", c), FP_ERR_OK);
+    l = fp_config_est_label(c, "");
+    assert_non_null(l);
+    assert_string_equal(l->profile, "device");
+    assert_int_equal(l->auth, FP_EST_AUTH_EITHER);
+    assert_false(l->manual_approval);
+    assert_null(fp_config_est_label(c, "lab"));
+
+    assert_int_equal(parse("[est]\nauth = token\n[est lab]\nauth = cert\nrevoke_on_renew = yes\n"
+                           "trust_anchors = idevid.pem\nprofile = server\n", c), FP_ERR_OK);
+    assert_int_equal(fp_config_est_label(c, "")->auth, FP_EST_AUTH_TOKEN);
+    l = fp_config_est_label(c, "lab");
+    assert_non_null(l);
+    assert_int_equal(l->auth, FP_EST_AUTH_CERT);
+    assert_true(l->revoke_on_renew);
+    assert_string_equal(l->trust_anchors, "idevid.pem");
+    assert_string_equal(l->profile, "server");
+    assert_false(l->require_pop_linking); /* untouched options keep defaults */
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (parse(bad[i], c) == FP_ERR_OK)
+            fail_msg("accepted bad [est] config #%zu", i);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -252,6 +381,9 @@ int main(void)
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_token),
         cmocka_unit_test(test_store_tokens_and_pending),
+        cmocka_unit_test(test_csr_fast_parse),
+        cmocka_unit_test(test_csr_fast_parse_declines),
+        cmocka_unit_test(test_est_label_config),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

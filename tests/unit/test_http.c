@@ -169,6 +169,34 @@ static void test_media_type(void **state)
     assert_false(fp_http_media_type_is("text/plain", "application/pkcs10"));
 }
 
+static void test_path_match(void **state)
+{
+    const char *w = NULL, *r = NULL;
+    size_t wl = 0;
+    (void)state;
+    assert_true(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacerts", &w, &wl, &r));
+    assert_null(w);
+    assert_null(r);
+    assert_true(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/lab-1/cacerts", &w,
+                                   &wl, &r));
+    assert_int_equal(wl, 5);
+    assert_memory_equal(w, "lab-1", 5);
+    assert_true(fp_http_path_match("/ocsp/**", "/ocsp/MEUwQzBB", &w, &wl, &r));
+    assert_string_equal(r, "MEUwQzBB");
+    assert_true(fp_http_path_match("/ocsp/**", "/ocsp/", &w, &wl, &r));
+    assert_string_equal(r, "");
+    /* negatives */
+    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est//cacerts", &w, &wl, &r));
+    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/a/b/cacerts", &w, &wl, &r));
+    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/cacerts", &w, &wl, &r));
+    assert_false(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacerts/", &w, &wl, &r));
+    assert_false(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacert", &w, &wl, &r));
+    assert_false(fp_http_path_match("/ocsp/**", "/ocsp", &w, &wl, &r));
+    assert_false(fp_http_path_match("/ocsp/**", "/ocspx/a", &w, &wl, &r));
+    assert_false(fp_http_path_match("*", "/x", &w, &wl, &r)); /* '*' only as a whole segment */
+    assert_false(fp_http_path_match("/a*", "/ab", &w, &wl, &r));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -180,6 +208,7 @@ int main(void)
         cmocka_unit_test(test_basic_rejects),
         cmocka_unit_test(test_basic_too_long),
         cmocka_unit_test(test_media_type),
+        cmocka_unit_test(test_path_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca/ca.h"
+#include "crl/crl.h"
 #include "common/util.h"
 #include "ocsp/ocsp.h"
 #include "ocsp/ocsp_cache.h"
@@ -553,6 +554,39 @@ static void test_cache_epoch(void **state)
     ocsp_cache_free(c);
 }
 
+/* A second CA (the root, signing for itself) with a sub-CA child: the
+ * child is good, other serials unknown, the issuing CA's leaves still
+ * answered by their own delegated signer. */
+static void test_second_ca(void **state)
+{
+    fx *f = *state;
+    X509 *root = NULL, *ca = fp_ca_get0_cert(f->ca);
+    fp_signer *signer = NULL;
+    fp_error e = {0};
+    fp_ocsp_result res;
+    unsigned char never[16] = {0x61, 1};
+
+    assert_int_equal(fp_crl_load_ca(&f->cfg, f->cfg.root_id, NULL, 0, &root, &signer, &e), 0);
+    assert_int_equal(fp_ocsp_responder_add_ca(f->r, f->cfg.root_id, root, signer, root, &e), 0);
+    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->cfg.root_id, ca, &e), 0);
+    /* a certificate the root did not issue cannot be its child */
+    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->cfg.root_id, f->good, &e), FP_ERR_ARG);
+    assert_int_equal(fp_ocsp_responder_add_child(f->r, "nope", ca, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(one(f, cid_of(ca, root, EVP_sha1()), &res, NULL), V_OCSP_CERTSTATUS_GOOD);
+    assert_int_equal(one(f, cid_serial(root, never, sizeof(never)), &res, NULL),
+                     V_OCSP_CERTSTATUS_UNKNOWN);
+    /* leaves of the issuing CA are not the root's */
+    {
+        const ASN1_INTEGER *sn = X509_get0_serialNumber(f->good);
+        assert_int_equal(one(f, cid_serial(root, ASN1_STRING_get0_data(sn), ASN1_STRING_length(sn)),
+                             &res, NULL),
+                         V_OCSP_CERTSTATUS_UNKNOWN);
+    }
+    assert_int_equal(one(f, cid_of(f->revoked, ca, EVP_sha1()), &res, NULL),
+                     V_OCSP_CERTSTATUS_REVOKED);
+    X509_free(root);
+}
+
 /* Renewal: a new signer certificate and key replace the files, and the
  * running responder signs with them at once. */
 static void test_signer_renewal(void **state)
@@ -610,6 +644,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_cache, setup_nocache, teardown),
         cmocka_unit_test(test_cache_epoch),
         cmocka_unit_test_setup_teardown(test_signer_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_ca, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

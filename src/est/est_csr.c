@@ -1,0 +1,181 @@
+/*
+ * est_csr.c - a faster PKCS#10 reader for the common case (EC key on a
+ * named curve), with d2i_X509_REQ as the general path.
+ *
+ * Why: with OpenSSL 3.0, d2i_X509_REQ decodes the public key through the
+ * OSSL_DECODER machinery, whose set-up costs more than verifying the
+ * request's signature (about 330 us against 130 us per request on the
+ * benchmark machine): a third of the server's CPU per enrollment.  The key
+ * read with d2i_KeyParams + d2i_PublicKey takes about a quarter of that.
+ *
+ * How, without trusting our own parser more than OpenSSL's: the request
+ * is taken apart with ASN1_get_object (bounded, exact lengths), each part
+ * is read with OpenSSL's own d2i functions, an X509_REQ is assembled from
+ * them, and it is used ONLY if its re-encoded CertificationRequestInfo is
+ * byte for byte the one received (so the signature, checked later by the
+ * policy, covers exactly what we read).  Anything else - other key types,
+ * explicit curve parameters, attributes not in DER order, any surprise -
+ * returns "not handled" and the caller uses d2i_X509_REQ.
+ */
+#include <string.h>
+
+#include <openssl/asn1.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
+#include <openssl/x509.h>
+
+#include "../x509/x509util.h"
+#include "est.h"
+
+/* Read one TLV at *p (within end): tag/class/constructed must match;
+ * sets *content and *clen, advances *p past it. */
+static int tlv(const unsigned char **p, const unsigned char *end, int tag, int cls,
+               int constructed, const unsigned char **content, long *clen)
+{
+    const unsigned char *q = *p;
+    long len = 0;
+    int t = 0, c = 0, r;
+
+    if (q >= end)
+        return -1;
+    r = ASN1_get_object(&q, &len, &t, &c, end - q);
+    if ((r & 0x80) || (r & 1) || t != tag || c != cls || ((r & V_ASN1_CONSTRUCTED) != 0) != (constructed != 0) ||
+        len < 0 || len > end - q)
+        return -1;
+    *content = q;
+    *clen = len;
+    *p = q + len;
+    return 0;
+}
+
+/* EC public key on a named curve from an AlgorithmIdentifier's parameters
+ * (the curve OID, DER) and the subjectPublicKey bits. */
+static EVP_PKEY *ec_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
+{
+    unsigned char *par = NULL;
+    const unsigned char *q;
+    EVP_PKEY *params = NULL, *key = NULL;
+    int parlen = i2d_ASN1_OBJECT(curve, &par);
+
+    if (parlen <= 0)
+        return NULL;
+    q = par;
+    params = d2i_KeyParams(EVP_PKEY_EC, NULL, &q, parlen);
+    if (params != NULL && q == par + parlen) {
+        q = pt;
+        key = d2i_PublicKey(EVP_PKEY_EC, &params, &q, ptlen); /* fills params */
+        if (key == NULL || q != pt + ptlen)
+            key = NULL;
+        else
+            params = NULL; /* now owned as key */
+    }
+    EVP_PKEY_free(params);
+    OPENSSL_free(par);
+    return key;
+}
+
+X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
+{
+    const unsigned char *p = der, *end = der + len, *body, *tbs, *tbs_end, *c, *spki_end;
+    const unsigned char *q;
+    long blen, clen;
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    X509_ALGOR *kalg = NULL, *salg = NULL;
+    ASN1_BIT_STRING *kbits = NULL, *sig = NULL;
+    ASN1_INTEGER *ver = NULL;
+    EVP_PKEY *key = NULL;
+    unsigned char *re = NULL;
+    const ASN1_OBJECT *aobj = NULL;
+    const void *pval = NULL;
+    int ptype = 0, relen;
+    X509_REQ *ok = NULL;
+
+    if (len == 0 || len > FP_CSR_MAX_BYTES)
+        return NULL;
+    /* CertificationRequest ::= SEQUENCE { info, signatureAlgorithm, signature } */
+    if (tlv(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &body, &blen) != 0 || p != end)
+        return NULL;
+    p = body;
+    end = body + blen;
+    tbs = p;
+    if (tlv(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &c, &clen) != 0)
+        return NULL;
+    tbs_end = p;
+    /* signatureAlgorithm, signature */
+    q = p;
+    if ((salg = d2i_X509_ALGOR(NULL, &q, end - p)) == NULL)
+        goto out;
+    p = q;
+    if ((sig = d2i_ASN1_BIT_STRING(NULL, &q, end - p)) == NULL || q != end)
+        goto out;
+    /* CertificationRequestInfo ::= SEQUENCE { version, subject, spki, [0] attributes } */
+    p = c;
+    end = c + clen;
+    q = p;
+    if ((ver = d2i_ASN1_INTEGER(NULL, &q, end - p)) == NULL || ASN1_INTEGER_get(ver) != 0)
+        goto out;
+    p = q;
+    if ((name = d2i_X509_NAME(NULL, &q, end - p)) == NULL)
+        goto out;
+    p = q;
+    /* SubjectPublicKeyInfo, read without building a key through decoders */
+    {
+        const unsigned char *s = p, *sc;
+        long slen;
+        if (tlv(&s, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &sc, &slen) != 0)
+            goto out;
+        spki_end = s;
+        q = sc;
+        if ((kalg = d2i_X509_ALGOR(NULL, &q, spki_end - sc)) == NULL)
+            goto out;
+        if ((kbits = d2i_ASN1_BIT_STRING(NULL, &q, spki_end - q)) == NULL || q != spki_end)
+            goto out;
+        p = spki_end;
+    }
+    X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
+    if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT || pval == NULL ||
+        (kbits->flags & 0x07) != 0)
+        goto out; /* other key types and explicit curves: general path */
+    if ((key = ec_key(pval, kbits->data, kbits->length)) == NULL)
+        goto out;
+
+    if ((req = X509_REQ_new()) == NULL || !X509_REQ_set_version(req, 0) ||
+        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key))
+        goto out;
+    /* attributes [0] IMPLICIT SET OF Attribute */
+    if (tlv(&p, end, 0, V_ASN1_CONTEXT_SPECIFIC, 1, &c, &clen) != 0 || p != end)
+        goto out;
+    for (q = c; q < c + clen;) {
+        const unsigned char *a0 = q;
+        X509_ATTRIBUTE *attr = d2i_X509_ATTRIBUTE(NULL, &q, c + clen - a0);
+        int added;
+        if (attr == NULL)
+            goto out;
+        added = X509_REQ_add1_attr(req, attr);
+        X509_ATTRIBUTE_free(attr);
+        if (!added)
+            goto out;
+    }
+    if (!X509_REQ_set1_signature_algo(req, salg))
+        goto out;
+    X509_REQ_set0_signature(req, sig);
+    sig = NULL;
+    /* the assembled request must encode to exactly what was signed */
+    relen = i2d_re_X509_REQ_tbs(req, &re);
+    if (relen <= 0 || (size_t)relen != (size_t)(tbs_end - tbs) || memcmp(re, tbs, (size_t)relen) != 0)
+        goto out;
+    ok = req;
+    req = NULL;
+out:
+    OPENSSL_free(re);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    ASN1_BIT_STRING_free(kbits);
+    X509_ALGOR_free(kalg);
+    X509_NAME_free(name);
+    ASN1_INTEGER_free(ver);
+    ASN1_BIT_STRING_free(sig);
+    X509_ALGOR_free(salg);
+    return ok;
+}
