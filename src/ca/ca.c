@@ -2,10 +2,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ca.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/x509v3.h>
 
 #include "../common/util.h"
 #include "../x509/x509util.h"
@@ -242,4 +244,157 @@ int fp_ca_revoke(fp_store *store, const char *serial, int reason,
     }
     ev = (fp_audit_event){actor, "cert.revoke", serial, detail};
     return fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
+}
+
+/* ---- revocation by subject ---- */
+
+#define CN_MAX 256
+#define CN_MATCH_MAX 100000 /* bounded working set for one command */
+
+typedef struct {
+    const char *cn;
+    bool sans;     /* also match subjectAltName values */
+    int want_hold; /* lifting: only held certificates qualify */
+    int64_t now;
+    char (*serials)[FP_SERIAL_HEX_MAX];
+    size_t n, cap;
+    int rc;
+} cn_match;
+
+/* True if cert's subject has a commonName equal to cn (byte-exact UTF-8). */
+static bool subject_cn_is(X509 *cert, const char *cn)
+{
+    const X509_NAME *name = X509_get_subject_name(cert);
+    size_t cnlen = strlen(cn);
+    int i = -1;
+
+    while ((i = X509_NAME_get_index_by_NID(name, NID_commonName, i)) >= 0) {
+        const ASN1_STRING *v = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i));
+        unsigned char *utf8 = NULL;
+        int n = ASN1_STRING_to_UTF8(&utf8, v);
+        bool eq = n >= 0 && (size_t)n == cnlen && memcmp(utf8, cn, cnlen) == 0;
+        OPENSSL_free(utf8);
+        if (eq)
+            return true;
+    }
+    return false;
+}
+
+/* True if a DNS, URI or email subjectAltName of cert equals id. */
+static bool san_is(X509 *cert, const char *id)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    size_t len = strlen(id);
+    bool eq = false;
+
+    for (int i = 0; gens != NULL && i < sk_GENERAL_NAME_num(gens) && !eq; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        const ASN1_IA5STRING *s = g->type == GEN_DNS ? g->d.dNSName
+                                  : g->type == GEN_URI ? g->d.uniformResourceIdentifier
+                                  : g->type == GEN_EMAIL ? g->d.rfc822Name : NULL;
+        eq = s != NULL && (size_t)s->length == len && memcmp(s->data, id, len) == 0;
+    }
+    GENERAL_NAMES_free(gens);
+    return eq;
+}
+
+static int cn_collect(void *arg, const fp_cert_rec *r)
+{
+    cn_match *m = arg;
+    X509 *x;
+    bool held = r->status == FP_CERT_REVOKED && r->reason == FP_REASON_HOLD;
+
+    if (m->want_hold ? !held : !(held || (r->status == FP_CERT_VALID && r->not_after >= m->now)))
+        return FP_ERR_OK;
+    x = fp_cert_from_der(r->der, r->der_len);
+    if (x == NULL)
+        return FP_ERR_OK; /* unreadable rows are `fleetpki check`'s business */
+    if (subject_cn_is(x, m->cn) || (m->sans && san_is(x, m->cn))) {
+        if (m->n == m->cap) {
+            size_t cap = m->cap ? m->cap * 2 : 16;
+            void *nb = cap <= CN_MATCH_MAX ? realloc(m->serials, cap * sizeof(*m->serials)) : NULL;
+            if (nb == NULL) {
+                X509_free(x);
+                return FP_ERR_TOO_LARGE;
+            }
+            m->serials = nb;
+            m->cap = cap;
+        }
+        snprintf(m->serials[m->n++], FP_SERIAL_HEX_MAX, "%s", r->serial);
+    }
+    X509_free(x);
+    return FP_ERR_OK;
+}
+
+/* RFC 2253 escapes ,+"\\<>;=# (and more), so substring prefiltering on the
+ * stored subject is only sound for plain names; SANs are stored raw. */
+static bool cn_is_plain(const char *cn)
+{
+    for (const char *p = cn; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("-._:@/", *p))
+            return false;
+    return true;
+}
+
+static int revoke_matching(fp_store *store, const char *cn, bool sans, int reason,
+                           const char *actor, fp_revoke_report_fn report, void *arg, int *count,
+                           fp_error *err)
+{
+    fp_cert_filter f = {.status = -1};
+    cn_match m = {0};
+    int rc, first = FP_ERR_OK;
+    fp_error first_err = {0};
+
+    *count = 0;
+    if (cn == NULL || !cn[0] || strlen(cn) > CN_MAX)
+        return fp_err_set(err, FP_ERR_ARG, "name must be 1..%d bytes", CN_MAX);
+    if (fp_reason_name(reason) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "unknown revocation reason %d", reason);
+    m.cn = cn;
+    m.sans = sans;
+    m.want_hold = reason == FP_REASON_REMOVE_FROM_CRL;
+    m.now = f.now = fp_now();
+    f.name_contains = cn_is_plain(cn) ? cn : NULL;
+    /* collect first: the store's iteration must end before we write */
+    rc = fp_store_cert_list(store, &f, cn_collect, &m, err);
+    if (rc == FP_ERR_TOO_LARGE)
+        rc = fp_err_set(err, FP_ERR_TOO_LARGE, "more than %d certificates match '%s'",
+                        CN_MATCH_MAX, cn);
+    if (rc != FP_ERR_OK)
+        goto out;
+    if (m.n == 0) {
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no %s certificate has %s '%s'",
+                        m.want_hold ? "held" : "valid or held", sans ? "CN or SAN" : "CN", cn);
+        goto out;
+    }
+    for (size_t i = 0; i < m.n; i++) {
+        fp_error e = {0};
+        int r = fp_ca_revoke(store, m.serials[i], reason, actor, &e);
+        if (r == FP_ERR_OK)
+            (*count)++;
+        else if (first == FP_ERR_OK) {
+            first = r;
+            first_err = e;
+        }
+        if (report)
+            report(arg, m.serials[i], &e);
+    }
+    rc = first;
+    if (rc != FP_ERR_OK && err != NULL)
+        *err = first_err;
+out:
+    free(m.serials);
+    return rc;
+}
+
+int fp_ca_revoke_cn(fp_store *store, const char *cn, int reason, const char *actor,
+                    fp_revoke_report_fn report, void *arg, int *count, fp_error *err)
+{
+    return revoke_matching(store, cn, false, reason, actor, report, arg, count, err);
+}
+
+int fp_ca_revoke_device(fp_store *store, const char *id, int reason, const char *actor,
+                        fp_revoke_report_fn report, void *arg, int *count, fp_error *err)
+{
+    return revoke_matching(store, id, true, reason, actor, report, arg, count, err);
 }

@@ -58,6 +58,23 @@ int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
 int fp_ca_revoke(fp_store *store, const char *serial, int reason,
                  const char *actor, fp_error *err);
 
+/* Called once per certificate fp_ca_revoke_cn acted on (or failed on). */
+typedef void (*fp_revoke_report_fn)(void *arg, const char *serial, const fp_error *result);
+
+/* Revoke (or, with removeFromCRL, lift the hold of) every certificate whose
+ * subject has a commonName exactly equal to cn: unexpired valid ones, and
+ * held ones (a final reason replaces a hold).  Each is audited like
+ * fp_ca_revoke.  *count receives how many changed; FP_ERR_NOT_FOUND if
+ * none matched.  A failure on one certificate is reported and the rest
+ * are still processed; the first failure is returned. */
+int fp_ca_revoke_cn(fp_store *store, const char *cn, int reason, const char *actor,
+                    fp_revoke_report_fn report, void *arg, int *count, fp_error *err);
+
+/* fp_ca_revoke_cn for a device id: matches the subject commonName or any
+ * DNS, URI or email subjectAltName equal to id. */
+int fp_ca_revoke_device(fp_store *store, const char *id, int reason, const char *actor,
+                        fp_revoke_report_fn report, void *arg, int *count, fp_error *err);
+
 /* Parameters of `fleetpki init`. */
 typedef struct fp_init_opts {
     const char *dir;

@@ -48,6 +48,9 @@ static const config_opt config_opts[] = {
     {"server", "max_header_bytes", C_INT, I(max_header_bytes), 1024, 1024 * 1024, "16384", "largest request header block accepted"},
     {"server", "idle_timeout_seconds", C_INT, I(idle_timeout_seconds), 1, 3600, "30", "idle/slow client timeout"},
     {"server", "crl_next_update_hours", C_INT, I(crl_next_update_hours), 1, 24 * 31, "24", "CRL nextUpdate distance"},
+    {"server", "ocsp_cache", C_BOOL, I(ocsp_cache), 0, 1, "yes", "serve single-certificate OCSP requests from pre-signed responses (no: sign every response)"},
+    {"server", "ocsp_cache_entries", C_INT, I(ocsp_cache_entries), 0, 16 * 1024 * 1024, "65536", "upper bound on cached OCSP responses (about 1 KiB each)"},
+    {"server", "ocsp_validity_seconds", C_INT, I(ocsp_validity_seconds), 60, 7 * 86400, "3600", "OCSP nextUpdate - thisUpdate; also bounds HTTP caching of GET responses"},
     {"server", "max_pending_commits", C_INT, I(max_pending_commits), 1, 1000000, "4096", "enrollments waiting for the group commit before EST answers 503 + Retry-After"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };

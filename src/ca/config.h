@@ -70,6 +70,9 @@ typedef struct fp_config {
     int max_header_bytes;
     int idle_timeout_seconds;
     int crl_next_update_hours;
+    bool ocsp_cache;
+    int ocsp_cache_entries;
+    int ocsp_validity_seconds;
     int max_pending_commits;
 
     fp_profile profiles[FP_MAX_PROFILES];

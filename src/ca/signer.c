@@ -1,7 +1,13 @@
 /* signer.c - key-file signer; see signer.h. */
 #include "signer.h"
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "../x509/x509util.h"
 
@@ -81,4 +87,123 @@ int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
     if (!OCSP_basic_sign(resp, signer_cert, s->key, fp_key_sig_md(s->key), certs, flags))
         return fp_err_set(err, FP_ERR_CRYPTO, "OCSP response signing failed");
     return FP_ERR_OK;
+}
+
+/* ---- incremental signing ---- */
+
+#define ALG_DER_MAX 128
+
+struct fp_sign_stream {
+    EVP_MD_CTX *ctx;
+    unsigned char alg[ALG_DER_MAX];
+    size_t alg_len;
+    bool oneshot;       /* EdDSA: buffer, sign at the end */
+    unsigned char *buf; /* oneshot buffer */
+    size_t len, cap;
+};
+
+int fp_signer_stream_new(fp_signer *s, fp_sign_stream **out, fp_error *err)
+{
+    fp_sign_stream *st = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    const EVP_MD *md = fp_key_sig_md(s->key);
+    OSSL_PARAM params[2];
+    int rc;
+
+    *out = NULL;
+    st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    st->ctx = EVP_MD_CTX_new();
+    if (st->ctx == NULL ||
+        EVP_DigestSignInit_ex(st->ctx, &pctx, md ? EVP_MD_get0_name(md) : NULL, NULL, NULL,
+                              s->key, NULL) != 1) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "signature context");
+        goto fail;
+    }
+    /* the provider knows the AlgorithmIdentifier of what it signs with
+     * (RFC 5758 3.2 ECDSA, RFC 4055 RSA, RFC 8410 Ed25519) */
+    params[0] = OSSL_PARAM_construct_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, st->alg,
+                                                  sizeof(st->alg));
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_CTX_get_params(pctx, params) != 1 || !OSSL_PARAM_modified(&params[0]) ||
+        params[0].return_size == 0 || params[0].return_size > sizeof(st->alg)) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "signature algorithm identifier");
+        goto fail;
+    }
+    st->alg_len = params[0].return_size;
+    st->oneshot = md == NULL;
+    *out = st;
+    return FP_ERR_OK;
+fail:
+    fp_signer_stream_free(st);
+    return rc;
+}
+
+void fp_signer_stream_get0_alg(const fp_sign_stream *st, const unsigned char **der,
+                               size_t *len)
+{
+    *der = st->alg;
+    *len = st->alg_len;
+}
+
+int fp_signer_stream_update(fp_sign_stream *st, const void *data, size_t len,
+                            fp_error *err)
+{
+    if (len == 0)
+        return FP_ERR_OK;
+    if (!st->oneshot) {
+        if (EVP_DigestSignUpdate(st->ctx, data, len) != 1)
+            return fp_err_set(err, FP_ERR_CRYPTO, "signature update");
+        return FP_ERR_OK;
+    }
+    if (len > SIZE_MAX / 2 - st->len)
+        return fp_err_set(err, FP_ERR_TOO_LARGE, "document too large to sign");
+    if (st->len + len > st->cap) {
+        size_t cap = st->cap ? st->cap : 4096;
+        unsigned char *nb;
+        while (cap < st->len + len)
+            cap *= 2;
+        nb = realloc(st->buf, cap);
+        if (nb == NULL)
+            return fp_err_set(err, FP_ERR_NOMEM, NULL);
+        st->buf = nb;
+        st->cap = cap;
+    }
+    memcpy(st->buf + st->len, data, len);
+    st->len += len;
+    return FP_ERR_OK;
+}
+
+int fp_signer_stream_final(fp_sign_stream *st, unsigned char **sig, size_t *siglen,
+                           fp_error *err)
+{
+    unsigned char *out = NULL;
+    size_t n = 0;
+    int ok;
+
+    *sig = NULL;
+    *siglen = 0;
+    ok = st->oneshot ? EVP_DigestSign(st->ctx, NULL, &n, st->buf, st->len)
+                     : EVP_DigestSignFinal(st->ctx, NULL, &n);
+    if (ok != 1 || n == 0 || (out = OPENSSL_malloc(n)) == NULL)
+        return fp_err_set(err, FP_ERR_CRYPTO, "signature length");
+    ok = st->oneshot ? EVP_DigestSign(st->ctx, out, &n, st->buf, st->len)
+                     : EVP_DigestSignFinal(st->ctx, out, &n);
+    if (ok != 1) {
+        OPENSSL_free(out);
+        return fp_err_set(err, FP_ERR_CRYPTO, "signing failed");
+    }
+    *sig = out;
+    *siglen = n;
+    return FP_ERR_OK;
+}
+
+void fp_signer_stream_free(fp_sign_stream *st)
+{
+    if (st == NULL)
+        return;
+    EVP_MD_CTX_free(st->ctx);
+    free(st->buf);
+    free(st);
 }

@@ -33,4 +33,26 @@ int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err);
 int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
                         STACK_OF(X509) *certs, unsigned long flags, fp_error *err);
 
+/*
+ * Incremental signing, for documents too large to hold in memory (a CRL
+ * with a million entries).  The caller frames the DER itself: it asks for
+ * the AlgorithmIdentifier to embed in the to-be-signed data, feeds those
+ * bytes with _update, and receives the raw signature value from _final.
+ * EdDSA signs the whole message in one pass (RFC 8032 PureEdDSA), so for an
+ * Ed25519 key the stream buffers the data and memory grows with it.
+ */
+typedef struct fp_sign_stream fp_sign_stream;
+
+int fp_signer_stream_new(fp_signer *s, fp_sign_stream **out, fp_error *err);
+/* DER AlgorithmIdentifier of the signature (borrowed from st). */
+void fp_signer_stream_get0_alg(const fp_sign_stream *st, const unsigned char **der,
+                               size_t *len);
+int fp_signer_stream_update(fp_sign_stream *st, const void *data, size_t len,
+                            fp_error *err);
+/* Signature value (DER ECDSA-Sig-Value, RSA octets or EdDSA octets);
+ * *sig is OPENSSL_malloc'd and owned by the caller.  Ends the stream. */
+int fp_signer_stream_final(fp_sign_stream *st, unsigned char **sig, size_t *siglen,
+                           fp_error *err);
+void fp_signer_stream_free(fp_sign_stream *st);
+
 #endif

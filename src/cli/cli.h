@@ -42,6 +42,8 @@ int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_crl(int argc, char **argv);
+int cmd_ocsp(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_pending(int argc, char **argv);

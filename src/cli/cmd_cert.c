@@ -376,24 +376,57 @@ out:
 
 static const char revoke_help[] =
     "usage: fleetpki revoke SERIAL --reason REASON [--dir DIR] [--json]\n"
+    "       fleetpki revoke --subject CN --reason REASON [--dir DIR] [--json]\n"
+    "       fleetpki revoke --device ID --reason REASON [--dir DIR] [--json]\n"
     "\nREASON is an RFC 5280 CRLReason: unspecified, keyCompromise, cACompromise,\n"
     "affiliationChanged, superseded, cessationOfOperation, certificateHold,\n"
     "privilegeWithdrawn, aACompromise.  removeFromCRL lifts a certificateHold.\n"
-    "Revocation is final for every reason but certificateHold.\n";
+    "Revocation is final for every reason but certificateHold.\n"
+    "\n--subject revokes every unexpired valid or held certificate whose subject\n"
+    "commonName equals CN exactly (a device's certificates); with removeFromCRL\n"
+    "it lifts the holds of that CN.  --device also matches a DNS, URI or email\n"
+    "subjectAltName equal to ID.  Each change is audited.  A running server\n"
+    "picks the change up within a second (OCSP) and republishes its CRL.\n";
+
+typedef struct {
+    json_t *arr;
+    int reason;
+} revoke_report_ctx;
+
+static void revoke_report(void *arg, const char *serial, const fp_error *e)
+{
+    revoke_report_ctx *rr = arg;
+    const char *what = rr->reason == FP_REASON_REMOVE_FROM_CRL ? "hold lifted" : "revoked";
+
+    if (rr->arr != NULL) {
+        json_t *o = json_pack("{s:s, s:s}", "serial", serial, "reason", fp_reason_name(rr->reason));
+        if (e->code != FP_ERR_OK)
+            json_object_set_new(o, "error", json_string(fp_err_str(e)));
+        json_array_append_new(rr->arr, o);
+    } else if (e->code == FP_ERR_OK) {
+        printf("%s: %s (%s)\n", serial, what, fp_reason_name(rr->reason));
+    } else {
+        fprintf(stderr, "fleetpki: %s: %s: %s\n", serial, fp_err_name(e->code), fp_err_str(e));
+    }
+}
 
 int cmd_revoke(int argc, char **argv)
 {
     static const struct option opts[] = {
         CLI_COMMON_OPTS,
         {"reason", required_argument, NULL, 'r'},
+        {"subject", required_argument, NULL, 's'},
+        {"device", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
     fp_error err = {0};
     char serial[FP_SERIAL_HEX_MAX];
+    const char *subject = NULL;
+    bool device = false;
     int reason = -1, c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "d:r:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:r:s:D:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         if (c == 'r') {
@@ -402,16 +435,39 @@ int cmd_revoke(int argc, char **argv)
                 return cli_usage_error("revoke", "unknown reason '%s'", optarg);
             continue;
         }
+        if (c == 's' || c == 'D') {
+            if (subject != NULL)
+                return cli_usage_error("revoke", "give one of --subject and --device");
+            subject = optarg;
+            device = c == 'D';
+            continue;
+        }
         if (c == 'h') {
             fputs(revoke_help, stdout);
             return EXIT_OK;
         }
         return cli_usage_error("revoke", "unknown option");
     }
-    if (optind + 1 != argc)
-        return cli_usage_error("revoke", "expected one SERIAL");
+    if (subject != NULL ? optind != argc : optind + 1 != argc)
+        return cli_usage_error("revoke", "expected one SERIAL, --subject CN or --device ID");
     if (reason < 0)
         return cli_usage_error("revoke", "--reason is required");
+    if (subject != NULL) {
+        revoke_report_ctx rr = {env.json ? json_array() : NULL, reason};
+        int count = 0, r;
+        if (cli_open_store(&env, &err) != FP_ERR_OK) {
+            json_decref(rr.arr);
+            rc = cli_fail(&err);
+            goto out;
+        }
+        r = (device ? fp_ca_revoke_device : fp_ca_revoke_cn)(env.store, subject, reason, cli_actor(),
+                                                              revoke_report, &rr, &count, &err);
+        if (rr.arr != NULL)
+            json_out(rr.arr);
+        if (r != FP_ERR_OK)
+            rc = cli_fail(&err);
+        goto out;
+    }
     if (fp_serial_normalize(argv[optind], serial, &err) != FP_ERR_OK ||
         cli_open_store(&env, &err) != FP_ERR_OK ||
         fp_ca_revoke(env.store, serial, reason, cli_actor(), &err) != FP_ERR_OK) {

@@ -33,6 +33,8 @@ static const command commands[] = {
     {"list", cmd_list, "list certificates (filter by status, expiry, profile)"},
     {"show", cmd_show, "show one certificate by serial"},
     {"revoke", cmd_revoke, "revoke a certificate (or lift a certificateHold)"},
+    {"crl", cmd_crl, "write a CA's certificate revocation list (DER or PEM)"},
+    {"ocsp", cmd_ocsp, "answer an OCSP request offline; renew the OCSP signer"},
     {"serve", cmd_serve, "run the EST server (https) and CRL/OCSP (http)"},
     {"token", cmd_token, "create a one-time EST enrollment token ('token create')"},
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},

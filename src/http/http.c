@@ -957,3 +957,25 @@ fp_http_server *fp_http_worker_server(fp_http_worker *w) { return w->srv; }
 int fp_http_worker_index(const fp_http_worker *w) { return w->index; }
 long fp_http_server_inflight(const fp_http_server *srv) { return atomic_load(&srv->inflight); }
 bool fp_http_server_draining(const fp_http_server *srv) { return atomic_load(&srv->draining) != 0; }
+
+void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, size_t *len)
+{
+    *pass = srv->opts.tls_pass;
+    *len = srv->opts.tls_passlen;
+}
+
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg)
+{
+    struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
+
+    if (len == 0) {
+        release(body, len, arg);
+    } else if (evbuffer_add_reference(out, body, len, release, arg) != 0) {
+        release(body, len, arg);
+        fp_http_error(req, 500, "internal error");
+        return;
+    }
+    fp_http_reply(req, status, content_type, NULL, 0);
+}

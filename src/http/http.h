@@ -158,6 +158,13 @@ void fp_http_add_header(fp_http_req *req, const char *name, const char *value);
 void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                    const void *body, size_t len);
 
+/* fp_http_reply without the copy: body is sent by reference and
+ * release(body, len, arg) is called once it is no longer needed (also on
+ * failure), possibly after this returns.  For large immutable documents
+ * (a CRL of a million entries).  Worker thread only. */
+void fp_http_reply_ref(fp_http_req *req, int status, const char *content_type,
+                       const void *body, size_t len,
+                       void (*release)(const void *body, size_t len, void *arg), void *arg);
 /* Like fp_http_reply for a body holding a secret (a server-generated
  * key): takes ownership of body (OPENSSL_malloc'd), hands it to the
  * connection without copying, and wipes and frees it once sent (or when
@@ -203,6 +210,9 @@ void fp_http_server_free(fp_http_server *srv);
 const fp_config *fp_http_server_cfg(const fp_http_server *srv);
 fp_ca *fp_http_server_ca(const fp_http_server *srv);
 SSL_CTX *fp_http_server_ssl_ctx(const fp_http_server *srv);
+/* Passphrase of the server's keys (fp_http_opts.tls_pass), borrowed; valid
+ * only while module init hooks run (modules copy what they need). */
+void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, size_t *len);
 
 /* The worker's own store handle (used by this worker thread only). */
 fp_store *fp_http_worker_store(fp_http_worker *w);

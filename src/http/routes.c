@@ -10,11 +10,14 @@ int fp_est_init(fp_http_server *srv, void **state, fp_error *err);
 void fp_est_stop(void *state);
 void fp_est_free(void *state);
 
-/* revocation (CRL, OCSP): placeholder in routes_rev.c until src/rev/ lands */
+/* src/rev/rev_http.c: OCSP, CRL, CA certificates on plain http */
 extern const fp_http_route fp_rev_routes[];
+int fp_rev_init(fp_http_server *srv, void **state, fp_error *err);
+void fp_rev_stop(void *state);
+void fp_rev_free(void *state);
 
 const fp_http_module fp_http_modules[] = {
     {"est", fp_est_routes, fp_est_init, fp_est_stop, fp_est_free},
-    {"rev", fp_rev_routes, NULL, NULL, NULL},
+    {"rev", fp_rev_routes, fp_rev_init, fp_rev_stop, fp_rev_free},
     {NULL, NULL, NULL, NULL, NULL},
 };

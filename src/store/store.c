@@ -67,6 +67,35 @@ int fp_store_check(fp_store *s, fp_error *err)
     return s->ops->check(s, err);
 }
 
+int fp_store_cert_status(fp_store *s, const char *serial, fp_cert_status_rec *out,
+                         fp_error *err)
+{
+    return s->ops->cert_status(s, serial, out, err);
+}
+
+int fp_store_revoked_iter(fp_store *s, const char *ca_id, fp_revoked_cb cb,
+                          void *arg, fp_error *err)
+{
+    return s->ops->revoked_iter(s, ca_id, cb, arg, err);
+}
+
+int fp_store_crl_number_next(fp_store *s, const char *ca_id, int64_t *out,
+                             fp_error *err)
+{
+    return s->ops->crl_number_next(s, ca_id, out, err);
+}
+
+int fp_store_status_seq(fp_store *s, int64_t *seq, fp_error *err)
+{
+    return s->ops->status_seq(s, seq, err);
+}
+
+int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
+                            void *arg, fp_error *err)
+{
+    return s->ops->status_changes(s, after, max, cb, arg, err);
+}
+
 int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                        fp_error *err)
 {

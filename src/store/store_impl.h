@@ -26,6 +26,14 @@ typedef struct fp_store_ops {
     int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, int64_t *head_id,
                       char head_hash[65], fp_error *err);
     int (*check)(fp_store *s, fp_error *err);
+    int (*cert_status)(fp_store *s, const char *serial, fp_cert_status_rec *out,
+                       fp_error *err);
+    int (*revoked_iter)(fp_store *s, const char *ca_id, fp_revoked_cb cb, void *arg,
+                        fp_error *err);
+    int (*crl_number_next)(fp_store *s, const char *ca_id, int64_t *out, fp_error *err);
+    int (*status_seq)(fp_store *s, int64_t *seq, fp_error *err);
+    int (*status_changes)(fp_store *s, int64_t after, int max, fp_change_cb cb,
+                          void *arg, fp_error *err);
     int (*token_put)(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                      fp_error *err);
     int (*token_get)(fp_store *s, const char *id, fp_token_rec *out, fp_error *err);

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "../common/util.h"
+#include "sqlite_rev.h"
 #include "store_impl.h"
 
 static const char *const migrations[] = {
@@ -76,6 +77,7 @@ typedef struct {
     fp_store base;
     sqlite3 *db;
     sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
+    sq_rev *rev; /* revocation support, sqlite_rev.c */
 } sqlite_store;
 
 #define DB(s) (((sqlite_store *)(void *)(s))->db)
@@ -213,6 +215,7 @@ static void sq_close(fp_store *base)
     sqlite3_finalize(s->last_audit);
     sqlite3_finalize(s->ins_audit);
     sqlite3_finalize(s->set_head);
+    sq_rev_close(s->rev);
     sqlite3_close(s->db);
     free(s);
 }
@@ -379,6 +382,7 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
         " AND (?3 = 0 OR not_after >= ?5)"
         " AND (?4 = 0 OR (not_after <= ?4 AND not_after >= ?5))"
         " AND (?6 IS NULL OR profile = ?6)"
+        " AND (?8 IS NULL OR instr(subject, ?8) > 0 OR instr(sans, ?8) > 0)"
         " ORDER BY issued_at, rowid LIMIT ?7";
 
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
@@ -391,6 +395,8 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
     if (f->profile)
         sqlite3_bind_text(st, 6, f->profile, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 7, f->limit > 0 ? f->limit : -1);
+    if (f->name_contains)
+        sqlite3_bind_text(st, 8, f->name_contains, -1, SQLITE_STATIC);
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
         fp_cert_rec r;
         if ((rc = row_to_rec(st, &r, err)) != FP_ERR_OK)
@@ -413,10 +419,11 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
     sqlite_store *s = (sqlite_store *)(void *)base;
     sqlite3_stmt *st = NULL;
     int rc, cur_status, cur_reason;
+    char ca_id[64];
 
     if ((rc = begin(s, err)) != FP_ERR_OK)
         return rc;
-    if (sqlite3_prepare_v2(s->db, "SELECT status, reason FROM certificates WHERE serial = ?",
+    if (sqlite3_prepare_v2(s->db, "SELECT status, reason, ca_id FROM certificates WHERE serial = ?",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_err(s, err, "status lookup");
         goto out;
@@ -428,6 +435,8 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
     }
     cur_status = sqlite3_column_int(st, 0);
     cur_reason = sqlite3_column_int(st, 1);
+    snprintf(ca_id, sizeof(ca_id), "%s",
+             sqlite3_column_text(st, 2) ? (const char *)sqlite3_column_text(st, 2) : "");
     sqlite3_finalize(st);
     st = NULL;
 
@@ -468,6 +477,9 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
         rc = db_err(s, err, "status update");
         goto out;
     }
+    /* same transaction: a watcher never sees the status without its log row */
+    if ((rc = sq_rev_log_change(s->rev, serial, ca_id, err)) != FP_ERR_OK)
+        goto out;
     if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
         goto out;
     rc = commit(s, err);
@@ -584,6 +596,36 @@ static int sq_check(fp_store *base, fp_error *err)
     }
     sqlite3_finalize(st);
     return rc;
+}
+
+#define REV(s) (((sqlite_store *)(void *)(s))->rev)
+
+static int sq_cert_status(fp_store *base, const char *serial, fp_cert_status_rec *out,
+                          fp_error *err)
+{
+    return sq_rev_cert_status(REV(base), serial, out, err);
+}
+
+static int sq_revoked_iter(fp_store *base, const char *ca_id, fp_revoked_cb cb, void *arg,
+                           fp_error *err)
+{
+    return sq_rev_revoked_iter(REV(base), ca_id, cb, arg, err);
+}
+
+static int sq_crl_number_next(fp_store *base, const char *ca_id, int64_t *out, fp_error *err)
+{
+    return sq_rev_crl_number_next(REV(base), ca_id, out, err);
+}
+
+static int sq_status_seq(fp_store *base, int64_t *seq, fp_error *err)
+{
+    return sq_rev_status_seq(REV(base), seq, err);
+}
+
+static int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb,
+                             void *arg, fp_error *err)
+{
+    return sq_rev_status_changes(REV(base), after, max, cb, arg, err);
 }
 
 /* ---- enrollment tokens ---- */
@@ -932,6 +974,11 @@ static const fp_store_ops sqlite_ops = {
     .audit_append = sq_audit_append,
     .audit_iter = sq_audit_iter,
     .check = sq_check,
+    .cert_status = sq_cert_status,
+    .revoked_iter = sq_revoked_iter,
+    .crl_number_next = sq_crl_number_next,
+    .status_seq = sq_status_seq,
+    .status_changes = sq_status_changes,
     .token_put = sq_token_put,
     .token_get = sq_token_get,
     .token_use = sq_token_use,
@@ -964,7 +1011,8 @@ int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
     if ((rc = exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
         (rc = exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
         (rc = exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
-        (rc = migrate(s, err)) != FP_ERR_OK)
+        (rc = migrate(s, err)) != FP_ERR_OK ||
+        (rc = sq_rev_open(s->db, &s->rev, err)) != FP_ERR_OK)
         goto fail;
     if ((rc = prepare(s, &s->ins_cert,
                       "INSERT INTO certificates (serial, ca_id, profile, subject, sans,"

@@ -1,0 +1,211 @@
+/* ocsp_setup.c - responder from config, signer renewal; see ocsp_setup.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "ocsp_setup.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+
+/* The signer must be a delegated responder of the CA: issued by it and
+ * carrying id-kp-OCSPSigning (RFC 6960 4.2.2.2). */
+static int check_delegation(X509 *ca, X509 *signer, fp_error *err)
+{
+    if (X509_check_issued(ca, signer) != X509_V_OK)
+        return fp_err_set(err, FP_ERR_CONFIG, "OCSP signer certificate is not issued by the CA");
+    if (!(X509_get_extension_flags(signer) & EXFLAG_XKUSAGE) ||
+        !(X509_get_extended_key_usage(signer) & XKU_OCSP_SIGN))
+        return fp_err_set(err, FP_ERR_CONFIG, "OCSP signer certificate lacks id-kp-OCSPSigning");
+    return FP_ERR_OK;
+}
+
+static int load_identity(const fp_config *cfg, X509 *ca_cert, const char *pass, size_t passlen,
+                         fp_signer **signer, X509 **cert, fp_error *err)
+{
+    char path[FP_PATH_MAX];
+    int rc;
+
+    *signer = NULL;
+    *cert = NULL;
+    if ((rc = fp_config_path(cfg, cfg->ocsp_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, cert, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_key, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_signer_open_file(path, pass, passlen, signer, err)) != FP_ERR_OK ||
+        (rc = fp_signer_check_cert(*signer, *cert, err)) != FP_ERR_OK ||
+        (rc = check_delegation(ca_cert, *cert, err)) != FP_ERR_OK) {
+        fp_signer_free(*signer);
+        X509_free(*cert);
+        *signer = NULL;
+        *cert = NULL;
+        return rc;
+    }
+    return FP_ERR_OK;
+}
+
+int fp_ocsp_from_config(const fp_config *cfg, const char *pass, size_t passlen,
+                        fp_ocsp_responder **out, fp_error *err)
+{
+    fp_ocsp_opts o = {cfg->ocsp_validity_seconds, cfg->ocsp_cache, cfg->ocsp_cache_entries};
+    fp_ocsp_responder *r = NULL;
+    fp_signer *signer = NULL;
+    X509 *ca = NULL, *cert = NULL;
+    char path[FP_PATH_MAX];
+    int rc;
+
+    *out = NULL;
+    if ((rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, &ca, err)) != FP_ERR_OK ||
+        (rc = load_identity(cfg, ca, pass, passlen, &signer, &cert, err)) != FP_ERR_OK ||
+        (rc = fp_ocsp_responder_new(&o, &r, err)) != FP_ERR_OK)
+        goto out;
+    rc = fp_ocsp_responder_add_ca(r, cfg->issuing_id, ca, signer, cert, err);
+    signer = NULL; /* taken */
+    if (rc != FP_ERR_OK)
+        goto out;
+    *out = r;
+    r = NULL;
+out:
+    fp_ocsp_responder_free(r);
+    fp_signer_free(signer);
+    X509_free(cert);
+    X509_free(ca);
+    return rc;
+}
+
+/* Does the current signer need replacing at now? */
+static bool needs_renewal(const fp_config *cfg, X509 *ca, const char *pass, size_t passlen,
+                          int64_t now)
+{
+    fp_signer *signer = NULL;
+    X509 *cert = NULL;
+    int64_t nb, na;
+    bool renew;
+
+    if (load_identity(cfg, ca, pass, passlen, &signer, &cert, NULL) != FP_ERR_OK)
+        return true;
+    nb = fp_asn1_time_unix(X509_get0_notBefore(cert));
+    na = fp_asn1_time_unix(X509_get0_notAfter(cert));
+    renew = na <= now || (na - now) < (na - nb) / FP_OCSP_RENEW_DIVISOR;
+    fp_signer_free(signer);
+    X509_free(cert);
+    return renew;
+}
+
+/* PEM of leaf then chain, into a malloc'd buffer. */
+static int pem_pair(X509 *leaf, X509 *chain, char **out, size_t *len, fp_error *err)
+{
+    char *a = NULL, *b = NULL;
+    size_t al = 0, bl = 0;
+    int rc;
+
+    *out = NULL;
+    if ((rc = fp_cert_to_pem(leaf, &a, &al, err)) != FP_ERR_OK ||
+        (rc = fp_cert_to_pem(chain, &b, &bl, err)) != FP_ERR_OK)
+        goto out;
+    *out = malloc(al + bl + 1);
+    if (*out == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    memcpy(*out, a, al);
+    memcpy(*out + al, b, bl);
+    (*out)[al + bl] = '\0';
+    *len = al + bl;
+out:
+    free(a);
+    free(b);
+    return rc;
+}
+
+int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
+                         const char *pass, size_t passlen, int64_t now,
+                         fp_ocsp_responder *r, bool *renewed, fp_error *err)
+{
+    X509 *ca_cert = fp_ca_get0_cert(ca), *cert = NULL, *issued = NULL;
+    unsigned char *der = NULL;
+    size_t derlen = 0;
+    EVP_PKEY *key = NULL;
+    X509_REQ *req = NULL;
+    X509_NAME *name = NULL;
+    fp_signer *signer = NULL;
+    char keypath[FP_PATH_MAX], certpath[FP_PATH_MAX], tmp[FP_PATH_MAX + 16], cn[160];
+    char *pem = NULL;
+    size_t pemlen = 0;
+    fp_issue_req ir;
+    int rc;
+
+    *renewed = false;
+    if (!needs_renewal(cfg, ca_cert, pass, passlen, now))
+        return FP_ERR_OK;
+    snprintf(cn, sizeof(cn), "%s OCSP responder", cfg->org);
+    name = X509_NAME_new();
+    req = X509_REQ_new();
+    if (name == NULL || req == NULL ||
+        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)cfg->org, -1,
+                                    -1, 0) ||
+        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                    0)) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, "OCSP signer request");
+        goto out;
+    }
+    /* P-256 unless the CA is RSA, as at init */
+    if ((rc = fp_key_generate(EVP_PKEY_get_base_id(X509_get0_pubkey(ca_cert)) == EVP_PKEY_RSA
+                                  ? "rsa3072" : "p256", &key, err)) != FP_ERR_OK)
+        goto out;
+    if (!X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
+        X509_REQ_sign(req, key, fp_key_sig_md(key)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "OCSP signer request");
+        goto out;
+    }
+    ir = (fp_issue_req){req, "ocsp-signer", 0, "server:ocsp-renew"};
+    if ((rc = fp_ca_issue(ca, store, &ir, &issued, err)) != FP_ERR_OK)
+        goto out;
+    /* work on the certificate as relying parties will see it: decoded from
+     * its DER (the object fp_cert_build assembles carries no decoded key) */
+    if ((rc = fp_cert_to_der(issued, &der, &derlen, err)) != FP_ERR_OK)
+        goto out;
+    if ((cert = fp_cert_from_der(der, derlen)) == NULL) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "issued OCSP signer does not decode");
+        goto out;
+    }
+    /* key first, then certificate; each replaced atomically */
+    if ((rc = fp_config_path(cfg, cfg->ocsp_key, keypath, sizeof(keypath), err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_cert, certpath, sizeof(certpath), err)) != FP_ERR_OK)
+        goto out;
+    snprintf(tmp, sizeof(tmp), "%s.new", keypath);
+    unlink(tmp); /* a leftover of an interrupted renewal */
+    if ((rc = fp_key_write(tmp, key, pass, passlen, err)) != FP_ERR_OK)
+        goto out;
+    if (rename(tmp, keypath) != 0) {
+        rc = fp_err_set(err, FP_ERR_IO, "rename %s: %s", keypath, strerror(errno));
+        unlink(tmp);
+        goto out;
+    }
+    if ((rc = pem_pair(cert, ca_cert, &pem, &pemlen, err)) != FP_ERR_OK ||
+        (rc = fp_file_replace(certpath, pem, pemlen, 0644, err)) != FP_ERR_OK)
+        goto out;
+    *renewed = true;
+    if (r != NULL) {
+        if ((rc = fp_signer_from_key(key, &signer, err)) != FP_ERR_OK)
+            goto out;
+        rc = fp_ocsp_responder_set_signer(r, cfg->issuing_id, signer, cert, err);
+        signer = NULL;
+    }
+out:
+    free(pem);
+    OPENSSL_free(der);
+    X509_free(issued);
+    fp_signer_free(signer);
+    X509_free(cert);
+    X509_REQ_free(req);
+    X509_NAME_free(name);
+    EVP_PKEY_free(key);
+    return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * rev.h - the revocation module of `fleetpki serve` (private to src/rev):
+ * OCSP and CRL over plain HTTP, plus the background publisher.
+ *
+ *   rev_http.c     routes and thin handlers (decode, call core, encode)
+ *   rev_publish.c  two background threads, each with its own store handle:
+ *                  the watcher, every POLL_MS, polls the store's status-
+ *                  change log (fp_ocsp_watch), dropping cached OCSP
+ *                  responses of changed certificates (a revocation made by
+ *                  any process shows in OCSP within one poll), marks the
+ *                  CRLs dirty, and renews the OCSP signer hourly; the CRL
+ *                  thread regenerates the CRLs after changes, coalesced
+ *                  (after a quiet poll interval, at most COALESCE_MAX_MS
+ *                  into a burst), and before nextUpdate (at half the
+ *                  interval).  Apart, so that signing a CRL of a million
+ *                  entries never delays OCSP invalidation.
+ */
+#ifndef FP_REV_H
+#define FP_REV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../ca/ca.h"
+#include "../ca/config.h"
+#include "../crl/crl.h"
+#include "../http/http.h"
+#include "../ocsp/ocsp.h"
+
+#define REV_MAX_CRLS 2 /* issuing CA, and the root when its key is online */
+
+/* Immutable published bytes, shared by reference between threads. */
+typedef struct rev_blob {
+    atomic_int refs;
+    unsigned char *data;
+    size_t len;
+    int64_t this_update, next_update;
+    int64_t number;
+    char etag[48];
+} rev_blob;
+
+typedef struct rev_crl {
+    char ca_id[64];
+    X509 *cert;
+    fp_signer *signer;
+    unsigned char *cert_der; /* for /ca/<id>.crt */
+    int cert_der_len;
+    rev_blob *current;       /* guarded by rev_state.lock */
+} rev_crl;
+
+typedef struct rev_state {
+    const fp_config *cfg;
+    fp_ca *ca;
+    fp_ocsp_responder *ocsp;
+    rev_crl crls[REV_MAX_CRLS];
+    int n_crls;
+    char *pass; /* key passphrase (for the signer renewal), wiped on free */
+    size_t passlen;
+
+    pthread_mutex_t lock;
+    pthread_cond_t wake;     /* stop, or work for the CRL thread */
+    bool stopping;
+    bool threads_started;
+    pthread_t watcher, crl_thread;
+    fp_store *store;         /* the watcher's handle (init uses it first) */
+    fp_store *crl_store;     /* the CRL thread's handle */
+    int64_t seq;             /* change log position */
+    bool crl_dirty;          /* guarded by lock */
+    int64_t dirty_since_ms, last_change_ms;
+} rev_state;
+
+/* Module hooks (listed in src/http/routes.c). */
+int fp_rev_init(fp_http_server *srv, void **state, fp_error *err);
+void fp_rev_stop(void *state);
+void fp_rev_free(void *state);
+
+/* rev_publish.c */
+int rev_publish_start(rev_state *st, fp_error *err);
+void rev_publish_stop(rev_state *st);
+/* Generate and publish the CRL of crls[i] now with store (the CRL
+ * thread's handle, or init's). */
+int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err);
+/* Current CRL of ca_id with a reference (rev_blob_put), or NULL. */
+rev_blob *rev_crl_get(rev_state *st, const char *ca_id);
+void rev_blob_put(rev_blob *b);
+
+#endif
