@@ -13,6 +13,9 @@
  * same serial twice), the writer retries the jobs one by one so only the
  * colliding job fails with FP_ERR_DUPLICATE; its owner re-signs with a
  * fresh serial and submits again.
+ *
+ * Tests only: FLEETPKI_TEST_COMMIT_DELAY_MS=N pauses N ms (<= 10 s) before
+ * each batch, so tests can hold enrollments in flight deterministically.
  */
 #ifndef FP_COMMITTER_H
 #define FP_COMMITTER_H

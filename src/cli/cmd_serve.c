@@ -21,7 +21,8 @@ static const char serve_help[] =
     "and, with --addr-file, written to FILE (\"https=...\" and \"http=...\" lines)\n"
     "once the server accepts connections.  An empty address (--http '')\n"
     "disables that listener.  SIGTERM or SIGINT: finish in-flight requests,\n"
-    "then exit 0.  --quiet drops the per-request log lines (errors stay).\n";
+    "then exit 0.  --quiet drops the per-request log lines (errors stay);\n"
+    "FLEETPKI_DEBUG=1 adds debug lines (commit batches, waits).\n";
 
 int cmd_serve(int argc, char **argv)
 {

@@ -62,9 +62,18 @@ int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
  * form (the caller then uses d2i_X509_REQ), never a different request. */
 X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len);
 
+/* The public half of an EC key (curve OID, point octets) as an EVP_PKEY
+ * that X509_REQ_set_pubkey encodes without OpenSSL 3's encoders. */
+EVP_PKEY *est_ec_public_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen);
+
 /* RFC 7030 4.5.2 CsrAttrs for the label (base64), NULL when "none". */
 int est_csrattrs_build(const fp_est_label *l, const fp_profile *p, unsigned char **out,
                        size_t *len, fp_error *err);
+
+/* PKCS#8 (RFC 5958) DER of an EC private key, built directly (OpenSSL
+ * 3.0's EVP_PKEY2PKCS8 goes through its encoders); *out is
+ * OPENSSL_malloc'd and must be freed with OPENSSL_clear_free. */
+int est_ec_pkcs8(EVP_PKEY *key, unsigned char **out, size_t *outlen, fp_error *err);
 
 /* multipart/mixed body for serverkeygen (RFC 7030 4.4.2).  The parts are
  * (content type, base64 text); boundary is written into boundary (>= 40).

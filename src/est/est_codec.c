@@ -7,6 +7,9 @@
 #include <strings.h>
 
 #include <openssl/asn1.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pkcs7.h>
 #include <openssl/rand.h>
@@ -260,4 +263,98 @@ int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const cha
     *out = buf;
     *len = (size_t)n;
     return FP_ERR_OK;
+}
+
+/* ---- PKCS#8 for server-generated EC keys ---- */
+
+/* Append tag/length/content at *pos (buffer sized by the caller). */
+static void put_tlv(unsigned char *buf, size_t *pos, int constructed, int tag, int cls,
+                    const unsigned char *content, size_t len)
+{
+    unsigned char *p = buf + *pos;
+    ASN1_put_object(&p, constructed, (int)len, tag, cls);
+    if (content != NULL && len > 0)
+        memcpy(p, content, len);
+    *pos = (size_t)(p - buf) + (content != NULL ? len : 0);
+}
+
+int est_ec_pkcs8(EVP_PKEY *key, unsigned char **out, size_t *outlen, fp_error *err)
+{
+    static const unsigned char v1[] = {0x01}, v0[] = {0x00};
+    unsigned char pub[160], d[66], bits[161], *inner = NULL, *alg = NULL, *p8 = NULL;
+    unsigned char *curve_der = NULL, *ecpk_der = NULL;
+    size_t publen = 0, dlen, pos, inner_len, inner_alloc = 0, alg_len, p8_len, bits_len, a1_len;
+    int curve_len, ecpk_len, nid, rc = FP_ERR_OK;
+    char group[64];
+    BIGNUM *priv = NULL;
+
+    *out = NULL;
+    if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC ||
+        !EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL) ||
+        (nid = OBJ_txt2nid(group)) == NID_undef ||
+        !EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub),
+                                         &publen) ||
+        !EVP_PKEY_get_bn_param(key, OSSL_PKEY_PARAM_PRIV_KEY, &priv) ||
+        (dlen = (size_t)(EVP_PKEY_get_bits(key) + 7) / 8) > sizeof(d) ||
+        BN_bn2binpad(priv, d, (int)dlen) != (int)dlen ||
+        (curve_len = i2d_ASN1_OBJECT(OBJ_nid2obj(nid), &curve_der)) <= 0 ||
+        (ecpk_len = i2d_ASN1_OBJECT(OBJ_nid2obj(NID_X9_62_id_ecPublicKey), &ecpk_der)) <= 0 ||
+        publen + 1 > sizeof(bits)) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "reading the generated key");
+        goto out;
+    }
+    /* RFC 5915 ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING,
+     * [1] publicKey BIT STRING } (parameters live in the PKCS#8 algorithm) */
+    bits[0] = 0; /* no unused bits */
+    memcpy(bits + 1, pub, publen);
+    bits_len = (size_t)ASN1_object_size(0, (int)publen + 1, V_ASN1_BIT_STRING);
+    a1_len = (size_t)ASN1_object_size(1, (int)bits_len, 1);
+    inner_len = (size_t)ASN1_object_size(0, 1, V_ASN1_INTEGER) +
+                (size_t)ASN1_object_size(0, (int)dlen, V_ASN1_OCTET_STRING) + a1_len;
+    inner_alloc = (size_t)ASN1_object_size(1, (int)inner_len, V_ASN1_SEQUENCE);
+    inner = OPENSSL_malloc(inner_alloc);
+    alg_len = (size_t)ecpk_len + (size_t)curve_len;
+    alg = OPENSSL_malloc((size_t)ASN1_object_size(1, (int)alg_len, V_ASN1_SEQUENCE));
+    if (inner == NULL || alg == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    pos = 0;
+    put_tlv(inner, &pos, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, inner_len);
+    put_tlv(inner, &pos, 0, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, v1, 1);
+    put_tlv(inner, &pos, 0, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, d, dlen);
+    put_tlv(inner, &pos, 1, 1, V_ASN1_CONTEXT_SPECIFIC, NULL, bits_len);
+    put_tlv(inner, &pos, 0, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL, bits, publen + 1);
+    inner_len = pos;
+    pos = 0;
+    put_tlv(alg, &pos, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, alg_len);
+    memcpy(alg + pos, ecpk_der, (size_t)ecpk_len);
+    memcpy(alg + pos + ecpk_len, curve_der, (size_t)curve_len);
+    alg_len = pos + alg_len;
+    /* RFC 5958 OneAsymmetricKey ::= SEQUENCE { version 0, algorithm, privateKey } */
+    p8_len = (size_t)ASN1_object_size(0, 1, V_ASN1_INTEGER) + alg_len +
+             (size_t)ASN1_object_size(0, (int)inner_len, V_ASN1_OCTET_STRING);
+    p8 = OPENSSL_malloc((size_t)ASN1_object_size(1, (int)p8_len, V_ASN1_SEQUENCE));
+    if (p8 == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    pos = 0;
+    put_tlv(p8, &pos, 1, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, NULL, p8_len);
+    put_tlv(p8, &pos, 0, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, v0, 1);
+    memcpy(p8 + pos, alg, alg_len);
+    pos += alg_len;
+    put_tlv(p8, &pos, 0, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, inner, inner_len);
+    *out = p8;
+    *outlen = pos;
+    p8 = NULL;
+out:
+    OPENSSL_cleanse(d, sizeof(d));
+    OPENSSL_clear_free(inner, inner_alloc);
+    OPENSSL_free(alg);
+    OPENSSL_free(p8);
+    OPENSSL_free(curve_der);
+    OPENSSL_free(ecpk_der);
+    BN_clear_free(priv);
+    return rc;
 }

@@ -50,7 +50,7 @@ static int tlv(const unsigned char **p, const unsigned char *end, int tag, int c
 
 /* EC public key on a named curve from an AlgorithmIdentifier's parameters
  * (the curve OID, DER) and the subjectPublicKey bits. */
-static EVP_PKEY *ec_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
+EVP_PKEY *est_ec_public_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
 {
     unsigned char *par = NULL;
     const unsigned char *q;
@@ -137,7 +137,7 @@ X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
     if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT || pval == NULL ||
         (kbits->flags & 0x07) != 0)
         goto out; /* other key types and explicit curves: general path */
-    if ((key = ec_key(pval, kbits->data, kbits->length)) == NULL)
+    if ((key = est_ec_public_key(pval, kbits->data, kbits->length)) == NULL)
         goto out;
 
     if ((req = X509_REQ_new()) == NULL || !X509_REQ_set_version(req, 0) ||

@@ -373,6 +373,45 @@ static void test_est_label_config(void **state)
     free(c);
 }
 
+/* Our PKCS#8 for EC keys is exactly OpenSSL's. */
+static void test_ec_pkcs8(void **state)
+{
+    static const char *const algs[] = {"p256", "p384", "p521"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(algs) / sizeof(*algs); i++) {
+        EVP_PKEY *k = tu_key(algs[i]), *back = NULL;
+        PKCS8_PRIV_KEY_INFO *inf = EVP_PKEY2PKCS8(k);
+        unsigned char *ours = NULL, *ref = NULL;
+        const unsigned char *p;
+        size_t olen = 0;
+        int rlen;
+        fp_error e = {0};
+
+        assert_int_equal(est_ec_pkcs8(k, &ours, &olen, &e), FP_ERR_OK);
+        rlen = i2d_PKCS8_PRIV_KEY_INFO(inf, &ref);
+        assert_int_equal((int)olen, rlen);
+        assert_memory_equal(ours, ref, olen);
+        p = ours;
+        back = d2i_AutoPrivateKey(NULL, &p, (long)olen);
+        assert_non_null(back);
+        assert_int_equal(EVP_PKEY_eq(back, k), 1);
+        EVP_PKEY_free(back);
+        OPENSSL_clear_free(ours, olen);
+        OPENSSL_clear_free(ref, (size_t)rlen);
+        PKCS8_PRIV_KEY_INFO_free(inf);
+        EVP_PKEY_free(k);
+    }
+    {
+        EVP_PKEY *k = tu_key("ed25519");
+        unsigned char *out = NULL;
+        size_t n = 0;
+        fp_error e = {0};
+        assert_int_not_equal(est_ec_pkcs8(k, &out, &n, &e), FP_ERR_OK); /* EC only */
+        assert_null(out);
+        EVP_PKEY_free(k);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -384,6 +423,7 @@ int main(void)
         cmocka_unit_test(test_csr_fast_parse),
         cmocka_unit_test(test_csr_fast_parse_declines),
         cmocka_unit_test(test_est_label_config),
+        cmocka_unit_test(test_ec_pkcs8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
