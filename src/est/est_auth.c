@@ -113,13 +113,13 @@ static int ours_check(fp_http_req *req, est_identity *id)
     if (fp_serial_hex(X509_get0_serialNumber(req->peer_cert), id->serial) != 0)
         return FP_ERR_STATE;
     snprintf(id->actor, sizeof(id->actor), "est:cert:%s", id->serial);
-    rc = fp_store_cert_get(fp_http_worker_store(req->worker), id->serial, &rec, &err);
-    if (rc != FP_ERR_OK)
-        return rc == FP_ERR_NOT_FOUND ? FP_ERR_STATE : rc;
     /* only certificates meant for TLS client authentication: not our own
      * TLS server or OCSP signer certificates, for instance */
     if (X509_check_purpose(req->peer_cert, X509_PURPOSE_SSL_CLIENT, 0) != 1)
         return FP_ERR_STATE;
+    rc = fp_store_cert_get(fp_http_worker_store(req->worker), id->serial, &rec, &err);
+    if (rc != FP_ERR_OK)
+        return rc == FP_ERR_NOT_FOUND ? FP_ERR_STATE : rc;
     der_len = i2d_X509(req->peer_cert, &der);
     if (der_len <= 0 || (size_t)der_len != rec.der_len ||
         CRYPTO_memcmp(der, rec.der, rec.der_len) != 0 || rec.status != FP_CERT_VALID ||
