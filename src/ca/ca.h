@@ -43,13 +43,20 @@ fp_signer *fp_ca_get0_signer(const fp_ca *ca);
 void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg);
 
 /* Check, build and sign a certificate for req, without storing it.  On
- * success *cert (caller frees) and *rec (fp_cert_rec_clear) describe it. */
+ * success *cert (caller frees) and *rec (fp_cert_rec_clear) describe it.
+ *
+ * For speed the certificate carries the request's SubjectPublicKeyInfo as
+ * encoded bytes (build.c copy_spki): its EVP_PKEY is never decoded, so
+ * X509_get0_pubkey(*cert) returns NULL and X509_check_private_key fails.
+ * Use X509_REQ_get0_pubkey(req->csr) for the key, or decode rec->der
+ * (fp_cert_from_der) when a fully parsed certificate is needed. */
 int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
                fp_cert_rec *rec, fp_error *err);
 
 /* fp_ca_sign, then commit to the store (drawing a new serial on a
  * collision, up to a few times) with an audit row.  Refusals are audited
- * too.  *cert is returned only after the commit. */
+ * too.  *cert is returned only after the commit; its public key is not
+ * decoded (see fp_ca_sign). */
 int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
                 X509 **cert, fp_error *err);
 

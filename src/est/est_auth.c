@@ -60,7 +60,8 @@ static bool verify_peer(est_state *st, const est_label *lb, fp_http_req *req)
             return pc->verdict[li] == 1;
     }
     ctx = X509_STORE_CTX_new();
-    if (ctx != NULL && X509_STORE_CTX_init(ctx, lb->anchors, req->peer_cert, req->peer_chain) == 1)
+    if (ctx != NULL && X509_STORE_CTX_init(ctx, lb->anchors, req->peer_cert, req->peer_chain) == 1 &&
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1)
         ok = X509_verify_cert(ctx) == 1;
     if (!ok && ctx != NULL)
         fp_log(FP_LOG_DEBUG, "id=%s client certificate rejected: %s", req->id,
@@ -112,6 +113,10 @@ static int ours_check(fp_http_req *req, est_identity *id)
     if (fp_serial_hex(X509_get0_serialNumber(req->peer_cert), id->serial) != 0)
         return FP_ERR_STATE;
     snprintf(id->actor, sizeof(id->actor), "est:cert:%s", id->serial);
+    /* only certificates meant for TLS client authentication: not our own
+     * TLS server or OCSP signer certificates, for instance */
+    if (X509_check_purpose(req->peer_cert, X509_PURPOSE_SSL_CLIENT, 0) != 1)
+        return FP_ERR_STATE;
     rc = fp_store_cert_get(fp_http_worker_store(req->worker), id->serial, &rec, &err);
     if (rc != FP_ERR_OK)
         return rc == FP_ERR_NOT_FOUND ? FP_ERR_STATE : rc;

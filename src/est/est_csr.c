@@ -17,6 +17,7 @@
  * explicit curve parameters, attributes not in DER order, any surprise -
  * returns "not handled" and the caller uses d2i_X509_REQ.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/asn1.h>
@@ -48,29 +49,59 @@ static int tlv(const unsigned char **p, const unsigned char *end, int tag, int c
     return 0;
 }
 
-/* EC public key on a named curve from an AlgorithmIdentifier's parameters
- * (the curve OID, DER) and the subjectPublicKey bits. */
-EVP_PKEY *est_ec_public_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
+/* Curve parameters as a key template, decoded once per common curve:
+ * d2i_KeyParams builds the EC group (~25 us), a copy of the template is
+ * several times cheaper.  Read-only once built; copies are per request. */
+static const int cached_curves[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
+static EVP_PKEY *curve_templates[3];
+static pthread_once_t curve_once = PTHREAD_ONCE_INIT;
+
+static EVP_PKEY *params_from_oid(const ASN1_OBJECT *curve)
 {
     unsigned char *par = NULL;
     const unsigned char *q;
-    EVP_PKEY *params = NULL, *key = NULL;
+    EVP_PKEY *params = NULL;
     int parlen = i2d_ASN1_OBJECT(curve, &par);
 
-    if (parlen <= 0)
-        return NULL;
-    q = par;
-    params = d2i_KeyParams(EVP_PKEY_EC, NULL, &q, parlen);
-    if (params != NULL && q == par + parlen) {
-        q = pt;
-        key = d2i_PublicKey(EVP_PKEY_EC, &params, &q, ptlen); /* fills params */
-        if (key == NULL || q != pt + ptlen)
-            key = NULL;
-        else
-            params = NULL; /* now owned as key */
+    if (parlen > 0) {
+        q = par;
+        params = d2i_KeyParams(EVP_PKEY_EC, NULL, &q, parlen);
+        if (params != NULL && q != par + parlen) {
+            EVP_PKEY_free(params);
+            params = NULL;
+        }
     }
-    EVP_PKEY_free(params);
     OPENSSL_free(par);
+    return params;
+}
+
+static void build_templates(void)
+{
+    for (size_t i = 0; i < sizeof(cached_curves) / sizeof(*cached_curves); i++)
+        curve_templates[i] = params_from_oid(OBJ_nid2obj(cached_curves[i]));
+}
+
+/* EC public key on a named curve from an AlgorithmIdentifier's parameters
+ * (the curve OID) and the subjectPublicKey bits. */
+EVP_PKEY *est_ec_public_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
+{
+    const unsigned char *q = pt;
+    EVP_PKEY *params = NULL, *key;
+    int nid = OBJ_obj2nid(curve);
+
+    pthread_once(&curve_once, build_templates);
+    for (size_t i = 0; i < sizeof(cached_curves) / sizeof(*cached_curves); i++)
+        if (nid == cached_curves[i] && curve_templates[i] != NULL)
+            params = EVP_PKEY_dup(curve_templates[i]);
+    if (params == NULL)
+        params = params_from_oid(curve);
+    if (params == NULL)
+        return NULL;
+    key = d2i_PublicKey(EVP_PKEY_EC, &params, &q, ptlen); /* fills params */
+    if (key == NULL || q != pt + ptlen) {
+        EVP_PKEY_free(key != NULL ? key : params);
+        return NULL;
+    }
     return key;
 }
 

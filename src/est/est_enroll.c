@@ -45,6 +45,7 @@ typedef struct enroll_job {
     X509 *old_cert;   /* simplereenroll: the certificate being renewed */
     int attempts;
     struct timespec t_submit, t_done;
+    fp_http_post post; /* hands the job back to its worker: no allocation */
     int rc;
     fp_error err;
 } enroll_job;
@@ -253,8 +254,8 @@ static void committed(void *arg, int rc, const fp_error *err)
     j->rc = rc;
     if (err != NULL && rc != FP_ERR_OK)
         j->err = *err;
-    if (fp_http_worker_post(j->req->worker, finish, j) != FP_ERR_OK)
-        fp_log(FP_LOG_ERROR, "cannot post a commit result: out of memory");
+    j->post = (fp_http_post){finish, j, false, NULL};
+    fp_http_worker_post_item(j->req->worker, &j->post);
 }
 
 static void finish(void *arg)

@@ -56,11 +56,7 @@
 #define LISTEN_BACKLOG 1024
 #define MAX_MODULES 16
 
-typedef struct post_item {
-    void (*fn)(void *);
-    void *arg;
-    struct post_item *next;
-} post_item;
+typedef fp_http_post post_item;
 
 typedef struct listener_ctx {
     fp_http_worker *w;
@@ -588,19 +584,16 @@ static void on_post(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&w->post_mu);
     while (it != NULL) {
         post_item *next = it->next;
-        it->fn(it->arg);
-        free(it);
+        bool heap = it->heap_;
+        it->fn(it->arg); /* may free a caller-owned item */
+        if (heap)
+            free(it);
         it = next;
     }
 }
 
-int fp_http_worker_post(fp_http_worker *w, void (*fn)(void *arg), void *arg)
+void fp_http_worker_post_item(fp_http_worker *w, fp_http_post *it)
 {
-    post_item *it = malloc(sizeof(*it));
-    if (it == NULL)
-        return FP_ERR_NOMEM;
-    it->fn = fn;
-    it->arg = arg;
     it->next = NULL;
     pthread_mutex_lock(&w->post_mu);
     if (w->post_tail)
@@ -610,6 +603,17 @@ int fp_http_worker_post(fp_http_worker *w, void (*fn)(void *arg), void *arg)
     w->post_tail = it;
     pthread_mutex_unlock(&w->post_mu);
     event_active(w->post_ev, EV_READ, 0);
+}
+
+int fp_http_worker_post(fp_http_worker *w, void (*fn)(void *arg), void *arg)
+{
+    post_item *it = malloc(sizeof(*it));
+    if (it == NULL)
+        return FP_ERR_NOMEM;
+    it->fn = fn;
+    it->arg = arg;
+    it->heap_ = true;
+    fp_http_worker_post_item(w, it);
     return FP_ERR_OK;
 }
 
@@ -686,10 +690,11 @@ static void worker_free(fp_http_worker *w)
     for (int k = 0; k < 2; k++)
         if (w->http[k])
             evhttp_free(w->http[k]);
-    it = w->post_head;
+    it = w->post_head; /* posted after the last run: only heap items to drop */
     while (it) {
         post_item *n = it->next;
-        free(it);
+        if (it->heap_)
+            free(it);
         it = n;
     }
     if (w->base)

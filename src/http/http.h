@@ -223,6 +223,16 @@ int fp_http_worker_index(const fp_http_worker *w);
  * thread.  Returns FP_ERR_NOMEM (fn not queued) on allocation failure. */
 int fp_http_worker_post(fp_http_worker *w, void (*fn)(void *arg), void *arg);
 
+/* The same with caller-owned storage, so it cannot fail: set fn and arg
+ * (heap_ false) and keep *item alive until fn runs (fn may free it). */
+typedef struct fp_http_post {
+    void (*fn)(void *arg);
+    void *arg;
+    bool heap_;               /* private */
+    struct fp_http_post *next; /* private */
+} fp_http_post;
+void fp_http_worker_post_item(fp_http_worker *w, fp_http_post *item);
+
 /* Requests currently deferred across all workers (for overload checks). */
 long fp_http_server_inflight(const fp_http_server *srv);
 

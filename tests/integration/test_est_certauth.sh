@@ -77,6 +77,11 @@ openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 
 s=$(est_post "$EST/simplereenroll" "$T/same.b64" --cert "$T/self.crt" --key "$T/self.key")
 expect_status 401 "self-signed client certificate" "$s"
 
+# a certificate of ours that is not for client authentication (the TLS
+# server certificate, EKU serverAuth) does not authenticate a client
+s=$(est_post "$EST/simpleenroll" "$T/same.b64" --cert "$CA/tls.crt" --key "$CA/tls.key")
+expect_status 401 "our TLS server certificate as client certificate" "$s"
+
 # ---- revoked client ----
 fp revoke "$old_serial" --dir "$CA" --reason keyCompromise >/dev/null
 s=$(est_post "$EST/simplereenroll" "$T/same.b64" "${cert[@]}")
