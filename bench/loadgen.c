@@ -45,13 +45,13 @@ typedef enum {
     M_EST_SERVERKEYGEN,
     M_OCSP_POST,
     M_OCSP_GET,
-} mode_t_;
+} lg_mode;
 
 static const char *const mode_names[] = {"est-newconn", "est-keepalive", "est-serverkeygen",
                                          "ocsp-post", "ocsp-get"};
 
 typedef struct opts {
-    mode_t_ mode;
+    lg_mode mode;
     const char *host, *port;
     int concurrency;
     double duration, warmup;
@@ -131,11 +131,11 @@ static void usage(FILE *f)
             "  --server-pid PID    report the server's peak RSS and CPU use\n");
 }
 
-static int parse_mode(const char *s, mode_t_ *m)
+static int parse_mode(const char *s, lg_mode *m)
 {
     for (size_t i = 0; i < sizeof(mode_names) / sizeof(*mode_names); i++)
         if (!strcmp(s, mode_names[i])) {
-            *m = (mode_t_)i;
+            *m = (lg_mode)i;
             return 0;
         }
     return -1;
@@ -280,7 +280,7 @@ fail:
     return NULL;
 }
 
-/* Append printf output to a growing buffer. */
+/* One complete HTTP/1.1 request (head + body) in r->bytes. */
 static int build_req(req *r, const char *method, const char *path, const char *ctype,
                      const char *auth, const unsigned char *body, size_t body_len, int expect)
 {
