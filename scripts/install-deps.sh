@@ -8,7 +8,7 @@ PACKAGES=(
     libssl-dev openssl
     libsqlite3-dev sqlite3
     libevent-dev libjansson-dev libcmocka-dev
-    curl python3 procps
+    curl python3 procps time
     mosquitto mosquitto-clients
 )
 

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# bench/run-est.sh - EST enrollment throughput, latency and server memory.
+#
+# A fresh CA, `fleetpki serve` on free loopback ports, a device client
+# certificate issued by the CA, then three bounded loadgen runs with
+# pre-made P-256 CSRs:
+#   (a) est-newconn       new TCP + full TLS handshake with the client
+#                         certificate for every enrollment (no resumption)
+#   (b) est-keepalive     many enrollments per connection
+#   (c) est-serverkeygen  server-generated keys, keep-alive
+# `openssl speed ecdsap256` runs first in the same run; the crypto ceiling
+# per mode is computed from it (see BENCHMARKS.md for the counting).
+# Afterwards the store is checked to hold at least as many certificates as
+# loadgen received (every answered enrollment was durably committed).
+#
+#   bench/run-est.sh
+#   EST_DURATION=20 EST_CONCURRENCY=64 BENCH_PERF=1 bench/run-est.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DUR=${EST_DURATION:-10}
+CONC=${EST_CONCURRENCY:-64}
+CSRS=${EST_CSRS:-2000}
+
+speed_p256
+
+CA=$W/ca
+"$FLEETPKI" init --dir "$CA" --name "Bench EST" >/dev/null
+HTTPS_PORT=$(free_port)
+HTTP_PORT=$(free_port)
+conf_set "$CA/fleetpki.conf" server https_listen "127.0.0.1:$HTTPS_PORT"
+conf_set "$CA/fleetpki.conf" server http_listen "127.0.0.1:$HTTP_PORT"
+cat "$CA/issuing.crt" "$CA/root.crt" >"$W/trust.pem"
+
+# the device identity that authenticates enrollments (RFC 7030 3.3.2)
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
+    -subj "/CN=bench-device" -out "$W/dev.csr" 2>/dev/null
+"$FLEETPKI" issue --dir "$CA" --csr "$W/dev.csr" --profile device --out "$W/dev.crt" >/dev/null
+
+ok_of() { local v; v=$(result_field "$LAST_RESULT" ok); echo "${v:-0}"; }
+count_certs() { sqlite3 "$CA/fleetpki.db" 'SELECT count(*) FROM certificates'; }
+
+start_server "$CA" "$W/serve.log" "$HTTPS_PORT"
+log "server pid $SERVER_PID on https 127.0.0.1:$HTTPS_PORT"
+common=(--port "$HTTPS_PORT" --cacert "$W/trust.pem" --cert "$W/dev.crt" --key "$W/dev.key"
+        --concurrency "$CONC" --duration "$DUR" --warmup 1 --csr-count "$CSRS"
+        --server-pid "$SERVER_PID")
+
+total_ok=0
+before=$(count_certs)
+run_load "a-newconn" est-newconn "${common[@]}"
+total_ok=$((total_ok + $(ok_of)))
+run_load "b-keepalive" est-keepalive "${common[@]}"
+total_ok=$((total_ok + $(ok_of)))
+run_load "c-serverkeygen" est-serverkeygen "${common[@]}"
+total_ok=$((total_ok + $(ok_of)))
+stop_pid "$SERVER_PID"
+after=$(count_certs)
+stored=$((after - before))
+log "certificates stored during the runs: $stored; measured answers: $total_ok"
+durable="yes ($stored stored >= $total_ok answered in measured windows, warm-up included in stored)"
+[ "$stored" -ge "$total_ok" ] || durable="NO: only $stored stored for $total_ok answered"
+
+# Crypto ceilings on all cores from openssl speed (signatures S, verifies V
+# per enrollment, client and server together, as counted in BENCHMARKS.md).
+ceiling() { awk -v s="$SPEED_SIGN" -v v="$SPEED_VERIFY" -v ns="$1" -v nv="$2" -v c="$(nproc)" \
+    'BEGIN { printf "%.0f", c / (ns / s + nv / v) }'; }
+CEIL_A=$(ceiling 3 7)
+CEIL_B=$(ceiling 1 1)
+CEIL_C=$(ceiling 2 1)
+
+mkdir -p "$RESULTS_DIR"
+{
+    echo "### EST enrollment ($CONC clients, ${DUR} s per run, 1 s warm-up)"
+    echo
+    machine_md
+    echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s"
+    echo "- crypto-only ceiling on $(nproc) cores: (a) ${CEIL_A}/s (3 sign + 7 verify), (b) ${CEIL_B}/s (1 + 1), (c) ${CEIL_C}/s (1 sign + 1 keygen + 1 verify)"
+    echo "- durability check: $durable"
+    echo "- server: \`fleetpki serve ${BENCH_SERVER_ARGS:-}\` (per-request log lines ${BENCH_SERVER_ARGS:+as per these flags}${BENCH_SERVER_ARGS:-on, written to a file}); client certificate auth; TLS 1.3; $CSRS distinct pre-made P-256 CSRs"
+    echo
+    echo "$ROWS_HEADER"
+    printf '%s\n' "${ROWS[@]}"
+} >"$RESULTS_DIR/est.md"
+cat "$RESULTS_DIR/est.md"
