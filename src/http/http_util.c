@@ -177,7 +177,15 @@ int fp_http_basic_parse(const char *header, char **user, char **pass,
         OPENSSL_clear_free(dec, dlen);
         return fp_err_set(err, FP_ERR_ARG, "malformed Basic credentials");
     }
-    *user = strndup((char *)dec, (size_t)(colon - (char *)dec));
+    /* dec is not NUL-terminated: copy with explicit lengths */
+    {
+        size_t ulen = (size_t)(colon - (char *)dec);
+        *user = malloc(ulen + 1);
+        if (*user != NULL) {
+            memcpy(*user, dec, ulen);
+            (*user)[ulen] = '\0';
+        }
+    }
     *passlen = dlen - (size_t)(colon - (char *)dec) - 1;
     *pass = OPENSSL_malloc(*passlen + 1);
     if (*user == NULL || *pass == NULL) {
