@@ -252,6 +252,18 @@ bool fp_http_path_match(const char *pattern, const char *path, const char **wild
  * only, parameters ignored, case-insensitive). */
 bool fp_http_media_type_is(const char *content_type, const char *want);
 
+/* Base64 decoding options for fp_b64_decode. */
+enum {
+    FP_B64_SPACES = 1 << 0,  /* skip CR, LF, space and tab anywhere */
+    FP_B64_URLSAFE = 1 << 1, /* also accept the URL-safe alphabet (RFC 4648 5) */
+};
+
+/* Decode canonical base64 (padding optional but only at the end), as
+ * flags allow.  FP_ERR_ARG if malformed, FP_ERR_TOO_LARGE if the result
+ * would exceed max.  *out is malloc'd. */
+int fp_b64_decode(const char *in, size_t len, unsigned flags, size_t max,
+                  unsigned char **out, size_t *outlen, fp_error *err);
+
 /* Decode base64 text that may contain CR/LF/space/tab anywhere (RFC 8951:
  * EST bodies are base64 with or without line breaks).  Rejects other
  * characters, bad padding and a decoded size above max.  *out is malloc'd. */

@@ -44,75 +44,84 @@ bool fp_http_path_match(const char *pat, const char *path, const char **wild, si
     return *path == '\0';
 }
 
-static int b64_value(unsigned char c)
+/*
+ * Base64 (RFC 4648): the decoding itself is OpenSSL's EVP_DecodeBlock.
+ * Here we only gather the significant characters (skipping line breaks
+ * when allowed, mapping the URL-safe alphabet when allowed), check the
+ * shape (padding only at the end and completing the last quantum, no lone
+ * 6-bit group), and insist on the canonical encoding: re-encoding the
+ * result must give back the input, which rejects non-zero trailing bits.
+ */
+int fp_b64_decode(const char *in, size_t len, unsigned flags, size_t max,
+                  unsigned char **out, size_t *outlen, fp_error *err)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
-int fp_b64_decode_lenient(const char *in, size_t len, size_t max,
-                          unsigned char **out, size_t *outlen, fp_error *err)
-{
+    char *clean = NULL, *again = NULL;
     unsigned char *o = NULL;
-    size_t n = 0, pad = 0, cap;
-    unsigned acc = 0;
-    int bits = 0;
+    size_t n = 0, pad = 0, rem, exact, padded;
+    int rc = FP_ERR_OK;
 
     *out = NULL;
     *outlen = 0;
-    cap = len / 4 * 3 + 3;
-    if (cap > max + 3)
-        cap = max + 3;
-    o = malloc(cap + 1);
-    if (o == NULL)
+    if (len > (max / 3 + 2) * 4 * 2 + 4096) /* far beyond any whitespace */
+        return fp_err_set(err, FP_ERR_TOO_LARGE, "base64 text larger than expected for %zu bytes", max);
+    clean = malloc(len + 4);
+    if (clean == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)in[i];
-        int v;
-        if (c == '\r' || c == '\n' || c == ' ' || c == '\t')
+        char c = in[i];
+        if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
+            if (!(flags & FP_B64_SPACES))
+                goto malformed;
             continue;
+        }
         if (c == '=') {
             pad++;
             continue;
         }
         if (pad > 0)
             goto malformed; /* data after padding */
-        if ((v = b64_value(c)) < 0)
-            goto malformed;
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= max) {
-                free(o);
-                return fp_err_set(err, FP_ERR_TOO_LARGE, "decoded body larger than %zu bytes", max);
-            }
-            o[n++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
+        if (flags & FP_B64_URLSAFE)
+            c = c == '-' ? '+' : c == '_' ? '/' : c;
+        clean[n++] = c;
     }
-    /* RFC 4648 3.5: 2 or 4 leftover bits must be zero, padding must
-     * complete the last quantum; a lone 6-bit leftover is impossible */
-    if (acc != 0 || !((bits == 0 && pad == 0) || (bits == 4 && (pad == 2 || pad == 0)) ||
-                      (bits == 2 && (pad == 1 || pad == 0))))
+    rem = n % 4;
+    if (n == 0 || rem == 1 || pad > 2 || (pad > 0 && (n + pad) % 4 != 0))
         goto malformed;
-    if (n == 0)
+    exact = n / 4 * 3 + (rem == 2 ? 1 : rem == 3 ? 2 : 0);
+    if (exact > max) {
+        rc = fp_err_set(err, FP_ERR_TOO_LARGE, "decoded body larger than %zu bytes", max);
+        goto out;
+    }
+    padded = n;
+    while (padded % 4)
+        clean[padded++] = '=';
+    o = malloc(padded / 4 * 3 + 1);
+    again = malloc(padded + 1);
+    if (o == NULL || again == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    if (EVP_DecodeBlock(o, (const unsigned char *)clean, (int)padded) < 0 ||
+        EVP_EncodeBlock((unsigned char *)again, o, (int)exact) != (int)padded ||
+        memcmp(again, clean, padded) != 0)
         goto malformed;
     *out = o;
-    *outlen = n;
-    return FP_ERR_OK;
+    *outlen = exact;
+    o = NULL;
+    goto out;
 malformed:
+    rc = fp_err_set(err, FP_ERR_ARG, "not valid base64");
+out:
     free(o);
-    return fp_err_set(err, FP_ERR_ARG, "body is not valid base64");
+    free(again);
+    free(clean);
+    return rc;
+}
+
+int fp_b64_decode_lenient(const char *in, size_t len, size_t max,
+                          unsigned char **out, size_t *outlen, fp_error *err)
+{
+    return fp_b64_decode(in, len, FP_B64_SPACES, max, out, outlen, err);
 }
 
 int fp_b64_encode_lines(const unsigned char *in, size_t len, char **out,
@@ -168,7 +177,15 @@ int fp_http_basic_parse(const char *header, char **user, char **pass,
         OPENSSL_clear_free(dec, dlen);
         return fp_err_set(err, FP_ERR_ARG, "malformed Basic credentials");
     }
-    *user = strndup((char *)dec, (size_t)(colon - (char *)dec));
+    /* dec is not NUL-terminated: copy with explicit lengths */
+    {
+        size_t ulen = (size_t)(colon - (char *)dec);
+        *user = malloc(ulen + 1);
+        if (*user != NULL) {
+            memcpy(*user, dec, ulen);
+            (*user)[ulen] = '\0';
+        }
+    }
     *passlen = dlen - (size_t)(colon - (char *)dec) - 1;
     *pass = OPENSSL_malloc(*passlen + 1);
     if (*user == NULL || *pass == NULL) {

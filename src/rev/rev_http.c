@@ -55,61 +55,6 @@ static void http_date(int64_t t, char *buf, size_t size)
     strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm); /* RFC 9110 5.6.7 */
 }
 
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
-}
-
-/* Base64 in either alphabet (RFC 4648 4 and 5), '=' padding optional but
- * only at the end; *out malloc'd.  -1 if malformed or longer than max. */
-static int b64_decode(const char *in, size_t max, unsigned char **out, size_t *outlen)
-{
-    size_t n = strlen(in), o = 0;
-    unsigned acc = 0;
-    int bits = 0;
-    unsigned char *buf;
-
-    *out = NULL;
-    while (n > 0 && in[n - 1] == '=')
-        n--;
-    if (n == 0 || strlen(in) - n > 2 || n % 4 == 1 || n / 4 * 3 + 3 > max + 3)
-        return -1;
-    buf = malloc(n / 4 * 3 + 3);
-    if (buf == NULL)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64val((unsigned char)in[i]);
-        if (v < 0) {
-            free(buf);
-            return -1;
-        }
-        acc = (acc << 6) | (unsigned)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (unsigned char)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (o > max) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *outlen = o;
-    return 0;
-}
-
 static void note_result(fp_http_req *req, const fp_ocsp_result *res)
 {
     static const char *const st[] = {"good", "revoked", "unknown"};
@@ -181,7 +126,8 @@ static int rev_ocsp_get(fp_http_req *req)
     /* RFC 6960 A.1.1: GET {url}/{url-encoding of base-64 of DER}.  A
      * request that does not decode is answered like any malformed one. */
     if (req->rest == NULL || strlen(req->rest) > OCSP_GET_MAX ||
-        b64_decode(req->rest, FP_OCSP_MAX_REQUEST, &der, &len) != 0)
+        fp_b64_decode(req->rest, strlen(req->rest), FP_B64_URLSAFE, FP_OCSP_MAX_REQUEST, &der,
+                      &len, NULL) != FP_ERR_OK)
         return answer(req, (const unsigned char *)"", 0, false);
     rc = answer(req, der, len, true);
     free(der);

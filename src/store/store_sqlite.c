@@ -19,8 +19,7 @@
 #include <sqlite3.h>
 
 #include "../common/util.h"
-#include "sqlite_rev.h"
-#include "store_impl.h"
+#include "sqlite_int.h"
 
 static const char *const migrations[] = {
     /* 1: initial schema */
@@ -73,21 +72,12 @@ static const char *const migrations[] = {
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))
 
-typedef struct {
-    fp_store base;
-    sqlite3 *db;
-    sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
-    sq_rev *rev; /* revocation support, sqlite_rev.c */
-} sqlite_store;
-
-#define DB(s) (((sqlite_store *)(void *)(s))->db)
-
-static int db_err(sqlite_store *s, fp_error *err, const char *what)
+int sq_db_err(sqlite_store *s, fp_error *err, const char *what)
 {
     return fp_err_set(err, FP_ERR_STORE, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static int exec(sqlite_store *s, const char *sql, fp_error *err)
+int sq_exec(sqlite_store *s, const char *sql, fp_error *err)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -98,20 +88,20 @@ static int exec(sqlite_store *s, const char *sql, fp_error *err)
     return FP_ERR_OK;
 }
 
-static int begin(sqlite_store *s, fp_error *err)
+int sq_begin(sqlite_store *s, fp_error *err)
 {
-    return exec(s, "BEGIN IMMEDIATE", err);
+    return sq_exec(s, "BEGIN IMMEDIATE", err);
 }
 
-static int commit(sqlite_store *s, fp_error *err)
+int sq_commit(sqlite_store *s, fp_error *err)
 {
-    int rc = exec(s, "COMMIT", err);
+    int rc = sq_exec(s, "COMMIT", err);
     if (rc == FP_ERR_OK)
         fp_test_crash_point("store-after-commit");
     return rc;
 }
 
-static void rollback(sqlite_store *s)
+void sq_rollback(sqlite_store *s)
 {
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -120,7 +110,7 @@ static void rollback(sqlite_store *s)
 static int prepare(sqlite_store *s, sqlite3_stmt **st, const char *sql, fp_error *err)
 {
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return db_err(s, err, "prepare");
+        return sq_db_err(s, err, "prepare");
     return FP_ERR_OK;
 }
 
@@ -130,7 +120,7 @@ static int migrate(sqlite_store *s, fp_error *err)
     int version = 0, rc;
 
     if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "user_version");
+        return sq_db_err(s, err, "user_version");
     if (sqlite3_step(st) == SQLITE_ROW)
         version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
@@ -140,22 +130,22 @@ static int migrate(sqlite_store *s, fp_error *err)
                           version, N_MIGRATIONS);
     for (int v = version; v < N_MIGRATIONS; v++) {
         char pragma[64];
-        if ((rc = begin(s, err)) != FP_ERR_OK)
+        if ((rc = sq_begin(s, err)) != FP_ERR_OK)
             return rc;
         snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v + 1);
-        if ((rc = exec(s, migrations[v], err)) != FP_ERR_OK ||
-            (rc = exec(s, pragma, err)) != FP_ERR_OK) {
-            rollback(s);
+        if ((rc = sq_exec(s, migrations[v], err)) != FP_ERR_OK ||
+            (rc = sq_exec(s, pragma, err)) != FP_ERR_OK) {
+            sq_rollback(s);
             return rc;
         }
-        if ((rc = commit(s, err)) != FP_ERR_OK)
+        if ((rc = sq_commit(s, err)) != FP_ERR_OK)
             return rc;
     }
     return FP_ERR_OK;
 }
 
 /* Append one audit row inside the caller's transaction. */
-static int audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
+int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
                                fp_error *err)
 {
     int64_t last_id = 0, id, ts = fp_now();
@@ -190,7 +180,7 @@ static int audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
     sqlite3_bind_text(st, 7, prev, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, hash, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_err(s, err, "audit insert");
+        rc = sq_db_err(s, err, "audit insert");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != FP_ERR_OK)
@@ -201,9 +191,23 @@ static int audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
     sqlite3_bind_text(st, 1, idbuf, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
-        rc = db_err(s, err, "audit head");
+        rc = sq_db_err(s, err, "audit head");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
+    return rc;
+}
+
+/* End a write transaction begun with sq_begin: when rc is FP_ERR_OK,
+ * append ev (if any) to the audit chain and commit; otherwise, or if that
+ * fails, roll back.  Returns the final result. */
+int sq_finish_write(sqlite_store *s, const fp_audit_event *ev, int rc, fp_error *err)
+{
+    if (rc == FP_ERR_OK && ev != NULL)
+        rc = sq_audit_append_locked(s, ev, err);
+    if (rc == FP_ERR_OK)
+        rc = sq_commit(s, err);
+    if (rc != FP_ERR_OK)
+        sq_rollback(s);
     return rc;
 }
 
@@ -228,14 +232,14 @@ static int sq_ca_put(fp_store *base, const char *id, const char *parent_id,
     sqlite3_stmt *st = NULL;
     int rc, step;
 
-    if ((rc = begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
         return rc;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO ca (id, parent_id, der, created_at) VALUES (?,?,?,?)"
                            " ON CONFLICT(id) DO UPDATE SET der = excluded.der"
                            " WHERE der = excluded.der",
                            -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "ca insert");
+        rc = sq_db_err(s, err, "ca insert");
         goto out;
     }
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -245,7 +249,7 @@ static int sq_ca_put(fp_store *base, const char *id, const char *parent_id,
     sqlite3_bind_int64(st, 4, fp_now());
     step = sqlite3_step(st);
     if (step != SQLITE_DONE) {
-        rc = db_err(s, err, "ca insert");
+        rc = sq_db_err(s, err, "ca insert");
         goto out;
     }
     if (sqlite3_changes(s->db) == 0) {
@@ -253,14 +257,9 @@ static int sq_ca_put(fp_store *base, const char *id, const char *parent_id,
                         "a different CA is already recorded with id '%s'", id);
         goto out;
     }
-    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
-        goto out;
-    rc = commit(s, err);
 out:
     sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
+    return sq_finish_write(s, ev, rc, err);
 }
 
 static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
@@ -270,7 +269,7 @@ static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
     sqlite3_stmt *st = s->ins_cert;
     int rc;
 
-    if ((rc = begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
         const fp_cert_rec *r = &recs[i];
@@ -292,23 +291,23 @@ static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
             goto out;
         }
         if (step != SQLITE_DONE) {
-            rc = db_err(s, err, "certificate insert");
+            rc = sq_db_err(s, err, "certificate insert");
             goto out;
         }
-        if (evs != NULL && (rc = audit_append_locked(s, &evs[i], err)) != FP_ERR_OK)
+        if (evs != NULL && (rc = sq_audit_append_locked(s, &evs[i], err)) != FP_ERR_OK)
             goto out;
     }
     fp_test_crash_point("store-before-commit");
-    rc = commit(s, err);
+    rc = sq_commit(s, err);
 out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != FP_ERR_OK)
-        rollback(s);
+        sq_rollback(s);
     return rc;
 }
 
-static char *col_strdup(sqlite3_stmt *st, int i)
+char *sq_col_strdup(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return strdup(t ? (const char *)t : "");
@@ -327,8 +326,8 @@ static int row_to_rec(sqlite3_stmt *st, fp_cert_rec *r, fp_error *err)
     snprintf(r->serial, sizeof(r->serial), "%s", (const char *)sqlite3_column_text(st, 0));
     snprintf(r->ca_id, sizeof(r->ca_id), "%s", (const char *)sqlite3_column_text(st, 1));
     snprintf(r->profile, sizeof(r->profile), "%s", (const char *)sqlite3_column_text(st, 2));
-    r->subject = col_strdup(st, 3);
-    r->sans = col_strdup(st, 4);
+    r->subject = sq_col_strdup(st, 3);
+    r->sans = sq_col_strdup(st, 4);
     r->not_before = sqlite3_column_int64(st, 5);
     r->not_after = sqlite3_column_int64(st, 6);
     r->issued_at = sqlite3_column_int64(st, 7);
@@ -363,7 +362,7 @@ static int sq_cert_get(fp_store *base, const char *serial, fp_cert_rec *out,
     else if (step == SQLITE_DONE)
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no certificate with serial %s", serial);
     else
-        rc = db_err(s, err, "certificate lookup");
+        rc = sq_db_err(s, err, "certificate lookup");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
@@ -386,7 +385,7 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
         " ORDER BY issued_at, rowid LIMIT ?7";
 
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "list");
+        return sq_db_err(s, err, "list");
     sqlite3_bind_int(st, 1, f->status);
     sqlite3_bind_int(st, 2, f->expired_only);
     sqlite3_bind_int(st, 3, f->unexpired_only);
@@ -407,7 +406,7 @@ static int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb,
             break;
     }
     if (rc == FP_ERR_OK && step != SQLITE_DONE)
-        rc = db_err(s, err, "list");
+        rc = sq_db_err(s, err, "list");
     sqlite3_finalize(st);
     return rc;
 }
@@ -421,11 +420,11 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
     int rc, cur_status, cur_reason;
     char ca_id[64];
 
-    if ((rc = begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
         return rc;
     if (sqlite3_prepare_v2(s->db, "SELECT status, reason, ca_id FROM certificates WHERE serial = ?",
                            -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "status lookup");
+        rc = sq_db_err(s, err, "status lookup");
         goto out;
     }
     sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
@@ -454,7 +453,7 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
         if (sqlite3_prepare_v2(s->db,
                                "UPDATE certificates SET status = 0, revoked_at = NULL,"
                                " reason = NULL WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
-            rc = db_err(s, err, "status update");
+            rc = sq_db_err(s, err, "status update");
             goto out;
         }
         sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
@@ -466,7 +465,7 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
         if (sqlite3_prepare_v2(s->db,
                                "UPDATE certificates SET status = 1, revoked_at = ?,"
                                " reason = ? WHERE serial = ?", -1, &st, NULL) != SQLITE_OK) {
-            rc = db_err(s, err, "status update");
+            rc = sq_db_err(s, err, "status update");
             goto out;
         }
         sqlite3_bind_int64(st, 1, when);
@@ -474,36 +473,24 @@ static int sq_cert_set_status(fp_store *base, const char *serial, int status,
         sqlite3_bind_text(st, 3, serial, -1, SQLITE_STATIC);
     }
     if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_err(s, err, "status update");
+        rc = sq_db_err(s, err, "status update");
         goto out;
     }
     /* same transaction: a watcher never sees the status without its log row */
     if ((rc = sq_rev_log_change(s->rev, serial, ca_id, err)) != FP_ERR_OK)
         goto out;
-    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
-        goto out;
-    rc = commit(s, err);
 out:
     sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
+    return sq_finish_write(s, ev, rc, err);
 }
 
 static int sq_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err)
 {
     sqlite_store *s = (sqlite_store *)(void *)base;
     int rc;
-    if ((rc = begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
         return rc;
-    if ((rc = audit_append_locked(s, ev, err)) != FP_ERR_OK) {
-        rollback(s);
-        return rc;
-    }
-    rc = commit(s, err);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
+    return sq_finish_write(s, ev, rc, err);
 }
 
 static int sq_audit_head(sqlite_store *s, int64_t *id, char hash[65], fp_error *err)
@@ -516,7 +503,7 @@ static int sq_audit_head(sqlite_store *s, int64_t *id, char hash[65], fp_error *
     if (sqlite3_prepare_v2(s->db, "SELECT key, value FROM meta WHERE key IN"
                                   " ('audit_head_id', 'audit_head_hash')",
                            -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "audit head");
+        return sq_db_err(s, err, "audit head");
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
         const char *v = (const char *)sqlite3_column_text(st, 1);
@@ -544,12 +531,12 @@ static int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *hea
     int rc = FP_ERR_OK, step = SQLITE_DONE;
 
     /* one read transaction: rows and head come from the same snapshot */
-    if ((rc = exec(s, "BEGIN", err)) != FP_ERR_OK)
+    if ((rc = sq_exec(s, "BEGIN", err)) != FP_ERR_OK)
         return rc;
     if (sqlite3_prepare_v2(s->db,
                            "SELECT id, ts, actor, action, object, detail, prev_hash, hash"
                            " FROM audit ORDER BY id", -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "audit read");
+        rc = sq_db_err(s, err, "audit read");
         goto out;
     }
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -570,12 +557,12 @@ static int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *hea
             break;
     }
     if (rc == FP_ERR_OK && step != SQLITE_DONE)
-        rc = db_err(s, err, "audit read");
+        rc = sq_db_err(s, err, "audit read");
     sqlite3_finalize(st);
     if (rc == FP_ERR_OK && head_id != NULL)
         rc = sq_audit_head(s, head_id, head_hash, err);
 out:
-    rollback(s); /* read-only: ends the snapshot */
+    sq_rollback(s); /* read-only: ends the snapshot */
     return rc;
 }
 
@@ -586,13 +573,13 @@ static int sq_check(fp_store *base, fp_error *err)
     int rc = FP_ERR_OK;
 
     if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "integrity_check");
+        return sq_db_err(s, err, "integrity_check");
     if (sqlite3_step(st) == SQLITE_ROW) {
         const char *r = (const char *)sqlite3_column_text(st, 0);
         if (r == NULL || strcmp(r, "ok") != 0)
             rc = fp_err_set(err, FP_ERR_STORE, "integrity_check: %s", r ? r : "?");
     } else {
-        rc = db_err(s, err, "integrity_check");
+        rc = sq_db_err(s, err, "integrity_check");
     }
     sqlite3_finalize(st);
     return rc;
@@ -628,326 +615,11 @@ static int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_c
     return sq_rev_status_changes(REV(base), after, max, cb, arg, err);
 }
 
-/* ---- enrollment tokens ---- */
-
-static int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,
-                        fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    int rc, step;
-
-    if ((rc = begin(s, err)) != FP_ERR_OK)
-        return rc;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO enroll_tokens (id, label, hash, cn_pattern, uses_left,"
-                           " expires_at, created_at) VALUES (?,?,?,?,?,?,?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "token insert");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, t->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->label, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, t->hash, FP_TOKEN_HASH_LEN, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, t->cn_pattern, -1, SQLITE_STATIC);
-    sqlite3_bind_int(st, 5, t->uses_left);
-    sqlite3_bind_int64(st, 6, t->expires_at);
-    sqlite3_bind_int64(st, 7, t->created_at);
-    step = sqlite3_step(st);
-    if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE) {
-        rc = fp_err_set(err, FP_ERR_DUPLICATE, "token id %s exists", t->id);
-        goto out;
-    }
-    if (step != SQLITE_DONE) {
-        rc = db_err(s, err, "token insert");
-        goto out;
-    }
-    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
-        goto out;
-    rc = commit(s, err);
-out:
-    sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
-}
-
-static int token_row(sqlite_store *s, const char *id, fp_token_rec *out, fp_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = FP_ERR_OK, step;
-
-    memset(out, 0, sizeof(*out));
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT id, label, hash, cn_pattern, uses_left, expires_at, created_at"
-                           " FROM enroll_tokens WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "token lookup");
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) {
-        const void *h = sqlite3_column_blob(st, 2);
-        snprintf(out->id, sizeof(out->id), "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(out->label, sizeof(out->label), "%s", (const char *)sqlite3_column_text(st, 1));
-        if (h == NULL || sqlite3_column_bytes(st, 2) != FP_TOKEN_HASH_LEN)
-            rc = fp_err_set(err, FP_ERR_STORE, "token %s has a malformed hash", id);
-        else
-            memcpy(out->hash, h, FP_TOKEN_HASH_LEN);
-        snprintf(out->cn_pattern, sizeof(out->cn_pattern), "%s",
-                 (const char *)sqlite3_column_text(st, 3));
-        out->uses_left = sqlite3_column_int(st, 4);
-        out->expires_at = sqlite3_column_int64(st, 5);
-        out->created_at = sqlite3_column_int64(st, 6);
-    } else if (step == SQLITE_DONE) {
-        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no token %s", id);
-    } else {
-        rc = db_err(s, err, "token lookup");
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *err)
-{
-    return token_row((sqlite_store *)(void *)base, id, out, err);
-}
-
-static int sq_token_use(fp_store *base, const char *id, int64_t now,
-                        const fp_audit_event *ev, fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    fp_token_rec t;
-    int rc;
-
-    if ((rc = begin(s, err)) != FP_ERR_OK)
-        return rc;
-    if ((rc = token_row(s, id, &t, err)) != FP_ERR_OK)
-        goto out;
-    if (t.uses_left <= 0) {
-        rc = fp_err_set(err, FP_ERR_STATE, "token %s is used up", id);
-        goto out;
-    }
-    if (t.expires_at != 0 && now >= t.expires_at) {
-        rc = fp_err_set(err, FP_ERR_STATE, "token %s has expired", id);
-        goto out;
-    }
-    if (sqlite3_prepare_v2(s->db, "UPDATE enroll_tokens SET uses_left = uses_left - 1"
-                                  " WHERE id = ? AND uses_left > 0", -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "token update");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
-        rc = db_err(s, err, "token update");
-        goto out;
-    }
-    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
-        goto out;
-    rc = commit(s, err);
-out:
-    sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
-}
-
-/* ---- pending requests ---- */
-
-#define PENDING_COLS \
-    "id, label, csr_hash, csr, subject, actor, status, serial, created_at, decided_at"
-
-static int pending_row(sqlite3_stmt *st, fp_pending_rec *r, fp_error *err)
-{
-    const void *csr = sqlite3_column_blob(st, 3);
-    int csr_len = sqlite3_column_bytes(st, 3);
-    const unsigned char *serial = sqlite3_column_text(st, 7);
-
-    memset(r, 0, sizeof(*r));
-    r->id = sqlite3_column_int64(st, 0);
-    snprintf(r->label, sizeof(r->label), "%s", (const char *)sqlite3_column_text(st, 1));
-    snprintf(r->csr_hash, sizeof(r->csr_hash), "%s", (const char *)sqlite3_column_text(st, 2));
-    r->csr = malloc(csr_len > 0 ? (size_t)csr_len : 1);
-    r->subject = col_strdup(st, 4);
-    r->actor = col_strdup(st, 5);
-    if (r->csr == NULL || r->subject == NULL || r->actor == NULL) {
-        fp_pending_rec_clear(r);
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    }
-    if (csr_len > 0)
-        memcpy(r->csr, csr, (size_t)csr_len);
-    r->csr_len = (size_t)csr_len;
-    r->status = sqlite3_column_int(st, 6);
-    snprintf(r->serial, sizeof(r->serial), "%s", serial ? (const char *)serial : "");
-    r->created_at = sqlite3_column_int64(st, 8);
-    r->decided_at = sqlite3_column_int64(st, 9);
-    return FP_ERR_OK;
-}
-
-static int pending_query(sqlite_store *s, const char *sql, const char *a, const char *b,
-                         int64_t n, fp_pending_rec *out, fp_error *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc, step;
-
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "pending lookup");
-    if (a != NULL) {
-        sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
-    } else {
-        sqlite3_bind_int64(st, 1, n);
-    }
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        rc = pending_row(st, out, err);
-    else if (step == SQLITE_DONE)
-        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no such pending request");
-    else
-        rc = db_err(s, err, "pending lookup");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int sq_pending_find(fp_store *base, const char *label, const char *csr_hash,
-                           fp_pending_rec *out, fp_error *err)
-{
-    return pending_query((sqlite_store *)(void *)base,
-                         "SELECT " PENDING_COLS " FROM pending_requests"
-                         " WHERE label = ? AND csr_hash = ?", label, csr_hash, 0, out, err);
-}
-
-static int sq_pending_get(fp_store *base, int64_t id, fp_pending_rec *out, fp_error *err)
-{
-    return pending_query((sqlite_store *)(void *)base,
-                         "SELECT " PENDING_COLS " FROM pending_requests WHERE id = ?", NULL,
-                         NULL, id, out, err);
-}
-
-static int sq_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
-                          const fp_audit_event *ev, fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    *id = 0;
-    if ((rc = begin(s, err)) != FP_ERR_OK)
-        return rc;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO pending_requests (label, csr_hash, csr, subject, actor,"
-                           " created_at) VALUES (?,?,?,?,?,?) ON CONFLICT DO NOTHING",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "pending insert");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, r->label, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, r->csr_hash, -1, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, r->csr, (int)r->csr_len, SQLITE_STATIC);
-    sqlite3_bind_text(st, 4, r->subject ? r->subject : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 5, r->actor ? r->actor : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, fp_now());
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_err(s, err, "pending insert");
-        goto out;
-    }
-    if (sqlite3_changes(s->db) == 1) {
-        *id = sqlite3_last_insert_rowid(s->db);
-        if (ev != NULL) {
-            char obj[32];
-            fp_audit_event e = *ev;
-            snprintf(obj, sizeof(obj), "pending:%" PRId64, *id);
-            e.object = obj;
-            if ((rc = audit_append_locked(s, &e, err)) != FP_ERR_OK)
-                goto out;
-        }
-    }
-    rc = commit(s, err);
-    if (rc == FP_ERR_OK && *id == 0) {
-        fp_pending_rec cur;
-        if ((rc = sq_pending_find(base, r->label, r->csr_hash, &cur, err)) == FP_ERR_OK) {
-            *id = cur.id;
-            fp_pending_rec_clear(&cur);
-        }
-    }
-out:
-    sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
-}
-
-static int sq_pending_list(fp_store *base, int status, fp_pending_cb cb, void *arg,
-                           fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    int rc = FP_ERR_OK, step;
-
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " PENDING_COLS " FROM pending_requests"
-                           " WHERE (?1 < 0 OR status = ?1) ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-        return db_err(s, err, "pending list");
-    sqlite3_bind_int(st, 1, status);
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        fp_pending_rec r;
-        if ((rc = pending_row(st, &r, err)) != FP_ERR_OK)
-            break;
-        rc = cb(arg, &r);
-        fp_pending_rec_clear(&r);
-        if (rc != FP_ERR_OK)
-            break;
-    }
-    if (rc == FP_ERR_OK && step != SQLITE_DONE)
-        rc = db_err(s, err, "pending list");
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int sq_pending_decide(fp_store *base, int64_t id, int status, const char *serial,
-                             const fp_audit_event *ev, fp_error *err)
-{
-    sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    if (status != FP_PENDING_ISSUED && status != FP_PENDING_REJECTED)
-        return fp_err_set(err, FP_ERR_ARG, "bad pending status %d", status);
-    if ((rc = begin(s, err)) != FP_ERR_OK)
-        return rc;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE pending_requests SET status = ?, serial = ?, decided_at = ?"
-                           " WHERE id = ? AND status = 0", -1, &st, NULL) != SQLITE_OK) {
-        rc = db_err(s, err, "pending update");
-        goto out;
-    }
-    sqlite3_bind_int(st, 1, status);
-    if (serial)
-        sqlite3_bind_text(st, 2, serial, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, fp_now());
-    sqlite3_bind_int64(st, 4, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = db_err(s, err, "pending update");
-        goto out;
-    }
-    if (sqlite3_changes(s->db) != 1) {
-        rc = fp_err_set(err, FP_ERR_STATE, "request %" PRId64 " is not waiting for a decision", id);
-        goto out;
-    }
-    if (ev != NULL && (rc = audit_append_locked(s, ev, err)) != FP_ERR_OK)
-        goto out;
-    rc = commit(s, err);
-out:
-    sqlite3_finalize(st);
-    if (rc != FP_ERR_OK)
-        rollback(s);
-    return rc;
-}
-
 static int sq_set_autocheckpoint(fp_store *base, int pages, fp_error *err)
 {
     sqlite_store *s = (sqlite_store *)(void *)base;
     if (sqlite3_wal_autocheckpoint(s->db, pages > 0 ? pages : 0) != SQLITE_OK)
-        return db_err(s, err, "wal_autocheckpoint");
+        return sq_db_err(s, err, "wal_autocheckpoint");
     return FP_ERR_OK;
 }
 
@@ -957,7 +629,7 @@ static int sq_checkpoint(fp_store *base, fp_error *err)
     sqlite_store *s = (sqlite_store *)(void *)base;
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-        return db_err(s, err, "wal_checkpoint");
+        return sq_db_err(s, err, "wal_checkpoint");
     return FP_ERR_OK;
 }
 
@@ -1008,9 +680,9 @@ int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
     }
     sqlite3_busy_timeout(s->db, 10000);
     sqlite3_extended_result_codes(s->db, 1);
-    if ((rc = exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
-        (rc = exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
-        (rc = exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
+    if ((rc = sq_exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
+        (rc = sq_exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
+        (rc = sq_exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
         (rc = migrate(s, err)) != FP_ERR_OK ||
         (rc = sq_rev_open(s->db, &s->rev, err)) != FP_ERR_OK)
         goto fail;

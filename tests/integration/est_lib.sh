@@ -13,31 +13,12 @@
 CA=$T/ca
 
 est_start() {
-    fp_new_ca "$CA" >/dev/null
-    if [ -n "${1:-}" ]; then printf '\n%s\n' "$1" >>"$CA/fleetpki.conf"; fi
-    rm -f "$T/addr"
-    "$FLEETPKI" serve --dir "$CA" --https 127.0.0.1:0 --http 127.0.0.1:0 \
-        --threads 2 --addr-file "$T/addr" 2>"$T/server.log" &
-    SRV_PID=$!
-    fp_track "$SRV_PID"
-    for _ in $(seq 1 100); do
-        [ -s "$T/addr" ] && break
-        kill -0 "$SRV_PID" 2>/dev/null || { cat "$T/server.log" >&2; fail "server did not start"; }
-        sleep 0.05
-    done
-    [ -s "$T/addr" ] || fail "server did not report its address"
-    HTTPS=$(sed -n 's/^https=//p' "$T/addr")
-    HTTP=$(sed -n 's/^http=//p' "$T/addr")
+    fp_serve_start "$@"
     # the TLS certificate names localhost and 127.0.0.1
     EST="https://$HTTPS/.well-known/est"
 }
 
-est_stop() {
-    local rc=0
-    kill -TERM "$SRV_PID"
-    wait "$SRV_PID" || rc=$?
-    [ "$rc" = 0 ] || { cat "$T/server.log" >&2; fail "server exited with $rc after SIGTERM"; }
-}
+est_stop() { fp_serve_stop; }
 
 est_csr() {
     local name=$1 subj=$2

@@ -19,31 +19,12 @@
 CA=$T/ca
 
 rev_start() {
-    fp_new_ca "$CA" >/dev/null
-    if [ -n "${1:-}" ]; then printf '\n%s\n' "$1" >>"$CA/fleetpki.conf"; fi
+    FP_HTTP_LISTEN=${REV_HTTP_LISTEN:-127.0.0.1:0} fp_serve_start "$@"
     CHAIN=$T/chain.pem
     cat "$CA/root.crt" "$CA/issuing.crt" >"$CHAIN"
-    rm -f "$T/addr"
-    "$FLEETPKI" serve --dir "$CA" --https 127.0.0.1:0 --http "${REV_HTTP_LISTEN:-127.0.0.1:0}" \
-        --threads 2 --addr-file "$T/addr" 2>"$T/server.log" &
-    SRV_PID=$!
-    fp_track "$SRV_PID"
-    for _ in $(seq 1 200); do
-        [ -s "$T/addr" ] && break
-        kill -0 "$SRV_PID" 2>/dev/null || { cat "$T/server.log" >&2; fail "server did not start"; }
-        sleep 0.05
-    done
-    [ -s "$T/addr" ] || fail "server did not report its address"
-    HTTP=$(sed -n 's/^http=//p' "$T/addr")
-    HTTPS=$(sed -n 's/^https=//p' "$T/addr")
 }
 
-rev_stop() {
-    local rc=0
-    kill -TERM "$SRV_PID"
-    wait "$SRV_PID" || rc=$?
-    [ "$rc" = 0 ] || { cat "$T/server.log" >&2; fail "server exited with $rc after SIGTERM"; }
-}
+rev_stop() { fp_serve_stop; }
 
 rev_issue() {
     local name=$1 cn=$2 profile=${3:-device}

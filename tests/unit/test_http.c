@@ -61,6 +61,29 @@ static void test_b64_rejects(void **state)
     }
 }
 
+static void test_b64_urlsafe(void **state)
+{
+    /* 0xfb 0xff 0xbf encodes as "+/+/" in standard and "-_-_" in URL-safe */
+    static const char *const good[] = {"-_-_", "+/+/", "-_-_-w", "-_-_-w=="};
+    static const char *const bad[] = {"-_-_\n", "-_-_-w=", "-_-_-x", "", "-"};
+    fp_error e = {0};
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+        unsigned char *out = NULL;
+        size_t len = 0;
+        assert_int_equal(fp_b64_decode(good[i], strlen(good[i]), FP_B64_URLSAFE, 100, &out, &len, &e), FP_ERR_OK);
+        assert_true(len == 3 || len == 4);
+        assert_memory_equal(out, "\xfb\xff\xbf", 3);
+        free(out);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        unsigned char *out = NULL;
+        size_t len = 0;
+        if (fp_b64_decode(bad[i], strlen(bad[i]), FP_B64_URLSAFE, 100, &out, &len, &e) == FP_ERR_OK)
+            fail_msg("accepted bad url-safe base64 #%zu", i);
+    }
+}
+
 static void test_b64_size_limit(void **state)
 {
     unsigned char *out = NULL;
@@ -202,6 +225,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_b64_valid_forms),
         cmocka_unit_test(test_b64_rejects),
+        cmocka_unit_test(test_b64_urlsafe),
         cmocka_unit_test(test_b64_size_limit),
         cmocka_unit_test(test_b64_encode_lines_roundtrip),
         cmocka_unit_test(test_basic_valid),

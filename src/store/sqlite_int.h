@@ -1,0 +1,52 @@
+/*
+ * sqlite_int.h - internals shared by the SQLite backend's files
+ * (store_sqlite.c, sqlite_est.c).  Private to src/store.
+ */
+#ifndef FP_SQLITE_INT_H
+#define FP_SQLITE_INT_H
+
+#include <sqlite3.h>
+
+#include "sqlite_rev.h"
+#include "store_impl.h"
+
+typedef struct {
+    fp_store base;
+    sqlite3 *db;
+    sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
+    sq_rev *rev; /* revocation support, sqlite_rev.c */
+} sqlite_store;
+
+/* FP_ERR_STORE with "what: <sqlite message>". */
+int sq_db_err(sqlite_store *s, fp_error *err, const char *what);
+/* Run SQL without results. */
+int sq_exec(sqlite_store *s, const char *sql, fp_error *err);
+/* BEGIN IMMEDIATE: take the write lock now (waits up to busy_timeout). */
+int sq_begin(sqlite_store *s, fp_error *err);
+int sq_commit(sqlite_store *s, fp_error *err);
+/* Roll back if a transaction is open. */
+void sq_rollback(sqlite_store *s);
+/* Text column i as a fresh malloc'd string ("" for NULL); NULL if out of memory. */
+char *sq_col_strdup(sqlite3_stmt *st, int i);
+/* Append one audit row inside the caller's write transaction. */
+int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev, fp_error *err);
+/* End a write transaction: audit + commit when rc is FP_ERR_OK, else roll
+ * back.  Returns the final result. */
+int sq_finish_write(sqlite_store *s, const fp_audit_event *ev, int rc, fp_error *err);
+
+/* sqlite_est.c: enrollment tokens and pending requests (fp_store_ops). */
+int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,
+                 fp_error *err);
+int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *err);
+int sq_token_use(fp_store *base, const char *id, int64_t now, const fp_audit_event *ev,
+                 fp_error *err);
+int sq_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
+                   const fp_audit_event *ev, fp_error *err);
+int sq_pending_find(fp_store *base, const char *label, const char *csr_hash,
+                    fp_pending_rec *out, fp_error *err);
+int sq_pending_get(fp_store *base, int64_t id, fp_pending_rec *out, fp_error *err);
+int sq_pending_list(fp_store *base, int status, fp_pending_cb cb, void *arg, fp_error *err);
+int sq_pending_decide(fp_store *base, int64_t id, int status, const char *serial,
+                      const fp_audit_event *ev, fp_error *err);
+
+#endif
