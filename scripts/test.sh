@@ -17,6 +17,10 @@ cmake --build build -j"$jobs"
 echo "== tests =="
 ctest --test-dir build --output-on-failure -j"$jobs"
 
+echo "== build (clang 14, -Werror, compile only: a second compiler's warnings) =="
+CC=clang-14 cmake -S . -B build-clang -DFP_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-clang -j"$jobs"
+
 echo "== build (ASan + UBSan) =="
 cmake -S . -B build-asan -DFP_WERROR=ON -DFP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
