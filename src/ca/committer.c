@@ -180,6 +180,17 @@ static void *checkpoint_main(void *arg)
     return NULL;
 }
 
+/* Release what start set up, once no thread runs any more. */
+static void committer_free(fp_committer *c)
+{
+    fp_store_close(c->store);
+    fp_store_close(c->ckpt_store);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->ckpt_cv);
+    free(c);
+}
+
 int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err)
 {
     fp_committer *c = calloc(1, sizeof(*c));
@@ -219,12 +230,7 @@ fail:
         pthread_mutex_unlock(&c->mu);
         pthread_join(c->ckpt_thread, NULL);
     }
-    fp_store_close(c->store);
-    fp_store_close(c->ckpt_store);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->ckpt_cv);
-    free(c);
+    committer_free(c);
     return rc;
 }
 
@@ -291,10 +297,5 @@ void fp_committer_stop(fp_committer *c)
     /* leave a short log behind */
     if (fp_store_checkpoint(c->ckpt_store, &err) != FP_ERR_OK)
         fp_log(FP_LOG_WARN, "checkpoint: %s", err.msg);
-    fp_store_close(c->store);
-    fp_store_close(c->ckpt_store);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->ckpt_cv);
-    free(c);
+    committer_free(c);
 }
