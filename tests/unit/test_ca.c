@@ -13,43 +13,20 @@
 #include "common/util.h"
 #include "x509/x509util.h"
 
-typedef struct {
-    char *dir;
-    fp_config cfg;
-    fp_store *store;
-    fp_ca *ca;
-    EVP_PKEY *key;
-} fx;
+typedef tu_ca fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof(*f));
-    fp_init_opts o = {0};
-    fp_error e = {0};
-    char path[1024];
-
-    f->dir = tu_tmpdir();
-    o.dir = f->dir;
-    o.org = "Unit Org";
-    if (fp_ca_init(&o, &e) != 0)
-        fail_msg("init: %s", e.msg);
-    assert_int_equal(fp_config_load(&f->cfg, f->dir, &e), 0);
-    snprintf(path, sizeof(path), "%s/fleetpki.db", f->dir);
-    assert_int_equal(fp_store_open(path, &f->store, &e), 0);
-    assert_int_equal(fp_ca_open(&f->cfg, NULL, 0, &f->ca, &e), 0);
-    f->key = tu_key("p256");
+    fx *f = malloc(sizeof(*f));
+    tu_ca_init(f, "Unit Org", NULL);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    fp_ca_free(f->ca);
-    fp_store_close(f->store);
-    EVP_PKEY_free(f->key);
-    tu_rmdir(f->dir);
-    free(f);
+    tu_ca_clear(*state);
+    free(*state);
     return 0;
 }
 

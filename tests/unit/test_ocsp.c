@@ -21,11 +21,7 @@
 #include "x509/x509util.h"
 
 typedef struct {
-    char *dir;
-    fp_config cfg;
-    fp_store *store;
-    fp_ca *ca;
-    EVP_PKEY *key;
+    tu_ca c;
     fp_ocsp_responder *r;
     X509_STORE *trust;
     X509 *good, *revoked;
@@ -40,9 +36,9 @@ static X509 *issue(fx *f, const char *cn)
     fp_issue_req ir;
 
     snprintf(subj, sizeof(subj), "/CN=%s", cn);
-    req = tu_csr(f->key, subj, NULL, 0, NULL, NULL);
+    req = tu_csr(f->c.key, subj, NULL, 0, NULL, NULL);
     ir = (fp_issue_req){req, "device", 0, "unit"};
-    if (fp_ca_issue(f->ca, f->store, &ir, &x, &e) != 0)
+    if (fp_ca_issue(f->c.ca, f->c.store, &ir, &x, &e) != 0)
         fail_msg("issue: %s", e.msg);
     X509_REQ_free(req);
     return x;
@@ -53,33 +49,22 @@ static void revoke(fx *f, X509 *x, int reason)
     char serial[FP_SERIAL_HEX_MAX];
     fp_error e = {0};
     fp_serial_hex(X509_get0_serialNumber(x), serial);
-    if (fp_ca_revoke(f->store, serial, reason, "unit", &e) != 0)
+    if (fp_ca_revoke(f->c.store, serial, reason, "unit", &e) != 0)
         fail_msg("revoke: %s", e.msg);
 }
 
 static int setup_cache(void **state, bool cache)
 {
     fx *f = calloc(1, sizeof(*f));
-    fp_init_opts o = {0};
     fp_error e = {0};
-    char path[1024];
 
-    f->dir = tu_tmpdir();
-    o.dir = f->dir;
-    o.org = "OCSP Org";
-    if (fp_ca_init(&o, &e) != 0)
-        fail_msg("init: %s", e.msg);
-    assert_int_equal(fp_config_load(&f->cfg, f->dir, &e), 0);
-    f->cfg.ocsp_cache = cache;
-    snprintf(path, sizeof(path), "%s/fleetpki.db", f->dir);
-    assert_int_equal(fp_store_open(path, &f->store, &e), 0);
-    assert_int_equal(fp_ca_open(&f->cfg, NULL, 0, &f->ca, &e), 0);
-    f->key = tu_key("p256");
-    if (fp_ocsp_from_config(&f->cfg, NULL, 0, &f->r, &e) != 0)
+    tu_ca_init(&f->c, "OCSP Org", NULL);
+    f->c.cfg.ocsp_cache = cache; /* the responder reads it; the CA borrows cfg */
+    if (fp_ocsp_from_config(&f->c.cfg, NULL, 0, &f->r, &e) != 0)
         fail_msg("responder: %s", e.msg);
     f->trust = X509_STORE_new();
-    X509_STORE_add_cert(f->trust, fp_ca_get0_root(f->ca));
-    X509_STORE_add_cert(f->trust, fp_ca_get0_cert(f->ca));
+    X509_STORE_add_cert(f->trust, fp_ca_get0_root(f->c.ca));
+    X509_STORE_add_cert(f->trust, fp_ca_get0_cert(f->c.ca));
     f->good = issue(f, "good");
     f->revoked = issue(f, "bad");
     revoke(f, f->revoked, FP_REASON_KEY_COMPROMISE);
@@ -97,10 +82,7 @@ static int teardown(void **state)
     X509_free(f->revoked);
     X509_STORE_free(f->trust);
     fp_ocsp_responder_free(f->r);
-    fp_ca_free(f->ca);
-    fp_store_close(f->store);
-    EVP_PKEY_free(f->key);
-    tu_rmdir(f->dir);
+    tu_ca_clear(&f->c);
     free(f);
     return 0;
 }
@@ -143,7 +125,7 @@ static OCSP_RESPONSE *ask_der(fx *f, const unsigned char *der, size_t len, fp_oc
     fp_error e = {0};
     OCSP_RESPONSE *resp;
 
-    if (fp_ocsp_respond(f->r, f->store, der, len, fp_now(), &out, &out_len, res, &e) != 0)
+    if (fp_ocsp_respond(f->r, f->c.store, der, len, fp_now(), &out, &out_len, res, &e) != 0)
         fail_msg("respond: %s", e.msg);
     p = out;
     resp = d2i_OCSP_RESPONSE(NULL, &p, (long)out_len);
@@ -212,7 +194,7 @@ static int one(fx *f, OCSP_CERTID *id, fp_ocsp_result *res, int *reason)
 static void test_good_revoked_unknown(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     fp_ocsp_result res;
     unsigned char never[16];
     int reason = -2;
@@ -241,7 +223,7 @@ static void test_good_revoked_unknown(void **state)
 static void test_hold_and_reasons(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     X509 *held = issue(f, "held"), *plain = issue(f, "plain");
     fp_ocsp_result res;
     int reason = -2;
@@ -264,7 +246,7 @@ static void test_unauthorized(void **state)
     fp_ocsp_result res;
 
     /* the root is not served by this responder (its key is offline) */
-    assert_non_null(OCSP_request_add0_id(req, cid_of(fp_ca_get0_cert(f->ca), fp_ca_get0_root(f->ca),
+    assert_non_null(OCSP_request_add0_id(req, cid_of(fp_ca_get0_cert(f->c.ca), fp_ca_get0_root(f->c.ca),
                                                      EVP_sha1())));
     resp = ask(f, req, &res);
     assert_int_equal(res.status, OCSP_RESPONSE_STATUS_UNAUTHORIZED);
@@ -276,7 +258,7 @@ static void test_unauthorized(void **state)
 static void test_multiple(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     OCSP_CERTID *ids[4];
     OCSP_RESPONSE *resp;
@@ -288,7 +270,7 @@ static void test_multiple(void **state)
     ids[1] = cid_of(f->revoked, ca, EVP_sha256());
     ids[2] = cid_serial(ca, never, sizeof(never));
     /* a second CA, not served: its certificate is unknown to this signer */
-    ids[3] = cid_of(ca, fp_ca_get0_root(f->ca), EVP_sha1());
+    ids[3] = cid_of(ca, fp_ca_get0_root(f->c.ca), EVP_sha1());
     for (int i = 0; i < 4; i++)
         assert_non_null(OCSP_request_add0_id(req, OCSP_CERTID_dup(ids[i])));
     resp = ask(f, req, &res);
@@ -315,7 +297,7 @@ static void test_multiple(void **state)
 static void test_nonce(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     OCSP_RESPONSE *resp;
     OCSP_BASICRESP *bs;
@@ -349,7 +331,7 @@ static void test_nonce(void **state)
 static void test_nonce_malformed(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     static const unsigned char empty_os[] = {0x04, 0x00};
     static const unsigned char not_os[] = {0x02, 0x01, 0x05};
     const unsigned char *vals[] = {empty_os, not_os};
@@ -379,7 +361,7 @@ static void test_nonce_malformed(void **state)
 static void test_malformed(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     OCSP_RESPONSE *resp;
     fp_ocsp_result res;
@@ -444,7 +426,7 @@ static void test_malformed(void **state)
 static void test_cache_invalidation(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     X509 *dev = issue(f, "cached");
     fp_ocsp_result res;
     fp_ocsp_stats st;
@@ -452,7 +434,7 @@ static void test_cache_invalidation(void **state)
     int64_t seq = 0;
     bool changed = true;
 
-    assert_int_equal(fp_store_status_seq(f->store, &seq, &e), 0);
+    assert_int_equal(fp_store_status_seq(f->c.store, &seq, &e), 0);
     assert_int_equal(one(f, cid_of(dev, ca, EVP_sha1()), &res, NULL), V_OCSP_CERTSTATUS_GOOD);
     assert_false(res.from_cache);
     assert_int_equal(one(f, cid_of(dev, ca, EVP_sha1()), &res, NULL), V_OCSP_CERTSTATUS_GOOD);
@@ -460,11 +442,11 @@ static void test_cache_invalidation(void **state)
     /* another hash algorithm is another cached response */
     assert_int_equal(one(f, cid_of(dev, ca, EVP_sha256()), &res, NULL), V_OCSP_CERTSTATUS_GOOD);
     assert_false(res.from_cache);
-    assert_int_equal(fp_ocsp_watch(f->r, f->store, &seq, &changed, &e), 0);
+    assert_int_equal(fp_ocsp_watch(f->r, f->c.store, &seq, &changed, &e), 0);
     assert_false(changed);
 
     revoke(f, dev, FP_REASON_KEY_COMPROMISE);
-    assert_int_equal(fp_ocsp_watch(f->r, f->store, &seq, &changed, &e), 0);
+    assert_int_equal(fp_ocsp_watch(f->r, f->c.store, &seq, &changed, &e), 0);
     assert_true(changed);
     assert_int_equal(one(f, cid_of(dev, ca, EVP_sha1()), &res, NULL), V_OCSP_CERTSTATUS_REVOKED);
     assert_false(res.from_cache);
@@ -482,7 +464,7 @@ static void test_cache_invalidation(void **state)
 static void test_cache_unknown_short(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     unsigned char never[16] = {0x51, 9, 9};
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     unsigned char *der, *out = NULL;
@@ -494,12 +476,12 @@ static void test_cache_unknown_short(void **state)
     assert_non_null(OCSP_request_add0_id(req, cid_serial(ca, never, sizeof(never))));
     der = req_der(req, &len);
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(fp_ocsp_respond(f->r, f->store, der, len, t, &out, &out_len, &res, &e), 0);
+        assert_int_equal(fp_ocsp_respond(f->r, f->c.store, der, len, t, &out, &out_len, &res, &e), 0);
         assert_int_equal(res.cert_status, V_OCSP_CERTSTATUS_UNKNOWN);
         assert_int_equal(res.from_cache, i == 1);
         free(out);
     }
-    assert_int_equal(fp_ocsp_respond(f->r, f->store, der, len, t + FP_OCSP_UNKNOWN_TTL, &out,
+    assert_int_equal(fp_ocsp_respond(f->r, f->c.store, der, len, t + FP_OCSP_UNKNOWN_TTL, &out,
                                      &out_len, &res, &e), 0);
     assert_false(res.from_cache);
     free(out);
@@ -510,7 +492,7 @@ static void test_cache_unknown_short(void **state)
 static void test_no_cache(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     fp_ocsp_result res;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(one(f, cid_of(f->good, ca, EVP_sha1()), &res, NULL),
@@ -560,17 +542,17 @@ static void test_cache_epoch(void **state)
 static void test_second_ca(void **state)
 {
     fx *f = *state;
-    X509 *root = NULL, *ca = fp_ca_get0_cert(f->ca);
+    X509 *root = NULL, *ca = fp_ca_get0_cert(f->c.ca);
     fp_signer *signer = NULL;
     fp_error e = {0};
     fp_ocsp_result res;
     unsigned char never[16] = {0x61, 1};
 
-    assert_int_equal(fp_crl_load_ca(&f->cfg, f->cfg.root_id, NULL, 0, &root, &signer, &e), 0);
-    assert_int_equal(fp_ocsp_responder_add_ca(f->r, f->cfg.root_id, root, signer, root, &e), 0);
-    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->cfg.root_id, ca, &e), 0);
+    assert_int_equal(fp_crl_load_ca(&f->c.cfg, f->c.cfg.root_id, NULL, 0, &root, &signer, &e), 0);
+    assert_int_equal(fp_ocsp_responder_add_ca(f->r, f->c.cfg.root_id, root, signer, root, &e), 0);
+    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->c.cfg.root_id, ca, &e), 0);
     /* a certificate the root did not issue cannot be its child */
-    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->cfg.root_id, f->good, &e), FP_ERR_ARG);
+    assert_int_equal(fp_ocsp_responder_add_child(f->r, f->c.cfg.root_id, f->good, &e), FP_ERR_ARG);
     assert_int_equal(fp_ocsp_responder_add_child(f->r, "nope", ca, &e), FP_ERR_NOT_FOUND);
     assert_int_equal(one(f, cid_of(ca, root, EVP_sha1()), &res, NULL), V_OCSP_CERTSTATUS_GOOD);
     assert_int_equal(one(f, cid_serial(root, never, sizeof(never)), &res, NULL),
@@ -592,7 +574,7 @@ static void test_second_ca(void **state)
 static void test_signer_renewal(void **state)
 {
     fx *f = *state;
-    X509 *ca = fp_ca_get0_cert(f->ca);
+    X509 *ca = fp_ca_get0_cert(f->c.ca);
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     OCSP_RESPONSE *resp;
     OCSP_BASICRESP *bs;
@@ -602,14 +584,14 @@ static void test_signer_renewal(void **state)
     X509 *before = NULL, *after = NULL, *signer = NULL;
     char path[1024];
 
-    snprintf(path, sizeof(path), "%s/ocsp.crt", f->dir);
+    snprintf(path, sizeof(path), "%s/ocsp.crt", f->c.dir);
     assert_int_equal(fp_cert_read(path, &before, &e), 0);
     /* fresh: nothing to do */
-    assert_int_equal(fp_ocsp_signer_check(&f->cfg, f->ca, f->store, NULL, 0, fp_now(), f->r,
+    assert_int_equal(fp_ocsp_signer_check(&f->c.cfg, f->c.ca, f->c.store, NULL, 0, fp_now(), f->r,
                                           &renewed, &e), 0);
     assert_false(renewed);
     /* seen from far in the future: expired, so renewed */
-    assert_int_equal(fp_ocsp_signer_check(&f->cfg, f->ca, f->store, NULL, 0,
+    assert_int_equal(fp_ocsp_signer_check(&f->c.cfg, f->c.ca, f->c.store, NULL, 0,
                                           fp_now() + 3650LL * 86400, f->r, &renewed, &e), 0);
     assert_true(renewed);
     assert_int_equal(fp_cert_read(path, &after, &e), 0);

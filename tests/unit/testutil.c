@@ -82,3 +82,32 @@ X509_REQ *tu_csr(EVP_PKEY *key, const char *subject, const char *sans,
     X509_NAME_free(name);
     return req;
 }
+
+void tu_ca_init(tu_ca *f, const char *org, const char *algo)
+{
+    fp_init_opts o = {0};
+    fp_error e = {0};
+    char path[1024];
+
+    memset(f, 0, sizeof(*f));
+    f->dir = tu_tmpdir();
+    o.dir = f->dir;
+    o.org = org;
+    o.algo = algo;
+    if (fp_ca_init(&o, &e) != 0)
+        fail_msg("init: %s", e.msg);
+    assert_int_equal(fp_config_load(&f->cfg, f->dir, &e), 0);
+    snprintf(path, sizeof(path), "%s/fleetpki.db", f->dir);
+    assert_int_equal(fp_store_open(path, &f->store, &e), 0);
+    assert_int_equal(fp_ca_open(&f->cfg, NULL, 0, &f->ca, &e), 0);
+    f->key = tu_key("p256");
+}
+
+void tu_ca_clear(tu_ca *f)
+{
+    fp_ca_free(f->ca);
+    fp_store_close(f->store);
+    EVP_PKEY_free(f->key);
+    tu_rmdir(f->dir);
+    memset(f, 0, sizeof(*f));
+}

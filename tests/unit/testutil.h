@@ -10,6 +10,8 @@
 
 #include <openssl/x509.h>
 
+#include "ca/ca.h"
+
 /* A fresh private temp directory (removed by tu_rmdir). */
 char *tu_tmpdir(void);
 void tu_rmdir(char *dir);
@@ -22,5 +24,20 @@ EVP_PKEY *tu_key(const char *algo);
  * value) when extra_nid != 0; signed with key and md (NULL: default). */
 X509_REQ *tu_csr(EVP_PKEY *key, const char *subject, const char *sans,
                  int extra_nid, const char *extra_value, const EVP_MD *md);
+
+/* A fresh CA made by fp_ca_init in a temp dir, with its config, store and
+ * CA opened, and a P-256 key for test requests. */
+typedef struct tu_ca {
+    char *dir;
+    fp_config cfg;
+    fp_store *store;
+    fp_ca *ca;
+    EVP_PKEY *key;
+} tu_ca;
+
+/* Fill f (org name, algorithm: NULL for p256); fails the test on error. */
+void tu_ca_init(tu_ca *f, const char *org, const char *algo);
+/* Close and remove everything tu_ca_init made (f itself is the caller's). */
+void tu_ca_clear(tu_ca *f);
 
 #endif
