@@ -45,10 +45,13 @@ typedef enum {
     M_EST_SERVERKEYGEN,
     M_OCSP_POST,
     M_OCSP_GET,
+    M_FLOOR_NEWCONN,
+    M_FLOOR_KEEPALIVE,
 } lg_mode;
 
 static const char *const mode_names[] = {"est-newconn", "est-keepalive", "est-serverkeygen",
-                                         "ocsp-post", "ocsp-get"};
+                                         "ocsp-post", "ocsp-get", "floor-newconn",
+                                         "floor-keepalive"};
 
 typedef struct opts {
     lg_mode mode;
@@ -106,6 +109,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: loadgen MODE [options]\n"
             "modes: est-newconn | est-keepalive | est-serverkeygen | ocsp-post | ocsp-get\n"
+            "       floor-newconn | floor-keepalive: GET /.well-known/est/cacerts (or --path)\n"
+            "       on new / kept-alive connections: the TLS + HTTP cost with no enrollment\n"
             "  --host H            loopback address (default 127.0.0.1)\n"
             "  --port P            required\n"
             "  --concurrency N     clients, one connection each (default 64)\n"
@@ -142,6 +147,7 @@ static int parse_mode(const char *s, lg_mode *m)
 }
 
 static bool is_est(void) { return O.mode <= M_EST_SERVERKEYGEN; }
+static bool is_floor(void) { return O.mode == M_FLOOR_NEWCONN || O.mode == M_FLOOR_KEEPALIVE; }
 
 static int parse_opts(int argc, char **argv)
 {
@@ -215,7 +221,7 @@ static int parse_opts(int argc, char **argv)
         fprintf(stderr, "loadgen: bad or missing option (need --port; duration in (0, 600])\n");
         return -1;
     }
-    if (!is_est() && O.issuer == NULL) {
+    if (!is_est() && !is_floor() && O.issuer == NULL) {
         fprintf(stderr, "loadgen: OCSP modes need --issuer\n");
         return -1;
     }
@@ -263,6 +269,12 @@ static SSL_CTX *make_ctx(void)
     /* every new connection must pay a full handshake */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    /* Send the --cert file's certificates as they are.  Without this,
+     * OpenSSL builds the client's chain from the --cacert store on every
+     * handshake (verifying its own chain: 2 ECDSA verifications) and sends
+     * the issuing CA and root along, which the server then has to parse.
+     * A device sends what it was provisioned with. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     if (O.cacert != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, O.cacert, NULL) != 1)
             goto fail;
@@ -342,6 +354,17 @@ static int prepare_requests(void)
         free(b);
         auth_hdr = auth;
     }
+    if (is_floor()) {
+        /* one request, repeated: what a connection costs the server with
+         * no enrollment work (cacerts is served from memory) */
+        REQS = calloc(1, sizeof(*REQS));
+        if (REQS == NULL || build_req(&REQS[0], "GET", O.path ? O.path : "/.well-known/est/cacerts",
+                                      NULL, auth_hdr, NULL, 0, -1) != 0)
+            goto out;
+        N_REQS = 1;
+        rc = 0;
+        goto out;
+    }
     if (is_est()) {
         const char *op = O.mode == M_EST_SERVERKEYGEN ? "serverkeygen"
                          : O.reenroll                ? "simplereenroll"
@@ -410,6 +433,8 @@ static int validate(const lg_resp *r, const req *q, uint64_t k)
     switch (O.mode) {
     case M_EST_NEWCONN:
     case M_EST_KEEPALIVE:
+    case M_FLOOR_NEWCONN:
+    case M_FLOOR_KEEPALIVE:
         if (strncasecmp(r->ctype, "application/pkcs7-mime", 22) != 0)
             return -1;
         return full ? lg_check_pkcs7_b64(r->body, r->body_len) : 0;
@@ -448,7 +473,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     lg_conn c;
     uint64_t k = (uint64_t)w->id * 7919u;
-    bool fresh = O.mode == M_EST_NEWCONN;
+    bool fresh = O.mode == M_EST_NEWCONN || O.mode == M_FLOOR_NEWCONN;
 
     lg_conn_init(&c);
     for (;;) {
@@ -603,7 +628,7 @@ int main(int argc, char **argv)
         return 2;
     T.addr = &ss;
     T.io_timeout_ms = O.timeout_ms;
-    if (is_est() && (T.ctx = make_ctx()) == NULL)
+    if ((is_est() || is_floor()) && (T.ctx = make_ctx()) == NULL)
         return 1;
     {
         uint64_t p0 = now_ns();
