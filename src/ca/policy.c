@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "policy.h"
 
+#include "../x509/x509util.h"
+
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <fnmatch.h>
@@ -351,7 +353,7 @@ int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
         rc = fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
         goto out;
     }
-    if (X509_REQ_verify(req, pk) != 1) {
+    if (fp_csr_verify(req) != 1) {
         rc = fp_err_set(err, FP_ERR_CSR_POP,
                         "CSR signature does not verify: no proof of possession of the key");
         goto out;

@@ -475,7 +475,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     }
     /* serverkeygen: the client's CSR must still prove possession of its
      * key (RFC 7030 4.4.1); for the other operations fp_policy_check does */
-    if (op == EST_KEYGEN && X509_REQ_verify(csr, X509_REQ_get0_pubkey(csr)) != 1) {
+    if (op == EST_KEYGEN && fp_csr_verify(csr) != 1) {
         fp_err_set(&err, FP_ERR_CSR_POP, "CSR signature does not verify");
         est_answer_error(req, &err);
         goto out;

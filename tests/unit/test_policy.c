@@ -1,11 +1,14 @@
 /* test_policy.c - every CSR policy rule, accepted and refused. */
 #include "testutil.h"
 
+#include <stdbool.h>
 #include <string.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "ca/policy.h"
+#include "x509/x509util.h"
 
 static fp_profile device, server, subca;
 static EVP_PKEY *p256;
@@ -75,6 +78,118 @@ static void test_pop_wrong_key(void **state)
     assert_true(X509_REQ_set_pubkey(req, other));
     expect(&device, req, FP_ERR_CSR_POP);
     EVP_PKEY_free(other);
+}
+
+/* DER of req (test helper; OPENSSL_malloc'd). */
+static unsigned char *req_der(X509_REQ *req, int *len)
+{
+    unsigned char *der = NULL;
+    *len = i2d_X509_REQ(req, &der);
+    assert_true(*len > 0);
+    return der;
+}
+
+static X509_REQ *req_from(const unsigned char *der, int len)
+{
+    const unsigned char *p = der;
+    X509_REQ *req = d2i_X509_REQ(NULL, &p, len);
+    if (req != NULL && p != der + len) {
+        X509_REQ_free(req);
+        req = NULL;
+    }
+    return req;
+}
+
+/* fp_csr_verify's EC fast path (P-256/384/521 x SHA-256/384/512) and the
+ * general path (RSA, Ed25519) accept good requests, parsed or built */
+static void test_pop_curves_and_digests(void **state)
+{
+    const char *algos[] = {"p256", "p384", "p521", "rsa2048", "ed25519"};
+    const char *mds[] = {"SHA256", "SHA384", "SHA512"};
+    (void)state;
+    for (size_t a = 0; a < sizeof(algos) / sizeof(*algos); a++) {
+        EVP_PKEY *k = tu_key(algos[a]);
+        bool eddsa = strcmp(algos[a], "ed25519") == 0;
+        for (size_t m = 0; m < (eddsa ? 1 : 3); m++) {
+            EVP_MD *md = eddsa ? NULL : EVP_MD_fetch(NULL, mds[m], NULL);
+            X509_REQ *req = tu_csr(k, "/CN=a", NULL, 0, NULL, md), *parsed;
+            unsigned char *der;
+            int len;
+            assert_int_equal(fp_csr_verify(req), 1);
+            der = req_der(req, &len);
+            parsed = req_from(der, len);
+            assert_non_null(parsed);
+            assert_int_equal(fp_csr_verify(parsed), 1);
+            X509_REQ_free(parsed);
+            OPENSSL_free(der);
+            EVP_MD_free(md);
+            /* the device profile allows P-256/P-384 curves only */
+            expect(&device, req, strcmp(algos[a], "p521") ? FP_ERR_OK : FP_ERR_CSR_KEY_SIZE);
+        }
+        EVP_PKEY_free(k);
+    }
+}
+
+/* Every single-bit change of a request that still parses must get the
+ * same verdict from fp_csr_verify as from OpenSSL's X509_REQ_verify. */
+static void test_pop_agrees_with_openssl(void **state)
+{
+    const char *algos[] = {"p256", "p384", "rsa2048"};
+    (void)state;
+    for (size_t a = 0; a < sizeof(algos) / sizeof(*algos); a++) {
+        EVP_PKEY *k = tu_key(algos[a]);
+        X509_REQ *req = tu_csr(k, "/CN=sensor-1/O=Acme", "DNS:a.example", 0, NULL, NULL);
+        int len, parsed = 0, refused = 0;
+        unsigned char *der = req_der(req, &len);
+        for (int i = 0; i < len * 8; i += (i % 8 == 7) ? 1 : 3) {
+            X509_REQ *m;
+            EVP_PKEY *pk;
+            der[i / 8] ^= (unsigned char)(1u << (i % 8));
+            if ((m = req_from(der, len)) != NULL) {
+                int ours = fp_csr_verify(m);
+                pk = X509_REQ_get0_pubkey(m);
+                int theirs = pk != NULL && X509_REQ_verify(m, pk) == 1;
+                ERR_clear_error();
+                if (ours != theirs)
+                    fail_msg("%s: bit %d: fp_csr_verify %d, X509_REQ_verify %d", algos[a], i,
+                             ours, theirs);
+                parsed++;
+                refused += !ours;
+                X509_REQ_free(m);
+            }
+            der[i / 8] ^= (unsigned char)(1u << (i % 8));
+        }
+        /* the mutations did reach the signed bytes and the signature */
+        assert_true(parsed > 50);
+        assert_true(refused > 50);
+        OPENSSL_free(der);
+        X509_REQ_free(req);
+        EVP_PKEY_free(k);
+    }
+}
+
+/* a public key that is not a point on its curve is never accepted */
+static void test_pop_point_off_curve(void **state)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=a", NULL, 0, NULL, NULL), *bad;
+    X509_PUBKEY *xpk = X509_REQ_get_X509_PUBKEY(req);
+    const unsigned char *pt = NULL;
+    unsigned char *der;
+    int ptlen = 0, len;
+    (void)state;
+    assert_true(X509_PUBKEY_get0_param(NULL, &pt, &ptlen, NULL, xpk));
+    assert_int_equal(ptlen, 65);
+    der = req_der(req, &len);
+    /* the last octet of the point's y coordinate, found in the DER */
+    for (int i = 0; i + ptlen <= len; i++)
+        if (memcmp(der + i, pt, (size_t)ptlen) == 0)
+            der[i + ptlen - 1] ^= 0x01;
+    bad = req_from(der, len);
+    assert_non_null(bad);
+    assert_int_equal(fp_csr_verify(bad), 0);
+    expect(&device, bad, FP_ERR_CSR_MALFORMED);
+    OPENSSL_free(der);
+    X509_REQ_free(req);
 }
 
 static void test_weak_sig_alg(void **state)
@@ -255,6 +370,9 @@ int main(void)
         cmocka_unit_test(test_algorithms_accepted),
         cmocka_unit_test(test_pop_tampered),
         cmocka_unit_test(test_pop_wrong_key),
+        cmocka_unit_test(test_pop_curves_and_digests),
+        cmocka_unit_test(test_pop_agrees_with_openssl),
+        cmocka_unit_test(test_pop_point_off_curve),
         cmocka_unit_test(test_weak_sig_alg),
         cmocka_unit_test(test_rsa_too_small_and_large),
         cmocka_unit_test(test_alg_not_allowed),
