@@ -51,6 +51,10 @@ typedef struct est_identity {
 /* Degenerate certs-only SignedData (RFC 7030 4.1.3 / 4.2.3) of certs,
  * base64 with line breaks.  *out malloc'd. */
 int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error *err);
+/* The same from already-encoded certificates ders[i] (lens[i] octets
+ * each, at most 64 KiB), copied in order as they are. */
+int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens, size_t n,
+                           char **out, size_t *len, fp_error *err);
 
 /* Decode an EST base64 body (RFC 8951: line breaks tolerated, and
  * Content-Transfer-Encoding must be absent or "base64") into a CSR. */

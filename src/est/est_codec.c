@@ -1,6 +1,7 @@
 /* est_codec.c - EST wire formats: certs-only PKCS#7, CSR bodies, CsrAttrs,
  * multipart/mixed.  See est.h. */
 #define _POSIX_C_SOURCE 200809L
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,41 +19,102 @@
 #include "../x509/x509util.h"
 #include "est.h"
 
-int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error *err)
+#define CERT_DER_MAX (64 * 1024) /* per certificate; ours are ~0.5-2 KiB */
+
+int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens, size_t n,
+                           char **out, size_t *len, fp_error *err)
 {
-    PKCS7 *p7 = NULL;
-    PKCS7_SIGNED *sd;
-    unsigned char *der = NULL;
-    int der_len, rc;
+    unsigned char *oid_sd = NULL, *oid_data = NULL, *ver = NULL, *buf = NULL, *p;
+    ASN1_INTEGER *one = NULL;
+    int l_sd, l_data, l_ver, certs = 0, certs_tlv, encap, sd_content, sd, expl, ci_content, total;
+    int rc;
 
     *out = NULL;
     /* RFC 7030 4.1.3: a certs-only CMC Simple PKI Response is a SignedData
-     * with no signers and no content (RFC 5272 4.1) */
-    p7 = PKCS7_new();
-    if (p7 == NULL || !PKCS7_set_type(p7, NID_pkcs7_signed) ||
-        !PKCS7_content_new(p7, NID_pkcs7_data)) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 build");
-        goto out;
+     * with no signers and no encapsulated content (RFC 5272 4.1):
+     *   ContentInfo { signedData, [0] EXPLICIT SignedData {
+     *     version 1, digestAlgorithms {}, encapContentInfo { id-data },
+     *     certificates [0] IMPLICIT (the DER given, in order), signerInfos {} } }
+     * The certificates are copied as they were encoded; OpenSSL encodes
+     * every other element and writes the headers (ASN1_put_object). */
+    if (n == 0)
+        return fp_err_set(err, FP_ERR_ARG, "no certificates to send");
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] == 0 || lens[i] > CERT_DER_MAX || (size_t)certs + lens[i] > INT_MAX / 2)
+            return fp_err_set(err, FP_ERR_ARG, "certificate %zu: bad encoded length", i);
+        certs += (int)lens[i];
     }
-    /* no eContent at all (not an empty one), as RFC 5272 4.1 shows */
-    sd = p7->d.sign;
-    ASN1_OCTET_STRING_free(sd->contents->d.data);
-    sd->contents->d.data = NULL;
-    for (int i = 0; i < sk_X509_num(certs); i++) {
-        if (!PKCS7_add_certificate(p7, sk_X509_value(certs, i))) {
-            rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 add certificate");
-            goto out;
-        }
-    }
-    der_len = i2d_PKCS7(p7, &der);
-    if (der_len <= 0) {
+    one = ASN1_INTEGER_new();
+    if (one == NULL || !ASN1_INTEGER_set(one, 1) || (l_ver = i2d_ASN1_INTEGER(one, &ver)) <= 0 ||
+        (l_sd = i2d_ASN1_OBJECT(OBJ_nid2obj(NID_pkcs7_signed), &oid_sd)) <= 0 ||
+        (l_data = i2d_ASN1_OBJECT(OBJ_nid2obj(NID_pkcs7_data), &oid_data)) <= 0) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 encode");
         goto out;
     }
-    rc = fp_b64_encode_lines(der, (size_t)der_len, out, len, err);
+    certs_tlv = ASN1_object_size(1, certs, 0);
+    encap = ASN1_object_size(1, l_data, V_ASN1_SEQUENCE);
+    sd_content = l_ver + 2 + encap + certs_tlv + 2; /* the two empty SETs: 31 00 */
+    sd = ASN1_object_size(1, sd_content, V_ASN1_SEQUENCE);
+    expl = ASN1_object_size(1, sd, 0);
+    ci_content = l_sd + expl;
+    total = ASN1_object_size(1, ci_content, V_ASN1_SEQUENCE);
+    if (certs_tlv < 0 || encap < 0 || sd < 0 || expl < 0 || total < 0 ||
+        (buf = OPENSSL_malloc((size_t)total)) == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    p = buf;
+    ASN1_put_object(&p, 1, ci_content, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(p, oid_sd, (size_t)l_sd), p += l_sd;
+    ASN1_put_object(&p, 1, sd, 0, V_ASN1_CONTEXT_SPECIFIC);
+    ASN1_put_object(&p, 1, sd_content, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(p, ver, (size_t)l_ver), p += l_ver;
+    ASN1_put_object(&p, 1, 0, V_ASN1_SET, V_ASN1_UNIVERSAL);
+    ASN1_put_object(&p, 1, l_data, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(p, oid_data, (size_t)l_data), p += l_data;
+    ASN1_put_object(&p, 1, certs, 0, V_ASN1_CONTEXT_SPECIFIC);
+    for (size_t i = 0; i < n; i++)
+        memcpy(p, ders[i], lens[i]), p += lens[i];
+    ASN1_put_object(&p, 1, 0, V_ASN1_SET, V_ASN1_UNIVERSAL);
+    if (p != buf + total) {
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "PKCS7 length mismatch");
+        goto out;
+    }
+    rc = fp_b64_encode_lines(buf, (size_t)total, out, len, err);
 out:
-    OPENSSL_free(der);
-    PKCS7_free(p7);
+    OPENSSL_free(buf);
+    OPENSSL_free(oid_sd);
+    OPENSSL_free(oid_data);
+    OPENSSL_free(ver);
+    ASN1_INTEGER_free(one);
+    return rc;
+}
+
+int est_certs_only_b64(STACK_OF(X509) *certs, char **out, size_t *len, fp_error *err)
+{
+    int n = sk_X509_num(certs), rc = FP_ERR_OK;
+    unsigned char **ders = calloc((size_t)(n > 0 ? n : 1), sizeof(*ders));
+    size_t *lens = calloc((size_t)(n > 0 ? n : 1), sizeof(*lens));
+
+    *out = NULL;
+    if (ders == NULL || lens == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    for (int i = 0; i < n && rc == FP_ERR_OK; i++) {
+        int l = i2d_X509(sk_X509_value(certs, i), &ders[i]);
+        if (l <= 0)
+            rc = fp_err_set(err, FP_ERR_CRYPTO, "certificate encode");
+        lens[i] = l > 0 ? (size_t)l : 0;
+    }
+    if (rc == FP_ERR_OK)
+        rc = est_certs_only_der_b64((const unsigned char *const *)ders, lens, (size_t)n, out, len,
+                                    err);
+out:
+    for (int i = 0; ders != NULL && i < n; i++)
+        OPENSSL_free(ders[i]);
+    free(ders);
+    free(lens);
     return rc;
 }
 

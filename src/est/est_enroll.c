@@ -37,6 +37,8 @@ typedef struct enroll_job {
     est_op op;
     X509_REQ *csr;    /* the request actually signed (ours for keygen) */
     X509 *cert;
+    char *cert_b64;   /* the answer's certs-only PKCS#7, built before the commit */
+    size_t cert_b64_len;
     EVP_PKEY *key;    /* serverkeygen: never stored, freed after the reply */
     bool encrypt_key; /* RFC 7030 4.4.1.2 */
     X509 *recipient;  /* the client certificate to encrypt to (own reference:
@@ -71,6 +73,7 @@ static void job_free(enroll_job *j)
         return;
     X509_REQ_free(j->csr);
     X509_free(j->cert);
+    free(j->cert_b64);
     EVP_PKEY_free(j->key);
     X509_free(j->old_cert);
     X509_free(j->recipient);
@@ -79,24 +82,10 @@ static void job_free(enroll_job *j)
 
 /* ---- responses ---- */
 
-static void reply_cert(fp_http_req *req, X509 *cert)
+static void reply_cert(fp_http_req *req, const char *b64, size_t len)
 {
-    STACK_OF(X509) *sk = sk_X509_new_null();
-    char *b64 = NULL;
-    size_t len = 0;
-    fp_error err = {0};
-
-    if (sk == NULL || !sk_X509_push(sk, cert) ||
-        est_certs_only_b64(sk, &b64, &len, &err) != FP_ERR_OK) {
-        if (err.code == FP_ERR_OK)
-            fp_err_set(&err, FP_ERR_NOMEM, NULL);
-        est_answer_error(req, &err);
-    } else {
-        fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
-        fp_http_reply(req, 200, EST_CT_PKCS7, b64, len);
-    }
-    sk_X509_free(sk);
-    free(b64);
+    fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
+    fp_http_reply(req, 200, EST_CT_PKCS7, b64, len);
 }
 
 /* RFC 7030 4.4.2: the key as CMS SignedData(EnvelopedData(PKCS#8)),
@@ -143,10 +132,9 @@ out:
 static void reply_keygen(enroll_job *j)
 {
     fp_http_req *req = j->req;
-    STACK_OF(X509) *sk = sk_X509_new_null();
     PKCS8_PRIV_KEY_INFO *p8inf = NULL;
     unsigned char *p8 = NULL, *enc = NULL;
-    char *b64_key = NULL, *b64_cert = NULL, *body = NULL, boundary[48], ct[96];
+    char *b64_key = NULL, *body = NULL, boundary[48], ct[96];
     size_t b64_key_len = 0, blen = 0, enc_len = 0;
     int p8len;
     fp_error err = {0};
@@ -162,7 +150,7 @@ static void reply_keygen(enroll_job *j)
         p8len = p8inf ? i2d_PKCS8_PRIV_KEY_INFO(p8inf, &p8) : -1;
         PKCS8_PRIV_KEY_INFO_free(p8inf); /* wipes the key octets */
     }
-    if (p8len <= 0 || sk == NULL || !sk_X509_push(sk, j->cert)) {
+    if (p8len <= 0) {
         rc = fp_err_set(&err, FP_ERR_CRYPTO, "encoding the generated key");
         goto out;
     }
@@ -174,11 +162,10 @@ static void reply_keygen(enroll_job *j)
                FP_ERR_OK) {
         goto out;
     }
-    if ((rc = est_certs_only_b64(sk, &b64_cert, NULL, &err)) != FP_ERR_OK ||
-        (rc = est_multipart(j->encrypt_key ? "application/pkcs7-mime; smime-type=server-generated-key"
+    if ((rc = est_multipart(j->encrypt_key ? "application/pkcs7-mime; smime-type=server-generated-key"
                                            : "application/pkcs8",
-                            b64_key, EST_CT_PKCS7, b64_cert, boundary, &body, &blen, &err)) !=
-            FP_ERR_OK)
+                            b64_key, EST_CT_PKCS7, j->cert_b64, boundary, &body, &blen, &err)) !=
+        FP_ERR_OK)
         goto out;
     snprintf(ct, sizeof(ct), "multipart/mixed; boundary=%s", boundary);
     fp_http_reply_secret(req, 200, ct, body, blen); /* wiped once sent */
@@ -194,8 +181,6 @@ out:
     if (body != NULL)
         OPENSSL_clear_free(body, blen);
     OPENSSL_free(enc);
-    free(b64_cert);
-    sk_X509_free(sk);
 }
 
 /* ---- signing and commit ---- */
@@ -232,6 +217,14 @@ static int sign_and_submit(enroll_job *j)
         return fp_err_set(&j->err, FP_ERR_CSR_SUBJECT,
                           "Subject or SubjectAltName differs from the certificate being renewed "
                           "(RFC 7030 4.2.2)");
+    }
+    /* the answer is encoded now, from the exact bytes being stored */
+    free(j->cert_b64);
+    j->cert_b64 = NULL;
+    if ((rc = est_certs_only_der_b64((const unsigned char *const *)&rec.der, &rec.der_len, 1,
+                                     &j->cert_b64, &j->cert_b64_len, &j->err)) != FP_ERR_OK) {
+        fp_cert_rec_clear(&rec);
+        return rc;
     }
     snprintf(detail, sizeof(detail), "{\"profile\":\"%s\",\"via\":\"est/%s\"}", profile,
              j->op == EST_REENROLL ? "simplereenroll" : j->op == EST_KEYGEN ? "serverkeygen"
@@ -298,7 +291,7 @@ static void finish(void *arg)
     if (j->op == EST_KEYGEN)
         reply_keygen(j);
     else
-        reply_cert(req, j->cert);
+        reply_cert(req, j->cert_b64, j->cert_b64_len);
     job_free(j);
 }
 
@@ -437,14 +430,14 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
         if (fp_store_cert_get(store, pr.serial, &rec, &err) != FP_ERR_OK) {
             est_answer_error(req, &err);
         } else {
-            X509 *cert = fp_cert_from_der(rec.der, rec.der_len);
-            if (cert == NULL) {
-                fp_err_set(&err, FP_ERR_STORE, "stored certificate %s does not parse", pr.serial);
+            char *b64 = NULL;
+            size_t len = 0;
+            if (est_certs_only_der_b64((const unsigned char *const *)&rec.der, &rec.der_len, 1,
+                                       &b64, &len, &err) != FP_ERR_OK)
                 est_answer_error(req, &err);
-            } else {
-                reply_cert(req, cert);
-            }
-            X509_free(cert);
+            else
+                reply_cert(req, b64, len);
+            free(b64);
             fp_cert_rec_clear(&rec);
         }
     }

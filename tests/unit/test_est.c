@@ -63,6 +63,64 @@ static void test_certs_only_roundtrip(void **state)
     sk_X509_pop_free(sk, X509_free);
 }
 
+/* The old way, with OpenSSL's PKCS7 type: the reference the DER-level
+ * builder must match byte for byte. */
+static int reference_certs_only(STACK_OF(X509) *certs, unsigned char **der)
+{
+    PKCS7 *p7 = PKCS7_new();
+    int len = -1;
+    if (p7 != NULL && PKCS7_set_type(p7, NID_pkcs7_signed) &&
+        PKCS7_content_new(p7, NID_pkcs7_data)) {
+        ASN1_OCTET_STRING_free(p7->d.sign->contents->d.data);
+        p7->d.sign->contents->d.data = NULL;
+        for (int i = 0; i < sk_X509_num(certs); i++)
+            assert_true(PKCS7_add_certificate(p7, sk_X509_value(certs, i)));
+        len = i2d_PKCS7(p7, der);
+    }
+    PKCS7_free(p7);
+    return len;
+}
+
+static void test_certs_only_matches_pkcs7(void **state)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    fp_error e = {0};
+    (void)state;
+    for (int n = 1; n <= 3; n++) {
+        char name[8], *b64 = NULL;
+        unsigned char *ref = NULL, *der = NULL;
+        size_t len = 0, dlen = 0;
+        int rlen;
+        snprintf(name, sizeof(name), "c%d", n);
+        sk_X509_push(sk, self_signed(name));
+        rlen = reference_certs_only(sk, &ref);
+        assert_true(rlen > 0);
+        assert_int_equal(est_certs_only_b64(sk, &b64, &len, &e), FP_ERR_OK);
+        assert_int_equal(fp_b64_decode_lenient(b64, len, 1 << 20, &der, &dlen, &e), FP_ERR_OK);
+        assert_int_equal(dlen, (size_t)rlen);
+        assert_memory_equal(der, ref, dlen);
+        OPENSSL_free(ref);
+        free(der);
+        free(b64);
+    }
+    sk_X509_pop_free(sk, X509_free);
+}
+
+static void test_certs_only_bad_input(void **state)
+{
+    static const unsigned char x[4] = {0x30, 0x02, 0x05, 0x00};
+    const unsigned char *ders[1] = {x};
+    size_t zero = 0, huge = 1u << 20;
+    char *b64 = NULL;
+    size_t len = 0;
+    fp_error e = {0};
+    (void)state;
+    assert_int_equal(est_certs_only_der_b64(ders, &zero, 1, &b64, &len, &e), FP_ERR_ARG);
+    assert_int_equal(est_certs_only_der_b64(ders, &huge, 1, &b64, &len, &e), FP_ERR_ARG);
+    assert_int_equal(est_certs_only_der_b64(ders, &zero, 0, &b64, &len, &e), FP_ERR_ARG);
+    assert_null(b64);
+}
+
 static int attrs_der(const char *spec, bool pop, const char *profile, unsigned char **der,
                      size_t *dlen)
 {
@@ -416,6 +474,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_certs_only_roundtrip),
+        cmocka_unit_test(test_certs_only_matches_pkcs7),
+        cmocka_unit_test(test_certs_only_bad_input),
         cmocka_unit_test(test_csrattrs),
         cmocka_unit_test(test_multipart),
         cmocka_unit_test(test_token),
