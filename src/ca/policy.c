@@ -17,15 +17,27 @@
 #include <openssl/core_names.h>
 #include <openssl/x509v3.h>
 
-static int check_key(const fp_profile *p, EVP_PKEY *pk, fp_error *err)
+/* The request's key against the profile, read from its
+ * SubjectPublicKeyInfo: the algorithm and, for EC, the named curve OID
+ * (RFC 5480 2.1.1; explicit parameters are refused).  Only RSA needs the
+ * decoded key, for its modulus size. */
+static int check_key(const fp_profile *p, X509_REQ *req, fp_error *err)
 {
-    char group[64] = "";
-    int id = EVP_PKEY_get_base_id(pk);
+    X509_PUBKEY *xpk = X509_REQ_get_X509_PUBKEY(req);
+    ASN1_OBJECT *kobj = NULL;
+    X509_ALGOR *kalg = NULL;
+    const ASN1_OBJECT *aobj = NULL;
+    const void *pval = NULL;
+    int ptype = V_ASN1_UNDEF, id, cnid;
     unsigned alg = 0;
 
+    if (xpk == NULL || !X509_PUBKEY_get0_param(&kobj, NULL, NULL, &kalg, xpk))
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing");
+    id = OBJ_obj2nid(kobj);
     switch (id) {
-    case EVP_PKEY_RSA: {
-        int bits = EVP_PKEY_get_bits(pk);
+    case NID_rsaEncryption: {
+        EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+        int bits = pk != NULL ? EVP_PKEY_get_bits(pk) : 0;
         if (!(p->algs & FP_ALG_RSA))
             return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "RSA keys are not allowed by profile %s",
                               p->name);
@@ -35,31 +47,33 @@ static int check_key(const fp_profile *p, EVP_PKEY *pk, fp_error *err)
                               bits, p->name, p->rsa_min_bits, p->rsa_max_bits);
         return FP_ERR_OK;
     }
-    case EVP_PKEY_EC:
-        if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, group,
-                                            sizeof(group), NULL))
+    case NID_X9_62_id_ecPublicKey:
+        X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
+        if (ptype != V_ASN1_OBJECT || pval == NULL)
             return fp_err_set(err, FP_ERR_CSR_KEY_ALG,
                               "EC key with explicit or unnamed curve parameters");
-        if (!strcmp(group, "prime256v1") || !strcmp(group, "P-256"))
+        cnid = OBJ_obj2nid(pval);
+        if (cnid == NID_X9_62_prime256v1)
             alg = FP_ALG_P256;
-        else if (!strcmp(group, "secp384r1") || !strcmp(group, "P-384"))
+        else if (cnid == NID_secp384r1)
             alg = FP_ALG_P384;
-        else if (!strcmp(group, "secp521r1") || !strcmp(group, "P-521"))
+        else if (cnid == NID_secp521r1)
             alg = FP_ALG_P521;
         if (alg == 0)
-            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE, "EC curve %s is not supported", group);
+            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE, "EC curve %s is not supported",
+                              cnid != NID_undef ? OBJ_nid2sn(cnid) : "(unknown)");
         if (!(p->algs & alg))
             return fp_err_set(err, FP_ERR_CSR_KEY_SIZE,
-                              "EC curve %s is not allowed by profile %s", group, p->name);
+                              "EC curve %s is not allowed by profile %s", OBJ_nid2sn(cnid), p->name);
         return FP_ERR_OK;
-    case EVP_PKEY_ED25519:
+    case NID_ED25519:
         if (!(p->algs & FP_ALG_ED25519))
             return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "Ed25519 keys are not allowed by profile %s",
                               p->name);
         return FP_ERR_OK;
     default:
         return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "key algorithm %s is not allowed",
-                          OBJ_nid2sn(id));
+                          id != NID_undef ? OBJ_nid2sn(id) : "(unknown)");
     }
 }
 
@@ -345,21 +359,19 @@ int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
 {
     STACK_OF(X509_EXTENSION) *exts = NULL;
     GENERAL_NAMES *gens = NULL;
-    EVP_PKEY *pk;
-    int rc;
+    int rc, pop = fp_csr_verify(req);
 
-    pk = X509_REQ_get0_pubkey(req);
-    if (pk == NULL) {
+    if (pop < 0) {
         rc = fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
         goto out;
     }
-    if (fp_csr_verify(req) != 1) {
+    if (pop != 1) {
         rc = fp_err_set(err, FP_ERR_CSR_POP,
                         "CSR signature does not verify: no proof of possession of the key");
         goto out;
     }
     if ((rc = check_sig_alg(req, err)) != FP_ERR_OK ||
-        (rc = check_key(p, pk, err)) != FP_ERR_OK ||
+        (rc = check_key(p, req, err)) != FP_ERR_OK ||
         (rc = get_extensions(req, &exts, err)) != FP_ERR_OK ||
         (rc = check_extensions(p, exts, &gens, err)) != FP_ERR_OK ||
         (rc = check_sans(p, gens, err)) != FP_ERR_OK ||

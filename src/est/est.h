@@ -61,9 +61,11 @@ int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens,
 int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
                    size_t *der_len, fp_error *err);
 
-/* est_csr.c: PKCS#10 DER with an EC key on a named curve, read without
+/* est_csr.c: PKCS#10 DER with an EC key on P-256/384/521, read without
  * OpenSSL 3's decoder set-up; NULL when the request is not of that simple
- * form (the caller then uses d2i_X509_REQ), never a different request. */
+ * form (the caller then uses d2i_X509_REQ), never a different request.
+ * Its public key is not decoded: X509_REQ_get0_pubkey() returns NULL;
+ * verify it with fp_csr_verify. */
 X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len);
 
 /* The public half of an EC key (curve OID, point octets) as an EVP_PKEY

@@ -73,7 +73,8 @@ static int tbs_span(const unsigned char *der, long len, const unsigned char **tb
     return 0;
 }
 
-/* 1 valid, 0 invalid, -1 not a case this path handles. */
+/* 1 valid, 0 invalid signature, -1 unusable public key, -2 not a case
+ * this path handles. */
 static int ec_named_verify(X509_REQ *req)
 {
     X509_PUBKEY *xpk = X509_REQ_get_X509_PUBKEY(req);
@@ -90,21 +91,21 @@ static int ec_named_verify(X509_REQ *req)
     EVP_MD_CTX *mctx = NULL;
     EVP_PKEY *tmpl = NULL;
     long tbs_len = 0;
-    int ptlen = 0, ctype = 0, stype = 0, der_len, cnid, rc = -1;
+    int ptlen = 0, ctype = 0, stype = 0, der_len, cnid, rc = -2;
 
     if (xpk == NULL || !X509_PUBKEY_get0_param(&kobj, &pt, &ptlen, &kalg, xpk) ||
         OBJ_obj2nid(kobj) != NID_X9_62_id_ecPublicKey || kalg == NULL)
-        return -1;
+        return -2;
     X509_ALGOR_get0(&cobj, &ctype, &cval, kalg);
     if (ctype != V_ASN1_OBJECT || cval == NULL)
-        return -1;
+        return -2;
     cnid = OBJ_obj2nid(cval);
     pthread_once(&templates_once, build_templates);
     for (size_t i = 0; i < N_CURVES; i++)
         if (curves[i].nid == cnid)
             tmpl = templates[i];
     if (tmpl == NULL)
-        return -1;
+        return -2;
     /* RFC 5758 3.2: ecdsa-with-SHA2 AlgorithmIdentifiers have no parameters */
     X509_REQ_get0_signature(req, &sig, &salg);
     X509_ALGOR_get0(&sobj, &stype, &sval, salg);
@@ -112,18 +113,21 @@ static int ec_named_verify(X509_REQ *req)
     case NID_ecdsa_with_SHA256: md = "SHA256"; break;
     case NID_ecdsa_with_SHA384: md = "SHA384"; break;
     case NID_ecdsa_with_SHA512: md = "SHA512"; break;
-    default: return -1;
+    default: return -2;
     }
     if (stype != V_ASN1_UNDEF || sig == NULL || (sig->flags & 0x07) != 0)
-        return -1;
+        return -2;
     if ((der_len = i2d_X509_REQ(req, &der)) <= 0 || tbs_span(der, der_len, &tbs, &tbs_len) != 0)
         goto out;
-    rc = 0;
+    /* a point not on the curve (or not a point) is an unusable key */
+    rc = -1;
     if ((key = EVP_PKEY_dup(tmpl)) == NULL ||
-        EVP_PKEY_set1_encoded_public_key(key, pt, (size_t)ptlen) != 1 ||
-        (mctx = EVP_MD_CTX_new()) == NULL ||
+        EVP_PKEY_set1_encoded_public_key(key, pt, (size_t)ptlen) != 1)
+        goto out;
+    rc = 0;
+    if ((mctx = EVP_MD_CTX_new()) == NULL ||
         EVP_DigestVerifyInit_ex(mctx, NULL, md, NULL, NULL, key, NULL) != 1)
-        goto out; /* an invalid point is an invalid request */
+        goto out;
     rc = EVP_DigestVerify(mctx, sig->data, (size_t)sig->length, tbs, (size_t)tbs_len) == 1;
 out:
     EVP_MD_CTX_free(mctx);
@@ -137,9 +141,9 @@ int fp_csr_verify(X509_REQ *req)
     EVP_PKEY *pk;
     int rc = ec_named_verify(req);
 
-    if (rc < 0) {
+    if (rc == -2) {
         pk = X509_REQ_get0_pubkey(req);
-        rc = pk != NULL && X509_REQ_verify(req, pk) == 1;
+        rc = pk == NULL ? -1 : X509_REQ_verify(req, pk) == 1;
     }
     ERR_clear_error();
     return rc;

@@ -57,7 +57,10 @@ int fp_csr_parse(const unsigned char *data, size_t len, X509_REQ **out,
                  fp_error *err);
 
 /* 1 when req's self-signature verifies with its own public key (its
- * proof of possession), else 0.  The OpenSSL error queue is left empty.
+ * proof of possession), 0 when it does not, -1 when the public key is
+ * missing or unusable (not a point on its curve, undecodable).  Works on
+ * requests whose EVP_PKEY was never decoded (est_csr_fast_parse).  The
+ * OpenSSL error queue is left empty.
  * Faster than X509_REQ_verify for EC keys on P-256/384/521: csr_verify.c. */
 int fp_csr_verify(X509_REQ *req);
 
