@@ -27,7 +27,7 @@
 typedef struct job {
     fp_cert_rec rec;
     char *actor, *action, *detail;
-    char *token_id; /* spend one use before committing, or NULL */
+    char *token_id; /* spend one use in the certificate's transaction, or NULL */
     fp_commit_done done;
     void *arg;
     struct job *next;
@@ -49,7 +49,8 @@ struct fp_committer {
     bool stopping;
     fp_cert_rec recs[FP_COMMIT_BATCH]; /* writer thread only */
     fp_audit_event evs[FP_COMMIT_BATCH];
-    job *ready[FP_COMMIT_BATCH];
+    const char *tokens[FP_COMMIT_BATCH];
+    fp_error results[FP_COMMIT_BATCH];
 };
 
 static void job_free(job *j)
@@ -62,57 +63,47 @@ static void job_free(job *j)
     free(j);
 }
 
-static void commit_batch(fp_committer *c, job **all, size_t n_all)
+static void commit_batch(fp_committer *c, job **jobs, size_t n)
 {
     fp_cert_rec *recs = c->recs;
     fp_audit_event *evs = c->evs;
-    job **jobs = c->ready;
+    const char **tokens = c->tokens;
+    fp_error *res = c->results;
+    int64_t now = fp_now();
     fp_error err = {0};
-    size_t n = 0;
     int rc;
 
-    /* token uses first (rare: one transaction each); a job whose token
-     * is used up meanwhile is answered now and not stored */
-    for (size_t i = 0; i < n_all; i++) {
-        if (all[i]->token_id != NULL) {
-            fp_audit_event ev = {all[i]->actor, "token.use", all[i]->token_id, ""};
-            fp_error terr = {0};
-            int trc = fp_store_token_use(c->store, all[i]->token_id, fp_now(), &ev, &terr);
-            if (trc != FP_ERR_OK) {
-                all[i]->done(all[i]->arg, trc, &terr);
-                continue;
-            }
-        }
-        jobs[n++] = all[i];
-    }
-    if (n == 0)
-        return;
     for (size_t i = 0; i < n; i++) {
         recs[i] = jobs[i]->rec;
         evs[i] = (fp_audit_event){jobs[i]->actor, jobs[i]->action, jobs[i]->rec.serial,
                                   jobs[i]->detail};
+        tokens[i] = jobs[i]->token_id;
     }
     {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = fp_store_cert_insert(c->store, recs, evs, n, &err);
+        rc = fp_store_cert_insert_spend(c->store, recs, evs, tokens, now, res, n, &err);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fp_log(FP_LOG_DEBUG, "commit batch n=%zu ms=%.2f", n,
                (t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
     }
     if (rc == FP_ERR_DUPLICATE && n > 1) {
-        /* find the colliding one(s): rare, so one transaction each is fine */
+        /* find the colliding one(s): rare, so one transaction each is
+         * fine; each still pays with its token in its own transaction */
         for (size_t i = 0; i < n; i++) {
-            fp_error e1 = {0};
-            int r1 = fp_store_cert_insert(c->store, &recs[i], &evs[i], 1, &e1);
-            jobs[i]->done(jobs[i]->arg, r1, &e1);
+            /* res[i] gets the job's fate, whatever the call returns */
+            fp_store_cert_insert_spend(c->store, &recs[i], &evs[i], &tokens[i], now, &res[i], 1,
+                                       NULL);
+            jobs[i]->done(jobs[i]->arg, res[i].code, &res[i]);
         }
         return;
     }
     if (rc != FP_ERR_OK)
         fp_log(FP_LOG_ERROR, "group commit of %zu certificates failed: %s", n, err.msg);
+    /* on failure every result holds the batch's error; on success each
+     * says whether its token paid (refused ones were not stored) */
     for (size_t i = 0; i < n; i++)
-        jobs[i]->done(jobs[i]->arg, rc, &err);
+        jobs[i]->done(jobs[i]->arg, res[i].code, &res[i]);
 }
 
 static void *writer_main(void *arg)

@@ -3,12 +3,13 @@
  * 4.2, 4.4) and manual approval.
  *
  * Flow on the worker thread: decode the CSR, authenticate, check PoP
- * linking, sign (policy + build + sign; fp_ca_sign is thread-safe), spend
- * the token, then hand the record to the group committer and return
- * FP_HTTP_DEFERRED.  The committer's callback runs on the writer thread
- * and only posts the job back to the worker, which answers: nothing of a
- * certificate leaves before its batch is durable.  A serial collision
- * (FP_ERR_DUPLICATE) re-signs with a fresh serial.
+ * linking, sign (policy + build + sign; fp_ca_sign is thread-safe), then
+ * hand the record and the token that pays for it to the group committer
+ * (one transaction stores both) and return FP_HTTP_DEFERRED.  The
+ * committer's callback runs on the writer thread and only posts the job
+ * back to the worker, which answers: nothing of a certificate leaves
+ * before its batch is durable.  A serial collision (FP_ERR_DUPLICATE)
+ * re-signs with a fresh serial.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -231,11 +232,13 @@ static int sign_and_submit(enroll_job *j)
                                                                              : "simpleenroll");
     j->attempts++;
     clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
-    /* a token use is spent only together with a signed certificate, by
-     * the writer thread (an fsync must not stall this event loop) */
+    /* a token use is spent only in the transaction that stores the
+     * certificate, by the writer thread (an fsync must not stall this
+     * event loop); a serial collision rolled it back, so every attempt
+     * pays with the token again */
     fp_committer_submit(j->st->committer, &rec, j->id.actor,
                         j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail,
-                        j->attempts == 1 ? j->id.token_id : NULL, committed, j);
+                        j->id.token_id, committed, j);
     return FP_ERR_OK;
 }
 

@@ -90,39 +90,51 @@ int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *er
     return token_row((sqlite_store *)(void *)base, id, out, err);
 }
 
+int sq_token_spend_locked(sqlite_store *s, const char *id, int64_t now,
+                          const fp_audit_event *ev, fp_error *err)
+{
+    sqlite3_stmt *st;
+    fp_token_rec t;
+    int rc = FP_ERR_OK;
+
+    /* one conditional UPDATE decides: two spends of the last use, in one
+     * batch or from two processes, cannot both change the row */
+    if (s->spend_token == NULL &&
+        sqlite3_prepare_v3(s->db,
+                           "UPDATE enroll_tokens SET uses_left = uses_left - 1"
+                           " WHERE id = ?1 AND uses_left > 0 AND (expires_at = 0 OR ?2 < expires_at)",
+                           -1, SQLITE_PREPARE_PERSISTENT, &s->spend_token, NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "token update");
+    st = s->spend_token;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_db_err(s, err, "token update");
+    else if (sqlite3_changes(s->db) != 1)
+        rc = FP_ERR_STATE; /* refused; the reason is looked up below */
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == FP_ERR_OK)
+        return ev != NULL ? sq_audit_append_locked(s, ev, err) : FP_ERR_OK;
+    if (rc != FP_ERR_STATE)
+        return rc;
+    if ((rc = token_row(s, id, &t, err)) != FP_ERR_OK)
+        return rc; /* FP_ERR_NOT_FOUND, or the store failed */
+    if (t.uses_left <= 0)
+        return fp_err_set(err, FP_ERR_STATE, "token %s is used up", id);
+    return fp_err_set(err, FP_ERR_STATE, "token %s has expired", id);
+}
+
 int sq_token_use(fp_store *base, const char *id, int64_t now,
-                        const fp_audit_event *ev, fp_error *err)
+                 const fp_audit_event *ev, fp_error *err)
 {
     sqlite_store *s = (sqlite_store *)(void *)base;
-    sqlite3_stmt *st = NULL;
-    fp_token_rec t;
     int rc;
 
     if ((rc = sq_begin(s, err)) != FP_ERR_OK)
         return rc;
-    if ((rc = token_row(s, id, &t, err)) != FP_ERR_OK)
-        goto out;
-    if (t.uses_left <= 0) {
-        rc = fp_err_set(err, FP_ERR_STATE, "token %s is used up", id);
-        goto out;
-    }
-    if (t.expires_at != 0 && now >= t.expires_at) {
-        rc = fp_err_set(err, FP_ERR_STATE, "token %s has expired", id);
-        goto out;
-    }
-    if (sqlite3_prepare_v2(s->db, "UPDATE enroll_tokens SET uses_left = uses_left - 1"
-                                  " WHERE id = ? AND uses_left > 0", -1, &st, NULL) != SQLITE_OK) {
-        rc = sq_db_err(s, err, "token update");
-        goto out;
-    }
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE || sqlite3_changes(s->db) != 1) {
-        rc = sq_db_err(s, err, "token update");
-        goto out;
-    }
-out:
-    sqlite3_finalize(st);
-    return sq_finish_write(s, ev, rc, err);
+    rc = sq_token_spend_locked(s, id, now, ev, err);
+    return sq_finish_write(s, NULL, rc, err); /* ev is in already */
 }
 
 /* ---- pending requests ---- */

@@ -14,6 +14,7 @@ typedef struct {
     fp_store base;
     sqlite3 *db;
     sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
+    sqlite3_stmt *spend_token; /* sqlite_est.c, prepared on first use */
     sq_rev *rev; /* revocation support, sqlite_rev.c */
 } sqlite_store;
 
@@ -40,6 +41,12 @@ int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev
 int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *err);
 int sq_token_use(fp_store *base, const char *id, int64_t now, const fp_audit_event *ev,
                  fp_error *err);
+/* Spend one use of token id inside the caller's write transaction, with
+ * the audit row ev (may be NULL).  FP_ERR_STATE (used up, or expired at
+ * now) and FP_ERR_NOT_FOUND refuse this use only: nothing was written and
+ * the transaction goes on.  Any other error: the caller rolls back. */
+int sq_token_spend_locked(sqlite_store *s, const char *id, int64_t now,
+                          const fp_audit_event *ev, fp_error *err);
 int sq_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
                    const fp_audit_event *ev, fp_error *err);
 int sq_pending_find(fp_store *base, const char *label, const char *csr_hash,

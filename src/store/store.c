@@ -30,7 +30,16 @@ int fp_store_ca_put(fp_store *s, const char *id, const char *parent_id,
 int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,
                          const fp_audit_event *evs, size_t n, fp_error *err)
 {
-    return s->ops->cert_insert(s, recs, evs, n, err);
+    return s->ops->cert_insert(s, recs, evs, NULL, 0, NULL, n, err);
+}
+
+int fp_store_cert_insert_spend(fp_store *s, const fp_cert_rec *recs,
+                               const fp_audit_event *evs, const char *const *token_ids,
+                               int64_t now, fp_error *results, size_t n, fp_error *err)
+{
+    if (token_ids != NULL && results == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token uses need a results array");
+    return s->ops->cert_insert(s, recs, evs, token_ids, now, results, n, err);
 }
 
 int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out,

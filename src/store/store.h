@@ -113,10 +113,36 @@ int fp_store_ca_put(fp_store *s, const char *id, const char *parent_id,
                     const unsigned char *der, size_t der_len,
                     const fp_audit_event *ev, fp_error *err);
 
-/* Insert certificates and their audit rows in one durable transaction.
- * FP_ERR_DUPLICATE if any serial exists (nothing is written then). */
+/* Insert certificates and their audit rows (evs may be NULL) in one
+ * durable transaction.  FP_ERR_DUPLICATE if any serial exists (nothing is
+ * written then).  Same as fp_store_cert_insert_spend with no tokens. */
 int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,
                          const fp_audit_event *evs, size_t n, fp_error *err);
+
+/*
+ * fp_store_cert_insert with enrollment tokens paid in the same transaction,
+ * so a token use is never lost without its certificate and a certificate
+ * is never stored without its token use.
+ *
+ * For each record i in order: when token_ids[i] is non-NULL (token_ids
+ * itself may be NULL: no tokens), spend one use of that token if it has
+ * uses left and is not expired at now, with its own audit row
+ * {evs[i].actor, "token.use", token id, ""}; then insert recs[i] and its
+ * audit row evs[i].  A record whose token cannot pay is refused and the
+ * batch goes on without it: neither its certificate nor any audit row of
+ * it is written, and results[i] says why (FP_ERR_STATE "token X is used
+ * up" / "has expired", FP_ERR_NOT_FOUND for an unknown token).
+ *
+ * results (n entries; may be NULL only when token_ids is) receives each
+ * record's fate.  On FP_ERR_OK the transaction is durable and results[i]
+ * is FP_ERR_OK for every stored record.  On any other return nothing at
+ * all was written, token uses included, and every results[i] holds the
+ * returned error: FP_ERR_DUPLICATE if a serial exists already (one
+ * transaction per record then finds which), else the store's failure.
+ */
+int fp_store_cert_insert_spend(fp_store *s, const fp_cert_rec *recs,
+                               const fp_audit_event *evs, const char *const *token_ids,
+                               int64_t now, fp_error *results, size_t n, fp_error *err);
 
 /* Look a certificate up by serial; FP_ERR_NOT_FOUND if absent. */
 int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out,
@@ -212,7 +238,9 @@ int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event 
 /* Look a token up; FP_ERR_NOT_FOUND if absent. */
 int fp_store_token_get(fp_store *s, const char *id, fp_token_rec *out, fp_error *err);
 /* Spend one use of token id atomically: FP_ERR_STATE when it is used up or
- * expired at now, FP_ERR_NOT_FOUND if absent.  Audited with ev. */
+ * expired at now, FP_ERR_NOT_FOUND if absent.  Audited with ev.  To pay
+ * for a certificate use fp_store_cert_insert_spend instead: a use spent
+ * here is not given back if the certificate then fails to be stored. */
 int fp_store_token_use(fp_store *s, const char *id, int64_t now,
                        const fp_audit_event *ev, fp_error *err);
 

@@ -10,8 +10,11 @@ typedef struct fp_store_ops {
     int (*ca_put)(fp_store *s, const char *id, const char *parent_id,
                   const unsigned char *der, size_t der_len,
                   const fp_audit_event *ev, fp_error *err);
-    int (*cert_insert)(fp_store *s, const fp_cert_rec *recs,
-                       const fp_audit_event *evs, size_t n, fp_error *err);
+    /* fp_store_cert_insert_spend (fp_store_cert_insert passes no tokens
+     * and no results); store.h has the contract. */
+    int (*cert_insert)(fp_store *s, const fp_cert_rec *recs, const fp_audit_event *evs,
+                       const char *const *token_ids, int64_t now, fp_error *results,
+                       size_t n, fp_error *err);
     int (*cert_get)(fp_store *s, const char *serial, fp_cert_rec *out,
                     fp_error *err);
     int (*cert_list)(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb,

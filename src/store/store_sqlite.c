@@ -219,6 +219,7 @@ static void sq_close(fp_store *base)
     sqlite3_finalize(s->last_audit);
     sqlite3_finalize(s->ins_audit);
     sqlite3_finalize(s->set_head);
+    sqlite3_finalize(s->spend_token);
     sq_rev_close(s->rev);
     sqlite3_close(s->db);
     free(s);
@@ -262,18 +263,38 @@ out:
     return sq_finish_write(s, ev, rc, err);
 }
 
-static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
-                          const fp_audit_event *evs, size_t n, fp_error *err)
+/* fp_store_cert_insert_spend: see store.h for the contract. */
+static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs, const fp_audit_event *evs,
+                          const char *const *token_ids, int64_t now, fp_error *results,
+                          size_t n, fp_error *err)
 {
     sqlite_store *s = (sqlite_store *)(void *)base;
     sqlite3_stmt *st = s->ins_cert;
+    fp_error e = {0}; /* the batch's failure; err and results may be NULL */
     int rc;
 
-    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
-        return rc;
+    for (size_t i = 0; results != NULL && i < n; i++)
+        fp_err_clear(&results[i]);
+    if ((rc = sq_begin(s, &e)) != FP_ERR_OK)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         const fp_cert_rec *r = &recs[i];
         int step;
+        if (token_ids != NULL && token_ids[i] != NULL) {
+            /* the token pays in this transaction: its use and the
+             * certificate commit or roll back together */
+            fp_audit_event use = {evs != NULL ? evs[i].actor : "", "token.use", token_ids[i], ""};
+            rc = sq_token_spend_locked(s, token_ids[i], now, &use, &e);
+            if (rc == FP_ERR_STATE || rc == FP_ERR_NOT_FOUND) {
+                results[i] = e; /* this record only: no certificate */
+                fp_err_clear(&e);
+                rc = FP_ERR_OK;
+                continue;
+            }
+            if (rc != FP_ERR_OK)
+                goto out;
+            fp_test_crash_point("store-after-token-use");
+        }
         sqlite3_reset(st);
         sqlite3_clear_bindings(st);
         sqlite3_bind_text(st, 1, r->serial, -1, SQLITE_STATIC);
@@ -287,23 +308,29 @@ static int sq_cert_insert(fp_store *base, const fp_cert_rec *recs,
         sqlite3_bind_blob(st, 9, r->der, (int)r->der_len, SQLITE_STATIC);
         step = sqlite3_step(st);
         if (step == SQLITE_CONSTRAINT_PRIMARYKEY || step == SQLITE_CONSTRAINT_UNIQUE) {
-            rc = fp_err_set(err, FP_ERR_DUPLICATE, "serial %s already issued", r->serial);
+            rc = fp_err_set(&e, FP_ERR_DUPLICATE, "serial %s already issued", r->serial);
             goto out;
         }
         if (step != SQLITE_DONE) {
-            rc = sq_db_err(s, err, "certificate insert");
+            rc = sq_db_err(s, &e, "certificate insert");
             goto out;
         }
-        if (evs != NULL && (rc = sq_audit_append_locked(s, &evs[i], err)) != FP_ERR_OK)
+        if (evs != NULL && (rc = sq_audit_append_locked(s, &evs[i], &e)) != FP_ERR_OK)
             goto out;
     }
     fp_test_crash_point("store-before-commit");
-    rc = sq_commit(s, err);
+    rc = sq_commit(s, &e);
 out:
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
-    if (rc != FP_ERR_OK)
+    if (rc != FP_ERR_OK) {
+        /* nothing of the batch stays, token uses included */
         sq_rollback(s);
+        for (size_t i = 0; results != NULL && i < n; i++)
+            results[i] = e;
+        if (err != NULL)
+            *err = e;
+    }
     return rc;
 }
 

@@ -77,9 +77,14 @@ expect_code() {
 #   its fleetpki.conf), `fleetpki serve` on free loopback ports (port 0, or
 #   FP_HTTP_LISTEN for the plain listener; the server reports what it bound
 #   through --addr-file).  Sets SRV_PID, HTTPS and HTTP (host:port).
+# fp_serve_run: the same on the CA already in $CA (e.g. after a crash).
 fp_serve_start() {
     fp_new_ca "$CA" >/dev/null
     if [ -n "${1:-}" ]; then printf '\n%s\n' "$1" >>"$CA/fleetpki.conf"; fi
+    fp_serve_run
+}
+
+fp_serve_run() {
     rm -f "$T/addr"
     "$FLEETPKI" serve --dir "$CA" --https 127.0.0.1:0 --http "${FP_HTTP_LISTEN:-127.0.0.1:0}" \
         --threads 2 --addr-file "$T/addr" 2>"$T/server.log" &

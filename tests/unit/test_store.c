@@ -280,6 +280,203 @@ static void test_future_schema_refused(void **state)
     assert_int_equal(fp_store_open("postgres://x", &s2, &e), FP_ERR_CONFIG);
 }
 
+/* ---- certificates paid with enrollment tokens in the same transaction ---- */
+
+static void put_token(fx *f, const char *id, int uses, int64_t expires_at)
+{
+    fp_token_rec t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.id, sizeof(t.id), "%s", id);
+    strcpy(t.label, "default");
+    t.uses_left = uses;
+    t.expires_at = expires_at;
+    t.created_at = fp_now();
+    assert_int_equal(fp_store_token_put(f->s, &t, NULL, NULL), 0);
+}
+
+static int uses_left(fx *f, const char *id)
+{
+    fp_token_rec t;
+    assert_int_equal(fp_store_token_get(f->s, id, &t, NULL), 0);
+    return t.uses_left;
+}
+
+/* One integer from SQL run on a connection of its own. */
+static int64_t sql_int(fx *f, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t v;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+        fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static bool stored(fx *f, const char *serial)
+{
+    fp_cert_rec got;
+    int rc = fp_store_cert_get(f->s, serial, &got, NULL);
+    if (rc == FP_ERR_OK)
+        fp_cert_rec_clear(&got);
+    else
+        assert_int_equal(rc, FP_ERR_NOT_FOUND);
+    return rc == FP_ERR_OK;
+}
+
+static void assert_msg(const fp_error *e, const char *needle)
+{
+    if (strstr(e->msg, needle) == NULL)
+        fail_msg("message '%s' lacks '%s'", e->msg, needle);
+}
+
+static void test_spend_refuses_only_the_unpaid(void **state)
+{
+    fx *f = *state;
+    int64_t now = fp_now(), rows = 0;
+    fp_cert_rec recs[6] = {mkrec("F1", now + 99), mkrec("F2", now + 99), mkrec("F3", now + 99),
+                           mkrec("F4", now + 99), mkrec("F5", now + 99), mkrec("F6", now + 99)};
+    fp_audit_event evs[6];
+    /* F2 wants the use F1 just took; F5 a token with none; F6 no token */
+    const char *toks[6] = {"one", "one", "two", "none", "ghost", NULL};
+    fp_error res[6], e = {0};
+    static const char *const serials[6] = {"F1", "F2", "F3", "F4", "F5", "F6"};
+
+    put_token(f, "one", 1, 0);
+    put_token(f, "two", 2, now + 3600);
+    put_token(f, "none", 0, 0);
+    for (int i = 0; i < 6; i++)
+        evs[i] = (fp_audit_event){"est:token:x", "cert.issue", serials[i], "{}"};
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, evs, toks, now, res, 6, &e), 0);
+    assert_int_equal(res[0].code, FP_ERR_OK);
+    assert_int_equal(res[1].code, FP_ERR_STATE);
+    assert_msg(&res[1], "token one is used up");
+    assert_int_equal(res[2].code, FP_ERR_OK);
+    assert_int_equal(res[3].code, FP_ERR_STATE);
+    assert_msg(&res[3], "token none is used up");
+    assert_int_equal(res[4].code, FP_ERR_NOT_FOUND);
+    assert_int_equal(res[5].code, FP_ERR_OK);
+    assert_true(stored(f, "F1") && stored(f, "F3") && stored(f, "F6"));
+    assert_false(stored(f, "F2") || stored(f, "F4") || stored(f, "F5"));
+    assert_int_equal(uses_left(f, "one"), 0);
+    assert_int_equal(uses_left(f, "two"), 1);
+    assert_int_equal(uses_left(f, "none"), 0);
+    /* one token.use row per use spent, none for refused records, whose
+     * certificate audit rows are not written either */
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE action = 'token.use'"), 2);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE action = 'token.use'"
+                                " AND object = 'one' AND actor = 'est:token:x'"), 1);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE action = 'cert.issue'"
+                                " AND object IN ('F2', 'F4', 'F5')"), 0);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE action = 'cert.issue'"), 3);
+    assert_int_equal(fp_store_audit_verify(f->s, &rows, &e), 0);
+    /* no tokens means no results needed; tokens without results is refused */
+    recs[0] = mkrec("F7", now + 99);
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, NULL, now, NULL, 1, &e), 0);
+    recs[0] = mkrec("F8", now + 99);
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks + 2, now, NULL, 1, &e),
+                     FP_ERR_ARG);
+    assert_false(stored(f, "F8"));
+    assert_int_equal(uses_left(f, "two"), 1);
+}
+
+static void test_spend_refuses_expired(void **state)
+{
+    fx *f = *state;
+    int64_t now = fp_now();
+    fp_cert_rec recs[2] = {mkrec("G1", now + 99), mkrec("G2", now + 99)};
+    const char *toks[2] = {"old", "fresh"};
+    fp_error res[2], e = {0};
+
+    put_token(f, "old", 3, now + 100);
+    put_token(f, "fresh", 3, now + 101);
+    /* expired from its expires_at second on, as fp_store_token_use has it */
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, now + 100, res, 2, &e), 0);
+    assert_int_equal(res[0].code, FP_ERR_STATE);
+    assert_msg(&res[0], "token old has expired");
+    assert_int_equal(res[1].code, FP_ERR_OK);
+    assert_false(stored(f, "G1"));
+    assert_true(stored(f, "G2"));
+    assert_int_equal(uses_left(f, "old"), 3);
+    assert_int_equal(uses_left(f, "fresh"), 2);
+    /* the same token one second earlier still pays */
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, now + 99, res, 1, &e), 0);
+    assert_int_equal(res[0].code, FP_ERR_OK);
+    assert_true(stored(f, "G1"));
+    assert_int_equal(uses_left(f, "old"), 2);
+}
+
+/* Every failure of the transaction gives the token use back: nothing is
+ * written, and every record carries the batch's error. */
+static void expect_batch_fails(fx *f, const fp_cert_rec *recs, size_t n, int want,
+                               const char *needle)
+{
+    const char *toks[3] = {"pay", "pay", "pay"};
+    fp_error res[3], e = {0};
+    int64_t before = sql_int(f, "SELECT count(*) FROM audit");
+
+    assert_true(n <= 3);
+    assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, fp_now(), res, n, &e), want);
+    assert_msg(&e, needle);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(res[i].code, want);
+        assert_string_equal(res[i].msg, e.msg);
+    }
+    assert_int_equal(uses_left(f, "pay"), 5);
+    assert_int_equal(sql_int(f, "SELECT count(*) FROM audit"), before);
+    assert_false(stored(f, recs[0].serial));
+}
+
+static void test_spend_rolled_back_with_the_batch(void **state)
+{
+    fx *f = *state;
+    int64_t now = fp_now(), rows = 0;
+    fp_cert_rec r = mkrec("H0", now + 99);
+    fp_error e = {0};
+
+    put_token(f, "pay", 5, 0);
+    assert_int_equal(fp_store_cert_insert(f->s, &r, NULL, 1, &e), 0);
+    {
+        /* a serial collision after the first record's token was spent */
+        fp_cert_rec recs[2] = {mkrec("H1", now + 99), mkrec("H0", now + 99)};
+        expect_batch_fails(f, recs, 2, FP_ERR_DUPLICATE, "serial H0 already issued");
+    }
+    {
+        /* any other failing statement (an unknown CA) */
+        fp_cert_rec recs[2] = {mkrec("H1", now + 99), mkrec("H2", now + 99)};
+        strcpy(recs[1].ca_id, "nope");
+        expect_batch_fails(f, recs, 2, FP_ERR_STORE, "certificate insert");
+    }
+    {
+        /* COMMIT itself failing: a deferred foreign key planted in the
+         * schema is only checked at COMMIT, after every statement of the
+         * batch, token uses included, has succeeded */
+        fp_cert_rec recs[3] = {mkrec("H1", now + 99), mkrec("H2", now + 99), mkrec("BOOM", now + 99)};
+        exec_sql(f->path,
+                 "CREATE TABLE inject_parent (id TEXT PRIMARY KEY);"
+                 "CREATE TABLE inject (v TEXT REFERENCES inject_parent(id)"
+                 "  DEFERRABLE INITIALLY DEFERRED);"
+                 "CREATE TRIGGER inject_boom AFTER INSERT ON certificates"
+                 "  WHEN NEW.serial = 'BOOM' BEGIN INSERT INTO inject VALUES ('x'); END;");
+        expect_batch_fails(f, recs, 3, FP_ERR_STORE, "COMMIT");
+        assert_false(stored(f, "H2"));
+        exec_sql(f->path, "DROP TRIGGER inject_boom;");
+        /* the device is not locked out: the same records go through now */
+        {
+            const char *toks[3] = {"pay", "pay", "pay"};
+            fp_error res[3];
+            assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, now, res, 3, &e), 0);
+            assert_int_equal(res[2].code, FP_ERR_OK);
+        }
+    }
+    assert_int_equal(uses_left(f, "pay"), 2);
+    assert_int_equal(fp_store_audit_verify(f->s, &rows, &e), 0);
+}
+
 static void test_reason_names(void **state)
 {
     (void)state;
@@ -309,6 +506,9 @@ int main(void)
         T(test_reopen_keeps_data_and_schema),
         T(test_future_schema_refused),
         T(test_reason_names),
+        T(test_spend_refuses_only_the_unpaid),
+        T(test_spend_refuses_expired),
+        T(test_spend_rolled_back_with_the_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
