@@ -5,6 +5,9 @@
 #ifndef FP_SQLITE_INT_H
 #define FP_SQLITE_INT_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 #include <sqlite3.h>
 
 #include "sqlite_rev.h"
@@ -15,7 +18,15 @@ typedef struct {
     sqlite3 *db;
     sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
     sqlite3_stmt *spend_token; /* sqlite_est.c, prepared on first use */
+    sqlite3_stmt *begin, *commit;
     sq_rev *rev; /* revocation support, sqlite_rev.c */
+    /* The audit chain's head inside the open write transaction: read once
+     * from the last row, advanced in memory by each append, and written to
+     * meta once, just before COMMIT (sq_commit).  Forgotten at every
+     * BEGIN, COMMIT and ROLLBACK: another process may append in between. */
+    bool head_known, head_dirty;
+    int64_t head_id;
+    char head_hash[65];
 } sqlite_store;
 
 /* FP_ERR_STORE with "what: <sqlite message>". */

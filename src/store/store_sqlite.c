@@ -88,14 +88,34 @@ int sq_exec(sqlite_store *s, const char *sql, fp_error *err)
     return FP_ERR_OK;
 }
 
+/* Run a prepared statement that returns no rows, then reset it. */
+static int step_once(sqlite_store *s, sqlite3_stmt *st, const char *what, fp_error *err)
+{
+    int rc = sqlite3_step(st) == SQLITE_DONE ? FP_ERR_OK : sq_db_err(s, err, what);
+    sqlite3_reset(st);
+    return rc;
+}
+
 int sq_begin(sqlite_store *s, fp_error *err)
 {
-    return sq_exec(s, "BEGIN IMMEDIATE", err);
+    s->head_known = s->head_dirty = false;
+    return step_once(s, s->begin, "BEGIN IMMEDIATE", err);
 }
 
 int sq_commit(sqlite_store *s, fp_error *err)
 {
-    int rc = sq_exec(s, "COMMIT", err);
+    int rc = FP_ERR_OK;
+    if (s->head_dirty) {
+        char idbuf[24];
+        snprintf(idbuf, sizeof(idbuf), "%" PRId64, s->head_id);
+        sqlite3_bind_text(s->set_head, 1, idbuf, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s->set_head, 2, s->head_hash, -1, SQLITE_TRANSIENT);
+        rc = step_once(s, s->set_head, "audit head", err);
+        sqlite3_clear_bindings(s->set_head);
+    }
+    if (rc == FP_ERR_OK)
+        rc = step_once(s, s->commit, "COMMIT", err);
+    s->head_known = s->head_dirty = false;
     if (rc == FP_ERR_OK)
         fp_test_crash_point("store-after-commit");
     return rc;
@@ -103,6 +123,7 @@ int sq_commit(sqlite_store *s, fp_error *err)
 
 void sq_rollback(sqlite_store *s)
 {
+    s->head_known = s->head_dirty = false;
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
@@ -148,25 +169,31 @@ static int migrate(sqlite_store *s, fp_error *err)
 int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
                                fp_error *err)
 {
-    int64_t last_id = 0, id, ts = fp_now();
-    char prev[65] = FP_AUDIT_GENESIS, hash[65], idbuf[24];
+    int64_t id, ts = fp_now();
+    char hash[65];
     sqlite3_stmt *st;
     int rc = FP_ERR_OK;
 
-    st = s->last_audit;
-    sqlite3_reset(st);
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        const unsigned char *h = sqlite3_column_text(st, 1);
-        last_id = sqlite3_column_int64(st, 0);
-        if (h == NULL || strlen((const char *)h) != 64) {
-            sqlite3_reset(st);
-            return fp_err_set(err, FP_ERR_AUDIT, "audit row %" PRId64 " has a malformed hash", last_id);
+    if (!s->head_known) {
+        st = s->last_audit;
+        sqlite3_reset(st);
+        s->head_id = 0;
+        memcpy(s->head_hash, FP_AUDIT_GENESIS, sizeof(FP_AUDIT_GENESIS));
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const unsigned char *h = sqlite3_column_text(st, 1);
+            s->head_id = sqlite3_column_int64(st, 0);
+            if (h == NULL || strlen((const char *)h) != 64) {
+                sqlite3_reset(st);
+                return fp_err_set(err, FP_ERR_AUDIT, "audit row %" PRId64 " has a malformed hash",
+                                  s->head_id);
+            }
+            memcpy(s->head_hash, h, 65);
         }
-        memcpy(prev, h, 65);
+        sqlite3_reset(st);
+        s->head_known = true;
     }
-    sqlite3_reset(st);
-    id = last_id + 1;
-    if (fp_audit_hash(prev, id, ts, ev->actor, ev->action, ev->object,
+    id = s->head_id + 1;
+    if (fp_audit_hash(s->head_hash, id, ts, ev->actor, ev->action, ev->object,
                       ev->detail, hash) != FP_ERR_OK)
         return fp_err_set(err, FP_ERR_CRYPTO, "audit hash failed");
     st = s->ins_audit;
@@ -177,24 +204,19 @@ int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev,
     sqlite3_bind_text(st, 4, ev->action ? ev->action : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 5, ev->object ? ev->object : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 6, ev->detail ? ev->detail : "", -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, prev, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, s->head_hash, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 8, hash, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_db_err(s, err, "audit insert");
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     if (rc != FP_ERR_OK)
-        return rc;
-    snprintf(idbuf, sizeof(idbuf), "%" PRId64, id);
-    st = s->set_head;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, idbuf, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rc = sq_db_err(s, err, "audit head");
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return rc;
+        return rc; /* the caller rolls back, which forgets the head */
+    /* the separately kept head (meta) is written once, by sq_commit */
+    s->head_id = id;
+    memcpy(s->head_hash, hash, sizeof(hash));
+    s->head_dirty = true;
+    return FP_ERR_OK;
 }
 
 /* End a write transaction begun with sq_begin: when rc is FP_ERR_OK,
@@ -219,6 +241,8 @@ static void sq_close(fp_store *base)
     sqlite3_finalize(s->last_audit);
     sqlite3_finalize(s->ins_audit);
     sqlite3_finalize(s->set_head);
+    sqlite3_finalize(s->begin);
+    sqlite3_finalize(s->commit);
     sqlite3_finalize(s->spend_token);
     sq_rev_close(s->rev);
     sqlite3_close(s->db);
@@ -707,7 +731,9 @@ int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
     }
     sqlite3_busy_timeout(s->db, 10000);
     sqlite3_extended_result_codes(s->db, 1);
-    if ((rc = sq_exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
+    if ((rc = prepare(s, &s->begin, "BEGIN IMMEDIATE", err)) != FP_ERR_OK ||
+        (rc = prepare(s, &s->commit, "COMMIT", err)) != FP_ERR_OK ||
+        (rc = sq_exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
         (rc = sq_exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
         (rc = sq_exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
         (rc = migrate(s, err)) != FP_ERR_OK ||
