@@ -162,7 +162,12 @@ static int listen_on(const char *spec, int *fd_out, char *bound, size_t bsize, f
     if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
         return fp_err_set(err, FP_ERR_CONFIG, "listen address '%s': %s", spec, gai_strerror(rc));
     fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    /* TCP_NODELAY is set on the listener: Linux copies it to every accepted
+     * socket.  evhttp writes headers and body separately (and TLS adds
+     * records): without it, Nagle plus the client's delayed ACK stalls
+     * keep-alive answers by tens of ms. */
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0 ||
         getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
         rc = fp_err_set(err, FP_ERR_IO, "listen on %s: %s", spec, strerror(errno));
@@ -455,16 +460,6 @@ static void on_request(struct evhttp_request *evr, void *arg)
         ev_uint16_t port = 0;
         evhttp_connection_get_peer(evcon, &host, &port);
         snprintf(req->peer_addr, sizeof(req->peer_addr), "%s:%u", host ? host : "?", port);
-        {
-            /* evhttp writes headers and body separately (and TLS adds
-             * records): without TCP_NODELAY, Nagle plus the client's
-             * delayed ACK stalls keep-alive answers by tens of ms */
-            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-            evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-            int one = 1;
-            if (fd >= 0)
-                (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
         if (req->tls) {
             struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
             req->ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
