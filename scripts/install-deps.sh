@@ -7,7 +7,7 @@ PACKAGES=(
     build-essential cmake pkg-config clang-14 libclang-rt-14-dev
     libssl-dev openssl
     libsqlite3-dev sqlite3
-    libevent-dev libjansson-dev libcmocka-dev
+    libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
     curl python3 procps time
     mosquitto mosquitto-clients
 )
