@@ -8,9 +8,13 @@
  */
 #include "build.h"
 
+#include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
+
+#include "../x509/x509util.h"
 
 static int add_conf_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value,
                         fp_error *err)
@@ -57,6 +61,13 @@ static int build_subject(const fp_profile *p, X509_REQ *req, X509_NAME **out, fp
     return FP_ERR_OK;
 }
 
+struct fp_build_fixed {
+    /* the extensions every certificate of one profile and issuer shares,
+     * in the order fp_cert_build adds them; NULL when absent */
+    X509_EXTENSION *bc, *ku, *eku, *aki, *nocheck, *cdp, *aia;
+    int64_t issuer_nb, issuer_na; /* the issuer's validity, Unix seconds */
+};
+
 static int set_validity(const fp_build_params *bp, X509 *cert, fp_error *err)
 {
     const fp_profile *p = bp->profile;
@@ -72,15 +83,16 @@ static int set_validity(const fp_build_params *bp, X509 *cert, fp_error *err)
          * validation; clamp notAfter and keep notBefore inside the issuer's */
         const ASN1_TIME *inb = X509_get0_notBefore(bp->issuer);
         const ASN1_TIME *ina = X509_get0_notAfter(bp->issuer);
-        time_t now = (time_t)bp->now;
-        if (X509_cmp_time(ina, &now) <= 0 || X509_cmp_time(inb, &now) >= 0)
+        int64_t i_nb = bp->fixed ? bp->fixed->issuer_nb : fp_asn1_time_unix(inb);
+        int64_t i_na = bp->fixed ? bp->fixed->issuer_na : fp_asn1_time_unix(ina);
+        if (i_na <= bp->now || i_nb >= bp->now)
             return fp_err_set(err, FP_ERR_ISSUER_EXPIRED, "issuing CA is not valid now");
-        if (X509_cmp_time(ina, &na) < 0) {
+        if (i_na < (int64_t)na) {
             if (!X509_set1_notAfter(cert, ina))
                 return fp_err_set(err, FP_ERR_CRYPTO, "notAfter");
             na = 0;
         }
-        if (X509_cmp_time(inb, &nb) > 0) {
+        if (i_nb > (int64_t)nb) {
             if (!X509_set1_notBefore(cert, inb))
                 return fp_err_set(err, FP_ERR_CRYPTO, "notBefore");
             nb = 0;
@@ -189,13 +201,81 @@ static int copy_spki(X509 *cert, X509_REQ *req)
     return 1;
 }
 
+/* RFC 5280 4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
+static int add_ski(X509 *cert, fp_error *err)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    ASN1_OCTET_STRING *ski = NULL;
+    int ok;
+
+    ok = X509_pubkey_digest(cert, EVP_sha1(), md, &mdlen) == 1 &&
+         (ski = ASN1_OCTET_STRING_new()) != NULL && ASN1_OCTET_STRING_set(ski, md, (int)mdlen) &&
+         X509_add1_ext_i2d(cert, NID_subject_key_identifier, ski, 0, X509V3_ADD_DEFAULT) == 1;
+    ASN1_OCTET_STRING_free(ski);
+    return ok ? FP_ERR_OK : fp_err_set(err, FP_ERR_CRYPTO, "subjectKeyIdentifier");
+}
+
+/* basicConstraints, keyUsage, extendedKeyUsage. */
+static int add_head(const fp_build_params *bp, X509 *cert, X509V3_CTX *ctx, fp_error *err)
+{
+    const fp_profile *p = bp->profile;
+    char buf[64];
+    int rc;
+
+    if (p->is_ca && p->path_len >= 0)
+        snprintf(buf, sizeof(buf), "critical,CA:TRUE,pathlen:%d", p->path_len);
+    else
+        snprintf(buf, sizeof(buf), p->is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    if ((rc = add_conf_ext(cert, ctx, NID_basic_constraints, buf, err)) != FP_ERR_OK ||
+        (rc = add_key_usage(cert, ctx, p, err)) != FP_ERR_OK)
+        return rc;
+    return add_eku(cert, p, err);
+}
+
+/* OCSP no-check, CRL distribution point, authority information access. */
+static int add_tail(const fp_build_params *bp, X509 *cert, X509V3_CTX *ctx, fp_error *err)
+{
+    char buf[600];
+    int rc;
+
+    if (bp->profile->ocsp_nocheck &&
+        (rc = add_conf_ext(cert, ctx, NID_id_pkix_OCSP_noCheck, "ignored", err)) != FP_ERR_OK)
+        return rc;
+    if (bp->crl_url != NULL && bp->crl_url[0]) {
+        snprintf(buf, sizeof(buf), "URI:%s", bp->crl_url);
+        if ((rc = add_conf_ext(cert, ctx, NID_crl_distribution_points, buf, err)) != FP_ERR_OK)
+            return rc;
+    }
+    if ((bp->ocsp_url && bp->ocsp_url[0]) || (bp->ca_issuers_url && bp->ca_issuers_url[0])) {
+        buf[0] = '\0';
+        if (bp->ocsp_url && bp->ocsp_url[0])
+            snprintf(buf, sizeof(buf), "OCSP;URI:%s", bp->ocsp_url);
+        if (bp->ca_issuers_url && bp->ca_issuers_url[0])
+            snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%scaIssuers;URI:%s",
+                     buf[0] ? "," : "", bp->ca_issuers_url);
+        if ((rc = add_conf_ext(cert, ctx, NID_info_access, buf, err)) != FP_ERR_OK)
+            return rc;
+    }
+    return FP_ERR_OK;
+}
+
+/* Add a copy of ext (if any). */
+static int add_copy(X509 *cert, const X509_EXTENSION *ext, fp_error *err)
+{
+    if (ext != NULL && !X509_add_ext(cert, (X509_EXTENSION *)ext, -1))
+        return fp_err_set(err, FP_ERR_CRYPTO, "adding %s extension",
+                          OBJ_nid2sn(OBJ_obj2nid(X509_EXTENSION_get_object((X509_EXTENSION *)ext))));
+    return FP_ERR_OK;
+}
+
 int fp_cert_build(const fp_build_params *bp, X509 **out, fp_error *err)
 {
     const fp_profile *p = bp->profile;
+    const fp_build_fixed *f = bp->issuer ? bp->fixed : NULL;
     X509 *cert = NULL;
     X509_NAME *subject = NULL;
     X509V3_CTX ctx;
-    char buf[600];
     int rc = FP_ERR_OK;
 
     *out = NULL;
@@ -217,39 +297,30 @@ int fp_cert_build(const fp_build_params *bp, X509 **out, fp_error *err)
     if ((rc = set_validity(bp, cert, err)) != FP_ERR_OK)
         goto out;
 
+    /* order: basicConstraints, keyUsage, extendedKeyUsage, SKI, AKI,
+     * subjectAltName, OCSP no-check, CRL DP, AIA */
     X509V3_set_ctx(&ctx, bp->issuer ? bp->issuer : cert, cert, NULL, NULL, 0);
-    if (p->is_ca) {
-        if (p->path_len >= 0)
-            snprintf(buf, sizeof(buf), "critical,CA:TRUE,pathlen:%d", p->path_len);
-        else
-            snprintf(buf, sizeof(buf), "critical,CA:TRUE");
-    } else {
-        snprintf(buf, sizeof(buf), "critical,CA:FALSE");
-    }
-    if ((rc = add_conf_ext(cert, &ctx, NID_basic_constraints, buf, err)) != FP_ERR_OK ||
-        (rc = add_key_usage(cert, &ctx, p, err)) != FP_ERR_OK ||
-        (rc = add_eku(cert, p, err)) != FP_ERR_OK ||
-        (rc = add_conf_ext(cert, &ctx, NID_subject_key_identifier, "hash", err)) != FP_ERR_OK ||
-        (rc = add_conf_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always", err)) != FP_ERR_OK ||
-        (rc = add_sans(cert, bp->req, X509_NAME_entry_count(subject) == 0, err)) != FP_ERR_OK)
-        goto out;
-    if (p->ocsp_nocheck &&
-        (rc = add_conf_ext(cert, &ctx, NID_id_pkix_OCSP_noCheck, "ignored", err)) != FP_ERR_OK)
-        goto out;
-    if (bp->crl_url != NULL && bp->crl_url[0]) {
-        snprintf(buf, sizeof(buf), "URI:%s", bp->crl_url);
-        if ((rc = add_conf_ext(cert, &ctx, NID_crl_distribution_points, buf, err)) != FP_ERR_OK)
+    if (f != NULL) {
+        if ((rc = add_copy(cert, f->bc, err)) != FP_ERR_OK ||
+            (rc = add_copy(cert, f->ku, err)) != FP_ERR_OK ||
+            (rc = add_copy(cert, f->eku, err)) != FP_ERR_OK ||
+            (rc = add_ski(cert, err)) != FP_ERR_OK || (rc = add_copy(cert, f->aki, err)) != FP_ERR_OK)
             goto out;
+    } else if ((rc = add_head(bp, cert, &ctx, err)) != FP_ERR_OK ||
+               (rc = add_ski(cert, err)) != FP_ERR_OK ||
+               (rc = add_conf_ext(cert, &ctx, NID_authority_key_identifier, "keyid:always", err)) !=
+                   FP_ERR_OK) {
+        goto out;
     }
-    if ((bp->ocsp_url && bp->ocsp_url[0]) || (bp->ca_issuers_url && bp->ca_issuers_url[0])) {
-        buf[0] = '\0';
-        if (bp->ocsp_url && bp->ocsp_url[0])
-            snprintf(buf, sizeof(buf), "OCSP;URI:%s", bp->ocsp_url);
-        if (bp->ca_issuers_url && bp->ca_issuers_url[0])
-            snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%scaIssuers;URI:%s",
-                     buf[0] ? "," : "", bp->ca_issuers_url);
-        if ((rc = add_conf_ext(cert, &ctx, NID_info_access, buf, err)) != FP_ERR_OK)
+    if ((rc = add_sans(cert, bp->req, X509_NAME_entry_count(subject) == 0, err)) != FP_ERR_OK)
+        goto out;
+    if (f != NULL) {
+        if ((rc = add_copy(cert, f->nocheck, err)) != FP_ERR_OK ||
+            (rc = add_copy(cert, f->cdp, err)) != FP_ERR_OK ||
+            (rc = add_copy(cert, f->aia, err)) != FP_ERR_OK)
             goto out;
+    } else if ((rc = add_tail(bp, cert, &ctx, err)) != FP_ERR_OK) {
+        goto out;
     }
     *out = cert;
     cert = NULL;
@@ -257,4 +328,69 @@ out:
     X509_NAME_free(subject);
     X509_free(cert);
     return rc;
+}
+
+/* A copy of cert's extension nid, or NULL when it has none. */
+static X509_EXTENSION *take_ext(X509 *cert, int nid)
+{
+    int i = X509_get_ext_by_NID(cert, nid, -1);
+    return i >= 0 ? X509_EXTENSION_dup(X509_get_ext(cert, i)) : NULL;
+}
+
+int fp_build_fixed_new(const fp_build_params *bp, fp_build_fixed **out, fp_error *err)
+{
+    fp_build_fixed *f = NULL;
+    X509 *scratch = NULL;
+    X509V3_CTX ctx;
+    int rc;
+
+    *out = NULL;
+    if (bp->issuer == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "fixed extensions need an issuer");
+    if ((f = calloc(1, sizeof(*f))) == NULL || (scratch = X509_new()) == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    /* the same builders fp_cert_build uses, on a scratch certificate */
+    X509V3_set_ctx(&ctx, bp->issuer, scratch, NULL, NULL, 0);
+    if ((rc = add_head(bp, scratch, &ctx, err)) != FP_ERR_OK ||
+        (rc = add_conf_ext(scratch, &ctx, NID_authority_key_identifier, "keyid:always", err)) !=
+            FP_ERR_OK ||
+        (rc = add_tail(bp, scratch, &ctx, err)) != FP_ERR_OK)
+        goto out;
+    f->bc = take_ext(scratch, NID_basic_constraints);
+    f->ku = take_ext(scratch, NID_key_usage);
+    f->eku = take_ext(scratch, NID_ext_key_usage);
+    f->aki = take_ext(scratch, NID_authority_key_identifier);
+    f->nocheck = take_ext(scratch, NID_id_pkix_OCSP_noCheck);
+    f->cdp = take_ext(scratch, NID_crl_distribution_points);
+    f->aia = take_ext(scratch, NID_info_access);
+    if (X509_get_ext_count(scratch) !=
+        (f->bc != NULL) + (f->ku != NULL) + (f->eku != NULL) + (f->aki != NULL) +
+            (f->nocheck != NULL) + (f->cdp != NULL) + (f->aia != NULL)) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL); /* a copy failed */
+        goto out;
+    }
+    f->issuer_nb = fp_asn1_time_unix(X509_get0_notBefore(bp->issuer));
+    f->issuer_na = fp_asn1_time_unix(X509_get0_notAfter(bp->issuer));
+    *out = f;
+    f = NULL;
+out:
+    fp_build_fixed_free(f);
+    X509_free(scratch);
+    return rc;
+}
+
+void fp_build_fixed_free(fp_build_fixed *f)
+{
+    if (f == NULL)
+        return;
+    X509_EXTENSION_free(f->bc);
+    X509_EXTENSION_free(f->ku);
+    X509_EXTENSION_free(f->eku);
+    X509_EXTENSION_free(f->aki);
+    X509_EXTENSION_free(f->nocheck);
+    X509_EXTENSION_free(f->cdp);
+    X509_EXTENSION_free(f->aia);
+    free(f);
 }

@@ -25,7 +25,21 @@ struct fp_ca {
     fp_serial_fn serial_fn;
     void *serial_arg;
     char crl_url[URL_MAX], ocsp_url[URL_MAX], ca_issuers_url[URL_MAX];
+    fp_build_fixed *fixed[FP_MAX_PROFILES]; /* per cfg->profiles[i] */
 };
+
+/* What fp_cert_build needs to know about this CA for profile p. */
+static void build_params(const fp_ca *ca, const fp_profile *p, fp_build_params *bp)
+{
+    memset(bp, 0, sizeof(*bp));
+    bp->profile = p;
+    bp->issuer = ca->cert;
+    bp->crl_url = ca->crl_url;
+    bp->ocsp_url = ca->ocsp_url;
+    bp->ca_issuers_url = ca->ca_issuers_url;
+    if (p >= ca->cfg->profiles && p < ca->cfg->profiles + ca->cfg->n_profiles)
+        bp->fixed = ca->fixed[p - ca->cfg->profiles];
+}
 
 static int default_serial(void *arg, ASN1_INTEGER **out, fp_error *err)
 {
@@ -61,6 +75,12 @@ int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
         snprintf(ca->ca_issuers_url, sizeof(ca->ca_issuers_url), "%s/ca/%s.crt", cfg->public_url,
                  cfg->issuing_id);
     }
+    for (int i = 0; i < cfg->n_profiles; i++) {
+        fp_build_params bp;
+        build_params(ca, &cfg->profiles[i], &bp);
+        if ((rc = fp_build_fixed_new(&bp, &ca->fixed[i], err)) != FP_ERR_OK)
+            goto fail;
+    }
     *out = ca;
     return FP_ERR_OK;
 fail:
@@ -75,6 +95,8 @@ void fp_ca_free(fp_ca *ca)
     X509_free(ca->cert);
     X509_free(ca->root);
     fp_signer_free(ca->signer);
+    for (int i = 0; i < FP_MAX_PROFILES; i++)
+        fp_build_fixed_free(ca->fixed[i]);
     free(ca);
 }
 
@@ -133,16 +155,11 @@ int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
         return rc;
     if ((rc = ca->serial_fn(ca->serial_arg, &serial, err)) != FP_ERR_OK)
         return rc;
-    memset(&bp, 0, sizeof(bp));
-    bp.profile = p;
-    bp.issuer = ca->cert;
+    build_params(ca, p, &bp);
     bp.req = req->csr;
     bp.serial = serial;
     bp.now = fp_now();
     bp.days = req->days;
-    bp.crl_url = ca->crl_url;
-    bp.ocsp_url = ca->ocsp_url;
-    bp.ca_issuers_url = ca->ca_issuers_url;
     if ((rc = fp_cert_build(&bp, &x, err)) != FP_ERR_OK ||
         (rc = fp_signer_sign_cert(ca->signer, x, err)) != FP_ERR_OK ||
         (rc = fill_rec(ca, p->name, x, rec, err)) != FP_ERR_OK)

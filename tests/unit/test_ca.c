@@ -9,7 +9,9 @@
 
 #include <openssl/x509v3.h>
 
+#include "ca/build.h"
 #include "ca/ca.h"
+#include "ca/signer.h"
 #include "common/util.h"
 #include "x509/x509util.h"
 
@@ -256,10 +258,80 @@ static void test_encrypted_ca_needs_passphrase(void **state)
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
+/* The cached fixed extensions give the very certificate the profile's
+ * builders give, for every profile, with and without public URLs. */
+static void test_fixed_extensions_same_result(void **state)
+{
+    fx *f = *state;
+    X509_REQ *req = tu_csr(f->key, "/CN=fixed-1", "DNS:fixed.example", 0, NULL, NULL);
+    ASN1_INTEGER *serial = NULL;
+    fp_error e = {0};
+
+    assert_int_equal(fp_serial_random(&serial, &e), FP_ERR_OK);
+    for (int u = 0; u < 2; u++) {
+        for (int i = 0; i < f->cfg.n_profiles; i++) {
+            fp_build_params bp;
+            fp_build_fixed *fixed = NULL;
+            X509 *a = NULL, *b = NULL;
+            unsigned char *da = NULL, *db = NULL, md[EVP_MAX_MD_SIZE];
+            unsigned int mdlen = 0;
+            const ASN1_OCTET_STRING *ski;
+            int la, lb;
+
+            memset(&bp, 0, sizeof(bp));
+            bp.profile = &f->cfg.profiles[i];
+            bp.issuer = fp_ca_get0_cert(f->ca);
+            bp.req = req;
+            bp.serial = serial;
+            bp.now = fp_now();
+            if (u == 1) {
+                bp.crl_url = "http://pki.example/crl/x.crl";
+                bp.ocsp_url = "http://pki.example/ocsp";
+                bp.ca_issuers_url = "http://pki.example/ca/x.crt";
+            }
+            assert_int_equal(fp_cert_build(&bp, &a, &e), FP_ERR_OK);
+            assert_int_equal(fp_build_fixed_new(&bp, &fixed, &e), FP_ERR_OK);
+            bp.fixed = fixed;
+            assert_int_equal(fp_cert_build(&bp, &b, &e), FP_ERR_OK);
+            /* signed (randomized ECDSA) so the TBS has its algorithm */
+            assert_int_equal(fp_signer_sign_cert(fp_ca_get0_signer(f->ca), a, &e), FP_ERR_OK);
+            assert_int_equal(fp_signer_sign_cert(fp_ca_get0_signer(f->ca), b, &e), FP_ERR_OK);
+            la = i2d_re_X509_tbs(a, &da);
+            lb = i2d_re_X509_tbs(b, &db);
+            assert_true(la > 0);
+            assert_int_equal(la, lb);
+            assert_memory_equal(da, db, (size_t)la);
+            /* RFC 5280 4.2.1.2 (1): SKI is the SHA-1 of the key bits */
+            ski = X509_get0_subject_key_id(b);
+            assert_non_null(ski);
+            assert_true(X509_pubkey_digest(b, EVP_sha1(), md, &mdlen));
+            assert_int_equal(ASN1_STRING_length(ski), (int)mdlen);
+            assert_memory_equal(ASN1_STRING_get0_data(ski), md, mdlen);
+            assert_int_equal(X509_get_ext_by_NID(b, NID_crl_distribution_points, -1) >= 0, u == 1);
+            OPENSSL_free(da);
+            OPENSSL_free(db);
+            X509_free(a);
+            X509_free(b);
+            fp_build_fixed_free(fixed);
+        }
+    }
+    {
+        fp_build_params bp;
+        fp_build_fixed *fixed = NULL;
+        memset(&bp, 0, sizeof(bp));
+        bp.profile = &f->cfg.profiles[0];
+        assert_int_equal(fp_build_fixed_new(&bp, &fixed, &e), FP_ERR_ARG); /* no issuer */
+        assert_null(fixed);
+    }
+    ASN1_INTEGER_free(serial);
+    X509_REQ_free(req);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_leaf_contents),
+        T(test_fixed_extensions_same_result),
         T(test_profiles_ekus),
         T(test_validity_rules),
         T(test_serial_collision_retried),
