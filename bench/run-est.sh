@@ -8,6 +8,10 @@
 #                         certificate for every enrollment (no resumption)
 #   (b) est-keepalive     many enrollments per connection
 #   (c) est-serverkeygen  server-generated keys, keep-alive
+# and two floors with no enrollment work at all (GET cacerts, served from
+# memory), which bound what (a) and (b) could reach on this machine:
+#   floor-newconn         TCP + TLS handshake with client certificate + GET
+#   floor-keepalive       GET on kept-alive TLS connections
 # `openssl speed ecdsap256` runs first in the same run; the crypto ceiling
 # per mode is computed from it (see BENCHMARKS.md for the counting).
 # Afterwards the store is checked to hold at least as many certificates as
@@ -53,6 +57,12 @@ run_load "b-keepalive" est-keepalive "${common[@]}"
 total_ok=$((total_ok + $(ok_of)))
 run_load "c-serverkeygen" est-serverkeygen "${common[@]}"
 total_ok=$((total_ok + $(ok_of)))
+# the floors: CPU per request with no enrollment (TLS, HTTP, routing, log)
+us_of() { local v; v=$(result_field "$LAST_RESULT" "$1"); echo "${v:-0}"; }
+run_load "floor-newconn" floor-newconn "${common[@]}"
+FLOOR_A_SRV=$(us_of srv_us); FLOOR_A_CLI=$(us_of cli_us); FLOOR_A_RPS=$(us_of rps)
+run_load "floor-keepalive" floor-keepalive "${common[@]}"
+FLOOR_B_SRV=$(us_of srv_us); FLOOR_B_CLI=$(us_of cli_us); FLOOR_B_RPS=$(us_of rps)
 stop_pid "$SERVER_PID"
 after=$(count_certs)
 stored=$((after - before))
@@ -67,6 +77,13 @@ ceiling() { awk -v s="$SPEED_SIGN" -v v="$SPEED_VERIFY" -v ns="$1" -v nv="$2" -v
 CEIL_A=$(ceiling 3 7)
 CEIL_B=$(ceiling 1 1)
 CEIL_C=$(ceiling 2 1)
+# Floor + the enrollment's own ECDSA (1 signature + 1 verification): what
+# a server doing no other work (no ASN.1, no storage) would reach.
+floor_ceiling() { awk -v s="$SPEED_SIGN" -v v="$SPEED_VERIFY" -v fs="$1" -v fc="$2" -v c="$(nproc)" \
+    'BEGIN { us = fs + fc + 1e6 / s + 1e6 / v; if (fs + fc <= 0) { print "n/a"; exit }
+             printf "%.0f", c * 1e6 / us }'; }
+FCEIL_A=$(floor_ceiling "$FLOOR_A_SRV" "$FLOOR_A_CLI")
+FCEIL_B=$(floor_ceiling "$FLOOR_B_SRV" "$FLOOR_B_CLI")
 
 mkdir -p "$RESULTS_DIR"
 {
@@ -75,6 +92,8 @@ mkdir -p "$RESULTS_DIR"
     machine_md
     echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s"
     echo "- crypto-only ceiling on $(nproc) cores: (a) ${CEIL_A}/s (3 sign + 7 verify), (b) ${CEIL_B}/s (1 + 1), (c) ${CEIL_C}/s (1 sign + 1 keygen + 1 verify)"
+    echo "- floors (no enrollment work): new connection ${FLOOR_A_RPS}/s (server ${FLOOR_A_SRV} us + loadgen ${FLOOR_A_CLI} us CPU each); keep-alive ${FLOOR_B_RPS}/s (server ${FLOOR_B_SRV} us + loadgen ${FLOOR_B_CLI} us)"
+    echo "- ceiling = floor CPU + the enrollment's 1 sign + 1 verify, nothing else: (a) ${FCEIL_A}/s, (b) ${FCEIL_B}/s"
     echo "- durability check: $durable"
     echo "- server: \`fleetpki serve ${BENCH_SERVER_ARGS:-}\` (per-request log lines ${BENCH_SERVER_ARGS:+as per these flags}${BENCH_SERVER_ARGS:-on, written to a file}); client certificate auth; TLS 1.3; $CSRS distinct pre-made P-256 CSRs"
     echo

@@ -87,6 +87,19 @@ done
 [ $(($(db_count '') - before)) -ge 72 ] || fail "fewer certificates stored than answered"
 pass "every answered enrollment is in the store"
 
+# the floors: cacerts over new and kept-alive connections, no certificate issued
+before=$(db_count '')
+for m in floor-newconn floor-keepalive; do
+    r=$(run "$m" "${est[@]}" --requests 20)
+    [ "$(field "$r" ok)" = 20 ] && [ "$(field "$r" err)" = 0 ] || fail "$m: $r"
+    pass "loadgen $m: 20 cacerts answers, each a valid PKCS#7"
+done
+[ "$(db_count '')" = "$before" ] || fail "a floor run issued certificates"
+# a path that is not a certs-only PKCS#7 is not counted as an answer
+r=$(run floor-keepalive "${est[@]}" --requests 10 --path /.well-known/est/csrattrs)
+[ "$(field "$r" ok)" = 0 ] || fail "floor counted a non-PKCS#7 answer: $r"
+pass "loadgen floor mode checks what it counts"
+
 # without a client certificate the server must refuse; loadgen counts errors
 r=$(run est-keepalive --port "$HTTPS_PORT" --cacert "$T/trust.pem" --concurrency 2 \
     --csr-count 2 --requests 10)
