@@ -328,44 +328,6 @@ out:
     return rc;
 }
 
-int lg_check_pkcs7_b64(const unsigned char *b64, size_t len)
-{
-    unsigned char *clean = NULL, *der = NULL;
-    const unsigned char *p;
-    PKCS7 *p7 = NULL;
-    size_t n = 0, pad = 0;
-    int dlen, rc = -1;
-
-    clean = malloc(len + 1);
-    if (clean == NULL)
-        return -1;
-    for (size_t i = 0; i < len; i++)
-        if (!isspace(b64[i]))
-            clean[n++] = b64[i];
-    if (n == 0 || n % 4 != 0)
-        goto out;
-    while (pad < 2 && clean[n - 1 - pad] == '=')
-        pad++;
-    der = malloc(n / 4 * 3 + 1);
-    if (der == NULL)
-        goto out;
-    dlen = EVP_DecodeBlock(der, clean, (int)n);
-    if (dlen < 0)
-        goto out;
-    p = der;
-    p7 = d2i_PKCS7(NULL, &p, dlen - (int)pad);
-    if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL ||
-        sk_X509_num(p7->d.sign->cert) < 1)
-        goto out;
-    rc = 0;
-out:
-    ERR_clear_error();
-    PKCS7_free(p7);
-    free(der);
-    free(clean);
-    return rc;
-}
-
 /* Enter (descend into) or skip the next DER element at *p; its tag and
  * class must match (-1: any).  Optionally returns its content and length. */
 static int der_next(const unsigned char **p, long *avail, int want_tag, int want_class,
@@ -388,6 +350,70 @@ static int der_next(const unsigned char **p, long *avail, int want_tag, int want
         *p = q + len;
     }
     return 0;
+}
+
+/* A certs-only SignedData by a DER walk: ContentInfo { signedData,
+ * [0] { SEQUENCE { version, digestAlgorithms, encapContentInfo,
+ * certificates [0] { at least one SEQUENCE } ... } } } (RFC 5652 5.1). */
+static int pkcs7_walk(const unsigned char *der, long len)
+{
+    static const unsigned char signed_data[] = {0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                                0x0d, 0x01, 0x07, 0x02};
+    const unsigned char *p = der, *c;
+    long avail = len, clen;
+
+    if (der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_OBJECT, V_ASN1_UNIVERSAL, false, &c, &clen) ||
+        clen != (long)sizeof(signed_data) || memcmp(c, signed_data, sizeof(signed_data)) != 0 ||
+        der_next(&p, &avail, 0, V_ASN1_CONTEXT_SPECIFIC, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, false, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SET, V_ASN1_UNIVERSAL, false, NULL, NULL) ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, false, NULL, NULL) ||
+        der_next(&p, &avail, 0, V_ASN1_CONTEXT_SPECIFIC, true, NULL, &clen) || clen <= 0 ||
+        der_next(&p, &avail, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, false, NULL, NULL))
+        return -1;
+    return 0;
+}
+
+int lg_check_pkcs7_b64(const unsigned char *b64, size_t len, bool deep)
+{
+    unsigned char *clean = NULL, *der = NULL;
+    const unsigned char *p;
+    PKCS7 *p7 = NULL;
+    size_t n = 0, pad = 0;
+    int dlen, rc = -1;
+
+    clean = malloc(len + 1);
+    if (clean == NULL)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        if (!isspace(b64[i]))
+            clean[n++] = b64[i];
+    if (n == 0 || n % 4 != 0)
+        goto out;
+    while (pad < 2 && clean[n - 1 - pad] == '=')
+        pad++;
+    der = malloc(n / 4 * 3 + 1);
+    if (der == NULL)
+        goto out;
+    dlen = EVP_DecodeBlock(der, clean, (int)n);
+    if (dlen < 0 || pkcs7_walk(der, dlen - (long)pad) != 0)
+        goto out;
+    if (deep) {
+        p = der;
+        p7 = d2i_PKCS7(NULL, &p, dlen - (int)pad);
+        if (p7 == NULL || !PKCS7_type_is_signed(p7) || p7->d.sign == NULL ||
+            sk_X509_num(p7->d.sign->cert) < 1)
+            goto out;
+    }
+    rc = 0;
+out:
+    ERR_clear_error();
+    PKCS7_free(p7);
+    free(der);
+    free(clean);
+    return rc;
 }
 
 /* Status of the first SingleResponse, walking the DER without decoding

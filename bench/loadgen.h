@@ -87,8 +87,10 @@ int lg_ocsp_build(const char *issuer_path, const char *serials_path, size_t max,
                   int unknown_pct, lg_blob **out, size_t *n);
 
 /* Check a base64 certs-only PKCS#7 (EST simpleenroll answer): 0 if it
- * decodes and holds at least one certificate. */
-int lg_check_pkcs7_b64(const unsigned char *b64, size_t len);
+ * decodes and holds at least one certificate, found by a DER walk; with
+ * deep, also through d2i_PKCS7, which on OpenSSL 3.0 decodes each
+ * certificate's key through its slow provider decoders. */
+int lg_check_pkcs7_b64(const unsigned char *b64, size_t len, bool deep);
 /* Check an OCSP answer: successful, first SingleResponse's status is
  * expect (when expect >= 0), found by a DER walk that decodes no
  * certificate; with deep, also through d2i_OCSP_RESPONSE and
