@@ -9,9 +9,16 @@
  *
  * Checkpoints: a write-ahead-log checkpoint run by the committing handle
  * stalls every waiting enrollment for as long as it copies and fsyncs the
- * database (100+ ms), so the writer's handle has automatic checkpoints
- * off and a second thread with its own handle runs PASSIVE checkpoints,
- * which never block the writer, whenever batches were committed.
+ * database, so a second thread with its own handle runs PASSIVE
+ * checkpoints, which never block the writer, whenever batches were
+ * committed.  Those alone starve the log's restart, though: SQLite starts
+ * the log over only when a writer finds it entirely copied back, and with
+ * a commit every millisecond or two there is always a newer frame, so the
+ * log grew without bound (~1 GiB in 20 s of enrollments).  So the writer
+ * also checkpoints by itself once the log reaches WRITER_CHECKPOINT_FRAMES:
+ * little is left to copy by then (the other thread did most), and its
+ * next transaction finds the log copied back and starts it over; the
+ * store trims the file to 32 MiB when that happens.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "committer.h"
@@ -34,6 +41,7 @@ typedef struct job {
 } job;
 
 #define CHECKPOINT_INTERVAL_MS 200
+#define WRITER_CHECKPOINT_FRAMES 8192 /* ~32 MiB of log with 4 KiB pages */
 
 struct fp_committer {
     fp_store *store;
@@ -200,7 +208,7 @@ int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err
     }
     if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK ||
         (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK ||
-        (rc = fp_store_set_autocheckpoint(c->store, 0, err)) != FP_ERR_OK)
+        (rc = fp_store_set_autocheckpoint(c->store, WRITER_CHECKPOINT_FRAMES, err)) != FP_ERR_OK)
         goto fail;
     if (pthread_create(&c->ckpt_thread, NULL, checkpoint_main, c) != 0) {
         rc = fp_err_set(err, FP_ERR_INTERNAL, "cannot start the checkpoint thread");

@@ -280,10 +280,10 @@ int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *ser
                             const fp_audit_event *ev, fp_error *err);
 
 /* Write-ahead-log tuning for a handle that only commits (group commit):
- * pages <= 0 turns automatic checkpoints off on this handle, so commits
- * never stall behind one; fp_store_checkpoint (on another handle and
- * thread) then keeps the log short without blocking writers.  Backends
- * without such a log ignore both. */
+ * this handle checkpoints by itself once the log holds `pages` pages
+ * (<= 0: never); fp_store_checkpoint, on another handle and thread,
+ * copies the log back without blocking writers (committer.c explains why
+ * both are needed).  Backends without such a log ignore both. */
 int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err);
 int fp_store_checkpoint(fp_store *s, fp_error *err);
 

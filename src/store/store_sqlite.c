@@ -89,6 +89,10 @@ int sq_exec(sqlite_store *s, const char *sql, fp_error *err)
 }
 
 /* Run a prepared statement that returns no rows, then reset it. */
+/* Whenever the write-ahead log starts over, its file is trimmed to this
+ * many bytes (without it the file keeps its largest size forever). */
+#define WAL_SIZE_LIMIT "33554432"
+
 static int step_once(sqlite_store *s, sqlite3_stmt *st, const char *what, fp_error *err)
 {
     int rc = sqlite3_step(st) == SQLITE_DONE ? FP_ERR_OK : sq_db_err(s, err, what);
@@ -735,6 +739,7 @@ int fp_store_sqlite_open(const char *path, fp_store **out, fp_error *err)
         (rc = prepare(s, &s->commit, "COMMIT", err)) != FP_ERR_OK ||
         (rc = sq_exec(s, "PRAGMA journal_mode = WAL", err)) != FP_ERR_OK ||
         (rc = sq_exec(s, "PRAGMA synchronous = FULL", err)) != FP_ERR_OK ||
+        (rc = sq_exec(s, "PRAGMA journal_size_limit = " WAL_SIZE_LIMIT, err)) != FP_ERR_OK ||
         (rc = sq_exec(s, "PRAGMA foreign_keys = ON", err)) != FP_ERR_OK ||
         (rc = migrate(s, err)) != FP_ERR_OK ||
         (rc = sq_rev_open(s->db, &s->rev, err)) != FP_ERR_OK)
