@@ -63,9 +63,10 @@ run_load "floor-newconn" floor-newconn "${common[@]}"
 FLOOR_A_SRV=$(us_of srv_us); FLOOR_A_CLI=$(us_of cli_us); FLOOR_A_RPS=$(us_of rps)
 run_load "floor-keepalive" floor-keepalive "${common[@]}"
 FLOOR_B_SRV=$(us_of srv_us); FLOOR_B_CLI=$(us_of cli_us); FLOOR_B_RPS=$(us_of rps)
-stop_pid "$SERVER_PID"
+# sizes while the server still runs (a clean exit checkpoints and removes the log)
 WAL_MIB=$(awk -v b="$(stat -c %s "$CA/fleetpki.db-wal" 2>/dev/null || echo 0)" 'BEGIN { printf "%.1f", b / 1048576 }')
 DB_MIB=$(awk -v b="$(stat -c %s "$CA/fleetpki.db")" 'BEGIN { printf "%.1f", b / 1048576 }')
+stop_pid "$SERVER_PID"
 after=$(count_certs)
 stored=$((after - before))
 log "certificates stored during the runs: $stored; measured answers: $total_ok"
@@ -97,7 +98,7 @@ mkdir -p "$RESULTS_DIR"
     echo "- floors (no enrollment work): new connection ${FLOOR_A_RPS}/s (server ${FLOOR_A_SRV} us + loadgen ${FLOOR_A_CLI} us CPU each); keep-alive ${FLOOR_B_RPS}/s (server ${FLOOR_B_SRV} us + loadgen ${FLOOR_B_CLI} us)"
     echo "- ceiling = floor CPU + the enrollment's 1 sign + 1 verify, nothing else: (a) ${FCEIL_A}/s, (b) ${FCEIL_B}/s"
     echo "- durability check: $durable"
-    echo "- store after the runs: database ${DB_MIB} MiB, write-ahead log ${WAL_MIB} MiB"
+    echo "- store at the end of the runs (server still up): database ${DB_MIB} MiB, write-ahead log ${WAL_MIB} MiB"
     echo "- server: \`fleetpki serve ${BENCH_SERVER_ARGS:-}\` (per-request log lines ${BENCH_SERVER_ARGS:+as per these flags}${BENCH_SERVER_ARGS:-on, written to a file}); client certificate auth; TLS 1.3; $CSRS distinct pre-made P-256 CSRs"
     echo
     echo "$ROWS_HEADER"
