@@ -107,3 +107,15 @@ fp_serve_stop() {
     wait "$SRV_PID" || rc=$?
     [ "$rc" = 0 ] || { cat "$T/server.log" >&2; fail "server exited with $rc after SIGTERM"; }
 }
+
+# fp_wait_more DIR NAME-GLOB N: wait (up to 30 s) until DIR holds more than
+# N files matching NAME-GLOB; crash tests use it so each round gets some
+# work done before its kill, however slow the build (sanitizers) is.
+fp_wait_more() {
+    local _
+    for _ in $(seq 1 300); do
+        [ "$(find "$1" -name "$2" | wc -l)" -gt "$3" ] && return 0
+        sleep 0.1
+    done
+    return 0
+}

@@ -62,11 +62,7 @@ for round in 1 2 3 4 5 6; do
     for w in 1 2 3; do worker "r$round-w$w" & pids+=($!); done
     # let each round complete at least one issuance first (a loaded or
     # sanitizer build can be slow), then kill at a random moment
-    before_round=$(find "$T/out.d" -name '*.pem' | wc -l)
-    for _ in $(seq 1 300); do
-        [ "$(find "$T/out.d" -name '*.pem' | wc -l)" -gt "$before_round" ] && break
-        sleep 0.1
-    done
+    fp_wait_more "$T/out.d" '*.pem' "$(find "$T/out.d" -name '*.pem' | wc -l)"
     sleep "0.$((RANDOM % 9 + 1))"
     # kill the loops first (so they start nothing new), then every
     # fleetpki still running on this CA, mid-flight

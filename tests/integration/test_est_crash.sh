@@ -96,11 +96,7 @@ for round in 1 2 3; do
     for c in 1 2 3 4; do client "r$round-c$c" & pids+=($!); done
     # at least one enrollment per round first (sanitizer builds are slow),
     # then a kill at a random moment
-    before=$(find "$T/out.d" -name '*.p7' | wc -l)
-    for _ in $(seq 1 300); do
-        [ "$(find "$T/out.d" -name '*.p7' | wc -l)" -gt "$before" ] && break
-        sleep 0.1
-    done
+    fp_wait_more "$T/out.d" '*.p7' "$(find "$T/out.d" -name '*.p7' | wc -l)"
     sleep "0.$((RANDOM % 9 + 1))"
     kill -KILL "$SRV_PID"
     wait "$SRV_PID" 2>/dev/null || true

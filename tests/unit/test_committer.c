@@ -43,35 +43,6 @@ typedef struct {
     int submitted;
 } fx;
 
-static void put_token(fx *f, const char *id, int uses)
-{
-    fp_token_rec t;
-    memset(&t, 0, sizeof(t));
-    snprintf(t.id, sizeof(t.id), "%s", id);
-    strcpy(t.label, "default");
-    t.uses_left = uses;
-    t.created_at = fp_now();
-    assert_int_equal(fp_store_token_put(f->s, &t, NULL, NULL), 0);
-}
-
-static int uses_left(fx *f, const char *id)
-{
-    fp_token_rec t;
-    assert_int_equal(fp_store_token_get(f->s, id, &t, NULL), 0);
-    return t.uses_left;
-}
-
-static bool stored(fx *f, const char *serial)
-{
-    fp_cert_rec got;
-    int rc = fp_store_cert_get(f->s, serial, &got, NULL);
-    if (rc == FP_ERR_OK)
-        fp_cert_rec_clear(&got);
-    else
-        assert_int_equal(rc, FP_ERR_NOT_FOUND);
-    return rc == FP_ERR_OK;
-}
-
 /* A record with heap fields, as the committer takes it over. */
 static fp_cert_rec mkrec(const char *serial)
 {
@@ -186,8 +157,8 @@ static void test_collision_retry_pays_per_job(void **state)
     fx *f = *state;
     int plug, paid, clash, free_job;
 
-    put_token(f, "tok-a", 1);
-    put_token(f, "tok-b", 1);
+    tu_token_put(f->s, "tok-a", 1, 0);
+    tu_token_put(f->s, "tok-b", 1, 0);
     plug = hold_writer(f);
     paid = submit(f, "A1", "tok-a");
     clash = submit(f, "DUP", "tok-b"); /* fails the batch: retried one by one */
@@ -199,14 +170,14 @@ static void test_collision_retry_pays_per_job(void **state)
     assert_int_equal(f->res.rc[paid], FP_ERR_OK);
     assert_int_equal(f->res.rc[clash], FP_ERR_DUPLICATE);
     assert_int_equal(f->res.rc[free_job], FP_ERR_OK);
-    assert_true(stored(f, "A1") && stored(f, "A2"));
-    assert_int_equal(uses_left(f, "tok-a"), 0);
+    assert_true(tu_cert_stored(f->s, "A1") && tu_cert_stored(f->s, "A2"));
+    assert_int_equal(tu_token_uses(f->s, "tok-a"), 0);
     /* the collision's token is unspent, so its re-signed retry can pay */
-    assert_int_equal(uses_left(f, "tok-b"), 1);
+    assert_int_equal(tu_token_uses(f->s, "tok-b"), 1);
     clash = submit(f, "A3", "tok-b");
     wait_done(f, 5);
     assert_int_equal(f->res.rc[clash], FP_ERR_OK);
-    assert_int_equal(uses_left(f, "tok-b"), 0);
+    assert_int_equal(tu_token_uses(f->s, "tok-b"), 0);
 }
 
 static void test_used_up_token_refused_alone(void **state)
@@ -214,7 +185,7 @@ static void test_used_up_token_refused_alone(void **state)
     fx *f = *state;
     int plug, first, second, other;
 
-    put_token(f, "tok-c", 1);
+    tu_token_put(f->s, "tok-c", 1, 0);
     plug = hold_writer(f);
     first = submit(f, "C1", "tok-c");
     second = submit(f, "C2", "tok-c"); /* same batch, no use left */
@@ -227,9 +198,9 @@ static void test_used_up_token_refused_alone(void **state)
     assert_int_equal(f->res.rc[second], FP_ERR_STATE);
     assert_non_null(strstr(f->res.msg[second], "token tok-c is used up"));
     assert_int_equal(f->res.rc[other], FP_ERR_OK);
-    assert_true(stored(f, "C1") && stored(f, "C3"));
-    assert_false(stored(f, "C2"));
-    assert_int_equal(uses_left(f, "tok-c"), 0);
+    assert_true(tu_cert_stored(f->s, "C1") && tu_cert_stored(f->s, "C3"));
+    assert_false(tu_cert_stored(f->s, "C2"));
+    assert_int_equal(tu_token_uses(f->s, "tok-c"), 0);
 }
 
 /* ---- the write-ahead log stays bounded under a steady stream ---- */

@@ -282,25 +282,6 @@ static void test_future_schema_refused(void **state)
 
 /* ---- certificates paid with enrollment tokens in the same transaction ---- */
 
-static void put_token(fx *f, const char *id, int uses, int64_t expires_at)
-{
-    fp_token_rec t;
-    memset(&t, 0, sizeof(t));
-    snprintf(t.id, sizeof(t.id), "%s", id);
-    strcpy(t.label, "default");
-    t.uses_left = uses;
-    t.expires_at = expires_at;
-    t.created_at = fp_now();
-    assert_int_equal(fp_store_token_put(f->s, &t, NULL, NULL), 0);
-}
-
-static int uses_left(fx *f, const char *id)
-{
-    fp_token_rec t;
-    assert_int_equal(fp_store_token_get(f->s, id, &t, NULL), 0);
-    return t.uses_left;
-}
-
 /* One integer from SQL run on a connection of its own. */
 static int64_t sql_int(fx *f, const char *sql)
 {
@@ -315,17 +296,6 @@ static int64_t sql_int(fx *f, const char *sql)
     sqlite3_finalize(st);
     sqlite3_close(db);
     return v;
-}
-
-static bool stored(fx *f, const char *serial)
-{
-    fp_cert_rec got;
-    int rc = fp_store_cert_get(f->s, serial, &got, NULL);
-    if (rc == FP_ERR_OK)
-        fp_cert_rec_clear(&got);
-    else
-        assert_int_equal(rc, FP_ERR_NOT_FOUND);
-    return rc == FP_ERR_OK;
 }
 
 static void assert_msg(const fp_error *e, const char *needle)
@@ -346,9 +316,9 @@ static void test_spend_refuses_only_the_unpaid(void **state)
     fp_error res[6], e = {0};
     static const char *const serials[6] = {"F1", "F2", "F3", "F4", "F5", "F6"};
 
-    put_token(f, "one", 1, 0);
-    put_token(f, "two", 2, now + 3600);
-    put_token(f, "none", 0, 0);
+    tu_token_put(f->s, "one", 1, 0);
+    tu_token_put(f->s, "two", 2, now + 3600);
+    tu_token_put(f->s, "none", 0, 0);
     for (int i = 0; i < 6; i++)
         evs[i] = (fp_audit_event){"est:token:x", "cert.issue", serials[i], "{}"};
     assert_int_equal(fp_store_cert_insert_spend(f->s, recs, evs, toks, now, res, 6, &e), 0);
@@ -360,11 +330,11 @@ static void test_spend_refuses_only_the_unpaid(void **state)
     assert_msg(&res[3], "token none is used up");
     assert_int_equal(res[4].code, FP_ERR_NOT_FOUND);
     assert_int_equal(res[5].code, FP_ERR_OK);
-    assert_true(stored(f, "F1") && stored(f, "F3") && stored(f, "F6"));
-    assert_false(stored(f, "F2") || stored(f, "F4") || stored(f, "F5"));
-    assert_int_equal(uses_left(f, "one"), 0);
-    assert_int_equal(uses_left(f, "two"), 1);
-    assert_int_equal(uses_left(f, "none"), 0);
+    assert_true(tu_cert_stored(f->s, "F1") && tu_cert_stored(f->s, "F3") && tu_cert_stored(f->s, "F6"));
+    assert_false(tu_cert_stored(f->s, "F2") || tu_cert_stored(f->s, "F4") || tu_cert_stored(f->s, "F5"));
+    assert_int_equal(tu_token_uses(f->s, "one"), 0);
+    assert_int_equal(tu_token_uses(f->s, "two"), 1);
+    assert_int_equal(tu_token_uses(f->s, "none"), 0);
     /* one token.use row per use spent, none for refused records, whose
      * certificate audit rows are not written either */
     assert_int_equal(sql_int(f, "SELECT count(*) FROM audit WHERE action = 'token.use'"), 2);
@@ -380,8 +350,8 @@ static void test_spend_refuses_only_the_unpaid(void **state)
     recs[0] = mkrec("F8", now + 99);
     assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks + 2, now, NULL, 1, &e),
                      FP_ERR_ARG);
-    assert_false(stored(f, "F8"));
-    assert_int_equal(uses_left(f, "two"), 1);
+    assert_false(tu_cert_stored(f->s, "F8"));
+    assert_int_equal(tu_token_uses(f->s, "two"), 1);
 }
 
 static void test_spend_refuses_expired(void **state)
@@ -392,22 +362,22 @@ static void test_spend_refuses_expired(void **state)
     const char *toks[2] = {"old", "fresh"};
     fp_error res[2], e = {0};
 
-    put_token(f, "old", 3, now + 100);
-    put_token(f, "fresh", 3, now + 101);
+    tu_token_put(f->s, "old", 3, now + 100);
+    tu_token_put(f->s, "fresh", 3, now + 101);
     /* expired from its expires_at second on, as fp_store_token_use has it */
     assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, now + 100, res, 2, &e), 0);
     assert_int_equal(res[0].code, FP_ERR_STATE);
     assert_msg(&res[0], "token old has expired");
     assert_int_equal(res[1].code, FP_ERR_OK);
-    assert_false(stored(f, "G1"));
-    assert_true(stored(f, "G2"));
-    assert_int_equal(uses_left(f, "old"), 3);
-    assert_int_equal(uses_left(f, "fresh"), 2);
+    assert_false(tu_cert_stored(f->s, "G1"));
+    assert_true(tu_cert_stored(f->s, "G2"));
+    assert_int_equal(tu_token_uses(f->s, "old"), 3);
+    assert_int_equal(tu_token_uses(f->s, "fresh"), 2);
     /* the same token one second earlier still pays */
     assert_int_equal(fp_store_cert_insert_spend(f->s, recs, NULL, toks, now + 99, res, 1, &e), 0);
     assert_int_equal(res[0].code, FP_ERR_OK);
-    assert_true(stored(f, "G1"));
-    assert_int_equal(uses_left(f, "old"), 2);
+    assert_true(tu_cert_stored(f->s, "G1"));
+    assert_int_equal(tu_token_uses(f->s, "old"), 2);
 }
 
 /* Every failure of the transaction gives the token use back: nothing is
@@ -426,9 +396,9 @@ static void expect_batch_fails(fx *f, const fp_cert_rec *recs, size_t n, int wan
         assert_int_equal(res[i].code, want);
         assert_string_equal(res[i].msg, e.msg);
     }
-    assert_int_equal(uses_left(f, "pay"), 5);
+    assert_int_equal(tu_token_uses(f->s, "pay"), 5);
     assert_int_equal(sql_int(f, "SELECT count(*) FROM audit"), before);
-    assert_false(stored(f, recs[0].serial));
+    assert_false(tu_cert_stored(f->s, recs[0].serial));
 }
 
 static void test_spend_rolled_back_with_the_batch(void **state)
@@ -438,7 +408,7 @@ static void test_spend_rolled_back_with_the_batch(void **state)
     fp_cert_rec r = mkrec("H0", now + 99);
     fp_error e = {0};
 
-    put_token(f, "pay", 5, 0);
+    tu_token_put(f->s, "pay", 5, 0);
     assert_int_equal(fp_store_cert_insert(f->s, &r, NULL, 1, &e), 0);
     {
         /* a serial collision after the first record's token was spent */
@@ -463,7 +433,7 @@ static void test_spend_rolled_back_with_the_batch(void **state)
                  "CREATE TRIGGER inject_boom AFTER INSERT ON certificates"
                  "  WHEN NEW.serial = 'BOOM' BEGIN INSERT INTO inject VALUES ('x'); END;");
         expect_batch_fails(f, recs, 3, FP_ERR_STORE, "COMMIT");
-        assert_false(stored(f, "H2"));
+        assert_false(tu_cert_stored(f->s, "H2"));
         exec_sql(f->path, "DROP TRIGGER inject_boom;");
         /* the device is not locked out: the same records go through now */
         {
@@ -473,7 +443,7 @@ static void test_spend_rolled_back_with_the_batch(void **state)
             assert_int_equal(res[2].code, FP_ERR_OK);
         }
     }
-    assert_int_equal(uses_left(f, "pay"), 2);
+    assert_int_equal(tu_token_uses(f->s, "pay"), 2);
     assert_int_equal(fp_store_audit_verify(f->s, &rows, &e), 0);
 }
 

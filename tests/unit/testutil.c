@@ -9,6 +9,8 @@
 
 #include <openssl/x509v3.h>
 
+#include "common/util.h"
+#include "store/store.h"
 #include "x509/x509util.h"
 
 char *tu_tmpdir(void)
@@ -110,4 +112,34 @@ void tu_ca_clear(tu_ca *f)
     EVP_PKEY_free(f->key);
     tu_rmdir(f->dir);
     memset(f, 0, sizeof(*f));
+}
+
+void tu_token_put(fp_store *s, const char *id, int uses, int64_t expires_at)
+{
+    fp_token_rec t;
+    memset(&t, 0, sizeof(t));
+    snprintf(t.id, sizeof(t.id), "%s", id);
+    strcpy(t.label, "default");
+    t.uses_left = uses;
+    t.expires_at = expires_at;
+    t.created_at = fp_now();
+    assert_int_equal(fp_store_token_put(s, &t, NULL, NULL), 0);
+}
+
+int tu_token_uses(fp_store *s, const char *id)
+{
+    fp_token_rec t;
+    assert_int_equal(fp_store_token_get(s, id, &t, NULL), 0);
+    return t.uses_left;
+}
+
+bool tu_cert_stored(fp_store *s, const char *serial)
+{
+    fp_cert_rec got;
+    int rc = fp_store_cert_get(s, serial, &got, NULL);
+    if (rc == FP_ERR_OK)
+        fp_cert_rec_clear(&got);
+    else
+        assert_int_equal(rc, FP_ERR_NOT_FOUND);
+    return rc == FP_ERR_OK;
 }

@@ -3,6 +3,7 @@
 #define FP_TESTUTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -24,6 +25,16 @@ EVP_PKEY *tu_key(const char *algo);
  * value) when extra_nid != 0; signed with key and md (NULL: default). */
 X509_REQ *tu_csr(EVP_PKEY *key, const char *subject, const char *sans,
                  int extra_nid, const char *extra_value, const EVP_MD *md);
+
+/* Store an enrollment token id (label "default") with uses and an expiry
+ * (0: none); fails the test on error. */
+void tu_token_put(fp_store *s, const char *id, int uses, int64_t expires_at);
+/* Uses left on token id (fails the test if it is absent). */
+int tu_token_uses(fp_store *s, const char *id);
+
+/* Whether the store holds a certificate with this serial (any other
+ * error than not-found fails the test). */
+bool tu_cert_stored(fp_store *s, const char *serial);
 
 /* A fresh CA made by fp_ca_init in a temp dir, with its config, store and
  * CA opened, and a P-256 key for test requests. */
