@@ -14,9 +14,14 @@
  * event_active() on the worker's base, which libevent makes thread-safe
  * once evthread_use_pthreads() was called before the bases were created.
  *
- * Shutdown: stop accepting on every worker, wait until no request is
- * deferred (bounded by DRAIN_SECONDS), then exit each loop and join.
- * evhttp_free then closes idle keep-alive connections.
+ * Shutdown: stop accepting on every worker, then keep the loops running
+ * until no request is in flight (bounded by DRAIN_SECONDS): none being
+ * answered (dispatched, possibly waiting for its commit) and, on the TLS
+ * listener, none partly received (a connection whose decrypted input got
+ * bytes since its last dispatched request: see conn_state).  Requests
+ * that complete during the drain are served, with "Connection: close".
+ * Then exit each loop and join; evhttp_free closes idle keep-alive
+ * connections.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -91,12 +96,60 @@ struct fp_http_server {
     bool mod_inited[MAX_MODULES];
     size_t max_body; /* largest limit over cfg and routes */
     atomic_long inflight;
+    atomic_long receiving; /* TLS connections with a partly received request */
     atomic_int draining;
     int stop_pipe[2];
     struct event_base *main_base;
 };
 
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+
+/* Per TLS connection, hung on its SSL (ex_data, freed with it): whether a
+ * request has started to arrive and was not dispatched yet.  Set by a
+ * callback on the connection's input buffer, cleared in on_request. */
+typedef struct conn_state {
+    fp_http_server *srv;
+    bool receiving;
+} conn_state;
+
+static int conn_idx = -1;
+static pthread_once_t conn_idx_once = PTHREAD_ONCE_INIT;
+
+static void conn_state_set(conn_state *cs, bool receiving)
+{
+    if (cs->receiving != receiving) {
+        cs->receiving = receiving;
+        atomic_fetch_add(&cs->srv->receiving, receiving ? 1 : -1);
+    }
+}
+
+static void conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+                            void *argp)
+{
+    conn_state *cs = ptr;
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    if (cs != NULL)
+        conn_state_set(cs, false); /* closed mid-request: no longer in flight */
+    free(cs);
+}
+
+static void conn_idx_init(void)
+{
+    conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_state_free);
+}
+
+/* Input buffer callback: bytes of a request arrived (evhttp removes them
+ * again as it parses, which is not "done": dispatch is). */
+static void conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_added > 0)
+        conn_state_set(arg, true);
+}
 
 static void evthread_init(void)
 {
@@ -256,14 +309,24 @@ static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
 {
     fp_http_worker *w = arg;
     SSL *ssl = SSL_new(w->srv->ssl_ctx);
+    conn_state *cs = calloc(1, sizeof(*cs));
     struct bufferevent *bev;
 
-    if (ssl == NULL)
+    pthread_once(&conn_idx_once, conn_idx_init);
+    if (ssl == NULL || cs == NULL || conn_idx < 0 || !SSL_set_ex_data(ssl, conn_idx, cs)) {
+        free(cs);
+        SSL_free(ssl);
         return NULL;
+    }
+    cs->srv = w->srv; /* from here on freed with the SSL */
     bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                          BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         SSL_free(ssl);
+        return NULL;
+    }
+    if (evbuffer_add_cb(bufferevent_get_input(bev), conn_input_cb, cs) == NULL) {
+        bufferevent_free(bev);
         return NULL;
     }
     /* many clients (curl among them) close without close_notify */
@@ -464,6 +527,9 @@ static void on_request(struct evhttp_request *evr, void *arg)
             struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
             req->ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
             if (req->ssl != NULL) {
+                conn_state *cs = SSL_get_ex_data(req->ssl, conn_idx);
+                if (cs != NULL)
+                    conn_state_set(cs, false); /* counted in inflight from now on */
                 req->peer_cert = SSL_get0_peer_certificate(req->ssl);
                 req->peer_chain = SSL_get_peer_cert_chain(req->ssl);
             }
@@ -483,10 +549,9 @@ static void on_request(struct evhttp_request *evr, void *arg)
         return;
     }
     if (atomic_load(&srv->draining)) {
-        fp_http_add_header(req, "Retry-After", "5");
+        /* in flight when the drain began, or sent on a connection we had
+         * not closed yet: answered, and the connection closed after it */
         fp_http_add_header(req, "Connection", "close");
-        fp_http_error(req, 503, "server is shutting down");
-        return;
     }
 
     for (int m = 0; fp_http_modules[m].name && route == NULL; m++) {
@@ -725,6 +790,7 @@ int fp_http_server_new(const fp_http_opts *opts, fp_http_server **out, fp_error 
     srv->fd[0] = srv->fd[1] = -1;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->receiving, 0);
     atomic_init(&srv->draining, 0);
     srv->max_body = (size_t)cfg->max_body_bytes;
     for (int m = 0; fp_http_modules[m].name; m++)
@@ -820,13 +886,14 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     struct timeval tv = {0, 20000};
     (void)fd;
     (void)what;
-    if (atomic_load(&d->srv->inflight) > 0 && mono_ns() < d->deadline) {
+    long busy = atomic_load(&d->srv->inflight) + atomic_load(&d->srv->receiving);
+    if (busy > 0 && mono_ns() < d->deadline) {
         evtimer_add(d->timer, &tv);
         return;
     }
-    if (atomic_load(&d->srv->inflight) > 0)
-        fp_log(FP_LOG_WARN, "shutdown: %ld requests still in flight after %d s",
-               atomic_load(&d->srv->inflight), DRAIN_SECONDS);
+    if (busy > 0)
+        fp_log(FP_LOG_WARN, "shutdown: %ld requests still in flight after %d s", busy,
+               DRAIN_SECONDS);
     event_base_loopexit(d->srv->main_base, NULL);
 }
 
