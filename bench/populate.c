@@ -226,7 +226,7 @@ int main(int argc, char **argv)
         goto out;
     }
     {
-        fp_issue_req ir = {csr, "device", 0, "bench:populate"};
+        fp_issue_req ir = {csr, "device", 0, "bench:populate", false};
         if ((rc = fp_ca_sign(ca, &ir, &tmpl, &trec, &err)) != FP_ERR_OK)
             goto out;
     }
@@ -260,7 +260,7 @@ int main(int argc, char **argv)
             char *subj = subjects + i * SUBJECT_MAX;
 
             if (o.sign) {
-                fp_issue_req ir = {csr, "device", 0, "bench:populate"};
+                fp_issue_req ir = {csr, "device", 0, "bench:populate", false};
                 X509 *x = NULL;
                 fp_cert_rec_clear(rec);
                 if ((rc = fp_ca_sign(ca, &ir, &x, rec, &err)) != FP_ERR_OK)

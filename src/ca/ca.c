@@ -151,7 +151,8 @@ int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
     memset(rec, 0, sizeof(*rec));
     if (p == NULL)
         return fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile);
-    if ((rc = fp_policy_check(p, req->csr, err)) != FP_ERR_OK)
+    if ((rc = req->own_key ? fp_policy_check_own_key(p, req->csr, err)
+                           : fp_policy_check(p, req->csr, err)) != FP_ERR_OK)
         return rc;
     if ((rc = ca->serial_fn(ca->serial_arg, &serial, err)) != FP_ERR_OK)
         return rc;

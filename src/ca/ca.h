@@ -26,6 +26,8 @@ typedef struct fp_issue_req {
     const char *profile; /* profile name */
     int days;            /* 0: profile default */
     const char *actor;   /* who asked, for the audit log */
+    bool own_key;        /* csr wraps a key this server just generated
+                            (serverkeygen): fp_policy_check_own_key */
 } fp_issue_req;
 
 /* Load the issuing CA named by cfg (certificate, key via signer, root).

@@ -190,7 +190,7 @@ static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
     if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK ||
         (rc = make_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
         goto out;
-    ir = (fp_issue_req){req, profile, 0, "cli:init"};
+    ir = (fp_issue_req){req, profile, 0, "cli:init", false};
     if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, keyfile, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_key_write(path, key, o->pass, o->passlen, err)) != FP_ERR_OK ||

@@ -355,11 +355,11 @@ static int get_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **out, fp_erro
     return FP_ERR_OK;
 }
 
-int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
+static int check(const fp_profile *p, X509_REQ *req, bool own_key, fp_error *err)
 {
     STACK_OF(X509_EXTENSION) *exts = NULL;
     GENERAL_NAMES *gens = NULL;
-    int rc, pop = fp_csr_verify(req);
+    int rc, pop = own_key ? 1 : fp_csr_verify(req);
 
     if (pop < 0) {
         rc = fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
@@ -370,7 +370,7 @@ int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
                         "CSR signature does not verify: no proof of possession of the key");
         goto out;
     }
-    if ((rc = check_sig_alg(req, err)) != FP_ERR_OK ||
+    if ((!own_key && (rc = check_sig_alg(req, err)) != FP_ERR_OK) ||
         (rc = check_key(p, req, err)) != FP_ERR_OK ||
         (rc = get_extensions(req, &exts, err)) != FP_ERR_OK ||
         (rc = check_extensions(p, exts, &gens, err)) != FP_ERR_OK ||
@@ -381,4 +381,14 @@ out:
     GENERAL_NAMES_free(gens);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     return rc;
+}
+
+int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
+{
+    return check(p, req, false, err);
+}
+
+int fp_policy_check_own_key(const fp_profile *p, X509_REQ *req, fp_error *err)
+{
+    return check(p, req, true, err);
 }

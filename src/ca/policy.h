@@ -21,4 +21,10 @@
 /* FP_ERR_OK when req may be issued under p; else an FP_ERR_CSR_* code. */
 int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err);
 
+/* fp_policy_check without the proof-of-possession and signature-algorithm
+ * checks, for a request the server assembled around a key it generated
+ * itself (EST serverkeygen): such a request need not be signed at all.
+ * Every other rule applies. */
+int fp_policy_check_own_key(const fp_profile *p, X509_REQ *req, fp_error *err);
+
 #endif

@@ -138,7 +138,7 @@ int cmd_issue(int argc, char **argv)
     if (rc == FP_ERR_OK)
         rc = cli_open_ca(&env, &err);
     if (rc == FP_ERR_OK) {
-        fp_issue_req ir = {req, profile, (int)days, cli_actor()};
+        fp_issue_req ir = {req, profile, (int)days, cli_actor(), false};
         rc = fp_ca_issue(env.ca, env.store, &ir, &cert, &err);
     }
     if (rc == FP_ERR_OK)

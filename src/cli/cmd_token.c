@@ -219,7 +219,7 @@ static int decide(cli_env *env, int64_t id, bool approve, fp_error *err)
         if ((rc = fp_csr_parse(pr.csr, pr.csr_len, &csr, err)) != FP_ERR_OK ||
             (rc = cli_open_ca(env, err)) != FP_ERR_OK)
             goto out;
-        ir = (fp_issue_req){csr, l->profile, 0, cli_actor()};
+        ir = (fp_issue_req){csr, l->profile, 0, cli_actor(), false};
         if ((rc = fp_ca_issue(env->ca, env->store, &ir, &cert, err)) != FP_ERR_OK)
             goto out;
         fp_serial_hex(X509_get0_serialNumber(cert), serial);

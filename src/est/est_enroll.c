@@ -203,7 +203,7 @@ static int same_identity(X509 *a, X509 *b)
 static int sign_and_submit(enroll_job *j)
 {
     const char *profile = j->lb->cfg->profile;
-    fp_issue_req ir = {j->csr, profile, 0, j->id.actor};
+    fp_issue_req ir = {j->csr, profile, 0, j->id.actor, j->op == EST_KEYGEN};
     fp_cert_rec rec;
     char detail[160];
     int rc;
@@ -340,7 +340,10 @@ static EVP_PKEY *cheap_public(EVP_PKEY *key)
     return est_ec_public_key(OBJ_nid2obj(nid), pub, (long)publen);
 }
 
-/* A request for a fresh key with the client's subject and extensions. */
+/* A request for a fresh key with the client's subject and extensions,
+ * unsigned: the key is ours, so there is no possession to prove (the
+ * client's own request was verified), and fp_ca_sign checks it with
+ * fp_policy_check_own_key. */
 static int keygen_csr(const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X509_REQ **out,
                       fp_error *err)
 {
@@ -357,8 +360,7 @@ static int keygen_csr(const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X50
     r = X509_REQ_new();
     if (r == NULL || !X509_REQ_set_subject_name(r, X509_REQ_get_subject_name(client)) ||
         !X509_REQ_set_pubkey(r, pub != NULL ? pub : *key) ||
-        (exts != NULL && sk_X509_EXTENSION_num(exts) > 0 && !X509_REQ_add_extensions(r, exts)) ||
-        X509_REQ_sign(r, *key, fp_key_sig_md(*key)) <= 0) {
+        (exts != NULL && sk_X509_EXTENSION_num(exts) > 0 && !X509_REQ_add_extensions(r, exts))) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "building the serverkeygen request");
         X509_REQ_free(r);
         r = NULL;

@@ -164,7 +164,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         rc = fp_err_set(err, FP_ERR_CRYPTO, "OCSP signer request");
         goto out;
     }
-    ir = (fp_issue_req){req, "ocsp-signer", 0, "server:ocsp-renew"};
+    ir = (fp_issue_req){req, "ocsp-signer", 0, "server:ocsp-renew", false};
     if ((rc = fp_ca_issue(ca, store, &ir, &issued, err)) != FP_ERR_OK)
         goto out;
     /* work on the certificate as relying parties will see it: decoded from

@@ -192,6 +192,32 @@ static void test_pop_point_off_curve(void **state)
     X509_REQ_free(req);
 }
 
+/* serverkeygen: a request the server built around its own new key needs
+ * no signature, but every other rule still applies */
+static void test_own_key_request(void **state)
+{
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *n = X509_NAME_new();
+    EVP_PKEY *p521 = tu_key("p521");
+    fp_error err = {0};
+    (void)state;
+    assert_true(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"kg-1", -1, -1, 0));
+    assert_true(X509_REQ_set_subject_name(req, n) && X509_REQ_set_pubkey(req, p256));
+    /* unsigned: refused as a client's request, accepted as our own */
+    assert_int_equal(fp_policy_check(&device, req, &err), FP_ERR_CSR_POP);
+    assert_int_equal(fp_policy_check_own_key(&device, req, &err), FP_ERR_OK);
+    /* the key and subject rules hold for our own keys too */
+    assert_true(X509_REQ_set_pubkey(req, p521));
+    assert_int_equal(fp_policy_check_own_key(&device, req, &err), FP_ERR_CSR_KEY_SIZE);
+    assert_true(X509_REQ_set_pubkey(req, p256));
+    X509_NAME_ENTRY_free(X509_NAME_delete_entry(n, 0)); /* empty subject, no SAN */
+    assert_true(X509_REQ_set_subject_name(req, n));
+    assert_int_not_equal(fp_policy_check_own_key(&device, req, &err), FP_ERR_OK);
+    X509_NAME_free(n);
+    X509_REQ_free(req);
+    EVP_PKEY_free(p521);
+}
+
 static void test_weak_sig_alg(void **state)
 {
     (void)state;
@@ -373,6 +399,7 @@ int main(void)
         cmocka_unit_test(test_pop_curves_and_digests),
         cmocka_unit_test(test_pop_agrees_with_openssl),
         cmocka_unit_test(test_pop_point_off_curve),
+        cmocka_unit_test(test_own_key_request),
         cmocka_unit_test(test_weak_sig_alg),
         cmocka_unit_test(test_rsa_too_small_and_large),
         cmocka_unit_test(test_alg_not_allowed),
