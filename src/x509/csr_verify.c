@@ -55,19 +55,23 @@ static void build_templates(void)
 }
 
 /* The request's outer SEQUENCE's first element (CertificationRequestInfo)
- * within der; 0 on success. */
+ * within der; 0 on success, -1 when it is not plain definite-length DER
+ * (the caller then leaves the check to X509_REQ_verify). */
 static int tbs_span(const unsigned char *der, long len, const unsigned char **tbs, long *tbs_len)
 {
     const unsigned char *p = der;
     long clen;
     int tag, cls, r;
 
+    /* 0x80: error; bit 0: indefinite length (BER), left to OpenSSL */
     r = ASN1_get_object(&p, &clen, &tag, &cls, len);
-    if ((r & 0x80) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE || clen > len - (p - der))
+    if ((r & 0x80) || (r & 1) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE ||
+        clen > len - (p - der))
         return -1;
     *tbs = p;
     r = ASN1_get_object(&p, &clen, &tag, &cls, len - (p - der));
-    if ((r & 0x80) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE || clen > len - (p - der))
+    if ((r & 0x80) || (r & 1) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE ||
+        clen > len - (p - der))
         return -1;
     *tbs_len = (long)(p - *tbs) + clen;
     return 0;

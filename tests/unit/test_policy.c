@@ -192,6 +192,68 @@ static void test_pop_point_off_curve(void **state)
     X509_REQ_free(req);
 }
 
+/* A request whose CertificationRequestInfo is BER (indefinite length) and
+ * signed as such: OpenSSL verifies the bytes as received, and so must
+ * fp_csr_verify (it hands such requests to X509_REQ_verify). */
+static void test_pop_ber_request(void **state)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=ber-1", NULL, 0, NULL, NULL), *ber;
+    unsigned char *der = NULL, *ber_tbs, *sig = NULL, *out, *o;
+    const unsigned char *p, *tbs_content, *alg;
+    long clen, tlen;
+    int tag, cls, der_len, alg_len, bits_len, total, body;
+    size_t sig_len = 0, ber_len;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    (void)state;
+
+    der_len = i2d_X509_REQ(req, &der);
+    p = der;
+    assert_int_equal(ASN1_get_object(&p, &clen, &tag, &cls, der_len), V_ASN1_CONSTRUCTED);
+    tbs_content = p;
+    assert_int_equal(ASN1_get_object(&tbs_content, &tlen, &tag, &cls, clen), V_ASN1_CONSTRUCTED);
+    alg = tbs_content + tlen;
+    {
+        const unsigned char *q = alg;
+        long l;
+        assert_int_equal(ASN1_get_object(&q, &l, &tag, &cls, der + der_len - alg), V_ASN1_CONSTRUCTED);
+        alg_len = (int)(q - alg) + (int)l;
+    }
+    /* 30 80 <content> 00 00, signed as it stands */
+    ber_len = 2 + (size_t)tlen + 2;
+    ber_tbs = malloc(ber_len);
+    assert_non_null(ber_tbs);
+    ber_tbs[0] = 0x30, ber_tbs[1] = 0x80;
+    memcpy(ber_tbs + 2, tbs_content, (size_t)tlen);
+    ber_tbs[ber_len - 2] = 0, ber_tbs[ber_len - 1] = 0;
+    assert_int_equal(EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, p256), 1);
+    assert_int_equal(EVP_DigestSign(m, NULL, &sig_len, ber_tbs, ber_len), 1);
+    sig = malloc(sig_len);
+    assert_int_equal(EVP_DigestSign(m, sig, &sig_len, ber_tbs, ber_len), 1);
+    bits_len = ASN1_object_size(0, (int)sig_len + 1, V_ASN1_BIT_STRING);
+    body = (int)ber_len + alg_len + bits_len;
+    total = ASN1_object_size(1, body, V_ASN1_SEQUENCE);
+    out = o = malloc((size_t)total);
+    ASN1_put_object(&o, 1, body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+    memcpy(o, ber_tbs, ber_len), o += ber_len;
+    memcpy(o, alg, (size_t)alg_len), o += alg_len;
+    ASN1_put_object(&o, 0, (int)sig_len + 1, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL);
+    *o++ = 0;
+    memcpy(o, sig, sig_len), o += sig_len;
+    assert_int_equal(o - out, total);
+
+    ber = req_from(out, total);
+    assert_non_null(ber);
+    assert_int_equal(X509_REQ_verify(ber, X509_REQ_get0_pubkey(ber)), 1);
+    assert_int_equal(fp_csr_verify(ber), 1);
+    X509_REQ_free(ber);
+    free(out);
+    free(sig);
+    free(ber_tbs);
+    EVP_MD_CTX_free(m);
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+}
+
 /* serverkeygen: a request the server built around its own new key needs
  * no signature, but every other rule still applies */
 static void test_own_key_request(void **state)
@@ -399,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_pop_curves_and_digests),
         cmocka_unit_test(test_pop_agrees_with_openssl),
         cmocka_unit_test(test_pop_point_off_curve),
+        cmocka_unit_test(test_pop_ber_request),
         cmocka_unit_test(test_own_key_request),
         cmocka_unit_test(test_weak_sig_alg),
         cmocka_unit_test(test_rsa_too_small_and_large),
