@@ -3,10 +3,14 @@
  * A mutated request almost never keeps a valid signature, which would stop
  * every input at the proof-of-possession rule.  So each parsed request is
  * checked twice under every profile: as received, and re-signed with a fixed
- * key so that the extension, subject and SAN rules see the fuzzed content. */
+ * key so that the extension, subject and SAN rules see the fuzzed content.
+ * As received, fp_csr_verify's verdict must also be OpenSSL's own
+ * (X509_REQ_verify over the bytes as parsed). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 #include "ca/policy.h"
@@ -37,6 +41,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (fp_csr_parse(data, size, &req, NULL) != FP_ERR_OK)
         return 0;
+    {
+        EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+        int ours = fp_csr_verify(req) == 1;
+        int theirs = pk != NULL && X509_REQ_verify(req, pk) == 1;
+        ERR_clear_error();
+        if (ours != theirs)
+            abort(); /* fp_csr_verify disagrees with OpenSSL */
+    }
     check_all(profiles, req);
     if (X509_REQ_set_pubkey(req, key) && X509_REQ_sign(req, key, EVP_sha256()) > 0)
         check_all(profiles, req);
