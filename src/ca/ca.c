@@ -209,7 +209,7 @@ static void audit_refusal(fp_store *store, const fp_issue_req *req, const fp_err
 int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
                 X509 **cert, fp_error *err)
 {
-    fp_error local;
+    fp_error local = {0};
     fp_error *e = err ? err : &local;
     int rc = FP_ERR_INTERNAL;
 

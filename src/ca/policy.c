@@ -257,7 +257,7 @@ static int check_extensions(const fp_profile *p, STACK_OF(X509_EXTENSION) *exts,
                             GENERAL_NAMES **gens, fp_error *err)
 {
     int n = sk_X509_EXTENSION_num(exts);
-    int seen[FP_POLICY_MAX_EXTENSIONS];
+    int seen[FP_POLICY_MAX_EXTENSIONS] = {0};
 
     *gens = NULL;
     if (n > FP_POLICY_MAX_EXTENSIONS)
