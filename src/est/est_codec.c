@@ -173,6 +173,8 @@ typedef struct {
 
 static int dbuf_add(dbuf *b, const unsigned char *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* memcpy with a NULL pointer is undefined even for 0 bytes */
     if (b->len + n > b->cap) {
         size_t cap = (b->cap ? b->cap * 2 : 256) + n;
         unsigned char *nb = realloc(b->buf, cap);
