@@ -10,7 +10,9 @@
 #   bench/ab-est.sh BUILD_A/fleetpki BUILD_B/fleetpki [MODE] [ROUNDS]
 #   MODE: est-keepalive (default), est-newconn, est-serverkeygen,
 #         floor-keepalive, floor-newconn; ROUNDS: runs per build (default 3)
-#   AB_DURATION (default 8 s), AB_CONCURRENCY (64)
+#   AB_DURATION (default 8 s), AB_CONCURRENCY (64); AB_ARGS_A / AB_ARGS_B:
+#   extra `fleetpki serve` flags per side (e.g. the same binary twice with
+#   AB_ARGS_A="--threads 2" AB_ARGS_B="--threads 3")
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 A=${1:?usage: bench/ab-est.sh A/fleetpki B/fleetpki [MODE] [ROUNDS]}
@@ -32,10 +34,11 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/
     -subj "/CN=ab-device" -out "$W/dev.csr" 2>/dev/null
 "$A" issue --dir "$CA" --csr "$W/dev.csr" --profile device --out "$W/dev.crt" >/dev/null
 
-# one run of build $2 (label $1): prints "label rps p99 srv_us other_cpu"
+# one run of build $2 (label $1) with serve flags $3: prints
+# "label rps p99 srv_us other_cpu"
 one_run() {
     local label=$1 bin=$2 r
-    FLEETPKI=$bin start_server "$CA" "$W/serve-$label.log" "$HTTPS_PORT"
+    FLEETPKI=$bin BENCH_SERVER_ARGS=$3 start_server "$CA" "$W/serve-$label.log" "$HTTPS_PORT"
     r=$("$LOADGEN" "$MODE" --port "$HTTPS_PORT" --cacert "$W/trust.pem" --cert "$W/dev.crt" \
         --key "$W/dev.key" --concurrency "$CONC" --duration "$DUR" --warmup 1 --csr-count 2000 \
         --server-pid "$SERVER_PID" 2>&1 | grep '^RESULT ' | tail -1) || true
@@ -54,7 +57,7 @@ for i in $(seq 1 "$ROUNDS"); do
     if [ $((i % 2)) = 1 ]; then order="A B"; else order="B A"; fi
     for x in $order; do
         wait_quiet
-        if [ "$x" = A ]; then line=$(one_run A "$A"); else line=$(one_run B "$B"); fi
+        if [ "$x" = A ]; then line=$(one_run A "$A" "${AB_ARGS_A:-}"); else line=$(one_run B "$B" "${AB_ARGS_B:-}"); fi
         echo "$line" >>"$W/runs"
         echo "$line" | awk -v i="$i" '{printf "| %d | %s | %s | %s | %s | %s |\n", i, $1, $2, $3, $4, $5}'
     done
