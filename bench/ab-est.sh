@@ -23,16 +23,7 @@ DUR=${AB_DURATION:-8}
 CONC=${AB_CONCURRENCY:-64}
 for bin in "$A" "$B"; do [ -x "$bin" ] || { echo "ab-est: $bin is not executable" >&2; exit 2; }; done
 
-CA=$W/ca
-"$A" init --dir "$CA" --name "Bench A/B" >/dev/null
-HTTPS_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-conf_set "$CA/fleetpki.conf" server https_listen "127.0.0.1:$HTTPS_PORT"
-conf_set "$CA/fleetpki.conf" server http_listen "127.0.0.1:$HTTP_PORT"
-cat "$CA/issuing.crt" "$CA/root.crt" >"$W/trust.pem"
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
-    -subj "/CN=ab-device" -out "$W/dev.csr" 2>/dev/null
-"$A" issue --dir "$CA" --csr "$W/dev.csr" --profile device --out "$W/dev.crt" >/dev/null
+est_bench_ca "$A" "Bench A/B"
 
 # one run of build $2 (label $1) with serve flags $3: prints
 # "label rps p99 srv_us other_cpu"

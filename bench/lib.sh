@@ -212,3 +212,21 @@ start_server() {
         exit 1
     fi
 }
+
+# est_bench_ca BIN NAME: a fresh CA in $W/ca made by BIN, its listeners on
+# free loopback ports (sets CA, HTTPS_PORT, HTTP_PORT), the trust bundle
+# $W/trust.pem, and a device identity $W/dev.key + $W/dev.crt issued by it
+# that authenticates enrollments (RFC 7030 3.3.2).
+est_bench_ca() {
+    local bin=$1 name=$2
+    CA=$W/ca
+    "$bin" init --dir "$CA" --name "$name" >/dev/null
+    HTTPS_PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    conf_set "$CA/fleetpki.conf" server https_listen "127.0.0.1:$HTTPS_PORT"
+    conf_set "$CA/fleetpki.conf" server http_listen "127.0.0.1:$HTTP_PORT"
+    cat "$CA/issuing.crt" "$CA/root.crt" >"$W/trust.pem"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
+        -subj "/CN=bench-device" -out "$W/dev.csr" 2>/dev/null
+    "$bin" issue --dir "$CA" --csr "$W/dev.csr" --profile device --out "$W/dev.crt" >/dev/null
+}

@@ -27,18 +27,7 @@ CSRS=${EST_CSRS:-2000}
 
 speed_p256
 
-CA=$W/ca
-"$FLEETPKI" init --dir "$CA" --name "Bench EST" >/dev/null
-HTTPS_PORT=$(free_port)
-HTTP_PORT=$(free_port)
-conf_set "$CA/fleetpki.conf" server https_listen "127.0.0.1:$HTTPS_PORT"
-conf_set "$CA/fleetpki.conf" server http_listen "127.0.0.1:$HTTP_PORT"
-cat "$CA/issuing.crt" "$CA/root.crt" >"$W/trust.pem"
-
-# the device identity that authenticates enrollments (RFC 7030 3.3.2)
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/dev.key" \
-    -subj "/CN=bench-device" -out "$W/dev.csr" 2>/dev/null
-"$FLEETPKI" issue --dir "$CA" --csr "$W/dev.csr" --profile device --out "$W/dev.crt" >/dev/null
+est_bench_ca "$FLEETPKI" "Bench EST"
 
 ok_of() { local v; v=$(result_field "$LAST_RESULT" ok); echo "${v:-0}"; }
 count_certs() { sqlite3 "$CA/fleetpki.db" 'SELECT count(*) FROM certificates'; }
