@@ -201,14 +201,64 @@ void fp_log_set_level(int level)
     log_level = level;
 }
 
+static bool log_byte_plain(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
+}
+
+char *fp_log_escape_n(char *dst, size_t size, const char *src, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0, total = 0, limit;
+
+    if (size == 0)
+        return dst;
+    if (src == NULL) {
+        snprintf(dst, size, "-");
+        return dst;
+    }
+    for (size_t i = 0; i < len; i++)
+        total += log_byte_plain((unsigned char)src[i]) ? 1 : 4;
+    /* everything fits, or the output keeps room for "..." after a cut */
+    limit = total < size ? size - 1 : (size > 3 ? size - 4 : 0);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)src[i];
+        size_t need = log_byte_plain(c) ? 1 : 4;
+        if (o + need > limit) {
+            if (o + 3 < size) {
+                memcpy(dst + o, "...", 3);
+                o += 3;
+            }
+            break;
+        }
+        if (need == 1) {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 15];
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+char *fp_log_escape(char *dst, size_t size, const char *src)
+{
+    return fp_log_escape_n(dst, size, src, src ? strlen(src) : 0);
+}
+
 void fp_log(int level, const char *fmt, ...)
 {
     static const char *const names[] = {"debug", "info", "warn", "error"};
-    char line[2048];
+    static const char hex[] = "0123456789abcdef";
+    char line[2048], out[2048 + 64];
     char ts[32];
     struct timespec now;
     struct tm tm;
     va_list ap;
+    size_t o = 0;
     int n;
 
     if (level < log_level)
@@ -222,6 +272,20 @@ void fp_log(int level, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof(line))
         vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
     va_end(ap);
+    /* Backstop against log injection: no control byte of any argument
+     * reaches the log (a CR/LF would start a forged line, ESC drives
+     * terminals).  Lines longer than out are cut. */
+    for (const unsigned char *p = (const unsigned char *)line; *p && o + 5 < sizeof(out); p++) {
+        if (*p < 0x20 || *p == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o++] = '\n';
     /* one write per line so concurrent threads never interleave */
-    fprintf(stderr, "%s\n", line);
+    (void)!write(STDERR_FILENO, out, o);
 }

@@ -7,6 +7,7 @@
 #include <openssl/x509.h>
 
 #include "common/err.h"
+#include "common/util.h"
 
 static void test_names_unique_and_stable(void **state)
 {
@@ -59,6 +60,30 @@ static void test_prefix_bounded(void **state)
     assert_int_equal(strlen(e.msg), FP_ERRMSG_MAX - 1);
 }
 
+/* issue 8 (7): a client-supplied field cannot end a log line, forge a
+ * key=value pair, or drive a terminal; a cut is visible. */
+static void test_log_escape(void **state)
+{
+    char buf[64];
+    (void)state;
+    assert_string_equal(fp_log_escape(buf, sizeof(buf), "/.well-known/est/x"), "/.well-known/est/x");
+    assert_string_equal(fp_log_escape(buf, sizeof(buf), "a\r\nb status=200"),
+                        "a\\x0d\\x0ab\\x20status\\x3d200");
+    assert_string_equal(fp_log_escape(buf, sizeof(buf), "\x1b[31m\"\\\x7f\xc3\xa9"),
+                        "\\x1b[31m\\x22\\x5c\\x7f\\xc3\\xa9");
+    assert_string_equal(fp_log_escape(buf, sizeof(buf), NULL), "-");
+    assert_string_equal(fp_log_escape_n(buf, sizeof(buf), "a\0b", 3), "a\\x00b");
+    /* cut: never half an escape, always "..." */
+    assert_string_equal(fp_log_escape(buf, 8, "abcdefghij"), "abcd...");
+    assert_string_equal(fp_log_escape(buf, 8, "ab\ncdef"), "ab...");
+    assert_string_equal(fp_log_escape(buf, 8, "abcdefg"), "abcdefg");
+    for (size_t n = 1; n < 12; n++) {
+        fp_log_escape(buf, n, "\n\n\n\n\n");
+        assert_true(strlen(buf) < n);
+        assert_null(strchr(buf, '\n'));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -66,6 +91,7 @@ int main(void)
         cmocka_unit_test(test_set_formats_and_returns_code),
         cmocka_unit_test(test_crypto_appends_openssl_queue),
         cmocka_unit_test(test_prefix_bounded),
+        cmocka_unit_test(test_log_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
