@@ -384,7 +384,7 @@ static int prepare_requests(void)
             self = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
             BIO_free(bio);
             if (self == NULL) {
-                fprintf(stderr, "loadgen: --reenroll needs a readable --cert\n");
+                fprintf(stderr, "loadgen: --cert is not a readable PEM certificate (--reenroll needs one)\n");
                 goto out;
             }
         }
