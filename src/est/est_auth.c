@@ -6,7 +6,10 @@
  * compared with our durable record of it (see ours_check); any other is
  * verified against the label's anchors (trust_anchors, e.g. a
  * manufacturer's IDevID CA, plus our root and issuing CA), with the
- * verdict cached on the SSL object per label for keep-alive requests.
+ * verdict cached on the SSL object per label for keep-alive requests;
+ * every certificate of that chain our issuing CA signed (a sub-CA) is
+ * then checked against the store on every request (ca/chain_check.h).
+ * Nothing here reads the request body.
  *
  * Tokens: HTTP Basic, user = token id, password = the secret printed once
  * by `fleetpki token create`.  The store has SHA-256(secret) only (the

@@ -2,8 +2,10 @@
  * est_enroll.c - simpleenroll, simplereenroll, serverkeygen (RFC 7030
  * 4.2, 4.4) and manual approval.
  *
- * Flow on the worker thread: decode the CSR, authenticate, check PoP
- * linking, sign (policy + build + sign; fp_ca_sign is thread-safe), then
+ * Flow on the worker thread: authenticate (from the TLS certificate and
+ * headers only), decode the CSR, check PoP linking, sign (policy + build +
+ * sign; fp_ca_sign is thread-safe), check the requested name against the
+ * caller (est_identity.c), then
  * hand the record and the token that pays for it to the group committer
  * (one transaction stores both) and return FP_HTTP_DEFERRED.  The
  * committer's callback runs on the writer thread and only posts the job
