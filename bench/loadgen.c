@@ -376,12 +376,15 @@ static int prepare_requests(void)
             snprintf(path, sizeof(path), "/.well-known/est/%s/%s", O.label, op);
         else
             snprintf(path, sizeof(path), "/.well-known/est/%s", op);
-        if (O.reenroll) {
+        /* a device enrolls under its own names (the server refuses others
+         * by default: [est] cert_identity), so CSRs copy the client
+         * certificate's subject and SANs whenever there is one */
+        if (O.reenroll || O.cert) {
             BIO *bio = O.cert ? BIO_new_file(O.cert, "r") : NULL;
             self = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
             BIO_free(bio);
             if (self == NULL) {
-                fprintf(stderr, "loadgen: --reenroll needs a readable --cert\n");
+                fprintf(stderr, "loadgen: --cert is not a readable PEM certificate (--reenroll needs one)\n");
                 goto out;
             }
         }

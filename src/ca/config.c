@@ -68,13 +68,50 @@ static const config_opt label_opts[] = {
     {"est", "require_pop_linking", C_BOOL, LI(require_pop_linking), 0, 1, "no", "CSR challengePassword must carry the TLS channel binding (RFC 7030 3.5)"},
     {"est", "csrattrs", C_STR, LS(csrattrs), 0, 0, "auto", "auto | none | list of key, sigalg, challenge, OIDs"},
     {"est", "retry_after_seconds", C_INT, LI(retry_after_seconds), 1, 86400, "60", "Retry-After sent with 202 (manual approval)"},
+    {"est", "cert_identity", C_STR, LS(cert_identity), 0, 0, "same", "certificate-authenticated enrollment may request: same (subject and SANs of the authenticating certificate) | cn (same CN) | serialnumber (CN = its subject serialNumber, IDevID) | pattern (CN matches cert_identity_pattern)"},
+    {"est", "cert_identity_pattern", C_STR, LS(cert_identity_pattern), 0, 0, "", "cert_identity = pattern: fnmatch pattern for the CSR's CN; {cn} and {serialnumber} stand for the authenticating certificate's"},
+    {"est", "serverkeygen_algo", C_STR, LS(serverkeygen_algo), 0, 0, "auto", "serverkeygen key: auto (profile's first of p256, p384, ed25519, rsa, p521) | p256 | p384 | p521 | ed25519 | rsa2048 | rsa3072 | rsa4096"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
 static const char *const auth_names[] = {"either", "cert", "token"};
+static const char *const cert_identity_names[] = {"same", "cn", "serialnumber", "pattern", NULL};
+static const char *const keygen_algo_names[] = {"auto", "p256", "p384", "p521", "ed25519",
+                                                "rsa2048", "rsa3072", "rsa4096", NULL};
+
+static bool in_list(const char *const *names, const char *value)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcasecmp(value, names[i]))
+            return true;
+    return false;
+}
 
 static int set_opt_base(char *base, const config_opt *o, const char *value,
                         int line, fp_error *err);
+
+/* serverkeygen_algo must name a key the label's profile accepts. */
+static int keygen_algo_allowed(const fp_est_label *l, const fp_profile *p, fp_error *err)
+{
+    static const struct {
+        const char *name;
+        unsigned alg;
+        int bits;
+    } algos[] = {{"p256", FP_ALG_P256, 0},    {"p384", FP_ALG_P384, 0},
+                 {"p521", FP_ALG_P521, 0},    {"ed25519", FP_ALG_ED25519, 0},
+                 {"rsa2048", FP_ALG_RSA, 2048}, {"rsa3072", FP_ALG_RSA, 3072},
+                 {"rsa4096", FP_ALG_RSA, 4096}};
+    for (size_t i = 0; i < sizeof(algos) / sizeof(algos[0]); i++) {
+        if (strcasecmp(l->serverkeygen_algo, algos[i].name) != 0)
+            continue;
+        if (!(p->algs & algos[i].alg) ||
+            (algos[i].bits && (algos[i].bits < p->rsa_min_bits || algos[i].bits > p->rsa_max_bits)))
+            return fp_err_set(err, FP_ERR_CONFIG,
+                              "[est %s]: serverkeygen_algo %s is not allowed by profile '%s'",
+                              l->name, algos[i].name, p->name);
+    }
+    return FP_ERR_OK;
+}
 
 static int set_label_opt(fp_est_label *l, const config_opt *o, const char *value,
                          int line, fp_error *err)
@@ -89,6 +126,14 @@ static int set_label_opt(fp_est_label *l, const config_opt *o, const char *value
         return fp_err_set(err, FP_ERR_CONFIG, "line %d: [est] auth: expected cert, token or either",
                           line);
     }
+    if (!strcmp(o->key, "cert_identity") && !in_list(cert_identity_names, value))
+        return fp_err_set(err, FP_ERR_CONFIG,
+                          "line %d: [est] cert_identity: expected same, cn, serialnumber or pattern",
+                          line);
+    if (!strcmp(o->key, "serverkeygen_algo") && !in_list(keygen_algo_names, value))
+        return fp_err_set(err, FP_ERR_CONFIG,
+                          "line %d: [est] serverkeygen_algo: expected auto, p256, p384, p521, "
+                          "ed25519, rsa2048, rsa3072 or rsa4096", line);
     return set_opt_base((char *)l, o, value, line, err);
 }
 
@@ -264,10 +309,19 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
     for (int i = 0; i < c->n_profiles; i++)
         if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK)
             return rc;
-    for (int i = 0; i < c->n_est_labels; i++)
-        if (fp_config_profile(c, c->est_labels[i].profile) == NULL)
-            return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile named '%s'",
-                              c->est_labels[i].name, c->est_labels[i].profile);
+    for (int i = 0; i < c->n_est_labels; i++) {
+        const fp_est_label *l = &c->est_labels[i];
+        const fp_profile *p = fp_config_profile(c, l->profile);
+        if (p == NULL)
+            return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile named '%s'", l->name,
+                              l->profile);
+        if (!strcasecmp(l->cert_identity, "pattern") && l->cert_identity_pattern[0] == '\0')
+            return fp_err_set(err, FP_ERR_CONFIG,
+                              "[est %s]: cert_identity = pattern needs cert_identity_pattern",
+                              l->name);
+        if ((rc = keygen_algo_allowed(l, p, err)) != FP_ERR_OK)
+            return rc;
+    }
     return FP_ERR_OK;
 }
 

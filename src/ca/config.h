@@ -39,6 +39,11 @@ typedef struct fp_est_label {
     bool require_pop_linking;
     char csrattrs[256]; /* "auto", "none", or a list: key, sigalg, challenge, OIDs */
     int retry_after_seconds;
+    /* certificate-authenticated enrollment: how the requested name relates
+     * to the authenticating certificate's (docs/est.md) */
+    char cert_identity[16];          /* same | cn | serialnumber | pattern */
+    char cert_identity_pattern[128]; /* fnmatch, {cn} and {serialnumber} expanded */
+    char serverkeygen_algo[16];      /* auto | p256 | p384 | p521 | ed25519 | rsa2048.. */
 } fp_est_label;
 
 typedef struct fp_config {

@@ -6,7 +6,10 @@
  * compared with our durable record of it (see ours_check); any other is
  * verified against the label's anchors (trust_anchors, e.g. a
  * manufacturer's IDevID CA, plus our root and issuing CA), with the
- * verdict cached on the SSL object per label for keep-alive requests.
+ * verdict cached on the SSL object per label for keep-alive requests;
+ * every certificate of that chain our issuing CA signed (a sub-CA) is
+ * then checked against the store on every request (ca/chain_check.h).
+ * Nothing here reads the request body.
  *
  * Tokens: HTTP Basic, user = token id, password = the secret printed once
  * by `fleetpki token create`.  The store has SHA-256(secret) only (the
@@ -24,6 +27,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "../ca/chain_check.h"
 #include "../common/util.h"
 #include "../x509/x509util.h"
 #include "est.h"
@@ -31,9 +35,15 @@
 
 #define WWW_AUTH "Basic realm=\"fleetpki EST\", charset=\"UTF-8\""
 
-/* Cached per-connection verdicts: 0 unknown, 1 ok, 2 failed. */
+/* Cached per-connection chain verdicts, per label: 0 unknown, 1 ok, 2
+ * failed.  With a verdict of 1 the serials of the chain's certificates
+ * our issuing CA signed are kept, and re-checked against the store on
+ * every request (fp_chain_check_serials): the signature work is done once
+ * per connection, a revocation still counts from the next request. */
 typedef struct {
     unsigned char verdict[FP_MAX_EST_LABELS];
+    int n_ours[FP_MAX_EST_LABELS];
+    char (*ours[FP_MAX_EST_LABELS])[FP_CHAIN_SERIAL_LEN];
 } peer_cache;
 
 static void unauthorized(fp_http_req *req, const char *why)
@@ -42,47 +52,96 @@ static void unauthorized(fp_http_req *req, const char *why)
     fp_http_error(req, 401, "%s", why);
 }
 
-static bool verify_peer(est_state *st, const est_label *lb, fp_http_req *req)
+int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, X509 *issuer,
+                     char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, fp_error *err)
+{
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    int rc;
+
+    *ours = NULL;
+    *n_ours = 0;
+    if (ctx == NULL || X509_STORE_CTX_init(ctx, anchors, leaf, untrusted) != 1 ||
+        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "chain verification set-up");
+        goto out;
+    }
+    if (X509_verify_cert(ctx) != 1) {
+        rc = fp_err_set(err, FP_ERR_STATE, "%s",
+                        X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
+        goto out;
+    }
+    /* the chain as built, leaf first, anchor last: every depth */
+    rc = fp_chain_issued_serials(issuer, X509_STORE_CTX_get0_chain(ctx), ours, n_ours, err);
+out:
+    X509_STORE_CTX_free(ctx);
+    return rc;
+}
+
+static peer_cache *peer_cache_of(est_state *st, fp_http_req *req)
+{
+    peer_cache *pc;
+
+    if (req->ssl == NULL)
+        return NULL;
+    pc = SSL_get_ex_data(req->ssl, st->ssl_idx);
+    if (pc == NULL && (pc = calloc(1, sizeof(*pc))) != NULL &&
+        !SSL_set_ex_data(req->ssl, st->ssl_idx, pc)) {
+        free(pc);
+        pc = NULL;
+    }
+    return pc;
+}
+
+/* Anchor path: the client chain verified against the label's trust store
+ * (cached per connection), then every certificate of it that we issued
+ * checked against our record (per request).  FP_ERR_STATE with the reason
+ * in err when the chain is not acceptable. */
+static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_error *err)
 {
     int li = (int)(lb - st->labels);
-    peer_cache *pc = NULL;
-    X509_STORE_CTX *ctx = NULL;
-    bool ok = false;
+    peer_cache *pc = peer_cache_of(st, req);
+    char (*ours)[FP_CHAIN_SERIAL_LEN] = NULL;
+    int n_ours = 0, rc;
 
-    if (req->ssl != NULL) {
-        pc = SSL_get_ex_data(req->ssl, st->ssl_idx);
-        if (pc == NULL && (pc = calloc(1, sizeof(*pc))) != NULL &&
-            !SSL_set_ex_data(req->ssl, st->ssl_idx, pc)) {
-            free(pc);
-            pc = NULL;
+    if (pc != NULL && pc->verdict[li] == 2)
+        return fp_err_set(err, FP_ERR_STATE, "chain verification failed earlier on this connection");
+    if (pc == NULL || pc->verdict[li] == 0) {
+        rc = est_chain_verify(lb->anchors, req->peer_cert, req->peer_chain,
+                              fp_ca_get0_cert(st->ca), &ours, &n_ours, err);
+        if (rc != FP_ERR_OK && rc != FP_ERR_STATE)
+            return rc; /* not a verdict: try again next time */
+        if (pc != NULL) {
+            pc->verdict[li] = rc == FP_ERR_OK ? 1 : 2;
+            pc->ours[li] = ours; /* owned by the cache from here */
+            pc->n_ours[li] = n_ours;
+            ours = NULL;
         }
-        if (pc != NULL && pc->verdict[li])
-            return pc->verdict[li] == 1;
+        if (rc != FP_ERR_OK) {
+            free(ours);
+            return rc;
+        }
     }
-    ctx = X509_STORE_CTX_new();
-    if (ctx != NULL && X509_STORE_CTX_init(ctx, lb->anchors, req->peer_cert, req->peer_chain) == 1 &&
-        X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) == 1)
-        ok = X509_verify_cert(ctx) == 1;
-    if (!ok && ctx != NULL)
-        fp_log(FP_LOG_DEBUG, "id=%s client certificate rejected: %s", req->id,
-               X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
-    X509_STORE_CTX_free(ctx);
-    if (pc != NULL)
-        pc->verdict[li] = ok ? 1 : 2;
-    return ok;
+    rc = fp_chain_check_serials(fp_http_worker_store(req->worker), fp_ca_id(st->ca),
+                                (const char (*)[FP_CHAIN_SERIAL_LEN])(pc ? pc->ours[li] : ours),
+                                pc ? pc->n_ours[li] : n_ours, fp_now(), err);
+    free(ours);
+    return rc;
 }
 
 void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                         void *argp);
-void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
                          void *argp)
 {
+    peer_cache *pc = ptr;
     (void)parent;
     (void)ad;
     (void)idx;
     (void)argl;
     (void)argp;
-    free(ptr);
+    if (pc == NULL)
+        return;
+    for (int i = 0; i < FP_MAX_EST_LABELS; i++)
+        free(pc->ours[i]);
+    free(pc);
 }
 
 /* Anchor path: chain verification against the label's trust store. */
@@ -90,6 +149,9 @@ static void anchor_identity(fp_http_req *req, est_identity *id)
 {
     char *subj = fp_name_string(X509_get_subject_name(req->peer_cert));
     id->by_cert = true;
+    id->cert = req->peer_cert;
+    if (fp_serial_hex(X509_get0_serialNumber(req->peer_cert), id->serial) != 0)
+        snprintf(id->serial, sizeof(id->serial), "?");
     snprintf(id->actor, sizeof(id->actor), "est:anchor-cert:%.120s", subj ? subj : "?");
     free(subj);
 }
@@ -110,6 +172,7 @@ static int ours_check(fp_http_req *req, est_identity *id)
 
     id->by_cert = true;
     id->ours = true;
+    id->cert = req->peer_cert;
     if (fp_serial_hex(X509_get0_serialNumber(req->peer_cert), id->serial) != 0)
         return FP_ERR_STATE;
     snprintf(id->actor, sizeof(id->actor), "est:cert:%s", id->serial);
@@ -130,30 +193,12 @@ static int ours_check(fp_http_req *req, est_identity *id)
     return rc;
 }
 
-static const char *csr_cn(X509_REQ *csr, char *buf, size_t size)
-{
-    X509_NAME *n = X509_REQ_get_subject_name(csr);
-    int i = X509_NAME_get_index_by_NID(n, NID_commonName, -1);
-    const unsigned char *s;
-    ASN1_STRING *d;
-
-    buf[0] = '\0';
-    if (i < 0)
-        return buf;
-    d = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i));
-    s = ASN1_STRING_get0_data(d);
-    if ((size_t)ASN1_STRING_length(d) < size && memchr(s, 0, (size_t)ASN1_STRING_length(d)) == NULL) {
-        memcpy(buf, s, (size_t)ASN1_STRING_length(d));
-        buf[ASN1_STRING_length(d)] = '\0';
-    }
-    return buf;
-}
-
-/* Returns FP_ERR_OK, or answered the request (401/403). */
-static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_identity *id)
+/* Token check without the request body: id, secret, label, uses, expiry.
+ * Returns FP_ERR_OK, or answered the request (401). */
+static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
 {
     const char *hdr = fp_http_header(req, "Authorization");
-    char *user = NULL, *pass = NULL, cn[256];
+    char *user = NULL, *pass = NULL;
     size_t passlen = 0;
     fp_token_rec t;
     fp_error err = {0};
@@ -181,13 +226,8 @@ static int token_auth(const est_label *lb, fp_http_req *req, X509_REQ *csr, est_
         rc = FP_ERR_STATE;
         goto out;
     }
-    if (t.cn_pattern[0] && fnmatch(t.cn_pattern, csr_cn(csr, cn, sizeof(cn)), 0) != 0) {
-        fp_http_error(req, 403, "%s: CN '%s' does not match the token's pattern '%s'",
-                      fp_err_name(FP_ERR_CSR_CN), cn, t.cn_pattern);
-        rc = FP_ERR_CSR_CN;
-        goto out;
-    }
     snprintf(id->token_id, sizeof(id->token_id), "%s", t.id);
+    snprintf(id->cn_pattern, sizeof(id->cn_pattern), "%s", t.cn_pattern);
     snprintf(id->actor, sizeof(id->actor), "est:token:%s", t.id);
     rc = FP_ERR_OK;
 out:
@@ -195,33 +235,52 @@ out:
     return rc;
 }
 
-int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
-                     X509_REQ *csr, est_identity *id)
+/* The one place where an authenticated caller is known and nothing costly
+ * has been done with the request body yet: per-identity limits belong
+ * here (id->key is "cert:SERIAL" or "token:ID"). */
+static int authenticated(fp_http_req *req, est_identity *id)
+{
+    if (id->by_cert)
+        snprintf(id->key, sizeof(id->key), "cert:%s", id->serial);
+    else
+        snprintf(id->key, sizeof(id->key), "token:%s", id->token_id);
+    snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
+    return FP_ERR_OK;
+}
+
+int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_identity *id)
 {
     int mode = lb->cfg->auth;
     bool has_basic = fp_http_header(req, "Authorization") != NULL;
+    fp_error err = {0};
+    int rc;
 
     memset(id, 0, sizeof(*id));
     if (req->peer_cert != NULL && mode != FP_EST_AUTH_TOKEN) {
         if (X509_check_issued(fp_ca_get0_cert(st->ca), req->peer_cert) == X509_V_OK) {
-            int rc = ours_check(req, id);
-            if (rc == FP_ERR_OK) {
-                snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
-                return FP_ERR_OK;
-            }
+            rc = ours_check(req, id);
+            if (rc == FP_ERR_OK)
+                return authenticated(req, id);
             unauthorized(req, rc == FP_ERR_STATE
                                   ? "client certificate is revoked, expired or not issued here"
                                   : "client certificate check failed");
             return rc;
         }
-        if (verify_peer(st, lb, req)) {
+        rc = verify_peer(st, lb, req, &err);
+        if (rc == FP_ERR_OK) {
             anchor_identity(req, id);
-            snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
-            return FP_ERR_OK;
+            return authenticated(req, id);
+        }
+        fp_log(FP_LOG_DEBUG, "id=%s client certificate rejected: %s", req->id, err.msg);
+        if (rc != FP_ERR_STATE) {
+            fp_log(FP_LOG_ERROR, "id=%s client chain check: %s", req->id, err.msg);
+            fp_http_error(req, 500, "internal error (request %s)", req->id);
+            return rc;
         }
         memset(id, 0, sizeof(*id));
         if (mode == FP_EST_AUTH_CERT || !has_basic) {
-            unauthorized(req, "client certificate does not chain to a trust anchor of this label");
+            unauthorized(req, "client certificate does not chain to a trust anchor of this label, "
+                              "or a certificate of its chain is revoked, on hold or expired");
             return FP_ERR_PASSPHRASE;
         }
     }
@@ -229,10 +288,9 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req,
         unauthorized(req, "this label requires a TLS client certificate");
         return FP_ERR_PASSPHRASE;
     }
-    if (token_auth(lb, req, csr, id) != FP_ERR_OK)
+    if (token_auth(lb, req, id) != FP_ERR_OK)
         return FP_ERR_PASSPHRASE;
-    snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
-    return FP_ERR_OK;
+    return authenticated(req, id);
 }
 
 /* ---- RFC 7030 3.5 proof-of-possession linking ---- */

@@ -302,30 +302,86 @@ out:
     return rc;
 }
 
+/* Bytes of base64 text b64 as MIME body lines: CRLF line ends (RFC 2045
+ * 6.8, RFC 2046 5.1.1), no trailing line break (the CRLF before the next
+ * delimiter belongs to the delimiter).  Writes to out when non-NULL;
+ * returns the length either way. */
+static size_t crlf_body(const char *b64, char *out)
+{
+    size_t n = 0, len = strlen(b64);
+
+    while (len > 0 && (b64[len - 1] == '\n' || b64[len - 1] == '\r'))
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        if (b64[i] == '\r')
+            continue;
+        if (b64[i] == '\n') {
+            if (out)
+                out[n] = '\r', out[n + 1] = '\n';
+            n += 2;
+        } else {
+            if (out)
+                out[n] = b64[i];
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Append the NUL-terminated s at *pos. */
+static void put_str(char *buf, size_t *pos, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(buf + *pos, s, n);
+    *pos += n;
+}
+
 int est_multipart(const char *ct1, const char *b64_1, const char *ct2, const char *b64_2,
                   char boundary[48], char **out, size_t *len, fp_error *err)
 {
     unsigned char rnd[12];
+    const char *cts[2] = {ct1, ct2}, *bodies[2] = {b64_1, b64_2};
     char *buf = NULL;
+    size_t total = 0, pos = 0;
 
     *out = NULL;
     if (RAND_bytes(rnd, sizeof(rnd)) != 1)
         return fp_err_set(err, FP_ERR_CRYPTO, "RAND_bytes");
-    /* a boundary that cannot occur in base64 text (RFC 2046 5.1.1): '-' and '=' mix */
-    memcpy(boundary, "fp=-", 4);
-    fp_hex(rnd, sizeof(rnd), boundary + 4);
+    /* RFC 2046 5.1.1: "--" + boundary never starts a line of base64 text,
+     * so any boundary is safe; this one is letters, digits and '-' only,
+     * a token (RFC 2045 5.1: no tspecial such as '='), so the parameter
+     * needs no quoting and naive clients read it too */
+    memcpy(boundary, "fleetpki-", 9);
+    fp_hex(rnd, sizeof(rnd), boundary + 9);
+    /* multipart-body := dash-boundary CRLF body-part *(CRLF dash-boundary
+     * CRLF body-part) CRLF dash-boundary "--" (RFC 2046 5.1.1) */
+    for (int i = 0; i < 2; i++)
+        total += (i ? 2 : 0) + 2 + strlen(boundary) + 2 + strlen("Content-Type: ") +
+                 strlen(cts[i]) + 2 + strlen("Content-Transfer-Encoding: base64") + 4 +
+                 crlf_body(bodies[i], NULL);
+    total += 2 + 2 + strlen(boundary) + 4;
     /* one exact-size OPENSSL_malloc'd buffer (the body may hold a key and
      * is wiped by whoever frees it; no stdio buffers in between) */
-    static const char fmt[] =
-        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
-        "--%s\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n%s"
-        "--%s--\r\n";
-    int n = snprintf(NULL, 0, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
-    if (n <= 0 || (buf = OPENSSL_malloc((size_t)n + 1)) == NULL)
+    if ((buf = OPENSSL_malloc(total + 1)) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    snprintf(buf, (size_t)n + 1, fmt, boundary, ct1, b64_1, boundary, ct2, b64_2, boundary);
+    for (int i = 0; i < 2; i++) {
+        put_str(buf, &pos, i ? "\r\n--" : "--");
+        put_str(buf, &pos, boundary);
+        put_str(buf, &pos, "\r\nContent-Type: ");
+        put_str(buf, &pos, cts[i]);
+        put_str(buf, &pos, "\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+        pos += crlf_body(bodies[i], buf + pos);
+    }
+    put_str(buf, &pos, "\r\n--");
+    put_str(buf, &pos, boundary);
+    put_str(buf, &pos, "--\r\n");
+    if (pos != total) {
+        OPENSSL_clear_free(buf, total + 1);
+        return fp_err_set(err, FP_ERR_INTERNAL, "multipart length mismatch");
+    }
+    buf[pos] = '\0';
     *out = buf;
-    *len = (size_t)n;
+    *len = pos;
     return FP_ERR_OK;
 }
 

@@ -2,8 +2,10 @@
  * est_enroll.c - simpleenroll, simplereenroll, serverkeygen (RFC 7030
  * 4.2, 4.4) and manual approval.
  *
- * Flow on the worker thread: decode the CSR, authenticate, check PoP
- * linking, sign (policy + build + sign; fp_ca_sign is thread-safe), then
+ * Flow on the worker thread: authenticate (from the TLS certificate and
+ * headers only), decode the CSR, check PoP linking, sign (policy + build +
+ * sign; fp_ca_sign is thread-safe), check the requested name against the
+ * caller (est_identity.c), then
  * hand the record and the token that pays for it to the group committer
  * (one transaction stores both) and return FP_HTTP_DEFERRED.  The
  * committer's callback runs on the writer thread and only posts the job
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <openssl/cms.h>
@@ -44,8 +47,9 @@ typedef struct enroll_job {
     bool encrypt_key; /* RFC 7030 4.4.1.2 */
     X509 *recipient;  /* the client certificate to encrypt to (own reference:
                          the connection may be gone when the commit lands) */
-    est_identity id;
-    X509 *old_cert;   /* simplereenroll: the certificate being renewed */
+    est_identity id;  /* id.cert points at auth_cert */
+    X509 *auth_cert;  /* the client certificate, own reference (the
+                         certificate being renewed, for simplereenroll) */
     int attempts;
     struct timespec t_submit, t_done;
     fp_http_post post; /* hands the job back to its worker: no allocation */
@@ -76,7 +80,7 @@ static void job_free(enroll_job *j)
     X509_free(j->cert);
     free(j->cert_b64);
     EVP_PKEY_free(j->key);
-    X509_free(j->old_cert);
+    X509_free(j->auth_cert);
     X509_free(j->recipient);
     free(j);
 }
@@ -189,17 +193,6 @@ out:
 static void committed(void *arg, int rc, const fp_error *err);
 static void finish(void *arg);
 
-/* RFC 7030 4.2.2: the renewed certificate keeps Subject and SAN. */
-static int same_identity(X509 *a, X509 *b)
-{
-    char *sa = fp_cert_sans_string(a), *sb = fp_cert_sans_string(b);
-    int same = sa && sb && !strcmp(sa, sb) &&
-               X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0;
-    free(sa);
-    free(sb);
-    return same;
-}
-
 static int sign_and_submit(enroll_job *j)
 {
     const char *profile = j->lb->cfg->profile;
@@ -213,11 +206,17 @@ static int sign_and_submit(enroll_job *j)
     rc = fp_ca_sign(j->st->ca, &ir, &j->cert, &rec, &j->err);
     if (rc != FP_ERR_OK)
         return rc;
-    if (j->op == EST_REENROLL && !same_identity(j->cert, j->old_cert)) {
+    /* RFC 7030 4.2.2: the renewed certificate keeps Subject and SAN */
+    if (j->op == EST_REENROLL && !est_same_identity(j->cert, j->auth_cert)) {
         fp_cert_rec_clear(&rec);
         return fp_err_set(&j->err, FP_ERR_CSR_SUBJECT,
                           "Subject or SubjectAltName differs from the certificate being renewed "
                           "(RFC 7030 4.2.2)");
+    }
+    if (j->op != EST_REENROLL &&
+        (rc = est_check_requested_name(j->lb, &j->id, j->csr, j->cert, &j->err)) != FP_ERR_OK) {
+        fp_cert_rec_clear(&rec);
+        return rc;
     }
     /* the answer is encoded now, from the exact bytes being stored */
     free(j->cert_b64);
@@ -300,8 +299,12 @@ static void finish(void *arg)
 
 /* ---- serverkeygen request ---- */
 
-static const char *keygen_algo(const fp_profile *p)
+/* The label's serverkeygen_algo, or for "auto" the profile's first allowed
+ * in this order (the profile keeps a set, not a list). */
+static const char *keygen_algo(const fp_est_label *l, const fp_profile *p)
 {
+    if (strcasecmp(l->serverkeygen_algo, "auto") != 0)
+        return l->serverkeygen_algo;
     if (p->algs & FP_ALG_P256)
         return "p256";
     if (p->algs & FP_ALG_P384)
@@ -344,7 +347,7 @@ static EVP_PKEY *cheap_public(EVP_PKEY *key)
  * unsigned: the key is ours, so there is no possession to prove (the
  * client's own request was verified), and fp_ca_sign checks it with
  * fp_policy_check_own_key. */
-static int keygen_csr(const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X509_REQ **out,
+static int keygen_csr(const fp_est_label *l, const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X509_REQ **out,
                       fp_error *err)
 {
     X509_REQ *r = NULL;
@@ -353,7 +356,7 @@ static int keygen_csr(const fp_profile *p, X509_REQ *client, EVP_PKEY **key, X50
     int rc;
 
     *out = NULL;
-    if ((rc = fp_key_generate(keygen_algo(p), key, err)) != FP_ERR_OK)
+    if ((rc = fp_key_generate(keygen_algo(l, p), key, err)) != FP_ERR_OK)
         return rc;
     pub = cheap_public(*key);
     exts = X509_REQ_get_extensions(client);
@@ -398,7 +401,8 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
         fp_audit_event ev = {id->actor, "csr.hold", "", ""};
         int64_t pid = 0;
         /* refuse at once what an operator could not approve anyway */
-        if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK) {
+        if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK ||
+            (rc = est_check_requested_name(lb, id, csr, NULL, &err)) != FP_ERR_OK) {
             est_answer_error(req, &err);
             return FP_HTTP_DONE;
         }
@@ -467,6 +471,23 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
         fp_http_error(req, 503, "overloaded, retry later");
         return FP_HTTP_DONE;
     }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        fp_http_error(req, 500, "out of memory");
+        goto out;
+    }
+    /* who is asking comes first: no base64, DER, key or signature work on
+     * the body of an unauthenticated request (issue 8, defect 2) */
+    if (est_authenticate(st, lb, req, &j->id) != FP_ERR_OK)
+        goto out;
+    if (j->id.cert != NULL) {
+        if (!X509_up_ref(j->id.cert)) {
+            fp_http_error(req, 500, "internal error");
+            goto out;
+        }
+        j->auth_cert = j->id.cert; /* outlives the connection, unlike peer_cert */
+        j->id.cert = j->auth_cert;
+    }
     if (est_decode_csr(req, &csr, &der, &der_len, &err) != FP_ERR_OK) {
         est_answer_error(req, &err);
         goto out;
@@ -478,13 +499,12 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
         est_answer_error(req, &err);
         goto out;
     }
-    j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        fp_http_error(req, 500, "out of memory");
+    /* the token's CN limit needs no signature: refuse before signing
+     * (certificate identities are checked against the issued certificate) */
+    if (!j->id.by_cert && est_check_requested_name(lb, &j->id, csr, NULL, &err) != FP_ERR_OK) {
+        est_answer_error(req, &err);
         goto out;
     }
-    if (est_authenticate(st, lb, req, csr, &j->id) != FP_ERR_OK)
-        goto out;
     if (lb->cfg->require_pop_linking && est_check_pop_linking(req, csr) != FP_ERR_OK)
         goto out;
     if (op == EST_REENROLL) {
@@ -494,7 +514,6 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
                           fp_err_name(FP_ERR_STATE));
             goto out;
         }
-        j->old_cert = X509_dup(req->peer_cert);
     }
     if (lb->cfg->manual_approval) {
         if (op == EST_KEYGEN) {
@@ -522,7 +541,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
             }
             j->recipient = req->peer_cert;
         }
-        if (keygen_csr(p, csr, &j->key, &mine, &err) != FP_ERR_OK) {
+        if (keygen_csr(lb->cfg, p, csr, &j->key, &mine, &err) != FP_ERR_OK) {
             est_answer_error(req, &err);
             goto out;
         }

@@ -128,19 +128,14 @@ ldev=(--cert "$T/ldev.crt" --key "$T/ldev.key")
 est_csr kg "/CN=acme-serial-0042"
 s=$(est_post "$EST/serverkeygen" "$T/kg.b64" "${ldev[@]}")
 expect_status 200 "serverkeygen" "$s"
-ct=$(grep -i '^content-type:' "$T/headers" | tr -d '\r')
-case "$ct" in *multipart/mixed*boundary=*) ;; *) fail "serverkeygen content type: $ct" ;; esac
-boundary=${ct##*boundary=}
-# split the two parts: headers, blank line, base64
-awk -v b="--$boundary" -v dir="$T" '
-    $0 == b || $0 == b "--" { n++; body = 0; next }
-    body { print > (dir "/part" n ".b64"); next }
-    /^Content-Type:/ { print > (dir "/part" n ".ct") }
-    /^$/ { body = 1 }' <(tr -d '\r' <"$T/body")
-grep -q 'application/pkcs8' "$T/part1.ct" || fail "first part should be application/pkcs8"
-grep -q 'application/pkcs7-mime' "$T/part2.ct" || fail "second part should be application/pkcs7-mime"
-openssl base64 -d -in "$T/part1.b64" | openssl pkey -inform DER -out "$T/kg-server.key" ||
+# strict MIME (RFC 2045/2046) split into $T/kgparts/part{1,2}.{der,ct}
+mkdir -p "$T/kgparts"
+est_multipart_check "$T/headers" "$T/body" "$T/kgparts" || fail "serverkeygen answer is not strict MIME"
+grep -qx 'application/pkcs8' "$T/kgparts/part1.ct" || fail "first part should be application/pkcs8"
+grep -q 'application/pkcs7-mime' "$T/kgparts/part2.ct" || fail "second part should be application/pkcs7-mime"
+openssl pkey -inform DER -in "$T/kgparts/part1.der" -out "$T/kg-server.key" ||
     fail "pkcs8 part does not parse"
+base64 <"$T/kgparts/part2.der" >"$T/part2.b64"
 p7_certs "$T/part2.b64" "$T/kg.crt"
 verify_cert "$T/kg.crt" || fail "serverkeygen certificate does not verify"
 [ "$(openssl x509 -in "$T/kg.crt" -noout -pubkey)" = "$(openssl pkey -in "$T/kg-server.key" -pubout)" ] ||
@@ -179,16 +174,11 @@ EOF
 openssl req -new -config "$T/enc.cnf" -key "$T/ldev.key" -outform DER 2>/dev/null | base64 >"$T/enc.b64"
 s=$(est_post "$EST/serverkeygen" "$T/enc.b64" "${ldev[@]}")
 expect_status 200 "serverkeygen with an encrypted key" "$s"
-ct=$(grep -i '^content-type:' "$T/headers" | tr -d '\r')
-boundary=${ct##*boundary=}
-rm -f "$T"/part*
-awk -v b="--$boundary" -v dir="$T" '
-    $0 == b || $0 == b "--" { n++; body = 0; next }
-    body { print > (dir "/part" n ".b64"); next }
-    /^Content-Type:/ { print > (dir "/part" n ".ct") }
-    /^$/ { body = 1 }' <(tr -d '\r' <"$T/body")
-grep -q 'server-generated-key' "$T/part1.ct" || fail "encrypted key part content type"
-openssl base64 -d -in "$T/part1.b64" >"$T/signed.der"
+mkdir -p "$T/encparts"
+est_multipart_check "$T/headers" "$T/body" "$T/encparts" || fail "encrypted answer is not strict MIME"
+grep -q 'server-generated-key' "$T/encparts/part1.ct" || fail "encrypted key part content type"
+cp "$T/encparts/part1.der" "$T/signed.der"
+base64 <"$T/encparts/part2.der" >"$T/part2.b64"
 openssl cms -verify -inform DER -in "$T/signed.der" -CAfile "$CA/root.crt" -certfile "$CA/issuing.crt" \
     -purpose any -out "$T/env.der" 2>/dev/null || fail "signed envelope does not verify"
 openssl cms -decrypt -inform DER -in "$T/env.der" -recip "$T/ldev.crt" -inkey "$T/ldev.key" \

@@ -189,24 +189,33 @@ static void test_csrattrs(void **state)
 
 static void test_multipart(void **state)
 {
-    char boundary[48], *body = NULL;
+    char boundary[48], *body = NULL, want[512];
     size_t len = 0;
     fp_error e = {0};
-    char delim[64];
     (void)state;
-    assert_int_equal(est_multipart("application/pkcs8", "QUJD\n", "application/pkcs7-mime", "REVG\n",
-                                   boundary, &body, &len, &e), FP_ERR_OK);
+    /* multi-line base64 with LF breaks, as fp_b64_encode_lines writes it */
+    assert_int_equal(est_multipart("application/pkcs8", "QUJD\nREVG\n", "application/pkcs7-mime",
+                                   "R0hJ\n", boundary, &body, &len, &e), FP_ERR_OK);
     assert_int_equal(strlen(body), len);
     assert_true(strlen(boundary) > 20 && strlen(boundary) <= 70); /* RFC 2046 5.1.1 */
-    snprintf(delim, sizeof(delim), "--%s\r\n", boundary);
-    assert_true(strncmp(body, delim, strlen(delim)) == 0);
-    assert_non_null(strstr(body, "Content-Type: application/pkcs8\r\n"));
-    assert_true(strstr(body, "QUJD") < strstr(body, "REVG")); /* key first, then cert */
-    snprintf(delim, sizeof(delim), "--%s--\r\n", boundary);
-    assert_true(len > strlen(delim) && strcmp(body + len - strlen(delim), delim) == 0);
-    /* the boundary must not occur in base64 content: it holds '-' and '=' */
-    assert_non_null(strchr(boundary, '-'));
-    assert_non_null(strchr(boundary, '='));
+    /* a token (RFC 2045 5.1): the header parameter needs no quotes */
+    assert_int_equal(strspn(boundary, "abcdefghijklmnopqrstuvwxyz0123456789-"), strlen(boundary));
+    /* the exact RFC 2046 5.1.1 layout: every delimiter after the first is
+     * CRLF "--" boundary, CRLF line ends inside the parts, no bare LF */
+    snprintf(want, sizeof(want),
+             "--%s\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+             "QUJD\r\nREVG\r\n--%s\r\nContent-Type: application/pkcs7-mime\r\n"
+             "Content-Transfer-Encoding: base64\r\n\r\nR0hJ\r\n--%s--\r\n",
+             boundary, boundary, boundary);
+    assert_string_equal(body, want);
+    OPENSSL_clear_free(body, len);
+    /* no trailing line break in the input: same framing */
+    assert_int_equal(est_multipart("a/b", "QUJD", "c/d", "", boundary, &body, &len, &e), FP_ERR_OK);
+    snprintf(want, sizeof(want),
+             "--%s\r\nContent-Type: a/b\r\nContent-Transfer-Encoding: base64\r\n\r\nQUJD\r\n"
+             "--%s\r\nContent-Type: c/d\r\nContent-Transfer-Encoding: base64\r\n\r\n\r\n--%s--\r\n",
+             boundary, boundary, boundary);
+    assert_string_equal(body, want);
     OPENSSL_clear_free(body, len);
 }
 
@@ -401,6 +410,11 @@ static void test_est_label_config(void **state)
         "[est lab]\nmanual_approval = maybe\n",
         "[est lab]\nretry_after_seconds = 0\n",
         "[est lab]\nretry_after_seconds = 86401\n",
+        "[est lab]\ncert_identity = anyone\n",
+        "[est lab]\ncert_identity = pattern\n",               /* pattern missing */
+        "[est lab]\nserverkeygen_algo = dsa\n",
+        "[est lab]\nprofile = ocsp-signer\nserverkeygen_algo = p521\n", /* not allowed by it */
+        "[est lab]\nserverkeygen_algo = rsa2048\n[profile device]\nrsa_min_bits = 3072\n",
     };
     (void)state;
     assert_non_null(c);
@@ -423,6 +437,14 @@ static void test_est_label_config(void **state)
     assert_string_equal(l->trust_anchors, "idevid.pem");
     assert_string_equal(l->profile, "server");
     assert_false(l->require_pop_linking); /* untouched options keep defaults */
+    assert_string_equal(l->cert_identity, "same");
+    assert_string_equal(l->serverkeygen_algo, "auto");
+    assert_int_equal(parse("[est lab]\ncert_identity = pattern\ncert_identity_pattern = d-{cn}\n"
+                           "serverkeygen_algo = rsa3072\n", c), FP_ERR_OK);
+    l = fp_config_est_label(c, "lab");
+    assert_string_equal(l->cert_identity, "pattern");
+    assert_string_equal(l->cert_identity_pattern, "d-{cn}");
+    assert_string_equal(l->serverkeygen_algo, "rsa3072");
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
         if (parse(bad[i], c) == FP_ERR_OK)
             fail_msg("accepted bad [est] config #%zu", i);
@@ -468,6 +490,207 @@ static void test_ec_pkcs8(void **state)
     }
 }
 
+/* ---- who may request which name (est_identity.c) ---- */
+
+/* A certificate with req's subject and extensions (signed by key). */
+static X509 *cert_like(X509_REQ *req, EVP_PKEY *key)
+{
+    X509 *x = X509_new();
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(req);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+    X509_set_subject_name(x, X509_REQ_get_subject_name(req));
+    X509_set_issuer_name(x, X509_REQ_get_subject_name(req));
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    for (int i = 0; exts != NULL && i < sk_X509_EXTENSION_num(exts); i++)
+        X509_add_ext(x, sk_X509_EXTENSION_value(exts, i), -1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+static int name_ok(const char *mode, const char *pattern, X509 *cert, const char *subj,
+                   const char *sans, X509 *issued)
+{
+    fp_est_label cfg;
+    est_label lb;
+    est_identity id;
+    EVP_PKEY *k = tu_key("p256");
+    X509_REQ *r = tu_csr(k, subj, sans, 0, NULL, NULL);
+    fp_error err = {0};
+    int rc;
+
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&lb, 0, sizeof(lb));
+    memset(&id, 0, sizeof(id));
+    snprintf(cfg.cert_identity, sizeof(cfg.cert_identity), "%s", mode);
+    snprintf(cfg.cert_identity_pattern, sizeof(cfg.cert_identity_pattern), "%s", pattern);
+    lb.cfg = &cfg;
+    id.by_cert = true;
+    id.cert = cert;
+    rc = est_check_requested_name(&lb, &id, r, issued, &err);
+    if (rc != FP_ERR_OK)
+        assert_non_null(strstr(err.msg, mode)); /* the message names the rule */
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    return rc;
+}
+
+static void test_requested_name(void **state)
+{
+    EVP_PKEY *k = tu_key("p256");
+    X509_REQ *r = tu_csr(k, "/CN=Acme Widget/serialNumber=SN00?2", "DNS:w.example,DNS:x.example",
+                         0, NULL, NULL);
+    X509_REQ *r2 = tu_csr(k, "/O=Org/CN=Acme Widget/serialNumber=SN00?2", "DNS:w.example,DNS:x.example",
+                          0, NULL, NULL);
+    X509 *cert = cert_like(r, k), *issued = cert_like(r2, k);
+    const char *W = "/CN=Acme Widget/serialNumber=SN00?2";
+    est_label lb;
+    fp_est_label cfg;
+    est_identity id;
+    EVP_PKEY *k2 = tu_key("p256");
+    X509_REQ *tr = tu_csr(k2, "/CN=gw-1", NULL, 0, NULL, NULL);
+    fp_error err = {0};
+    (void)state;
+
+    /* same: subject and the set of SANs (order aside) */
+    assert_int_equal(name_ok("same", "", cert, W, "DNS:w.example,DNS:x.example", NULL), FP_ERR_OK);
+    assert_int_equal(name_ok("same", "", cert, W, "DNS:x.example,DNS:w.example", NULL), FP_ERR_OK);
+    assert_int_equal(name_ok("same", "", cert, W, "DNS:w.example", NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, W, "DNS:w.example,DNS:x.example,DNS:y.example", NULL),
+                     FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, W, NULL, NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, "/CN=Other/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    /* ... or the issued certificate equals the authenticating one */
+    assert_int_equal(name_ok("same", "", issued, "/CN=Acme Widget/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", issued), FP_ERR_OK);
+    assert_int_equal(name_ok("same", "", issued, "/CN=Acme Widget/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", cert), FP_ERR_CSR_SUBJECT);
+    /* cn */
+    assert_int_equal(name_ok("cn", "", cert, "/CN=Acme Widget", "DNS:z.example", NULL), FP_ERR_OK);
+    assert_int_equal(name_ok("cn", "", cert, "/CN=Acme Widgets", NULL, NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("cn", "", cert, "/O=Acme Widget", NULL, NULL), FP_ERR_CSR_SUBJECT);
+    /* serialnumber */
+    assert_int_equal(name_ok("serialnumber", "", cert, "/CN=SN00?2", NULL, NULL), FP_ERR_OK);
+    assert_int_equal(name_ok("serialnumber", "", cert, "/CN=SN0042", NULL, NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("serialnumber", "", issued, "/CN=Acme Widget", NULL, NULL),
+                     FP_ERR_CSR_SUBJECT);
+    /* pattern: attributes inserted literally, the rest is fnmatch */
+    assert_int_equal(name_ok("pattern", "ldev-{serialnumber}-*", cert, "/CN=ldev-SN00?2-a", NULL, NULL),
+                     FP_ERR_OK);
+    assert_int_equal(name_ok("pattern", "ldev-{serialnumber}-*", cert, "/CN=ldev-SN0042-a", NULL, NULL),
+                     FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("pattern", "{CN}.?", cert, "/CN=Acme Widget.1", NULL, NULL), FP_ERR_OK);
+    assert_int_equal(name_ok("pattern", "{cn}", cert, "/CN=Acme Widget.1", NULL, NULL),
+                     FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("pattern", "*", cert, "/O=no-cn", NULL, NULL), FP_ERR_CSR_SUBJECT);
+
+    /* tokens: only their --cn pattern */
+    memset(&cfg, 0, sizeof(cfg));
+    memset(&lb, 0, sizeof(lb));
+    memset(&id, 0, sizeof(id));
+    snprintf(cfg.cert_identity, sizeof(cfg.cert_identity), "same");
+    lb.cfg = &cfg;
+    assert_int_equal(est_check_requested_name(&lb, &id, tr, NULL, &err), FP_ERR_OK);
+    snprintf(id.cn_pattern, sizeof(id.cn_pattern), "dev-*");
+    assert_int_equal(est_check_requested_name(&lb, &id, tr, NULL, &err), FP_ERR_CSR_CN);
+    snprintf(id.cn_pattern, sizeof(id.cn_pattern), "gw-?");
+    assert_int_equal(est_check_requested_name(&lb, &id, tr, NULL, &err), FP_ERR_OK);
+
+    X509_REQ_free(tr);
+    EVP_PKEY_free(k2);
+    X509_free(cert);
+    X509_free(issued);
+    X509_REQ_free(r);
+    X509_REQ_free(r2);
+    EVP_PKEY_free(k);
+}
+
+/* ---- a client chain against our records (ca/chain_check.c) ---- */
+
+static void test_chain_check_store(void **state)
+{
+    tu_ca f;
+    EVP_PKEY *subkey = tu_key("p256"), *leafkey = tu_key("p256");
+    X509_REQ *subreq = tu_csr(subkey, "/CN=Sub CA", NULL, 0, NULL, NULL);
+    fp_issue_req ir = {subreq, "sub-ca", 0, "test", false};
+    X509 *sub = NULL, *leaf = X509_new();
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    X509_NAME *n = X509_NAME_new();
+    char serial[FP_CHAIN_SERIAL_LEN];
+    char (*ours)[FP_CHAIN_SERIAL_LEN] = NULL;
+    int n_ours = -1;
+    fp_error err = {0};
+    (void)state;
+
+    tu_ca_init(&f, "Chain Org", NULL);
+    assert_int_equal(fp_ca_issue(f.ca, f.store, &ir, &sub, &err), FP_ERR_OK);
+    assert_int_equal(fp_serial_hex(X509_get0_serialNumber(sub), serial), 0);
+    /* a leaf the sub-CA signs outside fleetpki */
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"leaf", -1, -1, 0);
+    X509_set_version(leaf, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(leaf), 99);
+    X509_set_subject_name(leaf, n);
+    X509_set_issuer_name(leaf, X509_get_subject_name(sub));
+    X509_gmtime_adj(X509_getm_notBefore(leaf), 0);
+    X509_gmtime_adj(X509_getm_notAfter(leaf), 3600);
+    X509_set_pubkey(leaf, leafkey);
+    assert_true(X509_sign(leaf, subkey, EVP_sha256()) > 0);
+    sk_X509_push(chain, leaf);
+    sk_X509_push(chain, sub);
+    sk_X509_push(chain, fp_ca_get0_cert(f.ca));
+    sk_X509_push(chain, fp_ca_get0_root(f.ca));
+
+    /* only the sub-CA is ours (the issuing CA and root are not records) */
+    assert_int_equal(fp_chain_issued_serials(fp_ca_get0_cert(f.ca), chain, &ours, &n_ours, &err),
+                     FP_ERR_OK);
+    assert_int_equal(n_ours, 1);
+    assert_string_equal(ours[0], serial);
+    free(ours);
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now(), &err), FP_ERR_OK);
+    /* past the record's notAfter */
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now() + 20LL * 365 * 86400, &err), FP_ERR_STATE);
+    /* recorded under another CA id */
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), "other", chain,
+                                          fp_now(), &err), FP_ERR_STATE);
+    /* on hold, lifted, revoked */
+    assert_int_equal(fp_ca_revoke(f.store, serial, FP_REASON_HOLD, "test", &err), FP_ERR_OK);
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now(), &err), FP_ERR_STATE);
+    assert_non_null(strstr(err.msg, "on hold"));
+    assert_int_equal(fp_ca_revoke(f.store, serial, FP_REASON_REMOVE_FROM_CRL, "test", &err), FP_ERR_OK);
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now(), &err), FP_ERR_OK);
+    assert_int_equal(fp_ca_revoke(f.store, serial, FP_REASON_KEY_COMPROMISE, "test", &err), FP_ERR_OK);
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now(), &err), FP_ERR_STATE);
+    assert_non_null(strstr(err.msg, "revoked"));
+    /* a certificate our CA signed that the store does not know */
+    {
+        const char unknown[1][FP_CHAIN_SERIAL_LEN] = {"0123456789ABCDEF"};
+        assert_int_equal(fp_chain_check_serials(f.store, fp_ca_id(f.ca), unknown, 1, fp_now(), &err),
+                         FP_ERR_STATE);
+    }
+    /* an empty list passes */
+    assert_int_equal(fp_chain_check_serials(f.store, fp_ca_id(f.ca), NULL, 0, fp_now(), &err),
+                     FP_ERR_OK);
+
+    sk_X509_free(chain);
+    X509_free(leaf);
+    X509_free(sub);
+    X509_NAME_free(n);
+    X509_REQ_free(subreq);
+    EVP_PKEY_free(subkey);
+    EVP_PKEY_free(leafkey);
+    tu_ca_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -482,6 +705,8 @@ int main(void)
         cmocka_unit_test(test_csr_fast_parse_declines),
         cmocka_unit_test(test_est_label_config),
         cmocka_unit_test(test_ec_pkcs8),
+        cmocka_unit_test(test_requested_name),
+        cmocka_unit_test(test_chain_check_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

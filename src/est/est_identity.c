@@ -1,0 +1,211 @@
+/*
+ * est_identity.c - which name an authenticated caller may request
+ * (issue 8, defect 4).
+ *
+ * RFC 7030 3.3.2 leaves it to the server to decide whether the identity in
+ * a CSR is one the authenticated client may ask for; without a rule any
+ * device holding a certificate could obtain another device's name.
+ *
+ * Tokens: the token's --cn pattern (fnmatch) limits the CN.
+ * Certificates (simpleenroll, serverkeygen; simplereenroll has its own
+ * RFC 7030 4.2.2 rule in est_enroll.c), per the label's cert_identity:
+ *   same          the CSR's subject and subjectAltNames equal the
+ *                 authenticating certificate's, or the certificate being
+ *                 issued (after the profile's subject rules) has the same
+ *                 subject and SANs as it (a certificate we issued already
+ *                 went through those rules);
+ *   cn            the CSR's CN equals the certificate's CN;
+ *   serialnumber  the CSR's CN equals the certificate's subject
+ *                 serialNumber (X.520), the usual IDevID case (IEEE 802.1AR);
+ *   pattern       the CSR's CN matches cert_identity_pattern (fnmatch), in
+ *                 which {cn} and {serialnumber} stand for the certificate's
+ *                 attributes (inserted literally, never as wildcards).
+ * In the last three modes SANs are bounded by the profile only.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/x509v3.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "est.h"
+
+#define NAME_MAX_UTF8 256
+
+/* The first nid attribute of n as UTF-8 into buf; false when absent, too
+ * long, or holding a NUL (which could not be compared as a string). */
+static bool name_attr(const X509_NAME *n, int nid, char *buf, size_t size)
+{
+    int i = X509_NAME_get_index_by_NID((X509_NAME *)n, nid, -1);
+    unsigned char *u = NULL;
+    int len;
+    bool ok = false;
+
+    buf[0] = '\0';
+    if (i < 0)
+        return false;
+    len = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(n, i)));
+    if (len >= 0 && (size_t)len < size && memchr(u, 0, (size_t)len) == NULL) {
+        memcpy(buf, u, (size_t)len);
+        buf[len] = '\0';
+        ok = true;
+    }
+    OPENSSL_free(u);
+    return ok;
+}
+
+static GENERAL_NAMES *req_sans(X509_REQ *csr)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *gens = NULL;
+    int i = exts ? X509v3_get_ext_by_NID(exts, NID_subject_alt_name, -1) : -1;
+
+    if (i >= 0)
+        gens = X509V3_EXT_d2i(sk_X509_EXTENSION_value(exts, i));
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return gens;
+}
+
+/* Same set of names (order aside); NULL is the empty set. */
+static bool sans_equal(GENERAL_NAMES *a, GENERAL_NAMES *b)
+{
+    int na = a ? sk_GENERAL_NAME_num(a) : 0, nb = b ? sk_GENERAL_NAME_num(b) : 0;
+
+    if (na != nb)
+        return false;
+    for (int pass = 0; pass < 2; pass++) {
+        GENERAL_NAMES *x = pass ? b : a, *y = pass ? a : b;
+        for (int i = 0; i < na; i++) {
+            bool found = false;
+            for (int k = 0; k < nb && !found; k++)
+                found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(x, i), sk_GENERAL_NAME_value(y, k)) == 0;
+            if (!found)
+                return false;
+        }
+    }
+    return true;
+}
+
+bool est_same_identity(X509 *a, X509 *b)
+{
+    GENERAL_NAMES *sa = X509_get_ext_d2i(a, NID_subject_alt_name, NULL, NULL);
+    GENERAL_NAMES *sb = X509_get_ext_d2i(b, NID_subject_alt_name, NULL, NULL);
+    bool same = X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+                sans_equal(sa, sb);
+    GENERAL_NAMES_free(sa);
+    GENERAL_NAMES_free(sb);
+    return same;
+}
+
+static bool csr_same_as(X509_REQ *csr, X509 *cert)
+{
+    GENERAL_NAMES *sr, *sc;
+    bool same;
+
+    if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cert)) != 0)
+        return false;
+    sr = req_sans(csr);
+    sc = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    same = sans_equal(sr, sc);
+    GENERAL_NAMES_free(sr);
+    GENERAL_NAMES_free(sc);
+    return same;
+}
+
+/* Append s to out with fnmatch's special characters escaped. */
+static bool append_literal(char *out, size_t size, size_t *pos, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s) != NULL) {
+            if (*pos + 1 >= size)
+                return false;
+            out[(*pos)++] = '\\';
+        }
+        if (*pos + 1 >= size)
+            return false;
+        out[(*pos)++] = *s;
+    }
+    out[*pos] = '\0';
+    return true;
+}
+
+/* cert_identity_pattern with {cn} and {serialnumber} replaced. */
+static bool expand_pattern(const char *pat, const char *cn, const char *sn, char *out, size_t size)
+{
+    size_t pos = 0;
+
+    out[0] = '\0';
+    while (*pat) {
+        if (!strncasecmp(pat, "{cn}", 4)) {
+            if (!cn[0] || !append_literal(out, size, &pos, cn))
+                return false;
+            pat += 4;
+        } else if (!strncasecmp(pat, "{serialnumber}", 14)) {
+            if (!sn[0] || !append_literal(out, size, &pos, sn))
+                return false;
+            pat += 14;
+        } else {
+            if (pos + 1 >= size)
+                return false;
+            out[pos++] = *pat++;
+            out[pos] = '\0';
+        }
+    }
+    return true;
+}
+
+static int refuse(fp_error *err, const est_label *lb, const char *why)
+{
+    return fp_err_set(err, FP_ERR_CSR_SUBJECT, "%s (label cert_identity = %s)", why,
+                      lb->cfg->cert_identity);
+}
+
+int est_check_requested_name(const est_label *lb, const est_identity *id, X509_REQ *csr,
+                             X509 *issued, fp_error *err)
+{
+    const char *mode = lb->cfg->cert_identity;
+    X509_NAME *subj = X509_REQ_get_subject_name(csr);
+    char want[NAME_MAX_UTF8], cn[NAME_MAX_UTF8], cert_cn[NAME_MAX_UTF8], sn[NAME_MAX_UTF8];
+    char pat[2 * sizeof(lb->cfg->cert_identity_pattern) + 2 * NAME_MAX_UTF8];
+    bool have_cn = name_attr(subj, NID_commonName, cn, sizeof(cn));
+
+    if (!id->by_cert) {
+        char esc[4 * NAME_MAX_UTF8];
+        if (id->cn_pattern[0] && fnmatch(id->cn_pattern, cn, 0) != 0)
+            return fp_err_set(err, FP_ERR_CSR_CN, "CN '%s' does not match the token's pattern '%s'",
+                              fp_log_escape(esc, sizeof(esc), cn), id->cn_pattern);
+        return FP_ERR_OK;
+    }
+    if (id->cert == NULL)
+        return fp_err_set(err, FP_ERR_INTERNAL, "certificate identity without a certificate");
+    if (!strcasecmp(mode, "same")) {
+        if (csr_same_as(csr, id->cert) || (issued != NULL && est_same_identity(issued, id->cert)))
+            return FP_ERR_OK;
+        return refuse(err, lb, "the requested subject and subjectAltNames must be those of the "
+                               "authenticating client certificate");
+    }
+    (void)name_attr(X509_get_subject_name(id->cert), NID_commonName, cert_cn, sizeof(cert_cn));
+    (void)name_attr(X509_get_subject_name(id->cert), NID_serialNumber, sn, sizeof(sn));
+    if (!strcasecmp(mode, "cn")) {
+        if (have_cn && cert_cn[0] && !strcmp(cn, cert_cn))
+            return FP_ERR_OK;
+        return refuse(err, lb, "the requested CN must be the client certificate's CN");
+    }
+    if (!strcasecmp(mode, "serialnumber")) {
+        if (have_cn && sn[0] && !strcmp(cn, sn))
+            return FP_ERR_OK;
+        return refuse(err, lb, sn[0] ? "the requested CN must be the client certificate's "
+                                       "subject serialNumber"
+                                     : "the client certificate's subject has no serialNumber");
+    }
+    snprintf(want, sizeof(want), "%s", lb->cfg->cert_identity_pattern);
+    if (!expand_pattern(want, cert_cn, sn, pat, sizeof(pat)))
+        return refuse(err, lb, "the client certificate lacks an attribute the pattern names");
+    if (have_cn && fnmatch(pat, cn, 0) == 0)
+        return FP_ERR_OK;
+    return refuse(err, lb, "the requested CN does not match cert_identity_pattern");
+}

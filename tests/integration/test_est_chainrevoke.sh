@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Revocation at every depth of a client chain (issue 8, defect 3): a leaf
+# signed by a sub-CA we issued may enroll only while the sub-CA is valid
+# in our store; revoking it (keyCompromise) or putting it on hold stops
+# the leaf, on a new connection and on the next request of a kept-alive
+# one (the chain verdict is cached per connection, the store is not).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/est_lib.sh"
+
+est_start "[est certonly]
+auth = cert"
+
+# subca NAME: a sub-CA issued by our CA (profile sub-ca) and a clientAuth
+# leaf it signs outside fleetpki; $T/NAME-leaf.pem is leaf + sub-CA (curl
+# sends the chain), $T/NAME-leaf.key its key, SUB_SERIAL the sub-CA serial
+subca() {
+    local name=$1
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$name.key" \
+        -subj "/CN=$name" -out "$T/$name.csr" 2>/dev/null
+    fp issue --dir "$CA" --csr "$T/$name.csr" --profile sub-ca --out "$T/$name.crt" >/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$T/$name-leaf.key" -subj "/CN=$name-device" -out "$T/$name-leaf.csr" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+        >"$T/leaf.ext"
+    openssl x509 -req -in "$T/$name-leaf.csr" -CA "$T/$name.crt" -CAkey "$T/$name.key" \
+        -CAcreateserial -days 5 -extfile "$T/leaf.ext" -out "$T/$name-leaf.crt" 2>/dev/null
+    cat "$T/$name-leaf.crt" "$T/$name.crt" >"$T/$name-leaf.pem"
+    openssl verify -CAfile "$CA/root.crt" -untrusted "$CA/issuing.crt" -untrusted "$T/$name.crt" \
+        -purpose sslclient "$T/$name-leaf.crt" >/dev/null || fail "$name leaf does not verify"
+    SUB_SERIAL=$(openssl x509 -in "$T/$name.crt" -noout -serial | cut -d= -f2)
+    est_csr "$name-req" "/CN=$name-device"
+}
+
+# ---- revoked sub-CA, new connections ----
+subca suba
+leaf=(--cert "$T/suba-leaf.pem" --key "$T/suba-leaf.key")
+s=$(est_post "$EST/simpleenroll" "$T/suba-req.b64" "${leaf[@]}")
+expect_status 200 "leaf of a valid sub-CA enrolls" "$s"
+s=$(est_post "$EST/certonly/serverkeygen" "$T/suba-req.b64" "${leaf[@]}")
+expect_status 200 "leaf of a valid sub-CA: serverkeygen on a cert-only label" "$s"
+fp revoke "$SUB_SERIAL" --dir "$CA" --reason keyCompromise >/dev/null
+for op in simpleenroll serverkeygen; do
+    for path in "" certonly/; do
+        s=$(est_post "$EST/$path$op" "$T/suba-req.b64" "${leaf[@]}")
+        expect_status 401 "leaf of a revoked (keyCompromise) sub-CA: $path$op" "$s"
+    done
+done
+grep -q 'revoked' "$T/body" || fail "401 should say why: $(cat "$T/body")"
+
+# ---- on hold, lifted ----
+subca subb
+leaf=(--cert "$T/subb-leaf.pem" --key "$T/subb-leaf.key")
+fp revoke "$SUB_SERIAL" --dir "$CA" --reason certificateHold >/dev/null
+s=$(est_post "$EST/simpleenroll" "$T/subb-req.b64" "${leaf[@]}")
+expect_status 401 "leaf of a sub-CA on hold" "$s"
+fp revoke "$SUB_SERIAL" --dir "$CA" --reason removeFromCRL >/dev/null
+s=$(est_post "$EST/simpleenroll" "$T/subb-req.b64" "${leaf[@]}")
+expect_status 200 "leaf of a sub-CA whose hold was lifted" "$s"
+
+# ---- keep-alive: revoked between two requests of one connection ----
+subca subc
+python3 - "$HTTPS" "$CA" "$T" "$SUB_SERIAL" "$FLEETPKI" <<'PY' || fail "keep-alive revocation"
+import http.client, ssl, subprocess, sys
+hostport, ca, t, serial, fleetpki = sys.argv[1:]
+host, port = hostport.rsplit(':', 1)
+ctx = ssl.create_default_context(cafile=ca + '/root.crt')
+ctx.load_cert_chain(t + '/subc-leaf.pem', t + '/subc-leaf.key')
+conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=60)
+body = open(t + '/subc-req.b64', 'rb').read()
+def enroll():
+    conn.request('POST', '/.well-known/est/simpleenroll', body,
+                 {'Content-Type': 'application/pkcs10'})
+    r = conn.getresponse()
+    r.read()
+    return r.status, conn.sock.getsockname()
+st1, local1 = enroll()
+assert st1 == 200, 'first request: %d' % st1
+subprocess.run([fleetpki, 'revoke', serial, '--dir', ca, '--reason', 'keyCompromise'],
+               check=True, stdout=subprocess.DEVNULL)
+st2, local2 = enroll()
+assert local1 == local2, 'the connection was not kept alive'
+assert st2 == 401, 'second request on the same connection after revocation: %d' % st2
+print('ok - revocation of the sub-CA counts from the next request of a kept-alive connection')
+PY
+
+est_stop
+pass "clean shutdown"
