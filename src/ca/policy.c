@@ -426,3 +426,19 @@ int fp_policy_check_own_key(const fp_profile *p, X509_REQ *req, fp_error *err)
 {
     return check(p, req, true, err);
 }
+
+int fp_policy_check_pop(X509_REQ *req, fp_error *err)
+{
+    int rc, pop;
+
+    if ((rc = check_sig_alg(req, err)) != FP_ERR_OK ||
+        (rc = fp_x509_spki_check(X509_REQ_get_X509_PUBKEY(req), NULL, err)) != FP_ERR_OK)
+        return rc;
+    pop = fp_csr_verify(req);
+    if (pop < 0)
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
+    if (pop != 1)
+        return fp_err_set(err, FP_ERR_CSR_POP,
+                          "CSR signature does not verify: no proof of possession of the key");
+    return FP_ERR_OK;
+}

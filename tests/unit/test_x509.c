@@ -155,6 +155,7 @@ static void test_rsa_exponents_refused(void **state)
         assert_non_null(strstr(err.msg, "exponent"));
         assert_int_equal(fp_csr_verify(req), -1);
         assert_int_equal(policy(&any_key, req), FP_ERR_CSR_KEY);
+        assert_int_equal(fp_policy_check_pop(req, NULL), FP_ERR_CSR_KEY);
         X509_REQ_free(req);
         EVP_PKEY_free(k);
         BN_free(es[i]);
@@ -484,6 +485,9 @@ static void test_readers_agree(void **state)
             snprintf(what, sizeof(what), "%s/%s", algos[a], eddsa ? "-" : mds[m]);
             der = der_of(req, &len);
             code = both_paths(&any_key, der, len, what, &st);
+            /* the serverkeygen subset agrees where it applies */
+            if (code == FP_ERR_CSR_SIG_ALG || code == FP_ERR_CSR_KEY || code == FP_ERR_OK)
+                assert_int_equal(fp_policy_check_pop(req, NULL), code);
             /* and the verdicts themselves */
             if (m < 2 && !eddsa)
                 assert_int_equal(code, FP_ERR_CSR_SIG_ALG);
