@@ -112,7 +112,7 @@ static const char *text_problem(const ASN1_STRING *s, int max, bool allow_bidi, 
         type == V_ASN1_VISIBLESTRING || type == V_ASN1_NUMERICSTRING)
         for (int i = 0; i < rawlen; i++)
             if (raw[i] >= 0x80)
-                return "a non-ASCII octet in an ASCII string type";
+                return "non-ASCII octet in an ASCII string type";
     n = ASN1_STRING_to_UTF8(&utf8, s);
     if (n < 0) {
         ERR_clear_error();
@@ -128,9 +128,9 @@ static const char *text_problem(const ASN1_STRING *s, int max, bool allow_bidi, 
         if (k <= 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
             why = "invalid UTF-8";
         else if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029)
-            why = "a control character";
+            why = "control character";
         else if (is_bidi_control(c) && !allow_bidi)
-            why = "a Unicode bidirectional control character (profile option allow_bidi)";
+            why = "Unicode bidirectional control character (profile option allow_bidi)";
         i += k > 0 ? k : 1;
     }
     memcpy(out, utf8, (size_t)n);
@@ -170,7 +170,7 @@ static int check_subject(const fp_profile *p, X509_REQ *req, int n_sans, fp_erro
         const char *why = text_problem(X509_NAME_ENTRY_get_data(e), max, p->allow_bidi, value,
                                        sizeof(value));
         if (*why != '\0')
-            return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject attribute %s has %s (limit %d bytes)",
+            return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject attribute %s is refused: %s (1..%d bytes)",
                               nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid), why, max);
         if (nid == NID_commonName) {
             n_cn++;
