@@ -5,7 +5,8 @@
  * checked twice under every profile: as received, and re-signed with a fixed
  * key so that the extension, subject and SAN rules see the fuzzed content.
  * As received, fp_csr_verify's verdict must also be OpenSSL's own
- * (X509_REQ_verify over the bytes as parsed). */
+ * (X509_REQ_verify over the bytes as parsed) for every key the key rules
+ * accept. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -42,9 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (fp_csr_parse(data, size, &req, NULL) != FP_ERR_OK)
         return 0;
     {
+        /* fp_csr_verify also applies the key rules (fp_x509_spki_check):
+         * OpenSSL verifies with e = 1 or a 3000-bit exponent, we refuse */
         EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
         int ours = fp_csr_verify(req) == 1;
-        int theirs = pk != NULL && X509_REQ_verify(req, pk) == 1;
+        int theirs = pk != NULL && X509_REQ_verify(req, pk) == 1 &&
+                     fp_x509_spki_check(X509_REQ_get_X509_PUBKEY(req), NULL, NULL) == FP_ERR_OK;
         ERR_clear_error();
         if (ours != theirs)
             abort(); /* fp_csr_verify disagrees with OpenSSL */

@@ -1,8 +1,13 @@
 /*
  * policy.c - CSR checks; see policy.h.
  *
- * Order matters for the error a client sees: first "is this a request at
- * all", then proof of possession, then key, then extensions, subject, SANs.
+ * Order matters for the error a client sees, and for cost: first "is this
+ * a request at all", then the signature algorithm and the key (cheap, read
+ * from the encoding: a refused key or digest costs no verification), then
+ * proof of possession, then extensions, SANs, subject.  Every front end
+ * (CLI, EST fast reader, EST general reader) reaches this one function, so
+ * they give the same verdict for the same bytes (tests/unit/test_x509.c
+ * checks it differentially).
  */
 #define _GNU_SOURCE
 #include "policy.h"
@@ -14,66 +19,47 @@
 #include <fnmatch.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
-/* The request's key against the profile, read from its
- * SubjectPublicKeyInfo: the algorithm and, for EC, the named curve OID
- * (RFC 5480 2.1.1; explicit parameters are refused).  Only RSA needs the
- * decoded key, for its modulus size. */
+/* The request's key: first the rules every key must meet
+ * (fp_x509_spki_check: RSA exponent and modulus, named curve, point
+ * encoding), then the profile's own choice of algorithms and sizes.
+ * Read from the SubjectPublicKeyInfo as encoded: no key is decoded here,
+ * and it runs before the signature is verified. */
 static int check_key(const fp_profile *p, X509_REQ *req, fp_error *err)
 {
-    X509_PUBKEY *xpk = X509_REQ_get_X509_PUBKEY(req);
-    ASN1_OBJECT *kobj = NULL;
-    X509_ALGOR *kalg = NULL;
-    const ASN1_OBJECT *aobj = NULL;
-    const void *pval = NULL;
-    int ptype = V_ASN1_UNDEF, id, cnid;
+    fp_spki_info ki;
     unsigned alg = 0;
+    int rc = fp_x509_spki_check(X509_REQ_get_X509_PUBKEY(req), &ki, err);
 
-    if (xpk == NULL || !X509_PUBKEY_get0_param(&kobj, NULL, NULL, &kalg, xpk))
-        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing");
-    id = OBJ_obj2nid(kobj);
-    switch (id) {
-    case NID_rsaEncryption: {
-        EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
-        int bits = pk != NULL ? EVP_PKEY_get_bits(pk) : 0;
+    if (rc != FP_ERR_OK)
+        return rc;
+    switch (ki.key_nid) {
+    case NID_rsaEncryption:
         if (!(p->algs & FP_ALG_RSA))
             return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "RSA keys are not allowed by profile %s",
                               p->name);
-        if (bits < p->rsa_min_bits || bits > p->rsa_max_bits)
+        if (ki.bits < p->rsa_min_bits || ki.bits > p->rsa_max_bits)
             return fp_err_set(err, FP_ERR_CSR_KEY_SIZE,
                               "RSA key of %d bits is outside profile %s range [%d, %d]",
-                              bits, p->name, p->rsa_min_bits, p->rsa_max_bits);
+                              ki.bits, p->name, p->rsa_min_bits, p->rsa_max_bits);
         return FP_ERR_OK;
-    }
     case NID_X9_62_id_ecPublicKey:
-        X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
-        if (ptype != V_ASN1_OBJECT || pval == NULL)
-            return fp_err_set(err, FP_ERR_CSR_KEY_ALG,
-                              "EC key with explicit or unnamed curve parameters");
-        cnid = OBJ_obj2nid(pval);
-        if (cnid == NID_X9_62_prime256v1)
-            alg = FP_ALG_P256;
-        else if (cnid == NID_secp384r1)
-            alg = FP_ALG_P384;
-        else if (cnid == NID_secp521r1)
-            alg = FP_ALG_P521;
-        if (alg == 0)
-            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE, "EC curve %s is not supported",
-                              cnid != NID_undef ? OBJ_nid2sn(cnid) : "(unknown)");
+        alg = ki.curve_nid == NID_X9_62_prime256v1 ? FP_ALG_P256
+              : ki.curve_nid == NID_secp384r1      ? FP_ALG_P384
+                                                   : FP_ALG_P521;
         if (!(p->algs & alg))
-            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE,
-                              "EC curve %s is not allowed by profile %s", OBJ_nid2sn(cnid), p->name);
+            return fp_err_set(err, FP_ERR_CSR_KEY_SIZE, "EC curve %s is not allowed by profile %s",
+                              OBJ_nid2sn(ki.curve_nid), p->name);
         return FP_ERR_OK;
     case NID_ED25519:
         if (!(p->algs & FP_ALG_ED25519))
             return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "Ed25519 keys are not allowed by profile %s",
                               p->name);
         return FP_ERR_OK;
-    default:
-        return fp_err_set(err, FP_ERR_CSR_KEY_ALG, "key algorithm %s is not allowed",
-                          id != NID_undef ? OBJ_nid2sn(id) : "(unknown)");
+    default: /* fp_x509_spki_check refuses every other algorithm */
+        return fp_err_set(err, FP_ERR_INTERNAL, "unexpected key algorithm");
     }
 }
 
@@ -81,6 +67,12 @@ static int check_sig_alg(X509_REQ *req, fp_error *err)
 {
     int sig_nid = X509_REQ_get_signature_nid(req), md_nid = NID_undef, pk_nid = NID_undef;
 
+    if (sig_nid == NID_undef) { /* X509_REQ_new: no algorithm, no signature */
+        const ASN1_BIT_STRING *sig = NULL;
+        X509_REQ_get0_signature(req, &sig, NULL);
+        if (sig == NULL || sig->length == 0)
+            return fp_err_set(err, FP_ERR_CSR_POP, "CSR is not signed: no proof of possession");
+    }
     if (!OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid))
         return fp_err_set(err, FP_ERR_CSR_SIG_ALG, "unknown signature algorithm %s",
                           OBJ_nid2sn(sig_nid));
@@ -91,22 +83,61 @@ static int check_sig_alg(X509_REQ *req, fp_error *err)
     return FP_ERR_OK;
 }
 
-/* UTF-8 value of an ASN1 string, checked for length and control chars. */
-static int string_ok(const ASN1_STRING *s, int max, char *out, size_t outsz)
+/* Unicode explicit directional formatting characters (Unicode UAX #9,
+ * 2.1-2.7): LRM, RLM, ALM, LRE..RLO, LRI..PDI.  In a name they make one
+ * string display as another ("sensor-\u202egnp.exe"). */
+static bool is_bidi_control(unsigned long c)
+{
+    return c == 0x200E || c == 0x200F || c == 0x061C || (c >= 0x202A && c <= 0x202E) ||
+           (c >= 0x2066 && c <= 0x2069);
+}
+
+/* Why a subject value is refused ("" when it is not): C0 and C1 control
+ * characters, DEL, U+2028/U+2029 (line and paragraph separators),
+ * invalid UTF-8 (overlong forms, surrogates), non-ASCII octets in the
+ * ASCII string types, and bidi controls unless allowed.  The value, as
+ * UTF-8, goes to out (NUL-terminated) when its length is 1..max. */
+static const char *text_problem(const ASN1_STRING *s, int max, bool allow_bidi, char *out,
+                                size_t outsz)
 {
     unsigned char *utf8 = NULL;
-    int n = ASN1_STRING_to_UTF8(&utf8, s), ok = 1;
-    if (n <= 0 || n > max || (size_t)n >= outsz) {
-        OPENSSL_free(utf8);
-        return 0;
+    const unsigned char *raw = ASN1_STRING_get0_data(s);
+    const char *why = "";
+    int type = ASN1_STRING_type(s), rawlen = ASN1_STRING_length(s), n;
+
+    /* PrintableString, IA5String, VisibleString, NumericString are 7-bit
+     * (X.680 41); ASN1_STRING_to_UTF8 would read their high octets as
+     * Latin-1 and let C1 controls through as two-octet UTF-8 */
+    if (type == V_ASN1_PRINTABLESTRING || type == V_ASN1_IA5STRING ||
+        type == V_ASN1_VISIBLESTRING || type == V_ASN1_NUMERICSTRING)
+        for (int i = 0; i < rawlen; i++)
+            if (raw[i] >= 0x80)
+                return "non-ASCII octet in an ASCII string type";
+    n = ASN1_STRING_to_UTF8(&utf8, s);
+    if (n < 0) {
+        ERR_clear_error();
+        return "invalid UTF-8 or an unsupported string type";
     }
-    for (int i = 0; i < n; i++)
-        if (utf8[i] < 0x20 || utf8[i] == 0x7f)
-            ok = 0;
+    if (n == 0 || n > max || (size_t)n >= outsz) {
+        OPENSSL_free(utf8);
+        return "empty or too long";
+    }
+    for (int i = 0; i < n && *why == '\0';) {
+        unsigned long c = 0;
+        int k = UTF8_getc(utf8 + i, n - i, &c);
+        if (k <= 0 || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            why = "invalid UTF-8";
+        else if (c < 0x20 || (c >= 0x7F && c <= 0x9F) || c == 0x2028 || c == 0x2029)
+            why = "control character";
+        else if (is_bidi_control(c) && !allow_bidi)
+            why = "Unicode bidirectional control character (profile option allow_bidi)";
+        i += k > 0 ? k : 1;
+    }
     memcpy(out, utf8, (size_t)n);
     out[n] = '\0';
     OPENSSL_free(utf8);
-    return ok;
+    ERR_clear_error();
+    return why;
 }
 
 static int nid_in(int nid, const int *list, int n)
@@ -136,10 +167,11 @@ static int check_subject(const fp_profile *p, X509_REQ *req, int n_sans, fp_erro
         const X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
         int nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
         int max = nid == NID_commonName ? FP_POLICY_MAX_CN : FP_POLICY_MAX_RDN_VALUE;
-        if (!string_ok(X509_NAME_ENTRY_get_data(e), max, value, sizeof(value)))
-            return fp_err_set(err, FP_ERR_CSR_SUBJECT,
-                              "subject attribute %s is empty, longer than %d bytes, or has control characters",
-                              nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid), max);
+        const char *why = text_problem(X509_NAME_ENTRY_get_data(e), max, p->allow_bidi, value,
+                                       sizeof(value));
+        if (*why != '\0')
+            return fp_err_set(err, FP_ERR_CSR_SUBJECT, "subject attribute %s is refused: %s (1..%d bytes)",
+                              nid == NID_undef ? "(unknown)" : OBJ_nid2sn(nid), why, max);
         if (nid == NID_commonName) {
             n_cn++;
             memcpy(cn, value, sizeof(cn));
@@ -359,8 +391,12 @@ static int check(const fp_profile *p, X509_REQ *req, bool own_key, fp_error *err
 {
     STACK_OF(X509_EXTENSION) *exts = NULL;
     GENERAL_NAMES *gens = NULL;
-    int rc, pop = own_key ? 1 : fp_csr_verify(req);
+    int rc, pop;
 
+    if ((!own_key && (rc = check_sig_alg(req, err)) != FP_ERR_OK) ||
+        (rc = check_key(p, req, err)) != FP_ERR_OK)
+        goto out;
+    pop = own_key ? 1 : fp_csr_verify(req);
     if (pop < 0) {
         rc = fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
         goto out;
@@ -370,9 +406,7 @@ static int check(const fp_profile *p, X509_REQ *req, bool own_key, fp_error *err
                         "CSR signature does not verify: no proof of possession of the key");
         goto out;
     }
-    if ((!own_key && (rc = check_sig_alg(req, err)) != FP_ERR_OK) ||
-        (rc = check_key(p, req, err)) != FP_ERR_OK ||
-        (rc = get_extensions(req, &exts, err)) != FP_ERR_OK ||
+    if ((rc = get_extensions(req, &exts, err)) != FP_ERR_OK ||
         (rc = check_extensions(p, exts, &gens, err)) != FP_ERR_OK ||
         (rc = check_sans(p, gens, err)) != FP_ERR_OK ||
         (rc = check_subject(p, req, gens ? sk_GENERAL_NAME_num(gens) : 0, err)) != FP_ERR_OK)
@@ -391,4 +425,20 @@ int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err)
 int fp_policy_check_own_key(const fp_profile *p, X509_REQ *req, fp_error *err)
 {
     return check(p, req, true, err);
+}
+
+int fp_policy_check_pop(X509_REQ *req, fp_error *err)
+{
+    int rc, pop;
+
+    if ((rc = check_sig_alg(req, err)) != FP_ERR_OK ||
+        (rc = fp_x509_spki_check(X509_REQ_get_X509_PUBKEY(req), NULL, err)) != FP_ERR_OK)
+        return rc;
+    pop = fp_csr_verify(req);
+    if (pop < 0)
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "CSR public key is missing or undecodable");
+    if (pop != 1)
+        return fp_err_set(err, FP_ERR_CSR_POP,
+                          "CSR signature does not verify: no proof of possession of the key");
+    return FP_ERR_OK;
 }

@@ -27,4 +27,11 @@ int fp_policy_check(const fp_profile *p, X509_REQ *req, fp_error *err);
  * Every other rule applies. */
 int fp_policy_check_own_key(const fp_profile *p, X509_REQ *req, fp_error *err);
 
+/* Only the rules a client's own request must meet to prove possession of
+ * its key: signature algorithm, the key rules (fp_x509_spki_check) and the
+ * signature itself; codes as fp_policy_check.  For EST serverkeygen, whose
+ * client request is not the one certified (RFC 7030 4.4.1) but must still
+ * not "prove" possession with an e = 1 key or a SHA-1 signature. */
+int fp_policy_check_pop(X509_REQ *req, fp_error *err);
+
 #endif

@@ -190,6 +190,7 @@ static const profile_opt profile_opts[] = {
     {"rsa_max_bits", T_INT, OFF(rsa_max_bits), 2048, 16384, "largest RSA modulus accepted"},
     {"cn_pattern", T_STR, OFF(cn_pattern), 0, FP_PROFILE_PATTERN_MAX, "fnmatch pattern the CN must match"},
     {"cn_required", T_BOOL, OFF(cn_required), 0, 1, "refuse requests without a CN"},
+    {"allow_bidi", T_BOOL, OFF(allow_bidi), 0, 1, "accept Unicode bidi controls (U+202E...) in subject values; control characters are always refused"},
     {"subject_copy", T_SPECIAL, 0, 0, 0, "RDN types copied from the CSR; others are dropped"},
     {"subject_force", T_SPECIAL, 0, 0, 0, "RDNs always set, TYPE=value"},
     {"san_types", T_SPECIAL, 0, 0, 0, "subjectAltName types a CSR may request"},

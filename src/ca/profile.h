@@ -61,6 +61,7 @@ typedef struct fp_profile {
     int rsa_min_bits, rsa_max_bits;
     char cn_pattern[FP_PROFILE_PATTERN_MAX]; /* fnmatch(3) pattern */
     bool cn_required;
+    bool allow_bidi; /* accept Unicode bidi controls in subject values (default no) */
     int copy_nids[FP_PROFILE_MAX_RDN]; /* RDN types copied from the CSR */
     int n_copy;
     fp_rdn_force force[FP_PROFILE_MAX_RDN]; /* RDNs set regardless of CSR */

@@ -47,9 +47,15 @@ static const char token_help[] =
     "\nCreates a one-time EST enrollment token for HTTP Basic authentication\n"
     "(user = token id, password = secret).  The secret is printed ONCE; only its\n"
     "SHA-256 is stored.  LABEL is an [est LABEL] section, or 'default' for\n"
-    "/.well-known/est/.  --cn limits the CSR common name (fnmatch pattern),\n"
-    "--uses how many certificates it may obtain (default 1), --ttl how long it\n"
-    "is valid (90s, 15m, 12h, 7d; default 7d).\n";
+    "/.well-known/est/.  --uses is how many certificates it may obtain\n"
+    "(default 1), --ttl how long it is valid (90s, 15m, 12h, 7d; default 7d).\n"
+    "\n--cn PATTERN limits the CSR's common name (docs/policy.md):\n"
+    "  *   one or more characters from A-Z a-z 0-9 . _ -\n"
+    "      (never '/', a space, a control or a non-ASCII character)\n"
+    "  ?   exactly one such character\n"
+    "  any other printable ASCII character matches itself (case-sensitive);\n"
+    "  '[', ']' and '\\' are reserved.  Example: --cn 'sensor-*' matches\n"
+    "  sensor-17 and sensor-a.b, not sensor- or sensor-/../x.\n";
 
 int cmd_token(int argc, char **argv)
 {
@@ -114,8 +120,8 @@ int cmd_token(int argc, char **argv)
         return cli_usage_error("token", "--label is required ('default' for /.well-known/est/)");
     if (!strcmp(label, "default"))
         label = "";
-    if (strlen(cn) >= sizeof(t.cn_pattern))
-        return cli_usage_error("token", "--cn pattern too long");
+    if (cn[0] != '\0' && fp_token_pattern_check(cn, &err) != FP_ERR_OK)
+        return cli_usage_error("token", "--cn: %s", err.msg);
     if (cli_open_store(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;

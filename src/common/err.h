@@ -3,8 +3,11 @@
  *
  * One X-macro list yields the enum, the stable short names (used in CLI
  * output and protocol error bodies, e.g. "csr-key-size") and default
- * messages.  Names are part of the public interface: never renumber or
- * rename an existing entry, only append.
+ * messages.  Names are part of the public interface: never rename an
+ * existing entry.  The numbers are internal (never stored or sent), but
+ * the refusals from PROFILE to ISSUER_EXPIRED must stay one contiguous
+ * range: the CLI (exit 3), EST (403) and the refusal audit test for it.
+ * A new refusal goes inside that range, anything else at the end.
  */
 #ifndef FP_ERR_H
 #define FP_ERR_H
@@ -30,6 +33,7 @@
     X(CSR_SIG_ALG, "csr-sig-alg", "CSR signature algorithm not allowed")      \
     X(CSR_KEY_ALG, "csr-key-alg", "key algorithm not allowed by profile")     \
     X(CSR_KEY_SIZE, "csr-key-size", "key size not allowed by profile")        \
+    X(CSR_KEY, "csr-key-params", "public key parameters not accepted (RSA exponent or modulus, EC point)") \
     X(CSR_CA, "csr-ca", "CSR requests a CA certificate on a leaf profile")    \
     X(CSR_KEY_USAGE, "csr-key-usage", "CSR requests a key usage the profile forbids") \
     X(CSR_EXT, "csr-ext", "CSR carries an extension the profile rejects")     \

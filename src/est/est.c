@@ -11,10 +11,16 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../x509/x509util.h"
+#include "token.h"
 
 static est_state *state_of(fp_http_req *req)
 {
@@ -96,6 +102,71 @@ const fp_http_route fp_est_routes[] = {
 
 /* ---- lifecycle ---- */
 
+/* trust_anchors: every certificate of the PEM bundle is a CA certificate
+ * whose key meets the key rules (x509util.h), checked once here: a trust
+ * anchor with an RSA exponent of 1 or an off-curve point would let its
+ * "signatures" be forged (issue 8, defect 1). */
+static int load_anchors(X509_STORE *store, const char *label, const char *path, fp_error *err)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    X509 *x = NULL;
+    fp_error kerr = {0};
+    int n = 0, rc = FP_ERR_OK;
+
+    if (bio == NULL)
+        return fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: cannot read %s", label, path);
+    while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+        n++;
+        if (X509_check_ca(x) < 1) {
+            rc = fp_err_set(err, FP_ERR_CONFIG,
+                            "[est %s] trust_anchors: certificate %d of %s is not a CA certificate",
+                            label, n, path);
+        } else if (fp_x509_cert_key_check(x, &kerr) != FP_ERR_OK) {
+            rc = fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: certificate %d of %s: %s",
+                            label, n, path, kerr.msg);
+        } else if (!X509_STORE_add_cert(store, x)) {
+            rc = fp_err_set(err, FP_ERR_CRYPTO, "[est %s] trust_anchors: certificate %d of %s",
+                            label, n, path);
+        }
+        X509_free(x);
+        if (rc != FP_ERR_OK)
+            break;
+    }
+    /* the loop ends on end of file (PEM_R_NO_START_LINE) or on garbage */
+    if (rc == FP_ERR_OK && n == 0)
+        rc = fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: no certificate in %s", label,
+                        path);
+    ERR_clear_error();
+    BIO_free(bio);
+    return rc;
+}
+
+/* cert_identity_pattern is the token CN pattern language (token.h) with
+ * {cn} and {serialnumber} placeholders: refuse anything else at start. */
+static int identity_pattern_check(const fp_est_label *cfg, fp_error *err)
+{
+    char rest[sizeof(cfg->cert_identity_pattern)];
+    size_t o = 0;
+    fp_error perr = {0};
+
+    for (const char *p = cfg->cert_identity_pattern; *p;) {
+        if (!strncasecmp(p, "{cn}", 4)) {
+            p += 4;
+            rest[o++] = 'x';
+        } else if (!strncasecmp(p, "{serialnumber}", 14)) {
+            p += 14;
+            rest[o++] = 'x';
+        } else {
+            rest[o++] = *p++;
+        }
+    }
+    rest[o] = '\0';
+    if (fp_token_pattern_check(rest, &perr) != FP_ERR_OK)
+        return fp_err_set(err, FP_ERR_CONFIG, "[est %s] cert_identity_pattern: %s", cfg->name,
+                          perr.msg);
+    return FP_ERR_OK;
+}
+
 static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_error *err)
 {
     const fp_profile *p = fp_config_profile(st->cfg, cfg->profile);
@@ -112,10 +183,12 @@ static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_
     if (cfg->trust_anchors[0]) {
         if ((rc = fp_config_path(st->cfg, cfg->trust_anchors, path, sizeof(path), err)) != FP_ERR_OK)
             return rc;
-        if (X509_STORE_load_file(lb->anchors, path) != 1)
-            return fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: cannot load %s",
-                              cfg->name, path);
+        if ((rc = load_anchors(lb->anchors, cfg->name, path, err)) != FP_ERR_OK)
+            return rc;
     }
+    if (!strcasecmp(cfg->cert_identity, "pattern") &&
+        (rc = identity_pattern_check(cfg, err)) != FP_ERR_OK)
+        return rc;
     return est_csrattrs_build(cfg, p, &lb->csrattrs, &lb->csrattrs_len, err);
 }
 

@@ -17,7 +17,6 @@
  * CRYPTO_memcmp.  A use is spent only when a certificate is issued.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +256,14 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_i
 
     memset(id, 0, sizeof(*id));
     if (req->peer_cert != NULL && mode != FP_EST_AUTH_TOKEN) {
+        /* the key rules every certified key meets (x509util.h): e.g. an
+         * RSA exponent of 1 makes the certificate a bearer password */
+        fp_error kerr = {0};
+        if (fp_x509_cert_key_check(req->peer_cert, &kerr) != FP_ERR_OK) {
+            fp_http_error(req, 403, "%s: client certificate key: %s", fp_err_name(kerr.code),
+                          kerr.msg);
+            return kerr.code;
+        }
         if (X509_check_issued(fp_ca_get0_cert(st->ca), req->peer_cert) == X509_V_OK) {
             rc = ours_check(req, id);
             if (rc == FP_ERR_OK)

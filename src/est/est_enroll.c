@@ -493,9 +493,9 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
         goto out;
     }
     /* serverkeygen: the client's CSR must still prove possession of its
-     * key (RFC 7030 4.4.1); for the other operations fp_policy_check does */
-    if (op == EST_KEYGEN && fp_csr_verify(csr) != 1) {
-        fp_err_set(&err, FP_ERR_CSR_POP, "CSR signature does not verify");
+     * key (RFC 7030 4.4.1) with an accepted signature algorithm and key;
+     * for the other operations fp_policy_check does */
+    if (op == EST_KEYGEN && fp_policy_check_pop(csr, &err) != FP_ERR_OK) {
         est_answer_error(req, &err);
         goto out;
     }

@@ -6,7 +6,7 @@
  * a CSR is one the authenticated client may ask for; without a rule any
  * device holding a certificate could obtain another device's name.
  *
- * Tokens: the token's --cn pattern (fnmatch) limits the CN.
+ * Tokens: the token's --cn pattern (token.h, docs/policy.md) limits the CN.
  * Certificates (simpleenroll, serverkeygen; simplereenroll has its own
  * RFC 7030 4.2.2 rule in est_enroll.c), per the label's cert_identity:
  *   same          the CSR's subject and subjectAltNames equal the
@@ -17,13 +17,13 @@
  *   cn            the CSR's CN equals the certificate's CN;
  *   serialnumber  the CSR's CN equals the certificate's subject
  *                 serialNumber (X.520), the usual IDevID case (IEEE 802.1AR);
- *   pattern       the CSR's CN matches cert_identity_pattern (fnmatch), in
+ *   pattern       the CSR's CN matches cert_identity_pattern (the token CN
+ *                 pattern language, token.h), in
  *                 which {cn} and {serialnumber} stand for the certificate's
  *                 attributes (inserted literally, never as wildcards).
  * In the last three modes SANs are bounded by the profile only.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <fnmatch.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -33,6 +33,7 @@
 #include "../common/util.h"
 #include "../x509/x509util.h"
 #include "est.h"
+#include "token.h"
 
 #define NAME_MAX_UTF8 256
 
@@ -116,43 +117,43 @@ static bool csr_same_as(X509_REQ *csr, X509 *cert)
     return same;
 }
 
-/* Append s to out with fnmatch's special characters escaped. */
-static bool append_literal(char *out, size_t size, size_t *pos, const char *s)
+/* Append s to out, marking its positions literal. */
+static bool append_literal(char *out, bool *lit, size_t size, size_t *pos, const char *s,
+                           bool literal)
 {
     for (; *s; s++) {
-        if (strchr("*?[]\\", *s) != NULL) {
-            if (*pos + 1 >= size)
-                return false;
-            out[(*pos)++] = '\\';
-        }
         if (*pos + 1 >= size)
             return false;
+        lit[*pos] = literal;
         out[(*pos)++] = *s;
     }
     out[*pos] = '\0';
     return true;
 }
 
-/* cert_identity_pattern with {cn} and {serialnumber} replaced. */
-static bool expand_pattern(const char *pat, const char *cn, const char *sn, char *out, size_t size)
+/* cert_identity_pattern with {cn} and {serialnumber} replaced by the
+ * certificate's values, which lit marks as literal text (a '?' in a
+ * serial number is no wildcard). */
+static bool expand_pattern(const char *pat, const char *cn, const char *sn, char *out, bool *lit,
+                           size_t size)
 {
     size_t pos = 0;
+    char one[2] = {0, 0};
 
     out[0] = '\0';
     while (*pat) {
         if (!strncasecmp(pat, "{cn}", 4)) {
-            if (!cn[0] || !append_literal(out, size, &pos, cn))
+            if (!cn[0] || !append_literal(out, lit, size, &pos, cn, true))
                 return false;
             pat += 4;
         } else if (!strncasecmp(pat, "{serialnumber}", 14)) {
-            if (!sn[0] || !append_literal(out, size, &pos, sn))
+            if (!sn[0] || !append_literal(out, lit, size, &pos, sn, true))
                 return false;
             pat += 14;
         } else {
-            if (pos + 1 >= size)
+            one[0] = *pat++;
+            if (!append_literal(out, lit, size, &pos, one, false))
                 return false;
-            out[pos++] = *pat++;
-            out[pos] = '\0';
         }
     }
     return true;
@@ -170,12 +171,13 @@ int est_check_requested_name(const est_label *lb, const est_identity *id, X509_R
     const char *mode = lb->cfg->cert_identity;
     X509_NAME *subj = X509_REQ_get_subject_name(csr);
     char want[NAME_MAX_UTF8], cn[NAME_MAX_UTF8], cert_cn[NAME_MAX_UTF8], sn[NAME_MAX_UTF8];
-    char pat[2 * sizeof(lb->cfg->cert_identity_pattern) + 2 * NAME_MAX_UTF8];
+    char pat[FP_TOKEN_TEMPLATE_MAX];
+    bool lit[FP_TOKEN_TEMPLATE_MAX];
     bool have_cn = name_attr(subj, NID_commonName, cn, sizeof(cn));
 
     if (!id->by_cert) {
         char esc[4 * NAME_MAX_UTF8];
-        if (id->cn_pattern[0] && fnmatch(id->cn_pattern, cn, 0) != 0)
+        if (id->cn_pattern[0] && !fp_token_cn_match(id->cn_pattern, cn))
             return fp_err_set(err, FP_ERR_CSR_CN, "CN '%s' does not match the token's pattern '%s'",
                               fp_log_escape(esc, sizeof(esc), cn), id->cn_pattern);
         return FP_ERR_OK;
@@ -203,9 +205,9 @@ int est_check_requested_name(const est_label *lb, const est_identity *id, X509_R
                                      : "the client certificate's subject has no serialNumber");
     }
     snprintf(want, sizeof(want), "%s", lb->cfg->cert_identity_pattern);
-    if (!expand_pattern(want, cert_cn, sn, pat, sizeof(pat)))
+    if (!expand_pattern(want, cert_cn, sn, pat, lit, sizeof(pat)))
         return refuse(err, lb, "the client certificate lacks an attribute the pattern names");
-    if (have_cn && fnmatch(pat, cn, 0) == 0)
+    if (have_cn && fp_token_cn_match_lit(pat, lit, cn))
         return FP_ERR_OK;
     return refuse(err, lb, "the requested CN does not match cert_identity_pattern");
 }

@@ -26,4 +26,33 @@ int fp_token_hash(const char *secret, size_t len, unsigned char hash[FP_TOKEN_HA
 /* Does secret match t's stored hash?  Constant time in the hash. */
 bool fp_token_matches(const fp_token_rec *t, const char *secret, size_t len);
 
+/* ---- CN patterns (`token create --cn`, docs/policy.md) ----
+ *
+ * A small language of its own, not fnmatch(3), whose '*' crosses '/' and
+ * matches any byte:
+ *   '*'  one or more characters from [A-Za-z0-9._-]
+ *   '?'  exactly one character from [A-Za-z0-9._-]
+ *   any other printable ASCII character (space included) matches itself,
+ *        case-sensitively, except '[', ']' and '\\', reserved.
+ * So "sensor-*" matches "sensor-17" and "sensor-a.b", never "sensor-",
+ * "sensor-/../x", "sensor-\n" or anything with a non-ASCII character. */
+#define FP_TOKEN_PATTERN_MAX 128 /* including the NUL, as fp_token_rec.cn_pattern */
+#define FP_TOKEN_CN_MAX 256      /* longer CNs never match */
+
+/* FP_ERR_OK when pattern is non-empty, shorter than FP_TOKEN_PATTERN_MAX
+ * and uses the language above; else FP_ERR_ARG naming the problem. */
+int fp_token_pattern_check(const char *pattern, fp_error *err);
+
+/* Does cn match pattern?  A pattern that fp_token_pattern_check refuses
+ * (a stored one from an older release, say) matches nothing. */
+bool fp_token_cn_match(const char *pattern, const char *cn);
+
+/* The same language with some positions taken literally: where lit[i] is
+ * true, pattern[i] matches only itself, even a '*' or '?'.  For patterns
+ * that embed a value taken from a certificate ([est] cert_identity_pattern
+ * with {cn} / {serialnumber}).  The other positions must follow the
+ * language; the pattern is shorter than FP_TOKEN_TEMPLATE_MAX. */
+#define FP_TOKEN_TEMPLATE_MAX 1024
+bool fp_token_cn_match_lit(const char *pattern, const bool *lit, const char *cn);
+
 #endif

@@ -140,15 +140,50 @@ out:
     return rc;
 }
 
+/* The request's key as an EVP_PKEY for X509_REQ_verify: the one d2i
+ * decoded, or, for a request read by est_csr_fast_parse (which builds
+ * none), decoded now from its SubjectPublicKeyInfo.  Without the second
+ * case such a request that ec_named_verify leaves to OpenSSL (an ECDSA
+ * signature algorithm with parameters, say) would be called undecodable
+ * here and valid on the d2i path.  *owned receives what to free. */
+static EVP_PKEY *request_key(X509_REQ *req, EVP_PKEY **owned)
+{
+    X509_PUBKEY *xpk = X509_REQ_get_X509_PUBKEY(req);
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    EVP_PKEY *pk = X509_REQ_get0_pubkey(req);
+    int len;
+
+    *owned = NULL;
+    if (pk != NULL || xpk == NULL)
+        return pk;
+    if ((len = i2d_X509_PUBKEY(xpk, &der)) > 0) {
+        p = der;
+        pk = d2i_PUBKEY(NULL, &p, len);
+        if (pk != NULL && p != der + len) {
+            EVP_PKEY_free(pk);
+            pk = NULL;
+        }
+    }
+    OPENSSL_free(der);
+    *owned = pk;
+    return pk;
+}
+
 int fp_csr_verify(X509_REQ *req)
 {
-    EVP_PKEY *pk;
-    int rc = ec_named_verify(req);
+    EVP_PKEY *pk, *owned = NULL;
+    int rc;
 
+    /* the key rules first: no exponentiation with a key we would refuse */
+    if (fp_x509_spki_check(X509_REQ_get_X509_PUBKEY(req), NULL, NULL) != FP_ERR_OK)
+        return -1;
+    rc = ec_named_verify(req);
     if (rc == -2) {
-        pk = X509_REQ_get0_pubkey(req);
+        pk = request_key(req, &owned);
         rc = pk == NULL ? -1 : X509_REQ_verify(req, pk) == 1;
     }
+    EVP_PKEY_free(owned);
     ERR_clear_error();
     return rc;
 }

@@ -58,11 +58,57 @@ int fp_csr_parse(const unsigned char *data, size_t len, X509_REQ **out,
 
 /* 1 when req's self-signature verifies with its own public key (its
  * proof of possession), 0 when it does not, -1 when the public key is
- * missing or unusable (not a point on its curve, undecodable).  Works on
+ * missing or unusable (not a point on its curve, undecodable, or refused
+ * by fp_x509_spki_check: checked first, so e.g. a huge RSA exponent costs
+ * no modular exponentiation).  Works on
  * requests whose EVP_PKEY was never decoded (est_csr_fast_parse).  The
  * OpenSSL error queue is left empty.
  * Faster than X509_REQ_verify for EC keys on P-256/384/521: csr_verify.c. */
 int fp_csr_verify(X509_REQ *req);
+
+/* ---- public key rules (pubkey_check.c; docs/policy.md) ----
+ *
+ * One set of rules for every subject public key we certify or accept:
+ * CSR keys (fp_policy_check, fp_csr_verify), TLS client certificates at
+ * EST, trust anchors.
+ *   RSA (rsaEncryption): modulus odd, FP_RSA_MIN_BITS..FP_RSA_MAX_BITS;
+ *     exponent odd and 65537 <= e < 2^256 (NIST SP 800-89 5.3.3 /
+ *     FIPS 186-5 A.1.1, the CA/Browser Forum rules).  e = 1 would make
+ *     every "signature" the padded hash itself: no proof of possession.
+ *   EC (id-ecPublicKey): named curve P-256, P-384 or P-521 (RFC 5480
+ *     2.1.1; explicit parameters refused); the point encoded as RFC 5480
+ *     2.2 says (04 || X || Y, or 02/03 || X), so never the point at
+ *     infinity; on the curve (checked when the key is built).
+ *   Ed25519: 32 octets, no parameters (RFC 8410 3).
+ *   Anything else is refused.
+ * Codes: FP_ERR_CSR_KEY (parameters: exponent, modulus, point),
+ * FP_ERR_CSR_KEY_SIZE (modulus size, curve not supported),
+ * FP_ERR_CSR_KEY_ALG (algorithm, unnamed curve), FP_ERR_CSR_MALFORMED
+ * (missing). */
+#define FP_RSA_MIN_BITS 2048
+#define FP_RSA_MAX_BITS 16384
+
+typedef struct fp_spki_info {
+    int key_nid;   /* NID_rsaEncryption, NID_X9_62_id_ecPublicKey, NID_ED25519 */
+    int curve_nid; /* EC: NID of the named curve, else NID_undef */
+    int bits;      /* RSA: modulus bits; EC: field bits; Ed25519: 256 */
+} fp_spki_info;
+
+/* The rules above on an encoded SubjectPublicKeyInfo, without building an
+ * EVP_PKEY (cheap: for EC only the curve OID and the point's encoding are
+ * read; that the point is on the curve is checked by whoever builds the
+ * key: fp_csr_verify, d2i).  info (may be NULL) receives what was read. */
+int fp_x509_spki_check(const X509_PUBKEY *xpk, fp_spki_info *info, fp_error *err);
+
+/* The rules above on a decoded key; for EC also EVP_PKEY_public_check_quick
+ * (on the curve, not infinity).  pk NULL: FP_ERR_CSR_MALFORMED. */
+int fp_x509_pubkey_check(EVP_PKEY *pk, fp_error *err);
+
+/* A certificate's subject key (client, anchor or uploaded certificate):
+ * fp_x509_spki_check on its encoding, and the key must have decoded (for
+ * EC, OpenSSL's decoder refuses a point off the curve).  ~0.1 us for EC,
+ * ~1 us for RSA: cheap enough for every request. */
+int fp_x509_cert_key_check(X509 *cert, fp_error *err);
 
 /* Fresh random serial: FP_SERIAL_BYTES from the CSPRNG, positive, with the
  * top octet nonzero so the DER length is constant. */

@@ -121,6 +121,14 @@ expect_status 403 "pattern: serialNumber 'SN00?2' is no wildcard" "$s"
 est_csr pat-q "/CN=ldev-SN00?2-x"
 s=$(est_post "$EST/pat/simpleenroll" "$T/pat-q.b64" "${q[@]}")
 expect_status 200 "pattern: serialNumber 'SN00?2' matches itself" "$s"
+# '*' never crosses '/' (nor matches a space): the CN pattern language of
+# docs/policy.md, the same as token --cn, not fnmatch(3)
+est_csr pat-slash "/CN=ldev-SN0042-a\/..\/x"
+s=$(est_post "$EST/pat/simpleenroll" "$T/pat-slash.b64" "${i[@]}")
+expect_status 403 "pattern: '*' does not match across '/'" "$s"
+est_csr pat-space "/CN=ldev-SN0042-a b"
+s=$(est_post "$EST/pat/simpleenroll" "$T/pat-space.b64" "${i[@]}")
+expect_status 403 "pattern: '*' does not match a space" "$s"
 
 # ---- tokens keep their --cn limit ----
 token default --uses 1 --cn 'dev-*'
@@ -138,6 +146,10 @@ expect_fail "unknown cert_identity is a config error" \
 grep -q 'cert_identity' "$T/last.err" || fail "error should name cert_identity"
 sed -i 's/cert_identity = anyone/cert_identity = pattern/' "$T/ca2/fleetpki.conf"
 expect_fail "cert_identity = pattern without a pattern is a config error" \
+    fp serve --dir "$T/ca2" --https 127.0.0.1:0 --http 127.0.0.1:0
+grep -q 'cert_identity_pattern' "$T/last.err" || fail "error should name cert_identity_pattern"
+printf 'cert_identity_pattern = dev-[0-9]*\n' >>"$T/ca2/fleetpki.conf"
+expect_fail "cert_identity_pattern outside the CN pattern language is a config error" \
     fp serve --dir "$T/ca2" --https 127.0.0.1:0 --http 127.0.0.1:0
 grep -q 'cert_identity_pattern' "$T/last.err" || fail "error should name cert_identity_pattern"
 pass "config errors name the option"

@@ -395,6 +395,100 @@ static void test_subject_lengths(void **state)
     expect(&device, tu_csr(p256, "/CN=bad\x01name", NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
 }
 
+/* A request whose subject is CN=ok plus one attribute nid of ASN.1
+ * string type `type` holding exactly the octets given. */
+static X509_REQ *csr_value(int nid, int type, const char *octets, int len)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=ok", NULL, 0, NULL, NULL);
+    X509_NAME *name = X509_NAME_dup(X509_REQ_get_subject_name(req));
+    ASN1_STRING *s = ASN1_STRING_type_new(type);
+    X509_NAME_ENTRY *e;
+    assert_true(ASN1_STRING_set(s, octets, len));
+    e = X509_NAME_ENTRY_create_by_NID(NULL, nid, type, ASN1_STRING_get0_data(s), len);
+    assert_non_null(e);
+    assert_true(X509_NAME_add_entry(name, e, -1, 0));
+    assert_true(X509_REQ_set_subject_name(req, name));
+    assert_true(X509_REQ_sign(req, p256, EVP_sha256()) > 0);
+    X509_NAME_ENTRY_free(e);
+    X509_NAME_free(name);
+    ASN1_STRING_free(s);
+    return req;
+}
+
+/* Subject values: bidi controls refused unless allow_bidi; control
+ * characters (C0, DEL, C1, line/paragraph separators) and invalid UTF-8
+ * always; ordinary non-ASCII text accepted. */
+static void test_subject_text(void **state)
+{
+    static const char *const bidi[] = {
+        "\xe2\x80\xae", "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad",
+        "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9", "\xe2\x80\x8e",
+        "\xe2\x80\x8f", "\xd8\x9c",
+    };
+    static const char *const never[] = {
+        "\xc2\x85",         /* U+0085 NEL, a C1 control */
+        "\xc2\x9b",         /* U+009B CSI */
+        "\x7f",              /* DEL */
+        "\xe2\x80\xa8",     /* U+2028 LINE SEPARATOR */
+        "\xe2\x80\xa9",     /* U+2029 PARAGRAPH SEPARATOR */
+    };
+    /* not UTF-8: OpenSSL cannot even build such a name, so these are
+     * patched into a request's DER */
+    static const char *const not_utf8[] = {
+        "\xff\xff\xff",  /* never in UTF-8 */
+        "\xc0\xaf\x41",  /* overlong '/' */
+        "\xed\xa0\x80",  /* a UTF-16 surrogate */
+        "\x41\xe2\x80",  /* truncated */
+    };
+    fp_profile lax = device;
+    char cn[64], subj[96];
+    (void)state;
+    lax.allow_bidi = true;
+    for (size_t i = 0; i < sizeof(bidi) / sizeof(*bidi); i++) {
+        snprintf(cn, sizeof(cn), "sensor-%sgnp.exe", bidi[i]);
+        snprintf(subj, sizeof(subj), "/CN=%s", cn);
+        expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+        expect(&lax, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_OK);
+        /* any attribute, not only the CN */
+        snprintf(subj, sizeof(subj), "/CN=ok/O=%s", cn);
+        expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+    }
+    for (size_t i = 0; i < sizeof(never) / sizeof(*never); i++) {
+        snprintf(subj, sizeof(subj), "/CN=x%sy", never[i]);
+        expect(&device, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+        expect(&lax, tu_csr(p256, subj, NULL, 0, NULL, NULL), FP_ERR_CSR_SUBJECT);
+    }
+    for (size_t i = 0; i < sizeof(not_utf8) / sizeof(*not_utf8); i++) {
+        X509_REQ *req = tu_csr(p256, "/CN=x@@@y", NULL, 0, NULL, NULL), *bad = NULL;
+        fp_error err = {0};
+        int len;
+        unsigned char *der = req_der(req, &len);
+        for (int j = 0; j + 3 <= len; j++)
+            if (memcmp(der + j, "@@@", 3) == 0)
+                memcpy(der + j, not_utf8[i], 3);
+        if (fp_csr_parse(der, (size_t)len, &bad, &err) == FP_ERR_OK)
+            expect(&lax, bad, FP_ERR_CSR_SUBJECT);
+        else
+            assert_int_equal(err.code, FP_ERR_CSR_MALFORMED);
+        OPENSSL_free(der);
+        X509_REQ_free(req);
+    }
+    /* the same through other string types: U+202E as BMPString, a C1
+     * octet in a PrintableString (read as Latin-1 by OpenSSL) */
+    expect(&device, csr_value(NID_organizationName, V_ASN1_BMPSTRING, "\0a\x20\x2e\0b", 6),
+           FP_ERR_CSR_SUBJECT);
+    expect(&device, csr_value(NID_organizationName, V_ASN1_PRINTABLESTRING, "a\x85" "b", 3),
+           FP_ERR_CSR_SUBJECT);
+    expect(&device, csr_value(NID_organizationName, V_ASN1_PRINTABLESTRING, "Acme", 4), FP_ERR_OK);
+    expect(&device, csr_value(NID_organizationName, V_ASN1_BMPSTRING, "\0A\0c", 4), FP_ERR_OK);
+    /* ordinary non-ASCII names are fine */
+    expect(&device, tu_csr(p256, "/CN=M\xc3\xbcller/O=\xe6\x9d\xb1\xe4\xba\xac", NULL, 0, NULL, NULL),
+           FP_ERR_OK);
+    /* SAN strings are IA5String: any non-ASCII octet is refused */
+    expect(&device, tu_csr(p256, "/CN=ok", "URI:urn:x:\xe2\x80\xae", 0, NULL, NULL), FP_ERR_CSR_SAN);
+    expect(&server, tu_csr(p256, "/CN=ok", "DNS:a\xe2\x80\xae.example", 0, NULL, NULL), FP_ERR_CSR_SAN);
+}
+
 static void test_too_many_rdns(void **state)
 {
     char subj[1024] = "/CN=x";
@@ -473,6 +567,7 @@ int main(void)
         cmocka_unit_test(test_reject_mode),
         cmocka_unit_test(test_cn_rules),
         cmocka_unit_test(test_subject_lengths),
+        cmocka_unit_test(test_subject_text),
         cmocka_unit_test(test_too_many_rdns),
         cmocka_unit_test(test_empty_subject_needs_san),
         cmocka_unit_test(test_san_rules),
