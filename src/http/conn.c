@@ -49,12 +49,12 @@
 #include "guard.h"
 
 #define ACCEPT_PAUSE_MS 200
-#define REFUSE_PAUSE_MS 50
 #define REPORT_SECONDS 10
 #define LINGER_SECONDS 2
 #define LINGER_MAX_BYTES (1024 * 1024)
 #define FD_RESERVE_BASE 64
 #define FD_RESERVE_PER_WORKER 8
+#define ACCEPT_BURST 32 /* accepted over the cap before on_act sorts them out */
 
 enum {
     P_NEW,        /* accepted, setup event pending */
@@ -90,7 +90,9 @@ struct fp_conn {
     int reject_status;
     const char *reject_why;
     size_t linger_rx;
-    fp_conn *prev, *next;
+    fp_conn *prev, *next;           /* all of the worker's connections */
+    fp_conn *iprev, *inext;         /* the worker's idle ones, newest first */
+    bool in_idle;
     unsigned char addr[16];
     char peer[72]; /* escaped "address:port" */
     fp_http_guard guard;
@@ -125,7 +127,7 @@ int fp_conn_server_init(fp_http_server *srv, fp_error *err)
     }
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ((rlim_t)1 << 24))
         rl.rlim_cur = (rlim_t)1 << 24;
-    reserve = FD_RESERVE_BASE + FD_RESERVE_PER_WORKER * (long)srv->n_workers;
+    reserve = FD_RESERVE_BASE + ACCEPT_BURST + FD_RESERVE_PER_WORKER * (long)srv->n_workers;
     budget = (long)rl.rlim_cur - reserve;
     if (budget < 16)
         return fp_err_set(err, FP_ERR_CONFIG,
@@ -175,7 +177,7 @@ static void pause_accept(fp_http_worker *w, int ms)
 {
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     if (w->paused)
-        return;
+        return; /* an EMFILE pause is not shortened by a yield */
     set_paused(w, true);
     evtimer_add(w->resume_ev, &tv);
 }
@@ -197,16 +199,16 @@ static void on_report(evutil_socket_t fd, short what, void *arg)
     if (w->n_accept_err > 0)
         fp_log(FP_LOG_WARN, "worker %d: accept failed %lu times (%s); listener paused %d ms each time",
                w->index, w->n_accept_err, strerror(w->accept_errno), ACCEPT_PAUSE_MS);
-    if (w->n_refused > 0 || w->n_refused_addr > 0)
+    if (w->n_refused > 0 || w->n_refused_addr > 0 || w->n_evicted > 0)
         fp_log(FP_LOG_WARN,
-               "worker %d: refused %lu connections over max_connections, %lu over "
-               "max_connections_per_address",
-               w->index, w->n_refused, w->n_refused_addr);
+               "worker %d: at max_connections: refused %lu connections, closed %lu idle "
+               "ones; refused %lu over max_connections_per_address",
+               w->index, w->n_refused, w->n_evicted, w->n_refused_addr);
     for (int d = 0; d < 4; d++)
         if (w->n_deadline[d] > 0)
             fp_log(FP_LOG_INFO, "worker %d: closed %lu connections at the %s deadline", w->index,
                    w->n_deadline[d], deadline_names[d]);
-    w->n_accept_err = w->n_refused = w->n_refused_addr = 0;
+    w->n_accept_err = w->n_refused = w->n_refused_addr = w->n_evicted = 0;
     memset(w->n_deadline, 0, sizeof(w->n_deadline));
 }
 
@@ -281,6 +283,45 @@ static void conn_unlink(fp_conn *c)
     c->prev = c->next = NULL;
 }
 
+/* Connections still waiting for a complete request header (in the TLS
+ * handshake, idle, or with a header arriving) are the ones given up
+ * first when the server is full: a new connection then closes the one
+ * that has waited longest on its worker (nginx does the same with its
+ * "reusable" connections).  So sockets that never send a request, or
+ * send it a byte at a time, cannot lock other clients out while a
+ * client that sends its request promptly is never the oldest waiter.
+ * A connection keeps its place from when it began waiting. */
+static bool waiting_phase(int phase)
+{
+    return phase == P_HANDSHAKE || phase == P_IDLE || phase == P_HEADER;
+}
+
+static void set_phase(fp_conn *c, int phase)
+{
+    fp_http_worker *w = c->w;
+    if (c->in_idle && !waiting_phase(phase)) {
+        if (c->iprev)
+            c->iprev->inext = c->inext;
+        else
+            w->idle_head = c->inext;
+        if (c->inext)
+            c->inext->iprev = c->iprev;
+        else
+            w->idle_tail = c->iprev;
+        c->iprev = c->inext = NULL;
+        c->in_idle = false;
+    } else if (!c->in_idle && waiting_phase(phase)) {
+        c->inext = w->idle_head;
+        if (w->idle_head)
+            w->idle_head->iprev = c;
+        else
+            w->idle_tail = c;
+        w->idle_head = c;
+        c->in_idle = true;
+    }
+    c->phase = phase;
+}
+
 static void set_receiving(fp_conn *c, bool on)
 {
     if (c->receiving != on) {
@@ -295,6 +336,7 @@ static void conn_release(fp_conn *c)
     fp_http_server *srv = c->w->srv;
 
     set_receiving(c, false);
+    set_phase(c, P_CLOSING);
     event_del(&c->act);
     event_del(&c->timer);
     if (c->in_cb)
@@ -344,7 +386,7 @@ static void enter(fp_conn *c, int phase)
     const fp_config *cfg = c->w->srv->cfg;
     int64_t now = fp_http_mono_ns();
 
-    c->phase = phase;
+    set_phase(c, phase);
     c->t0_ns = now;
     switch (phase) {
     case P_HANDSHAKE:
@@ -490,7 +532,7 @@ static void reject_now(fp_conn *c)
     c->reject_pending = false;
     evbuffer_drain(in, evbuffer_get_length(in));
     bufferevent_setcb(c->bev, linger_read, linger_written, linger_event, c);
-    c->phase = P_REJECT;
+    set_phase(c, P_REJECT);
     arm(c, fp_http_mono_ns() + (int64_t)LINGER_SECONDS * 1000000000);
     write_answer(c, c->reject_status, c->reject_why);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -591,7 +633,7 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
     if (status < 200)
         return; /* "100 Continue" (RFC 7231 5.1.1) is evhttp's to send */
     evbuffer_drain(buf, evbuffer_get_length(buf));
-    c->phase = P_CLOSING;
+    set_phase(c, P_CLOSING);
     set_receiving(c, false);
     event_del(&c->timer);
     write_answer(c, status, status_text(status));
@@ -644,6 +686,8 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
     (void)fd_unused;
     (void)what;
 
+    if (!c->setup_done)
+        w->n_unset--;
     if (c->setup_done) {
         if (c->phase == P_CLOSING)
             conn_close(c);
@@ -666,12 +710,6 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
     if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
         ss.ss_family = AF_UNSPEC;
     addr_key(&ss, c->addr, c->peer, sizeof(c->peer));
-    if (atomic_load(&srv->n_conns) > srv->max_conns) {
-        w->n_refused++;
-        pause_accept(w, REFUSE_PAUSE_MS);
-        conn_close(c);
-        return;
-    }
     {
         unsigned long n = fp_addr_count_inc(srv->addr_conns, c->addr);
         if (n == 0) {
@@ -682,6 +720,17 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
         c->addr_counted = true;
         if (n > (unsigned long)srv->cfg->max_connections_per_address) {
             w->n_refused_addr++;
+            conn_close(c);
+            return;
+        }
+    }
+    /* at the cap: make room by closing the longest waiter, else refuse */
+    if (atomic_load(&srv->n_conns) > srv->max_conns) {
+        if (w->idle_tail != NULL) {
+            w->n_evicted++;
+            conn_close(w->idle_tail);
+        } else {
+            w->n_refused++;
             conn_close(c);
             return;
         }
@@ -750,6 +799,13 @@ struct bufferevent *fp_conn_bev_new(struct event_base *base, void *arg)
         w->conns->prev = c;
     w->conns = c;
     atomic_fetch_add(&srv->n_conns, 1);
+    /* libevent's accept loop takes the whole backlog in one go; after
+     * ACCEPT_BURST connections not yet set up, yield to the loop (on_act
+     * sorts them out and closes the refused ones) and accept again at
+     * once: the backlog keeps draining, so a client queued behind a flood
+     * is reached quickly, and descriptors in limbo stay bounded */
+    if (++w->n_unset >= ACCEPT_BURST)
+        pause_accept(w, 0);
     event_active(&c->act, EV_READ, 0);
     return bev;
 }
@@ -778,7 +834,7 @@ static void on_complete(struct evhttp_request *evr, void *arg)
         return;
     if (c->reject_pending) {
         event_active(&c->act, EV_READ, 0);
-        c->phase = P_RECEIVED;
+        set_phase(c, P_RECEIVED);
         return;
     }
     if (fp_http_guard_busy(&c->guard)) {
@@ -793,7 +849,7 @@ static void on_complete(struct evhttp_request *evr, void *arg)
 bool fp_conn_dispatched(fp_conn *c, struct evhttp_request *evr)
 {
     set_receiving(c, false);
-    c->phase = P_DISPATCHED;
+    set_phase(c, P_DISPATCHED);
     event_del(&c->timer);
     evhttp_request_set_on_complete_cb(evr, on_complete, c->w->srv);
     return ++c->requests >= (unsigned)c->w->srv->cfg->max_requests_per_connection;

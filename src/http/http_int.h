@@ -46,10 +46,12 @@ struct fp_http_worker {
 
     /* conn.c: connections of this worker, accept back-off, log summary */
     fp_conn *conns;            /* list of every open connection */
+    fp_conn *idle_head, *idle_tail; /* idle ones, newest first */
     struct event *resume_ev;   /* re-enables paused listeners */
     struct event *report_ev;   /* periodic summary of what was refused */
     bool paused;
-    unsigned long n_accept_err, n_refused, n_refused_addr, n_deadline[4];
+    int n_unset;               /* accepted, on_act not run yet */
+    unsigned long n_accept_err, n_refused, n_refused_addr, n_evicted, n_deadline[4];
     int accept_errno;
 };
 
