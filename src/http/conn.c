@@ -86,7 +86,7 @@ struct fp_conn {
     int64_t t0_ns;      /* start of the current phase */
     uint64_t body_rx;
     unsigned requests;
-    bool receiving, addr_counted, own_write, reject_pending, setup_done;
+    bool receiving, addr_counted, own_write, reject_pending, setup_done, answered;
     int reject_status;
     const char *reject_why;
     size_t linger_rx;
@@ -228,8 +228,11 @@ void fp_conn_worker_free(fp_http_worker *w)
 {
     /* evhttp_free closed every connection it knew; what is left was
      * accepted in the loop's last turn and never set up */
-    while (w->conns != NULL)
-        conn_release(w->conns);
+    while (w->conns != NULL) {
+        fp_conn *c = w->conns;
+        c->bev = NULL; /* evhttp_free freed it with the connection */
+        conn_release(c);
+    }
     if (w->report_ev) {
         on_report(-1, 0, w);
         event_free(w->report_ev);
@@ -339,11 +342,11 @@ static void conn_release(fp_conn *c)
     set_phase(c, P_CLOSING);
     event_del(&c->act);
     event_del(&c->timer);
-    if (c->in_cb)
+    if (c->bev != NULL && c->in_cb)
         evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
-    if (c->out_cb)
+    if (c->bev != NULL && c->out_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
-    if (c->kind == FP_HTTP_TLS) {
+    if (c->bev != NULL && c->kind == FP_HTTP_TLS) {
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
         if (ssl != NULL)
             SSL_set_ex_data(ssl, ssl_idx, NULL);
@@ -618,26 +621,50 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 {
     fp_conn *c = arg;
     char head[16];
-    int status;
+    int status = 0;
+    bool front_frozen = false;
 
     if (c->phase == P_CLOSING && evbuffer_get_length(buf) == 0 && info->n_deleted > 0) {
         event_active(&c->act, EV_READ, 0); /* our answer is out: close */
         return;
     }
-    if (info->n_added == 0 || c->own_write || c->phase == P_DISPATCHED || c->phase >= P_REJECT)
+    if (info->n_added == 0 || c->own_write || c->phase >= P_REJECT ||
+        (c->phase == P_DISPATCHED && !c->answered))
         return;
-    if (info->orig_size != 0 ||
-        evbuffer_copyout(buf, head, sizeof(head)) < 13 || memcmp(head, "HTTP/1.", 7) != 0)
+    if (info->orig_size != 0)
         return;
-    status = atoi(head + 9);
-    if (status < 200)
-        return; /* "100 Continue" (RFC 7231 5.1.1) is evhttp's to send */
+    if (evbuffer_copyout(buf, head, sizeof(head)) < 0) {
+        /* libevent froze the front (after a half-close it keeps what it
+         * could not send): we replace all of it anyway */
+        front_frozen = true;
+        evbuffer_unfreeze(buf, 1);
+    }
+    if (evbuffer_copyout(buf, head, sizeof(head)) < 13 || memcmp(head, "HTTP/1.", 7) != 0 ||
+        (status = atoi(head + 9)) < 200) {
+        /* not an answer, or "100 Continue" (RFC 7231 5.1.1): evhttp's */
+        if (front_frozen)
+            evbuffer_freeze(buf, 1);
+        return;
+    }
     evbuffer_drain(buf, evbuffer_get_length(buf));
+    if (c->phase == P_DISPATCHED) {
+        /* the request was answered and the answer written, then the client
+         * half-closed: libevent answers the same request again, with a
+         * 400 page (its read-on-write-error path).  Send nothing more. */
+        set_phase(c, P_CLOSING);
+        evbuffer_freeze(buf, 0);
+        if (front_frozen)
+            evbuffer_freeze(buf, 1);
+        event_active(&c->act, EV_READ, 0);
+        return;
+    }
     set_phase(c, P_CLOSING);
     set_receiving(c, false);
     event_del(&c->timer);
     write_answer(c, status, status_text(status));
     evbuffer_freeze(buf, 0); /* the rest of evhttp's answer goes nowhere */
+    if (front_frozen)
+        evbuffer_freeze(buf, 1);
 }
 
 static void tls_info(const SSL *ssl, int where, int ret)
@@ -700,7 +727,9 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
     bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
     c->evcon = cbarg;
     if (c->fd < 0 || c->evcon == NULL) {
-        conn_release(c); /* evhttp gave up on it already */
+        c->bev = NULL; /* evhttp gave up on it already (cannot happen with
+                          socket or OpenSSL bufferevents) */
+        conn_release(c);
         return;
     }
     evhttp_connection_set_closecb(c->evcon, on_closed, c);
@@ -850,9 +879,15 @@ bool fp_conn_dispatched(fp_conn *c, struct evhttp_request *evr)
 {
     set_receiving(c, false);
     set_phase(c, P_DISPATCHED);
+    c->answered = false;
     event_del(&c->timer);
     evhttp_request_set_on_complete_cb(evr, on_complete, c->w->srv);
     return ++c->requests >= (unsigned)c->w->srv->cfg->max_requests_per_connection;
+}
+
+void fp_conn_reply_queued(fp_conn *c)
+{
+    c->answered = true;
 }
 
 const char *fp_conn_peer(const fp_conn *c)

@@ -154,7 +154,9 @@ static int reqline_end(fp_http_guard *g)
         g->line_[6] != '.' || g->line_[5] < '0' || g->line_[5] > '9' || g->line_[7] < '0' ||
         g->line_[7] > '9')
         return fail(g, 400, "malformed request line");
-    if (g->line_[5] != '1')
+    /* 1.0 and 1.1 only: evhttp would echo a version such as 1.9 in its
+     * status line, where RFC 7230 2.6 wants the one the server speaks */
+    if (g->line_[5] != '1' || g->line_[7] > '1')
         return fail(g, 505, "HTTP version not supported"); /* RFC 7231 6.6.6 */
     g->http10_ = g->line_[7] == '0';
     static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", NULL};

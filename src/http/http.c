@@ -297,7 +297,8 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev_);
     struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
     double ms;
-    char path[FP_LOG_ESCAPED_MAX(200)], ident[FP_LOG_ESCAPED_MAX(64)];
+    char path[FP_LOG_ESCAPED_MAX(200)], ident[FP_LOG_ESCAPED_MAX(160)];
+    fp_conn *conn;
 
     if (content_type != NULL)
         evhttp_add_header(h, "Content-Type", content_type);
@@ -308,7 +309,10 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
         evbuffer_drain(out, evbuffer_get_length(out));
         status = 500;
     }
+    conn = fp_conn_of(srv, req->ev_);
     evhttp_send_reply(req->ev_, status, reason_phrase(status), NULL);
+    if (conn != NULL)
+        fp_conn_reply_queued(conn);
     ms = (double)(fp_http_mono_ns() - req->start_ns_) / 1e6;
     /* every field a client controls is escaped (issue 8): no control
      * byte, space or '=' of theirs can start a line or a key=value pair */

@@ -102,6 +102,8 @@ fp_conn *fp_conn_of(fp_http_server *srv, struct evhttp_request *evr);
  * address:port) for the log. */
 bool fp_conn_dispatched(fp_conn *c, struct evhttp_request *evr);
 const char *fp_conn_peer(const fp_conn *c);
+/* After evhttp_send_reply queued a handler's answer on c. */
+void fp_conn_reply_queued(fp_conn *c);
 /* Rate limit key of the connection's client address (16 bytes). */
 const unsigned char *fp_conn_addr(const fp_conn *c);
 

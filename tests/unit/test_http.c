@@ -323,6 +323,7 @@ static void test_guard_rejects(void **state)
         {"GET /x HTTP/1.1 \r\n\r\n", 400},
         {"GET /x\r\n\r\n", 400},
         {"GET /x HTTP/2.0\r\n\r\n", 505},
+        {"GET /x HTTP/1.9\r\n\r\n", 505}, /* found by fuzz_http_server */
         {"GET /x HTTQ/1.1\r\n\r\n", 400},
         {"BREW /x HTTP/1.1\r\n\r\n", 501},
         {"GGGGGGGGGGGGGGGGGGGGGGG", 501},
