@@ -52,6 +52,18 @@ static const config_opt config_opts[] = {
     {"server", "ocsp_cache_entries", C_INT, I(ocsp_cache_entries), 0, 16 * 1024 * 1024, "65536", "upper bound on cached OCSP responses (about 1 KiB each)"},
     {"server", "ocsp_validity_seconds", C_INT, I(ocsp_validity_seconds), 60, 7 * 86400, "3600", "OCSP nextUpdate - thisUpdate; also bounds HTTP caching of GET responses"},
     {"server", "max_pending_commits", C_INT, I(max_pending_commits), 1, 1000000, "4096", "enrollments waiting for the group commit before EST answers 503 + Retry-After"},
+    {"server", "max_connections", C_INT, I(max_connections), 16, 1000000, "10000", "connections open at once, all listeners (kept below the descriptor limit)"},
+    {"server", "max_connections_per_address", C_INT, I(max_connections_per_address), 1, 1000000, "256", "connections open at once from one client address"},
+    {"server", "max_requests_per_connection", C_INT, I(max_requests_per_connection), 1, 1000000, "1000", "requests on one keep-alive connection before it is closed"},
+    {"server", "handshake_timeout_seconds", C_INT, I(handshake_timeout_seconds), 1, 600, "10", "whole TLS handshake, from accept (bytes arriving do not extend it)"},
+    {"server", "header_timeout_seconds", C_INT, I(header_timeout_seconds), 1, 600, "10", "whole request line and header block, from its first byte"},
+    {"server", "body_timeout_seconds", C_INT, I(body_timeout_seconds), 1, 3600, "30", "request body: this long, plus the time min_body_rate allows for the bytes received"},
+    {"server", "min_body_rate", C_INT, I(min_body_rate), 1, 1 << 30, "1024", "request body: slowest rate accepted after body_timeout_seconds (bytes/s)"},
+    {"server", "rate_per_address", C_INT, I(rate_per_address), 0, 1000000, "0", "requests per second from one client address, then 429 + Retry-After (0: no limit)"},
+    {"server", "rate_burst_per_address", C_INT, I(rate_burst_per_address), 1, 1000000, "100", "requests one client address may send at once above rate_per_address"},
+    {"server", "rate_per_identity", C_INT, I(rate_per_identity), 0, 1000000, "0", "requests per second per authenticated identity (certificate or token), then 429 (0: no limit)"},
+    {"server", "rate_burst_per_identity", C_INT, I(rate_burst_per_identity), 1, 1000000, "20", "requests one identity may send at once above rate_per_identity"},
+    {"server", "rate_limit_keys", C_INT, I(rate_limit_keys), 1024, 16 * 1024 * 1024, "65536", "addresses and identities tracked by each rate limit (fixed memory, ~80 bytes each)"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 

@@ -79,6 +79,19 @@ typedef struct fp_config {
     int ocsp_cache_entries;
     int ocsp_validity_seconds;
     int max_pending_commits;
+    /* [server] limits and abuse (issue 8; http.c) */
+    int max_connections;
+    int max_connections_per_address;
+    int max_requests_per_connection;
+    int handshake_timeout_seconds;
+    int header_timeout_seconds;
+    int body_timeout_seconds;
+    int min_body_rate;
+    int rate_per_address;
+    int rate_burst_per_address;
+    int rate_per_identity;
+    int rate_burst_per_identity;
+    int rate_limit_keys;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;

@@ -22,7 +22,11 @@ static const char serve_help[] =
     "once the server accepts connections.  An empty address (--http '')\n"
     "disables that listener.  SIGTERM or SIGINT: finish in-flight requests,\n"
     "then exit 0.  --quiet drops the per-request log lines (errors stay);\n"
-    "FLEETPKI_DEBUG=1 adds debug lines (commit batches, waits).\n";
+    "FLEETPKI_DEBUG=1 adds debug lines (commit batches, waits).\n"
+    "\nThe soft descriptor limit is raised to the hard limit at start and the\n"
+    "connection cap kept below it; connection caps, request rates and\n"
+    "handshake/header/body deadlines are [server] options (README, \"Limits\n"
+    "and abuse\").\n";
 
 int cmd_serve(int argc, char **argv)
 {

@@ -18,13 +18,13 @@
  * until no request is in flight (bounded by DRAIN_SECONDS): none being
  * answered (dispatched, possibly waiting for its commit) and, on the TLS
  * listener, none partly received (a connection whose decrypted input got
- * bytes since its last dispatched request: see conn_state).  Requests
+ * bytes since its last dispatched request: see conn.c).  Requests
  * that complete during the drain are served, with "Connection: close".
  * Then exit each loop and join; evhttp_free closes idle keep-alive
  * connections.
  */
 #define _GNU_SOURCE
-#include "http.h"
+#include "http_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -59,104 +59,26 @@
 #define MAX_WORKERS 64
 #define DRAIN_SECONDS 10
 #define LISTEN_BACKLOG 1024
-#define MAX_MODULES 16
 
 typedef fp_http_post post_item;
 
-typedef struct listener_ctx {
-    fp_http_worker *w;
-    int kind; /* FP_HTTP_TLS or FP_HTTP_PLAIN */
-} listener_ctx;
-
-struct fp_http_worker {
-    fp_http_server *srv;
-    int index;
-    pthread_t thread;
-    bool started;
-    struct event_base *base;
-    struct evhttp *http[2]; /* [0] TLS, [1] plain */
-    struct evhttp_bound_socket *bound[2];
-    listener_ctx lctx[2];
-    fp_store *store;
-    struct event *post_ev;
-    pthread_mutex_t post_mu;
-    post_item *post_head, *post_tail;
-    uint64_t next_id;
-};
-
-struct fp_http_server {
-    fp_http_opts opts;
-    const fp_config *cfg;
-    SSL_CTX *ssl_ctx;
-    int fd[2];
-    char addr[2][80];
-    int n_workers;
-    fp_http_worker *workers;
-    void *mod_state[MAX_MODULES];
-    bool mod_inited[MAX_MODULES];
-    size_t max_body; /* largest limit over cfg and routes */
-    atomic_long inflight;
-    atomic_long receiving; /* TLS connections with a partly received request */
-    atomic_int draining;
-    int stop_pipe[2];
-    struct event_base *main_base;
-};
-
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 
-/* Per TLS connection, hung on its SSL (ex_data, freed with it): whether a
- * request has started to arrive and was not dispatched yet.  Set by a
- * callback on the connection's input buffer, cleared in on_request. */
-typedef struct conn_state {
-    fp_http_server *srv;
-    bool receiving;
-} conn_state;
-
-static int conn_idx = -1;
-static pthread_once_t conn_idx_once = PTHREAD_ONCE_INIT;
-
-static void conn_state_set(conn_state *cs, bool receiving)
+/* libevent's own messages (e.g. per failed accept) can be triggered by
+ * clients at will: debug level only; what matters is logged by us, once */
+static void evlog(int severity, const char *msg)
 {
-    if (cs->receiving != receiving) {
-        cs->receiving = receiving;
-        atomic_fetch_add(&cs->srv->receiving, receiving ? 1 : -1);
-    }
-}
-
-static void conn_state_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
-                            void *argp)
-{
-    conn_state *cs = ptr;
-    (void)parent;
-    (void)ad;
-    (void)idx;
-    (void)argl;
-    (void)argp;
-    if (cs != NULL)
-        conn_state_set(cs, false); /* closed mid-request: no longer in flight */
-    free(cs);
-}
-
-static void conn_idx_init(void)
-{
-    conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, conn_state_free);
-}
-
-/* Input buffer callback: bytes of a request arrived (evhttp removes them
- * again as it parses, which is not "done": dispatch is). */
-static void conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
-{
-    (void)buf;
-    if (info->n_added > 0)
-        conn_state_set(arg, true);
+    (void)severity;
+    fp_log(FP_LOG_DEBUG, "libevent: %s", msg);
 }
 
 static void evthread_init(void)
 {
     evthread_use_pthreads();
+    event_set_log_callback(evlog);
 }
 
-static int64_t mono_ns(void)
+int64_t fp_http_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -305,35 +227,6 @@ out:
     return rc;
 }
 
-static struct bufferevent *make_tls_bev(struct event_base *base, void *arg)
-{
-    fp_http_worker *w = arg;
-    SSL *ssl = SSL_new(w->srv->ssl_ctx);
-    conn_state *cs = calloc(1, sizeof(*cs));
-    struct bufferevent *bev;
-
-    pthread_once(&conn_idx_once, conn_idx_init);
-    if (ssl == NULL || cs == NULL || conn_idx < 0 || !SSL_set_ex_data(ssl, conn_idx, cs)) {
-        free(cs);
-        SSL_free(ssl);
-        return NULL;
-    }
-    cs->srv = w->srv; /* from here on freed with the SSL */
-    bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
-    if (bev == NULL) {
-        SSL_free(ssl);
-        return NULL;
-    }
-    if (evbuffer_add_cb(bufferevent_get_input(bev), conn_input_cb, cs) == NULL) {
-        bufferevent_free(bev);
-        return NULL;
-    }
-    /* many clients (curl among them) close without close_notify */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    return bev;
-}
-
 /* ---- responses ---- */
 
 static const char *reason_phrase(int status)
@@ -351,6 +244,8 @@ static const char *reason_phrase(int status)
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
@@ -402,6 +297,8 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
     struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev_);
     struct evbuffer *out = evhttp_request_get_output_buffer(req->ev_);
     double ms;
+    char path[FP_LOG_ESCAPED_MAX(200)], ident[FP_LOG_ESCAPED_MAX(160)];
+    fp_conn *conn;
 
     if (content_type != NULL)
         evhttp_add_header(h, "Content-Type", content_type);
@@ -412,13 +309,19 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
         evbuffer_drain(out, evbuffer_get_length(out));
         status = 500;
     }
+    conn = fp_conn_of(srv, req->ev_);
     evhttp_send_reply(req->ev_, status, reason_phrase(status), NULL);
-    ms = (double)(mono_ns() - req->start_ns_) / 1e6;
+    if (conn != NULL)
+        fp_conn_reply_queued(conn);
+    ms = (double)(fp_http_mono_ns() - req->start_ns_) / 1e6;
+    /* every field a client controls is escaped (issue 8): no control
+     * byte, space or '=' of theirs can start a line or a key=value pair */
     if (!srv->opts.quiet || status >= 500)
         fp_log(status >= 500 ? FP_LOG_WARN : FP_LOG_INFO,
                "http id=%s method=%s path=%s status=%d identity=%s ms=%.2f peer=%s",
-               req->id, req->method_name, req->path ? req->path : "-", status,
-               req->identity[0] ? req->identity : "-", ms, req->peer_addr);
+               req->id, req->method_name, fp_log_escape(path, sizeof(path), req->path), status,
+               fp_log_escape(ident, sizeof(ident), req->identity[0] ? req->identity : NULL),
+               ms, req->peer_addr);
     atomic_fetch_sub(&srv->inflight, 1);
     req_free(req);
 }
@@ -488,6 +391,28 @@ bool fp_http_media_type_is(const char *ct, const char *want)
     return *ct == '\0' || *ct == ';';
 }
 
+/* 429 Too Many Requests with Retry-After (RFC 6585 4, RFC 7231 7.1.3). */
+static void reply_429(fp_http_req *req, int retry, const char *why)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", retry);
+    fp_http_add_header(req, "Retry-After", ra);
+    fp_http_error(req, 429, "%s", why);
+}
+
+bool fp_http_limit_identity(fp_http_req *req, const char *key)
+{
+    fp_http_server *srv = req->worker->srv;
+    int retry = 1;
+
+    if (srv->id_rate == NULL || key == NULL)
+        return false;
+    if (fp_ratelimit_take(srv->id_rate, key, strlen(key), fp_http_mono_ns(), &retry))
+        return false;
+    reply_429(req, retry, "too many requests for this identity");
+    return true;
+}
+
 static void on_request(struct evhttp_request *evr, void *arg)
 {
     listener_ctx *lc = arg;
@@ -503,38 +428,41 @@ static void on_request(struct evhttp_request *evr, void *arg)
     int allowed = 0, mod_index = -1, mbit;
     size_t dlen = 0;
 
+    fp_conn *conn = fp_conn_of(srv, evr);
+    bool last = conn != NULL && fp_conn_dispatched(conn, evr);
+
     atomic_fetch_add(&srv->inflight, 1);
     req = calloc(1, sizeof(*req));
     if (req == NULL) {
+        struct evbuffer *out = evhttp_request_get_output_buffer(evr);
         atomic_fetch_sub(&srv->inflight, 1);
-        evhttp_send_error(evr, 500, NULL);
+        evbuffer_add(out, "out of memory\n", 14);
+        evhttp_add_header(evhttp_request_get_output_headers(evr), "Connection", "close");
+        evhttp_send_reply(evr, 500, "Internal Server Error", NULL);
         return;
     }
     req->ev_ = evr;
-    req->start_ns_ = mono_ns();
+    req->start_ns_ = fp_http_mono_ns();
     req->worker = w;
     req->tls = lc->kind == FP_HTTP_TLS;
     snprintf(req->id, sizeof(req->id), "%02x%010llx", (unsigned)w->index,
              (unsigned long long)++w->next_id);
     mbit = method_bit(evhttp_request_get_command(evr), &req->method_name);
     req->method = mbit;
-    if (evcon != NULL) {
-        char *host = NULL;
-        ev_uint16_t port = 0;
-        evhttp_connection_get_peer(evcon, &host, &port);
-        snprintf(req->peer_addr, sizeof(req->peer_addr), "%s:%u", host ? host : "?", port);
-        if (req->tls) {
-            struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-            req->ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-            if (req->ssl != NULL) {
-                conn_state *cs = SSL_get_ex_data(req->ssl, conn_idx);
-                if (cs != NULL)
-                    conn_state_set(cs, false); /* counted in inflight from now on */
-                req->peer_cert = SSL_get0_peer_certificate(req->ssl);
-                req->peer_chain = SSL_get_peer_cert_chain(req->ssl);
-            }
+    if (conn != NULL)
+        snprintf(req->peer_addr, sizeof(req->peer_addr), "%s", fp_conn_peer(conn));
+    else
+        strcpy(req->peer_addr, "-");
+    if (evcon != NULL && req->tls) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+        req->ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+        if (req->ssl != NULL) {
+            req->peer_cert = SSL_get0_peer_certificate(req->ssl);
+            req->peer_chain = SSL_get_peer_cert_chain(req->ssl);
         }
     }
+    if (last) /* max_requests_per_connection: this answer closes it */
+        fp_http_add_header(req, "Connection", "close");
     raw_path = uri ? evhttp_uri_get_path(uri) : NULL;
     if (raw_path == NULL || raw_path[0] == '\0')
         raw_path = "/";
@@ -547,6 +475,14 @@ static void on_request(struct evhttp_request *evr, void *arg)
     if (q != NULL && (req->query = strdup(q)) == NULL) {
         fp_http_error(req, 500, "out of memory");
         return;
+    }
+    if (srv->addr_rate != NULL && conn != NULL) {
+        int retry = 1;
+        if (!fp_ratelimit_take(srv->addr_rate, (const char *)fp_conn_addr(conn), 16,
+                               req->start_ns_, &retry)) {
+            reply_429(req, retry, "too many requests from this address");
+            return;
+        }
     }
     if (atomic_load(&srv->draining)) {
         /* in flight when the drain began, or sent on a connection we had
@@ -691,6 +627,7 @@ static int bind_listener(fp_http_worker *w, int k, fp_error *err)
         evconnlistener_free(l);
         return fp_err_set(err, FP_ERR_IO, "evhttp_bind_listener");
     }
+    fp_conn_listener_setup(w, k, l);
     return FP_ERR_OK;
 }
 
@@ -712,6 +649,8 @@ static int worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_err
     w->post_ev = event_new(w->base, -1, 0, on_post, w);
     if (w->post_ev == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, "event_new");
+    if ((rc = fp_conn_worker_init(w, err)) != FP_ERR_OK)
+        return rc;
     for (int k = 0; k < 2; k++) {
         if (srv->fd[k] < 0)
             continue;
@@ -720,9 +659,12 @@ static int worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_err
             return fp_err_set(err, FP_ERR_NOMEM, "evhttp_new");
         w->lctx[k].w = w;
         w->lctx[k].kind = k == 0 ? FP_HTTP_TLS : FP_HTTP_PLAIN;
+        w->lctx[k].k = k;
         evhttp_set_gencb(w->http[k], on_request, &w->lctx[k]);
         evhttp_set_timeout(w->http[k], cfg->idle_timeout_seconds);
-        evhttp_set_max_headers_size(w->http[k], cfg->max_header_bytes);
+        /* the guard (conn.c) enforces max_header_bytes with a 431 first;
+         * evhttp's own check is a backstop */
+        evhttp_set_max_headers_size(w->http[k], (ev_ssize_t)cfg->max_header_bytes * 2);
         evhttp_set_max_body_size(w->http[k], (ev_ssize_t)srv->max_body);
         evhttp_set_allowed_methods(w->http[k], EVHTTP_REQ_GET | EVHTTP_REQ_POST |
                                                    EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
@@ -731,8 +673,7 @@ static int worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_err
         /* an oversize body is read and dropped (bounded by the timeout) so
          * the client sees the 413 instead of a reset mid-upload */
         evhttp_set_flags(w->http[k], EVHTTP_SERVER_LINGERING_CLOSE);
-        if (k == 0)
-            evhttp_set_bevcb(w->http[k], make_tls_bev, w);
+        evhttp_set_bevcb(w->http[k], fp_conn_bev_new, &w->lctx[k]);
         if ((rc = bind_listener(w, k, err)) != FP_ERR_OK)
             return rc;
     }
@@ -750,6 +691,8 @@ static void worker_free(fp_http_worker *w)
     for (int k = 0; k < 2; k++)
         if (w->http[k])
             evhttp_free(w->http[k]);
+    if (w->base)
+        fp_conn_worker_free(w);
     it = w->post_head; /* posted after the last run: only heap items to drop */
     while (it) {
         post_item *n = it->next;
@@ -766,6 +709,7 @@ static void worker_free(fp_http_worker *w)
 static void *worker_main(void *arg)
 {
     fp_http_worker *w = arg;
+    fp_conn_worker_thread(w);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     return NULL;
 }
@@ -830,6 +774,8 @@ int fp_http_server_new(const fp_http_opts *opts, fp_http_server **out, fp_error 
     srv->n_workers = cfg->threads > 0 ? cfg->threads : (int)(ncpu > 0 ? ncpu : 1);
     if (srv->n_workers > MAX_WORKERS)
         srv->n_workers = MAX_WORKERS;
+    if ((rc = fp_conn_server_init(srv, err)) != FP_ERR_OK)
+        goto fail;
     srv->workers = calloc((size_t)srv->n_workers, sizeof(*srv->workers));
     if (srv->workers == NULL) {
         rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
@@ -887,7 +833,7 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     long busy = atomic_load(&d->srv->inflight) + atomic_load(&d->srv->receiving);
-    if (busy > 0 && mono_ns() < d->deadline) {
+    if (busy > 0 && fp_http_mono_ns() < d->deadline) {
         evtimer_add(d->timer, &tv);
         return;
     }
@@ -905,7 +851,7 @@ static void begin_drain(fp_http_server *srv, drain_ctx *d)
     fp_log(FP_LOG_INFO, "shutting down: finishing in-flight requests");
     for (int i = 0; i < srv->n_workers; i++)
         fp_http_worker_post(&srv->workers[i], stop_accepting, &srv->workers[i]);
-    d->deadline = mono_ns() + (int64_t)DRAIN_SECONDS * 1000000000;
+    d->deadline = fp_http_mono_ns() + (int64_t)DRAIN_SECONDS * 1000000000;
     evtimer_add(d->timer, &tv);
 }
 
@@ -1012,6 +958,7 @@ void fp_http_server_free(fp_http_server *srv)
     for (int k = 0; k < 2; k++)
         if (srv->stop_pipe[k] >= 0)
             close(srv->stop_pipe[k]);
+    fp_conn_server_free(srv);
     SSL_CTX_free(srv->ssl_ctx);
     free(srv);
 }

@@ -37,7 +37,11 @@
  * Errors the layer answers itself: 404 no route, 405 (with Allow) path known
  * but not the method, 411 POST without Content-Length (chunked bodies are
  * accepted and bounded), 413 over the route's body limit, 415 content type
- * not the route's, 503 (Retry-After) when the server is draining.
+ * not the route's, 503 (Retry-After) when the server is draining, 429
+ * (Retry-After) over rate_per_address.  Before evhttp parses a byte, the
+ * framing guard (guard.h) answers 400 (malformed or ambiguous length),
+ * 413, 431, 501, 505 and closes; deadlines and connection caps are in
+ * conn.c.  Every answer is text/plain with exactly one log line.
  */
 #ifndef FP_HTTP_H
 #define FP_HTTP_H
@@ -175,6 +179,14 @@ void fp_http_reply_secret(fp_http_req *req, int status, const char *content_type
 /* Send status with a text/plain reason body ("reason\n"). */
 void fp_http_error(fp_http_req *req, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Count one request for key (e.g. "cert:<serial>" or "token:<id>") against
+ * the per-identity rate ([server] rate_per_identity, rate_burst_per_identity).
+ * Call once the handler knows who the caller is.  Over the limit: answers
+ * 429 with Retry-After (RFC 6585 4) and returns true; req is then finished
+ * and the handler returns FP_HTTP_DONE.  Otherwise (or with no limit
+ * configured) returns false.  O(1), bounded memory, any worker. */
+bool fp_http_limit_identity(fp_http_req *req, const char *key);
 
 /* Server options.  Strings borrowed for the server's lifetime. */
 typedef struct fp_http_opts {

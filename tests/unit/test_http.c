@@ -1,5 +1,8 @@
 /* test_http.c - HTTP-layer codecs: lenient base64 bodies (RFC 8951),
- * line-broken base64 output, Basic credentials (RFC 7617), media types. */
+ * line-broken base64 output, Basic credentials (RFC 7617), media types;
+ * the request framing guard (RFC 7230), the per-address connection count
+ * table and the keyed token buckets (src/common/ratelimit.c, used by the
+ * HTTP layer only). */
 #include "testutil.h"
 
 #include <stdlib.h>
@@ -7,7 +10,12 @@
 
 #include <openssl/crypto.h>
 
+#include <pthread.h>
+
+#include "common/ratelimit.h"
+#include "http/guard.h"
 #include "http/http.h"
+#include "http/limits.h"
 
 static int decode(const char *in, size_t max, unsigned char **out, size_t *len)
 {
@@ -220,6 +228,294 @@ static void test_path_match(void **state)
     assert_false(fp_http_path_match("/a*", "/ab", &w, &wl, &r));
 }
 
+/* ---- framing guard ---- */
+
+/* Feed all of text (in pieces of step bytes, 0: at once); returns the
+ * last event, and the number of FP_GUARD_END events in *ends. */
+static int guard_run(fp_http_guard *g, const char *text, size_t step, int *ends)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n = strlen(text);
+    int ev = FP_GUARD_MORE;
+    *ends = 0;
+    while (n > 0) {
+        size_t chunk = step == 0 || step > n ? n : step;
+        while (chunk > 0) {
+            size_t used = 0;
+            ev = fp_http_guard_feed(g, p, chunk, &used);
+            assert_true(used <= chunk);
+            if (ev == FP_GUARD_ERROR)
+                return ev;
+            if (ev == FP_GUARD_END)
+                (*ends)++;
+            p += used;
+            n -= used;
+            chunk -= used;
+        }
+    }
+    return ev;
+}
+
+static int guard_status(const char *text, size_t step)
+{
+    fp_http_guard g;
+    int ends = 0;
+    fp_http_guard_init(&g, 1024, 100000);
+    if (guard_run(&g, text, step, &ends) == FP_GUARD_ERROR)
+        return g.status;
+    return ends > 0 ? 200 : 0;
+}
+
+static void test_guard_valid(void **state)
+{
+    static const char *const ok[] = {
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "\r\n\r\nGET /a/b?c=d&e=%2F/? HTTP/1.0\r\n\r\n", /* leading empty lines */
+        "GET /x HTTP/1.1\nHost: x\n\n",                  /* bare LF line ends */
+        "POST /ocsp HTTP/1.1\r\nContent-Length:   4  \r\n\r\nabcd",
+        "POST /x HTTP/1.1\r\ncontent-length: 0\r\n\r\n",
+        "PUT /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nT: v\r\n\r\n",
+        "DELETE /x HTTP/1.1\r\nX-Obs: caf\xc3\xa9\r\n\r\n",
+        "HEAD /x HTTP/1.1\r\nX-Empty:\r\n\r\n",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
+        for (size_t step = 0; step < 4; step++)
+            assert_int_equal(guard_status(ok[i], step), 200);
+}
+
+static void test_guard_rejects(void **state)
+{
+    static const struct {
+        const char *text;
+        int status;
+    } bad[] = {
+        {"POST /x HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: +4\r\n\r\nabcd", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: 4 4\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: 0x4\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length:\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nContent-Length: 100001\r\n\r\n", 413},
+        {"POST /x HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501},
+        {"POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n", 400},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n186a1\r\n", 413},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
+        {"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n", 400},
+        {"GET /x HTTP/1.1\r\nX: a\r\n b\r\n\r\n", 400},         /* obs-fold */
+        {"GET /x HTTP/1.1\r\nX : a\r\n\r\n", 400},              /* space before ':' */
+        {"GET /x HTTP/1.1\r\nno colon\r\n\r\n", 400},
+        {"GET /x HTTP/1.1\r\nX: a\rb\r\n\r\n", 400},            /* bare CR */
+        {"GET /x HTTP/1.1\r\nX: a\x01\r\n\r\n", 400},
+        {"GET /x HTTP/1.1\r\nX: a\x7f\r\n\r\n", 400},
+        {"GET /x\x1b HTTP/1.1\r\n\r\n", 400},
+        {"GET /a b HTTP/1.1\r\n\r\n", 400},
+        {"GET /%zz HTTP/1.1\r\n\r\n", 400},
+        {"GET /%4 HTTP/1.1\r\n\r\n", 400},
+        {"GET /a#b HTTP/1.1\r\n\r\n", 400},
+        {"GET /a\"b HTTP/1.1\r\n\r\n", 400},
+        {"GET http://x/ HTTP/1.1\r\n\r\n", 400},
+        {"GET  /x HTTP/1.1\r\n\r\n", 400},
+        {"GET /x HTTP/1.1 \r\n\r\n", 400},
+        {"GET /x\r\n\r\n", 400},
+        {"GET /x HTTP/2.0\r\n\r\n", 505},
+        {"GET /x HTTP/1.9\r\n\r\n", 505}, /* found by fuzz_http_server */
+        {"GET /x HTTQ/1.1\r\n\r\n", 400},
+        {"BREW /x HTTP/1.1\r\n\r\n", 501},
+        {"GGGGGGGGGGGGGGGGGGGGGGG", 501},
+        {"G(T /x HTTP/1.1\r\n\r\n", 400},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        for (size_t step = 0; step < 3; step++) {
+            int got = guard_status(bad[i].text, step);
+            if (got != bad[i].status)
+                fail_msg("case %zu step %zu: got %d, want %d", i, step, got, bad[i].status);
+        }
+    }
+}
+
+static void test_guard_header_limit(void **state)
+{
+    char big[4096];
+    fp_http_guard g;
+    int ends;
+    (void)state;
+    /* request line + headers over max_header (1024): 431 (RFC 6585 5) */
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    memcpy(big, "GET /x HTTP/1.1\r\nX: ", 20);
+    assert_int_equal(guard_status(big, 0), 431);
+    memcpy(big, "GET /", 5); /* a long target too */
+    assert_int_equal(guard_status(big, 7), 431);
+    /* the limit is per request: many small pipelined requests pass */
+    fp_http_guard_init(&g, 64, 0);
+    assert_int_equal(guard_run(&g, "GET /1 HTTP/1.1\r\nH: x\r\n\r\nGET /2 HTTP/1.1\r\nH: x\r\n\r\n"
+                                   "GET /3 HTTP/1.1\r\nH: x\r\n\r\n", 5, &ends),
+                     FP_GUARD_END);
+    assert_int_equal(ends, 3);
+    assert_string_equal(g.target, "/3");
+    assert_string_equal(g.method, "GET");
+    assert_false(fp_http_guard_busy(&g));
+}
+
+static void test_guard_events(void **state)
+{
+    fp_http_guard g;
+    const char *req = "POST /p?q HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.1\r\n";
+    size_t used = 0, len = strlen(req);
+    (void)state;
+    fp_http_guard_init(&g, 1024, 10);
+    assert_int_equal(fp_http_guard_feed(&g, (const unsigned char *)req, len, &used), FP_GUARD_HEAD);
+    assert_true(g.has_body);
+    assert_int_equal(g.body_len, 3);
+    assert_true(fp_http_guard_busy(&g));
+    req += used;
+    len -= used;
+    assert_int_equal(fp_http_guard_feed(&g, (const unsigned char *)req, len, &used), FP_GUARD_END);
+    assert_int_equal(used, 3);
+    assert_string_equal(g.target, "/p?q");
+    req += used;
+    len -= used;
+    assert_int_equal(fp_http_guard_feed(&g, (const unsigned char *)req, len, &used), FP_GUARD_MORE);
+    assert_int_equal(used, len);
+    assert_true(fp_http_guard_busy(&g)); /* the next request has begun */
+}
+
+/* ---- connection counts per address ---- */
+
+static void test_addr_count(void **state)
+{
+    enum { N = 300 };
+    fp_addr_count *t = fp_addr_count_new(N);
+    unsigned char a[16];
+    unsigned long model[N] = {0};
+    unsigned seed = 7;
+    (void)state;
+    assert_non_null(t);
+    /* random inc/dec against a model, with many colliding deletions */
+    for (int round = 0; round < 20000; round++) {
+        int i;
+        seed = seed * 1103515245u + 12345u;
+        i = (int)((seed >> 8) % N);
+        memset(a, 0, sizeof(a));
+        a[15] = (unsigned char)i;
+        a[14] = (unsigned char)(i >> 8);
+        if ((seed >> 20) & 1 || model[i] == 0) {
+            unsigned long got = fp_addr_count_inc(t, a);
+            assert_int_equal(got, ++model[i]);
+        } else {
+            fp_addr_count_dec(t, a);
+            model[i]--;
+        }
+    }
+    /* every count still right: one more inc shows it */
+    for (int i = 0; i < N; i++) {
+        memset(a, 0, sizeof(a));
+        a[15] = (unsigned char)i;
+        a[14] = (unsigned char)(i >> 8);
+        assert_int_equal(fp_addr_count_inc(t, a), model[i] + 1);
+    }
+    fp_addr_count_free(t);
+}
+
+/* ---- keyed token buckets ---- */
+
+#define SEC 1000000000LL
+
+static void test_ratelimit_bucket(void **state)
+{
+    fp_ratelimit *rl = NULL;
+    fp_error err = {0};
+    int retry = 0;
+    (void)state;
+    assert_int_equal(fp_ratelimit_new(2, 3, 1024, &rl, &err), FP_ERR_OK);
+    for (int i = 0; i < 3; i++)
+        assert_true(fp_ratelimit_take(rl, "a", 1, 10 * SEC, &retry));
+    assert_false(fp_ratelimit_take(rl, "a", 1, 10 * SEC, &retry));
+    assert_int_equal(retry, 1);                                  /* 0.5 s, rounded up */
+    assert_true(fp_ratelimit_take(rl, "b", 1, 10 * SEC, NULL));  /* keys independent */
+    assert_true(fp_ratelimit_take(rl, "a", 1, 10 * SEC + SEC / 2, &retry)); /* refilled 1 */
+    assert_false(fp_ratelimit_take(rl, "a", 1, 10 * SEC + SEC / 2, &retry));
+    /* refill is capped at the burst */
+    for (int i = 0; i < 3; i++)
+        assert_true(fp_ratelimit_take(rl, "a", 1, 1000 * SEC, NULL));
+    assert_false(fp_ratelimit_take(rl, "a", 1, 1000 * SEC, NULL));
+    /* time going backwards does not mint tokens */
+    assert_false(fp_ratelimit_take(rl, "a", 1, 5 * SEC, NULL));
+    fp_ratelimit_free(rl);
+
+    assert_int_equal(fp_ratelimit_new(0.01, 1, 1024, &rl, &err), FP_ERR_OK);
+    assert_true(fp_ratelimit_take(rl, "k", 1, 0, &retry));
+    assert_false(fp_ratelimit_take(rl, "k", 1, 0, &retry));
+    assert_int_equal(retry, 100);
+    fp_ratelimit_free(rl);
+
+    assert_int_equal(fp_ratelimit_new(0, 1, 1024, &rl, &err), FP_ERR_ARG);
+    assert_int_equal(fp_ratelimit_new(1, 0.5, 1024, &rl, &err), FP_ERR_ARG);
+    assert_int_equal(fp_ratelimit_new(1, 1, 4, &rl, &err), FP_ERR_ARG);
+}
+
+static void test_ratelimit_bounded(void **state)
+{
+    fp_ratelimit *rl = NULL;
+    char key[64];
+    (void)state;
+    assert_int_equal(fp_ratelimit_new(1, 1, 1024, &rl, NULL), FP_ERR_OK);
+    /* an attacker sending 100,000 distinct keys: the table stays at 1024 */
+    for (int i = 0; i < 100000; i++) {
+        int n = snprintf(key, sizeof(key), "token:%d", i);
+        assert_true(fp_ratelimit_take(rl, key, (size_t)n, (int64_t)i, NULL));
+    }
+    assert_true(fp_ratelimit_count(rl) <= 1024);
+    /* long keys equal in their first FP_RATELIMIT_KEY_MAX bytes still differ */
+    memset(key, 'x', sizeof(key));
+    assert_true(fp_ratelimit_take(rl, key, 60, 0, NULL));
+    key[59] = 'y';
+    assert_true(fp_ratelimit_take(rl, key, 60, 0, NULL));
+    assert_false(fp_ratelimit_take(rl, key, 60, 0, NULL));
+    fp_ratelimit_free(rl);
+}
+
+typedef struct {
+    fp_ratelimit *rl;
+    int allowed;
+} rl_thread_arg;
+
+static void *rl_thread(void *p)
+{
+    rl_thread_arg *a = p;
+    for (int i = 0; i < 20000; i++)
+        if (fp_ratelimit_take(a->rl, "shared", 6, 0, NULL))
+            a->allowed++;
+    return NULL;
+}
+
+static void test_ratelimit_threads(void **state)
+{
+    fp_ratelimit *rl = NULL;
+    pthread_t th[4];
+    rl_thread_arg args[4];
+    int total = 0;
+    (void)state;
+    assert_int_equal(fp_ratelimit_new(1, 5000, 4096, &rl, NULL), FP_ERR_OK);
+    for (int i = 0; i < 4; i++) {
+        args[i].rl = rl;
+        args[i].allowed = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, rl_thread, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        total += args[i].allowed;
+    }
+    assert_int_equal(total, 5000); /* the burst, exactly, at one instant */
+    fp_ratelimit_free(rl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +529,14 @@ int main(void)
         cmocka_unit_test(test_basic_too_long),
         cmocka_unit_test(test_media_type),
         cmocka_unit_test(test_path_match),
+        cmocka_unit_test(test_guard_valid),
+        cmocka_unit_test(test_guard_rejects),
+        cmocka_unit_test(test_guard_header_limit),
+        cmocka_unit_test(test_guard_events),
+        cmocka_unit_test(test_addr_count),
+        cmocka_unit_test(test_ratelimit_bucket),
+        cmocka_unit_test(test_ratelimit_bounded),
+        cmocka_unit_test(test_ratelimit_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
