@@ -46,7 +46,7 @@ typedef struct est_identity {
     char serial[41];       /* of the client certificate */
     char token_id[FP_TOKEN_ID_MAX];
     char cn_pattern[128];  /* the token's --cn limit, "" for none */
-    char key[80];          /* "cert:SERIAL" or "token:ID": per-identity limits */
+    char key[96];          /* "cert:SERIAL", "anchor:HASH:SERIAL" or "token:ID": per-identity limits */
     char actor[160];       /* for the audit log: "est:cert:SERIAL", "est:token:ID" */
 } est_identity;
 

@@ -235,15 +235,24 @@ out:
 }
 
 /* The one place where an authenticated caller is known and nothing costly
- * has been done with the request body yet: per-identity limits belong
- * here (id->key is "cert:SERIAL" or "token:ID"). */
+ * has been done with the request body yet: the per-identity request rate
+ * ([server] rate_per_identity) is counted here, so a device or token over
+ * its rate costs no CSR work.  id->key is "cert:SERIAL" for ours,
+ * "anchor:ISSUERHASH:SERIAL" for a certificate under a trust anchor (two
+ * manufacturers may use the same serial), "token:ID" for a token.
+ * FP_ERR_STATE when the request was answered (429). */
 static int authenticated(fp_http_req *req, est_identity *id)
 {
-    if (id->by_cert)
+    if (id->by_cert && id->ours)
         snprintf(id->key, sizeof(id->key), "cert:%s", id->serial);
+    else if (id->by_cert)
+        snprintf(id->key, sizeof(id->key), "anchor:%08lx:%.60s",
+                 X509_issuer_name_hash(req->peer_cert), id->serial);
     else
         snprintf(id->key, sizeof(id->key), "token:%s", id->token_id);
     snprintf(req->identity, sizeof(req->identity), "%s", id->actor);
+    if (fp_http_limit_identity(req, id->key))
+        return FP_ERR_STATE;
     return FP_ERR_OK;
 }
 
