@@ -59,11 +59,11 @@ static void note_result(fp_http_req *req, const fp_ocsp_result *res)
 {
     static const char *const st[] = {"good", "revoked", "unknown"};
     if (res->status == OCSP_RESPONSE_STATUS_SUCCESSFUL)
-        snprintf(req->identity, sizeof(req->identity), "ocsp=%s%s%s",
+        snprintf(req->identity, sizeof(req->identity), "ocsp:%s%s%s",
                  res->cert_status >= 0 && res->cert_status <= 2 ? st[res->cert_status] : "?",
                  res->from_cache ? ",cached" : "", res->nonce ? ",nonce" : "");
     else
-        snprintf(req->identity, sizeof(req->identity), "ocsp=%s",
+        snprintf(req->identity, sizeof(req->identity), "ocsp:%s",
                  OCSP_response_status_str(res->status));
 }
 
