@@ -615,6 +615,11 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     }
 }
 
+static bool is_digit3(const char *p)
+{
+    return p[0] >= '0' && p[0] <= '9' && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9';
+}
+
 /* Output watcher: an answer evhttp writes itself (no handler saw the
  * request: its HTML 400, 413, 417, 501...) is replaced by ours. */
 static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -639,8 +644,11 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
         front_frozen = true;
         evbuffer_unfreeze(buf, 1);
     }
+    /* "HTTP/1.x NNN": the status is the three digits at 9..11 (head is
+     * not NUL-terminated, so no atoi) */
     if (evbuffer_copyout(buf, head, sizeof(head)) < 13 || memcmp(head, "HTTP/1.", 7) != 0 ||
-        (status = atoi(head + 9)) < 200) {
+        !is_digit3(head + 9) ||
+        (status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0')) < 200) {
         /* not an answer, or "100 Continue" (RFC 7231 5.1.1): evhttp's */
         if (front_frozen)
             evbuffer_freeze(buf, 1);
