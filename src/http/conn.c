@@ -787,6 +787,7 @@ struct bufferevent *fp_conn_bev_new(struct event_base *base, void *arg)
     struct bufferevent *bev = NULL;
     SSL *ssl = NULL;
 
+    atomic_fetch_add(&srv->n_accepted, 1); /* evhttp calls this right after accept() */
     if (c == NULL)
         return NULL;
     c->w = w;

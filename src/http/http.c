@@ -734,6 +734,7 @@ int fp_http_server_new(const fp_http_opts *opts, fp_http_server **out, fp_error 
     srv->fd[0] = srv->fd[1] = -1;
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->n_accepted, 0);
     atomic_init(&srv->receiving, 0);
     atomic_init(&srv->draining, 0);
     srv->max_body = (size_t)cfg->max_body_bytes;
@@ -970,6 +971,11 @@ fp_store *fp_http_worker_store(fp_http_worker *w) { return w->store; }
 fp_http_server *fp_http_worker_server(fp_http_worker *w) { return w->srv; }
 int fp_http_worker_index(const fp_http_worker *w) { return w->index; }
 long fp_http_server_inflight(const fp_http_server *srv) { return atomic_load(&srv->inflight); }
+unsigned long fp_http_server_accepted(const fp_http_server *srv)
+{
+    return atomic_load(&srv->n_accepted);
+}
+long fp_http_server_open_conns(const fp_http_server *srv) { return atomic_load(&srv->n_conns); }
 bool fp_http_server_draining(const fp_http_server *srv) { return atomic_load(&srv->draining) != 0; }
 
 void fp_http_server_get0_key_pass(const fp_http_server *srv, const char **pass, size_t *len)

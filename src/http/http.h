@@ -247,6 +247,11 @@ void fp_http_worker_post_item(fp_http_worker *w, fp_http_post *item);
 
 /* Requests currently deferred across all workers (for overload checks). */
 long fp_http_server_inflight(const fp_http_server *srv);
+/* Connections the server has accept()ed since it started, and those it
+ * holds open now (a client can tell whether its connection reached
+ * accept() at all: see fuzz/README.md). */
+unsigned long fp_http_server_accepted(const fp_http_server *srv);
+long fp_http_server_open_conns(const fp_http_server *srv);
 
 /* Is the server draining (shutdown begun)? */
 bool fp_http_server_draining(const fp_http_server *srv);

@@ -75,6 +75,7 @@ struct fp_http_server {
     /* conn.c */
     long max_conns;            /* effective cap (config, descriptor limit) */
     atomic_long n_conns;
+    atomic_ulong n_accepted;   /* connections accept()ed, ever (tests, fuzz harness) */
     fp_conn **by_fd;           /* open connections by descriptor */
     size_t n_fd;
     fp_addr_count *addr_conns;
