@@ -69,6 +69,7 @@ static void begin_request(fp_http_guard *g)
     g->llong_ = g->have_cl_ = g->have_te_ = g->chunked_ = g->cr_ = g->http10_ = false;
     g->rl_part_ = 0;
     g->pct_ = 0;
+    g->abs_ = 0;
     g->left_ = 0;
     g->st_ = S_REQLINE;
 }
@@ -91,7 +92,7 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
         g->method[g->mlen_++] = (char)c;
         g->method[g->mlen_] = '\0';
         return FP_GUARD_MORE;
-    case 1: /* target: origin-form (RFC 7230 5.3.1) */
+    case 1: /* target: origin-form (RFC 7230 5.3.1), or the path of absolute-form */
         if (c == ' ') {
             if (g->tlen_ == 0 || g->pct_ != 0)
                 return fail(g, 400, "malformed request target");
@@ -99,8 +100,15 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
             g->llen_ = 0;
             return FP_GUARD_MORE;
         }
-        if (g->tlen_ == 0 && c != '/')
-            return fail(g, 400, "request target must be an absolute path");
+        if (g->tlen_ == 0 && c != '/') {
+            /* absolute-form (RFC 7230 5.3.2: a server MUST accept it):
+             * scheme "://" authority, then the path as in origin-form */
+            if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')))
+                return fail(g, 400, "request target must be an absolute path or URI");
+            g->rl_part_ = 4;
+            g->abs_ = 0;
+            break;
+        }
         if (g->pct_ > 0) {
             if (!is_hex(c))
                 return fail(g, 400, "malformed percent-encoding in request target");
@@ -129,6 +137,41 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
             g->pct_ = 1;
         } else if (c != '?' && !is_pchar(c)) {
             return fail(g, 400, "invalid character in request target");
+        }
+        break;
+    case 4: /* absolute-form: scheme, "://", authority up to the path */
+        if (g->abs_ == 0) { /* scheme (RFC 3986 3.1) */
+            if (c == ':') {
+                g->abs_ = 1;
+            } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                         (c >= '0' && c <= '9') || c == '+' || c == '-' || c == '.')) {
+                return fail(g, 400, "malformed absolute URI in request target");
+            }
+        } else if (g->abs_ < 3) { /* the two slashes of "://" */
+            if (c != '/')
+                return fail(g, 400, "absolute URI in request target needs an authority");
+            g->abs_++;
+        } else if (c == '/') { /* the path begins: origin-form rules */
+            if (g->abs_ == 3)
+                return fail(g, 400, "absolute URI in request target has an empty host");
+            g->rl_part_ = 1;
+        } else if (c == ' ') {
+            if (g->abs_ == 3 || g->pct_ != 0)
+                return fail(g, 400, "absolute URI in request target has an empty host");
+            g->rl_part_ = 2; /* no path: "/" (RFC 7230 5.3.2) */
+            g->llen_ = 0;
+            return FP_GUARD_MORE;
+        } else if (g->pct_ > 0) {
+            if (!is_hex(c))
+                return fail(g, 400, "malformed percent-encoding in request target");
+            g->pct_ = g->pct_ == 2 ? 0 : 2;
+        } else if (c == '%') {
+            g->pct_ = 1;
+        } else if (c == '?' || !(is_pchar(c) || c == '[' || c == ']')) {
+            /* authority (RFC 3986 3.2): no query without a path here */
+            return fail(g, 400, "invalid character in the authority of the request target");
+        } else {
+            g->abs_ = 4;
         }
         break;
     default: /* version */

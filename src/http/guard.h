@@ -51,6 +51,7 @@ typedef struct fp_http_guard {
     size_t mlen_, tlen_;
     int rl_part_;
     int pct_;
+    int abs_;           /* absolute-form: 0 scheme, 1-2 "//", 3 authority, 4 host seen */
     bool have_cl_, have_te_, chunked_, cr_, http10_;
     uint64_t left_;
     size_t clen_;

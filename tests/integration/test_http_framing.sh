@@ -50,6 +50,15 @@ for kind in plain tls; do
     check "$kind" 417 "libevent's own answer (417)" "/expect-$kind"
 done
 
+# absolute-form (RFC 7230 5.3.2: a server MUST accept it) reaches the same
+# route as origin-form; a malformed one is a 400 from the guard
+req 'GET http://localhost/crl/issuing.crl HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'
+got=$(raw plain "$T/req")
+[ "$got" = "200 closed" ] || { cat "$T/raw.out"; fail "absolute-form GET of the CRL: got '$got'"; }
+pass "absolute-form request target is served like origin-form"
+req 'GET http:///crl/issuing.crl HTTP/1.1\r\nHost: x\r\n\r\n'
+check plain 400 "absolute-form with an empty host" "http://"
+
 # a 100 KB header from curl: 431 (a reset would be status 000)
 s=$(est_get "$EST/cacerts" -H "X-Pad: $(head -c 102400 /dev/zero | tr '\0' 'b')" || true)
 expect_status 431 "curl with a 100 KB header gets 431" "$s"

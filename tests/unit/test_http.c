@@ -277,6 +277,11 @@ static void test_guard_valid(void **state)
         "PUT /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n4;ext=1\r\nabcd\r\n0\r\nT: v\r\n\r\n",
         "DELETE /x HTTP/1.1\r\nX-Obs: caf\xc3\xa9\r\n\r\n",
         "HEAD /x HTTP/1.1\r\nX-Empty:\r\n\r\n",
+        /* absolute-form, which a server MUST accept (RFC 7230 5.3.2) */
+        "GET http://x/ HTTP/1.1\r\n\r\n",
+        "GET HTTPS://user@pki.example:8443/.well-known/est/cacerts?a=/b HTTP/1.1\r\n\r\n",
+        "GET http://[::1]:80/crl/x.crl HTTP/1.1\r\n\r\n",
+        "GET coap+tcp://h%41st HTTP/1.1\r\n\r\n", /* no path: "/" */
     };
     (void)state;
     for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++)
@@ -318,7 +323,17 @@ static void test_guard_rejects(void **state)
         {"GET /%4 HTTP/1.1\r\n\r\n", 400},
         {"GET /a#b HTTP/1.1\r\n\r\n", 400},
         {"GET /a\"b HTTP/1.1\r\n\r\n", 400},
-        {"GET http://x/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http:///x HTTP/1.1\r\n\r\n", 400},   /* absolute-form, empty host */
+        {"GET http:// HTTP/1.1\r\n\r\n", 400},
+        {"GET http:/x HTTP/1.1\r\n\r\n", 400},     /* no "//" authority */
+        {"GET http:x HTTP/1.1\r\n\r\n", 400},
+        {"GET 1http://x/ HTTP/1.1\r\n\r\n", 400},  /* scheme starts with a letter */
+        {"GET ht_tp://x/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http://a b/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http://a%zz/ HTTP/1.1\r\n\r\n", 400},
+        {"GET http://a?q HTTP/1.1\r\n\r\n", 400},  /* query needs a path here */
+        {"GET http://a\x01/ HTTP/1.1\r\n\r\n", 400},
+        {"GET *x HTTP/1.1\r\n\r\n", 400},
         {"GET  /x HTTP/1.1\r\n\r\n", 400},
         {"GET /x HTTP/1.1 \r\n\r\n", 400},
         {"GET /x\r\n\r\n", 400},
