@@ -268,6 +268,10 @@ static int header_line(fp_http_guard *g, bool trailer)
             return fail(g, 400, "Transfer-Encoding in a trailer");
         if (g->llong_ || g->have_te_)
             return fail(g, 400, "duplicate Transfer-Encoding");
+        /* evhttp strips only SP before a value: "chunked" after an HTAB
+         * would be a body here and none to evhttp (request smuggling) */
+        if (memchr(colon + 1, '\t', (size_t)(v - (colon + 1))) != NULL)
+            return fail(g, 400, "tab before the Transfer-Encoding value");
         if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
             return fail(g, 501, "only chunked transfer coding is implemented"); /* 7230 3.3.1 */
         g->have_te_ = true;
@@ -277,6 +281,12 @@ static int header_line(fp_http_guard *g, bool trailer)
 
 static int header_end(fp_http_guard *g)
 {
+    /* evhttp reads no body on HEAD (evhttp_method_may_have_body): one
+     * announced would be parsed by evhttp as the next request while we
+     * skip it as a body (request smuggling); RFC 7231 4.3.2 gives a HEAD
+     * body no meaning */
+    if (!strcmp(g->method, "HEAD") && (g->have_te_ || (g->have_cl_ && g->body_len > 0)))
+        return fail(g, 400, "body on a HEAD request");
     if (g->have_te_ && (g->have_cl_ || g->http10_))
         return fail(g, 400, "Transfer-Encoding with Content-Length or HTTP/1.0"); /* 7230 3.3.3 */
     if (g->have_te_) {
