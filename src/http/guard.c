@@ -366,8 +366,18 @@ int fp_http_guard_feed(fp_http_guard *g, const unsigned char *p, size_t n, size_
         }
         c = p[i++];
         if (g->st_ == S_START) {
-            if (c == '\r' || c == '\n')
-                continue; /* empty lines before a request line are ignored */
+            /* empty lines before a request line are ignored (7230 3.5); a
+             * CR not followed by LF is not one: evhttp would wait for its
+             * line end with no request begun here, so no header deadline
+             * (one CR per idle timeout held the connection) */
+            if (g->cr_ && c != '\n') {
+                rc = fail(g, 400, "bare CR");
+                break;
+            }
+            if (c == '\r' || c == '\n') {
+                g->cr_ = c == '\r';
+                continue;
+            }
             begin_request(g);
         }
         if (g->st_ == S_REQLINE || g->st_ == S_HEADER || g->st_ == S_TRAILER) {

@@ -351,6 +351,11 @@ static void test_guard_rejects(void **state)
         {"HEAD /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400},
         {"POST /x HTTP/1.1\r\nTransfer-Encoding:\tchunked\r\n\r\n0\r\n\r\n", 400},
         {"POST /x HTTP/1.1\r\nTransfer-Encoding: \tchunked\r\n\r\n0\r\n\r\n", 400},
+        /* a CR before a request line must end an empty line: no deadline
+         * ran for "\r" bytes (evhttp waits for their LF) */
+        {"\r\rGET /x HTTP/1.1\r\n\r\n", 400},
+        {"\rGET /x HTTP/1.1\r\n\r\n", 400},
+        {"GET /x HTTP/1.1\r\n\r\n\r\r\r", 400},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
