@@ -457,6 +457,15 @@ int fp_http_guard_feed(fp_http_guard *g, const unsigned char *p, size_t n, size_
                 rc = fail(g, 400, "chunk extension too long");
                 break;
             }
+            /* past the 15 digits a size can have, a byte is an extension:
+             * the request's extensions share the header budget, or a
+             * client sending 1-byte chunks with 4 KB extensions would buy
+             * 4096 times the body deadline min_body_rate allows for the
+             * body itself (conn.c counts every byte received) */
+            if (g->clen_ > 16 && ++g->hbytes_ > g->max_header) {
+                rc = fail(g, 400, "chunk extensions too long");
+                break;
+            }
             if (g->llen_ < sizeof(g->line_))
                 g->line_[g->llen_++] = (char)c;
             break;
