@@ -877,8 +877,12 @@ static void on_complete(struct evhttp_request *evr, void *arg)
     }
     if (fp_http_guard_busy(&c->guard)) {
         /* the next request began arriving meanwhile (pipelined): its header
-         * deadline counts from now */
+         * deadline counts from now; if its header is complete already
+         * (read with the request before), its body's deadline (the guard
+         * reported FP_GUARD_HEAD while we were P_DISPATCHED) */
         enter(c, P_HEADER);
+        if (c->guard.has_body)
+            enter(c, P_BODY);
     } else {
         enter(c, P_IDLE);
     }

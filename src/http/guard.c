@@ -268,6 +268,10 @@ static int header_line(fp_http_guard *g, bool trailer)
             return fail(g, 400, "Transfer-Encoding in a trailer");
         if (g->llong_ || g->have_te_)
             return fail(g, 400, "duplicate Transfer-Encoding");
+        /* evhttp strips only SP before a value: "chunked" after an HTAB
+         * would be a body here and none to evhttp (request smuggling) */
+        if (memchr(colon + 1, '\t', (size_t)(v - (colon + 1))) != NULL)
+            return fail(g, 400, "tab before the Transfer-Encoding value");
         if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
             return fail(g, 501, "only chunked transfer coding is implemented"); /* 7230 3.3.1 */
         g->have_te_ = true;
@@ -277,6 +281,12 @@ static int header_line(fp_http_guard *g, bool trailer)
 
 static int header_end(fp_http_guard *g)
 {
+    /* evhttp reads no body on HEAD (evhttp_method_may_have_body): one
+     * announced would be parsed by evhttp as the next request while we
+     * skip it as a body (request smuggling); RFC 7231 4.3.2 gives a HEAD
+     * body no meaning */
+    if (!strcmp(g->method, "HEAD") && (g->have_te_ || (g->have_cl_ && g->body_len > 0)))
+        return fail(g, 400, "body on a HEAD request");
     if (g->have_te_ && (g->have_cl_ || g->http10_))
         return fail(g, 400, "Transfer-Encoding with Content-Length or HTTP/1.0"); /* 7230 3.3.3 */
     if (g->have_te_) {
@@ -356,8 +366,18 @@ int fp_http_guard_feed(fp_http_guard *g, const unsigned char *p, size_t n, size_
         }
         c = p[i++];
         if (g->st_ == S_START) {
-            if (c == '\r' || c == '\n')
-                continue; /* empty lines before a request line are ignored */
+            /* empty lines before a request line are ignored (7230 3.5); a
+             * CR not followed by LF is not one: evhttp would wait for its
+             * line end with no request begun here, so no header deadline
+             * (one CR per idle timeout held the connection) */
+            if (g->cr_ && c != '\n') {
+                rc = fail(g, 400, "bare CR");
+                break;
+            }
+            if (c == '\r' || c == '\n') {
+                g->cr_ = c == '\r';
+                continue;
+            }
             begin_request(g);
         }
         if (g->st_ == S_REQLINE || g->st_ == S_HEADER || g->st_ == S_TRAILER) {
@@ -435,6 +455,15 @@ int fp_http_guard_feed(fp_http_guard *g, const unsigned char *p, size_t n, size_
             /* chunk-size and extensions: bounded (extensions are ignored) */
             if (++g->clen_ > 4096) {
                 rc = fail(g, 400, "chunk extension too long");
+                break;
+            }
+            /* past the 15 digits a size can have, a byte is an extension:
+             * the request's extensions share the header budget, or a
+             * client sending 1-byte chunks with 4 KB extensions would buy
+             * 4096 times the body deadline min_body_rate allows for the
+             * body itself (conn.c counts every byte received) */
+            if (g->clen_ > 16 && ++g->hbytes_ > g->max_header) {
+                rc = fail(g, 400, "chunk extensions too long");
                 break;
             }
             if (g->llen_ < sizeof(g->line_))
