@@ -565,6 +565,25 @@ static void test_requested_name(void **state)
     assert_int_equal(name_ok("same", "", cert, W, NULL, NULL), FP_ERR_CSR_SUBJECT);
     assert_int_equal(name_ok("same", "", cert, "/CN=Other/serialNumber=SN00?2",
                              "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    /* exactly: not X509_NAME_cmp's canonical form (case folded, spaces
+     * collapsed and trimmed), which makes other names "equal" */
+    assert_int_equal(name_ok("same", "", cert, "/CN=ACME WIDGET/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, "/CN=Acme  Widget/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, "/CN= Acme Widget /serialNumber=sn00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    {
+        X509_REQ *ru = tu_csr(k, "/CN=acme widget/serialNumber=SN00?2",
+                              "DNS:w.example,DNS:x.example", 0, NULL, NULL);
+        X509 *upper = cert_like(ru, k);
+        assert_false(est_same_identity(upper, cert));
+        assert_true(est_same_identity(cert, cert));
+        assert_int_equal(name_ok("same", "", cert, "/CN=Other/serialNumber=SN00?2",
+                                 "DNS:w.example,DNS:x.example", upper), FP_ERR_CSR_SUBJECT);
+        X509_free(upper);
+        X509_REQ_free(ru);
+    }
     /* ... or the issued certificate equals the authenticating one */
     assert_int_equal(name_ok("same", "", issued, "/CN=Acme Widget/serialNumber=SN00?2",
                              "DNS:w.example,DNS:x.example", issued), FP_ERR_OK);
