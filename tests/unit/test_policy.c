@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "ca/policy.h"
@@ -286,6 +287,44 @@ static void test_weak_sig_alg(void **state)
     expect(&device, tu_csr(p256, "/CN=a", NULL, 0, NULL, EVP_sha1()), FP_ERR_CSR_SIG_ALG);
 }
 
+/* An RSA request signed with RSASSA-PSS (RFC 4055 3.1) using md for the
+ * message hash and MGF1. */
+static X509_REQ *pss_csr(EVP_PKEY *key, const EVP_MD *md)
+{
+    X509_REQ *req = tu_csr(key, "/CN=a", NULL, 0, NULL, NULL);
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+
+    assert_non_null(mctx);
+    assert_int_equal(EVP_DigestSignInit(mctx, &pctx, md, NULL, key), 1);
+    assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0);
+    assert_true(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) > 0);
+    assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0);
+    assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
+    assert_int_equal(X509_REQ_get_signature_nid(req), NID_rsassaPss);
+    assert_int_equal(X509_REQ_verify(req, key), 1); /* OpenSSL itself accepts it */
+    EVP_MD_CTX_free(mctx);
+    return req;
+}
+
+/* RSASSA-PSS names its hash in the parameters, not in the algorithm OID:
+ * SHA-1 (or SHA-224) there is as weak as in sha1WithRSAEncryption. */
+static void test_weak_sig_alg_pss(void **state)
+{
+    EVP_PKEY *rsa = tu_key("rsa2048");
+    fp_error err = {0};
+    X509_REQ *r;
+    (void)state;
+    expect(&device, pss_csr(rsa, EVP_sha256()), FP_ERR_OK);
+    expect(&device, pss_csr(rsa, EVP_sha1()), FP_ERR_CSR_SIG_ALG);
+    expect(&device, pss_csr(rsa, EVP_sha224()), FP_ERR_CSR_SIG_ALG);
+    /* serverkeygen's client request goes through the same rule */
+    r = pss_csr(rsa, EVP_sha1());
+    assert_int_equal(fp_policy_check_pop(r, &err), FP_ERR_CSR_SIG_ALG);
+    X509_REQ_free(r);
+    EVP_PKEY_free(rsa);
+}
+
 static void test_rsa_too_small_and_large(void **state)
 {
     EVP_PKEY *big = tu_key("rsa3072");
@@ -558,6 +597,7 @@ int main(void)
         cmocka_unit_test(test_pop_ber_request),
         cmocka_unit_test(test_own_key_request),
         cmocka_unit_test(test_weak_sig_alg),
+        cmocka_unit_test(test_weak_sig_alg_pss),
         cmocka_unit_test(test_rsa_too_small_and_large),
         cmocka_unit_test(test_alg_not_allowed),
         cmocka_unit_test(test_unsupported_curve),
