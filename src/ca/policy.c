@@ -412,15 +412,22 @@ static int check_extensions(const fp_profile *p, STACK_OF(X509_EXTENSION) *exts,
 }
 
 /* X509_REQ_get_extensions cannot tell "none" from "malformed": count the
- * extensionRequest attributes ourselves. */
+ * extension request attributes ourselves.  Both kinds: it returns the
+ * PKCS#9 extensionRequest (RFC 2985 5.4.2) or, when there is none,
+ * Microsoft's msExtReq, and the CA copies the SANs it returns (build.c),
+ * so whichever it reads is the one checked here; a request with more than
+ * one leaves which counts to the reader, and is refused. */
 static int get_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **out, fp_error *err)
 {
     int idx = X509_REQ_get_attr_by_NID(req, NID_ext_req, -1);
+    int ms = X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1);
     *out = NULL;
-    if (idx < 0)
+    if (idx < 0 && ms < 0)
         return FP_ERR_OK;
-    if (X509_REQ_get_attr_by_NID(req, NID_ext_req, idx) >= 0)
-        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "more than one extensionRequest attribute");
+    if ((idx >= 0 && ms >= 0) || (idx >= 0 && X509_REQ_get_attr_by_NID(req, NID_ext_req, idx) >= 0) ||
+        (ms >= 0 && X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, ms) >= 0))
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "more than one extension request attribute "
+                                                     "(extensionRequest, msExtReq)");
     *out = X509_REQ_get_extensions(req);
     if (*out == NULL)
         return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable extensionRequest");
