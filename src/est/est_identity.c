@@ -166,6 +166,11 @@ static bool csr_same_as(X509_REQ *csr, X509 *cert)
     return same;
 }
 
+bool est_csr_same_identity(X509_REQ *csr, X509 *cert)
+{
+    return csr_same_as(csr, cert);
+}
+
 /* Append s to out, marking its positions literal. */
 static bool append_literal(char *out, bool *lit, size_t size, size_t *pos, const char *s,
                            bool literal)
