@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 /* The request's key: first the rules every key must meet
@@ -63,6 +64,43 @@ static int check_key(const fp_profile *p, X509_REQ *req, fp_error *err)
     }
 }
 
+static bool weak_md(int md_nid)
+{
+    return md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_md4 || md_nid == NID_md2 ||
+           md_nid == NID_mdc2 || md_nid == NID_sha224;
+}
+
+/* RSASSA-PSS carries its message digest in the parameters (RFC 4055 3.1),
+ * and absent parameters or an absent hashAlgorithm mean SHA-1: the OID
+ * alone (OBJ_find_sigid_algs gives no digest for it) says nothing.  The
+ * digest OpenSSL will verify with, NID_undef when the parameters do not
+ * decode (X509_REQ_verify refuses those itself). */
+static int pss_md_nid(X509_REQ *req)
+{
+    const X509_ALGOR *alg = NULL;
+    const ASN1_OBJECT *obj = NULL;
+    const void *pval = NULL;
+    const unsigned char *p;
+    RSA_PSS_PARAMS *pss;
+    int ptype = V_ASN1_UNDEF, md_nid;
+
+    X509_REQ_get0_signature(req, NULL, &alg);
+    if (alg == NULL)
+        return NID_undef;
+    X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+    if (ptype != V_ASN1_SEQUENCE || pval == NULL)
+        return NID_sha1;
+    p = ASN1_STRING_get0_data(pval);
+    pss = d2i_RSA_PSS_PARAMS(NULL, &p, ASN1_STRING_length(pval));
+    if (pss == NULL) {
+        ERR_clear_error();
+        return NID_undef;
+    }
+    md_nid = pss->hashAlgorithm == NULL ? NID_sha1 : OBJ_obj2nid(pss->hashAlgorithm->algorithm);
+    RSA_PSS_PARAMS_free(pss);
+    return md_nid;
+}
+
 static int check_sig_alg(X509_REQ *req, fp_error *err)
 {
     int sig_nid = X509_REQ_get_signature_nid(req), md_nid = NID_undef, pk_nid = NID_undef;
@@ -76,10 +114,12 @@ static int check_sig_alg(X509_REQ *req, fp_error *err)
     if (!OBJ_find_sigid_algs(sig_nid, &md_nid, &pk_nid))
         return fp_err_set(err, FP_ERR_CSR_SIG_ALG, "unknown signature algorithm %s",
                           OBJ_nid2sn(sig_nid));
-    if (md_nid == NID_md5 || md_nid == NID_sha1 || md_nid == NID_md4 || md_nid == NID_md2 ||
-        md_nid == NID_mdc2 || md_nid == NID_sha224)
+    if (weak_md(md_nid))
         return fp_err_set(err, FP_ERR_CSR_SIG_ALG,
                           "signature algorithm %s is too weak", OBJ_nid2sn(sig_nid));
+    if (sig_nid == NID_rsassaPss && weak_md(md_nid = pss_md_nid(req)))
+        return fp_err_set(err, FP_ERR_CSR_SIG_ALG, "signature algorithm %s with %s is too weak",
+                          OBJ_nid2sn(sig_nid), OBJ_nid2sn(md_nid));
     return FP_ERR_OK;
 }
 
@@ -372,15 +412,22 @@ static int check_extensions(const fp_profile *p, STACK_OF(X509_EXTENSION) *exts,
 }
 
 /* X509_REQ_get_extensions cannot tell "none" from "malformed": count the
- * extensionRequest attributes ourselves. */
+ * extension request attributes ourselves.  Both kinds: it returns the
+ * PKCS#9 extensionRequest (RFC 2985 5.4.2) or, when there is none,
+ * Microsoft's msExtReq, and the CA copies the SANs it returns (build.c),
+ * so whichever it reads is the one checked here; a request with more than
+ * one leaves which counts to the reader, and is refused. */
 static int get_extensions(X509_REQ *req, STACK_OF(X509_EXTENSION) **out, fp_error *err)
 {
     int idx = X509_REQ_get_attr_by_NID(req, NID_ext_req, -1);
+    int ms = X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, -1);
     *out = NULL;
-    if (idx < 0)
+    if (idx < 0 && ms < 0)
         return FP_ERR_OK;
-    if (X509_REQ_get_attr_by_NID(req, NID_ext_req, idx) >= 0)
-        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "more than one extensionRequest attribute");
+    if ((idx >= 0 && ms >= 0) || (idx >= 0 && X509_REQ_get_attr_by_NID(req, NID_ext_req, idx) >= 0) ||
+        (ms >= 0 && X509_REQ_get_attr_by_NID(req, NID_ms_ext_req, ms) >= 0))
+        return fp_err_set(err, FP_ERR_CSR_MALFORMED, "more than one extension request attribute "
+                                                     "(extensionRequest, msExtReq)");
     *out = X509_REQ_get_extensions(req);
     if (*out == NULL)
         return fp_err_set(err, FP_ERR_CSR_MALFORMED, "undecodable extensionRequest");

@@ -120,6 +120,9 @@ int est_check_requested_name(const est_label *lb, const est_identity *id, X509_R
 
 /* Same subject and same set of subjectAltNames. */
 bool est_same_identity(X509 *a, X509 *b);
+/* The same for a request and a certificate: csr asks for exactly cert's
+ * subject and set of subjectAltNames. */
+bool est_csr_same_identity(X509_REQ *csr, X509 *cert);
 
 /* CRYPTO_EX_free for the per-connection verdict cache (est->ssl_idx). */
 void est_peer_cache_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,

@@ -136,9 +136,12 @@ int est_decode_csr(const fp_http_req *req, X509_REQ **out, unsigned char **der,
     if (cte != NULL) {
         while (*cte == ' ')
             cte++;
-        if (strncasecmp(cte, "base64", 6) != 0 || (cte[6] && cte[6] != ' ' && cte[6] != ';'))
+        if (strncasecmp(cte, "base64", 6) != 0 || (cte[6] && cte[6] != ' ' && cte[6] != ';')) {
+            /* the value is the client's: escaped, like any in a log */
+            char esc[FP_LOG_ESCAPED_MAX(32)];
             return fp_err_set(err, FP_ERR_ARG, "Content-Transfer-Encoding '%s' not supported",
-                              cte);
+                              fp_log_escape(esc, sizeof(esc), cte));
+        }
     }
     if (req->body_len == 0)
         return fp_err_set(err, FP_ERR_CSR_MALFORMED, "empty request body");

@@ -520,6 +520,16 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
             fp_http_error(req, 403, "serverkeygen is not offered on a manual-approval label");
             goto out;
         }
+        /* RFC 7030 4.2.2 for a held renewal: the operator's approval
+         * issues this CSR as it is, and no issued certificate exists yet
+         * to compare with the one being renewed (sign_and_submit's check),
+         * so the CSR itself must keep its subject and SANs */
+        if (op == EST_REENROLL && !est_csr_same_identity(csr, j->auth_cert)) {
+            fp_err_set(&err, FP_ERR_CSR_SUBJECT, "Subject or SubjectAltName differs from the "
+                                                 "certificate being renewed (RFC 7030 4.2.2)");
+            est_answer_error(req, &err);
+            goto out;
+        }
         ret = manual_approval(st, lb, req, csr, der, der_len, &j->id);
         goto out;
     }

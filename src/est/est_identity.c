@@ -28,6 +28,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
@@ -91,11 +92,59 @@ static bool sans_equal(GENERAL_NAMES *a, GENERAL_NAMES *b)
     return true;
 }
 
+/* One attribute value as UTF-8 (owned by *u); -1 when it does not convert. */
+static int value_utf8(const X509_NAME_ENTRY *e, unsigned char **u)
+{
+    int n = ASN1_STRING_to_UTF8(u, X509_NAME_ENTRY_get_data(e));
+    if (n < 0) {
+        *u = NULL;
+        ERR_clear_error();
+    }
+    return n;
+}
+
+/* The same names, exactly: the same RDN structure, attribute types in the
+ * same order and values equal as UTF-8 text, octet for octet.  Only the
+ * string type may differ (a PrintableString "a" is the UTF8String "a").
+ * Not X509_NAME_cmp: it compares OpenSSL's canonical form (RFC 4518-like:
+ * ASCII case folded, leading/trailing spaces dropped, inner runs of
+ * spaces collapsed), so "CN=sensor-1" would stand for "CN=SENSOR-1" or
+ * "CN= sensor  1 "-like variants, names a relying party comparing
+ * certificates' subjects octet for octet takes for another device. */
+static bool names_equal(const X509_NAME *a, const X509_NAME *b)
+{
+    int n = X509_NAME_entry_count(a);
+
+    if (n != X509_NAME_entry_count(b))
+        return false;
+    for (int i = 0; i < n; i++) {
+        const X509_NAME_ENTRY *ea = X509_NAME_get_entry(a, i), *eb = X509_NAME_get_entry(b, i);
+        unsigned char *ua = NULL, *ub = NULL;
+        int la, lb;
+        bool same;
+
+        if (X509_NAME_ENTRY_set(ea) != X509_NAME_ENTRY_set(eb) ||
+            OBJ_cmp(X509_NAME_ENTRY_get_object(ea), X509_NAME_ENTRY_get_object(eb)) != 0)
+            return false;
+        la = value_utf8(ea, &ua);
+        lb = value_utf8(eb, &ub);
+        if (la < 0 || lb < 0) /* not text: the same type and octets */
+            same = ASN1_STRING_cmp(X509_NAME_ENTRY_get_data(ea), X509_NAME_ENTRY_get_data(eb)) == 0;
+        else
+            same = la == lb && memcmp(ua, ub, (size_t)la) == 0;
+        OPENSSL_free(ua);
+        OPENSSL_free(ub);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
 bool est_same_identity(X509 *a, X509 *b)
 {
     GENERAL_NAMES *sa = X509_get_ext_d2i(a, NID_subject_alt_name, NULL, NULL);
     GENERAL_NAMES *sb = X509_get_ext_d2i(b, NID_subject_alt_name, NULL, NULL);
-    bool same = X509_NAME_cmp(X509_get_subject_name(a), X509_get_subject_name(b)) == 0 &&
+    bool same = names_equal(X509_get_subject_name(a), X509_get_subject_name(b)) &&
                 sans_equal(sa, sb);
     GENERAL_NAMES_free(sa);
     GENERAL_NAMES_free(sb);
@@ -107,7 +156,7 @@ static bool csr_same_as(X509_REQ *csr, X509 *cert)
     GENERAL_NAMES *sr, *sc;
     bool same;
 
-    if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cert)) != 0)
+    if (!names_equal(X509_REQ_get_subject_name(csr), X509_get_subject_name(cert)))
         return false;
     sr = req_sans(csr);
     sc = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
@@ -115,6 +164,11 @@ static bool csr_same_as(X509_REQ *csr, X509 *cert)
     GENERAL_NAMES_free(sr);
     GENERAL_NAMES_free(sc);
     return same;
+}
+
+bool est_csr_same_identity(X509_REQ *csr, X509 *cert)
+{
+    return csr_same_as(csr, cert);
 }
 
 /* Append s to out, marking its positions literal. */

@@ -565,6 +565,25 @@ static void test_requested_name(void **state)
     assert_int_equal(name_ok("same", "", cert, W, NULL, NULL), FP_ERR_CSR_SUBJECT);
     assert_int_equal(name_ok("same", "", cert, "/CN=Other/serialNumber=SN00?2",
                              "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    /* exactly: not X509_NAME_cmp's canonical form (case folded, spaces
+     * collapsed and trimmed), which makes other names "equal" */
+    assert_int_equal(name_ok("same", "", cert, "/CN=ACME WIDGET/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, "/CN=Acme  Widget/serialNumber=SN00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    assert_int_equal(name_ok("same", "", cert, "/CN= Acme Widget /serialNumber=sn00?2",
+                             "DNS:w.example,DNS:x.example", NULL), FP_ERR_CSR_SUBJECT);
+    {
+        X509_REQ *ru = tu_csr(k, "/CN=acme widget/serialNumber=SN00?2",
+                              "DNS:w.example,DNS:x.example", 0, NULL, NULL);
+        X509 *upper = cert_like(ru, k);
+        assert_false(est_same_identity(upper, cert));
+        assert_true(est_same_identity(cert, cert));
+        assert_int_equal(name_ok("same", "", cert, "/CN=Other/serialNumber=SN00?2",
+                                 "DNS:w.example,DNS:x.example", upper), FP_ERR_CSR_SUBJECT);
+        X509_free(upper);
+        X509_REQ_free(ru);
+    }
     /* ... or the issued certificate equals the authenticating one */
     assert_int_equal(name_ok("same", "", issued, "/CN=Acme Widget/serialNumber=SN00?2",
                              "DNS:w.example,DNS:x.example", issued), FP_ERR_OK);
@@ -691,6 +710,34 @@ static void test_chain_check_store(void **state)
     tu_ca_clear(&f);
 }
 
+/* SANs in Microsoft's msExtReq attribute go through the profile's SAN
+ * rules before the CA copies them (the device profile allows no IP SAN). */
+static void test_ms_ext_req_sans_checked(void **state)
+{
+    tu_ca f;
+    EVP_PKEY *k = tu_key("p256");
+    X509_REQ *r = tu_csr(k, "/CN=dev-ms", NULL, 0, NULL, NULL);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "IP:10.9.9.9");
+    fp_issue_req ir = {r, "device", 0, "test", false};
+    X509 *cert = NULL;
+    fp_error err = {0};
+    (void)state;
+
+    tu_ca_init(&f, "MS Org", NULL);
+    assert_non_null(e);
+    assert_true(sk_X509_EXTENSION_push(exts, e) > 0);
+    assert_true(X509_REQ_add_extensions_nid(r, exts, NID_ms_ext_req));
+    assert_true(X509_REQ_sign(r, k, EVP_sha256()) > 0);
+    assert_int_equal(fp_ca_issue(f.ca, f.store, &ir, &cert, &err), FP_ERR_CSR_SAN);
+    assert_null(cert);
+    X509_free(cert);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    X509_REQ_free(r);
+    EVP_PKEY_free(k);
+    tu_ca_clear(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -707,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_ec_pkcs8),
         cmocka_unit_test(test_requested_name),
         cmocka_unit_test(test_chain_check_store),
+        cmocka_unit_test(test_ms_ext_req_sans_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

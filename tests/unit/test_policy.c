@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
 #include "ca/policy.h"
@@ -286,6 +287,44 @@ static void test_weak_sig_alg(void **state)
     expect(&device, tu_csr(p256, "/CN=a", NULL, 0, NULL, EVP_sha1()), FP_ERR_CSR_SIG_ALG);
 }
 
+/* An RSA request signed with RSASSA-PSS (RFC 4055 3.1) using md for the
+ * message hash and MGF1. */
+static X509_REQ *pss_csr(EVP_PKEY *key, const EVP_MD *md)
+{
+    X509_REQ *req = tu_csr(key, "/CN=a", NULL, 0, NULL, NULL);
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+
+    assert_non_null(mctx);
+    assert_int_equal(EVP_DigestSignInit(mctx, &pctx, md, NULL, key), 1);
+    assert_true(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0);
+    assert_true(EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) > 0);
+    assert_true(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0);
+    assert_true(X509_REQ_sign_ctx(req, mctx) > 0);
+    assert_int_equal(X509_REQ_get_signature_nid(req), NID_rsassaPss);
+    assert_int_equal(X509_REQ_verify(req, key), 1); /* OpenSSL itself accepts it */
+    EVP_MD_CTX_free(mctx);
+    return req;
+}
+
+/* RSASSA-PSS names its hash in the parameters, not in the algorithm OID:
+ * SHA-1 (or SHA-224) there is as weak as in sha1WithRSAEncryption. */
+static void test_weak_sig_alg_pss(void **state)
+{
+    EVP_PKEY *rsa = tu_key("rsa2048");
+    fp_error err = {0};
+    X509_REQ *r;
+    (void)state;
+    expect(&device, pss_csr(rsa, EVP_sha256()), FP_ERR_OK);
+    expect(&device, pss_csr(rsa, EVP_sha1()), FP_ERR_CSR_SIG_ALG);
+    expect(&device, pss_csr(rsa, EVP_sha224()), FP_ERR_CSR_SIG_ALG);
+    /* serverkeygen's client request goes through the same rule */
+    r = pss_csr(rsa, EVP_sha1());
+    assert_int_equal(fp_policy_check_pop(r, &err), FP_ERR_CSR_SIG_ALG);
+    X509_REQ_free(r);
+    EVP_PKEY_free(rsa);
+}
+
 static void test_rsa_too_small_and_large(void **state)
 {
     EVP_PKEY *big = tu_key("rsa3072");
@@ -367,6 +406,46 @@ static void test_reject_mode(void **state)
     expect(&p, tu_csr(p256, "/CN=a", NULL, NID_netscape_comment, "hello", NULL), FP_ERR_CSR_EXT);
     /* ignore mode drops it silently */
     expect(&device, tu_csr(p256, "/CN=a", NULL, NID_netscape_comment, "hello", NULL), FP_ERR_OK);
+}
+
+/* A request whose SANs are in Microsoft's extension request attribute
+ * (msExtReq, 1.3.6.1.4.1.311.2.1.14), with or without a PKCS#9
+ * extensionRequest too.  X509_REQ_get_extensions reads the first of the
+ * two, and the CA copies the SANs it returns into the certificate. */
+static X509_REQ *ms_ext_csr(const char *ms_sans, const char *std_sans)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=a", std_sans, 0, NULL, NULL);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, ms_sans);
+
+    assert_non_null(e);
+    assert_true(sk_X509_EXTENSION_push(exts, e) > 0);
+    assert_true(X509_REQ_add_extensions_nid(req, exts, NID_ms_ext_req));
+    assert_true(X509_REQ_sign(req, p256, EVP_sha256()) > 0);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return req;
+}
+
+static void test_ms_extension_request(void **state)
+{
+    fp_profile p = device;
+    X509_REQ *r;
+    STACK_OF(X509_EXTENSION) *seen;
+    (void)state;
+    p.san_types = FP_SAN_URI;
+    /* OpenSSL hands these SANs to whoever asks for the request's extensions */
+    r = ms_ext_csr("DNS:bank.example", NULL);
+    seen = X509_REQ_get_extensions(r);
+    assert_int_equal(sk_X509_EXTENSION_num(seen), 1);
+    sk_X509_EXTENSION_pop_free(seen, X509_EXTENSION_free);
+    /* so the policy must judge them: DNS names are not allowed here */
+    expect(&p, r, FP_ERR_CSR_SAN);
+    strcpy(p.dns_pattern, "*.fleet.example");
+    p.san_types = FP_SAN_DNS | FP_SAN_URI;
+    expect(&p, ms_ext_csr("DNS:bank.example", NULL), FP_ERR_CSR_SAN);
+    expect(&p, ms_ext_csr("DNS:a.fleet.example", NULL), FP_ERR_OK);
+    /* two extension requests: which one counts is a reader's choice */
+    expect(&p, ms_ext_csr("DNS:bank.example", "DNS:a.fleet.example"), FP_ERR_CSR_MALFORMED);
 }
 
 static void test_cn_rules(void **state)
@@ -558,6 +637,8 @@ int main(void)
         cmocka_unit_test(test_pop_ber_request),
         cmocka_unit_test(test_own_key_request),
         cmocka_unit_test(test_weak_sig_alg),
+        cmocka_unit_test(test_weak_sig_alg_pss),
+        cmocka_unit_test(test_ms_extension_request),
         cmocka_unit_test(test_rsa_too_small_and_large),
         cmocka_unit_test(test_alg_not_allowed),
         cmocka_unit_test(test_unsupported_curve),
