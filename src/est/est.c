@@ -132,7 +132,13 @@ static int load_anchors(X509_STORE *store, const char *label, const char *path, 
         if (rc != FP_ERR_OK)
             break;
     }
-    /* the loop ends on end of file (PEM_R_NO_START_LINE) or on garbage */
+    /* the loop ends at the end of the file (no further PEM block) or at a
+     * block it cannot read, which must not drop the anchors after it
+     * silently */
+    if (rc == FP_ERR_OK && ERR_GET_REASON(ERR_peek_last_error()) != PEM_R_NO_START_LINE)
+        rc = fp_err_set(err, FP_ERR_CONFIG,
+                        "[est %s] trust_anchors: %s: certificate %d cannot be read", label, path,
+                        n + 1);
     if (rc == FP_ERR_OK && n == 0)
         rc = fp_err_set(err, FP_ERR_CONFIG, "[est %s] trust_anchors: no certificate in %s", label,
                         path);

@@ -55,6 +55,7 @@ int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted,
                      char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, fp_error *err)
 {
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    STACK_OF(X509) *chain = NULL;
     int rc;
 
     *ours = NULL;
@@ -69,8 +70,19 @@ int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted,
                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx)));
         goto out;
     }
+    /* every key of the chain meets the key rules, not only the leaf's and
+     * the anchors' (checked at start): an intermediate with e = 1 would
+     * let anyone "sign" leaves under it (x509util.h) */
+    chain = X509_STORE_CTX_get0_chain(ctx);
+    for (int i = 1; i < sk_X509_num(chain); i++) {
+        fp_error kerr = {0};
+        if (fp_x509_cert_key_check(sk_X509_value(chain, i), &kerr) != FP_ERR_OK) {
+            rc = fp_err_set(err, FP_ERR_STATE, "chain certificate at depth %d: %s", i, kerr.msg);
+            goto out;
+        }
+    }
     /* the chain as built, leaf first, anchor last: every depth */
-    rc = fp_chain_issued_serials(issuer, X509_STORE_CTX_get0_chain(ctx), ours, n_ours, err);
+    rc = fp_chain_issued_serials(issuer, chain, ours, n_ours, err);
 out:
     X509_STORE_CTX_free(ctx);
     return rc;
@@ -212,6 +224,13 @@ static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
         return FP_ERR_PASSPHRASE;
     }
     rc = fp_store_token_get(fp_http_worker_store(req->worker), user, &t, &err);
+    if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND) {
+        /* a store failure is ours, not a bad token: 500, so a device does
+         * not throw away a valid token over a transient error */
+        fp_log(FP_LOG_ERROR, "id=%s token lookup: %s", req->id, err.msg);
+        fp_http_error(req, 500, "internal error (request %s)", req->id);
+        goto out;
+    }
     /* the same answer for unknown id and wrong secret */
     if (rc != FP_ERR_OK || !fp_token_matches(&t, pass, passlen) ||
         strcmp(t.label, lb->cfg->name) != 0) {

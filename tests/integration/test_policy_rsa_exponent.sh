@@ -97,6 +97,30 @@ case "$s" in
 *) cat "$T/body" >&2; fail "client certificate with e = 3: HTTP $s, expected 401 or 403" ;;
 esac
 grep -q "csr-key-params" "$T/body" || { cat "$T/body"; fail "e = 3 client certificate: body names the code"; }
+
+# An intermediate CA under the anchor whose key has e = 3: every key of the
+# chain meets the rules, not only the leaf's (a leaf with a good key under
+# it is refused).  The same chain through a good intermediate enrolls.
+inter() { # NAME KEY: intermediate CA $T/NAME.crt with key $T/KEY.pem under mfg
+    openssl req -new -key "$T/$2.pem" -subj "/CN=$1" -out "$T/$1.csr" 2>/dev/null
+    openssl x509 -req -in "$T/$1.csr" -CA "$T/mfg.crt" -CAkey "$T/mfg.key" -CAcreateserial -days 2 \
+        -extfile <(printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n') \
+        -out "$T/$1.crt" 2>/dev/null
+}
+inter inter-weak e3
+inter inter-good e65537
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/leaf.key" \
+    -subj "/CN=leaf" -out "$T/leaf.csr" 2>/dev/null
+for i in weak good; do
+    openssl x509 -req -in "$T/leaf.csr" -CA "$T/inter-$i.crt" -CAkey "$T/$([ $i = weak ] && echo e3 || echo e65537).pem" \
+        -CAcreateserial -days 2 -extfile <(printf 'extendedKeyUsage=clientAuth\n') \
+        -out "$T/leaf-$i.crt" 2>/dev/null || fail "leaf under inter-$i"
+    cat "$T/leaf-$i.crt" "$T/inter-$i.crt" >"$T/leaf-$i.chain"
+done
+s=$(est_post "$EST/factory/simpleenroll" "$T/dev.b64" --cert "$T/leaf-good.chain" --key "$T/leaf.key")
+expect_status 200 "a leaf under a good intermediate of the anchor enrolls" "$s"
+s=$(est_post "$EST/factory/simpleenroll" "$T/dev.b64" --cert "$T/leaf-weak.chain" --key "$T/leaf.key")
+expect_status 401 "a leaf under an intermediate with e = 3 is refused" "$s"
 est_stop
 
 # A trust anchor's own key meets the same rules, and it must be a CA
@@ -114,3 +138,9 @@ sed -i "s|^trust_anchors = .*|trust_anchors = $T/e65537.crt|" "$CA/fleetpki.conf
 expect_fail "a trust anchor that is not a CA certificate stops the server at start" \
     fp serve --dir "$CA" --https 127.0.0.1:0 --http 127.0.0.1:0
 grep -q "not a CA certificate" "$T/last.err" || fail "error should say why: $(cat "$T/last.err")"
+# an unreadable block after a good anchor is an error, not a silent stop
+{ cat "$T/mfg.crt"; printf -- '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n'; cat "$T/mfg.crt"; } >"$T/bad-bundle.pem"
+sed -i "s|^trust_anchors = .*|trust_anchors = $T/bad-bundle.pem|" "$CA/fleetpki.conf"
+expect_fail "a trust_anchors bundle with an unreadable block stops the server at start" \
+    fp serve --dir "$CA" --https 127.0.0.1:0 --http 127.0.0.1:0
+grep -q "certificate 2 cannot be read" "$T/last.err" || fail "error should name the block: $(cat "$T/last.err")"
