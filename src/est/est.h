@@ -104,10 +104,13 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_i
 /* The client chain check est_authenticate runs for certificates not
  * issued by us: leaf + untrusted verified for TLS client use against
  * anchors; on success *ours (malloc'd, *n_ours entries) lists the serials
- * of the chain's certificates issuer signed, for fp_chain_check_serials.
+ * of the chain's certificates issuer signed, for fp_chain_check_serials,
+ * and *valid_until (if not NULL) is the earliest notAfter of the chain
+ * (Unix time), until which a cached verdict may stand.
  * FP_ERR_STATE when the chain does not verify. */
 int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, X509 *issuer,
-                     char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, fp_error *err);
+                     char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, int64_t *valid_until,
+                     fp_error *err);
 
 /* ---- est_identity.c ---- */
 

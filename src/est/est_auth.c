@@ -41,6 +41,7 @@
  * per connection, a revocation still counts from the next request. */
 typedef struct {
     unsigned char verdict[FP_MAX_EST_LABELS];
+    int64_t valid_until[FP_MAX_EST_LABELS]; /* earliest notAfter of the chain */
     int n_ours[FP_MAX_EST_LABELS];
     char (*ours[FP_MAX_EST_LABELS])[FP_CHAIN_SERIAL_LEN];
 } peer_cache;
@@ -52,7 +53,8 @@ static void unauthorized(fp_http_req *req, const char *why)
 }
 
 int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted, X509 *issuer,
-                     char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, fp_error *err)
+                     char (**ours)[FP_CHAIN_SERIAL_LEN], int *n_ours, int64_t *valid_until,
+                     fp_error *err)
 {
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
     STACK_OF(X509) *chain = NULL;
@@ -74,6 +76,14 @@ int est_chain_verify(X509_STORE *anchors, X509 *leaf, STACK_OF(X509) *untrusted,
      * the anchors' (checked at start): an intermediate with e = 1 would
      * let anyone "sign" leaves under it (x509util.h) */
     chain = X509_STORE_CTX_get0_chain(ctx);
+    if (valid_until != NULL) {
+        *valid_until = INT64_MAX;
+        for (int i = 0; i < sk_X509_num(chain); i++) {
+            int64_t na = fp_asn1_time_unix(X509_get0_notAfter(sk_X509_value(chain, i)));
+            if (na < *valid_until)
+                *valid_until = na;
+        }
+    }
     for (int i = 1; i < sk_X509_num(chain); i++) {
         fp_error kerr = {0};
         if (fp_x509_cert_key_check(sk_X509_value(chain, i), &kerr) != FP_ERR_OK) {
@@ -113,16 +123,22 @@ static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_
     peer_cache *pc = peer_cache_of(st, req);
     char (*ours)[FP_CHAIN_SERIAL_LEN] = NULL;
     int n_ours = 0, rc;
+    int64_t until = 0, now = fp_now();
 
     if (pc != NULL && pc->verdict[li] == 2)
         return fp_err_set(err, FP_ERR_STATE, "chain verification failed earlier on this connection");
+    /* a verdict cached on a long keep-alive connection lasts only while
+     * every certificate of the chain is inside its validity */
+    if (pc != NULL && pc->verdict[li] == 1 && now > pc->valid_until[li])
+        return fp_err_set(err, FP_ERR_STATE, "a certificate of the chain has expired");
     if (pc == NULL || pc->verdict[li] == 0) {
         rc = est_chain_verify(lb->anchors, req->peer_cert, req->peer_chain,
-                              fp_ca_get0_cert(st->ca), &ours, &n_ours, err);
+                              fp_ca_get0_cert(st->ca), &ours, &n_ours, &until, err);
         if (rc != FP_ERR_OK && rc != FP_ERR_STATE)
             return rc; /* not a verdict: try again next time */
         if (pc != NULL) {
             pc->verdict[li] = rc == FP_ERR_OK ? 1 : 2;
+            pc->valid_until[li] = until;
             pc->ours[li] = ours; /* owned by the cache from here */
             pc->n_ours[li] = n_ours;
             ours = NULL;
@@ -134,7 +150,7 @@ static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_
     }
     rc = fp_chain_check_serials(fp_http_worker_store(req->worker), fp_ca_id(st->ca),
                                 (const char (*)[FP_CHAIN_SERIAL_LEN])(pc ? pc->ours[li] : ours),
-                                pc ? pc->n_ours[li] : n_ours, fp_now(), err);
+                                pc ? pc->n_ours[li] : n_ours, now, err);
     free(ours);
     return rc;
 }
