@@ -57,6 +57,9 @@ clk_tck=$(getconf CLK_TCK)
 cpu_s() { awk -v t="$clk_tck" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"; }
 hwm_mb() { awk '/^VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 busy_jiffies() { head -1 /proc/stat | awk '{ d = 0; for (i = 2; i <= NF; i++) if (i != 5 && i != 6) d += $i; print d }'; }
+# machine-wide TcpExt counter (e.g. ListenOverflows: SYNs dropped because
+# an accept queue was full; other jobs on the machine count too)
+tcpext() { awk -v k="$1" '$1 == "TcpExt:" { if (!h) { for (i = 2; i <= NF; i++) if ($i == k) c = i; h = 1 } else print $c }' /proc/net/netstat; }
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
 ROWS=()
@@ -71,6 +74,8 @@ run_scenario() {
     sleep 0.5
     rm -f "$W/stop" "$W/ready"
     c0=$(cpu_s "$SERVER_PID"); l0=$(stat -c %s "$logf"); b0=$(busy_jiffies); t0=$(date +%s.%N)
+    local o0 o1
+    o0=$(tcpext ListenOverflows)
     if [ $((idle + slow)) -gt 0 ]; then
         fl_out=$W/flood-$label.out
         python3 "$ABUSE_PY" flood --tls "127.0.0.1:$HTTPS_PORT" --plain "127.0.0.1:$HTTP_PORT" \
@@ -92,6 +97,7 @@ run_scenario() {
         return 0
     fi
     c1=$(cpu_s "$SERVER_PID"); l1=$(stat -c %s "$logf"); b1=$(busy_jiffies); t1=$(date +%s.%N)
+    o1=$(tcpext ListenOverflows)
     local hwm open_fds
     hwm=$(hwm_mb "$SERVER_PID")
     open_fds=$(ls "/proc/$SERVER_PID/fd" | wc -l)
@@ -113,7 +119,10 @@ run_scenario() {
     [ "$(kv "$cl" not_sent)" = 0 ] || errs="$errs (+$(kv "$cl" not_sent) not sent)"
     why=$(kv "$cl" why)
     [ -z "$why" ] || [ "$why" = "-" ] || NOTES+=("- $label client errors: $why")
-    NOTES+=("- $label server: $open_fds descriptors open at the end; log: $(grep -c '' "$logf") lines; first summary: $(grep -m1 -E 'refused|closed|deadline|accept' "$logf" | cut -c1-240 || true)")
+    # the server's 10-s summaries: connections it closed to make room at the cap
+    local evicted
+    evicted=$( (grep -o 'closed [0-9]* idle ones' "$logf" || true) | awk '{ n += $2 } END { print n + 0 }')
+    NOTES+=("- $label server: $open_fds descriptors open at the end; $evicted waiting connections closed at the cap (summed 10-s summaries); machine-wide TCP ListenOverflows +$((o1 - o0)) (SYNs dropped on a full accept queue; a client then retries after 1 s); log $(grep -c '' "$logf") lines, summaries like: $(grep -m1 -E 'refused|closed|deadline|accept' "$logf" | cut -c1-240 || true)")
     ROWS+=("| $label | $(kv "$cl" tls_p50) / $(kv "$cl" tls_p99) / $(kv "$cl" tls_max) | $(kv "$cl" plain_p50) / $(kv "$cl" plain_p99) / $(kv "$cl" plain_max) | $(kv "$cl" all_p50) / $(kv "$cl" all_p99) / $(kv "$cl" all_max) | ${errs:-?} | $(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }') | $hwm | $((l1 - l0)) | $fl_cpu | $busy |")
 }
 
