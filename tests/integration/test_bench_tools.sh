@@ -115,3 +115,17 @@ expect_code 2 "loadgen refuses an unbounded duration" \
 kill -TERM "$SRV"
 wait "$SRV" || fail "server exit status after SIGTERM"
 pass "server stopped cleanly"
+
+# ---- bench/run-abuse.sh, reduced: scenario 4 (idle + slowloris) only,
+# fewer connections than the server's cap so none is closed during the
+# short run: every abuser connection is still open at the end, the
+# measuring client sent all its requests, the table has its row ----
+BENCH_SRC=$(cd "$(dirname "$0")/../.." && pwd)/bench
+out=$(BENCH_RESULTS="$T/results" BENCH_QUIET_WAIT=0 FLEETPKI="$FLEETPKI" \
+    ABUSE_IDLE=60 ABUSE_SLOW=40 ABUSE_REQUESTS=5 ABUSE_SECONDS=1 ABUSE_RAMP=1 ABUSE_SCENARIOS=4 \
+    timeout 120 "$BENCH_SRC/run-abuse.sh" 2>&1) || { echo "$out" >&2; fail "run-abuse.sh failed"; }
+row=$(grep '^| 4-both |' "$T/results/abuse.md") || { echo "$out" >&2; fail "run-abuse.sh: no 4-both row"; }
+grep -q 'open_at_end=100 opened=100 ' "$T/results/abuse.md" || { echo "$out" >&2; fail "run-abuse.sh: abusers not all open"; }
+grep -q 'server died' <<<"$row" && fail "run-abuse.sh: server died: $row"
+grep -q 'not sent' <<<"$row" && fail "run-abuse.sh: client requests not sent: $row"
+pass "bench/run-abuse.sh (reduced) runs and reports: $row"
