@@ -292,8 +292,41 @@ static void conn_unlink(fp_conn *c)
  * that has waited longest on its worker (nginx does the same with its
  * "reusable" connections).  So sockets that never send a request, or
  * send it a byte at a time, cannot lock other clients out while a
- * client that sends its request promptly is never the oldest waiter.
- * A connection keeps its place from when it began waiting. */
+ * client that sends its request promptly is rarely the oldest waiter.
+ * A connection keeps its place from when it began waiting.
+ *
+ * Under a flood that reopens every closed connection at once, waiters
+ * live only milliseconds, and a lone client still in its TLS handshake
+ * could be the oldest (bench/run-abuse.sh saw it).  So the victim is,
+ * among the EVICT_SCAN longest waiters, the one whose client address
+ * holds the most connections (the oldest on a tie): a flood from a few
+ * addresses makes room out of its own connections, and a client with
+ * one connection is given up only when no older waiter's address holds
+ * more. */
+#define EVICT_SCAN 32
+
+
+#define OVER_CAP_PER_WORKER 4 /* < FD_RESERVE_PER_WORKER */
+
+/* The waiter to close, or NULL if this worker has none; *n is how many
+ * connections its address holds. */
+static fp_conn *evict_victim(fp_http_server *srv, fp_http_worker *w, unsigned long *n_out)
+{
+    fp_conn *best = NULL;
+    unsigned long best_n = 0;
+    int k = 0;
+
+    for (fp_conn *c = w->idle_tail; c != NULL && k < EVICT_SCAN; c = c->iprev, k++) {
+        unsigned long n = fp_addr_count_get(srv->addr_conns, c->addr);
+        if (best == NULL || n > best_n) {
+            best = c;
+            best_n = n;
+        }
+    }
+    *n_out = best_n;
+    return best;
+}
+
 static bool waiting_phase(int phase)
 {
     return phase == P_HANDSHAKE || phase == P_IDLE || phase == P_HEADER;
@@ -717,6 +750,7 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
     fp_http_server *srv = w->srv;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
+    unsigned long n_addr;
     void *cbarg = NULL;
     (void)fd_unused;
     (void)what;
@@ -747,26 +781,32 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
     if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
         ss.ss_family = AF_UNSPEC;
     addr_key(&ss, c->addr, c->peer, sizeof(c->peer));
-    {
-        unsigned long n = fp_addr_count_inc(srv->addr_conns, c->addr);
-        if (n == 0) {
-            w->n_refused++;
-            conn_close(c);
-            return;
-        }
-        c->addr_counted = true;
-        if (n > (unsigned long)srv->cfg->max_connections_per_address) {
-            w->n_refused_addr++;
-            conn_close(c);
-            return;
-        }
+    n_addr = fp_addr_count_inc(srv->addr_conns, c->addr);
+    if (n_addr == 0) {
+        w->n_refused++;
+        conn_close(c);
+        return;
     }
-    /* at the cap: make room by closing the longest waiter, else refuse */
+    c->addr_counted = true;
+    if (n_addr > (unsigned long)srv->cfg->max_connections_per_address) {
+        w->n_refused_addr++;
+        conn_close(c);
+        return;
+    }
+    /* At the cap: make room by closing a waiter whose address holds at
+     * least as many connections as the newcomer's (see evict_victim);
+     * else the newcomer is refused, except that an address holding no
+     * other connection gets a little headroom over the cap (within the
+     * descriptors reserved per worker) rather than lose to a flood it is
+     * not part of, e.g. when this worker holds no waiter to close. */
     if (atomic_load(&srv->n_conns) > srv->max_conns) {
-        if (w->idle_tail != NULL) {
+        unsigned long victim_n = 0;
+        fp_conn *victim = evict_victim(srv, w, &victim_n);
+        if (victim != NULL && victim_n >= n_addr) {
             w->n_evicted++;
-            conn_close(w->idle_tail);
-        } else {
+            conn_close(victim);
+        } else if (n_addr > 1 || atomic_load(&srv->n_conns) >
+                                     srv->max_conns + OVER_CAP_PER_WORKER * (long)srv->n_workers) {
             w->n_refused++;
             conn_close(c);
             return;

@@ -86,6 +86,19 @@ unsigned long fp_addr_count_inc(fp_addr_count *t, const unsigned char addr[16])
     return n;
 }
 
+unsigned long fp_addr_count_get(fp_addr_count *t, const unsigned char addr[16])
+{
+    size_t i = addr_hash(addr) & t->mask;
+    unsigned long n;
+
+    pthread_mutex_lock(&t->mu);
+    while (t->s[i].count != 0 && memcmp(t->s[i].addr, addr, 16) != 0)
+        i = (i + 1) & t->mask;
+    n = t->s[i].count;
+    pthread_mutex_unlock(&t->mu);
+    return n;
+}
+
 void fp_addr_count_dec(fp_addr_count *t, const unsigned char addr[16])
 {
     size_t i = addr_hash(addr) & t->mask, j;

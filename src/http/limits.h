@@ -20,6 +20,9 @@ void fp_addr_count_free(fp_addr_count *t);
  * full (then nothing was counted).  Thread-safe. */
 unsigned long fp_addr_count_inc(fp_addr_count *t, const unsigned char addr[16]);
 
+/* How many connections addr holds now (0 if none).  Thread-safe. */
+unsigned long fp_addr_count_get(fp_addr_count *t, const unsigned char addr[16]);
+
 /* One connection from addr closed (it must have been counted). */
 void fp_addr_count_dec(fp_addr_count *t, const unsigned char addr[16]);
 
