@@ -39,6 +39,22 @@ static bool is_pchar(unsigned char c)
            (c != 0 && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
 }
 
+/* Percent-encoding in the target (RFC 3986 2.1): true when c belongs to
+ * one ('%' or one of its two hex digits); g->pct_ counts where we are in
+ * it (1 after '%', 2 after the first digit) and is -1 when malformed. */
+static bool pct_byte(fp_http_guard *g, unsigned char c)
+{
+    if (g->pct_ > 0) {
+        g->pct_ = !is_hex(c) ? -1 : g->pct_ == 2 ? 0 : 2;
+        return true;
+    }
+    if (c == '%') {
+        g->pct_ = 1;
+        return true;
+    }
+    return false;
+}
+
 static int fail(fp_http_guard *g, int status, const char *why)
 {
     g->st_ = S_ERROR;
@@ -109,12 +125,9 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
             g->abs_ = 0;
             break;
         }
-        if (g->pct_ > 0) {
-            if (!is_hex(c))
+        if (pct_byte(g, c)) {
+            if (g->pct_ < 0)
                 return fail(g, 400, "malformed percent-encoding in request target");
-            g->pct_ = g->pct_ == 2 ? 0 : 2;
-        } else if (c == '%') {
-            g->pct_ = 1;
         } else if (c == '?') {
             g->rl_part_ = 3; /* query: '?' and '/' allowed from here */
         } else if (!is_pchar(c)) {
@@ -129,12 +142,9 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
             g->llen_ = 0;
             return FP_GUARD_MORE;
         }
-        if (g->pct_ > 0) {
-            if (!is_hex(c))
+        if (pct_byte(g, c)) {
+            if (g->pct_ < 0)
                 return fail(g, 400, "malformed percent-encoding in request target");
-            g->pct_ = g->pct_ == 2 ? 0 : 2;
-        } else if (c == '%') {
-            g->pct_ = 1;
         } else if (c != '?' && !is_pchar(c)) {
             return fail(g, 400, "invalid character in request target");
         }
@@ -152,7 +162,7 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
                 return fail(g, 400, "absolute URI in request target needs an authority");
             g->abs_++;
         } else if (c == '/') { /* the path begins: origin-form rules */
-            if (g->abs_ == 3)
+            if (g->abs_ == 3 || g->pct_ != 0)
                 return fail(g, 400, "absolute URI in request target has an empty host");
             g->rl_part_ = 1;
         } else if (c == ' ') {
@@ -161,12 +171,10 @@ static int reqline_byte(fp_http_guard *g, unsigned char c)
             g->rl_part_ = 2; /* no path: "/" (RFC 7230 5.3.2) */
             g->llen_ = 0;
             return FP_GUARD_MORE;
-        } else if (g->pct_ > 0) {
-            if (!is_hex(c))
+        } else if (pct_byte(g, c)) {
+            if (g->pct_ < 0)
                 return fail(g, 400, "malformed percent-encoding in request target");
-            g->pct_ = g->pct_ == 2 ? 0 : 2;
-        } else if (c == '%') {
-            g->pct_ = 1;
+            g->abs_ = 4;
         } else if (c == '?' || !(is_pchar(c) || c == '[' || c == ']')) {
             /* authority (RFC 3986 3.2): no query without a path here */
             return fail(g, 400, "invalid character in the authority of the request target");

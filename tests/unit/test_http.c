@@ -334,6 +334,7 @@ static void test_guard_rejects(void **state)
         {"GET http://a b/ HTTP/1.1\r\n\r\n", 400},
         {"GET http://a%zz/ HTTP/1.1\r\n\r\n", 400},
         {"GET http://a?q HTTP/1.1\r\n\r\n", 400},  /* query needs a path here */
+        {"GET http://a%2/b HTTP/1.1\r\n\r\n", 400}, /* '%' cut by the path's '/' */
         {"GET http://a\x01/ HTTP/1.1\r\n\r\n", 400},
         {"GET *x HTTP/1.1\r\n\r\n", 400},
         {"GET  /x HTTP/1.1\r\n\r\n", 400},
