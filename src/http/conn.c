@@ -306,6 +306,10 @@ static void conn_unlink(fp_conn *c)
 #define EVICT_SCAN 32
 
 
+/* Headroom over the cap for an address with no other connection: the
+ * connections a burst accepted before on_act ran (they count in n_conns
+ * until they are sorted out here) plus a few per worker; both are inside
+ * the descriptors reserved at start (ACCEPT_BURST, FD_RESERVE_PER_WORKER). */
 #define OVER_CAP_PER_WORKER 4 /* < FD_RESERVE_PER_WORKER */
 
 /* The waiter to close, or NULL if this worker has none; *n is how many
@@ -797,7 +801,7 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
      * least as many connections as the newcomer's (see evict_victim);
      * else the newcomer is refused, except that an address holding no
      * other connection gets a little headroom over the cap (within the
-     * descriptors reserved per worker) rather than lose to a flood it is
+     * descriptors reserved at start) rather than lose to a flood it is
      * not part of, e.g. when this worker holds no waiter to close. */
     if (atomic_load(&srv->n_conns) > srv->max_conns) {
         unsigned long victim_n = 0;
@@ -805,8 +809,9 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
         if (victim != NULL && victim_n >= n_addr) {
             w->n_evicted++;
             conn_close(victim);
-        } else if (n_addr > 1 || atomic_load(&srv->n_conns) >
-                                     srv->max_conns + OVER_CAP_PER_WORKER * (long)srv->n_workers) {
+        } else if (n_addr > 1 ||
+                   atomic_load(&srv->n_conns) >
+                       srv->max_conns + ACCEPT_BURST + OVER_CAP_PER_WORKER * (long)srv->n_workers) {
             w->n_refused++;
             conn_close(c);
             return;

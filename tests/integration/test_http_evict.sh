@@ -16,7 +16,7 @@ sed -i -e 's/^max_connections = .*/max_connections = 16/' "$CA/fleetpki.conf"
 grep -q '^max_connections = 16$' "$CA/fleetpki.conf" || fail "config has no max_connections row"
 fp_serve_run
 
-python3 - "$HTTP" <<'PY' || fail "the lone client was not served during the flood"
+python3 - "$HTTP" <<'PY' || { tail -20 "$T/server.log" >&2; fail "the lone client was not served during the flood"; }
 import selectors, socket, sys, time
 host, port = sys.argv[1].rsplit(":", 1)
 port = int(port)
