@@ -83,5 +83,61 @@ assert st2 == 401, 'second request on the same connection after revocation: %d' 
 print('ok - revocation of the sub-CA counts from the next request of a kept-alive connection')
 PY
 
+# ---- keep-alive: the leaf expires between two requests of one connection ----
+# The chain verdict is cached per connection; it must not outlive the
+# earliest notAfter of the chain.  `openssl ca -enddate` makes a leaf that
+# expires a few seconds from now.
+subca subd
+mkdir -p "$T/ca-d/newcerts"
+: >"$T/ca-d/index.txt"
+echo 01 >"$T/ca-d/serial"
+cat >"$T/ca-d.cnf" <<CNF
+[ca]
+default_ca = d
+[d]
+dir = $T/ca-d
+database = \$dir/index.txt
+new_certs_dir = \$dir/newcerts
+serial = \$dir/serial
+default_md = sha256
+policy = pol
+unique_subject = no
+[pol]
+commonName = supplied
+[ext]
+basicConstraints = CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+CNF
+end=$(date -u -d '+5 seconds' +%Y%m%d%H%M%SZ)
+openssl ca -batch -config "$T/ca-d.cnf" -cert "$T/subd.crt" -keyfile "$T/subd.key" \
+    -in "$T/subd-leaf.csr" -enddate "$end" -extensions ext -notext \
+    -out "$T/subd-short.crt" 2>"$T/ca-d.err" || { cat "$T/ca-d.err"; fail "short-lived leaf"; }
+cat "$T/subd-short.crt" "$T/subd.crt" >"$T/subd-short.pem"
+python3 - "$HTTPS" "$CA" "$T" <<'PY' || fail "keep-alive expiry"
+import http.client, ssl, subprocess, sys, time
+hostport, ca, t = sys.argv[1:]
+host, port = hostport.rsplit(':', 1)
+ctx = ssl.create_default_context(cafile=ca + '/root.crt')
+ctx.load_cert_chain(t + '/subd-short.pem', t + '/subd-leaf.key')
+conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=60)
+body = open(t + '/subd-req.b64', 'rb').read()
+def enroll():
+    conn.request('POST', '/.well-known/est/simpleenroll', body,
+                 {'Content-Type': 'application/pkcs10'})
+    r = conn.getresponse()
+    r.read()
+    return r.status, conn.sock.getsockname()
+st1, local1 = enroll()
+assert st1 == 200, 'first request: %d' % st1
+not_after = subprocess.run(['openssl', 'x509', '-in', t + '/subd-short.crt', '-noout', '-enddate',
+                            '-dateopt', 'iso_8601'], capture_output=True, text=True).stdout
+time.sleep(7)
+st2, local2 = enroll()
+assert local1 == local2, 'the connection was not kept alive'
+assert st2 == 401, 'second request after the leaf expired (%s): %d' % (not_after.strip(), st2)
+print('ok - an expired leaf is refused on the next request of a kept-alive connection')
+PY
+
 est_stop
 pass "clean shutdown"
