@@ -65,6 +65,9 @@ int fp_chain_check_serials(fp_store *s, const char *ca_id,
         if (now > st.not_after)
             return fp_err_set(err, FP_ERR_STATE, "certificate %s of the chain has expired",
                               serials[i]);
+        if (now < st.not_before)
+            return fp_err_set(err, FP_ERR_STATE, "certificate %s of the chain is not valid yet",
+                              serials[i]);
     }
     return FP_ERR_OK;
 }

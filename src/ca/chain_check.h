@@ -33,7 +33,7 @@ int fp_chain_issued_serials(X509 *issuer, STACK_OF(X509) *chain,
                             char (**out)[FP_CHAIN_SERIAL_LEN], int *n, fp_error *err);
 
 /* Each serial must be a certificate of ca_id in the store, valid (not
- * revoked, not on hold) and not past its not_after at now.  FP_ERR_STATE
+ * revoked, not on hold) and inside its not_before..not_after at now.  FP_ERR_STATE
  * names the first that is not (unknown to the store counts: a certificate
  * our CA signed that we have no record of is not one we stand behind);
  * store errors pass through. */

@@ -102,7 +102,7 @@ int sq_rev_open(sqlite3 *db, sq_rev **out, fp_error *err)
     snprintf(prune, sizeof(prune), "DELETE FROM cert_status_log WHERE seq <= ?1 - %d",
              FP_STORE_CHANGES_KEEP);
     if ((rc = prep(r, &r->status,
-                   "SELECT ca_id, status, revoked_at, reason, not_after"
+                   "SELECT ca_id, status, revoked_at, reason, not_after, not_before"
                    " FROM certificates WHERE serial = ?", err)) != FP_ERR_OK ||
         (rc = prep(r, &r->log_ins,
                    "INSERT INTO cert_status_log (serial, ca_id, ts) VALUES (?,?,?)",
@@ -183,6 +183,7 @@ int sq_rev_cert_status(sq_rev *r, const char *serial, fp_cert_status_rec *out,
         out->revoked_at = sqlite3_column_int64(st, 2);
         out->reason = sqlite3_column_int(st, 3);
         out->not_after = sqlite3_column_int64(st, 4);
+        out->not_before = sqlite3_column_int64(st, 5);
     } else if (step == SQLITE_DONE) {
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no certificate with serial %s", serial);
     } else {

@@ -177,6 +177,7 @@ typedef struct fp_cert_status_rec {
     int status;      /* fp_cert_status */
     int64_t revoked_at;
     int reason;
+    int64_t not_before;
     int64_t not_after;
 } fp_cert_status_rec;
 

@@ -675,6 +675,10 @@ static void test_chain_check_store(void **state)
     /* past the record's notAfter */
     assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
                                           fp_now() + 20LL * 365 * 86400, &err), FP_ERR_STATE);
+    /* before the record's notBefore (CA certificates are backdated 1 h) */
+    assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), fp_ca_id(f.ca), chain,
+                                          fp_now() - 2 * 86400, &err), FP_ERR_STATE);
+    assert_non_null(strstr(err.msg, "not valid yet"));
     /* recorded under another CA id */
     assert_int_equal(fp_chain_check_store(f.store, fp_ca_get0_cert(f.ca), "other", chain,
                                           fp_now(), &err), FP_ERR_STATE);
