@@ -57,16 +57,19 @@ fp revoke "$SUB_SERIAL" --dir "$CA" --reason removeFromCRL >/dev/null
 s=$(est_post "$EST/simpleenroll" "$T/subb-req.b64" "${leaf[@]}")
 expect_status 200 "leaf of a sub-CA whose hold was lifted" "$s"
 
-# ---- keep-alive: revoked between two requests of one connection ----
-subca subc
-python3 - "$HTTPS" "$CA" "$T" "$SUB_SERIAL" "$FLEETPKI" <<'PY' || fail "keep-alive revocation"
+# keepalive_twice CHAIN KEY REQ CMD...: on one kept-alive connection with
+# client certificate CHAIN (key KEY), simpleenroll REQ, run CMD, enroll
+# again; prints the two statuses ("200 401"), fails if the connection was
+# not kept alive
+keepalive_twice() {
+    python3 - "$HTTPS" "$CA/root.crt" "$@" <<'PY'
 import http.client, ssl, subprocess, sys
-hostport, ca, t, serial, fleetpki = sys.argv[1:]
+hostport, root, chain, key, req = sys.argv[1:6]
 host, port = hostport.rsplit(':', 1)
-ctx = ssl.create_default_context(cafile=ca + '/root.crt')
-ctx.load_cert_chain(t + '/subc-leaf.pem', t + '/subc-leaf.key')
+ctx = ssl.create_default_context(cafile=root)
+ctx.load_cert_chain(chain, key)
 conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=60)
-body = open(t + '/subc-req.b64', 'rb').read()
+body = open(req, 'rb').read()
 def enroll():
     conn.request('POST', '/.well-known/est/simpleenroll', body,
                  {'Content-Type': 'application/pkcs10'})
@@ -74,14 +77,20 @@ def enroll():
     r.read()
     return r.status, conn.sock.getsockname()
 st1, local1 = enroll()
-assert st1 == 200, 'first request: %d' % st1
-subprocess.run([fleetpki, 'revoke', serial, '--dir', ca, '--reason', 'keyCompromise'],
-               check=True, stdout=subprocess.DEVNULL)
+subprocess.run(sys.argv[6:], check=True, stdout=subprocess.DEVNULL)
 st2, local2 = enroll()
-assert local1 == local2, 'the connection was not kept alive'
-assert st2 == 401, 'second request on the same connection after revocation: %d' % st2
-print('ok - revocation of the sub-CA counts from the next request of a kept-alive connection')
+if local1 != local2:
+    sys.exit('the connection was not kept alive')
+print(st1, st2)
 PY
+}
+
+# ---- keep-alive: revoked between two requests of one connection ----
+subca subc
+st=$(keepalive_twice "$T/subc-leaf.pem" "$T/subc-leaf.key" "$T/subc-req.b64" \
+    "$FLEETPKI" revoke "$SUB_SERIAL" --dir "$CA" --reason keyCompromise) || fail "keep-alive revocation"
+[ "$st" = "200 401" ] || fail "keep-alive revocation: statuses $st, expected 200 then 401"
+pass "revocation of the sub-CA counts from the next request of a kept-alive connection"
 
 # ---- keep-alive: the leaf expires between two requests of one connection ----
 # The chain verdict is cached per connection; it must not outlive the
@@ -114,30 +123,11 @@ openssl ca -batch -config "$T/ca-d.cnf" -cert "$T/subd.crt" -keyfile "$T/subd.ke
     -in "$T/subd-leaf.csr" -enddate "$end" -extensions ext -notext \
     -out "$T/subd-short.crt" 2>"$T/ca-d.err" || { cat "$T/ca-d.err"; fail "short-lived leaf"; }
 cat "$T/subd-short.crt" "$T/subd.crt" >"$T/subd-short.pem"
-python3 - "$HTTPS" "$CA" "$T" <<'PY' || fail "keep-alive expiry"
-import http.client, ssl, subprocess, sys, time
-hostport, ca, t = sys.argv[1:]
-host, port = hostport.rsplit(':', 1)
-ctx = ssl.create_default_context(cafile=ca + '/root.crt')
-ctx.load_cert_chain(t + '/subd-short.pem', t + '/subd-leaf.key')
-conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=60)
-body = open(t + '/subd-req.b64', 'rb').read()
-def enroll():
-    conn.request('POST', '/.well-known/est/simpleenroll', body,
-                 {'Content-Type': 'application/pkcs10'})
-    r = conn.getresponse()
-    r.read()
-    return r.status, conn.sock.getsockname()
-st1, local1 = enroll()
-assert st1 == 200, 'first request: %d' % st1
-not_after = subprocess.run(['openssl', 'x509', '-in', t + '/subd-short.crt', '-noout', '-enddate',
-                            '-dateopt', 'iso_8601'], capture_output=True, text=True).stdout
-time.sleep(7)
-st2, local2 = enroll()
-assert local1 == local2, 'the connection was not kept alive'
-assert st2 == 401, 'second request after the leaf expired (%s): %d' % (not_after.strip(), st2)
-print('ok - an expired leaf is refused on the next request of a kept-alive connection')
-PY
+st=$(keepalive_twice "$T/subd-short.pem" "$T/subd-leaf.key" "$T/subd-req.b64" sleep 7) ||
+    fail "keep-alive expiry"
+[ "$st" = "200 401" ] ||
+    fail "keep-alive expiry: statuses $st, expected 200 then 401 (leaf notAfter $end)"
+pass "an expired leaf is refused on the next request of a kept-alive connection"
 
 est_stop
 pass "clean shutdown"
