@@ -31,6 +31,7 @@ typedef enum {
 /* An [est LABEL] section ("" is the default label, /.well-known/est/). */
 typedef struct fp_est_label {
     char name[FP_EST_LABEL_MAX];
+    char project[64]; /* the project this label enrolls into */
     char profile[64];
     int auth; /* fp_est_auth */
     char trust_anchors[FP_PATH_MAX]; /* extra enrollment CAs (PEM bundle), e.g. IDevID */
@@ -116,6 +117,9 @@ void fp_config_write(const fp_config *c, FILE *f);
 
 /* Profile by name, or NULL. */
 const fp_profile *fp_config_profile(const fp_config *c, const char *name);
+
+/* True if name is a valid project name: [a-z0-9][a-z0-9_-]{0,62}. */
+bool fp_project_name_ok(const char *name);
 
 /* EST label by name ("" = default), or NULL. */
 const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);

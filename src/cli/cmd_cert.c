@@ -70,9 +70,10 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static const char issue_help[] =
     "usage: fleetpki issue --csr FILE --profile NAME [--days N] [--out FILE] [--chain]\n"
-    "                      [--dir DIR] [--passphrase-file F] [--json]\n"
+    "                      [--project P] [--dir DIR] [--passphrase-file F] [--json]\n"
     "\nChecks the PKCS#10 request (PEM or DER; '-' reads stdin) against the\n"
-    "profile, signs it with the issuing CA, records it durably, then prints the\n"
+    "profile, signs it with the project's active issuing CA (project 'default'\n"
+    "unless --project), records it durably, then prints the\n"
     "certificate as PEM (with --chain, followed by the issuing CA).  A refusal\n"
     "prints the policy error code and exits 3.\n";
 
@@ -85,11 +86,13 @@ int cmd_issue(int argc, char **argv)
         {"days", required_argument, NULL, 'D'},
         {"out", required_argument, NULL, 'o'},
         {"chain", no_argument, NULL, 'C'},
+        {"project", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
     fp_error err = {0};
-    const char *csr_path = NULL, *profile = NULL, *out_path = NULL;
+    const char *csr_path = NULL, *profile = NULL, *out_path = NULL, *project = NULL;
+    fp_ca *ca = NULL;
     unsigned char *data = NULL;
     size_t len = 0;
     X509_REQ *req = NULL;
@@ -99,12 +102,15 @@ int cmd_issue(int argc, char **argv)
     long days = 0;
     int c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "d:P:c:p:D:o:Chj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:P:c:p:D:o:CJ:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
         case 'c':
             csr_path = optarg;
+            break;
+        case 'J':
+            project = optarg;
             break;
         case 'p':
             profile = optarg;
@@ -138,13 +144,16 @@ int cmd_issue(int argc, char **argv)
     if (rc == FP_ERR_OK)
         rc = cli_open_ca(&env, &err);
     if (rc == FP_ERR_OK) {
-        fp_issue_req ir = {req, profile, (int)days, cli_actor(), false};
-        rc = fp_ca_issue(env.ca, env.store, &ir, &cert, &err);
+        fp_issue_req ir = {.csr = req, .profile = profile, .days = (int)days,
+                           .actor = cli_actor(), .project = project, .via = "cli"};
+        rc = fp_issuer_pick(env.issuer, &ir, &ca, &err);
+        if (rc == FP_ERR_OK)
+            rc = fp_issue(env.issuer, env.store, &ir, &cert, &err);
     }
     if (rc == FP_ERR_OK)
         rc = fp_cert_to_pem(cert, &pem, NULL, &err);
     if (rc == FP_ERR_OK && chain)
-        rc = fp_cert_to_pem(fp_ca_get0_cert(env.ca), &chain_pem, NULL, &err);
+        rc = fp_cert_to_pem(fp_ca_get0_cert(ca), &chain_pem, NULL, &err);
     if (rc != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
