@@ -121,6 +121,7 @@ static int fill_rec(const fp_ca *ca, const char *profile, X509 *cert, fp_cert_re
         return fp_err_set(err, FP_ERR_CRYPTO, "serial encoding");
     snprintf(rec->ca_id, sizeof(rec->ca_id), "%s", fp_ca_id(ca));
     snprintf(rec->profile, sizeof(rec->profile), "%s", profile);
+    snprintf(rec->project, sizeof(rec->project), "%s", FP_PROJECT_DEFAULT);
     rec->subject = fp_name_string(X509_get_subject_name(cert));
     rec->sans = fp_cert_sans_string(cert);
     rec->not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
@@ -198,7 +199,7 @@ static void audit_refusal(fp_store *store, const fp_issue_req *req, const fp_err
 {
     char *subject = fp_name_string(X509_REQ_get_subject_name(req->csr));
     char *detail = audit_detail(req->profile, subject, fp_err_name(why->code), why->msg);
-    fp_audit_event ev = {req->actor, "csr.refuse", "", detail};
+    fp_audit_event ev = {req->actor, "csr.refuse", "", detail, NULL};
     fp_error ignored;
     if (fp_store_audit_append(store, &ev, &ignored) != FP_ERR_OK)
         fp_log(FP_LOG_WARN, "could not audit a refusal: %s", ignored.msg);
@@ -228,7 +229,7 @@ int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
         }
         fp_test_crash_point("issue-after-sign");
         detail = audit_detail(rec.profile, rec.subject, NULL, NULL);
-        ev = (fp_audit_event){req->actor, "cert.issue", rec.serial, detail};
+        ev = (fp_audit_event){req->actor, "cert.issue", rec.serial, detail, NULL};
         rc = detail ? fp_store_cert_insert(store, &rec, &ev, 1, e)
                     : fp_err_set(e, FP_ERR_NOMEM, NULL);
         free(detail);
@@ -257,10 +258,10 @@ int fp_ca_revoke(fp_store *store, const char *serial, int reason,
         return fp_err_set(err, FP_ERR_ARG, "unknown revocation reason %d", reason);
     snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", rname);
     if (reason == FP_REASON_REMOVE_FROM_CRL) {
-        ev = (fp_audit_event){actor, "cert.unhold", serial, detail};
+        ev = (fp_audit_event){actor, "cert.unhold", serial, detail, NULL};
         return fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
     }
-    ev = (fp_audit_event){actor, "cert.revoke", serial, detail};
+    ev = (fp_audit_event){actor, "cert.revoke", serial, detail, NULL};
     return fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
 }
 

@@ -136,6 +136,7 @@ int cmd_token(int argc, char **argv)
         rc = cli_fail(&err);
         goto out;
     }
+    snprintf(t.project, sizeof(t.project), "%s", FP_PROJECT_DEFAULT);
     snprintf(t.label, sizeof(t.label), "%s", label);
     snprintf(t.cn_pattern, sizeof(t.cn_pattern), "%s", cn);
     t.uses_left = (int)uses;
@@ -143,7 +144,7 @@ int cmd_token(int argc, char **argv)
     t.expires_at = t.created_at + ttl;
     snprintf(detail, sizeof(detail), "{\"label\":\"%s\",\"uses\":%ld,\"expires_at\":%lld}",
              label, uses, (long long)t.expires_at);
-    ev = (fp_audit_event){cli_actor(), "token.create", t.id, detail};
+    ev = (fp_audit_event){cli_actor(), "token.create", t.id, detail, NULL};
     if (fp_store_token_put(env.store, &t, &ev, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -230,7 +231,7 @@ static int decide(cli_env *env, int64_t id, bool approve, fp_error *err)
             goto out;
         fp_serial_hex(X509_get0_serialNumber(cert), serial);
     }
-    ev = (fp_audit_event){cli_actor(), approve ? "csr.approve" : "csr.reject", serial, ""};
+    ev = (fp_audit_event){cli_actor(), approve ? "csr.approve" : "csr.reject", serial, "", NULL};
     rc = fp_store_pending_decide(env->store, id, approve ? FP_PENDING_ISSUED : FP_PENDING_REJECTED,
                                  approve ? serial : NULL, &ev, err);
     if (rc == FP_ERR_OK) {
@@ -277,8 +278,8 @@ static int pending_cmd(int argc, char **argv, int mode /* 0 list, 1 approve, 2 r
         if (optind != argc)
             return cli_usage_error("pending", "unexpected argument '%s'", argv[optind]);
         if (cli_open_store(&env, &err) != FP_ERR_OK ||
-            fp_store_pending_list(env.store, all ? -1 : FP_PENDING_WAITING, print_pending, arr,
-                                  &err) != FP_ERR_OK)
+            fp_store_pending_list(env.store, NULL, all ? -1 : FP_PENDING_WAITING, print_pending,
+                                  arr, &err) != FP_ERR_OK)
             rc = cli_fail(&err);
         else if (arr != NULL) {
             json_dumpf(arr, stdout, JSON_INDENT(2));

@@ -439,7 +439,7 @@ int fp_crl_generate(fp_store *store, const fp_crl_params *p, BIO *out,
     fp_signer_stream_get0_alg(ss, &alg, &alg_len);
     /* number first: a CRL that fails later only leaves a gap, which RFC
      * 5280 allows; two different CRLs never share a number */
-    if ((rc = fp_store_crl_number_next(store, p->ca_id, &number, err)) != FP_ERR_OK)
+    if ((rc = fp_store_revocation_number_next(store, p->ca_id, &number, err)) != FP_ERR_OK)
         goto out;
     f.issuer_len = i2d_X509_NAME(X509_get_subject_name(p->issuer), &f.issuer);
     if (f.issuer_len <= 0 || encode_time(now, &f.this_up, &f.this_len) != 0 ||

@@ -239,7 +239,7 @@ static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
         unauthorized(req, "malformed Authorization header");
         return FP_ERR_PASSPHRASE;
     }
-    rc = fp_store_token_get(fp_http_worker_store(req->worker), user, &t, &err);
+    rc = fp_store_token_get(fp_http_worker_store(req->worker), FP_PROJECT_DEFAULT, user, &t, &err);
     if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND) {
         /* a store failure is ours, not a bad token: 500, so a device does
          * not throw away a valid token over a transient error */

@@ -394,11 +394,11 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
     }
     fp_hex(md, sizeof(md), hash);
     snprintf(retry, sizeof(retry), "%d", lb->cfg->retry_after_seconds);
-    rc = fp_store_pending_find(store, lb->cfg->name, hash, &pr, &err);
+    rc = fp_store_pending_find(store, FP_PROJECT_DEFAULT, lb->cfg->name, hash, &pr, &err);
     if (rc == FP_ERR_NOT_FOUND) {
         const fp_profile *p = fp_config_profile(st->cfg, lb->cfg->profile);
         fp_pending_rec add;
-        fp_audit_event ev = {id->actor, "csr.hold", "", ""};
+        fp_audit_event ev = {id->actor, "csr.hold", "", "", NULL};
         int64_t pid = 0;
         /* refuse at once what an operator could not approve anyway */
         if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK ||
@@ -407,6 +407,7 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
             return FP_HTTP_DONE;
         }
         memset(&add, 0, sizeof(add));
+        snprintf(add.project, sizeof(add.project), "%s", FP_PROJECT_DEFAULT);
         snprintf(add.label, sizeof(add.label), "%s", lb->cfg->name);
         memcpy(add.csr_hash, hash, sizeof(hash));
         add.csr = (unsigned char *)der;
@@ -567,7 +568,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     if (sign_and_submit(j) != FP_ERR_OK) {
         if (j->err.code >= FP_ERR_PROFILE && j->err.code <= FP_ERR_ISSUER_EXPIRED) {
             char d[FP_ERRMSG_MAX + 64];
-            fp_audit_event ev = {j->id.actor, "csr.refuse", "", d};
+            fp_audit_event ev = {j->id.actor, "csr.refuse", "", d, NULL};
             fp_error ignored;
             snprintf(d, sizeof(d), "{\"error\":\"%s\"}", fp_err_name(j->err.code));
             (void)fp_store_audit_append(fp_http_worker_store(req->worker), &ev, &ignored);
