@@ -248,10 +248,12 @@ int fp_ca_revoke(fp_store *store, const char *serial, int reason,
     if ((detail = fp_audit_detail("reason", rname, NULL)) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     if (reason == FP_REASON_REMOVE_FROM_CRL) {
-        ev = (fp_audit_event){actor, "cert.unhold", serial, detail};
+        ev = (fp_audit_event){.actor = actor, .action = "cert.unhold", .object = serial,
+                              .detail = detail};
         rc = fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
     } else {
-        ev = (fp_audit_event){actor, "cert.revoke", serial, detail};
+        ev = (fp_audit_event){.actor = actor, .action = "cert.revoke", .object = serial,
+                              .detail = detail};
         rc = fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
     }
     free(detail);

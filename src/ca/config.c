@@ -432,14 +432,3 @@ int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
     return fp_path_join(buf, size, c->dir, opt, err);
 }
 
-bool fp_project_name_ok(const char *name)
-{
-    size_t n = strlen(name);
-    if (n == 0 || n > 63 || !(islower((unsigned char)name[0]) || isdigit((unsigned char)name[0])))
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!(islower((unsigned char)name[i]) || isdigit((unsigned char)name[i]) ||
-              name[i] == '-' || name[i] == '_'))
-            return false;
-    return true;
-}

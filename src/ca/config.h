@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "../common/err.h"
+#include "../store/store.h"
 #include "profile.h"
 
 #define FP_PATH_MAX 1024
@@ -118,8 +119,6 @@ void fp_config_write(const fp_config *c, FILE *f);
 /* Profile by name, or NULL. */
 const fp_profile *fp_config_profile(const fp_config *c, const char *name);
 
-/* True if name is a valid project name: [a-z0-9][a-z0-9_-]{0,62}. */
-bool fp_project_name_ok(const char *name);
 
 /* EST label by name ("" = default), or NULL. */
 const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);

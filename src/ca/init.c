@@ -108,7 +108,7 @@ static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
     if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK ||
         (rc = fp_mint_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
         goto out;
-    ir = (fp_issue_req){req, profile, 0, "cli:init", false};
+    ir = (fp_issue_req){.csr = req, .profile = profile, .actor = "cli:init", .via = "init"};
     if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, keyfile, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_key_write(path, key, o->pass, o->passlen, err)) != FP_ERR_OK ||
@@ -141,6 +141,50 @@ static int write_config(const fp_config *cfg, fp_error *err)
     return rc;
 }
 
+/* Project "default", which holds the issuing CA init makes.  A fresh
+ * store has it already (the store's contract); should it not, it is
+ * created here, audited. */
+static int store_project_default(fp_store *store, fp_error *err)
+{
+    fp_project_rec p;
+    fp_audit_event ev = {"cli:init", "project.create", FP_PROJECT_DEFAULT, "",
+                         FP_PROJECT_DEFAULT};
+    int rc = fp_store_project_get(store, FP_PROJECT_DEFAULT, &p, err);
+    if (rc == FP_ERR_NOT_FOUND)
+        rc = fp_store_project_put(store, FP_PROJECT_DEFAULT, &ev, err);
+    return rc;
+}
+
+/* Record a CA init made: the root (no project) or the active issuing CA
+ * of project "default", whose key is the [ca] config's (key_ref ""). */
+static int store_ca(fp_store *store, const char *id, int kind, const char *project,
+                    const char *parent, X509 *cert, fp_error *err)
+{
+    fp_ca_rec r;
+    fp_audit_event ev = {"cli:init", "ca.create", id,
+                         kind == FP_CA_ROOT ? "{\"role\":\"root\"}" : "{\"role\":\"issuing\"}",
+                         project};
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.id, sizeof(r.id), "%s", id);
+    snprintf(r.project, sizeof(r.project), "%s", project);
+    snprintf(r.parent_id, sizeof(r.parent_id), "%s", parent);
+    r.kind = kind;
+    r.active = kind == FP_CA_ISSUING;
+    r.not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
+    r.not_after = fp_asn1_time_unix(X509_get0_notAfter(cert));
+    r.subject = fp_name_string(X509_get_subject_name(cert));
+    if (r.subject == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    rc = fp_cert_to_der(cert, &r.der, &r.der_len, err);
+    if (rc == FP_ERR_OK)
+        rc = fp_store_ca_add(store, &r, &ev, err);
+    free(r.subject);
+    OPENSSL_free(r.der);
+    return rc;
+}
+
 int fp_ca_init(fp_init_opts *o, fp_error *err)
 {
     fp_config *cfg = NULL;
@@ -149,11 +193,8 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     X509 *root = NULL, *iss = NULL;
     fp_store *store = NULL;
     fp_ca *ca = NULL;
-    unsigned char *der = NULL;
-    size_t der_len = 0;
     char path[FP_PATH_MAX], cn[256];
     const char *svc_algo;
-    fp_audit_event ev;
     int rc;
 
     o->backup_dir[0] = '\0';
@@ -207,15 +248,10 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     if ((rc = fp_config_path(cfg, cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
         goto out;
-    ev = (fp_audit_event){"cli:init", "ca.create", cfg->root_id, "{\"role\":\"root\"}"};
-    if ((rc = fp_cert_to_der(root, &der, &der_len, err)) != FP_ERR_OK ||
-        (rc = fp_store_ca_put(store, cfg->root_id, NULL, der, der_len, &ev, err)) != FP_ERR_OK)
-        goto out;
-    OPENSSL_free(der);
-    der = NULL;
-    ev = (fp_audit_event){"cli:init", "ca.create", cfg->issuing_id, "{\"role\":\"issuing\"}"};
-    if ((rc = fp_cert_to_der(iss, &der, &der_len, err)) != FP_ERR_OK ||
-        (rc = fp_store_ca_put(store, cfg->issuing_id, cfg->root_id, der, der_len, &ev, err)) != FP_ERR_OK)
+    if ((rc = store_project_default(store, err)) != FP_ERR_OK ||
+        (rc = store_ca(store, cfg->root_id, FP_CA_ROOT, "", "", root, err)) != FP_ERR_OK ||
+        (rc = store_ca(store, cfg->issuing_id, FP_CA_ISSUING, FP_PROJECT_DEFAULT, cfg->root_id,
+                       iss, err)) != FP_ERR_OK)
         goto out;
 
     if ((rc = fp_ca_open(cfg, o->pass, o->passlen, &ca, err)) != FP_ERR_OK)
@@ -234,7 +270,6 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
         goto out;
     rc = write_config(cfg, err);
 out:
-    OPENSSL_free(der);
     fp_ca_free(ca);
     fp_store_close(store);
     X509_free(root);

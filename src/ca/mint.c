@@ -3,9 +3,11 @@
 #include "mint.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/x509v3.h>
 
+#include "../common/util.h"
 #include "../x509/x509util.h"
 #include "build.h"
 #include "profile.h"

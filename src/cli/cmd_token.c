@@ -286,8 +286,8 @@ static int pending_cmd(int argc, char **argv, int mode /* 0 list, 1 approve, 2 r
         if (optind != argc)
             return cli_usage_error("pending", "unexpected argument '%s'", argv[optind]);
         if (cli_open_store(&env, &err) != FP_ERR_OK ||
-            fp_store_pending_list(env.store, all ? -1 : FP_PENDING_WAITING, print_pending, arr,
-                                  &err) != FP_ERR_OK)
+            fp_store_pending_list(env.store, NULL, all ? -1 : FP_PENDING_WAITING, print_pending,
+                                  arr, &err) != FP_ERR_OK)
             rc = cli_fail(&err);
         else if (arr != NULL) {
             json_dumpf(arr, stdout, JSON_INDENT(2));
