@@ -292,7 +292,7 @@ static int serve_cas(rev_state *st, fp_error *err)
             (rc = add_crl(st, fp_ca_id(ca), true, err)) != FP_ERR_OK)
             return rc;
         if (renewed)
-            fp_log(FP_LOG_INFO, "OCSP signer certificate of %s renewed", fp_ca_id(ca));
+            fp_log(FP_LOG_INFO, "OCSP signer certificate renewed (CA %s)", fp_ca_id(ca));
     }
     if ((rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
         return rc;

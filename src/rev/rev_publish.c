@@ -169,7 +169,7 @@ static void *watcher(void *arg)
                     fp_log(FP_LOG_WARN, "OCSP signer renewal of %s: %s", fp_ca_id(ca),
                            fp_err_str(&err));
                 else if (renewed)
-                    fp_log(FP_LOG_INFO, "OCSP signer certificate of %s renewed", fp_ca_id(ca));
+                    fp_log(FP_LOG_INFO, "OCSP signer certificate renewed (CA %s)", fp_ca_id(ca));
             }
         }
     }

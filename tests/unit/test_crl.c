@@ -47,7 +47,7 @@ static void issue(fx *f, const char *cn, char serial[FP_SERIAL_HEX_MAX])
 
     snprintf(subj, sizeof(subj), "/CN=%s", cn);
     req = tu_csr(f->key, subj, NULL, 0, NULL, NULL);
-    ir = (fp_issue_req){req, "device", 0, "unit", false};
+    ir = (fp_issue_req){.csr = req, .profile = "device", .days = 0, .actor = "unit"};
     if (fp_ca_issue(f->ca, f->store, &ir, &x, &e) != 0)
         fail_msg("issue: %s", e.msg);
     fp_serial_hex(X509_get0_serialNumber(x), serial);
@@ -335,7 +335,7 @@ static void test_revoke_by_device(void **state)
     int count = 0;
 
     req = tu_csr(f->key, "/CN=gateway", "URI:urn:dev:abc-1", 0, NULL, NULL);
-    ir = (fp_issue_req){req, "device", 0, "unit", false};
+    ir = (fp_issue_req){.csr = req, .profile = "device", .days = 0, .actor = "unit"};
     if (fp_ca_issue(f->ca, f->store, &ir, &x, &e) != 0)
         fail_msg("issue: %s", e.msg);
     X509_free(x);

@@ -638,7 +638,7 @@ static void test_chain_check_store(void **state)
     tu_ca f;
     EVP_PKEY *subkey = tu_key("p256"), *leafkey = tu_key("p256");
     X509_REQ *subreq = tu_csr(subkey, "/CN=Sub CA", NULL, 0, NULL, NULL);
-    fp_issue_req ir = {subreq, "sub-ca", 0, "test", false};
+    fp_issue_req ir = {.csr = subreq, .profile = "sub-ca", .days = 0, .actor = "test"};
     X509 *sub = NULL, *leaf = X509_new();
     STACK_OF(X509) *chain = sk_X509_new_null();
     X509_NAME *n = X509_NAME_new();
@@ -725,7 +725,7 @@ static void test_ms_ext_req_sans_checked(void **state)
     X509_REQ *r = tu_csr(k, "/CN=dev-ms", NULL, 0, NULL, NULL);
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "IP:10.9.9.9");
-    fp_issue_req ir = {r, "device", 0, "test", false};
+    fp_issue_req ir = {.csr = r, .profile = "device", .days = 0, .actor = "test"};
     X509 *cert = NULL;
     fp_error err = {0};
     (void)state;
