@@ -1213,6 +1213,49 @@ static int pending_ids_cb(void *arg, const fp_pending_rec *r)
     return FP_ERR_OK;
 }
 
+/* Approval: the held request becomes issued and the certificate is stored
+ * in one transaction, or neither happens. */
+static void test_pending_issue(void **state)
+{
+    fx *f = *state;
+    fp_pending_rec pr = mkpending(FP_PROJECT_DEFAULT, "lab", "abc"), out;
+    fp_cert_rec r = mkrec("BB01", fp_now() + 1000);
+    fp_audit_event cev = {"t", "cert.issue", "BB01", "{}", FP_PROJECT_DEFAULT};
+    fp_audit_event dev = {"t", "csr.approve", "BB01", "", FP_PROJECT_DEFAULT};
+    fp_error e = {0};
+    int64_t id = 0, idb = 0;
+
+    assert_int_equal(fp_store_pending_add(f->s, &pr, &id, NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_pending_issue(f->s, id, &r, &cev, &dev, &e), FP_ERR_OK);
+    assert_true(cert_stored(f->s, "BB01"));
+    assert_int_equal(fp_store_pending_get(f->s, id, &out, &e), FP_ERR_OK);
+    assert_int_equal(out.status, FP_PENDING_ISSUED);
+    assert_string_equal(out.serial, "BB01");
+    fp_pending_rec_clear(&out);
+    assert_int_equal(audit_count(f->s, "csr.approve", "BB01", FP_PROJECT_DEFAULT), 1);
+    assert_int_equal(audit_count(f->s, "cert.issue", "BB01", FP_PROJECT_DEFAULT), 1);
+    /* decided already: refused, and the new certificate is not stored */
+    r = mkrec("BB02", fp_now() + 1000);
+    assert_int_equal(fp_store_pending_issue(f->s, id, &r, &cev, &dev, &e), FP_ERR_STATE);
+    assert_false(cert_stored(f->s, "BB02"));
+    /* a request of another project cannot be issued under this one */
+    project_put(f->s, "b");
+    pr = mkpending("b", "lab", "abc");
+    assert_int_equal(fp_store_pending_add(f->s, &pr, &idb, NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_pending_issue(f->s, idb, &r, &cev, &dev, &e), FP_ERR_STATE);
+    assert_false(cert_stored(f->s, "BB02"));
+    /* a serial collision leaves the request waiting */
+    pr = mkpending(FP_PROJECT_DEFAULT, "lab", "def");
+    assert_int_equal(fp_store_pending_add(f->s, &pr, &id, NULL, &e), FP_ERR_OK);
+    r = mkrec("BB01", fp_now() + 1000);
+    assert_int_equal(fp_store_pending_issue(f->s, id, &r, &cev, &dev, &e), FP_ERR_DUPLICATE);
+    assert_int_equal(fp_store_pending_get(f->s, id, &out, &e), FP_ERR_OK);
+    assert_int_equal(out.status, FP_PENDING_WAITING);
+    fp_pending_rec_clear(&out);
+    assert_int_equal(audit_count(f->s, "csr.approve", NULL, NULL), 1);
+    assert_audit_ok(f->s, 3); /* cert.issue, csr.approve, project b */
+}
+
 static void test_pending_scoped_by_project(void **state)
 {
     fx *f = *state;
@@ -1468,6 +1511,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_spend_rolled_back_with_the_batch),
         T(test_pending),
         T(test_pending_scoped_by_project),
+        T(test_pending_issue),
         T(test_audit_chain_mixed_projects),
         cmocka_unit_test(test_audit_hash_covers_project),
         T(test_audit_detects_edit),
