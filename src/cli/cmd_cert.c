@@ -44,6 +44,7 @@ static json_t *rec_json(const fp_cert_rec *r, int64_t now, const char *pem)
         json_object_set_new(j, "revoked_at", json_string(ra));
         json_object_set_new(j, "reason", json_string(fp_reason_name(r->reason)));
     }
+    json_object_set_new(j, "project", json_string(r->project));
     if (pem)
         json_object_set_new(j, "pem", json_string(pem));
     return j;
@@ -200,9 +201,10 @@ out:
 
 static const char list_help[] =
     "usage: fleetpki list [--status valid|revoked|expired|on-hold] [--expiring-within DAYS]\n"
-    "                     [--profile NAME] [--limit N] [--dir DIR] [--json]\n"
+    "                     [--profile NAME] [--project P] [--ca ID] [--limit N]\n"
+    "                     [--dir DIR] [--json]\n"
     "\nLists issued certificates, oldest first: serial, status, notAfter,\n"
-    "profile, subject.\n";
+    "profile, subject (--json adds the project and CA).\n";
 
 typedef struct {
     json_t *arr;
@@ -236,6 +238,8 @@ int cmd_list(int argc, char **argv)
         {"expiring-within", required_argument, NULL, 'e'},
         {"profile", required_argument, NULL, 'p'},
         {"limit", required_argument, NULL, 'l'},
+        {"project", required_argument, NULL, 'J'},
+        {"ca", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
@@ -246,7 +250,7 @@ int cmd_list(int argc, char **argv)
     int c, rc = EXIT_OK;
 
     f.now = lc.now = fp_now();
-    while ((c = getopt_long(argc, argv, "d:s:e:p:l:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:s:e:p:l:J:A:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
@@ -273,6 +277,12 @@ int cmd_list(int argc, char **argv)
             break;
         case 'p':
             f.profile = optarg;
+            break;
+        case 'J':
+            f.project = optarg;
+            break;
+        case 'A':
+            f.ca_id = optarg;
             break;
         case 'l':
             if (parse_int(optarg, 1, INT_MAX, &v) != 0)

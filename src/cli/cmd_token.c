@@ -187,8 +187,8 @@ static int print_pending(void *arg, const fp_pending_rec *r)
 {
     json_t *arr = arg;
     if (arr != NULL) {
-        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id",
-                                             (json_int_t)r->id, "label",
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
+                                             (json_int_t)r->id, "project", r->project, "label",
                                              r->label[0] ? r->label : "default", "status",
                                              pending_status(r->status), "subject", r->subject,
                                              "requested_by", r->actor, "serial", r->serial));

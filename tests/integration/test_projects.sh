@@ -241,6 +241,23 @@ grep -q "$T/b1.crt: good" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "beta O
 grep -q "Subject: .*OCSP responder (beta-1)" "$T/ocsp.out" || fail "beta's responder"
 pass "OCSP answers for every CA, each signed by that CA's delegated responder"
 
+# the CLI sees the same per-project, per-CA state
+fp list --dir "$CA" --project beta --json >"$T/lb.json"
+python3 - "$T/lb.json" <<'PY' || fail "list --project beta"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert all(r["project"] == "beta" and r["ca"] == "beta-1" for r in rows), rows
+assert sorted(r["profile"] for r in rows) == ["device", "device", "ocsp-signer"], rows
+PY
+fp crl --dir "$CA" --ca acme-1 --out "$T/acme-cli.crl" >/dev/null || fail "crl --ca acme-1"
+openssl crl -inform DER -in "$T/acme-cli.crl" -noout -text | grep -q "$a1_serial" || fail "CLI CRL of acme-1"
+openssl ocsp -issuer "$T/acme-ca.pem" -cert "$T/a1.crt" -no_nonce -reqout "$T/a1.ocspreq" >/dev/null 2>&1
+fp ocsp --dir "$CA" --request "$T/a1.ocspreq" --out "$T/a1.ocspresp" || fail "offline OCSP"
+openssl ocsp -respin "$T/a1.ocspresp" -issuer "$T/acme-ca.pem" -cert "$T/a1.crt" \
+    -CAfile "$CA/root.crt" >"$T/ocsp.out" 2>&1 || true
+grep -q "$T/a1.crt: revoked" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "offline OCSP status"; }
+pass "list --project, crl --ca and offline OCSP answer per project and CA"
+
 # a revoked acme device falls back to nothing: its renewal is refused
 s=$(est_post "$EST/acme/simplereenroll" "$T/a1.b64" --cert "$T/a1.crt" --key "$T/a1.key")
 expect_status 401 "a revoked acme certificate no longer renews" "$s"
