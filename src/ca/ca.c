@@ -239,21 +239,25 @@ int fp_ca_revoke(fp_store *store, const char *serial, int reason,
                  const char *actor, fp_error *err)
 {
     const char *rname = fp_reason_name(reason);
+    fp_cert_status_rec st;
     char *detail;
     fp_audit_event ev;
     int rc;
 
     if (rname == NULL)
         return fp_err_set(err, FP_ERR_ARG, "unknown revocation reason %d", reason);
+    /* the audit row belongs to the certificate's project */
+    if ((rc = fp_store_cert_status(store, serial, &st, err)) != FP_ERR_OK)
+        return rc;
     if ((detail = fp_audit_detail("reason", rname, NULL)) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     if (reason == FP_REASON_REMOVE_FROM_CRL) {
         ev = (fp_audit_event){.actor = actor, .action = "cert.unhold", .object = serial,
-                              .detail = detail};
+                              .detail = detail, .project = st.project};
         rc = fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
     } else {
         ev = (fp_audit_event){.actor = actor, .action = "cert.revoke", .object = serial,
-                              .detail = detail};
+                              .detail = detail, .project = st.project};
         rc = fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
     }
     free(detail);
