@@ -8,6 +8,7 @@
 #include "../common/util.h"
 #include "../x509/x509util.h"
 #include "detail.h"
+#include "policy.h"
 
 #define SERIAL_ATTEMPTS 8
 
@@ -184,6 +185,24 @@ int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **ce
     if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
         return rc;
     return fp_ca_issue(ca, store, req, cert, err);
+}
+
+int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, fp_error *err)
+{
+    const fp_profile *p;
+    fp_ca *ca = NULL;
+    int rc;
+
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+        return rc;
+    p = fp_config_profile(fp_ca_config(ca), req->profile);
+    rc = p == NULL ? fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile)
+                   : fp_policy_check(p, req->csr, err);
+    if (rc == FP_ERR_OK && req->check != NULL)
+        rc = req->check(req->check_arg, NULL, NULL, err);
+    if (rc != FP_ERR_OK && store != NULL && fp_err_is_refusal(rc))
+        audit_refusal(store, ca, req, err);
+    return rc;
 }
 
 /* ---- group commit ---- */

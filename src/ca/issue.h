@@ -44,6 +44,11 @@ int fp_issuer_pick(const fp_issuer *iss, const fp_issue_req *req, fp_ca **ca, fp
 int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **cert,
              fp_error *err);
 
+/* Steps 1-2 without signing, for a request to be held for approval:
+ * would the project's CA accept it?  req->check is called with a NULL
+ * certificate and record.  Refusals audited on store, as fp_issue. */
+int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, fp_error *err);
+
 /* Called once, on the committer's writer thread, when the commit is done:
  * rc FP_ERR_OK and cert (the callee's to free) when durable; otherwise
  * the error (FP_ERR_STATE / FP_ERR_NOT_FOUND: the token could not pay)

@@ -373,6 +373,21 @@ static int keygen_csr(const fp_est_label *l, const fp_profile *p, X509_REQ *clie
 
 /* ---- manual approval ---- */
 
+typedef struct {
+    const est_label *lb;
+    const est_identity *id;
+    X509_REQ *csr;
+} held_check;
+
+/* The requested name, checked on the request (no certificate yet). */
+static int held_name_check(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
+{
+    held_check *h = arg;
+    (void)cert;
+    (void)rec;
+    return est_check_requested_name(h->lb, h->id, h->csr, NULL, err);
+}
+
 /* Answers the request; returns FP_HTTP_DONE. */
 static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req, X509_REQ *csr,
                            const unsigned char *der, size_t der_len, const est_identity *id)
@@ -393,14 +408,17 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
     snprintf(retry, sizeof(retry), "%d", lb->cfg->retry_after_seconds);
     rc = fp_store_pending_find(store, lb->cfg->project, lb->cfg->name, hash, &pr, &err);
     if (rc == FP_ERR_NOT_FOUND) {
-        const fp_profile *p = fp_config_profile(st->cfg, lb->cfg->profile);
         fp_pending_rec add;
         fp_audit_event ev = {.actor = id->actor, .action = "csr.hold", .object = "",
                              .detail = "", .project = lb->cfg->project};
         int64_t pid = 0;
-        /* refuse at once what an operator could not approve anyway */
-        if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK ||
-            (rc = est_check_requested_name(lb, id, csr, NULL, &err)) != FP_ERR_OK) {
+        /* refuse at once what an operator could not approve anyway: the
+         * issuance path's own checks, without signing */
+        held_check hc = {lb, id, csr};
+        fp_issue_req ir = {.csr = csr, .profile = lb->cfg->profile, .actor = id->actor,
+                           .project = lb->cfg->project, .via = "est/hold",
+                           .check = held_name_check, .check_arg = &hc};
+        if ((rc = fp_issue_precheck(st->app->issuer, store, &ir, &err)) != FP_ERR_OK) {
             est_answer_error(req, &err);
             return FP_HTTP_DONE;
         }
