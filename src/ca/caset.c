@@ -26,9 +26,6 @@ struct fp_caset {
     fp_ca **cas; /* issuing CAs */
     bool *active;
     int n_cas;
-    X509 *root;
-    char root_id[64];
-    fp_signer *root_signer;
     trust_set *trust;
     int n_trust;
     STACK_OF(X509) *empty;
@@ -168,24 +165,6 @@ static trust_set *trust_for(fp_caset *cs, const char *project, bool create)
     }
 }
 
-/* The root's key, when it is online (it may be kept offline after init). */
-static void open_root_key(fp_caset *cs, const char *pass, size_t passlen)
-{
-    char path[FP_PATH_MAX];
-    fp_error e = {0};
-
-    if (cs->root == NULL || strcmp(cs->root_id, cs->cfg->root_id) != 0 ||
-        fp_config_path(cs->cfg, cs->cfg->root_key, path, sizeof(path), &e) != FP_ERR_OK ||
-        !fp_file_exists(path))
-        return;
-    if (fp_signer_open_file(path, pass, passlen, &cs->root_signer, &e) != FP_ERR_OK ||
-        fp_signer_check_cert(cs->root_signer, cs->root, &e) != FP_ERR_OK) {
-        fp_log(FP_LOG_INFO, "root key not used: %s", e.msg);
-        fp_signer_free(cs->root_signer);
-        cs->root_signer = NULL;
-    }
-}
-
 int fp_caset_load(const fp_config *cfg, fp_store *store, const char *pass, size_t passlen,
                   fp_caset **out, fp_error *err)
 {
@@ -212,14 +191,7 @@ int fp_caset_load(const fp_config *cfg, fp_store *store, const char *pass, size_
     }
     for (int i = 0; i < l.n; i++) {
         row *r = &l.rows[i];
-        if (r->rec.kind == FP_CA_ROOT && cs->root == NULL) {
-            if (!X509_up_ref(r->cert)) {
-                rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
-                goto out;
-            }
-            cs->root = r->cert;
-            snprintf(cs->root_id, sizeof(cs->root_id), "%s", r->rec.id);
-        } else if (r->rec.kind == FP_CA_TRUST_ROOT) {
+        if (r->rec.kind == FP_CA_TRUST_ROOT) {
             trust_set *t = trust_for(cs, r->rec.project, true);
             if (t == NULL || !X509_up_ref(r->cert) || !sk_X509_push(t->roots, r->cert)) {
                 rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
@@ -238,7 +210,6 @@ int fp_caset_load(const fp_config *cfg, fp_store *store, const char *pass, size_
         rc = fp_err_set(err, FP_ERR_CONFIG, "the store lists no issuing CA (run fleetpki init)");
         goto out;
     }
-    open_root_key(cs, pass, passlen);
     *out = cs;
     cs = NULL;
 out:
@@ -260,8 +231,6 @@ void fp_caset_free(fp_caset *cs)
     for (int i = 0; i < cs->n_trust; i++)
         sk_X509_pop_free(cs->trust[i].roots, X509_free);
     free(cs->trust);
-    X509_free(cs->root);
-    fp_signer_free(cs->root_signer);
     sk_X509_free(cs->empty);
     free(cs);
 }
@@ -284,9 +253,6 @@ fp_ca *fp_caset_find(const fp_caset *cs, const char *ca_id)
 
 int fp_caset_count(const fp_caset *cs) { return cs->n_cas; }
 fp_ca *fp_caset_at(const fp_caset *cs, int i) { return i >= 0 && i < cs->n_cas ? cs->cas[i] : NULL; }
-X509 *fp_caset_root(const fp_caset *cs) { return cs->root; }
-const char *fp_caset_root_id(const fp_caset *cs) { return cs->root_id; }
-fp_signer *fp_caset_root_signer(const fp_caset *cs) { return cs->root_signer; }
 
 STACK_OF(X509) *fp_caset_trust_roots(const fp_caset *cs, const char *project)
 {
@@ -294,17 +260,4 @@ STACK_OF(X509) *fp_caset_trust_roots(const fp_caset *cs, const char *project)
         if (!strcmp(cs->trust[i].project, project))
             return cs->trust[i].roots;
     return cs->empty;
-}
-
-int fp_caset_has_project(const fp_caset *cs, const char *project)
-{
-    if (fp_caset_active(cs, project) != NULL)
-        return 1;
-    for (int i = 0; i < cs->n_cas; i++)
-        if (!strcmp(fp_ca_project(cs->cas[i]), project))
-            return 1;
-    for (int i = 0; i < cs->n_trust; i++)
-        if (!strcmp(cs->trust[i].project, project))
-            return 1;
-    return 0;
 }

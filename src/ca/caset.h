@@ -23,8 +23,9 @@
 typedef struct fp_caset fp_caset;
 
 /* Load every issuing CA (with its key; one that cannot be opened is an
- * error naming it), the root and the trust roots.  The root's key is
- * optional (it may be kept offline): fp_caset_root_signer is NULL then. */
+ * error naming it, so a server never starts with a project it cannot
+ * serve) and every project's trust roots.  The root's own key is not
+ * needed (it may be kept offline). */
 int fp_caset_load(const fp_config *cfg, fp_store *store, const char *pass, size_t passlen,
                   fp_caset **out, fp_error *err);
 void fp_caset_free(fp_caset *cs);
@@ -37,15 +38,8 @@ fp_ca *fp_caset_find(const fp_caset *cs, const char *ca_id);
 int fp_caset_count(const fp_caset *cs);
 fp_ca *fp_caset_at(const fp_caset *cs, int i);
 
-X509 *fp_caset_root(const fp_caset *cs);
-const char *fp_caset_root_id(const fp_caset *cs);
-fp_signer *fp_caset_root_signer(const fp_caset *cs);
-
 /* The project's bring-your-own roots (possibly empty, never NULL). */
 STACK_OF(X509) *fp_caset_trust_roots(const fp_caset *cs, const char *project);
-
-/* True if project names a project that holds at least one CA or root. */
-int fp_caset_has_project(const fp_caset *cs, const char *project);
 
 /* DIR/ca/<id>/<file> for a CA made after init. */
 int fp_caset_file(const fp_config *cfg, const char *ca_id, const char *file, char *buf,

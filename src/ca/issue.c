@@ -36,7 +36,6 @@ void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer)
     iss->committer = committer;
 }
 
-const fp_caset *fp_issuer_cas(const fp_issuer *iss) { return iss->cas; }
 
 static const char *req_project(const fp_issue_req *req)
 {

@@ -33,7 +33,6 @@ int fp_issuer_new(const fp_caset *cas, fp_committer *committer, fp_issuer **out,
 void fp_issuer_free(fp_issuer *iss);
 /* Group commit for fp_issue_submit (the server's writer; NULL: none). */
 void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer);
-const fp_caset *fp_issuer_cas(const fp_issuer *iss);
 
 /* The CA that would sign req (see step 1); FP_ERR_NOT_FOUND with the
  * project named when there is none. */

@@ -206,11 +206,16 @@ pass "fleetpki issue --project signs with the project's CA"
 # ---- revocation: per-CA CRL and OCSP ----
 a1_serial=$(openssl x509 -in "$T/a1.crt" -noout -serial | cut -d= -f2)
 fp revoke "$a1_serial" --reason keyCompromise --dir "$CA" >/dev/null || fail "revoke a1"
-for _ in $(seq 1 100); do
-    curl -sf -o "$T/acme.crl" "http://$HTTP/crl/acme-1.crl" &&
-        openssl crl -inform DER -in "$T/acme.crl" -noout -text 2>/dev/null | grep -q "$a1_serial" && break
+listed=no
+for _ in $(seq 1 600); do
+    if curl -sf -o "$T/acme.crl" "http://$HTTP/crl/acme-1.crl" &&
+        openssl crl -inform DER -in "$T/acme.crl" -noout -text 2>/dev/null | grep -q "$a1_serial"; then
+        listed=yes
+        break
+    fi
     sleep 0.1
 done
+[ "$listed" = yes ] || { tail -20 "$T/server.log" >&2; fail "acme's CRL does not list the revoked certificate after 60 s"; }
 openssl crl -inform DER -in "$T/acme.crl" -out "$T/acme-crl.pem"
 curl -sf -o "$T/beta.crl" "http://$HTTP/crl/beta-1.crl" || fail "beta CRL"
 openssl crl -inform DER -in "$T/beta.crl" -out "$T/beta-crl.pem"
