@@ -226,7 +226,7 @@ int main(int argc, char **argv)
         goto out;
     }
     {
-        fp_issue_req ir = {csr, "device", 0, "bench:populate", false};
+        fp_issue_req ir = {.csr = csr, .profile = "device", .actor = "bench:populate"};
         if ((rc = fp_ca_sign(ca, &ir, &tmpl, &trec, &err)) != FP_ERR_OK)
             goto out;
     }
@@ -260,7 +260,7 @@ int main(int argc, char **argv)
             char *subj = subjects + i * SUBJECT_MAX;
 
             if (o.sign) {
-                fp_issue_req ir = {csr, "device", 0, "bench:populate", false};
+                fp_issue_req ir = {.csr = csr, .profile = "device", .actor = "bench:populate"};
                 X509 *x = NULL;
                 fp_cert_rec_clear(rec);
                 if ((rc = fp_ca_sign(ca, &ir, &x, rec, &err)) != FP_ERR_OK)
@@ -271,6 +271,7 @@ int main(int argc, char **argv)
                 random_serial(r, rec->serial);
                 snprintf(rec->ca_id, sizeof(rec->ca_id), "%s", fp_ca_id(ca));
                 snprintf(rec->profile, sizeof(rec->profile), "device");
+                snprintf(rec->project, sizeof(rec->project), "%s", FP_PROJECT_DEFAULT);
                 snprintf(subj, SUBJECT_MAX, "CN=dev-%010" PRIu64, done + i);
                 rec->subject = subj;
                 rec->sans = (char *)"";
@@ -280,7 +281,7 @@ int main(int argc, char **argv)
                 rec->not_after = now - age + 365 * DAY;
                 rec->issued_at = now - age;
             }
-            evs[i] = (fp_audit_event){"bench:populate", "cert.issue", rec->serial, detail};
+            evs[i] = (fp_audit_event){"bench:populate", "cert.issue", rec->serial, detail, NULL};
             /* revoked_pct of 2^24 */
             if ((uint64_t)pick * 100 < (uint64_t)o.revoked_pct << 24 || o.revoked_pct == 100) {
                 revoke_item *it = &rv[nrv++];
@@ -326,7 +327,7 @@ int main(int argc, char **argv)
     }
     if (db != NULL && n_revoked > 0) {
         char d[160];
-        fp_audit_event ev = {"bench:populate", "cert.revoke-bulk", "", d};
+        fp_audit_event ev = {"bench:populate", "cert.revoke-bulk", "", d, NULL};
         snprintf(d, sizeof(d), "{\"count\":%" PRIu64 ",\"note\":\"benchmark set-up\"}", n_revoked);
         if ((rc = fp_store_audit_append(store, &ev, &err)) != FP_ERR_OK)
             goto out;

@@ -66,6 +66,7 @@ static void record(X509 *x, const char *profile)
         abort();
     snprintf(rec.ca_id, sizeof(rec.ca_id), "%s", CA_ID);
     snprintf(rec.profile, sizeof(rec.profile), "%s", profile);
+    snprintf(rec.project, sizeof(rec.project), "%s", FP_PROJECT_DEFAULT);
     rec.subject = fp_name_string(X509_get_subject_name(x));
     rec.sans = strdup("");
     rec.not_before = fp_asn1_time_unix(X509_get0_notBefore(x));
@@ -103,7 +104,11 @@ static void init(void)
         abort();
     }
     len = i2d_X509(G.issuing, &der);
-    if (len <= 0 || fp_store_ca_put(G.store, CA_ID, NULL, der, (size_t)len, NULL, &err) != FP_ERR_OK) {
+    if (len <= 0 ||
+        fp_store_ca_add(G.store,
+                        &(fp_ca_rec){.id = CA_ID, .kind = FP_CA_ROOT, .der = der,
+                                     .der_len = (size_t)len},
+                        NULL, &err) != FP_ERR_OK) {
         fprintf(stderr, "fuzz_est_chain: ca: %s\n", err.msg);
         abort();
     }

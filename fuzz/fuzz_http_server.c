@@ -31,12 +31,14 @@
 #include "ca/config.h"
 #include "common/util.h"
 #include "http/http.h"
+#include "serve/app.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[] = "/tmp/fp_fuzz_http.XXXXXX";
 static fp_config cfg;
-static fp_ca *ca;
+static fp_ca *ca; /* borrowed from app.cas */
+static fp_app app;
 static fp_http_server *srv;
 static pthread_t thread;
 static struct sockaddr_in addr;
@@ -170,7 +172,8 @@ static void teardown(void)
     fp_http_server_stop(srv);
     pthread_join(thread, NULL);
     fp_http_server_free(srv);
-    fp_ca_free(ca);
+    fp_issuer_free(app.issuer);
+    fp_caset_free(app.cas);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", dir);
@@ -236,12 +239,23 @@ static void setup(void)
     cfg.max_header_bytes = 4096;
     cfg.max_body_bytes = 8192;
     cfg.idle_timeout_seconds = 5;
-    if (fp_ca_open(&cfg, NULL, 0, &ca, &err) != FP_ERR_OK) {
-        fprintf(stderr, "setup: %s\n", fp_err_str(&err));
-        abort();
+    {
+        char path[FP_PATH_MAX];
+        fp_store *store = NULL;
+        if (fp_config_path(&cfg, cfg.store_path, path, sizeof(path), &err) != FP_ERR_OK ||
+            fp_store_open(path, &store, &err) != FP_ERR_OK ||
+            fp_caset_load(&cfg, store, NULL, 0, &app.cas, &err) != FP_ERR_OK ||
+            fp_issuer_new(app.cas, NULL, &app.issuer, &err) != FP_ERR_OK) {
+            fprintf(stderr, "setup: %s\n", fp_err_str(&err));
+            abort();
+        }
+        fp_store_close(store);
+        app.cfg = &cfg;
+        ca = fp_caset_active(app.cas, FP_PROJECT_DEFAULT);
     }
     ho.cfg = &cfg;
     ho.ca = ca;
+    ho.app = &app;
     ho.https_listen = "";
     ho.http_listen = "127.0.0.1:0";
     ho.quiet = true;

@@ -61,12 +61,17 @@ static void setup(void)
     EVP_Digest(pk->data, (size_t)pk->length, key_hash, NULL, EVP_sha1(), NULL);
     OPENSSL_free(der);
     fp_store_open(":memory:", &store, NULL);
-    fp_store_ca_put(store, "fuzz", NULL, (const unsigned char *)"x", 1, NULL, NULL);
+    {
+        fp_ca_rec car = {.id = "fuzz", .kind = FP_CA_ROOT, .der = (unsigned char *)"x",
+                         .der_len = 1};
+        fp_store_ca_add(store, &car, NULL, NULL);
+    }
     memset(recs, 0, sizeof(recs));
     for (int i = 0; i < 2; i++) {
         snprintf(recs[i].serial, sizeof(recs[i].serial), "%02X", 0x10 + i);
         snprintf(recs[i].ca_id, sizeof(recs[i].ca_id), "fuzz");
         snprintf(recs[i].profile, sizeof(recs[i].profile), "device");
+        snprintf(recs[i].project, sizeof(recs[i].project), "%s", FP_PROJECT_DEFAULT);
         recs[i].subject = (char *)"CN=x";
         recs[i].sans = (char *)"";
         recs[i].der = (unsigned char *)"x";

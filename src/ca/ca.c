@@ -6,22 +6,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
 #include "../x509/x509util.h"
 #include "build.h"
+#include "detail.h"
 #include "policy.h"
 
-#define SERIAL_ATTEMPTS 8
 #define URL_MAX 512
 
 struct fp_ca {
     const fp_config *cfg;
+    char id[64];
+    char project[64];
     X509 *cert;
-    X509 *root;
+    STACK_OF(X509) *chain; /* issuers above cert, ending with a root */
     fp_signer *signer;
+    char ocsp_cert[FP_PATH_MAX], ocsp_key[FP_PATH_MAX]; /* its delegated responder */
     fp_serial_fn serial_fn;
     void *serial_arg;
     char crl_url[URL_MAX], ocsp_url[URL_MAX], ca_issuers_url[URL_MAX];
@@ -47,33 +49,48 @@ static int default_serial(void *arg, ASN1_INTEGER **out, fp_error *err)
     return fp_serial_random(out, err);
 }
 
-int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
-               fp_ca **out, fp_error *err)
+int fp_ca_open_spec(const fp_config *cfg, const fp_ca_spec *spec, const char *pass,
+                    size_t passlen, fp_ca **out, fp_error *err)
 {
     fp_ca *ca = NULL;
-    char path[FP_PATH_MAX];
     int rc;
 
     *out = NULL;
+    if (strlen(spec->id) >= sizeof(ca->id) || strlen(spec->project) >= sizeof(ca->project) ||
+        strlen(spec->ocsp_cert) >= sizeof(ca->ocsp_cert) ||
+        strlen(spec->ocsp_key) >= sizeof(ca->ocsp_key))
+        return fp_err_set(err, FP_ERR_ARG, "CA id, project or path too long");
     ca = calloc(1, sizeof(*ca));
     if (ca == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     ca->cfg = cfg;
     ca->serial_fn = default_serial;
-    if ((rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_cert_read(path, &ca->cert, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_cert_read(path, &ca->root, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->issuing_key, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_signer_open_file(path, pass, passlen, &ca->signer, err)) != FP_ERR_OK ||
-        (rc = fp_signer_check_cert(ca->signer, ca->cert, err)) != FP_ERR_OK)
+    snprintf(ca->id, sizeof(ca->id), "%s", spec->id);
+    snprintf(ca->project, sizeof(ca->project), "%s", spec->project);
+    snprintf(ca->ocsp_cert, sizeof(ca->ocsp_cert), "%s", spec->ocsp_cert);
+    snprintf(ca->ocsp_key, sizeof(ca->ocsp_key), "%s", spec->ocsp_key);
+    if (!X509_up_ref(spec->cert)) {
+        free(ca);
+        return fp_err_set(err, FP_ERR_CRYPTO, "CA certificate");
+    }
+    ca->cert = spec->cert;
+    ca->chain = X509_chain_up_ref(spec->chain);
+    if (ca->chain == NULL || sk_X509_num(ca->chain) < 1) {
+        rc = fp_err_set(err, FP_ERR_CONFIG, "CA '%s' has no issuer chain up to a root", spec->id);
         goto fail;
+    }
+    if ((rc = fp_signer_open_file(spec->key_path, pass, passlen, &ca->signer, err)) != FP_ERR_OK ||
+        (rc = fp_signer_check_cert(ca->signer, ca->cert, err)) != FP_ERR_OK) {
+        fp_err_prefix(err, "CA '%s': ", spec->id);
+        goto fail;
+    }
     if (cfg->public_url[0]) {
-        /* RFC 5280 4.2.1.13 / 4.2.2.1: where relying parties fetch status */
-        snprintf(ca->crl_url, sizeof(ca->crl_url), "%s/crl/%s.crl", cfg->public_url, cfg->issuing_id);
+        /* RFC 5280 4.2.1.13 / 4.2.2.1: where relying parties fetch status;
+         * every CA has its own CRL and CA certificate URL */
+        snprintf(ca->crl_url, sizeof(ca->crl_url), "%s/crl/%s.crl", cfg->public_url, ca->id);
         snprintf(ca->ocsp_url, sizeof(ca->ocsp_url), "%s/ocsp", cfg->public_url);
         snprintf(ca->ca_issuers_url, sizeof(ca->ca_issuers_url), "%s/ca/%s.crt", cfg->public_url,
-                 cfg->issuing_id);
+                 ca->id);
     }
     for (int i = 0; i < cfg->n_profiles; i++) {
         fp_build_params bp;
@@ -88,21 +105,65 @@ fail:
     return rc;
 }
 
+int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
+               fp_ca **out, fp_error *err)
+{
+    char path[FP_PATH_MAX], key_path[FP_PATH_MAX], ocsp_cert[FP_PATH_MAX], ocsp_key[FP_PATH_MAX];
+    X509 *cert = NULL, *root = NULL;
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    int rc;
+
+    *out = NULL;
+    if (chain == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    if ((rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, &cert, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_cert_read(path, &root, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->issuing_key, key_path, sizeof(key_path), err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_cert, ocsp_cert, sizeof(ocsp_cert), err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_key, ocsp_key, sizeof(ocsp_key), err)) != FP_ERR_OK)
+        goto out;
+    if (!sk_X509_push(chain, root)) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    root = NULL;
+    rc = fp_ca_open_spec(cfg,
+                         &(fp_ca_spec){cfg->issuing_id, FP_PROJECT_DEFAULT, cert, chain,
+                                       key_path, ocsp_cert, ocsp_key},
+                         pass, passlen, out, err);
+out:
+    X509_free(cert);
+    X509_free(root);
+    sk_X509_pop_free(chain, X509_free);
+    return rc;
+}
+
 void fp_ca_free(fp_ca *ca)
 {
     if (ca == NULL)
         return;
     X509_free(ca->cert);
-    X509_free(ca->root);
+    sk_X509_pop_free(ca->chain, X509_free);
     fp_signer_free(ca->signer);
     for (int i = 0; i < FP_MAX_PROFILES; i++)
         fp_build_fixed_free(ca->fixed[i]);
     free(ca);
 }
 
-const char *fp_ca_id(const fp_ca *ca) { return ca->cfg->issuing_id; }
+const char *fp_ca_id(const fp_ca *ca) { return ca->id; }
+const char *fp_ca_project(const fp_ca *ca) { return ca->project; }
 X509 *fp_ca_get0_cert(const fp_ca *ca) { return ca->cert; }
-X509 *fp_ca_get0_root(const fp_ca *ca) { return ca->root; }
+X509 *fp_ca_get0_root(const fp_ca *ca) { return sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1); }
+STACK_OF(X509) *fp_ca_get0_chain(const fp_ca *ca) { return ca->chain; }
+const fp_config *fp_ca_config(const fp_ca *ca) { return ca->cfg; }
+
+void fp_ca_ocsp_paths(const fp_ca *ca, const char **cert, const char **key)
+{
+    *cert = ca->ocsp_cert;
+    *key = ca->ocsp_key;
+}
 fp_signer *fp_ca_get0_signer(const fp_ca *ca) { return ca->signer; }
 
 void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg)
@@ -119,7 +180,8 @@ static int fill_rec(const fp_ca *ca, const char *profile, X509 *cert, fp_cert_re
     memset(rec, 0, sizeof(*rec));
     if (fp_serial_hex(X509_get0_serialNumber(cert), rec->serial) != 0)
         return fp_err_set(err, FP_ERR_CRYPTO, "serial encoding");
-    snprintf(rec->ca_id, sizeof(rec->ca_id), "%s", fp_ca_id(ca));
+    snprintf(rec->ca_id, sizeof(rec->ca_id), "%s", ca->id);
+    snprintf(rec->project, sizeof(rec->project), "%s", ca->project);
     snprintf(rec->profile, sizeof(rec->profile), "%s", profile);
     rec->subject = fp_name_string(X509_get_subject_name(cert));
     rec->sans = fp_cert_sans_string(cert);
@@ -173,95 +235,33 @@ out:
     return rc;
 }
 
-/* JSON audit detail; returns a malloc'd string or NULL. */
-static char *audit_detail(const char *profile, const char *subject, const char *code,
-                          const char *msg)
-{
-    json_t *o = json_object();
-    char *s;
-    if (o == NULL)
-        return NULL;
-    if (profile)
-        json_object_set_new(o, "profile", json_string(profile));
-    if (subject)
-        json_object_set_new(o, "subject", json_string(subject));
-    if (code)
-        json_object_set_new(o, "error", json_string(code));
-    if (msg)
-        json_object_set_new(o, "message", json_string(msg));
-    s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(o);
-    return s;
-}
-
-static void audit_refusal(fp_store *store, const fp_issue_req *req, const fp_error *why)
-{
-    char *subject = fp_name_string(X509_REQ_get_subject_name(req->csr));
-    char *detail = audit_detail(req->profile, subject, fp_err_name(why->code), why->msg);
-    fp_audit_event ev = {req->actor, "csr.refuse", "", detail};
-    fp_error ignored;
-    if (fp_store_audit_append(store, &ev, &ignored) != FP_ERR_OK)
-        fp_log(FP_LOG_WARN, "could not audit a refusal: %s", ignored.msg);
-    free(subject);
-    free(detail);
-}
-
-int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
-                X509 **cert, fp_error *err)
-{
-    fp_error local = {0};
-    fp_error *e = err ? err : &local;
-    int rc = FP_ERR_INTERNAL;
-
-    *cert = NULL;
-    for (int attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
-        fp_cert_rec rec;
-        X509 *x = NULL;
-        char *detail;
-        fp_audit_event ev;
-
-        rc = fp_ca_sign(ca, req, &x, &rec, e);
-        if (rc != FP_ERR_OK) {
-            if (rc >= FP_ERR_PROFILE && rc <= FP_ERR_ISSUER_EXPIRED)
-                audit_refusal(store, req, e);
-            return rc;
-        }
-        fp_test_crash_point("issue-after-sign");
-        detail = audit_detail(rec.profile, rec.subject, NULL, NULL);
-        ev = (fp_audit_event){req->actor, "cert.issue", rec.serial, detail};
-        rc = detail ? fp_store_cert_insert(store, &rec, &ev, 1, e)
-                    : fp_err_set(e, FP_ERR_NOMEM, NULL);
-        free(detail);
-        fp_cert_rec_clear(&rec);
-        if (rc == FP_ERR_OK) {
-            fp_test_crash_point("issue-after-commit");
-            *cert = x;
-            return FP_ERR_OK;
-        }
-        X509_free(x); /* never handed out: its serial was not recorded */
-        if (rc != FP_ERR_DUPLICATE)
-            return rc;
-        fp_log(FP_LOG_WARN, "serial collision, drawing a new serial (attempt %d)", attempt + 1);
-    }
-    return fp_err_set(e, FP_ERR_DUPLICATE, "no unique serial after %d attempts", SERIAL_ATTEMPTS);
-}
-
 int fp_ca_revoke(fp_store *store, const char *serial, int reason,
                  const char *actor, fp_error *err)
 {
     const char *rname = fp_reason_name(reason);
-    char detail[128];
+    fp_cert_status_rec st;
+    char *detail;
     fp_audit_event ev;
+    int rc;
 
     if (rname == NULL)
         return fp_err_set(err, FP_ERR_ARG, "unknown revocation reason %d", reason);
-    snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", rname);
+    /* the audit row belongs to the certificate's project */
+    if ((rc = fp_store_cert_status(store, serial, &st, err)) != FP_ERR_OK)
+        return rc;
+    if ((detail = fp_audit_detail("reason", rname, NULL)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
     if (reason == FP_REASON_REMOVE_FROM_CRL) {
-        ev = (fp_audit_event){actor, "cert.unhold", serial, detail};
-        return fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
+        ev = (fp_audit_event){.actor = actor, .action = "cert.unhold", .object = serial,
+                              .detail = detail, .project = st.project};
+        rc = fp_store_cert_set_status(store, serial, FP_CERT_VALID, reason, 0, &ev, err);
+    } else {
+        ev = (fp_audit_event){.actor = actor, .action = "cert.revoke", .object = serial,
+                              .detail = detail, .project = st.project};
+        rc = fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
     }
-    ev = (fp_audit_event){actor, "cert.revoke", serial, detail};
-    return fp_store_cert_set_status(store, serial, FP_CERT_REVOKED, reason, fp_now(), &ev, err);
+    free(detail);
+    return rc;
 }
 
 /* ---- revocation by subject ---- */

@@ -21,25 +21,61 @@ typedef struct fp_ca fp_ca;
 /* Source of serials; tests inject collisions through it. */
 typedef int (*fp_serial_fn)(void *arg, ASN1_INTEGER **out, fp_error *err);
 
+/* The front end's last word on a signed certificate before it is
+ * committed (issue.h step 3); FP_ERR_OK lets it through. */
+typedef int (*fp_issue_check_fn)(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err);
+
+/* One request for a certificate, as every front end states it (issue.h).
+ * All pointers are borrowed. */
 typedef struct fp_issue_req {
-    X509_REQ *csr;       /* borrowed */
+    X509_REQ *csr;       /* the parsed request (or one wrapping a key this
+                            server generated, with own_key) */
     const char *profile; /* profile name */
     int days;            /* 0: profile default */
-    const char *actor;   /* who asked, for the audit log */
+    const char *actor;   /* the authenticated identity, for the audit log */
     bool own_key;        /* csr wraps a key this server just generated
                             (serverkeygen): fp_policy_check_own_key */
+    const char *project; /* whose CA signs; NULL: FP_PROJECT_DEFAULT */
+    const char *ca_id;   /* NULL: the project's active issuing CA */
+    const char *action;  /* audit action; NULL: "cert.issue" */
+    const char *via;     /* audit detail "via" ("cli", "est/simpleenroll") */
+    const char *token_id; /* one use of this token of the project pays */
+    int64_t pending_id;  /* > 0: this held request becomes issued */
+    fp_issue_check_fn check; /* may be NULL */
+    void *check_arg;
 } fp_issue_req;
 
-/* Load the issuing CA named by cfg (certificate, key via signer, root).
+/* Where an issuing CA's parts are (fp_ca_open_spec); all borrowed. */
+typedef struct fp_ca_spec {
+    const char *id;
+    const char *project;
+    X509 *cert;
+    STACK_OF(X509) *chain;   /* issuers above cert, ending with a root */
+    const char *key_path;    /* absolute or relative to the working directory */
+    const char *ocsp_cert;   /* its delegated OCSP responder (may not exist yet) */
+    const char *ocsp_key;
+} fp_ca_spec;
+
+/* Load the issuing CA named by cfg's [ca] section (project default).
  * cfg must outlive the CA. */
 int fp_ca_open(const fp_config *cfg, const char *pass, size_t passlen,
                fp_ca **out, fp_error *err);
+/* Load an issuing CA from its parts; the key must match the certificate. */
+int fp_ca_open_spec(const fp_config *cfg, const fp_ca_spec *spec, const char *pass,
+                    size_t passlen, fp_ca **out, fp_error *err);
 void fp_ca_free(fp_ca *ca);
 
 const char *fp_ca_id(const fp_ca *ca);
+const char *fp_ca_project(const fp_ca *ca);
+const fp_config *fp_ca_config(const fp_ca *ca);
 X509 *fp_ca_get0_cert(const fp_ca *ca);
+/* The root at the top of the CA's chain. */
 X509 *fp_ca_get0_root(const fp_ca *ca);
+/* Issuers above the CA certificate, nearest first, ending with the root. */
+STACK_OF(X509) *fp_ca_get0_chain(const fp_ca *ca);
 fp_signer *fp_ca_get0_signer(const fp_ca *ca);
+/* Paths of the CA's delegated OCSP responder certificate and key. */
+void fp_ca_ocsp_paths(const fp_ca *ca, const char **cert, const char **key);
 
 /* Replace the serial source (NULL restores the CSPRNG). */
 void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg);
@@ -55,10 +91,11 @@ void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg);
 int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
                fp_cert_rec *rec, fp_error *err);
 
-/* fp_ca_sign, then commit to the store (drawing a new serial on a
- * collision, up to a few times) with an audit row.  Refusals are audited
- * too.  *cert is returned only after the commit; its public key is not
- * decoded (see fp_ca_sign). */
+/* The issuance path of issue.h for this very CA (init's and the OCSP
+ * responder's own certificates; front ends use fp_issue): sign, check,
+ * commit with the audit row (and req's token / held request), drawing a
+ * new serial on a collision; refusals audited.  *cert is returned only
+ * after the commit; its public key is not decoded (see fp_ca_sign). */
 int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req,
                 X509 **cert, fp_error *err);
 

@@ -7,18 +7,11 @@
  * callbacks.  While a batch is being fsync'd the next one accumulates,
  * which is what makes the batch size adapt to load with no timer.
  *
- * Checkpoints: a write-ahead-log checkpoint run by the committing handle
- * stalls every waiting enrollment for as long as it copies and fsyncs the
- * database, so a second thread with its own handle runs PASSIVE
- * checkpoints, which never block the writer, whenever batches were
- * committed.  Those alone starve the log's restart, though: SQLite starts
- * the log over only when a writer finds it entirely copied back, and with
- * a commit every millisecond or two there is always a newer frame, so the
- * log grew without bound (~1 GiB in 20 s of enrollments).  So the writer
- * also checkpoints by itself once the log reaches WRITER_CHECKPOINT_FRAMES:
- * little is left to copy by then (the other thread did most), and its
- * next transaction finds the log copied back and starts it over; the
- * store trims the file to 32 MiB when that happens.
+ * Store upkeep: the committing handle is opened with the committer role
+ * (FP_STORE_ROLE_COMMITTER), and a second handle on a thread of its own
+ * runs fp_store_maintain whenever batches were committed, so that upkeep
+ * that would stall every waiting enrollment never runs on the writer
+ * (sqlite_store.c explains what that is for SQLite: its checkpoints).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "committer.h"
@@ -41,7 +34,6 @@ typedef struct job {
 } job;
 
 #define CHECKPOINT_INTERVAL_MS 200
-#define WRITER_CHECKPOINT_FRAMES 8192 /* ~32 MiB of log with 4 KiB pages */
 
 struct fp_committer {
     fp_store *store;
@@ -84,7 +76,7 @@ static void commit_batch(fp_committer *c, job **jobs, size_t n)
     for (size_t i = 0; i < n; i++) {
         recs[i] = jobs[i]->rec;
         evs[i] = (fp_audit_event){jobs[i]->actor, jobs[i]->action, jobs[i]->rec.serial,
-                                  jobs[i]->detail};
+                                  jobs[i]->detail, jobs[i]->rec.project};
         tokens[i] = jobs[i]->token_id;
     }
     {
@@ -170,8 +162,8 @@ static void *checkpoint_main(void *arg)
             fp_error err = {0};
             seen = c->committed;
             pthread_mutex_unlock(&c->mu);
-            if (fp_store_checkpoint(c->ckpt_store, &err) != FP_ERR_OK)
-                fp_log(FP_LOG_WARN, "checkpoint: %s", err.msg);
+            if (fp_store_maintain(c->ckpt_store, &err) != FP_ERR_OK)
+                fp_log(FP_LOG_WARN, "store upkeep: %s", err.msg);
             pthread_mutex_lock(&c->mu);
         }
     }
@@ -206,9 +198,9 @@ int fp_committer_start(const char *store_path, fp_committer **out, fp_error *err
         if (c->test_delay_ms < 0 || c->test_delay_ms > 10000)
             c->test_delay_ms = 0;
     }
-    if ((rc = fp_store_open(store_path, &c->store, err)) != FP_ERR_OK ||
-        (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK ||
-        (rc = fp_store_set_autocheckpoint(c->store, WRITER_CHECKPOINT_FRAMES, err)) != FP_ERR_OK)
+    if ((rc = fp_store_open_role(store_path, FP_STORE_ROLE_COMMITTER, &c->store, err)) !=
+            FP_ERR_OK ||
+        (rc = fp_store_open(store_path, &c->ckpt_store, err)) != FP_ERR_OK)
         goto fail;
     if (pthread_create(&c->ckpt_thread, NULL, checkpoint_main, c) != 0) {
         rc = fp_err_set(err, FP_ERR_INTERNAL, "cannot start the checkpoint thread");
@@ -294,7 +286,7 @@ void fp_committer_stop(fp_committer *c)
     pthread_join(c->thread, NULL);
     pthread_join(c->ckpt_thread, NULL);
     /* leave a short log behind */
-    if (fp_store_checkpoint(c->ckpt_store, &err) != FP_ERR_OK)
-        fp_log(FP_LOG_WARN, "checkpoint: %s", err.msg);
+    if (fp_store_maintain(c->ckpt_store, &err) != FP_ERR_OK)
+        fp_log(FP_LOG_WARN, "store upkeep: %s", err.msg);
     committer_free(c);
 }

@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,7 @@ static const config_opt config_opts[] = {
 #define LI(f) offsetof(fp_est_label, f), 0
 
 static const config_opt label_opts[] = {
+    {"est", "project", C_STR, LS(project), 0, 0, "default", "project whose CA issues for this label, whose tokens and certificates authenticate on it, and whose trust roots it trusts"},
     {"est", "profile", C_STR, LS(profile), 0, 0, "device", "certificate profile used for this label"},
     {"est", "auth", C_STR, 0, 0, 0, 0, "either", "cert | token | either (TLS client certificate and/or enrollment token)"},
     {"est", "trust_anchors", C_STR, LS(trust_anchors), 0, 0, "", "PEM bundle of extra CAs whose certificates may enroll (e.g. manufacturer IDevID CA)"},
@@ -327,6 +329,11 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
         if (p == NULL)
             return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile named '%s'", l->name,
                               l->profile);
+        if (!fp_project_name_ok(l->project))
+            return fp_err_set(err, FP_ERR_CONFIG,
+                              "[est %s] project: '%s' is not a project name (a-z, 0-9, '-', "
+                              "'_'; at most 63, starting with a letter or digit)",
+                              l->name, l->project);
         if (!strcasecmp(l->cert_identity, "pattern") && l->cert_identity_pattern[0] == '\0')
             return fp_err_set(err, FP_ERR_CONFIG,
                               "[est %s]: cert_identity = pattern needs cert_identity_pattern",
@@ -424,3 +431,4 @@ int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
 {
     return fp_path_join(buf, size, c->dir, opt, err);
 }
+

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "../common/err.h"
+#include "../store/store.h"
 #include "profile.h"
 
 #define FP_PATH_MAX 1024
@@ -31,6 +32,7 @@ typedef enum {
 /* An [est LABEL] section ("" is the default label, /.well-known/est/). */
 typedef struct fp_est_label {
     char name[FP_EST_LABEL_MAX];
+    char project[64]; /* the project this label enrolls into */
     char profile[64];
     int auth; /* fp_est_auth */
     char trust_anchors[FP_PATH_MAX]; /* extra enrollment CAs (PEM bundle), e.g. IDevID */
@@ -116,6 +118,7 @@ void fp_config_write(const fp_config *c, FILE *f);
 
 /* Profile by name, or NULL. */
 const fp_profile *fp_config_profile(const fp_config *c, const char *name);
+
 
 /* EST label by name ("" = default), or NULL. */
 const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);

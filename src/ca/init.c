@@ -21,6 +21,7 @@
 #include "../x509/x509util.h"
 #include "build.h"
 #include "ca.h"
+#include "mint.h"
 
 static const char *const ca_files[] = {
     FP_CONFIG_FILE, "root.key", "root.crt", "issuing.key", "issuing.crt",
@@ -64,46 +65,6 @@ static int move_aside(fp_init_opts *o, fp_error *err)
     return FP_ERR_OK;
 }
 
-/* A request for key with subject CN (and O), optional SANs ("DNS:a,IP:b"). */
-static int make_req(EVP_PKEY *key, const char *org, const char *cn, const char *sans,
-                    X509_REQ **out, fp_error *err)
-{
-    X509_REQ *req = X509_REQ_new();
-    X509_NAME *name = X509_NAME_new();
-    STACK_OF(X509_EXTENSION) *exts = NULL;
-    int rc = FP_ERR_OK;
-
-    *out = NULL;
-    if (req == NULL || name == NULL ||
-        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)org, -1, -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
-        !X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key)) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "building request");
-        goto out;
-    }
-    if (sans != NULL) {
-        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, sans);
-        exts = sk_X509_EXTENSION_new_null();
-        if (ext == NULL || exts == NULL || !sk_X509_EXTENSION_push(exts, ext) ||
-            !X509_REQ_add_extensions(req, exts)) {
-            X509_EXTENSION_free(ext);
-            rc = fp_err_set(err, FP_ERR_CRYPTO, "request SANs");
-            goto out;
-        }
-    }
-    if (X509_REQ_sign(req, key, fp_key_sig_md(key)) <= 0) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "signing request");
-        goto out;
-    }
-    *out = req;
-    req = NULL;
-out:
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    X509_NAME_free(name);
-    X509_REQ_free(req);
-    return rc;
-}
-
 static int write_certs(const char *path, X509 *leaf, X509 *chain, fp_error *err)
 {
     char *a = NULL, *b = NULL, *both = NULL;
@@ -130,49 +91,6 @@ out:
     return rc;
 }
 
-/* Root or issuing CA certificate: key signs itself (root) or is signed by
- * issuer_key under issuer. */
-static int make_ca_cert(const fp_init_opts *o, EVP_PKEY *key, const char *cn, int days,
-                        int path_len, X509 *issuer, EVP_PKEY *issuer_key, X509 **out,
-                        fp_error *err)
-{
-    fp_profile prof;
-    fp_build_params bp;
-    ASN1_INTEGER *serial = NULL;
-    X509_REQ *req = NULL;
-    X509 *cert = NULL;
-    fp_signer *signer = NULL;
-    int rc;
-
-    *out = NULL;
-    fp_profile_defaults("sub-ca", &prof);
-    snprintf(prof.name, sizeof(prof.name), "%s", issuer ? "issuing-ca" : "root-ca");
-    prof.path_len = path_len;
-    prof.validity_days = prof.max_validity_days = days;
-    prof.backdate_seconds = 3600; /* devices with lagging clocks */
-    memset(&bp, 0, sizeof(bp));
-    if ((rc = make_req(key, o->org, cn, NULL, &req, err)) != FP_ERR_OK ||
-        (rc = fp_serial_random(&serial, err)) != FP_ERR_OK)
-        goto out;
-    bp.profile = &prof;
-    bp.issuer = issuer;
-    bp.req = req;
-    bp.serial = serial;
-    bp.now = fp_now();
-    if ((rc = fp_cert_build(&bp, &cert, err)) != FP_ERR_OK ||
-        (rc = fp_signer_from_key(issuer_key, &signer, err)) != FP_ERR_OK ||
-        (rc = fp_signer_sign_cert(signer, cert, err)) != FP_ERR_OK)
-        goto out;
-    *out = cert;
-    cert = NULL;
-out:
-    fp_signer_free(signer);
-    X509_free(cert);
-    X509_REQ_free(req);
-    ASN1_INTEGER_free(serial);
-    return rc;
-}
-
 /* Issue a service certificate (TLS server, OCSP signer) through the normal
  * CA path, so it is recorded and audited like any other. */
 static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
@@ -188,9 +106,9 @@ static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
     int rc;
 
     if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK ||
-        (rc = make_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
+        (rc = fp_mint_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
         goto out;
-    ir = (fp_issue_req){req, profile, 0, "cli:init", false};
+    ir = (fp_issue_req){.csr = req, .profile = profile, .actor = "cli:init", .via = "init"};
     if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, keyfile, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_key_write(path, key, o->pass, o->passlen, err)) != FP_ERR_OK ||
@@ -223,18 +141,60 @@ static int write_config(const fp_config *cfg, fp_error *err)
     return rc;
 }
 
+/* Project "default", which holds the issuing CA init makes.  A fresh
+ * store has it already (the store's contract); should it not, it is
+ * created here, audited. */
+static int store_project_default(fp_store *store, fp_error *err)
+{
+    fp_project_rec p;
+    fp_audit_event ev = {"cli:init", "project.create", FP_PROJECT_DEFAULT, "",
+                         FP_PROJECT_DEFAULT};
+    int rc = fp_store_project_get(store, FP_PROJECT_DEFAULT, &p, err);
+    if (rc == FP_ERR_NOT_FOUND)
+        rc = fp_store_project_put(store, FP_PROJECT_DEFAULT, &ev, err);
+    return rc;
+}
+
+/* Record a CA init made: the root (no project) or the active issuing CA
+ * of project "default", whose key is the [ca] config's (key_ref ""). */
+static int store_ca(fp_store *store, const char *id, int kind, const char *project,
+                    const char *parent, X509 *cert, fp_error *err)
+{
+    fp_ca_rec r;
+    fp_audit_event ev = {"cli:init", "ca.create", id,
+                         kind == FP_CA_ROOT ? "{\"role\":\"root\"}" : "{\"role\":\"issuing\"}",
+                         project};
+    int rc;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(r.id, sizeof(r.id), "%s", id);
+    snprintf(r.project, sizeof(r.project), "%s", project);
+    snprintf(r.parent_id, sizeof(r.parent_id), "%s", parent);
+    r.kind = kind;
+    r.active = kind == FP_CA_ISSUING;
+    r.not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
+    r.not_after = fp_asn1_time_unix(X509_get0_notAfter(cert));
+    r.subject = fp_name_string(X509_get_subject_name(cert));
+    if (r.subject == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    rc = fp_cert_to_der(cert, &r.der, &r.der_len, err);
+    if (rc == FP_ERR_OK)
+        rc = fp_store_ca_add(store, &r, &ev, err);
+    free(r.subject);
+    OPENSSL_free(r.der);
+    return rc;
+}
+
 int fp_ca_init(fp_init_opts *o, fp_error *err)
 {
     fp_config *cfg = NULL;
     EVP_PKEY *root_key = NULL, *iss_key = NULL;
+    fp_signer *root_signer = NULL;
     X509 *root = NULL, *iss = NULL;
     fp_store *store = NULL;
     fp_ca *ca = NULL;
-    unsigned char *der = NULL;
-    size_t der_len = 0;
     char path[FP_PATH_MAX], cn[256];
     const char *svc_algo;
-    fp_audit_event ev;
     int rc;
 
     o->backup_dir[0] = '\0';
@@ -268,7 +228,8 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     /* root: 20 years, room for issuing + one sub-CA level below it */
     snprintf(cn, sizeof(cn), "%s Root CA", o->org);
     if ((rc = fp_key_generate(o->algo, &root_key, err)) != FP_ERR_OK ||
-        (rc = make_ca_cert(o, root_key, cn, 7305, 2, NULL, root_key, &root, err)) != FP_ERR_OK ||
+        (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
+        (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->root_key, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_key_write(path, root_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
@@ -277,7 +238,7 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     /* issuing: 10 years, may sign sub-CAs (profile sub-ca, pathLen 0) */
     snprintf(cn, sizeof(cn), "%s Issuing CA 1", o->org);
     if ((rc = fp_key_generate(o->algo, &iss_key, err)) != FP_ERR_OK ||
-        (rc = make_ca_cert(o, iss_key, cn, 3652, 1, root, root_key, &iss, err)) != FP_ERR_OK ||
+        (rc = fp_mint_ca_cert(o->org, iss_key, cn, 3652, 1, root, root_signer, &iss, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->issuing_key, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_key_write(path, iss_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
@@ -287,15 +248,10 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     if ((rc = fp_config_path(cfg, cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
         goto out;
-    ev = (fp_audit_event){"cli:init", "ca.create", cfg->root_id, "{\"role\":\"root\"}"};
-    if ((rc = fp_cert_to_der(root, &der, &der_len, err)) != FP_ERR_OK ||
-        (rc = fp_store_ca_put(store, cfg->root_id, NULL, der, der_len, &ev, err)) != FP_ERR_OK)
-        goto out;
-    OPENSSL_free(der);
-    der = NULL;
-    ev = (fp_audit_event){"cli:init", "ca.create", cfg->issuing_id, "{\"role\":\"issuing\"}"};
-    if ((rc = fp_cert_to_der(iss, &der, &der_len, err)) != FP_ERR_OK ||
-        (rc = fp_store_ca_put(store, cfg->issuing_id, cfg->root_id, der, der_len, &ev, err)) != FP_ERR_OK)
+    if ((rc = store_project_default(store, err)) != FP_ERR_OK ||
+        (rc = store_ca(store, cfg->root_id, FP_CA_ROOT, "", "", root, err)) != FP_ERR_OK ||
+        (rc = store_ca(store, cfg->issuing_id, FP_CA_ISSUING, FP_PROJECT_DEFAULT, cfg->root_id,
+                       iss, err)) != FP_ERR_OK)
         goto out;
 
     if ((rc = fp_ca_open(cfg, o->pass, o->passlen, &ca, err)) != FP_ERR_OK)
@@ -314,11 +270,11 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
         goto out;
     rc = write_config(cfg, err);
 out:
-    OPENSSL_free(der);
     fp_ca_free(ca);
     fp_store_close(store);
     X509_free(root);
     X509_free(iss);
+    fp_signer_free(root_signer);
     EVP_PKEY_free(root_key);
     EVP_PKEY_free(iss_key);
     free(cfg);

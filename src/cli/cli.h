@@ -6,6 +6,7 @@
 
 #include "../ca/ca.h"
 #include "../ca/config.h"
+#include "../ca/issue.h"
 #include "../store/store.h"
 
 /* Exit codes (documented in README). */
@@ -18,12 +19,19 @@ typedef struct cli_env {
     bool json;
     fp_config cfg;
     fp_store *store;
-    fp_ca *ca;
+    fp_caset *cas;     /* every CA, by project (cli_open_ca) */
+    fp_issuer *issuer; /* the issuance path over cas */
+    fp_ca *ca;         /* borrowed from cas: project default's active CA */
+    char *pass;        /* the key passphrase, when one is needed */
+    size_t passlen;
 } cli_env;
 
 int cli_load_config(cli_env *env, fp_error *err);
 int cli_open_store(cli_env *env, fp_error *err);
 int cli_open_ca(cli_env *env, fp_error *err);
+/* Load the key passphrase (--passphrase-file or FLEETPKI_PASSPHRASE) when
+ * the keys are encrypted or one was given; env->pass stays NULL otherwise. */
+int cli_load_passphrase(cli_env *env, fp_error *err);
 void cli_env_close(cli_env *env);
 
 /* Print "fleetpki: <name>: <message>" to stderr; return the exit code that
@@ -49,6 +57,9 @@ int cmd_token(int argc, char **argv);
 int cmd_pending(int argc, char **argv);
 int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
+int cmd_project(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_root(int argc, char **argv);
 
 /* Common long options every command accepts. */
 #define CLI_COMMON_OPTS                                   \

@@ -44,6 +44,7 @@ static json_t *rec_json(const fp_cert_rec *r, int64_t now, const char *pem)
         json_object_set_new(j, "revoked_at", json_string(ra));
         json_object_set_new(j, "reason", json_string(fp_reason_name(r->reason)));
     }
+    json_object_set_new(j, "project", json_string(r->project));
     if (pem)
         json_object_set_new(j, "pem", json_string(pem));
     return j;
@@ -70,9 +71,10 @@ static int parse_int(const char *s, long min, long max, long *out)
 
 static const char issue_help[] =
     "usage: fleetpki issue --csr FILE --profile NAME [--days N] [--out FILE] [--chain]\n"
-    "                      [--dir DIR] [--passphrase-file F] [--json]\n"
+    "                      [--project P] [--dir DIR] [--passphrase-file F] [--json]\n"
     "\nChecks the PKCS#10 request (PEM or DER; '-' reads stdin) against the\n"
-    "profile, signs it with the issuing CA, records it durably, then prints the\n"
+    "profile, signs it with the project's active issuing CA (project 'default'\n"
+    "unless --project), records it durably, then prints the\n"
     "certificate as PEM (with --chain, followed by the issuing CA).  A refusal\n"
     "prints the policy error code and exits 3.\n";
 
@@ -85,11 +87,13 @@ int cmd_issue(int argc, char **argv)
         {"days", required_argument, NULL, 'D'},
         {"out", required_argument, NULL, 'o'},
         {"chain", no_argument, NULL, 'C'},
+        {"project", required_argument, NULL, 'J'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
     fp_error err = {0};
-    const char *csr_path = NULL, *profile = NULL, *out_path = NULL;
+    const char *csr_path = NULL, *profile = NULL, *out_path = NULL, *project = NULL;
+    fp_ca *ca = NULL;
     unsigned char *data = NULL;
     size_t len = 0;
     X509_REQ *req = NULL;
@@ -99,12 +103,15 @@ int cmd_issue(int argc, char **argv)
     long days = 0;
     int c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "d:P:c:p:D:o:Chj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:P:c:p:D:o:CJ:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
         case 'c':
             csr_path = optarg;
+            break;
+        case 'J':
+            project = optarg;
             break;
         case 'p':
             profile = optarg;
@@ -138,13 +145,16 @@ int cmd_issue(int argc, char **argv)
     if (rc == FP_ERR_OK)
         rc = cli_open_ca(&env, &err);
     if (rc == FP_ERR_OK) {
-        fp_issue_req ir = {req, profile, (int)days, cli_actor(), false};
-        rc = fp_ca_issue(env.ca, env.store, &ir, &cert, &err);
+        fp_issue_req ir = {.csr = req, .profile = profile, .days = (int)days,
+                           .actor = cli_actor(), .project = project, .via = "cli"};
+        rc = fp_issuer_pick(env.issuer, &ir, &ca, &err);
+        if (rc == FP_ERR_OK)
+            rc = fp_issue(env.issuer, env.store, &ir, &cert, &err);
     }
     if (rc == FP_ERR_OK)
         rc = fp_cert_to_pem(cert, &pem, NULL, &err);
     if (rc == FP_ERR_OK && chain)
-        rc = fp_cert_to_pem(fp_ca_get0_cert(env.ca), &chain_pem, NULL, &err);
+        rc = fp_cert_to_pem(fp_ca_get0_cert(ca), &chain_pem, NULL, &err);
     if (rc != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -191,9 +201,10 @@ out:
 
 static const char list_help[] =
     "usage: fleetpki list [--status valid|revoked|expired|on-hold] [--expiring-within DAYS]\n"
-    "                     [--profile NAME] [--limit N] [--dir DIR] [--json]\n"
+    "                     [--profile NAME] [--project P] [--ca ID] [--limit N]\n"
+    "                     [--dir DIR] [--json]\n"
     "\nLists issued certificates, oldest first: serial, status, notAfter,\n"
-    "profile, subject.\n";
+    "profile, subject (--json adds the project and CA).\n";
 
 typedef struct {
     json_t *arr;
@@ -227,6 +238,8 @@ int cmd_list(int argc, char **argv)
         {"expiring-within", required_argument, NULL, 'e'},
         {"profile", required_argument, NULL, 'p'},
         {"limit", required_argument, NULL, 'l'},
+        {"project", required_argument, NULL, 'J'},
+        {"ca", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
@@ -237,7 +250,7 @@ int cmd_list(int argc, char **argv)
     int c, rc = EXIT_OK;
 
     f.now = lc.now = fp_now();
-    while ((c = getopt_long(argc, argv, "d:s:e:p:l:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:s:e:p:l:J:A:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
@@ -264,6 +277,12 @@ int cmd_list(int argc, char **argv)
             break;
         case 'p':
             f.profile = optarg;
+            break;
+        case 'J':
+            f.project = optarg;
+            break;
+        case 'A':
+            f.ca_id = optarg;
             break;
         case 'l':
             if (parse_int(optarg, 1, INT_MAX, &v) != 0)

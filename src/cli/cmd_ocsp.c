@@ -20,9 +20,23 @@ static const char ocsp_help[] =
     "it; '-' reads stdin) exactly as the server would, signed by the delegated\n"
     "OCSP signer, and writes the DER OCSPResponse to FILE or stdout.  Exit 0\n"
     "whenever a response was produced, even malformedRequest/unauthorized.\n"
-    "\nThe second form renews the OCSP signer certificate (ocsp.crt/ocsp.key) if\n"
-    "less than a third of its lifetime is left (--force: now).  The server\n"
-    "does the same check at start and every hour.\n";
+    "Every issuing CA of every project is answered for, each by its own\n"
+    "delegated responder.\n"
+    "\nThe second form renews the OCSP signer certificate of every issuing CA\n"
+    "(ocsp.crt/ocsp.key; DIR/ca/<id>/ for CAs made after init) if less than\n"
+    "a third of its lifetime is left (--force: now), and makes the missing\n"
+    "ones.  The server does the same check at start and every hour.\n";
+
+/* A responder for every issuing CA, as the server builds it. */
+static int responder(cli_env *env, const char *pass, size_t passlen, fp_ocsp_responder **out,
+                     fp_error *err)
+{
+    fp_ocsp_opts o = {env->cfg.ocsp_validity_seconds, false, 0};
+    int rc = fp_ocsp_responder_new(&o, out, err);
+    for (int i = 0; rc == FP_ERR_OK && i < fp_caset_count(env->cas); i++)
+        rc = fp_ocsp_add_ca(*out, fp_caset_at(env->cas, i), pass, passlen, err);
+    return rc;
+}
 
 static int write_out(const char *path, const unsigned char *der, size_t len, fp_error *err)
 {
@@ -87,21 +101,26 @@ int cmd_ocsp(int argc, char **argv)
     if ((env.cfg.keys_encrypted || env.passphrase_file != NULL) &&
         fp_passphrase_load(env.passphrase_file, &pass, &passlen, &err) != FP_ERR_OK)
         goto fail;
+    if (cli_open_ca(&env, &err) != FP_ERR_OK)
+        goto fail;
     if (renew) {
-        bool renewed = false;
-        if (cli_open_ca(&env, &err) != FP_ERR_OK ||
-            fp_ocsp_signer_check(&env.cfg, env.ca, env.store, pass, passlen,
-                                 force ? INT64_MAX / 4 : fp_now(), NULL, &renewed,
-                                 &err) != FP_ERR_OK)
-            goto fail;
-        printf(renewed ? "OCSP signer renewed\n" : "OCSP signer is fresh; nothing to do\n");
+        for (int i = 0; i < fp_caset_count(env.cas); i++) {
+            fp_ca *ca = fp_caset_at(env.cas, i);
+            bool renewed = false;
+            if (fp_ocsp_signer_check(&env.cfg, ca, env.store, pass, passlen,
+                                     force ? INT64_MAX / 4 : fp_now(), NULL, &renewed,
+                                     &err) != FP_ERR_OK)
+                goto fail;
+            printf(renewed ? "OCSP signer of %s renewed\n"
+                           : "OCSP signer of %s is fresh; nothing to do\n", fp_ca_id(ca));
+        }
         goto out;
     }
     /* read up to one byte more than the responder accepts: it answers the
      * oversize case itself (malformedRequest) */
     if (fp_file_read(strcmp(req_path, "-") ? req_path : "/dev/stdin", 1024 * 1024, &data, &len,
                      &err) != FP_ERR_OK ||
-        fp_ocsp_from_config(&env.cfg, pass, passlen, &r, &err) != FP_ERR_OK ||
+        responder(&env, pass, passlen, &r, &err) != FP_ERR_OK ||
         fp_ocsp_respond(r, env.store, data, len, fp_now(), &out, &out_len, &res, &err) !=
             FP_ERR_OK ||
         write_out(out_path, out, out_len, &err) != FP_ERR_OK)

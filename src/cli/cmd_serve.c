@@ -7,6 +7,7 @@
 
 #include "../common/util.h"
 #include "../http/http.h"
+#include "../serve/app.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -42,6 +43,7 @@ int cmd_serve(int argc, char **argv)
     cli_env env = {0};
     fp_error err = {0};
     fp_http_opts ho;
+    fp_app app;
     fp_http_server *srv = NULL;
     const char *addr_file = NULL;
     char *pass = NULL;
@@ -88,6 +90,7 @@ int cmd_serve(int argc, char **argv)
         return cli_fail(&err);
     if (threads >= 0)
         env.cfg.threads = (int)threads;
+    /* every CA of every project, and the one issuance path over them */
     if (cli_open_ca(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -99,8 +102,10 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    app = (fp_app){&env.cfg, env.cas, env.issuer, env.pass, env.passlen};
     ho.cfg = &env.cfg;
     ho.ca = env.ca;
+    ho.app = &app;
     ho.tls_pass = pass;
     ho.tls_passlen = passlen;
     if (fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK) {

@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "../ca/detail.h"
 #include "../common/util.h"
 #include "../est/token.h"
 #include "../x509/x509util.h"
@@ -75,7 +76,8 @@ int cmd_token(int argc, char **argv)
     char secret_txt[FP_TOKEN_SECRET_MAX];
     fp_token_rec t;
     fp_audit_event ev;
-    char detail[256];
+    const fp_est_label *lcfg;
+    char *detail = NULL, num_uses[24], num_exp[24];
     int c, rc = EXIT_OK;
 
     if (argc < 2 || (strcmp(argv[1], "create") && strcmp(argv[1], "--help") && strcmp(argv[1], "-h")))
@@ -126,12 +128,14 @@ int cmd_token(int argc, char **argv)
         rc = cli_fail(&err);
         goto out;
     }
-    if (fp_config_est_label(&env.cfg, label) == NULL) {
+    if ((lcfg = fp_config_est_label(&env.cfg, label)) == NULL) {
         fp_err_set(&err, FP_ERR_NOT_FOUND, "no [est %s] section in the config", label);
         rc = cli_fail(&err);
         goto out;
     }
     memset(&t, 0, sizeof(t));
+    /* a token belongs to its label's project: it authenticates nowhere else */
+    snprintf(t.project, sizeof(t.project), "%s", lcfg->project);
     if (fp_token_generate(t.id, secret_txt, t.hash, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -141,16 +145,21 @@ int cmd_token(int argc, char **argv)
     t.uses_left = (int)uses;
     t.created_at = fp_now();
     t.expires_at = t.created_at + ttl;
-    snprintf(detail, sizeof(detail), "{\"label\":\"%s\",\"uses\":%ld,\"expires_at\":%lld}",
-             label, uses, (long long)t.expires_at);
-    ev = (fp_audit_event){cli_actor(), "token.create", t.id, detail};
-    if (fp_store_token_put(env.store, &t, &ev, &err) != FP_ERR_OK) {
+    snprintf(num_uses, sizeof(num_uses), "%ld", uses);
+    snprintf(num_exp, sizeof(num_exp), "%lld", (long long)t.expires_at);
+    detail = fp_audit_detail("label", label, "uses", num_uses, "expires_at", num_exp, NULL);
+    ev = (fp_audit_event){.actor = cli_actor(), .action = "token.create", .object = t.id,
+                          .detail = detail ? detail : "", .project = t.project};
+    if (detail == NULL || fp_store_token_put(env.store, &t, &ev, &err) != FP_ERR_OK) {
+        if (detail == NULL)
+            fp_err_set(&err, FP_ERR_NOMEM, NULL);
         rc = cli_fail(&err);
         goto out;
     }
     if (env.json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:i, s:I}", "id", t.id, "secret", secret_txt,
-                              "label", label[0] ? label : "default", "uses", (int)uses,
+        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I}", "id", t.id, "secret", secret_txt,
+                              "label", label[0] ? label : "default", "project", t.project,
+                              "uses", (int)uses,
                               "expires_at", (json_int_t)t.expires_at);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
@@ -161,6 +170,7 @@ int cmd_token(int argc, char **argv)
                "# the secret is not stored and cannot be shown again\n", t.id, secret_txt);
     }
 out:
+    free(detail);
     OPENSSL_cleanse(secret_txt, sizeof(secret_txt));
     cli_env_close(&env);
     return rc;
@@ -177,8 +187,8 @@ static int print_pending(void *arg, const fp_pending_rec *r)
 {
     json_t *arr = arg;
     if (arr != NULL) {
-        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s}", "id",
-                                             (json_int_t)r->id, "label",
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:s}", "id",
+                                             (json_int_t)r->id, "project", r->project, "label",
                                              r->label[0] ? r->label : "default", "status",
                                              pending_status(r->status), "subject", r->subject,
                                              "requested_by", r->actor, "serial", r->serial));
@@ -204,7 +214,6 @@ static int decide(cli_env *env, int64_t id, bool approve, fp_error *err)
     X509_REQ *csr = NULL;
     X509 *cert = NULL;
     char serial[FP_SERIAL_HEX_MAX] = "";
-    fp_audit_event ev;
     int rc;
 
     if ((rc = cli_open_store(env, err)) != FP_ERR_OK ||
@@ -225,18 +234,18 @@ static int decide(cli_env *env, int64_t id, bool approve, fp_error *err)
         if ((rc = fp_csr_parse(pr.csr, pr.csr_len, &csr, err)) != FP_ERR_OK ||
             (rc = cli_open_ca(env, err)) != FP_ERR_OK)
             goto out;
-        ir = (fp_issue_req){csr, l->profile, 0, cli_actor(), false};
-        if ((rc = fp_ca_issue(env->ca, env->store, &ir, &cert, err)) != FP_ERR_OK)
+        /* the certificate and the request's new state: one transaction */
+        ir = (fp_issue_req){.csr = csr, .profile = l->profile, .actor = cli_actor(),
+                            .project = pr.project, .via = "cli/approve", .pending_id = id};
+        if ((rc = fp_issue(env->issuer, env->store, &ir, &cert, err)) != FP_ERR_OK)
             goto out;
         fp_serial_hex(X509_get0_serialNumber(cert), serial);
-    }
-    ev = (fp_audit_event){cli_actor(), approve ? "csr.approve" : "csr.reject", serial, ""};
-    rc = fp_store_pending_decide(env->store, id, approve ? FP_PENDING_ISSUED : FP_PENDING_REJECTED,
-                                 approve ? serial : NULL, &ev, err);
-    if (rc == FP_ERR_OK) {
-        if (approve)
-            printf("approved request %" PRId64 ": issued %s\n", id, serial);
-        else
+        printf("approved request %" PRId64 ": issued %s\n", id, serial);
+    } else {
+        fp_audit_event ev = {.actor = cli_actor(), .action = "csr.reject", .object = "",
+                             .detail = "", .project = pr.project};
+        rc = fp_store_pending_decide(env->store, id, FP_PENDING_REJECTED, NULL, &ev, err);
+        if (rc == FP_ERR_OK)
             printf("rejected request %" PRId64 "\n", id);
     }
 out:
@@ -277,8 +286,8 @@ static int pending_cmd(int argc, char **argv, int mode /* 0 list, 1 approve, 2 r
         if (optind != argc)
             return cli_usage_error("pending", "unexpected argument '%s'", argv[optind]);
         if (cli_open_store(&env, &err) != FP_ERR_OK ||
-            fp_store_pending_list(env.store, all ? -1 : FP_PENDING_WAITING, print_pending, arr,
-                                  &err) != FP_ERR_OK)
+            fp_store_pending_list(env.store, NULL, all ? -1 : FP_PENDING_WAITING, print_pending,
+                                  arr, &err) != FP_ERR_OK)
             rc = cli_fail(&err);
         else if (arr != NULL) {
             json_dumpf(arr, stdout, JSON_INDENT(2));

@@ -36,6 +36,9 @@ static const command commands[] = {
     {"crl", cmd_crl, "write a CA's certificate revocation list (DER or PEM)"},
     {"ocsp", cmd_ocsp, "answer an OCSP request offline; renew the OCSP signer"},
     {"serve", cmd_serve, "run the EST server (https) and CRL/OCSP (http)"},
+    {"project", cmd_project, "create or list projects (tenants), each with its own issuing CA"},
+    {"ca", cmd_ca, "list, create or import issuing CAs of a project"},
+    {"root", cmd_root, "add a bring-your-own root (authenticates devices, never signs)"},
     {"token", cmd_token, "create a one-time EST enrollment token ('token create')"},
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},
     {"approve", cmd_approve, "approve a held EST enrollment (issues the certificate)"},
@@ -112,40 +115,63 @@ int cli_open_store(cli_env *env, fp_error *err)
     return fp_store_open(path, &env->store, err);
 }
 
-int cli_open_ca(cli_env *env, fp_error *err)
+int cli_load_passphrase(cli_env *env, fp_error *err)
 {
-    char *pass = NULL;
-    size_t passlen = 0;
-    int rc;
-
-    if (env->ca != NULL)
+    if (env->pass != NULL)
         return FP_ERR_OK;
-    if ((rc = cli_open_store(env, err)) != FP_ERR_OK)
-        return rc;
-    if (env->cfg.keys_encrypted || env->passphrase_file != NULL) {
-        rc = fp_passphrase_load(env->passphrase_file, &pass, &passlen, err);
+    if (env->cfg.dir[0] == '\0') {
+        int rc = cli_load_config(env, err);
         if (rc != FP_ERR_OK)
             return rc;
     }
-    rc = fp_ca_open(&env->cfg, pass, passlen, &env->ca, err);
-    fp_passphrase_free(pass, passlen);
-    return rc;
+    if (env->cfg.keys_encrypted || env->passphrase_file != NULL)
+        return fp_passphrase_load(env->passphrase_file, &env->pass, &env->passlen, err);
+    return FP_ERR_OK;
+}
+
+int cli_open_ca(cli_env *env, fp_error *err)
+{
+    int rc;
+
+    if (env->cas != NULL)
+        return FP_ERR_OK;
+    if ((rc = cli_open_store(env, err)) != FP_ERR_OK ||
+        (rc = cli_load_passphrase(env, err)) != FP_ERR_OK ||
+        (rc = fp_caset_load(&env->cfg, env->store, env->pass, env->passlen, &env->cas, err)) !=
+            FP_ERR_OK ||
+        (rc = fp_issuer_new(env->cas, NULL, &env->issuer, err)) != FP_ERR_OK)
+        return rc;
+    env->ca = fp_caset_active(env->cas, FP_PROJECT_DEFAULT);
+    if (env->ca == NULL)
+        env->ca = fp_caset_at(env->cas, 0);
+    return FP_ERR_OK;
 }
 
 void cli_env_close(cli_env *env)
 {
-    fp_ca_free(env->ca);
+    fp_issuer_free(env->issuer);
+    fp_caset_free(env->cas);
     fp_store_close(env->store);
+    fp_passphrase_free(env->pass, env->passlen);
+    env->issuer = NULL;
+    env->cas = NULL;
     env->ca = NULL;
     env->store = NULL;
+    env->pass = NULL;
 }
 
 int cli_fail(const fp_error *err)
 {
     fprintf(stderr, "fleetpki: %s: %s\n", fp_err_name(err->code), fp_err_str(err));
-    if (err->code >= FP_ERR_PROFILE && err->code <= FP_ERR_ISSUER_EXPIRED)
+    /* README: 3 is "request refused (malformed or against policy)" */
+    switch (fp_err_class(err->code)) {
+    case FP_ERRCLASS_REFUSED:
+    case FP_ERRCLASS_MALFORMED:
+    case FP_ERRCLASS_TOO_LARGE:
         return EXIT_REFUSED;
-    return EXIT_FAIL;
+    default:
+        return EXIT_FAIL;
+    }
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)

@@ -113,3 +113,32 @@ const char *fp_err_str(const fp_error *e)
         return "unknown error";
     return e->msg[0] ? e->msg : fp_err_default_msg(e->code);
 }
+
+fp_errclass fp_err_class(int code)
+{
+    if (code >= FP_ERR_PROFILE && code <= FP_ERR_ISSUER_EXPIRED && code != FP_ERR_TOO_LARGE &&
+        code != FP_ERR_CSR_MALFORMED)
+        return FP_ERRCLASS_REFUSED;
+    switch (code) {
+    case FP_ERR_CA_CERT:
+        return FP_ERRCLASS_REFUSED;
+    case FP_ERR_ARG:
+        return FP_ERRCLASS_BAD_INPUT;
+    case FP_ERR_CSR_MALFORMED:
+        return FP_ERRCLASS_MALFORMED;
+    case FP_ERR_TOO_LARGE:
+        return FP_ERRCLASS_TOO_LARGE;
+    case FP_ERR_NOT_FOUND:
+        return FP_ERRCLASS_NOT_FOUND;
+    case FP_ERR_EXISTS:
+    case FP_ERR_DUPLICATE:
+    case FP_ERR_STATE:
+        return FP_ERRCLASS_CONFLICT;
+    case FP_ERR_PASSPHRASE:
+        return FP_ERRCLASS_AUTH;
+    default:
+        return FP_ERRCLASS_INTERNAL;
+    }
+}
+
+int fp_err_is_refusal(int code) { return fp_err_class(code) == FP_ERRCLASS_REFUSED; }

@@ -4,10 +4,10 @@
  * One X-macro list yields the enum, the stable short names (used in CLI
  * output and protocol error bodies, e.g. "csr-key-size") and default
  * messages.  Names are part of the public interface: never rename an
- * existing entry.  The numbers are internal (never stored or sent), but
- * the refusals from PROFILE to ISSUER_EXPIRED must stay one contiguous
- * range: the CLI (exit 3), EST (403) and the refusal audit test for it.
- * A new refusal goes inside that range, anything else at the end.
+ * existing entry.  The numbers are internal (never stored or sent).  What
+ * kind of failure each code is (a policy refusal, malformed input, ...)
+ * is decided by fp_err_class() alone; a new refusal goes inside the
+ * PROFILE..ISSUER_EXPIRED range, which fp_err_class reads.
  */
 #ifndef FP_ERR_H
 #define FP_ERR_H
@@ -44,7 +44,8 @@
     X(ISSUER_EXPIRED, "issuer-expired", "issuing CA is expired or not yet valid") \
     X(STATE, "bad-state", "operation not allowed in the current state")       \
     X(AUDIT, "audit-broken", "audit log chain does not verify")               \
-    X(INTERNAL, "internal", "internal error")
+    X(INTERNAL, "internal", "internal error")                                 \
+    X(CA_CERT, "ca-cert-rejected", "certificate is not acceptable as a CA or trust root")
 
 typedef enum {
 #define FP_X_ENUM(sym, name, msg) FP_ERR_##sym,
@@ -61,6 +62,27 @@ typedef struct fp_error {
     fp_errcode code;
     char msg[FP_ERRMSG_MAX];
 } fp_error;
+
+/*
+ * Error classes: what kind of failure a code is, decided here once for
+ * every front end.  Each protocol maps classes (never single codes) to its
+ * wire status with one table (EST: est_status_of, the CLI: cli_fail).
+ */
+typedef enum {
+    FP_ERRCLASS_INTERNAL = 0, /* our fault: logged with detail, answered vaguely */
+    FP_ERRCLASS_BAD_INPUT,    /* an invalid argument or parameter */
+    FP_ERRCLASS_MALFORMED,    /* a request that does not parse */
+    FP_ERRCLASS_REFUSED,      /* well-formed, refused by policy (audited) */
+    FP_ERRCLASS_TOO_LARGE,
+    FP_ERRCLASS_NOT_FOUND,
+    FP_ERRCLASS_CONFLICT,     /* exists / duplicate / wrong state */
+    FP_ERRCLASS_AUTH,         /* wrong or missing credentials */
+} fp_errclass;
+
+fp_errclass fp_err_class(int code);
+/* A policy refusal (class REFUSED): the CSR policy, profile and validity
+ * rules, which every issuance writes to the audit log. */
+int fp_err_is_refusal(int code);
 
 /* Stable short name of code ("csr-pop"); never NULL. */
 const char *fp_err_name(int code);

@@ -21,6 +21,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "crl.h"
 
+#include "../ca/caset.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <fcntl.h>
@@ -439,7 +441,7 @@ int fp_crl_generate(fp_store *store, const fp_crl_params *p, BIO *out,
     fp_signer_stream_get0_alg(ss, &alg, &alg_len);
     /* number first: a CRL that fails later only leaves a gap, which RFC
      * 5280 allows; two different CRLs never share a number */
-    if ((rc = fp_store_crl_number_next(store, p->ca_id, &number, err)) != FP_ERR_OK)
+    if ((rc = fp_store_revocation_number_next(store, p->ca_id, &number, err)) != FP_ERR_OK)
         goto out;
     f.issuer_len = i2d_X509_NAME(X509_get_subject_name(p->issuer), &f.issuer);
     if (f.issuer_len <= 0 || encode_time(now, &f.this_up, &f.this_len) != 0 ||
@@ -509,8 +511,27 @@ int fp_crl_load_ca(const fp_config *cfg, const char *ca_id, const char *pass,
         certf = cfg->root_cert;
         keyf = cfg->root_key;
     } else {
-        return fp_err_set(err, FP_ERR_NOT_FOUND, "no CA with id '%s' (this store has '%s' and '%s')",
-                          ca_id, cfg->issuing_id, cfg->root_id);
+        /* a CA created or imported after init (ca/caset.h) */
+        certf = keyf = NULL;
+    }
+    if (certf == NULL) {
+        char kpath[FP_PATH_MAX];
+        if (fp_caset_file(cfg, ca_id, "ca.crt", path, sizeof(path), err) != FP_ERR_OK ||
+            fp_caset_file(cfg, ca_id, "ca.key", kpath, sizeof(kpath), err) != FP_ERR_OK)
+            return FP_ERR_NOT_FOUND;
+        if (!fp_file_exists(path))
+            return fp_err_set(err, FP_ERR_NOT_FOUND, "no CA with id '%s' ('fleetpki ca list' "
+                                                     "shows them)", ca_id);
+        if ((rc = fp_cert_read(path, cert, err)) != FP_ERR_OK ||
+            (rc = fp_signer_open_file(kpath, pass, passlen, signer, err)) != FP_ERR_OK ||
+            (rc = fp_signer_check_cert(*signer, *cert, err)) != FP_ERR_OK) {
+            X509_free(*cert);
+            fp_signer_free(*signer);
+            *cert = NULL;
+            *signer = NULL;
+            return rc;
+        }
+        return FP_ERR_OK;
     }
     if ((rc = fp_config_path(cfg, certf, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_cert_read(path, cert, err)) != FP_ERR_OK ||

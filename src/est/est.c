@@ -42,11 +42,12 @@ static const est_label *label_of(fp_http_req *req)
 /* RFC 7030 4.1: cacerts needs no authentication. */
 static int h_cacerts(fp_http_req *req)
 {
-    est_state *st = state_of(req);
-    if (label_of(req) == NULL)
+    const est_label *lb = label_of(req);
+    if (lb == NULL)
         return FP_HTTP_DONE;
+    /* the label's project's CA chain: a device learns only its own CAs */
     fp_http_add_header(req, "Content-Transfer-Encoding", "base64");
-    fp_http_reply(req, 200, EST_CT_PKCS7, st->cacerts, st->cacerts_len);
+    fp_http_reply(req, 200, EST_CT_PKCS7, lb->cacerts, lb->cacerts_len);
     return FP_HTTP_DONE;
 }
 
@@ -173,6 +174,49 @@ static int identity_pattern_check(const fp_est_label *cfg, fp_error *err)
     return FP_ERR_OK;
 }
 
+/* The label's project: its active CA, every CA of it, its chain for
+ * cacerts, and the anchors client chains are verified against. */
+static int label_project(est_state *st, est_label *lb, const fp_est_label *cfg, fp_error *err)
+{
+    const fp_caset *cas = st->app->cas;
+    STACK_OF(X509) *chain = NULL, *roots = fp_caset_trust_roots(cas, cfg->project);
+    int rc;
+
+    lb->ca = fp_caset_active(cas, cfg->project);
+    if (lb->ca == NULL)
+        return fp_err_set(err, FP_ERR_CONFIG, "[est %s] project '%s' has no active issuing CA "
+                                              "(fleetpki project create %s)",
+                          cfg->name, cfg->project, cfg->project);
+    lb->anchors = X509_STORE_new();
+    if (lb->anchors == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    /* the project's own CAs are anchors by themselves: the chain stops
+     * there, so nothing above them (the shared root) is trusted */
+    X509_STORE_set_flags(lb->anchors, X509_V_FLAG_PARTIAL_CHAIN);
+    for (int i = 0; i < fp_caset_count(cas); i++) {
+        fp_ca *c = fp_caset_at(cas, i);
+        if (strcmp(fp_ca_project(c), cfg->project) != 0)
+            continue;
+        if (lb->n_cas >= (int)(sizeof(lb->cas) / sizeof(lb->cas[0])))
+            return fp_err_set(err, FP_ERR_CONFIG, "project '%s' has more than %zu issuing CAs",
+                              cfg->project, sizeof(lb->cas) / sizeof(lb->cas[0]));
+        lb->cas[lb->n_cas++] = c;
+        if (!X509_STORE_add_cert(lb->anchors, fp_ca_get0_cert(c)))
+            return fp_err_set(err, FP_ERR_CRYPTO, "trust store");
+    }
+    for (int i = 0; i < sk_X509_num(roots); i++)
+        if (!X509_STORE_add_cert(lb->anchors, sk_X509_value(roots, i)))
+            return fp_err_set(err, FP_ERR_CRYPTO, "trust store");
+    chain = sk_X509_dup(fp_ca_get0_chain(lb->ca));
+    if (chain == NULL || !sk_X509_unshift(chain, fp_ca_get0_cert(lb->ca))) {
+        sk_X509_free(chain);
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    }
+    rc = est_certs_only_b64(chain, &lb->cacerts, &lb->cacerts_len, err);
+    sk_X509_free(chain); /* borrowed certificates */
+    return rc;
+}
+
 static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_error *err)
 {
     const fp_profile *p = fp_config_profile(st->cfg, cfg->profile);
@@ -182,10 +226,8 @@ static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_
     lb->cfg = cfg;
     if (p == NULL)
         return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile '%s'", cfg->name, cfg->profile);
-    lb->anchors = X509_STORE_new();
-    if (lb->anchors == NULL || !X509_STORE_add_cert(lb->anchors, fp_ca_get0_cert(st->ca)) ||
-        !X509_STORE_add_cert(lb->anchors, fp_ca_get0_root(st->ca)))
-        return fp_err_set(err, FP_ERR_CRYPTO, "trust store");
+    if ((rc = label_project(st, lb, cfg, err)) != FP_ERR_OK)
+        return rc;
     if (cfg->trust_anchors[0]) {
         if ((rc = fp_config_path(st->cfg, cfg->trust_anchors, path, sizeof(path), err)) != FP_ERR_OK)
             return rc;
@@ -210,15 +252,7 @@ int fp_est_init(fp_http_server *srv, void **out, fp_error *err)
     if (st == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     st->cfg = fp_http_server_cfg(srv);
-    st->ca = fp_http_server_ca(srv);
-    st->chain = sk_X509_new_null();
-    if (st->chain == NULL || !sk_X509_push(st->chain, fp_ca_get0_cert(st->ca)) ||
-        !sk_X509_push(st->chain, fp_ca_get0_root(st->ca))) {
-        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
-        goto fail;
-    }
-    if ((rc = est_certs_only_b64(st->chain, &st->cacerts, &st->cacerts_len, err)) != FP_ERR_OK)
-        goto fail;
+    st->app = fp_http_server_app(srv);
     for (int i = 0; i < st->cfg->n_est_labels; i++) {
         st->n_labels++;
         if ((rc = label_init(st, &st->labels[i], &st->cfg->est_labels[i], err)) != FP_ERR_OK)
@@ -228,6 +262,7 @@ int fp_est_init(fp_http_server *srv, void **out, fp_error *err)
     if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_committer_start(path, &st->committer, err)) != FP_ERR_OK)
         goto fail;
+    fp_issuer_set_committer(st->app->issuer, st->committer);
     *out = st;
     return FP_ERR_OK;
 fail:
@@ -239,6 +274,7 @@ void fp_est_stop(void *arg)
 {
     est_state *st = arg;
     if (st != NULL) {
+        fp_issuer_set_committer(st->app->issuer, NULL);
         fp_committer_stop(st->committer);
         st->committer = NULL;
     }
@@ -249,12 +285,14 @@ void fp_est_free(void *arg)
     est_state *st = arg;
     if (st == NULL)
         return;
-    fp_committer_stop(st->committer);
+    if (st->committer != NULL) {
+        fp_issuer_set_committer(st->app->issuer, NULL);
+        fp_committer_stop(st->committer);
+    }
     for (int i = 0; i < st->n_labels; i++) {
         X509_STORE_free(st->labels[i].anchors);
         free(st->labels[i].csrattrs);
+        free(st->labels[i].cacerts);
     }
-    sk_X509_free(st->chain); /* borrowed certificates */
-    free(st->cacerts);
     free(st);
 }

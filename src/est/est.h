@@ -14,6 +14,7 @@
 #include "../ca/chain_check.h"
 #include "../ca/committer.h"
 #include "../http/http.h"
+#include "../serve/app.h"
 
 #define EST_CT_PKCS7 "application/pkcs7-mime; smime-type=certs-only"
 #define EST_CT_CSRATTRS "application/csrattrs"
@@ -21,18 +22,22 @@
 /* Per-label state built at startup (immutable while serving). */
 typedef struct est_label {
     const fp_est_label *cfg;
-    X509_STORE *anchors;  /* issuing CA + root + label trust_anchors */
+    fp_ca *ca;            /* the project's active issuing CA (cacerts, "ours") */
+    fp_ca *cas[16];       /* every issuing CA of the project (renewals after a rollover) */
+    int n_cas;
+    char *cacerts;        /* base64 certs-only PKCS#7 of ca's chain */
+    size_t cacerts_len;
+    X509_STORE *anchors;  /* the project's CAs and trust roots + label trust_anchors;
+                             never the shared root: a certificate of another
+                             project's CA must not chain through it */
     unsigned char *csrattrs; /* base64 body, NULL when the label has none */
     size_t csrattrs_len;
 } est_label;
 
 typedef struct est_state {
     const fp_config *cfg;
-    fp_ca *ca;
+    const fp_app *app;
     fp_committer *committer;
-    char *cacerts;        /* base64 certs-only PKCS#7 of the CA chain */
-    size_t cacerts_len;
-    STACK_OF(X509) *chain; /* issuing CA (+ root) */
     est_label labels[FP_MAX_EST_LABELS];
     int n_labels;
     int ssl_idx;          /* SSL ex_data index caching the verified peer */
@@ -41,7 +46,7 @@ typedef struct est_state {
 /* The authenticated caller of one request. */
 typedef struct est_identity {
     bool by_cert;
-    bool ours;             /* client certificate issued by our issuing CA */
+    bool ours;             /* client certificate issued by an issuing CA of the label's project */
     X509 *cert;            /* the client certificate (borrowed from the request) */
     char serial[41];       /* of the client certificate */
     char token_id[FP_TOKEN_ID_MAX];

@@ -133,7 +133,7 @@ static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_
         return fp_err_set(err, FP_ERR_STATE, "a certificate of the chain has expired");
     if (pc == NULL || pc->verdict[li] == 0) {
         rc = est_chain_verify(lb->anchors, req->peer_cert, req->peer_chain,
-                              fp_ca_get0_cert(st->ca), &ours, &n_ours, &until, err);
+                              fp_ca_get0_cert(lb->ca), &ours, &n_ours, &until, err);
         if (rc != FP_ERR_OK && rc != FP_ERR_STATE)
             return rc; /* not a verdict: try again next time */
         if (pc != NULL) {
@@ -148,7 +148,7 @@ static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_
             return rc;
         }
     }
-    rc = fp_chain_check_serials(fp_http_worker_store(req->worker), fp_ca_id(st->ca),
+    rc = fp_chain_check_serials(fp_http_worker_store(req->worker), fp_ca_id(lb->ca),
                                 (const char (*)[FP_CHAIN_SERIAL_LEN])(pc ? pc->ours[li] : ours),
                                 pc ? pc->n_ours[li] : n_ours, now, err);
     free(ours);
@@ -189,7 +189,7 @@ static void anchor_identity(fp_http_req *req, est_identity *id)
  * signature check would, and saves two ECDSA verifications per new
  * connection.  It must also be inside its validity and not revoked.
  * FP_ERR_STATE when any of that fails. */
-static int ours_check(fp_http_req *req, est_identity *id)
+static int ours_check(const est_label *lb, fp_http_req *req, est_identity *id)
 {
     unsigned char *der = NULL;
     int der_len, rc;
@@ -213,11 +213,22 @@ static int ours_check(fp_http_req *req, est_identity *id)
     der_len = i2d_X509(req->peer_cert, &der);
     if (der_len <= 0 || (size_t)der_len != rec.der_len ||
         CRYPTO_memcmp(der, rec.der, rec.der_len) != 0 || rec.status != FP_CERT_VALID ||
-        now < rec.not_before || now > rec.not_after)
+        now < rec.not_before || now > rec.not_after ||
+        /* recorded under this label's project (its CA says so too) */
+        strcmp(rec.project, lb->cfg->project) != 0)
         rc = FP_ERR_STATE;
     OPENSSL_free(der);
     fp_cert_rec_clear(&rec);
     return rc;
+}
+
+/* Issued by one of the issuing CAs of the label's project? */
+static bool issued_by_project(const est_label *lb, X509 *cert)
+{
+    for (int i = 0; i < lb->n_cas; i++)
+        if (X509_check_issued(fp_ca_get0_cert(lb->cas[i]), cert) == X509_V_OK)
+            return true;
+    return false;
 }
 
 /* Token check without the request body: id, secret, label, uses, expiry.
@@ -239,7 +250,9 @@ static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
         unauthorized(req, "malformed Authorization header");
         return FP_ERR_PASSPHRASE;
     }
-    rc = fp_store_token_get(fp_http_worker_store(req->worker), user, &t, &err);
+    /* scoped by the label's project: a token of another project is as
+     * unknown here as one never created */
+    rc = fp_store_token_get(fp_http_worker_store(req->worker), lb->cfg->project, user, &t, &err);
     if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND) {
         /* a store failure is ours, not a bad token: 500, so a device does
          * not throw away a valid token over a transient error */
@@ -308,8 +321,8 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_i
                           kerr.msg);
             return kerr.code;
         }
-        if (X509_check_issued(fp_ca_get0_cert(st->ca), req->peer_cert) == X509_V_OK) {
-            rc = ours_check(req, id);
+        if (issued_by_project(lb, req->peer_cert)) {
+            rc = ours_check(lb, req, id);
             if (rc == FP_ERR_OK)
                 return authenticated(req, id);
             unauthorized(req, rc == FP_ERR_STATE

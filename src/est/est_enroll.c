@@ -3,15 +3,14 @@
  * 4.2, 4.4) and manual approval.
  *
  * Flow on the worker thread: authenticate (from the TLS certificate and
- * headers only), decode the CSR, check PoP linking, sign (policy + build +
- * sign; fp_ca_sign is thread-safe), check the requested name against the
- * caller (est_identity.c), then
- * hand the record and the token that pays for it to the group committer
- * (one transaction stores both) and return FP_HTTP_DEFERRED.  The
- * committer's callback runs on the writer thread and only posts the job
- * back to the worker, which answers: nothing of a certificate leaves
- * before its batch is durable.  A serial collision (FP_ERR_DUPLICATE)
- * re-signs with a fresh serial.
+ * headers only), decode the CSR, check PoP linking, then hand the request
+ * to the one issuance path (fp_issue_submit, ca/issue.h) with the label's
+ * project and profile, the authenticated identity, the token that pays
+ * and EST's own check of the signed certificate (the name asked for is
+ * the caller's, est_identity.c; a renewal keeps its names), and return
+ * FP_HTTP_DEFERRED.  The done callback runs on the writer thread once the
+ * certificate is durable and only posts the job back to the worker, which
+ * answers: nothing of a certificate leaves before its batch is durable.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -30,7 +29,6 @@
 #include "../x509/x509util.h"
 #include "est.h"
 
-#define SIGN_ATTEMPTS 8
 #define NID_ASYMM_DECRYPT_KEY_ID_TXT "1.2.840.113549.1.9.16.2.54" /* RFC 7030 4.4.1.2 */
 #define NID_DECRYPT_KEY_ID_TXT "1.2.840.113549.1.9.16.2.37"       /* RFC 7030 4.4.1.1 */
 
@@ -50,23 +48,34 @@ typedef struct enroll_job {
     est_identity id;  /* id.cert points at auth_cert */
     X509 *auth_cert;  /* the client certificate, own reference (the
                          certificate being renewed, for simplereenroll) */
-    int attempts;
     struct timespec t_submit, t_done;
     fp_http_post post; /* hands the job back to its worker: no allocation */
     int rc;
     fp_error err;
 } enroll_job;
 
+/* The one table from error classes (common/err.h) to EST's answer. */
+static int est_status_of(int code)
+{
+    switch (fp_err_class(code)) {
+    case FP_ERRCLASS_BAD_INPUT:
+    case FP_ERRCLASS_MALFORMED:
+        return 400;
+    case FP_ERRCLASS_TOO_LARGE:
+        return 413;
+    case FP_ERRCLASS_REFUSED:
+        return 403;
+    default:
+        return 500;
+    }
+}
+
 void est_answer_error(fp_http_req *req, const fp_error *err)
 {
-    int code = err->code;
-    if (code == FP_ERR_CSR_MALFORMED || code == FP_ERR_ARG)
-        fp_http_error(req, 400, "%s: %s", fp_err_name(code), err->msg);
-    else if (code == FP_ERR_TOO_LARGE)
-        fp_http_error(req, 413, "%s: %s", fp_err_name(code), err->msg);
-    else if (code >= FP_ERR_PROFILE && code <= FP_ERR_ISSUER_EXPIRED)
-        fp_http_error(req, 403, "%s: %s", fp_err_name(code), err->msg);
-    else {
+    int code = err->code, status = est_status_of(code);
+    if (status != 500) {
+        fp_http_error(req, status, "%s: %s", fp_err_name(code), err->msg);
+    } else {
         fp_log(FP_LOG_ERROR, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);
         fp_http_error(req, 500, "internal error (request %s)", req->id);
     }
@@ -95,7 +104,7 @@ static void reply_cert(fp_http_req *req, const char *b64, size_t len)
 
 /* RFC 7030 4.4.2: the key as CMS SignedData(EnvelopedData(PKCS#8)),
  * encrypted to the client's TLS certificate and signed by our TLS key. */
-static int encrypt_key(est_state *st, fp_http_req *req, X509 *recipient, const unsigned char *p8,
+static int encrypt_key(fp_ca *ca, fp_http_req *req, X509 *recipient, const unsigned char *p8,
                        size_t p8len, unsigned char **out, size_t *outlen, fp_error *err)
 {
     SSL_CTX *sctx = fp_http_server_ssl_ctx(fp_http_worker_server(req->worker));
@@ -107,7 +116,7 @@ static int encrypt_key(est_state *st, fp_http_req *req, X509 *recipient, const u
 
     *out = NULL;
     if (rcpt == NULL || extra == NULL || !sk_X509_push(rcpt, recipient) ||
-        !sk_X509_push(extra, fp_ca_get0_cert(st->ca)) ||
+        !sk_X509_push(extra, fp_ca_get0_cert(ca)) ||
         (in = BIO_new_mem_buf(p8, (int)p8len)) == NULL ||
         (env = CMS_encrypt(rcpt, in, EVP_aes_256_cbc(), CMS_BINARY)) == NULL ||
         (env_len = i2d_CMS_ContentInfo(env, &env_der)) <= 0 ||
@@ -160,7 +169,7 @@ static void reply_keygen(enroll_job *j)
         goto out;
     }
     if (j->encrypt_key) {
-        if ((rc = encrypt_key(j->st, req, j->recipient, p8, (size_t)p8len, &enc, &enc_len, &err)) != FP_ERR_OK ||
+        if ((rc = encrypt_key(j->lb->ca, req, j->recipient, p8, (size_t)p8len, &enc, &enc_len, &err)) != FP_ERR_OK ||
             (rc = fp_b64_encode_lines(enc, enc_len, &b64_key, &b64_key_len, &err)) != FP_ERR_OK)
             goto out;
     } else if ((rc = fp_b64_encode_lines(p8, (size_t)p8len, &b64_key, &b64_key_len, &err)) !=
@@ -188,65 +197,61 @@ out:
     OPENSSL_free(enc);
 }
 
-/* ---- signing and commit ---- */
+/* ---- issuance ---- */
 
-static void committed(void *arg, int rc, const fp_error *err);
+static void committed(void *arg, int rc, const fp_error *err, X509 *cert);
 static void finish(void *arg);
 
-static int sign_and_submit(enroll_job *j)
+/* EST's last word on the signed certificate (fp_issue_req.check), before
+ * the commit: RFC 7030 4.2.2 for renewals, the label's identity rule for
+ * the rest; then the answer is encoded from the exact bytes being stored. */
+static int est_check_issued(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
 {
-    const char *profile = j->lb->cfg->profile;
-    fp_issue_req ir = {j->csr, profile, 0, j->id.actor, j->op == EST_KEYGEN};
-    fp_cert_rec rec;
-    char detail[160];
+    enroll_job *j = arg;
     int rc;
 
-    X509_free(j->cert);
-    j->cert = NULL;
-    rc = fp_ca_sign(j->st->ca, &ir, &j->cert, &rec, &j->err);
-    if (rc != FP_ERR_OK)
-        return rc;
-    /* RFC 7030 4.2.2: the renewed certificate keeps Subject and SAN */
-    if (j->op == EST_REENROLL && !est_same_identity(j->cert, j->auth_cert)) {
-        fp_cert_rec_clear(&rec);
-        return fp_err_set(&j->err, FP_ERR_CSR_SUBJECT,
+    if (j->op == EST_REENROLL && !est_same_identity(cert, j->auth_cert))
+        return fp_err_set(err, FP_ERR_CSR_SUBJECT,
                           "Subject or SubjectAltName differs from the certificate being renewed "
                           "(RFC 7030 4.2.2)");
-    }
     if (j->op != EST_REENROLL &&
-        (rc = est_check_requested_name(j->lb, &j->id, j->csr, j->cert, &j->err)) != FP_ERR_OK) {
-        fp_cert_rec_clear(&rec);
+        (rc = est_check_requested_name(j->lb, &j->id, j->csr, cert, err)) != FP_ERR_OK)
         return rc;
-    }
-    /* the answer is encoded now, from the exact bytes being stored */
     free(j->cert_b64);
     j->cert_b64 = NULL;
-    if ((rc = est_certs_only_der_b64((const unsigned char *const *)&rec.der, &rec.der_len, 1,
-                                     &j->cert_b64, &j->cert_b64_len, &j->err)) != FP_ERR_OK) {
-        fp_cert_rec_clear(&rec);
-        return rc;
-    }
-    snprintf(detail, sizeof(detail), "{\"profile\":\"%s\",\"via\":\"est/%s\"}", profile,
-             j->op == EST_REENROLL ? "simplereenroll" : j->op == EST_KEYGEN ? "serverkeygen"
-                                                                             : "simpleenroll");
-    j->attempts++;
+    return est_certs_only_der_b64((const unsigned char *const *)&rec->der, &rec->der_len, 1,
+                                  &j->cert_b64, &j->cert_b64_len, err);
+}
+
+static const char *op_via(est_op op)
+{
+    return op == EST_REENROLL ? "est/simplereenroll" : op == EST_KEYGEN ? "est/serverkeygen"
+                                                                         : "est/simpleenroll";
+}
+
+static int submit(enroll_job *j, fp_store *store)
+{
+    fp_issue_req ir = {.csr = j->csr, .profile = j->lb->cfg->profile, .actor = j->id.actor,
+                       .own_key = j->op == EST_KEYGEN, .project = j->lb->cfg->project,
+                       .action = j->op == EST_REENROLL ? "cert.renew" : "cert.issue",
+                       .via = op_via(j->op),
+                       .token_id = j->id.token_id[0] ? j->id.token_id : NULL,
+                       .check = est_check_issued, .check_arg = j};
+
     clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
     /* a token use is spent only in the transaction that stores the
-     * certificate, by the writer thread (an fsync must not stall this
-     * event loop); a serial collision rolled it back, so every attempt
-     * pays with the token again */
-    fp_committer_submit(j->st->committer, &rec, j->id.actor,
-                        j->op == EST_REENROLL ? "cert.renew" : "cert.issue", detail,
-                        j->id.token_id, committed, j);
-    return FP_ERR_OK;
+     * certificate, on the writer thread (an fsync must not stall this
+     * event loop) */
+    return fp_issue_submit(j->st->app->issuer, store, &ir, committed, j, &j->err);
 }
 
 /* Writer thread: only hand the job back to its worker. */
-static void committed(void *arg, int rc, const fp_error *err)
+static void committed(void *arg, int rc, const fp_error *err, X509 *cert)
 {
     enroll_job *j = arg;
     clock_gettime(CLOCK_MONOTONIC, &j->t_done);
     j->rc = rc;
+    j->cert = cert;
     if (err != NULL && rc != FP_ERR_OK)
         j->err = *err;
     j->post = (fp_http_post){finish, j, false, NULL};
@@ -263,14 +268,6 @@ static void finish(void *arg)
     fp_log(FP_LOG_DEBUG, "id=%s commit wait %.2f ms, post wait %.2f ms", req->id,
            (j->t_done.tv_sec - j->t_submit.tv_sec) * 1e3 + (j->t_done.tv_nsec - j->t_submit.tv_nsec) / 1e6,
            (now.tv_sec - j->t_done.tv_sec) * 1e3 + (now.tv_nsec - j->t_done.tv_nsec) / 1e6);
-    if (j->rc == FP_ERR_DUPLICATE && j->attempts < SIGN_ATTEMPTS) {
-        fp_log(FP_LOG_WARN, "id=%s serial collision, signing again", req->id);
-        if (sign_and_submit(j) == FP_ERR_OK)
-            return;
-        est_answer_error(req, &j->err);
-        job_free(j);
-        return;
-    }
     if (j->rc == FP_ERR_STATE && j->id.token_id[0]) {
         /* the token was used up or expired between check and commit */
         fp_http_add_header(req, "WWW-Authenticate", "Basic realm=\"fleetpki EST\"");
@@ -376,6 +373,21 @@ static int keygen_csr(const fp_est_label *l, const fp_profile *p, X509_REQ *clie
 
 /* ---- manual approval ---- */
 
+typedef struct {
+    const est_label *lb;
+    const est_identity *id;
+    X509_REQ *csr;
+} held_check;
+
+/* The requested name, checked on the request (no certificate yet). */
+static int held_name_check(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
+{
+    held_check *h = arg;
+    (void)cert;
+    (void)rec;
+    return est_check_requested_name(h->lb, h->id, h->csr, NULL, err);
+}
+
 /* Answers the request; returns FP_HTTP_DONE. */
 static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req, X509_REQ *csr,
                            const unsigned char *der, size_t der_len, const est_identity *id)
@@ -394,20 +406,25 @@ static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req,
     }
     fp_hex(md, sizeof(md), hash);
     snprintf(retry, sizeof(retry), "%d", lb->cfg->retry_after_seconds);
-    rc = fp_store_pending_find(store, lb->cfg->name, hash, &pr, &err);
+    rc = fp_store_pending_find(store, lb->cfg->project, lb->cfg->name, hash, &pr, &err);
     if (rc == FP_ERR_NOT_FOUND) {
-        const fp_profile *p = fp_config_profile(st->cfg, lb->cfg->profile);
         fp_pending_rec add;
-        fp_audit_event ev = {id->actor, "csr.hold", "", ""};
+        fp_audit_event ev = {.actor = id->actor, .action = "csr.hold", .object = "",
+                             .detail = "", .project = lb->cfg->project};
         int64_t pid = 0;
-        /* refuse at once what an operator could not approve anyway */
-        if ((rc = fp_policy_check(p, csr, &err)) != FP_ERR_OK ||
-            (rc = est_check_requested_name(lb, id, csr, NULL, &err)) != FP_ERR_OK) {
+        /* refuse at once what an operator could not approve anyway: the
+         * issuance path's own checks, without signing */
+        held_check hc = {lb, id, csr};
+        fp_issue_req ir = {.csr = csr, .profile = lb->cfg->profile, .actor = id->actor,
+                           .project = lb->cfg->project, .via = "est/hold",
+                           .check = held_name_check, .check_arg = &hc};
+        if ((rc = fp_issue_precheck(st->app->issuer, store, &ir, &err)) != FP_ERR_OK) {
             est_answer_error(req, &err);
             return FP_HTTP_DONE;
         }
         memset(&add, 0, sizeof(add));
         snprintf(add.label, sizeof(add.label), "%s", lb->cfg->name);
+        snprintf(add.project, sizeof(add.project), "%s", lb->cfg->project);
         memcpy(add.csr_hash, hash, sizeof(hash));
         add.csr = (unsigned char *)der;
         add.csr_len = der_len;
@@ -522,7 +539,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
         }
         /* RFC 7030 4.2.2 for a held renewal: the operator's approval
          * issues this CSR as it is, and no issued certificate exists yet
-         * to compare with the one being renewed (sign_and_submit's check),
+         * to compare with the one being renewed (est_check_issued),
          * so the CSR itself must keep its subject and SANs */
         if (op == EST_REENROLL && !est_csr_same_identity(csr, j->auth_cert)) {
             fp_err_set(&err, FP_ERR_CSR_SUBJECT, "Subject or SubjectAltName differs from the "
@@ -564,14 +581,8 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     j->op = op;
     j->csr = csr;
     csr = NULL;
-    if (sign_and_submit(j) != FP_ERR_OK) {
-        if (j->err.code >= FP_ERR_PROFILE && j->err.code <= FP_ERR_ISSUER_EXPIRED) {
-            char d[FP_ERRMSG_MAX + 64];
-            fp_audit_event ev = {j->id.actor, "csr.refuse", "", d};
-            fp_error ignored;
-            snprintf(d, sizeof(d), "{\"error\":\"%s\"}", fp_err_name(j->err.code));
-            (void)fp_store_audit_append(fp_http_worker_store(req->worker), &ev, &ignored);
-        }
+    /* refusals are audited by the issuance path; done is not called then */
+    if (submit(j, fp_http_worker_store(req->worker)) != FP_ERR_OK) {
         est_answer_error(req, &j->err);
         goto out;
     }

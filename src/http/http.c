@@ -966,6 +966,7 @@ void fp_http_server_free(fp_http_server *srv)
 
 const fp_config *fp_http_server_cfg(const fp_http_server *srv) { return srv->cfg; }
 fp_ca *fp_http_server_ca(const fp_http_server *srv) { return srv->opts.ca; }
+const void *fp_http_server_app(const fp_http_server *srv) { return srv->opts.app; }
 SSL_CTX *fp_http_server_ssl_ctx(const fp_http_server *srv) { return srv->ssl_ctx; }
 fp_store *fp_http_worker_store(fp_http_worker *w) { return w->store; }
 fp_http_server *fp_http_worker_server(fp_http_worker *w) { return w->srv; }

@@ -192,6 +192,7 @@ bool fp_http_limit_identity(fp_http_req *req, const char *key);
 typedef struct fp_http_opts {
     const fp_config *cfg;       /* limits, threads, TLS cert/key, store path */
     fp_ca *ca;                  /* shared, thread-safe signing */
+    const void *app;            /* the composition root's context for modules */
     const char *https_listen;   /* override cfg (e.g. "127.0.0.1:0"); "" off */
     const char *http_listen;    /* override cfg; "" disables */
     const char *tls_pass;       /* passphrase of an encrypted TLS key */
@@ -221,6 +222,7 @@ void fp_http_server_free(fp_http_server *srv);
 
 const fp_config *fp_http_server_cfg(const fp_http_server *srv);
 fp_ca *fp_http_server_ca(const fp_http_server *srv);
+const void *fp_http_server_app(const fp_http_server *srv);
 SSL_CTX *fp_http_server_ssl_ctx(const fp_http_server *srv);
 /* Passphrase of the server's keys (fp_http_opts.tls_pass), borrowed; valid
  * only while module init hooks run (modules copy what they need). */

@@ -44,8 +44,8 @@
 
 #define FP_OCSP_MAX_REQUEST 8192 /* DER bytes; RFC 5019 requests are ~100 */
 #define FP_OCSP_MAX_CERTS 32     /* CertIDs in one request */
-#define FP_OCSP_MAX_CAS 8
-#define FP_OCSP_MAX_CHILDREN 8   /* sub-CA certificates per served CA */
+#define FP_OCSP_MAX_CAS 64       /* issuing CAs of every project + the root */
+#define FP_OCSP_MAX_CHILDREN 64  /* sub-CA certificates per served CA (the root: every issuing CA) */
 #define FP_OCSP_NONCE_MAX 128    /* RFC 9654 2.1 (was 32 in RFC 8954) */
 #define FP_OCSP_UNKNOWN_TTL 30   /* seconds an "unknown" answer stays cached */
 

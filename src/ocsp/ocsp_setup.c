@@ -26,18 +26,16 @@ static int check_delegation(X509 *ca, X509 *signer, fp_error *err)
     return FP_ERR_OK;
 }
 
-static int load_identity(const fp_config *cfg, X509 *ca_cert, const char *pass, size_t passlen,
-                         fp_signer **signer, X509 **cert, fp_error *err)
+static int load_identity(const char *cert_path, const char *key_path, X509 *ca_cert,
+                         const char *pass, size_t passlen, fp_signer **signer, X509 **cert,
+                         fp_error *err)
 {
-    char path[FP_PATH_MAX];
     int rc;
 
     *signer = NULL;
     *cert = NULL;
-    if ((rc = fp_config_path(cfg, cfg->ocsp_cert, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_cert_read(path, cert, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->ocsp_key, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_signer_open_file(path, pass, passlen, signer, err)) != FP_ERR_OK ||
+    if ((rc = fp_cert_read(cert_path, cert, err)) != FP_ERR_OK ||
+        (rc = fp_signer_open_file(key_path, pass, passlen, signer, err)) != FP_ERR_OK ||
         (rc = fp_signer_check_cert(*signer, *cert, err)) != FP_ERR_OK ||
         (rc = check_delegation(ca_cert, *cert, err)) != FP_ERR_OK) {
         fp_signer_free(*signer);
@@ -56,13 +54,15 @@ int fp_ocsp_from_config(const fp_config *cfg, const char *pass, size_t passlen,
     fp_ocsp_responder *r = NULL;
     fp_signer *signer = NULL;
     X509 *ca = NULL, *cert = NULL;
-    char path[FP_PATH_MAX];
+    char path[FP_PATH_MAX], cpath[FP_PATH_MAX], kpath[FP_PATH_MAX];
     int rc;
 
     *out = NULL;
     if ((rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = fp_cert_read(path, &ca, err)) != FP_ERR_OK ||
-        (rc = load_identity(cfg, ca, pass, passlen, &signer, &cert, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_cert, cpath, sizeof(cpath), err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->ocsp_key, kpath, sizeof(kpath), err)) != FP_ERR_OK ||
+        (rc = load_identity(cpath, kpath, ca, pass, passlen, &signer, &cert, err)) != FP_ERR_OK ||
         (rc = fp_ocsp_responder_new(&o, &r, err)) != FP_ERR_OK)
         goto out;
     rc = fp_ocsp_responder_add_ca(r, cfg->issuing_id, ca, signer, cert, err);
@@ -79,16 +79,37 @@ out:
     return rc;
 }
 
+int fp_ocsp_add_ca(fp_ocsp_responder *r, fp_ca *ca, const char *pass, size_t passlen,
+                   fp_error *err)
+{
+    const char *cpath, *kpath;
+    fp_signer *signer = NULL;
+    X509 *cert = NULL;
+    int rc;
+
+    fp_ca_ocsp_paths(ca, &cpath, &kpath);
+    if ((rc = load_identity(cpath, kpath, fp_ca_get0_cert(ca), pass, passlen, &signer, &cert,
+                            err)) != FP_ERR_OK) {
+        fp_err_prefix(err, "OCSP responder of CA '%s': ", fp_ca_id(ca));
+        return rc;
+    }
+    rc = fp_ocsp_responder_add_ca(r, fp_ca_id(ca), fp_ca_get0_cert(ca), signer, cert, err);
+    X509_free(cert);
+    return rc; /* signer taken */
+}
+
 /* Does the current signer need replacing at now? */
-static bool needs_renewal(const fp_config *cfg, X509 *ca, const char *pass, size_t passlen,
-                          int64_t now)
+static bool needs_renewal(fp_ca *ca, const char *pass, size_t passlen, int64_t now)
 {
     fp_signer *signer = NULL;
     X509 *cert = NULL;
+    const char *cpath, *kpath;
     int64_t nb, na;
     bool renew;
 
-    if (load_identity(cfg, ca, pass, passlen, &signer, &cert, NULL) != FP_ERR_OK)
+    fp_ca_ocsp_paths(ca, &cpath, &kpath);
+    if (load_identity(cpath, kpath, fp_ca_get0_cert(ca), pass, passlen, &signer, &cert, NULL) !=
+        FP_ERR_OK)
         return true;
     nb = fp_asn1_time_unix(X509_get0_notBefore(cert));
     na = fp_asn1_time_unix(X509_get0_notAfter(cert));
@@ -129,6 +150,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
                          fp_ocsp_responder *r, bool *renewed, fp_error *err)
 {
     X509 *ca_cert = fp_ca_get0_cert(ca), *cert = NULL, *issued = NULL;
+    const char *cpath, *kpath;
     unsigned char *der = NULL;
     size_t derlen = 0;
     EVP_PKEY *key = NULL;
@@ -142,9 +164,14 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
     int rc;
 
     *renewed = false;
-    if (!needs_renewal(cfg, ca_cert, pass, passlen, now))
+    if (!needs_renewal(ca, pass, passlen, now))
         return FP_ERR_OK;
-    snprintf(cn, sizeof(cn), "%s OCSP responder", cfg->org);
+    fp_ca_ocsp_paths(ca, &cpath, &kpath);
+    /* the CA init made keeps its responder's name; others say whose */
+    if (!strcmp(fp_ca_id(ca), cfg->issuing_id))
+        snprintf(cn, sizeof(cn), "%s OCSP responder", cfg->org);
+    else
+        snprintf(cn, sizeof(cn), "%s OCSP responder (%s)", cfg->org, fp_ca_id(ca));
     name = X509_NAME_new();
     req = X509_REQ_new();
     if (name == NULL || req == NULL ||
@@ -164,7 +191,8 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         rc = fp_err_set(err, FP_ERR_CRYPTO, "OCSP signer request");
         goto out;
     }
-    ir = (fp_issue_req){req, "ocsp-signer", 0, "server:ocsp-renew", false};
+    ir = (fp_issue_req){.csr = req, .profile = "ocsp-signer", .actor = "server:ocsp-renew",
+                        .via = "ocsp-signer-renewal"};
     if ((rc = fp_ca_issue(ca, store, &ir, &issued, err)) != FP_ERR_OK)
         goto out;
     /* work on the certificate as relying parties will see it: decoded from
@@ -176,9 +204,8 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         goto out;
     }
     /* key first, then certificate; each replaced atomically */
-    if ((rc = fp_config_path(cfg, cfg->ocsp_key, keypath, sizeof(keypath), err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->ocsp_cert, certpath, sizeof(certpath), err)) != FP_ERR_OK)
-        goto out;
+    snprintf(keypath, sizeof(keypath), "%s", kpath);
+    snprintf(certpath, sizeof(certpath), "%s", cpath);
     snprintf(tmp, sizeof(tmp), "%s.new", keypath);
     unlink(tmp); /* a leftover of an interrupted renewal */
     if ((rc = fp_key_write(tmp, key, pass, passlen, err)) != FP_ERR_OK)
@@ -195,7 +222,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
     if (r != NULL) {
         if ((rc = fp_signer_from_key(key, &signer, err)) != FP_ERR_OK)
             goto out;
-        rc = fp_ocsp_responder_set_signer(r, cfg->issuing_id, signer, cert, err);
+        rc = fp_ocsp_responder_set_signer(r, fp_ca_id(ca), signer, cert, err);
         signer = NULL;
     }
 out:

@@ -20,8 +20,12 @@
 int fp_ocsp_from_config(const fp_config *cfg, const char *pass, size_t passlen,
                         fp_ocsp_responder **out, fp_error *err);
 
+/* Serve ca from r, signed by its delegated responder (fp_ca_ocsp_paths). */
+int fp_ocsp_add_ca(fp_ocsp_responder *r, fp_ca *ca, const char *pass, size_t passlen,
+                   fp_error *err);
+
 /*
- * Check the OCSP signer at now: if ocsp_cert is missing, unreadable, does
+ * Check the OCSP signer of ca (its fp_ca_ocsp_paths) at now: if ocsp_cert is missing, unreadable, does
  * not match ocsp_key, or has less than 1/FP_OCSP_RENEW_DIVISOR of its
  * lifetime left, issue a new one through ca (profile ocsp-signer, audited,
  * stored) with a fresh key, and replace ocsp_key then ocsp_cert atomically

@@ -28,8 +28,10 @@
 #include "../crl/crl.h"
 #include "../http/http.h"
 #include "../ocsp/ocsp.h"
+#include "../serve/app.h"
 
-#define REV_MAX_CRLS 2 /* issuing CA, and the root when its key is online */
+/* every issuing CA, and the root when its key is online */
+#define REV_MAX_CRLS (FP_OCSP_MAX_CAS + 1)
 
 /* Immutable published bytes, shared by reference between threads. */
 typedef struct rev_blob {
@@ -52,7 +54,7 @@ typedef struct rev_crl {
 
 typedef struct rev_state {
     const fp_config *cfg;
-    fp_ca *ca;
+    const fp_app *app;        /* every CA, by project (caset.h) */
     fp_ocsp_responder *ocsp;
     rev_crl crls[REV_MAX_CRLS];
     int n_crls;

@@ -216,6 +216,9 @@ static int add_crl(rev_state *st, const char *ca_id, bool required, fp_error *er
     fp_error local = {0};
     int rc;
 
+    if (st->n_crls >= REV_MAX_CRLS)
+        return fp_err_set(err, FP_ERR_CONFIG, "more than %d CAs to publish CRLs for",
+                          REV_MAX_CRLS);
     memset(c, 0, sizeof(*c));
     rc = fp_crl_load_ca(st->cfg, ca_id, st->pass, st->passlen, &c->cert, &c->signer, &local);
     if (rc != FP_ERR_OK) {
@@ -241,23 +244,59 @@ static int add_crl(rev_state *st, const char *ca_id, bool required, fp_error *er
 
 /* With the root key online (its CRL is then published too), OCSP also
  * answers for the root's certificates, signed by the root itself (RFC 6960
- * 4.2.2.2 allows the CA): "good" for the issuing CA, "unknown" otherwise. */
+ * 4.2.2.2 allows the CA): "good" for the issuing CAs it signed, "unknown"
+ * otherwise. */
 static int serve_root_ocsp(rev_state *st, fp_error *err)
 {
+    const fp_caset *cas = st->app->cas;
     X509 *root = NULL;
     fp_signer *signer = NULL;
+    bool online = false;
     int rc;
 
-    if (st->n_crls < 2)
+    for (int i = 0; i < st->n_crls; i++)
+        online |= !strcmp(st->crls[i].ca_id, st->cfg->root_id);
+    if (!online)
         return FP_ERR_OK; /* root key offline */
     if ((rc = fp_crl_load_ca(st->cfg, st->cfg->root_id, st->pass, st->passlen, &root, &signer,
                              err)) != FP_ERR_OK)
         return rc;
     rc = fp_ocsp_responder_add_ca(st->ocsp, st->cfg->root_id, root, signer, root, err);
-    if (rc == FP_ERR_OK)
-        rc = fp_ocsp_responder_add_child(st->ocsp, st->cfg->root_id, st->crls[0].cert, err);
+    for (int i = 0; rc == FP_ERR_OK && i < fp_caset_count(cas); i++) {
+        X509 *c = fp_ca_get0_cert(fp_caset_at(cas, i));
+        if (X509_check_issued(root, c) == X509_V_OK)
+            rc = fp_ocsp_responder_add_child(st->ocsp, st->cfg->root_id, c, err);
+    }
     X509_free(root);
     return rc;
+}
+
+/* Every issuing CA of every project: its delegated OCSP signer (made or
+ * renewed first: a CA created since the last start has none yet) and its
+ * CRL; then the root's CRL when its key is here. */
+static int serve_cas(rev_state *st, fp_error *err)
+{
+    const fp_caset *cas = st->app->cas;
+    fp_ocsp_opts o = {st->cfg->ocsp_validity_seconds, st->cfg->ocsp_cache,
+                      st->cfg->ocsp_cache_entries};
+    int rc;
+
+    if ((rc = fp_ocsp_responder_new(&o, &st->ocsp, err)) != FP_ERR_OK)
+        return rc;
+    for (int i = 0; i < fp_caset_count(cas); i++) {
+        fp_ca *ca = fp_caset_at(cas, i);
+        bool renewed = false;
+        if ((rc = fp_ocsp_signer_check(st->cfg, ca, st->store, st->pass, st->passlen, fp_now(),
+                                       NULL, &renewed, err)) != FP_ERR_OK ||
+            (rc = fp_ocsp_add_ca(st->ocsp, ca, st->pass, st->passlen, err)) != FP_ERR_OK ||
+            (rc = add_crl(st, fp_ca_id(ca), true, err)) != FP_ERR_OK)
+            return rc;
+        if (renewed)
+            fp_log(FP_LOG_INFO, "OCSP signer certificate renewed (CA %s)", fp_ca_id(ca));
+    }
+    if ((rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK)
+        return rc;
+    return serve_root_ocsp(st, err);
 }
 
 int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
@@ -266,7 +305,6 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     const char *pass = NULL;
     size_t passlen = 0;
     char path[FP_PATH_MAX];
-    bool renewed = false;
     int rc;
 
     *out = NULL;
@@ -275,7 +313,7 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->wake, NULL);
     st->cfg = fp_http_server_cfg(srv);
-    st->ca = fp_http_server_ca(srv);
+    st->app = fp_http_server_app(srv);
     fp_http_server_get0_key_pass(srv, &pass, &passlen);
     if (pass != NULL && passlen > 0) {
         st->pass = OPENSSL_malloc(passlen + 1);
@@ -294,23 +332,15 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
         goto fail;
     /* a signer close to expiry (or broken by an interrupted renewal) is
      * replaced before the first response is signed */
-    if ((rc = fp_ocsp_signer_check(st->cfg, st->ca, st->store, st->pass, st->passlen, fp_now(),
-                                   NULL, &renewed, err)) != FP_ERR_OK ||
-        (rc = fp_ocsp_from_config(st->cfg, st->pass, st->passlen, &st->ocsp, err)) != FP_ERR_OK)
-        goto fail;
-    if (renewed)
-        fp_log(FP_LOG_INFO, "OCSP signer certificate renewed");
-    if ((rc = add_crl(st, st->cfg->issuing_id, true, err)) != FP_ERR_OK ||
-        (rc = add_crl(st, st->cfg->root_id, false, err)) != FP_ERR_OK ||
-        (rc = serve_root_ocsp(st, err)) != FP_ERR_OK)
+    if ((rc = serve_cas(st, err)) != FP_ERR_OK)
         goto fail;
     for (int i = 0; i < st->n_crls; i++)
         if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
             goto fail;
     if ((rc = rev_publish_start(st, err)) != FP_ERR_OK)
         goto fail;
-    fp_log(FP_LOG_INFO, "ocsp cache=%s entries=%d validity=%ds", st->cfg->ocsp_cache ? "on" : "off",
-           st->cfg->ocsp_cache_entries, st->cfg->ocsp_validity_seconds);
+    fp_log(FP_LOG_INFO, "ocsp cache=%s entries=%d validity=%ds CAs=%d", st->cfg->ocsp_cache ? "on" : "off",
+           st->cfg->ocsp_cache_entries, st->cfg->ocsp_validity_seconds, fp_caset_count(st->app->cas));
     *out = st;
     return FP_ERR_OK;
 fail:

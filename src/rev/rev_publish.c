@@ -160,13 +160,17 @@ static void *watcher(void *arg)
             pthread_mutex_unlock(&st->lock);
         }
         if (ms - last_renew >= RENEW_CHECK_S * 1000) {
-            bool renewed = false;
             last_renew = ms;
-            if (fp_ocsp_signer_check(st->cfg, st->ca, st->store, st->pass, st->passlen, fp_now(),
-                                     st->ocsp, &renewed, &err) != FP_ERR_OK)
-                fp_log(FP_LOG_WARN, "OCSP signer renewal: %s", fp_err_str(&err));
-            else if (renewed)
-                fp_log(FP_LOG_INFO, "OCSP signer certificate renewed");
+            for (int i = 0; i < fp_caset_count(st->app->cas); i++) {
+                fp_ca *ca = fp_caset_at(st->app->cas, i);
+                bool renewed = false;
+                if (fp_ocsp_signer_check(st->cfg, ca, st->store, st->pass, st->passlen, fp_now(),
+                                         st->ocsp, &renewed, &err) != FP_ERR_OK)
+                    fp_log(FP_LOG_WARN, "OCSP signer renewal of %s: %s", fp_ca_id(ca),
+                           fp_err_str(&err));
+                else if (renewed)
+                    fp_log(FP_LOG_INFO, "OCSP signer certificate renewed (CA %s)", fp_ca_id(ca));
+            }
         }
     }
     return NULL;

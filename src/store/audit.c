@@ -3,8 +3,11 @@
  * and revocation reason names.
  *
  * Chain: hash_n = SHA-256(prev || "\n" || id || "\n" || ts || "\n" ||
- * len:actor || len:action || len:object || len:detail), hex.  Fields are
- * length-prefixed so no two different rows serialise alike.  Editing a row
+ * len:actor || len:action || len:object || len:detail [|| len:project]),
+ * hex.  Fields are length-prefixed so no two different rows serialise
+ * alike; the project is appended only when non-empty, so rows written
+ * before projects existed (and rows of no project) hash as they always
+ * did, and a row with a project is always longer than one without.  Editing a row
  * breaks its hash; deleting one breaks the next row's prev link and the id
  * sequence; deleting the tail is caught by the head kept in the meta table.
  */
@@ -31,7 +34,7 @@ static int hash_field(EVP_MD_CTX *ctx, const char *s)
 
 int fp_audit_hash(const char *prev_hash, int64_t id, int64_t ts,
                   const char *actor, const char *action, const char *object,
-                  const char *detail, char out[65])
+                  const char *detail, const char *project, char out[65])
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned char md[32];
@@ -45,7 +48,9 @@ int fp_audit_hash(const char *prev_hash, int64_t id, int64_t ts,
     ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
          EVP_DigestUpdate(ctx, head, (size_t)k) && hash_field(ctx, actor) &&
          hash_field(ctx, action) && hash_field(ctx, object) &&
-         hash_field(ctx, detail) && EVP_DigestFinal_ex(ctx, md, &mdlen);
+         hash_field(ctx, detail) &&
+         (project == NULL || project[0] == '\0' || hash_field(ctx, project)) &&
+         EVP_DigestFinal_ex(ctx, md, &mdlen);
     EVP_MD_CTX_free(ctx);
     if (!ok || mdlen != 32)
         return FP_ERR_CRYPTO;

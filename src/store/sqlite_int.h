@@ -1,6 +1,14 @@
 /*
- * sqlite_int.h - internals shared by the SQLite backend's files
- * (store_sqlite.c, sqlite_est.c).  Private to src/store.
+ * sqlite_int.h - internals shared by the SQLite backend's files (private
+ * to src/store):
+ *   sqlite_store.c     open, close, transactions, maintenance, the ops table
+ *   sqlite_migrate.c   the versioned schema
+ *   sqlite_audit.c     audit chain
+ *   sqlite_projects.c  projects and CAs
+ *   sqlite_certs.c     certificates
+ *   sqlite_status.c    status lookups, revoked entries, change log
+ *   sqlite_tokens.c    enrollment tokens
+ *   sqlite_pending.c   requests held for approval
  */
 #ifndef FP_SQLITE_INT_H
 #define FP_SQLITE_INT_H
@@ -10,16 +18,20 @@
 
 #include <sqlite3.h>
 
-#include "sqlite_rev.h"
 #include "store_impl.h"
 
 typedef struct {
     fp_store base;
     sqlite3 *db;
-    sqlite3_stmt *ins_cert, *get_cert, *last_audit, *ins_audit, *set_head;
-    sqlite3_stmt *spend_token; /* sqlite_est.c, prepared on first use */
     sqlite3_stmt *begin, *commit;
-    sq_rev *rev; /* revocation support, sqlite_rev.c */
+    /* sqlite_certs.c */
+    sqlite3_stmt *ins_cert, *get_cert;
+    /* sqlite_audit.c */
+    sqlite3_stmt *last_audit, *ins_audit, *set_head;
+    /* sqlite_tokens.c, prepared on first use */
+    sqlite3_stmt *spend_token;
+    /* sqlite_status.c */
+    sqlite3_stmt *status, *log_ins, *log_prune, *seq, *changes, *revoked, *revnum;
     /* The audit chain's head inside the open write transaction: read once
      * from the last row, advanced in memory by each append, and written to
      * meta once, just before COMMIT (sq_commit).  Forgotten at every
@@ -29,42 +41,108 @@ typedef struct {
     char head_hash[65];
 } sqlite_store;
 
+#define SQ(base) ((sqlite_store *)(void *)(base))
+
+/* ---- sqlite_store.c ---- */
 /* FP_ERR_STORE with "what: <sqlite message>". */
 int sq_db_err(sqlite_store *s, fp_error *err, const char *what);
 /* Run SQL without results. */
 int sq_exec(sqlite_store *s, const char *sql, fp_error *err);
+/* Prepare a statement kept for the handle's life. */
+int sq_prepare(sqlite_store *s, sqlite3_stmt **st, const char *sql, fp_error *err);
+/* Step a statement that returns no rows, then reset it. */
+int sq_step_once(sqlite_store *s, sqlite3_stmt *st, const char *what, fp_error *err);
 /* BEGIN IMMEDIATE: take the write lock now (waits up to busy_timeout). */
 int sq_begin(sqlite_store *s, fp_error *err);
 int sq_commit(sqlite_store *s, fp_error *err);
 /* Roll back if a transaction is open. */
 void sq_rollback(sqlite_store *s);
-/* Text column i as a fresh malloc'd string ("" for NULL); NULL if out of memory. */
-char *sq_col_strdup(sqlite3_stmt *st, int i);
-/* Append one audit row inside the caller's write transaction. */
-int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev, fp_error *err);
 /* End a write transaction: audit + commit when rc is FP_ERR_OK, else roll
  * back.  Returns the final result. */
 int sq_finish_write(sqlite_store *s, const fp_audit_event *ev, int rc, fp_error *err);
+/* Text column i as a fresh malloc'd string ("" for NULL); NULL if out of memory. */
+char *sq_col_strdup(sqlite3_stmt *st, int i);
+/* Copy text column i into buf ("" for NULL), truncating to size. */
+void sq_col_copy(sqlite3_stmt *st, int i, char *buf, size_t size);
+/* Whether a row of projects has this name (inside the caller's transaction
+ * or on its own); FP_ERR_OK with *found set, or the store's failure. */
+int sq_project_exists(sqlite_store *s, const char *name, bool *found, fp_error *err);
 
-/* sqlite_est.c: enrollment tokens and pending requests (fp_store_ops). */
+/* ---- sqlite_migrate.c ---- */
+/* Bring the schema to the newest version (nothing is written when it is). */
+int sq_migrate(sqlite_store *s, fp_error *err);
+
+/* ---- sqlite_audit.c ---- */
+/* Append one audit row inside the caller's write transaction. */
+int sq_audit_append_locked(sqlite_store *s, const fp_audit_event *ev, fp_error *err);
+int sq_audit_prepare(sqlite_store *s, fp_error *err);
+int sq_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err);
+int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
+                  char head_hash[65], fp_error *err);
+
+/* ---- sqlite_projects.c ---- */
+int sq_project_put(fp_store *base, const char *name, const fp_audit_event *ev, fp_error *err);
+int sq_project_get(fp_store *base, const char *name, fp_project_rec *out, fp_error *err);
+int sq_project_list(fp_store *base, fp_project_cb cb, void *arg, fp_error *err);
+int sq_ca_add(fp_store *base, const fp_ca_rec *r, const fp_audit_event *ev, fp_error *err);
+int sq_ca_get(fp_store *base, const char *id, fp_ca_rec *out, fp_error *err);
+int sq_ca_list(fp_store *base, const char *project, int kind, fp_ca_cb cb, void *arg,
+               fp_error *err);
+int sq_ca_activate(fp_store *base, const char *id, const fp_audit_event *ev, fp_error *err);
+
+/* ---- sqlite_certs.c ---- */
+int sq_certs_prepare(sqlite_store *s, fp_error *err);
+int sq_cert_insert(fp_store *base, const fp_cert_rec *recs, const fp_audit_event *evs,
+                   const char *const *token_ids, int64_t now, fp_error *results, size_t n,
+                   fp_error *err);
+int sq_cert_get(fp_store *base, const char *serial, fp_cert_rec *out, fp_error *err);
+int sq_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb, void *arg,
+                 fp_error *err);
+int sq_cert_set_status(fp_store *base, const char *serial, int status, int reason,
+                       int64_t when, const fp_audit_event *ev, fp_error *err);
+
+/* ---- sqlite_status.c ---- */
+int sq_status_prepare(sqlite_store *s, fp_error *err);
+/* Append a change-log row for serial inside the caller's transaction and
+ * prune rows older than FP_STORE_CHANGES_KEEP. */
+int sq_status_log_change(sqlite_store *s, const char *serial, const char *ca_id,
+                         const char *project, fp_error *err);
+int sq_cert_status(fp_store *base, const char *serial, fp_cert_status_rec *out, fp_error *err);
+int sq_revoked_iter(fp_store *base, const char *ca_id, fp_revoked_cb cb, void *arg,
+                    fp_error *err);
+int sq_revocation_number_next(fp_store *base, const char *ca_id, int64_t *out, fp_error *err);
+int sq_status_seq(fp_store *base, int64_t *seq, fp_error *err);
+int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, void *arg,
+                      fp_error *err);
+
+/* ---- sqlite_tokens.c ---- */
 int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,
                  fp_error *err);
-int sq_token_get(fp_store *base, const char *id, fp_token_rec *out, fp_error *err);
-int sq_token_use(fp_store *base, const char *id, int64_t now, const fp_audit_event *ev,
+int sq_token_get(fp_store *base, const char *project, const char *id, fp_token_rec *out,
                  fp_error *err);
-/* Spend one use of token id inside the caller's write transaction, with
- * the audit row ev (may be NULL).  FP_ERR_STATE (used up, or expired at
- * now) and FP_ERR_NOT_FOUND refuse this use only: nothing was written and
- * the transaction goes on.  Any other error: the caller rolls back. */
-int sq_token_spend_locked(sqlite_store *s, const char *id, int64_t now,
+int sq_token_use(fp_store *base, const char *project, const char *id, int64_t now,
+                 const fp_audit_event *ev, fp_error *err);
+/* Spend one use of token id of project inside the caller's write
+ * transaction, with the audit row ev (may be NULL).  FP_ERR_STATE (used
+ * up, or expired at now) and FP_ERR_NOT_FOUND (absent, or of another
+ * project) refuse this use only: nothing was written and the transaction
+ * goes on.  Any other error: the caller rolls back. */
+int sq_cert_insert_locked(sqlite_store *s, const fp_cert_rec *r, fp_error *err);
+int sq_token_spend_locked(sqlite_store *s, const char *project, const char *id, int64_t now,
                           const fp_audit_event *ev, fp_error *err);
+
+/* ---- sqlite_pending.c ---- */
 int sq_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
                    const fp_audit_event *ev, fp_error *err);
-int sq_pending_find(fp_store *base, const char *label, const char *csr_hash,
-                    fp_pending_rec *out, fp_error *err);
+int sq_pending_find(fp_store *base, const char *project, const char *label,
+                    const char *csr_hash, fp_pending_rec *out, fp_error *err);
 int sq_pending_get(fp_store *base, int64_t id, fp_pending_rec *out, fp_error *err);
-int sq_pending_list(fp_store *base, int status, fp_pending_cb cb, void *arg, fp_error *err);
+int sq_pending_list(fp_store *base, const char *project, int status, fp_pending_cb cb,
+                    void *arg, fp_error *err);
 int sq_pending_decide(fp_store *base, int64_t id, int status, const char *serial,
                       const fp_audit_event *ev, fp_error *err);
+int sq_pending_issue(fp_store *base, int64_t id, const fp_cert_rec *rec,
+                     const fp_audit_event *cert_ev, const fp_audit_event *decide_ev,
+                     fp_error *err);
 
 #endif

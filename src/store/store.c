@@ -1,17 +1,27 @@
-/* store.c - dispatch to the backend chosen by fp_store_open. */
+/*
+ * store.c - backend-independent checks, then dispatch to the backend
+ * chosen by fp_store_open.  What every backend would otherwise check alike
+ * (project names, required fields of a CA row) is checked here once, so
+ * the backends agree on FP_ERR_ARG.
+ */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store_impl.h"
 
-int fp_store_open(const char *path, fp_store **out, fp_error *err)
+int fp_store_open_role(const char *path, fp_store_role role, fp_store **out, fp_error *err)
 {
     *out = NULL;
     if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
         return fp_err_set(err, FP_ERR_CONFIG,
                           "the PostgreSQL store backend is not available in this build");
-    return fp_store_sqlite_open(path, out, err);
+    return fp_store_sqlite_open(path, role, out, err);
+}
+
+int fp_store_open(const char *path, fp_store **out, fp_error *err)
+{
+    return fp_store_open_role(path, FP_STORE_ROLE_DEFAULT, out, err);
 }
 
 void fp_store_close(fp_store *s)
@@ -20,17 +30,113 @@ void fp_store_close(fp_store *s)
         s->ops->close(s);
 }
 
-int fp_store_ca_put(fp_store *s, const char *id, const char *parent_id,
-                    const unsigned char *der, size_t der_len,
-                    const fp_audit_event *ev, fp_error *err)
+int fp_store_maintain(fp_store *s, fp_error *err)
 {
-    return s->ops->ca_put(s, id, parent_id, der, der_len, ev, err);
+    return s->ops->maintain ? s->ops->maintain(s, err) : FP_ERR_OK;
 }
+
+int fp_store_check(fp_store *s, fp_error *err)
+{
+    return s->ops->check(s, err);
+}
+
+/* ---- projects and CAs ---- */
+
+bool fp_project_name_ok(const char *name)
+{
+    size_t n;
+
+    if (name == NULL || !((name[0] >= 'a' && name[0] <= 'z') || (name[0] >= '0' && name[0] <= '9')))
+        return false;
+    for (n = 1; name[n] != '\0'; n++) {
+        char c = name[n];
+        if (n >= FP_PROJECT_MAX - 1)
+            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int bad_project(fp_error *err, const char *name)
+{
+    return fp_err_set(err, FP_ERR_ARG,
+                      "project name '%.64s' is not valid: 1 to %d characters a-z 0-9 _ -,"
+                      " starting with a letter or digit",
+                      name ? name : "", FP_PROJECT_MAX - 1);
+}
+
+int fp_store_project_put(fp_store *s, const char *name, const fp_audit_event *ev,
+                         fp_error *err)
+{
+    if (!fp_project_name_ok(name))
+        return bad_project(err, name);
+    return s->ops->project_put(s, name, ev, err);
+}
+
+int fp_store_project_get(fp_store *s, const char *name, fp_project_rec *out, fp_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (!fp_project_name_ok(name))
+        return fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%.64s'", name ? name : "");
+    return s->ops->project_get(s, name, out, err);
+}
+
+int fp_store_project_list(fp_store *s, fp_project_cb cb, void *arg, fp_error *err)
+{
+    return s->ops->project_list(s, cb, arg, err);
+}
+
+void fp_ca_rec_clear(fp_ca_rec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->subject);
+    free(r->der);
+    memset(r, 0, sizeof(*r));
+}
+
+int fp_store_ca_add(fp_store *s, const fp_ca_rec *r, const fp_audit_event *ev, fp_error *err)
+{
+    if (r->id[0] == '\0' || memchr(r->id, '\0', sizeof(r->id)) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "a CA needs an id (at most %d characters)",
+                          FP_CA_ID_MAX - 1);
+    if (r->der == NULL || r->der_len == 0)
+        return fp_err_set(err, FP_ERR_ARG, "CA %s: no certificate", r->id);
+    if (r->kind != FP_CA_ROOT && r->kind != FP_CA_ISSUING && r->kind != FP_CA_TRUST_ROOT)
+        return fp_err_set(err, FP_ERR_ARG, "CA %s: unknown kind %d", r->id, r->kind);
+    if (r->project[0] != '\0' && !fp_project_name_ok(r->project))
+        return bad_project(err, r->project);
+    if (r->project[0] == '\0' && r->kind != FP_CA_ROOT)
+        return fp_err_set(err, FP_ERR_ARG, "CA %s: an issuing CA or trust root needs a project",
+                          r->id);
+    if (r->active && r->kind != FP_CA_ISSUING)
+        return fp_err_set(err, FP_ERR_ARG, "CA %s: only an issuing CA can be active", r->id);
+    return s->ops->ca_add(s, r, ev, err);
+}
+
+int fp_store_ca_get(fp_store *s, const char *id, fp_ca_rec *out, fp_error *err)
+{
+    return s->ops->ca_get(s, id, out, err);
+}
+
+int fp_store_ca_list(fp_store *s, const char *project, int kind, fp_ca_cb cb, void *arg,
+                     fp_error *err)
+{
+    return s->ops->ca_list(s, project, kind, cb, arg, err);
+}
+
+int fp_store_ca_activate(fp_store *s, const char *id, const fp_audit_event *ev, fp_error *err)
+{
+    return s->ops->ca_activate(s, id, ev, err);
+}
+
+/* ---- certificates ---- */
 
 int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,
                          const fp_audit_event *evs, size_t n, fp_error *err)
 {
-    return s->ops->cert_insert(s, recs, evs, NULL, 0, NULL, n, err);
+    return fp_store_cert_insert_spend(s, recs, evs, NULL, 0, NULL, n, err);
 }
 
 int fp_store_cert_insert_spend(fp_store *s, const fp_cert_rec *recs,
@@ -39,42 +145,38 @@ int fp_store_cert_insert_spend(fp_store *s, const fp_cert_rec *recs,
 {
     if (token_ids != NULL && results == NULL)
         return fp_err_set(err, FP_ERR_ARG, "token uses need a results array");
+    for (size_t i = 0; i < n; i++) {
+        if (!fp_project_name_ok(recs[i].project)) {
+            fp_error e = {0};
+            int rc = bad_project(&e, recs[i].project);
+            for (size_t j = 0; results != NULL && j < n; j++)
+                results[j] = e;
+            if (err != NULL)
+                *err = e;
+            return rc;
+        }
+    }
     return s->ops->cert_insert(s, recs, evs, token_ids, now, results, n, err);
 }
 
-int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out,
-                      fp_error *err)
+int fp_store_cert_get(fp_store *s, const char *serial, fp_cert_rec *out, fp_error *err)
 {
     return s->ops->cert_get(s, serial, out, err);
 }
 
-int fp_store_cert_list(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb,
-                       void *arg, fp_error *err)
+int fp_store_cert_list(fp_store *s, const fp_cert_filter *f, fp_cert_cb cb, void *arg,
+                       fp_error *err)
 {
     return s->ops->cert_list(s, f, cb, arg, err);
 }
 
-int fp_store_cert_set_status(fp_store *s, const char *serial, int status,
-                             int reason, int64_t when, const fp_audit_event *ev,
-                             fp_error *err)
+int fp_store_cert_set_status(fp_store *s, const char *serial, int status, int reason,
+                             int64_t when, const fp_audit_event *ev, fp_error *err)
 {
     return s->ops->cert_set_status(s, serial, status, reason, when, ev, err);
 }
 
-int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err)
-{
-    return s->ops->audit_append(s, ev, err);
-}
-
-int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
-{
-    return s->ops->audit_iter(s, cb, arg, NULL, NULL, err);
-}
-
-int fp_store_check(fp_store *s, fp_error *err)
-{
-    return s->ops->check(s, err);
-}
+/* ---- status ---- */
 
 int fp_store_cert_status(fp_store *s, const char *serial, fp_cert_status_rec *out,
                          fp_error *err)
@@ -82,16 +184,16 @@ int fp_store_cert_status(fp_store *s, const char *serial, fp_cert_status_rec *ou
     return s->ops->cert_status(s, serial, out, err);
 }
 
-int fp_store_revoked_iter(fp_store *s, const char *ca_id, fp_revoked_cb cb,
-                          void *arg, fp_error *err)
+int fp_store_revoked_iter(fp_store *s, const char *ca_id, fp_revoked_cb cb, void *arg,
+                          fp_error *err)
 {
     return s->ops->revoked_iter(s, ca_id, cb, arg, err);
 }
 
-int fp_store_crl_number_next(fp_store *s, const char *ca_id, int64_t *out,
-                             fp_error *err)
+int fp_store_revocation_number_next(fp_store *s, const char *ca_id, int64_t *out,
+                                    fp_error *err)
 {
-    return s->ops->crl_number_next(s, ca_id, out, err);
+    return s->ops->revocation_number_next(s, ca_id, out, err);
 }
 
 int fp_store_status_seq(fp_store *s, int64_t *seq, fp_error *err)
@@ -105,22 +207,35 @@ int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb
     return s->ops->status_changes(s, after, max, cb, arg, err);
 }
 
+/* ---- tokens ---- */
+
 int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                        fp_error *err)
 {
+    if (!fp_project_name_ok(t->project))
+        return bad_project(err, t->project);
+    if (t->id[0] == '\0' || memchr(t->id, '\0', sizeof(t->id)) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "a token needs an id");
     return s->ops->token_put(s, t, ev, err);
 }
 
-int fp_store_token_get(fp_store *s, const char *id, fp_token_rec *out, fp_error *err)
+int fp_store_token_get(fp_store *s, const char *project, const char *id, fp_token_rec *out,
+                       fp_error *err)
 {
-    return s->ops->token_get(s, id, out, err);
+    if (project == NULL || id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token lookup needs a project and an id");
+    return s->ops->token_get(s, project, id, out, err);
 }
 
-int fp_store_token_use(fp_store *s, const char *id, int64_t now,
+int fp_store_token_use(fp_store *s, const char *project, const char *id, int64_t now,
                        const fp_audit_event *ev, fp_error *err)
 {
-    return s->ops->token_use(s, id, now, ev, err);
+    if (project == NULL || id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token use needs a project and an id");
+    return s->ops->token_use(s, project, id, now, ev, err);
 }
+
+/* ---- pending requests ---- */
 
 void fp_pending_rec_clear(fp_pending_rec *r)
 {
@@ -133,13 +248,18 @@ void fp_pending_rec_clear(fp_pending_rec *r)
 int fp_store_pending_add(fp_store *s, const fp_pending_rec *r, int64_t *id,
                          const fp_audit_event *ev, fp_error *err)
 {
+    *id = 0;
+    if (!fp_project_name_ok(r->project))
+        return bad_project(err, r->project);
     return s->ops->pending_add(s, r, id, ev, err);
 }
 
-int fp_store_pending_find(fp_store *s, const char *label, const char *csr_hash,
-                          fp_pending_rec *out, fp_error *err)
+int fp_store_pending_find(fp_store *s, const char *project, const char *label,
+                          const char *csr_hash, fp_pending_rec *out, fp_error *err)
 {
-    return s->ops->pending_find(s, label, csr_hash, out, err);
+    if (project == NULL || label == NULL || csr_hash == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "pending lookup needs a project, label and hash");
+    return s->ops->pending_find(s, project, label, csr_hash, out, err);
 }
 
 int fp_store_pending_get(fp_store *s, int64_t id, fp_pending_rec *out, fp_error *err)
@@ -147,26 +267,37 @@ int fp_store_pending_get(fp_store *s, int64_t id, fp_pending_rec *out, fp_error 
     return s->ops->pending_get(s, id, out, err);
 }
 
-int fp_store_pending_list(fp_store *s, int status, fp_pending_cb cb, void *arg,
-                          fp_error *err)
+int fp_store_pending_list(fp_store *s, const char *project, int status, fp_pending_cb cb,
+                          void *arg, fp_error *err)
 {
-    return s->ops->pending_list(s, status, cb, arg, err);
+    return s->ops->pending_list(s, project, status, cb, arg, err);
 }
 
 int fp_store_pending_decide(fp_store *s, int64_t id, int status, const char *serial,
                             const fp_audit_event *ev, fp_error *err)
 {
+    if (status != FP_PENDING_ISSUED && status != FP_PENDING_REJECTED)
+        return fp_err_set(err, FP_ERR_ARG, "bad pending status %d", status);
     return s->ops->pending_decide(s, id, status, serial, ev, err);
 }
 
-int fp_store_set_autocheckpoint(fp_store *s, int pages, fp_error *err)
+int fp_store_pending_issue(fp_store *s, int64_t id, const fp_cert_rec *rec,
+                           const fp_audit_event *cert_ev, const fp_audit_event *decide_ev,
+                           fp_error *err)
 {
-    return s->ops->set_autocheckpoint ? s->ops->set_autocheckpoint(s, pages, err) : FP_ERR_OK;
+    return s->ops->pending_issue(s, id, rec, cert_ev, decide_ev, err);
 }
 
-int fp_store_checkpoint(fp_store *s, fp_error *err)
+/* ---- audit ---- */
+
+int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err)
 {
-    return s->ops->checkpoint ? s->ops->checkpoint(s, err) : FP_ERR_OK;
+    return s->ops->audit_append(s, ev, err);
+}
+
+int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
+{
+    return s->ops->audit_iter(s, cb, arg, NULL, NULL, err);
 }
 
 typedef struct {
@@ -188,7 +319,7 @@ static int verify_row(void *arg, const fp_audit_row *r)
         return fp_err_set(v->err, FP_ERR_AUDIT,
                           "audit row %" PRId64 ": previous-hash link broken", r->id);
     if (fp_audit_hash(v->prev, r->id, r->ts, r->actor, r->action, r->object,
-                      r->detail, h) != FP_ERR_OK)
+                      r->detail, r->project, h) != FP_ERR_OK)
         return fp_err_set(v->err, FP_ERR_CRYPTO, "hashing failed");
     if (strcmp(h, r->hash) != 0)
         return fp_err_set(v->err, FP_ERR_AUDIT,

@@ -34,7 +34,7 @@ static int teardown(void **state)
 
 static X509 *issue(fx *f, X509_REQ *req, const char *profile, int days, int expect)
 {
-    fp_issue_req ir = {req, profile, days, "unit", false};
+    fp_issue_req ir = {.csr = req, .profile = profile, .days = days, .actor = "unit"};
     fp_error e = {0};
     X509 *x = NULL;
     int rc = fp_ca_issue(f->ca, f->store, &ir, &x, &e);

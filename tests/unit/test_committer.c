@@ -52,6 +52,7 @@ static fp_cert_rec mkrec(const char *serial)
     snprintf(r.serial, sizeof(r.serial), "%s", serial);
     strcpy(r.ca_id, "issuing");
     strcpy(r.profile, "device");
+    strcpy(r.project, FP_PROJECT_DEFAULT);
     r.subject = strdup("CN=x");
     r.sans = strdup("");
     r.der = malloc(sizeof(der));
@@ -73,7 +74,11 @@ static int setup(void **state)
     f->dir = tu_tmpdir();
     snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
     assert_int_equal(fp_store_open(f->path, &f->s, NULL), 0);
-    assert_int_equal(fp_store_ca_put(f->s, "issuing", NULL, der, 3, NULL, NULL), 0);
+    assert_int_equal(fp_store_ca_add(f->s,
+                                     &(fp_ca_rec){.id = "issuing", .kind = FP_CA_ROOT, .der = der,
+                                                  .der_len = 3},
+                                     NULL, NULL),
+                     0);
     assert_int_equal(fp_store_cert_insert(f->s, &dup, NULL, 1, NULL), 0);
     fp_cert_rec_clear(&dup);
     assert_int_equal(fp_committer_start(f->path, &f->c, NULL), 0);

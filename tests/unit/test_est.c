@@ -254,7 +254,7 @@ static void test_store_tokens_and_pending(void **state)
     fp_store *st = NULL;
     fp_token_rec t, got;
     fp_pending_rec pr, out;
-    fp_audit_event ev = {"test", "x", "", ""};
+    fp_audit_event ev = {"test", "x", "", "", NULL};
     fp_error e = {0};
     int64_t id1 = 0, id2 = 0, rows = 0;
     char secret[FP_TOKEN_SECRET_MAX];
@@ -264,26 +264,28 @@ static void test_store_tokens_and_pending(void **state)
 
     memset(&t, 0, sizeof(t));
     assert_int_equal(fp_token_generate(t.id, secret, t.hash, &e), FP_ERR_OK);
+    strcpy(t.project, FP_PROJECT_DEFAULT);
     strcpy(t.label, "lab");
     t.uses_left = 2;
     t.created_at = fp_now();
     t.expires_at = t.created_at + 100;
     assert_int_equal(fp_store_token_put(st, &t, &ev, &e), FP_ERR_OK);
     assert_int_equal(fp_store_token_put(st, &t, &ev, &e), FP_ERR_DUPLICATE);
-    assert_int_equal(fp_store_token_get(st, t.id, &got, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_get(st, FP_PROJECT_DEFAULT, t.id, &got, &e), FP_ERR_OK);
     assert_memory_equal(got.hash, t.hash, FP_TOKEN_HASH_LEN);
     assert_string_equal(got.label, "lab");
-    assert_int_equal(fp_store_token_get(st, "nope", &got, &e), FP_ERR_NOT_FOUND);
-    assert_int_equal(fp_store_token_use(st, "nope", fp_now(), &ev, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_token_get(st, FP_PROJECT_DEFAULT, "nope", &got, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_token_use(st, FP_PROJECT_DEFAULT, "nope", fp_now(), &ev, &e), FP_ERR_NOT_FOUND);
     /* expired: refused without spending */
-    assert_int_equal(fp_store_token_use(st, t.id, t.expires_at, &ev, &e), FP_ERR_STATE);
-    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_OK);
-    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_OK);
-    assert_int_equal(fp_store_token_use(st, t.id, fp_now(), &ev, &e), FP_ERR_STATE); /* used up */
-    assert_int_equal(fp_store_token_get(st, t.id, &got, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_use(st, FP_PROJECT_DEFAULT, t.id, t.expires_at, &ev, &e), FP_ERR_STATE);
+    assert_int_equal(fp_store_token_use(st, FP_PROJECT_DEFAULT, t.id, fp_now(), &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_use(st, FP_PROJECT_DEFAULT, t.id, fp_now(), &ev, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_token_use(st, FP_PROJECT_DEFAULT, t.id, fp_now(), &ev, &e), FP_ERR_STATE); /* used up */
+    assert_int_equal(fp_store_token_get(st, FP_PROJECT_DEFAULT, t.id, &got, &e), FP_ERR_OK);
     assert_int_equal(got.uses_left, 0);
 
     memset(&pr, 0, sizeof(pr));
+    strcpy(pr.project, FP_PROJECT_DEFAULT);
     strcpy(pr.label, "lab");
     strcpy(pr.csr_hash, "abc");
     pr.csr = (unsigned char *)"csr";
@@ -294,11 +296,11 @@ static void test_store_tokens_and_pending(void **state)
     assert_int_equal(fp_store_pending_add(st, &pr, &id2, &ev, &e), FP_ERR_OK);
     assert_true(id1 > 0);
     assert_int_equal(id1, id2); /* the same CSR again: the same request */
-    assert_int_equal(fp_store_pending_find(st, "lab", "abc", &out, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_pending_find(st, FP_PROJECT_DEFAULT, "lab", "abc", &out, &e), FP_ERR_OK);
     assert_int_equal(out.status, FP_PENDING_WAITING);
     assert_int_equal(out.csr_len, 3);
     fp_pending_rec_clear(&out);
-    assert_int_equal(fp_store_pending_find(st, "other", "abc", &out, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_pending_find(st, FP_PROJECT_DEFAULT, "other", "abc", &out, &e), FP_ERR_NOT_FOUND);
     assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_WAITING, NULL, &ev, &e), FP_ERR_ARG);
     assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_ISSUED, "0A", &ev, &e), FP_ERR_OK);
     assert_int_equal(fp_store_pending_decide(st, id1, FP_PENDING_REJECTED, NULL, &ev, &e), FP_ERR_STATE);
@@ -636,7 +638,7 @@ static void test_chain_check_store(void **state)
     tu_ca f;
     EVP_PKEY *subkey = tu_key("p256"), *leafkey = tu_key("p256");
     X509_REQ *subreq = tu_csr(subkey, "/CN=Sub CA", NULL, 0, NULL, NULL);
-    fp_issue_req ir = {subreq, "sub-ca", 0, "test", false};
+    fp_issue_req ir = {.csr = subreq, .profile = "sub-ca", .days = 0, .actor = "test"};
     X509 *sub = NULL, *leaf = X509_new();
     STACK_OF(X509) *chain = sk_X509_new_null();
     X509_NAME *n = X509_NAME_new();
@@ -723,7 +725,7 @@ static void test_ms_ext_req_sans_checked(void **state)
     X509_REQ *r = tu_csr(k, "/CN=dev-ms", NULL, 0, NULL, NULL);
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, "IP:10.9.9.9");
-    fp_issue_req ir = {r, "device", 0, "test", false};
+    fp_issue_req ir = {.csr = r, .profile = "device", .days = 0, .actor = "test"};
     X509 *cert = NULL;
     fp_error err = {0};
     (void)state;

@@ -37,7 +37,7 @@ static X509 *issue(fx *f, const char *cn)
 
     snprintf(subj, sizeof(subj), "/CN=%s", cn);
     req = tu_csr(f->c.key, subj, NULL, 0, NULL, NULL);
-    ir = (fp_issue_req){req, "device", 0, "unit", false};
+    ir = (fp_issue_req){.csr = req, .profile = "device", .days = 0, .actor = "unit"};
     if (fp_ca_issue(f->c.ca, f->c.store, &ir, &x, &e) != 0)
         fail_msg("issue: %s", e.msg);
     X509_REQ_free(req);

@@ -119,6 +119,7 @@ void tu_token_put(fp_store *s, const char *id, int uses, int64_t expires_at)
     fp_token_rec t;
     memset(&t, 0, sizeof(t));
     snprintf(t.id, sizeof(t.id), "%s", id);
+    strcpy(t.project, FP_PROJECT_DEFAULT);
     strcpy(t.label, "default");
     t.uses_left = uses;
     t.expires_at = expires_at;
@@ -129,7 +130,7 @@ void tu_token_put(fp_store *s, const char *id, int uses, int64_t expires_at)
 int tu_token_uses(fp_store *s, const char *id)
 {
     fp_token_rec t;
-    assert_int_equal(fp_store_token_get(s, id, &t, NULL), 0);
+    assert_int_equal(fp_store_token_get(s, FP_PROJECT_DEFAULT, id, &t, NULL), 0);
     return t.uses_left;
 }
 

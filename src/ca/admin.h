@@ -1,0 +1,49 @@
+/*
+ * admin.h - projects and their CAs: create, import, bring-your-own roots.
+ *
+ * Files before rows: a CA's key and certificate are written (keys 0600,
+ * O_EXCL, encrypted when the data directory's keys are) before its store
+ * row, so a crash leaves at worst unused files, never a row whose key is
+ * missing.  Every change is audited.
+ */
+#ifndef FP_ADMIN_H
+#define FP_ADMIN_H
+
+#include "ca.h"
+
+typedef struct fp_admin {
+    const fp_config *cfg;
+    fp_store *store;
+    const char *pass; /* the data directory's key passphrase, or NULL */
+    size_t passlen;
+    const char *actor;
+} fp_admin;
+
+/* A new project with its own issuing CA (fp_admin_ca_create). */
+int fp_admin_project_create(const fp_admin *a, const char *name, const char *algo,
+                            char ca_id[64], fp_error *err);
+
+/* A new issuing CA for project, signed by the root (whose key must be
+ * online), made the project's active CA.  algo NULL: p256. */
+int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
+                       char ca_id[64], fp_error *err);
+
+/* An issuing CA made elsewhere: cert_path holds its certificate (PEM or
+ * DER), key_path its key (unencrypted, or encrypted with the data
+ * directory's passphrase).  Checked: a CA certificate (basicConstraints
+ * CA:TRUE, keyCertSign), inside its validity, key rules, the key matches,
+ * and it is signed by the root or by one of the project's trust roots.
+ * Made the project's active CA.  FP_ERR_CA_CERT names the rule broken. */
+int fp_admin_ca_import(const fp_admin *a, const char *project, const char *cert_path,
+                       const char *key_path, char ca_id[64], fp_error *err);
+
+/* A bring-your-own root (or factory CA) of project: authenticates devices,
+ * never signs.  path is PEM (the certificate first, then the chain up to
+ * its self-signed root when it is not self-signed) or one DER certificate.
+ * Checked: a CA certificate, inside its validity, key rules, and a chain
+ * that verifies; FP_ERR_CA_CERT names the rule broken.  Adding the same
+ * certificate again is a no-op. */
+int fp_admin_root_add(const fp_admin *a, const char *project, const char *path,
+                      char root_id[64], fp_error *err);
+
+#endif

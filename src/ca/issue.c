@@ -1,0 +1,303 @@
+/* issue.c - the one issuance path; see issue.h. */
+#define _POSIX_C_SOURCE 200809L
+#include "issue.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/util.h"
+#include "../x509/x509util.h"
+#include "detail.h"
+#include "policy.h"
+
+#define SERIAL_ATTEMPTS 8
+
+struct fp_issuer {
+    const fp_caset *cas;
+    fp_committer *committer;
+};
+
+int fp_issuer_new(const fp_caset *cas, fp_committer *committer, fp_issuer **out, fp_error *err)
+{
+    fp_issuer *iss = calloc(1, sizeof(*iss));
+    *out = NULL;
+    if (iss == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    iss->cas = cas;
+    iss->committer = committer;
+    *out = iss;
+    return FP_ERR_OK;
+}
+
+void fp_issuer_free(fp_issuer *iss) { free(iss); }
+
+void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer)
+{
+    iss->committer = committer;
+}
+
+
+static const char *req_project(const fp_issue_req *req)
+{
+    return req->project != NULL && req->project[0] ? req->project : FP_PROJECT_DEFAULT;
+}
+
+int fp_issuer_pick(const fp_issuer *iss, const fp_issue_req *req, fp_ca **ca, fp_error *err)
+{
+    const char *project = req_project(req);
+
+    *ca = NULL;
+    if (req->ca_id != NULL && req->ca_id[0]) {
+        fp_ca *c = fp_caset_find(iss->cas, req->ca_id);
+        /* a CA of another project is as absent as an unknown one */
+        if (c == NULL || strcmp(fp_ca_project(c), project) != 0)
+            return fp_err_set(err, FP_ERR_NOT_FOUND, "project '%s' has no issuing CA '%s'",
+                              project, req->ca_id);
+        *ca = c;
+        return FP_ERR_OK;
+    }
+    *ca = fp_caset_active(iss->cas, project);
+    if (*ca == NULL)
+        return fp_err_set(err, FP_ERR_NOT_FOUND, "project '%s' has no active issuing CA "
+                                                 "(fleetpki ca create --project %s)",
+                          project, project);
+    return FP_ERR_OK;
+}
+
+/* csr.refuse with the reason; a failure to audit is logged, not fatal
+ * (the refusal itself stands). */
+static void audit_refusal(fp_store *store, const fp_ca *ca, const fp_issue_req *req,
+                          const fp_error *why)
+{
+    char *subject = req->csr ? fp_name_string(X509_REQ_get_subject_name(req->csr)) : NULL;
+    char *detail = fp_audit_detail("error", fp_err_name(why->code), "message", why->msg,
+                                   "profile", req->profile, "subject", subject, "via", req->via,
+                                   "ca", fp_ca_id(ca), NULL);
+    fp_audit_event ev = {.actor = req->actor, .action = "csr.refuse", .object = "",
+                         .detail = detail ? detail : "", .project = fp_ca_project(ca)};
+    fp_error ignored = {0};
+
+    if (fp_store_audit_append(store, &ev, &ignored) != FP_ERR_OK)
+        fp_log(FP_LOG_WARN, "could not audit a refusal: %s", ignored.msg);
+    free(subject);
+    free(detail);
+}
+
+/* Steps 2 and 3: sign, let the front end check, build the audit detail.
+ * Refusals are audited on store (when non-NULL). */
+static int sign_checked(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **x,
+                        fp_cert_rec *rec, char **detail, fp_error *e)
+{
+    int rc = fp_ca_sign(ca, req, x, rec, e);
+
+    *detail = NULL;
+    if (rc == FP_ERR_OK && req->check != NULL &&
+        (rc = req->check(req->check_arg, *x, rec, e)) != FP_ERR_OK) {
+        X509_free(*x);
+        *x = NULL;
+        fp_cert_rec_clear(rec);
+    }
+    if (rc != FP_ERR_OK) {
+        if (store != NULL && fp_err_is_refusal(rc))
+            audit_refusal(store, ca, req, e);
+        return rc;
+    }
+    *detail = fp_audit_detail("profile", rec->profile, "subject", rec->subject, "via", req->via,
+                              NULL);
+    if (*detail == NULL) {
+        X509_free(*x);
+        *x = NULL;
+        fp_cert_rec_clear(rec);
+        return fp_err_set(e, FP_ERR_NOMEM, NULL);
+    }
+    return FP_ERR_OK;
+}
+
+static const char *req_action(const fp_issue_req *req)
+{
+    return req->action != NULL ? req->action : "cert.issue";
+}
+
+/* Step 4 on the caller's handle: one transaction. */
+static int commit_sync(fp_store *store, const fp_issue_req *req, const fp_cert_rec *rec,
+                       const char *detail, fp_error *e)
+{
+    fp_audit_event ev = {.actor = req->actor, .action = req_action(req), .object = rec->serial,
+                         .detail = detail, .project = rec->project};
+    fp_error result = {0};
+    int rc;
+
+    if (req->pending_id > 0) {
+        fp_audit_event dev = {.actor = req->actor, .action = "csr.approve", .object = rec->serial,
+                              .detail = "", .project = rec->project};
+        return fp_store_pending_issue(store, req->pending_id, rec, &ev, &dev, e);
+    }
+    if (req->token_id == NULL || !req->token_id[0])
+        return fp_store_cert_insert(store, rec, &ev, 1, e);
+    rc = fp_store_cert_insert_spend(store, rec, &ev, &req->token_id, fp_now(), &result, 1, e);
+    if (rc == FP_ERR_OK && result.code != FP_ERR_OK) {
+        if (e != NULL)
+            *e = result;
+        rc = result.code;
+    }
+    return rc;
+}
+
+int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **cert, fp_error *err)
+{
+    fp_error local = {0};
+    fp_error *e = err ? err : &local;
+    int rc = FP_ERR_INTERNAL;
+
+    *cert = NULL;
+    for (int attempt = 0; attempt < SERIAL_ATTEMPTS; attempt++) {
+        fp_cert_rec rec;
+        X509 *x = NULL;
+        char *detail = NULL;
+
+        if ((rc = sign_checked(ca, store, req, &x, &rec, &detail, e)) != FP_ERR_OK)
+            return rc;
+        fp_test_crash_point("issue-after-sign");
+        rc = commit_sync(store, req, &rec, detail, e);
+        free(detail);
+        fp_cert_rec_clear(&rec);
+        if (rc == FP_ERR_OK) {
+            fp_test_crash_point("issue-after-commit");
+            *cert = x;
+            return FP_ERR_OK;
+        }
+        X509_free(x); /* never handed out: its serial was not recorded */
+        if (rc != FP_ERR_DUPLICATE)
+            return rc;
+        fp_log(FP_LOG_WARN, "serial collision, drawing a new serial (attempt %d)", attempt + 1);
+    }
+    return fp_err_set(e, FP_ERR_DUPLICATE, "no unique serial after %d attempts", SERIAL_ATTEMPTS);
+}
+
+int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **cert,
+             fp_error *err)
+{
+    fp_ca *ca = NULL;
+    int rc;
+
+    *cert = NULL;
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+        return rc;
+    return fp_ca_issue(ca, store, req, cert, err);
+}
+
+int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, fp_error *err)
+{
+    const fp_profile *p;
+    fp_ca *ca = NULL;
+    int rc;
+
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+        return rc;
+    p = fp_config_profile(fp_ca_config(ca), req->profile);
+    rc = p == NULL ? fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile)
+                   : fp_policy_check(p, req->csr, err);
+    if (rc == FP_ERR_OK && req->check != NULL)
+        rc = req->check(req->check_arg, NULL, NULL, err);
+    if (rc != FP_ERR_OK && store != NULL && fp_err_is_refusal(rc))
+        audit_refusal(store, ca, req, err);
+    return rc;
+}
+
+/* ---- group commit ---- */
+
+typedef struct issue_job {
+    fp_ca *ca;
+    fp_committer *committer;
+    fp_issue_req req; /* its pointers are the submitter's, valid until done */
+    X509 *cert;
+    int attempts;
+    fp_issue_done done;
+    void *arg;
+} issue_job;
+
+static void job_committed(void *arg, int rc, const fp_error *err);
+
+/* Sign (again) and hand the record to the writer; done is called in every
+ * case from here on (fp_committer_submit calls it on a refusal too). */
+static void job_submit(issue_job *j, fp_store *store)
+{
+    fp_cert_rec rec;
+    char *detail = NULL;
+    fp_error e = {0};
+    int rc;
+
+    j->attempts++;
+    rc = sign_checked(j->ca, store, &j->req, &j->cert, &rec, &detail, &e);
+    if (rc != FP_ERR_OK) {
+        job_committed(j, rc, &e);
+        return;
+    }
+    /* the committer takes rec's heap fields, and copies the strings */
+    fp_committer_submit(j->committer, &rec, j->req.actor, req_action(&j->req), detail,
+                        j->req.token_id, job_committed, j);
+    free(detail);
+}
+
+/* Writer thread (or the submitter's, when the committer refused at once). */
+static void job_committed(void *arg, int rc, const fp_error *err)
+{
+    issue_job *j = arg;
+    fp_error e = {0};
+
+    if (rc == FP_ERR_DUPLICATE && j->attempts < SERIAL_ATTEMPTS) {
+        /* a serial collision (2^-128 unless a test forces it): signing
+         * once more here costs the writer one signature */
+        fp_log(FP_LOG_WARN, "serial collision, signing again (attempt %d)", j->attempts + 1);
+        X509_free(j->cert);
+        j->cert = NULL;
+        job_submit(j, NULL);
+        return;
+    }
+    if (rc != FP_ERR_OK) {
+        if (err != NULL)
+            e = *err;
+        else
+            fp_err_set(&e, rc, "issuance failed");
+        X509_free(j->cert);
+        j->cert = NULL;
+    }
+    j->done(j->arg, rc, rc == FP_ERR_OK ? NULL : &e, j->cert);
+    free(j);
+}
+
+int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                    fp_issue_done done, void *arg, fp_error *err)
+{
+    issue_job *j;
+    fp_cert_rec rec;
+    char *detail = NULL;
+    fp_ca *ca = NULL;
+    int rc;
+
+    if (iss->committer == NULL)
+        return fp_err_set(err, FP_ERR_STATE, "no group committer: use fp_issue");
+    if (req->pending_id > 0)
+        return fp_err_set(err, FP_ERR_ARG, "approval is synchronous: use fp_issue");
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+        return rc;
+    j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    j->ca = ca;
+    j->committer = iss->committer;
+    j->req = *req;
+    j->done = done;
+    j->arg = arg;
+    j->attempts = 1;
+    /* the first signature on the caller's thread, so a refusal is
+     * answered (and audited on the caller's handle) without the writer */
+    if ((rc = sign_checked(ca, store, req, &j->cert, &rec, &detail, err)) != FP_ERR_OK) {
+        free(j);
+        return rc;
+    }
+    fp_committer_submit(j->committer, &rec, req->actor, req_action(req), detail, req->token_id,
+                        job_committed, j);
+    free(detail);
+    return FP_ERR_OK;
+}

@@ -1,0 +1,65 @@
+/*
+ * issue.h - the one issuance path.
+ *
+ * Every front end (the CLI's issue and approve, EST enroll / re-enroll /
+ * serverkeygen, later the admin API, CMP, SCEP, ACME) hands its parsed
+ * request and the identity it authenticated to fp_issue (synchronous:
+ * commits on the caller's store handle) or fp_issue_submit (group commit
+ * on the committer's writer thread).  Both run the same steps in the same
+ * order:
+ *   1. pick the CA: the project's active issuing CA, or req->ca_id when it
+ *      belongs to the project;
+ *   2. policy, build, sign (fp_ca_sign);
+ *   3. the front end's own last word on the signed certificate
+ *      (req->check: e.g. EST's "the name asked for is the caller's");
+ *   4. commit: the certificate, its audit row, the token use that pays
+ *      for it and (approval) the held request's new state, in ONE durable
+ *      transaction; a serial collision signs again with a fresh serial;
+ *   5. only then is the certificate handed back.
+ * A refusal in step 2 or 3 (fp_err_is_refusal) is written to the audit
+ * log as csr.refuse, with the reason, before it is returned.  No front end
+ * runs the policy or writes issuance audit rows itself.
+ */
+#ifndef FP_ISSUE_H
+#define FP_ISSUE_H
+
+#include "caset.h"
+#include "committer.h"
+
+typedef struct fp_issuer fp_issuer;
+
+/* committer may be NULL (fp_issue_submit then fails with FP_ERR_STATE). */
+int fp_issuer_new(const fp_caset *cas, fp_committer *committer, fp_issuer **out, fp_error *err);
+void fp_issuer_free(fp_issuer *iss);
+/* Group commit for fp_issue_submit (the server's writer; NULL: none). */
+void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer);
+
+/* The CA that would sign req (see step 1); FP_ERR_NOT_FOUND with the
+ * project named when there is none. */
+int fp_issuer_pick(const fp_issuer *iss, const fp_issue_req *req, fp_ca **ca, fp_error *err);
+
+/* Steps 1-5 on the caller's thread and store handle.  *cert (caller
+ * frees) only on FP_ERR_OK. */
+int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **cert,
+             fp_error *err);
+
+/* Steps 1-2 without signing, for a request to be held for approval:
+ * would the project's CA accept it?  req->check is called with a NULL
+ * certificate and record.  Refusals audited on store, as fp_issue. */
+int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, fp_error *err);
+
+/* Called once, on the committer's writer thread, when the commit is done:
+ * rc FP_ERR_OK and cert (the callee's to free) when durable; otherwise
+ * the error (FP_ERR_STATE / FP_ERR_NOT_FOUND: the token could not pay)
+ * and cert NULL.  err is valid only during the call. */
+typedef void (*fp_issue_done)(void *arg, int rc, const fp_error *err, X509 *cert);
+
+/* Steps 1-3 on the caller's thread (refusals audited on store), step 4 on
+ * the writer thread.  Returns FP_ERR_OK when the job was queued: done
+ * will be called; any other return means done will NOT be called.
+ * req and everything it points to must stay valid until done runs.
+ * req->pending_id is not supported here (approval is synchronous). */
+int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                    fp_issue_done done, void *arg, fp_error *err);
+
+#endif
