@@ -15,12 +15,12 @@
  * How, without trusting our own parser more than OpenSSL's: the request
  * is taken apart with the DER cursor (der.h: bounded, DER lengths only),
  * each part is read with OpenSSL's own d2i functions over exactly its
- * octets, an X509_REQ is assembled from
- * them, and it is used ONLY if its re-encoded CertificationRequestInfo is
- * byte for byte the one received (so the signature, checked later by the
- * policy, covers exactly what we read).  Anything else - other key types,
- * explicit curve parameters, attributes not in DER order, BER, any surprise -
- * returns "not handled" and the caller uses d2i_X509_REQ.
+ * octets, an X509_REQ is assembled from them, and it is used ONLY if its
+ * re-encoded CertificationRequestInfo is byte for byte the one received
+ * (so the signature, checked later by the policy, covers exactly what we
+ * read).  Anything else - other key types, explicit curve parameters,
+ * attributes not in DER order, BER, any surprise - returns "not handled"
+ * and the caller uses d2i_X509_REQ.
  */
 #include <stdbool.h>
 #include <string.h>
