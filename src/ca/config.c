@@ -121,7 +121,7 @@ static int keygen_algo_allowed(const fp_est_label *l, const fp_profile *p, fp_er
         if (!(p->algs & algos[i].alg) ||
             (algos[i].bits && (algos[i].bits < p->rsa_min_bits || algos[i].bits > p->rsa_max_bits)))
             return fp_err_set(err, FP_ERR_CONFIG,
-                              "[est %s]: serverkeygen_algo %s is not allowed by profile '%s'",
+                              "[est %s] serverkeygen_algo: %s is not allowed by profile '%s'",
                               l->name, algos[i].name, p->name);
     }
     return FP_ERR_OK;
@@ -213,11 +213,75 @@ void fp_config_defaults(fp_config *c, const char *dir)
     c->n_est_labels = 1;
 }
 
+/* Where a [profile] or [est] option (or, with key "", the section) was
+ * set: the checks made once the whole file is read (fp_profile_validate,
+ * the label checks) name the line of the option at fault. */
+typedef struct {
+    const void *owner; /* the fp_profile or fp_est_label */
+    char key[32];
+    int line;
+} key_line;
+#define MAX_KEY_LINES 512 /* beyond: those errors name no line */
+
 typedef struct {
     fp_config *c;
     fp_profile *cur; /* profile being filled, or NULL */
     fp_est_label *label; /* [est LABEL] being filled, or NULL */
+    key_line lines[MAX_KEY_LINES];
+    int n_lines;
 } parse_ctx;
+
+static void note_line(parse_ctx *pc, const void *owner, const char *key, int line)
+{
+    for (int i = 0; i < pc->n_lines; i++)
+        if (pc->lines[i].owner == owner && !strcmp(pc->lines[i].key, key)) {
+            pc->lines[i].line = line;
+            return;
+        }
+    if (pc->n_lines < MAX_KEY_LINES && strlen(key) < sizeof(pc->lines[0].key)) {
+        pc->lines[pc->n_lines].owner = owner;
+        strcpy(pc->lines[pc->n_lines].key, key);
+        pc->lines[pc->n_lines++].line = line;
+    }
+}
+
+/* The line where owner's key was set, 0 if it was not. */
+static int line_of(const parse_ctx *pc, const void *owner, const char *key)
+{
+    for (int i = 0; i < pc->n_lines; i++)
+        if (pc->lines[i].owner == owner && !strcmp(pc->lines[i].key, key))
+            return pc->lines[i].line;
+    return 0;
+}
+
+/* Prefix err with the line of the last-set option of owner that its
+ * message names (a rule between two options is broken where the second
+ * is set), else of owner's section; nothing for a built-in default. */
+static void prefix_line(const parse_ctx *pc, const void *owner, fp_error *err)
+{
+    int line = 0;
+
+    if (err == NULL)
+        return;
+    for (int i = 0; i < pc->n_lines; i++) {
+        const key_line *k = &pc->lines[i];
+        size_t n = strlen(k->key);
+        if (k->owner != owner || n == 0 || k->line <= line)
+            continue;
+        for (const char *m = strstr(err->msg, k->key); m; m = strstr(m + 1, k->key)) {
+            char before = m > err->msg ? m[-1] : ' ', after = m[n];
+            if (!(before == '_' || isalnum((unsigned char)before)) &&
+                !(after == '_' || isalnum((unsigned char)after))) {
+                line = k->line;
+                break;
+            }
+        }
+    }
+    if (line == 0)
+        line = line_of(pc, owner, "");
+    if (line > 0)
+        fp_err_prefix(err, "line %d: ", line);
+}
 
 /* RFC 7030 3.2.2: a label is a path segment; keep it to a safe alphabet. */
 static bool label_name_ok(const char *s)
@@ -259,6 +323,7 @@ static int on_section(void *arg, const char *section, const char *sarg, int line
             pc->label = &c->est_labels[c->n_est_labels++];
         }
         label_defaults(pc->label, sarg);
+        note_line(pc, pc->label, "", line);
         return FP_ERR_OK;
     }
     if (!strcmp(section, "profile")) {
@@ -275,6 +340,7 @@ static int on_section(void *arg, const char *section, const char *sarg, int line
         }
         /* a profile section is complete in itself: start from defaults */
         fp_profile_defaults(sarg, pc->cur);
+        note_line(pc, pc->cur, "", line);
         return FP_ERR_OK;
     }
     if (strcmp(section, "ca") && strcmp(section, "store") && strcmp(section, "server"))
@@ -290,6 +356,7 @@ static int on_key(void *arg, const char *section, const char *sarg, const char *
     parse_ctx *pc = arg;
     (void)sarg;
     if (pc->label != NULL) {
+        note_line(pc, pc->label, key, line);
         for (const config_opt *o = label_opts; o->key; o++)
             if (!strcmp(o->key, key))
                 return set_label_opt(pc->label, o, value, line, err);
@@ -297,6 +364,7 @@ static int on_key(void *arg, const char *section, const char *sarg, const char *
     }
     if (pc->cur != NULL) {
         int rc = fp_profile_set(pc->cur, key, value, err);
+        note_line(pc, pc->cur, key, line);
         if (rc != FP_ERR_OK)
             fp_err_prefix(err, "line %d: ", line);
         return rc;
@@ -313,7 +381,7 @@ static int on_key(void *arg, const char *section, const char *sarg, const char *
 int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
                     fp_error *err)
 {
-    parse_ctx pc = {c, NULL, NULL};
+    parse_ctx pc = {c, NULL, NULL, {{0}}, 0};
     int rc;
 
     fp_config_defaults(c, dir);
@@ -321,25 +389,31 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
     if (rc != FP_ERR_OK)
         return rc;
     for (int i = 0; i < c->n_profiles; i++)
-        if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK)
+        if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK) {
+            prefix_line(&pc, &c->profiles[i], err);
             return rc;
+        }
     for (int i = 0; i < c->n_est_labels; i++) {
         const fp_est_label *l = &c->est_labels[i];
         const fp_profile *p = fp_config_profile(c, l->profile);
         if (p == NULL)
-            return fp_err_set(err, FP_ERR_CONFIG, "[est %s]: no profile named '%s'", l->name,
-                              l->profile);
-        if (!fp_project_name_ok(l->project))
-            return fp_err_set(err, FP_ERR_CONFIG,
-                              "[est %s] project: '%s' is not a project name (a-z, 0-9, '-', "
-                              "'_'; at most 63, starting with a letter or digit)",
-                              l->name, l->project);
-        if (!strcasecmp(l->cert_identity, "pattern") && l->cert_identity_pattern[0] == '\0')
-            return fp_err_set(err, FP_ERR_CONFIG,
-                              "[est %s]: cert_identity = pattern needs cert_identity_pattern",
-                              l->name);
-        if ((rc = keygen_algo_allowed(l, p, err)) != FP_ERR_OK)
+            rc = fp_err_set(err, FP_ERR_CONFIG, "[est %s] profile: no profile named '%s'", l->name,
+                            l->profile);
+        else if (!fp_project_name_ok(l->project))
+            rc = fp_err_set(err, FP_ERR_CONFIG,
+                            "[est %s] project: '%s' is not a project name (a-z, 0-9, '-', "
+                            "'_'; at most 63, starting with a letter or digit)",
+                            l->name, l->project);
+        else if (!strcasecmp(l->cert_identity, "pattern") && l->cert_identity_pattern[0] == '\0')
+            rc = fp_err_set(err, FP_ERR_CONFIG,
+                            "[est %s] cert_identity = pattern needs cert_identity_pattern",
+                            l->name);
+        else
+            rc = keygen_algo_allowed(l, p, err);
+        if (rc != FP_ERR_OK) {
+            prefix_line(&pc, l, err);
             return rc;
+        }
     }
     return FP_ERR_OK;
 }

@@ -146,16 +146,16 @@ static int add_force(void *arg, const char *item, fp_error *err)
     int nid;
 
     if (eq == NULL || eq == item || (size_t)(eq - item) >= sizeof(type))
-        return fp_err_set(err, FP_ERR_CONFIG, "subject_force: expected TYPE=value, got '%s'", item);
+        return fp_err_set(err, FP_ERR_CONFIG, "expected TYPE=value, got '%s'", item);
     memcpy(type, item, (size_t)(eq - item));
     type[eq - item] = '\0';
     nid = OBJ_txt2nid(type);
     if (nid == NID_undef)
-        return fp_err_set(err, FP_ERR_CONFIG, "subject_force: unknown RDN type '%s'", type);
+        return fp_err_set(err, FP_ERR_CONFIG, "unknown RDN type '%s'", type);
     if (p->n_force >= FP_PROFILE_MAX_RDN)
-        return fp_err_set(err, FP_ERR_CONFIG, "subject_force: too many entries");
+        return fp_err_set(err, FP_ERR_CONFIG, "too many entries");
     if (strlen(eq + 1) == 0 || strlen(eq + 1) >= FP_PROFILE_VALUE_MAX)
-        return fp_err_set(err, FP_ERR_CONFIG, "subject_force: bad value length for %s", type);
+        return fp_err_set(err, FP_ERR_CONFIG, "bad value length for %s", type);
     p->force[p->n_force].nid = nid;
     strcpy(p->force[p->n_force].value, eq + 1);
     p->n_force++;
@@ -245,7 +245,7 @@ static int set_special(fp_profile *p, const char *key, const char *value,
             }
         }
         return fp_err_set(err, FP_ERR_CONFIG,
-                          "requested_extensions: expected ignore, honour or reject");
+                          "expected ignore, honour or reject");
     }
     return fp_err_set(err, FP_ERR_INTERNAL, "no parser for %s", key);
 }
@@ -307,10 +307,10 @@ int fp_profile_validate(const fp_profile *p, fp_error *err)
                           "profile %s: key_algorithms is empty", p->name);
     if (!p->is_ca && (p->key_usage & (KU_KEY_CERT_SIGN | KU_CRL_SIGN)))
         return fp_err_set(err, FP_ERR_CONFIG,
-                          "profile %s: keyCertSign/cRLSign need ca = yes", p->name);
+                          "profile %s: key_usage keyCertSign/cRLSign needs ca = yes", p->name);
     if (p->is_ca && !(p->key_usage & KU_KEY_CERT_SIGN))
         return fp_err_set(err, FP_ERR_CONFIG,
-                          "profile %s: a CA profile needs keyCertSign", p->name);
+                          "profile %s: ca = yes needs keyCertSign in key_usage", p->name);
     if (p->key_usage == 0)
         return fp_err_set(err, FP_ERR_CONFIG, "profile %s: key_usage is empty", p->name);
     return FP_ERR_OK;

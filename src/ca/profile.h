@@ -1,7 +1,8 @@
 /*
  * profile.h - certificate profiles: what a CA will put into a certificate
- * and which requests it accepts.  A profile is plain data; policy.c checks
- * CSRs against it and issue.c builds certificates from it.
+ * and which requests it accepts.  A profile is plain data (built-in ones
+ * and the config's [profile NAME] sections: profile.c); policy.c checks
+ * CSRs against it and build.c builds certificates from it.
  */
 #ifndef FP_PROFILE_H
 #define FP_PROFILE_H

@@ -34,12 +34,12 @@
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../x509/der.h"
 #include "../x509/x509util.h"
 
 #define SPOOL_MEM (4u * 1024 * 1024) /* entries kept in memory before spilling */
 #define CHUNK (64u * 1024)
 #define N_REASONS 11                 /* CRLReason 0..10 */
-#define DER_HDR_MAX 6                /* tag + 0x84 + 4 length octets */
 #define MAX_SERIAL_OCTETS 20         /* RFC 5280 4.1.2.2 */
 #define ENTRY_DER_MAX 256            /* one encoded CRL entry, see add_entry */
 
@@ -126,28 +126,11 @@ static void spool_free(spool *sp)
         fclose(sp->file);
 }
 
-/* ---- DER framing ---- */
-
-/* Identifier and definite length octets (X.690 8.1.2-8.1.3) into out. */
-static size_t der_hdr(unsigned char out[DER_HDR_MAX], unsigned tag, uint64_t len)
-{
-    size_t n = 0;
-    out[n++] = (unsigned char)tag;
-    if (len < 0x80) {
-        out[n++] = (unsigned char)len;
-    } else {
-        int bytes = len > 0xffffff ? 4 : len > 0xffff ? 3 : len > 0xff ? 2 : 1;
-        out[n++] = (unsigned char)(0x80 | bytes);
-        for (int i = bytes - 1; i >= 0; i--)
-            out[n++] = (unsigned char)(len >> (8 * i));
-    }
-    return n;
-}
+/* ---- DER framing (headers by fp_der_put_hdr, der.h) ---- */
 
 static uint64_t der_total(uint64_t len)
 {
-    unsigned char h[DER_HDR_MAX];
-    return der_hdr(h, 0x30, len) + len;
+    return fp_der_hdr_size(len) + len;
 }
 
 /* ---- entries ---- */
@@ -366,18 +349,18 @@ static int emit_tbs(const unsigned char *alg, size_t alg_len, const fixed_parts 
                     spool *sp, unsigned char *buf, sink_fn sink, void *arg, fp_error *err)
 {
     static const unsigned char version2[] = {0x02, 0x01, 0x01}; /* v2(1), 5.1.2.1 */
-    unsigned char h[DER_HDR_MAX], rh[DER_HDR_MAX], eh[DER_HDR_MAX];
+    unsigned char h[FP_DER_HDR_MAX], rh[FP_DER_HDR_MAX], eh[FP_DER_HDR_MAX];
     size_t rh_len = 0, eh_len, hl;
     uint64_t body;
     int rc;
 
     /* 5.1.2.6: with no revoked certificates the list MUST be absent */
     if (sp->total > 0)
-        rh_len = der_hdr(rh, 0x30, sp->total);
-    eh_len = der_hdr(eh, 0xa0, (uint64_t)f->exts_len); /* [0] EXPLICIT */
+        rh_len = fp_der_put_hdr(rh, 0x30, sp->total);
+    eh_len = fp_der_put_hdr(eh, 0xa0, (uint64_t)f->exts_len); /* [0] EXPLICIT */
     body = sizeof(version2) + alg_len + (uint64_t)f->issuer_len + (uint64_t)f->this_len +
            (uint64_t)f->next_len + rh_len + sp->total + eh_len + (uint64_t)f->exts_len;
-    hl = der_hdr(h, 0x30, body);
+    hl = fp_der_put_hdr(h, 0x30, body);
     if ((rc = sink(arg, h, hl, err)) != FP_ERR_OK ||
         (rc = sink(arg, version2, sizeof(version2), err)) != FP_ERR_OK ||
         (rc = sink(arg, alg, alg_len, err)) != FP_ERR_OK ||
@@ -396,9 +379,8 @@ static int emit_tbs(const unsigned char *alg, size_t alg_len, const fixed_parts 
 
 static uint64_t tbs_len(size_t alg_len, const fixed_parts *f, const spool *sp)
 {
-    unsigned char h[DER_HDR_MAX];
     uint64_t body = 3 + alg_len + (uint64_t)f->issuer_len + (uint64_t)f->this_len +
-                    (uint64_t)f->next_len + der_hdr(h, 0xa0, (uint64_t)f->exts_len) +
+                    (uint64_t)f->next_len + fp_der_hdr_size((uint64_t)f->exts_len) +
                     (uint64_t)f->exts_len;
     if (sp->total > 0)
         body += der_total(sp->total);
@@ -412,7 +394,7 @@ int fp_crl_generate(fp_store *store, const fp_crl_params *p, BIO *out,
     fixed_parts f;
     fp_sign_stream *ss = NULL;
     const unsigned char *alg = NULL;
-    unsigned char *sig = NULL, *buf = NULL, h[DER_HDR_MAX], bh[DER_HDR_MAX];
+    unsigned char *sig = NULL, *buf = NULL, h[FP_DER_HDR_MAX], bh[FP_DER_HDR_MAX];
     size_t alg_len = 0, siglen = 0, hl, bhl;
     uint64_t tbs_total;
     out_sink os = {out, 0};
@@ -464,8 +446,8 @@ int fp_crl_generate(fp_store *store, const fp_crl_params *p, BIO *out,
         goto out;
     /* 3: CertificateList ::= SEQUENCE { tbs, signatureAlgorithm, BIT STRING } */
     tbs_total = tbs_len(alg_len, &f, &ec.sp);
-    bhl = der_hdr(bh, 0x03, (uint64_t)siglen + 1);
-    hl = der_hdr(h, 0x30, tbs_total + alg_len + bhl + 1 + siglen);
+    bhl = fp_der_put_hdr(bh, 0x03, (uint64_t)siglen + 1);
+    hl = fp_der_put_hdr(h, 0x30, tbs_total + alg_len + bhl + 1 + siglen);
     if ((rc = sink_out(&os, h, hl, err)) != FP_ERR_OK ||
         (rc = emit_tbs(alg, alg_len, &f, &ec.sp, buf, sink_out, &os, err)) != FP_ERR_OK ||
         (rc = sink_out(&os, alg, alg_len, err)) != FP_ERR_OK ||

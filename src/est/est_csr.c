@@ -13,15 +13,15 @@
  * P-256, P-384 and P-521 (the curves fp_csr_verify handles) are read here.
  *
  * How, without trusting our own parser more than OpenSSL's: the request
- * is taken apart with ASN1_get_object (bounded, exact lengths), each part
- * is read with OpenSSL's own d2i functions, an X509_REQ is assembled from
- * them, and it is used ONLY if its re-encoded CertificationRequestInfo is
- * byte for byte the one received (so the signature, checked later by the
- * policy, covers exactly what we read).  Anything else - other key types,
- * explicit curve parameters, attributes not in DER order, any surprise -
- * returns "not handled" and the caller uses d2i_X509_REQ.
+ * is taken apart with the DER cursor (der.h: bounded, DER lengths only),
+ * each part is read with OpenSSL's own d2i functions over exactly its
+ * octets, an X509_REQ is assembled from them, and it is used ONLY if its
+ * re-encoded CertificationRequestInfo is byte for byte the one received
+ * (so the signature, checked later by the policy, covers exactly what we
+ * read).  Anything else - other key types, explicit curve parameters,
+ * attributes not in DER order, BER, any surprise - returns "not handled"
+ * and the caller uses d2i_X509_REQ.
  */
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -30,97 +30,40 @@
 #include <openssl/objects.h>
 #include <openssl/x509.h>
 
+#include "../x509/der.h"
 #include "../x509/x509util.h"
 #include "est.h"
 
-/* Read one TLV at *p (within end): tag/class/constructed must match;
- * sets *content and *clen, advances *p past it. */
-static int tlv(const unsigned char **p, const unsigned char *end, int tag, int cls,
-               int constructed, const unsigned char **content, long *clen)
-{
-    const unsigned char *q = *p;
-    long len = 0;
-    int t = 0, c = 0, r;
-
-    if (q >= end)
-        return -1;
-    r = ASN1_get_object(&q, &len, &t, &c, end - q);
-    if ((r & 0x80) || (r & 1) || t != tag || c != cls || ((r & V_ASN1_CONSTRUCTED) != 0) != (constructed != 0) ||
-        len < 0 || len > end - q)
-        return -1;
-    *content = q;
-    *clen = len;
-    *p = q + len;
-    return 0;
-}
-
-/* Curve parameters as a key template, decoded once per common curve:
- * d2i_KeyParams builds the EC group (~25 us), a copy of the template is
- * several times cheaper.  Read-only once built; copies are per request. */
-static const int cached_curves[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
-static EVP_PKEY *curve_templates[3];
-static pthread_once_t curve_once = PTHREAD_ONCE_INIT;
-
-static EVP_PKEY *params_from_oid(const ASN1_OBJECT *curve)
-{
-    unsigned char *par = NULL;
-    const unsigned char *q;
-    EVP_PKEY *params = NULL;
-    int parlen = i2d_ASN1_OBJECT(curve, &par);
-
-    if (parlen > 0) {
-        q = par;
-        params = d2i_KeyParams(EVP_PKEY_EC, NULL, &q, parlen);
-        if (params != NULL && q != par + parlen) {
-            EVP_PKEY_free(params);
-            params = NULL;
-        }
-    }
-    OPENSSL_free(par);
-    return params;
-}
-
-static void build_templates(void)
-{
-    for (size_t i = 0; i < sizeof(cached_curves) / sizeof(*cached_curves); i++)
-        curve_templates[i] = params_from_oid(OBJ_nid2obj(cached_curves[i]));
-}
-
 /* EC public key on a named curve from an AlgorithmIdentifier's parameters
- * (the curve OID) and the subjectPublicKey bits. */
+ * (the curve OID) and the subjectPublicKey bits, as a legacy key (cheap
+ * to encode, see ec_curve.c). */
 EVP_PKEY *est_ec_public_key(const ASN1_OBJECT *curve, const unsigned char *pt, long ptlen)
 {
-    const unsigned char *q = pt;
-    EVP_PKEY *params = NULL, *key;
-    int nid = OBJ_obj2nid(curve);
-
-    pthread_once(&curve_once, build_templates);
-    for (size_t i = 0; i < sizeof(cached_curves) / sizeof(*cached_curves); i++)
-        if (nid == cached_curves[i] && curve_templates[i] != NULL)
-            params = EVP_PKEY_dup(curve_templates[i]);
-    if (params == NULL)
-        params = params_from_oid(curve);
-    if (params == NULL)
+    if (ptlen < 0)
         return NULL;
-    key = d2i_PublicKey(EVP_PKEY_EC, &params, &q, ptlen); /* fills params */
-    if (key == NULL || q != pt + ptlen) {
-        EVP_PKEY_free(key != NULL ? key : params);
-        return NULL;
-    }
-    return key;
+    return fp_ec_key_legacy(OBJ_obj2nid(curve), pt, (size_t)ptlen);
 }
 
-/* The curves fp_csr_verify checks without a decoded key. */
-static bool fast_curve(int nid)
+/* The next element of d, to be decoded by a d2i function: *q is set to
+ * its first octet and *e one past its last (a d2i must reach exactly *e);
+ * returns its size, 0 when there is no well-formed element. */
+static long next_element(fp_der *d, const unsigned char **q, const unsigned char **e)
 {
-    return nid == NID_X9_62_prime256v1 || nid == NID_secp384r1 || nid == NID_secp521r1;
+    fp_der_tlv t;
+
+    if (fp_der_read(d, &t, NULL) != FP_ERR_OK)
+        return 0;
+    *q = t.start;
+    *e = t.content + t.len;
+    return (long)fp_der_tlv_size(&t);
 }
 
 X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
 {
-    const unsigned char *p = der, *end = der + len, *body, *tbs, *tbs_end, *c, *spki_end;
-    const unsigned char *q;
-    long blen, clen;
+    fp_der d, body, info, spki, attrs;
+    fp_der_tlv outer, tbs, t;
+    const unsigned char *q = NULL, *e = NULL;
+    long n;
     X509_REQ *req = NULL;
     X509_NAME *name = NULL;
     X509_ALGOR *kalg = NULL, *salg = NULL;
@@ -135,48 +78,40 @@ X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
     if (len == 0 || len > FP_CSR_MAX_BYTES)
         return NULL;
     /* CertificationRequest ::= SEQUENCE { info, signatureAlgorithm, signature } */
-    if (tlv(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &body, &blen) != 0 || p != end)
+    fp_der_init(&d, der, len);
+    if (fp_der_expect(&d, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &outer, NULL) != FP_ERR_OK ||
+        fp_der_finish(&d, NULL) != FP_ERR_OK || fp_der_enter(&d, &outer, &body, NULL) != FP_ERR_OK ||
+        fp_der_expect(&body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &tbs, NULL) != FP_ERR_OK)
         return NULL;
-    p = body;
-    end = body + blen;
-    tbs = p;
-    if (tlv(&p, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &c, &clen) != 0)
-        return NULL;
-    tbs_end = p;
     /* signatureAlgorithm, signature */
-    q = p;
-    if ((salg = d2i_X509_ALGOR(NULL, &q, end - p)) == NULL)
+    if ((n = next_element(&body, &q, &e)) == 0 || (salg = d2i_X509_ALGOR(NULL, &q, n)) == NULL ||
+        q != e)
         goto out;
-    p = q;
-    if ((sig = d2i_ASN1_BIT_STRING(NULL, &q, end - p)) == NULL || q != end)
+    if ((n = next_element(&body, &q, &e)) == 0 || (sig = d2i_ASN1_BIT_STRING(NULL, &q, n)) == NULL ||
+        q != e || fp_der_finish(&body, NULL) != FP_ERR_OK)
         goto out;
     /* CertificationRequestInfo ::= SEQUENCE { version, subject, spki, [0] attributes } */
-    p = c;
-    end = c + clen;
-    q = p;
-    if ((ver = d2i_ASN1_INTEGER(NULL, &q, end - p)) == NULL || ASN1_INTEGER_get(ver) != 0)
+    if (fp_der_enter(&body, &tbs, &info, NULL) != FP_ERR_OK)
         goto out;
-    p = q;
-    if ((name = d2i_X509_NAME(NULL, &q, end - p)) == NULL)
+    if ((n = next_element(&info, &q, &e)) == 0 || (ver = d2i_ASN1_INTEGER(NULL, &q, n)) == NULL ||
+        q != e || ASN1_INTEGER_get(ver) != 0)
         goto out;
-    p = q;
+    if ((n = next_element(&info, &q, &e)) == 0 || (name = d2i_X509_NAME(NULL, &q, n)) == NULL ||
+        q != e)
+        goto out;
     /* SubjectPublicKeyInfo, read without building a key through decoders */
-    {
-        const unsigned char *s = p, *sc;
-        long slen;
-        if (tlv(&s, end, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, 1, &sc, &slen) != 0)
-            goto out;
-        spki_end = s;
-        q = sc;
-        if ((kalg = d2i_X509_ALGOR(NULL, &q, spki_end - sc)) == NULL)
-            goto out;
-        if ((kbits = d2i_ASN1_BIT_STRING(NULL, &q, spki_end - q)) == NULL || q != spki_end)
-            goto out;
-        p = spki_end;
-    }
+    if (fp_der_expect(&info, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &t, NULL) != FP_ERR_OK ||
+        fp_der_enter(&info, &t, &spki, NULL) != FP_ERR_OK)
+        goto out;
+    if ((n = next_element(&spki, &q, &e)) == 0 || (kalg = d2i_X509_ALGOR(NULL, &q, n)) == NULL ||
+        q != e)
+        goto out;
+    if ((n = next_element(&spki, &q, &e)) == 0 || (kbits = d2i_ASN1_BIT_STRING(NULL, &q, n)) == NULL ||
+        q != e || fp_der_finish(&spki, NULL) != FP_ERR_OK)
+        goto out;
     X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
     if (OBJ_obj2nid(aobj) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT || pval == NULL ||
-        !fast_curve(OBJ_obj2nid(pval)) || kbits->length <= 0 || (kbits->flags & 0x07) != 0)
+        !fp_ec_curve_cached(OBJ_obj2nid(pval)) || kbits->length <= 0 || (kbits->flags & 0x07) != 0)
         goto out; /* other keys, curves and explicit parameters: general path */
 
     /* the SubjectPublicKeyInfo is set as encoded: no EVP_PKEY is built
@@ -189,15 +124,15 @@ X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
         goto out;
     pt = NULL; /* owned by the request now */
     /* attributes [0] IMPLICIT SET OF Attribute */
-    if (tlv(&p, end, 0, V_ASN1_CONTEXT_SPECIFIC, 1, &c, &clen) != 0 || p != end)
+    if (fp_der_expect(&info, 0, V_ASN1_CONTEXT_SPECIFIC, true, &t, NULL) != FP_ERR_OK ||
+        fp_der_finish(&info, NULL) != FP_ERR_OK || fp_der_enter(&info, &t, &attrs, NULL) != FP_ERR_OK)
         goto out;
-    for (q = c; q < c + clen;) {
-        const unsigned char *a0 = q;
-        X509_ATTRIBUTE *attr = d2i_X509_ATTRIBUTE(NULL, &q, c + clen - a0);
+    while (fp_der_left(&attrs) > 0) {
+        X509_ATTRIBUTE *attr;
         int added;
-        if (attr == NULL)
+        if ((n = next_element(&attrs, &q, &e)) == 0 || (attr = d2i_X509_ATTRIBUTE(NULL, &q, n)) == NULL)
             goto out;
-        added = X509_REQ_add1_attr(req, attr);
+        added = q == e && X509_REQ_add1_attr(req, attr);
         X509_ATTRIBUTE_free(attr);
         if (!added)
             goto out;
@@ -208,7 +143,7 @@ X509_REQ *est_csr_fast_parse(const unsigned char *der, size_t len)
     sig = NULL;
     /* the assembled request must encode to exactly what was signed */
     relen = i2d_re_X509_REQ_tbs(req, &re);
-    if (relen <= 0 || (size_t)relen != (size_t)(tbs_end - tbs) || memcmp(re, tbs, (size_t)relen) != 0)
+    if (relen <= 0 || (size_t)relen != fp_der_tlv_size(&tbs) || memcmp(re, tbs.start, (size_t)relen) != 0)
         goto out;
     ok = req;
     req = NULL;

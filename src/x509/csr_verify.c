@@ -7,73 +7,38 @@
  * first exports it into the provider, building a brand-new EC group
  * (~40 us on the 2-core bench machine, a third of the ECDSA verification
  * itself).  For the named curves devices use, the key is instead made
- * provider-native from a per-curve domain-parameters template (a copy of
- * the template plus the public point: ~7 us) and the signature checked
+ * provider-native from a per-curve domain-parameters template (ec_curve.c;
+ * a copy of the template plus the public point: ~7 us) and the signature checked
  * with the ordinary EVP_DigestVerify.  Everything else (RSA, Ed25519,
  * explicit curves, unusual signature encodings) goes to X509_REQ_verify.
  *
  * The signed bytes are taken from i2d_X509_REQ, which for a parsed
- * request returns the received encoding, so BER oddities verify exactly
- * as OpenSSL's own check would.
+ * request returns the received encoding; one that is not DER (the
+ * cursor of der.h refuses it) is left to X509_REQ_verify.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "x509util.h"
 
-#include <pthread.h>
-
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-static const struct {
-    int nid;
-    const char *group;
-} curves[] = {
-    {NID_X9_62_prime256v1, "prime256v1"},
-    {NID_secp384r1, "secp384r1"},
-    {NID_secp521r1, "secp521r1"},
-};
-#define N_CURVES (sizeof(curves) / sizeof(*curves))
-
-static EVP_PKEY *templates[N_CURVES]; /* domain parameters only; read-only once built */
-static pthread_once_t templates_once = PTHREAD_ONCE_INIT;
-
-static void build_templates(void)
-{
-    for (size_t i = 0; i < N_CURVES; i++) {
-        EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-        OSSL_PARAM params[2];
-        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                                     (char *)curves[i].group, 0);
-        params[1] = OSSL_PARAM_construct_end();
-        if (kc == NULL || EVP_PKEY_fromdata_init(kc) != 1 ||
-            EVP_PKEY_fromdata(kc, &templates[i], EVP_PKEY_KEY_PARAMETERS, params) != 1)
-            templates[i] = NULL; /* that curve takes the general path */
-        EVP_PKEY_CTX_free(kc);
-    }
-    ERR_clear_error();
-}
+#include "der.h"
 
 /* The request's outer SEQUENCE's first element (CertificationRequestInfo)
- * within der; 0 on success, -1 when it is not plain definite-length DER
- * (the caller then leaves the check to X509_REQ_verify). */
-static int tbs_span(const unsigned char *der, long len, const unsigned char **tbs, long *tbs_len)
+ * within der; 0 on success, -1 when it is not DER (the caller then leaves
+ * the check to X509_REQ_verify). */
+static int tbs_span(const unsigned char *der, size_t len, const unsigned char **tbs, size_t *tbs_len)
 {
-    const unsigned char *p = der;
-    long clen;
-    int tag, cls, r;
+    fp_der d, body;
+    fp_der_tlv t;
 
-    /* 0x80: error; bit 0: indefinite length (BER), left to OpenSSL */
-    r = ASN1_get_object(&p, &clen, &tag, &cls, len);
-    if ((r & 0x80) || (r & 1) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE ||
-        clen > len - (p - der))
+    fp_der_init(&d, der, len);
+    if (fp_der_expect(&d, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &t, NULL) != FP_ERR_OK ||
+        fp_der_enter(&d, &t, &body, NULL) != FP_ERR_OK ||
+        fp_der_expect(&body, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &t, NULL) != FP_ERR_OK)
         return -1;
-    *tbs = p;
-    r = ASN1_get_object(&p, &clen, &tag, &cls, len - (p - der));
-    if ((r & 0x80) || (r & 1) || !(r & V_ASN1_CONSTRUCTED) || tag != V_ASN1_SEQUENCE ||
-        clen > len - (p - der))
-        return -1;
-    *tbs_len = (long)(p - *tbs) + clen;
+    *tbs = t.start;
+    *tbs_len = fp_der_tlv_size(&t);
     return 0;
 }
 
@@ -93,8 +58,7 @@ static int ec_named_verify(X509_REQ *req)
     unsigned char *der = NULL;
     EVP_PKEY *key = NULL;
     EVP_MD_CTX *mctx = NULL;
-    EVP_PKEY *tmpl = NULL;
-    long tbs_len = 0;
+    size_t tbs_len = 0;
     int ptlen = 0, ctype = 0, stype = 0, der_len, cnid, rc = -2;
 
     if (xpk == NULL || !X509_PUBKEY_get0_param(&kobj, &pt, &ptlen, &kalg, xpk) ||
@@ -104,11 +68,7 @@ static int ec_named_verify(X509_REQ *req)
     if (ctype != V_ASN1_OBJECT || cval == NULL)
         return -2;
     cnid = OBJ_obj2nid(cval);
-    pthread_once(&templates_once, build_templates);
-    for (size_t i = 0; i < N_CURVES; i++)
-        if (curves[i].nid == cnid)
-            tmpl = templates[i];
-    if (tmpl == NULL)
+    if (!fp_ec_curve_cached(cnid))
         return -2;
     /* RFC 5758 3.2: ecdsa-with-SHA2 AlgorithmIdentifiers have no parameters */
     X509_REQ_get0_signature(req, &sig, &salg);
@@ -121,18 +81,18 @@ static int ec_named_verify(X509_REQ *req)
     }
     if (stype != V_ASN1_UNDEF || sig == NULL || (sig->flags & 0x07) != 0)
         return -2;
-    if ((der_len = i2d_X509_REQ(req, &der)) <= 0 || tbs_span(der, der_len, &tbs, &tbs_len) != 0)
+    if ((der_len = i2d_X509_REQ(req, &der)) <= 0 ||
+        tbs_span(der, (size_t)der_len, &tbs, &tbs_len) != 0)
         goto out;
     /* a point not on the curve (or not a point) is an unusable key */
     rc = -1;
-    if ((key = EVP_PKEY_dup(tmpl)) == NULL ||
-        EVP_PKEY_set1_encoded_public_key(key, pt, (size_t)ptlen) != 1)
+    if (ptlen <= 0 || (key = fp_ec_key_native(cnid, pt, (size_t)ptlen)) == NULL)
         goto out;
     rc = 0;
     if ((mctx = EVP_MD_CTX_new()) == NULL ||
         EVP_DigestVerifyInit_ex(mctx, NULL, md, NULL, NULL, key, NULL) != 1)
         goto out;
-    rc = EVP_DigestVerify(mctx, sig->data, (size_t)sig->length, tbs, (size_t)tbs_len) == 1;
+    rc = EVP_DigestVerify(mctx, sig->data, (size_t)sig->length, tbs, tbs_len) == 1;
 out:
     EVP_MD_CTX_free(mctx);
     EVP_PKEY_free(key);

@@ -5,6 +5,7 @@
 #ifndef FP_X509UTIL_H
 #define FP_X509UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +66,21 @@ int fp_csr_parse(const unsigned char *data, size_t len, X509_REQ **out,
  * OpenSSL error queue is left empty.
  * Faster than X509_REQ_verify for EC keys on P-256/384/521: csr_verify.c. */
 int fp_csr_verify(X509_REQ *req);
+
+/* ---- named-curve key templates (ec_curve.c: the one cache) ----
+ * P-256, P-384 and P-521 are cached: a key on them costs a copy of a
+ * template instead of a new EC group.  True when nid is one of them and
+ * its provider-native template could be built. */
+bool fp_ec_curve_cached(int nid);
+/* EC public key on cached curve nid from its encoded point (RFC 5480
+ * 2.2), as a provider-native key (what EVP_DigestVerify uses without an
+ * export); NULL for another curve or a point not on the curve.  The
+ * caller frees it. */
+EVP_PKEY *fp_ec_key_native(int nid, const unsigned char *pt, size_t len);
+/* The same as a legacy key (what X509_PUBKEY_set encodes without the
+ * OSSL_ENCODER machinery); other named curves are decoded from their OID
+ * each time.  The caller frees it. */
+EVP_PKEY *fp_ec_key_legacy(int nid, const unsigned char *pt, size_t len);
 
 /* ---- public key rules (pubkey_check.c; docs/policy.md) ----
  *

@@ -135,6 +135,16 @@ pass "second init refuses; --force moves the old CA aside intact"
 
 # config validation
 fp check-config --dir "$CA" | grep -q "^ok" || fail "check-config ok"
+cp "$CA/fleetpki.conf" "$T/good.conf"
 printf '\n[profile device]\nvalidity_days = abc\n' >>"$CA/fleetpki.conf"
 expect_code 1 "check-config catches a bad value" fp check-config --dir "$CA"
-grep -q "line [0-9]*: profile device: validity_days" "$T/last.err" || fail "config error names line and option"
+line=$(wc -l <"$CA/fleetpki.conf")
+grep -q "line $line: profile device: validity_days" "$T/last.err" || fail "config error names line $line and option: $(cat "$T/last.err")"
+# a rule between two options: named both, at the line of the later one
+cp "$T/good.conf" "$CA/fleetpki.conf"
+printf '\n[profile device]\nvalidity_days = 900\nmax_validity_days = 800\n' >>"$CA/fleetpki.conf"
+expect_code 1 "check-config catches validity_days above max_validity_days" fp check-config --dir "$CA"
+line=$(wc -l <"$CA/fleetpki.conf")
+grep -q "line $line: profile device: validity_days exceeds max_validity_days" "$T/last.err" ||
+    fail "config error names line $line and both options: $(cat "$T/last.err")"
+cp "$T/good.conf" "$CA/fleetpki.conf"

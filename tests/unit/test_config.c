@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "testutil.h"
 
+#include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,42 +75,86 @@ static void test_custom_profile(void **state)
     assert_string_equal(p->cn_pattern, "gw-*");
 }
 
+/* key occurs in msg as a whole word (not inside another option's name) */
+static bool names_key(const char *msg, const char *key)
+{
+    size_t n = strlen(key);
+    for (const char *m = strstr(msg, key); m; m = strstr(m + 1, key)) {
+        char before = m > msg ? m[-1] : ' ', after = m[n];
+        if (!(before == '_' || isalnum((unsigned char)before)) && !(after == '_' || isalnum((unsigned char)after)))
+            return true;
+    }
+    return false;
+}
+
+/* Every configuration error is FP_ERR_CONFIG and its message starts with
+ * the line at fault and names the option (or section) at fault; for a
+ * rule between two options, both, at the line of the later one. */
 static void test_errors(void **state)
 {
-    const char *bad[] = {
-        "[nosuch]\nx = 1\n",
-        "[ca]\nnosuch = 1\n",
-        "x = 1\n",
-        "[server]\nthreads = -1\n",
-        "[server]\nthreads = 12abc\n",
-        "[server]\nmax_body_bytes = 10\n",
-        "[ca]\nkeys_encrypted = maybe\n",
-        "[ca extra]\n",
-        "[profile]\n",
-        "[profile d]\nvalidity_days = 0\n",
-        "[profile d]\nvalidity_days = 900\nmax_validity_days = 800\n",
-        "[profile d]\nkey_usage = digitalSignature, fooSign\n",
-        "[profile d]\nkey_usage = keyCertSign\n",
-        "[profile d]\nextended_key_usage = notAnOid\n",
-        "[profile d]\nkey_algorithms = dsa\n",
-        "[profile d]\nkey_algorithms = \n",
-        "[profile d]\nsan_types = dns, x400\n",
-        "[profile d]\nsubject_force = O\n",
-        "[profile d]\nsubject_force = NOPE=x\n",
-        "[profile d]\nrequested_extensions = sometimes\n",
-        "[profile d]\nrsa_min_bits = 1024\n",
-        "[profile d]\nca = yes\nkey_usage = digitalSignature\n",
-        "[profile d]\nunknown = 1\n",
+    static const struct {
+        const char *text;
+        int line;
+        const char *key, *key2;
+    } bad[] = {
+        {"[nosuch]\nx = 1\n", 1, "nosuch", NULL},
+        {"[ca]\nnosuch = 1\n", 2, "nosuch", NULL},
+        {"x = 1\n", 1, "x", NULL},
+        {"[server]\nthreads = -1\n", 2, "threads", NULL},
+        {"# c\n\n[server]\nthreads = 12abc\n", 4, "threads", NULL},
+        {"[server]\nmax_body_bytes = 10\n", 2, "max_body_bytes", NULL},
+        {"[ca]\nkeys_encrypted = maybe\n", 2, "keys_encrypted", NULL},
+        {"[ca extra]\n", 1, "ca", NULL},
+        {"[profile]\n", 1, "profile", NULL},
+        {"[profile d]\nvalidity_days = 0\n", 2, "validity_days", NULL},
+        {"[profile d]\nvalidity_days = 900\nmax_validity_days = 800\n", 3, "validity_days", "max_validity_days"},
+        {"[profile d]\nmax_validity_days = 800\n\nvalidity_days = 900\n", 4, "validity_days", "max_validity_days"},
+        {"[profile d]\nrsa_max_bits = 3072\nrsa_min_bits = 4096\n", 3, "rsa_min_bits", "rsa_max_bits"},
+        {"[profile d]\nkey_usage = digitalSignature, fooSign\n", 2, "key_usage", NULL},
+        {"[profile d]\nkey_usage = keyCertSign\n", 2, "key_usage", "ca"},
+        {"[profile d]\nextended_key_usage = notAnOid\n", 2, "extended_key_usage", NULL},
+        {"[profile d]\nkey_algorithms = dsa\n", 2, "key_algorithms", NULL},
+        {"[profile d]\nvalidity_days = 5\nkey_algorithms = \n", 3, "key_algorithms", NULL},
+        {"[profile d]\nsan_types = dns, x400\n", 2, "san_types", NULL},
+        {"[profile d]\nsubject_force = O\n", 2, "subject_force", NULL},
+        {"[profile d]\nsubject_force = NOPE=x\n", 2, "subject_force", NULL},
+        {"[profile d]\nrequested_extensions = sometimes\n", 2, "requested_extensions", NULL},
+        {"[profile d]\nrsa_min_bits = 1024\n", 2, "rsa_min_bits", NULL},
+        {"[profile d]\nca = yes\nkey_usage = digitalSignature\n", 3, "ca", "key_usage"},
+        {"[profile d]\nkey_usage = digitalSignature\nca = yes\n", 3, "ca", "key_usage"},
+        {"[profile d]\nunknown = 1\n", 2, "unknown", NULL},
+        {"[est a]\nnosuch = 1\n", 2, "nosuch", NULL},
+        {"[est a]\nauth = sometimes\n", 2, "auth", NULL},
+        {"\n[est simpleenroll]\n", 2, "est", "simpleenroll"},
+        {"[est a]\nauth = token\nprofile = nosuch\n", 3, "profile", NULL},
+        {"[est a]\ncert_identity = pattern\nauth = cert\n", 2, "cert_identity", NULL},
+        {"[profile p]\nkey_algorithms = p256\n[est a]\nprofile = p\nserverkeygen_algo = p384\n", 5,
+         "serverkeygen_algo", NULL},
     };
+    int wrong = 0;
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
         fp_config c;
         fp_error e = {0};
-        int rc = parse(&c, bad[i], &e);
+        char want[32];
+        int rc = parse(&c, bad[i].text, &e);
         if (rc != FP_ERR_CONFIG)
-            fail_msg("case %zu (%s) gave %d", i, bad[i], rc);
-        assert_true(strlen(e.msg) > 0);
+            fail_msg("case %zu (%s) gave %d", i, bad[i].text, rc);
+        snprintf(want, sizeof(want), "line %d: ", bad[i].line);
+        if (strncmp(e.msg, want, strlen(want)) != 0 || !names_key(e.msg, bad[i].key) ||
+            (bad[i].key2 != NULL && !names_key(e.msg, bad[i].key2)))
+            wrong++, print_message("case %zu: message '%s' does not start with '%s' and name %s%s%s\n",
+                                   i, e.msg, want, bad[i].key, bad[i].key2 ? " and " : "",
+                                   bad[i].key2 ? bad[i].key2 : "");
+        /* and no option named twice in a row ("subject_force: subject_force:") */
+        {
+            char twice[80];
+            snprintf(twice, sizeof(twice), "%s: %s:", bad[i].key, bad[i].key);
+            if (strstr(e.msg, twice) != NULL)
+                wrong++, print_message("case %zu: '%s' repeats the option\n", i, e.msg);
+        }
     }
+    assert_int_equal(wrong, 0);
 }
 
 static void test_load_missing(void **state)

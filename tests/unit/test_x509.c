@@ -15,6 +15,7 @@
 #include "ca/policy.h"
 #include "est/est.h"
 #include "est/token.h"
+#include "x509/der.h"
 #include "x509/x509util.h"
 
 static fp_profile any_key; /* every algorithm and size the key rules allow */
@@ -556,6 +557,330 @@ static void test_readers_agree(void **state)
     assert_true(st.refused > 20 && st.refused < st.n);
 }
 
+/* ---- the DER cursor (der.c) ---- */
+
+static int der_read(const unsigned char *b, size_t n, fp_der_tlv *t)
+{
+    fp_der d;
+    fp_error e = {0};
+    int rc;
+
+    fp_der_init(&d, b, n);
+    rc = fp_der_read(&d, t, &e);
+    if (rc != FP_ERR_OK)
+        assert_true(strncmp(e.msg, "DER: ", 5) == 0);
+    assert_int_equal(ERR_peek_error(), 0); /* queue left empty */
+    return rc;
+}
+
+/* What ASN1_get_object alone says of b: 1 when it accepts the header. */
+static int openssl_accepts(const unsigned char *b, size_t n)
+{
+    const unsigned char *p = b;
+    long len;
+    int tag, cls, r = ASN1_get_object(&p, &len, &tag, &cls, (long)n);
+    ERR_clear_error();
+    return (r & 0x80) == 0;
+}
+
+static void test_der_cursor_walks(void **state)
+{
+    /* SEQUENCE { INTEGER 5, SEQUENCE { NULL }, [0] { OCTET STRING "ab" } } */
+    static const unsigned char b[] = {0x30, 0x0d, 0x02, 0x01, 0x05, 0x30, 0x02, 0x05, 0x00,
+                                      0xa0, 0x04, 0x04, 0x02, 'a', 'b'};
+    fp_der d, in, in2;
+    fp_der_tlv t, seq;
+    (void)state;
+    fp_der_init(&d, b, sizeof(b));
+    assert_int_equal(fp_der_peek(&d, &t, NULL), FP_ERR_OK);
+    assert_ptr_equal(d.p, b); /* peek does not move */
+    assert_int_equal(fp_der_expect(&d, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &seq, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_tlv_size(&seq), sizeof(b));
+    assert_int_equal(fp_der_finish(&d, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_enter(&d, &seq, &in, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_expect(&in, V_ASN1_INTEGER, V_ASN1_UNIVERSAL, false, &t, NULL), FP_ERR_OK);
+    assert_int_equal(t.len, 1);
+    assert_int_equal(t.content[0], 5);
+    assert_int_equal(fp_der_read(&in, &t, NULL), FP_ERR_OK); /* skip the inner SEQUENCE */
+    assert_ptr_equal(t.start, b + 5);
+    assert_int_equal(fp_der_tlv_size(&t), 4);
+    /* wrong tag, class or form: refused, cursor unmoved */
+    assert_int_equal(fp_der_expect(&in, 0, V_ASN1_UNIVERSAL, true, &t, NULL), FP_ERR_ARG);
+    assert_int_equal(fp_der_expect(&in, 0, V_ASN1_CONTEXT_SPECIFIC, false, &t, NULL), FP_ERR_ARG);
+    assert_int_equal(fp_der_expect(&in, 0, V_ASN1_CONTEXT_SPECIFIC, true, &t, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_finish(&in, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_enter(&in, &t, &in2, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_read(&in2, &t, NULL), FP_ERR_OK);
+    assert_memory_equal(t.content, "ab", 2);
+    assert_int_equal(fp_der_enter(&in2, &t, &in, NULL), FP_ERR_ARG); /* primitive */
+    /* reading past the end of a span: nothing left */
+    assert_int_equal(fp_der_read(&in2, &t, NULL), FP_ERR_ARG);
+}
+
+static void test_der_cursor_refuses(void **state)
+{
+    fp_der_tlv t;
+    unsigned char big[140];
+    (void)state;
+    /* truncated header */
+    assert_int_equal(der_read((const unsigned char *)"", 0, &t), FP_ERR_ARG);
+    assert_int_equal(der_read((const unsigned char[]){0x30}, 1, &t), FP_ERR_ARG);
+    assert_int_equal(der_read((const unsigned char[]){0x04, 0x82, 0x01}, 3, &t), FP_ERR_ARG);
+    assert_int_equal(der_read((const unsigned char[]){0x1f, 0x81}, 2, &t), FP_ERR_ARG);
+    /* length past the end, short and long form */
+    assert_int_equal(der_read((const unsigned char[]){0x30, 0x05, 0x02, 0x01, 0x00}, 5, &t), FP_ERR_ARG);
+    memset(big, 0, sizeof(big));
+    big[0] = 0x04, big[1] = 0x81, big[2] = 0x90; /* 144 > 137 left */
+    assert_int_equal(der_read(big, sizeof(big), &t), FP_ERR_ARG);
+    big[2] = 0x89; /* exactly 137: fine */
+    assert_int_equal(der_read(big, sizeof(big), &t), FP_ERR_OK);
+    assert_int_equal(t.len, 137);
+    /* non-minimal lengths, which ASN1_get_object itself accepts: long form
+     * for a short length, a leading zero octet */
+    {
+        static const unsigned char l81[] = {0x04, 0x81, 0x02, 'a', 'b'};
+        static const unsigned char l82[] = {0x04, 0x82, 0x00, 0x02, 'a', 'b'};
+        assert_true(openssl_accepts(l81, sizeof(l81)));
+        assert_int_equal(der_read(l81, sizeof(l81), &t), FP_ERR_ARG);
+        assert_true(openssl_accepts(l82, sizeof(l82)));
+        assert_int_equal(der_read(l82, sizeof(l82), &t), FP_ERR_ARG);
+        big[0] = 0x04, big[1] = 0x82, big[2] = 0x00, big[3] = 0x88; /* 136 with a zero octet */
+        assert_true(openssl_accepts(big, 4 + 136));
+        assert_int_equal(der_read(big, 4 + 136, &t), FP_ERR_ARG);
+    }
+    /* a low tag number in high-tag form (X.690 8.1.2.4) */
+    {
+        static const unsigned char ht[] = {0x1f, 0x05, 0x00};
+        static const unsigned char ok[] = {0x1f, 0x1f, 0x00}; /* tag 31: high form is right */
+        assert_true(openssl_accepts(ht, sizeof(ht)));
+        assert_int_equal(der_read(ht, sizeof(ht), &t), FP_ERR_ARG);
+        assert_int_equal(der_read(ok, sizeof(ok), &t), FP_ERR_OK);
+        assert_int_equal(t.tag, 31);
+    }
+    /* indefinite length (BER only), constructed; and primitive (never valid) */
+    {
+        static const unsigned char inf[] = {0x30, 0x80, 0x05, 0x00, 0x00, 0x00};
+        static const unsigned char pinf[] = {0x04, 0x80, 0x00, 0x00};
+        assert_true(openssl_accepts(inf, sizeof(inf)));
+        assert_int_equal(der_read(inf, sizeof(inf), &t), FP_ERR_ARG);
+        assert_int_equal(der_read(pinf, sizeof(pinf), &t), FP_ERR_ARG);
+    }
+    /* lengths of 2^31 and more: 4 octets, 8 octets, beyond a long */
+    {
+        static const unsigned char l4[] = {0x04, 0x84, 0x80, 0x00, 0x00, 0x00, 0x00};
+        static const unsigned char l4max[] = {0x04, 0x84, 0x7f, 0xff, 0xff, 0xff, 0x00};
+        static const unsigned char l8[] = {0x04, 0x88, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00};
+        static const unsigned char l8f[] = {0x04, 0x88, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+        static const unsigned char l9[] = {0x04, 0x89, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0x00};
+        assert_int_equal(der_read(l4, sizeof(l4), &t), FP_ERR_TOO_LARGE);
+        assert_int_equal(der_read(l4max, sizeof(l4max), &t), FP_ERR_ARG); /* past the end */
+        assert_int_equal(der_read(l8, sizeof(l8), &t), FP_ERR_TOO_LARGE);
+        assert_int_equal(der_read(l8f, sizeof(l8f), &t), FP_ERR_ARG);
+        assert_int_equal(der_read(l9, sizeof(l9), &t), FP_ERR_ARG);
+    }
+    /* trailing octets */
+    {
+        static const unsigned char tr[] = {0x05, 0x00, 0xff};
+        fp_der d;
+        fp_error e = {0};
+        fp_der_init(&d, tr, sizeof(tr));
+        assert_int_equal(fp_der_read(&d, &t, NULL), FP_ERR_OK);
+        assert_int_equal(fp_der_finish(&d, &e), FP_ERR_ARG);
+        assert_non_null(strstr(e.msg, "1 trailing"));
+    }
+}
+
+/* FP_DER_MAX_DEPTH nested elements are entered, one more is refused. */
+static void test_der_cursor_depth(void **state)
+{
+    unsigned char b[2 * (FP_DER_MAX_DEPTH + 2)];
+    size_t n = sizeof(b) / 2;
+    fp_der d[FP_DER_MAX_DEPTH + 2];
+    fp_der_tlv t;
+    (void)state;
+    for (size_t i = 0; i < n; i++) {
+        b[2 * i] = 0x30;
+        b[2 * i + 1] = (unsigned char)(2 * (n - i - 1));
+    }
+    fp_der_init(&d[0], b, sizeof(b));
+    for (int i = 0; i < FP_DER_MAX_DEPTH; i++) {
+        assert_int_equal(fp_der_read(&d[i], &t, NULL), FP_ERR_OK);
+        assert_int_equal(fp_der_enter(&d[i], &t, &d[i + 1], NULL), FP_ERR_OK);
+    }
+    assert_int_equal(fp_der_read(&d[FP_DER_MAX_DEPTH], &t, NULL), FP_ERR_OK);
+    assert_int_equal(fp_der_enter(&d[FP_DER_MAX_DEPTH], &t, &d[FP_DER_MAX_DEPTH + 1], NULL),
+                     FP_ERR_TOO_LARGE);
+}
+
+/* The header writer gives what ASN1_put_object gives where that can
+ * (int lengths), reads back through the cursor, and goes past 2^31. */
+static void test_der_put_hdr(void **state)
+{
+    static const uint64_t lens[] = {0, 1, 127, 128, 255, 256, 65535, 65536, 0xffffff, 0x1000000,
+                                    0x7fffffff};
+    unsigned char ours[FP_DER_HDR_MAX], theirs[16], *o;
+    size_t n;
+    (void)state;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(*lens); i++) {
+        n = fp_der_put_hdr(ours, 0x30, lens[i]);
+        assert_int_equal(n, fp_der_hdr_size(lens[i]));
+        o = theirs;
+        ASN1_put_object(&o, 1, (int)lens[i], V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL);
+        assert_int_equal(n, (size_t)(o - theirs));
+        assert_memory_equal(ours, theirs, n);
+        if (lens[i] <= 256) { /* read back */
+            unsigned char buf[FP_DER_HDR_MAX + 256] = {0};
+            fp_der_tlv t;
+            memcpy(buf, ours, n);
+            assert_int_equal(der_read(buf, n + lens[i], &t), FP_ERR_OK);
+            assert_int_equal(t.len, lens[i]);
+            assert_int_equal(t.tag, V_ASN1_SEQUENCE);
+        }
+    }
+    n = fp_der_put_hdr(ours, 0xa0, 0xffffffffu); /* a CRL near its 4 GiB cap */
+    assert_int_equal(n, 6);
+    assert_memory_equal(ours, ((const unsigned char[]){0xa0, 0x84, 0xff, 0xff, 0xff, 0xff}), 6);
+    n = fp_der_put_hdr(ours, 0x30, UINT64_MAX); /* fits the buffer too */
+    assert_int_equal(n, FP_DER_HDR_MAX);
+    assert_int_equal(ours[1], 0x88);
+}
+
+/* ---- the named-curve key cache (ec_curve.c) ---- */
+
+static void test_ec_curve_cache(void **state)
+{
+    static const char *groups[] = {"P-256", "P-384", "P-521"};
+    static const int nids[] = {NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1};
+    (void)state;
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *k = EVP_EC_gen(groups[i]), *nat, *leg;
+        unsigned char pub[160];
+        size_t publen = 0;
+        assert_true(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+                                                    sizeof(pub), &publen));
+        assert_true(fp_ec_curve_cached(nids[i]));
+        nat = fp_ec_key_native(nids[i], pub, publen);
+        leg = fp_ec_key_legacy(nids[i], pub, publen);
+        assert_non_null(nat);
+        assert_non_null(leg);
+        assert_int_equal(EVP_PKEY_eq(nat, k), 1); /* the same public key */
+        assert_int_equal(EVP_PKEY_eq(leg, k), 1);
+        EVP_PKEY_free(nat);
+        EVP_PKEY_free(leg);
+        /* a point off the curve, an empty one, another curve's length */
+        pub[publen - 1] ^= 0x01;
+        assert_null(fp_ec_key_native(nids[i], pub, publen));
+        assert_null(fp_ec_key_legacy(nids[i], pub, publen));
+        pub[publen - 1] ^= 0x01;
+        assert_null(fp_ec_key_native(nids[i], pub, 0));
+        assert_null(fp_ec_key_legacy(nids[i], pub, 0));
+        assert_null(fp_ec_key_native(nids[(i + 1) % 3], pub, publen));
+        EVP_PKEY_free(k);
+    }
+    /* other curves: not cached; the legacy form still decodes them */
+    {
+        EVP_PKEY *k = EVP_EC_gen("secp256k1"), *leg;
+        unsigned char pub[80];
+        size_t publen = 0;
+        assert_true(EVP_PKEY_get_octet_string_param(k, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub,
+                                                    sizeof(pub), &publen));
+        assert_false(fp_ec_curve_cached(NID_secp256k1));
+        assert_null(fp_ec_key_native(NID_secp256k1, pub, publen));
+        leg = fp_ec_key_legacy(NID_secp256k1, pub, publen);
+        assert_non_null(leg);
+        assert_int_equal(EVP_PKEY_eq(leg, k), 1);
+        EVP_PKEY_free(leg);
+        EVP_PKEY_free(k);
+    }
+    ERR_clear_error();
+}
+
+/* A request whose headers are valid BER but not DER (a length in long
+ * form with leading zero octets): the outer one (unsigned) or the
+ * CertificationRequestInfo's (signed as sent).  The fast EST reader and
+ * csr_verify's span reader decline such requests (the DER cursor), and
+ * the general paths must then give the verdict OpenSSL gives. */
+static unsigned char *nonminimal_request(X509_REQ *req, EVP_PKEY *key, bool tbs_too, int *out_len)
+{
+    unsigned char *der = NULL, *sig = NULL, *out, *o, *algder = NULL, tbs[4096];
+    const unsigned char *p, *content;
+    long clen, tlen;
+    int tag, cls, der_len, alg_len, body;
+    size_t sig_len = 0, tbs_len;
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    const X509_ALGOR *alg = NULL;
+    const ASN1_BIT_STRING *osig = NULL;
+
+    der_len = i2d_X509_REQ(req, &der);
+    p = der;
+    assert_int_equal(ASN1_get_object(&p, &clen, &tag, &cls, der_len), V_ASN1_CONSTRUCTED);
+    content = p;
+    assert_int_equal(ASN1_get_object(&content, &tlen, &tag, &cls, clen), V_ASN1_CONSTRUCTED);
+    assert_true(tlen + 6 <= (long)sizeof(tbs));
+    if (tbs_too) {
+        tbs[0] = 0x30, tbs[1] = 0x84, tbs[2] = 0, tbs[3] = 0;
+        tbs[4] = (unsigned char)(tlen >> 8), tbs[5] = (unsigned char)tlen;
+        memcpy(tbs + 6, content, (size_t)tlen);
+        tbs_len = 6 + (size_t)tlen;
+        assert_int_equal(EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, key), 1);
+        assert_int_equal(EVP_DigestSign(m, NULL, &sig_len, tbs, tbs_len), 1);
+        sig = OPENSSL_malloc(sig_len);
+        assert_int_equal(EVP_DigestSign(m, sig, &sig_len, tbs, tbs_len), 1);
+    } else {
+        tbs_len = (size_t)(content - p) + (size_t)tlen;
+        memcpy(tbs, p, tbs_len);
+        X509_REQ_get0_signature(req, &osig, NULL);
+        sig_len = (size_t)osig->length;
+        sig = OPENSSL_memdup(osig->data, sig_len);
+    }
+    X509_REQ_get0_signature(req, NULL, &alg);
+    alg_len = i2d_X509_ALGOR(alg, &algder);
+    body = (int)tbs_len + alg_len + ASN1_object_size(0, (int)sig_len + 1, V_ASN1_BIT_STRING);
+    out = o = OPENSSL_malloc((size_t)body + 6);
+    *o++ = 0x30, *o++ = 0x84, *o++ = 0, *o++ = 0;
+    *o++ = (unsigned char)(body >> 8), *o++ = (unsigned char)body;
+    memcpy(o, tbs, tbs_len), o += tbs_len;
+    memcpy(o, algder, (size_t)alg_len), o += alg_len;
+    ASN1_put_object(&o, 0, (int)sig_len + 1, V_ASN1_BIT_STRING, V_ASN1_UNIVERSAL);
+    *o++ = 0;
+    memcpy(o, sig, sig_len);
+    *out_len = body + 6;
+    OPENSSL_free(der), OPENSSL_free(sig), OPENSSL_free(algder);
+    EVP_MD_CTX_free(m);
+    return out;
+}
+
+static void test_nonminimal_requests(void **state)
+{
+    X509_REQ *req = tu_csr(p256, "/CN=nonmin-1", NULL, 0, NULL, EVP_sha256());
+    diff_stats st = {0};
+    (void)state;
+    for (int tbs_too = 0; tbs_too < 2; tbs_too++) {
+        int len;
+        unsigned char *b = nonminimal_request(req, p256, tbs_too, &len);
+        const unsigned char *q = b;
+        X509_REQ *ref = d2i_X509_REQ(NULL, &q, len);
+        assert_non_null(ref); /* OpenSSL reads BER lengths */
+        assert_null(est_csr_fast_parse(b, (size_t)len));
+        assert_int_equal(fp_csr_verify(ref), 1);
+        assert_int_equal(X509_REQ_verify(ref, X509_REQ_get0_pubkey(ref)), 1);
+        assert_int_equal(both_paths(&any_key, b, len, tbs_too ? "non-minimal tbs" : "non-minimal outer", &st),
+                         FP_ERR_OK);
+        /* a flipped signed octet still fails on the general path */
+        b[len - 60] ^= 0x01;
+        X509_REQ_free(ref);
+        q = b;
+        ref = d2i_X509_REQ(NULL, &q, len);
+        if (ref != NULL)
+            assert_int_equal(fp_csr_verify(ref), 0);
+        X509_REQ_free(ref);
+        OPENSSL_free(b);
+    }
+    assert_int_equal(st.fast, 0);
+    X509_REQ_free(req);
+    ERR_clear_error();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +892,12 @@ int main(void)
         cmocka_unit_test(test_token_pattern_language),
         cmocka_unit_test(test_token_pattern_literal),
         cmocka_unit_test(test_readers_agree),
+        cmocka_unit_test(test_der_cursor_walks),
+        cmocka_unit_test(test_der_cursor_refuses),
+        cmocka_unit_test(test_der_cursor_depth),
+        cmocka_unit_test(test_der_put_hdr),
+        cmocka_unit_test(test_ec_curve_cache),
+        cmocka_unit_test(test_nonminimal_requests),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
