@@ -285,7 +285,7 @@ static void finish(void *arg)
     }
     if (j->op == EST_REENROLL && j->lb->cfg->revoke_on_renew) {
         fp_error err = {0};
-        if (fp_ca_revoke(fp_http_worker_store(req->worker), j->id.serial, FP_REASON_SUPERSEDED,
+        if (fp_ca_revoke(req->worker_state, j->id.serial, FP_REASON_SUPERSEDED,
                          j->id.actor, &err) != FP_ERR_OK)
             fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, j->id.serial,
                    err.msg);
@@ -380,7 +380,7 @@ static int keygen_csr(const fp_est_label *l, const fp_profile *p, X509_REQ *clie
 static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req, X509_REQ *csr,
                            const unsigned char *der, size_t der_len, const est_identity *id)
 {
-    fp_store *store = fp_http_worker_store(req->worker);
+    fp_store *store = req->worker_state;
     unsigned char md[32];
     char hash[65], retry[16];
     fp_pending_rec pr;
@@ -570,7 +570,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
             fp_audit_event ev = {j->id.actor, "csr.refuse", "", d};
             fp_error ignored;
             snprintf(d, sizeof(d), "{\"error\":\"%s\"}", fp_err_name(j->err.code));
-            (void)fp_store_audit_append(fp_http_worker_store(req->worker), &ev, &ignored);
+            (void)fp_store_audit_append(req->worker_state, &ev, &ignored);
         }
         est_answer_error(req, &j->err);
         goto out;

@@ -16,6 +16,7 @@
 #include "http/guard.h"
 #include "http/http.h"
 #include "http/limits.h"
+#include "http/router.h"
 
 static int decode(const char *in, size_t max, unsigned char **out, size_t *len)
 {
@@ -200,32 +201,273 @@ static void test_media_type(void **state)
     assert_false(fp_http_media_type_is("text/plain", "application/pkcs10"));
 }
 
-static void test_path_match(void **state)
+/* ---- route patterns and paths (router.c) ---- */
+
+/* Match path against pattern; values joined by '|' into out, "NO",
+ * "OVERLONG", or "BADPATH" (decodes to NUL); rest appended after '#'. */
+static const char *rmatch(const char *pattern, const char *path, char *out, size_t size)
 {
-    const char *w = NULL, *r = NULL;
-    size_t wl = 0;
+    fp_http_pattern pat;
+    fp_http_path p;
+    const char *v[FP_HTTP_MAX_PARAMS], *rest = NULL;
+    size_t o = 0;
+    int m;
+
+    assert_int_equal(fp_http_pattern_compile(&pat, NULL, pattern, NULL), FP_ERR_OK);
+    if (fp_http_path_parse(&p, path, NULL) != FP_ERR_OK) {
+        snprintf(out, size, "BADPATH");
+    } else if ((m = fp_http_pattern_match(&pat, &p, v, &rest)) != FP_HTTP_MATCH_YES) {
+        snprintf(out, size, "%s", m == FP_HTTP_MATCH_NO ? "NO" : "OVERLONG");
+    } else {
+        out[0] = '\0';
+        for (int i = 0; i < pat.nparams; i++)
+            o += (size_t)snprintf(out + o, size - o, "%s%s", i ? "|" : "", v[i]);
+        if (rest != NULL)
+            snprintf(out + o, size - o, "#%s", rest);
+    }
+    fp_http_path_free(&p);
+    fp_http_pattern_free(&pat);
+    return out;
+}
+
+static void test_route_params(void **state)
+{
+    static const char *const dev = "/api/v1/projects/{project}/devices/{device}";
+    char b[1024], longer[600], path[700];
     (void)state;
-    assert_true(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacerts", &w, &wl, &r));
-    assert_null(w);
-    assert_null(r);
-    assert_true(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/lab-1/cacerts", &w,
-                                   &wl, &r));
-    assert_int_equal(wl, 5);
-    assert_memory_equal(w, "lab-1", 5);
-    assert_true(fp_http_path_match("/ocsp/**", "/ocsp/MEUwQzBB", &w, &wl, &r));
-    assert_string_equal(r, "MEUwQzBB");
-    assert_true(fp_http_path_match("/ocsp/**", "/ocsp/", &w, &wl, &r));
-    assert_string_equal(r, "");
-    /* negatives */
-    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est//cacerts", &w, &wl, &r));
-    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/a/b/cacerts", &w, &wl, &r));
-    assert_false(fp_http_path_match("/.well-known/est/*/cacerts", "/.well-known/est/cacerts", &w, &wl, &r));
-    assert_false(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacerts/", &w, &wl, &r));
-    assert_false(fp_http_path_match("/.well-known/est/cacerts", "/.well-known/est/cacert", &w, &wl, &r));
-    assert_false(fp_http_path_match("/ocsp/**", "/ocsp", &w, &wl, &r));
-    assert_false(fp_http_path_match("/ocsp/**", "/ocspx/a", &w, &wl, &r));
-    assert_false(fp_http_path_match("*", "/x", &w, &wl, &r)); /* '*' only as a whole segment */
-    assert_false(fp_http_path_match("/a*", "/ab", &w, &wl, &r));
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p1/devices/dev-7", b, sizeof(b)), "p1|dev-7");
+    /* values are percent-decoded; '+' stays; decoded literals match */
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p%201/devices/a+b%3f", b, sizeof(b)),
+                        "p 1|a+b?");
+    assert_string_equal(rmatch(dev, "/api/v1/pro%6aects/p/devices/d", b, sizeof(b)), "p|d");
+    /* a lone or bad '%' is itself (as evhttp_uridecode) */
+    assert_string_equal(rmatch(dev, "/api/v1/projects/50%/devices/%zz", b, sizeof(b)), "50%|%zz");
+    /* negatives: empty segment, extra or missing segment, trailing slash */
+    assert_string_equal(rmatch(dev, "/api/v1/projects//devices/d", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p/devices/", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p/devices/d/x", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p/devices/d/", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p/devices", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/p/gadgets/d", b, sizeof(b)), "NO");
+    /* an encoded slash is data: never a separator, never inside a value */
+    assert_string_equal(rmatch(dev, "/api/v1/projects/a%2Fb/devices/d", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects/a/devices/d%2f", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api%2Fv1/projects/p/devices/d", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch(dev, "/api/v1/projects%2Fp/devices/d", b, sizeof(b)), "NO");
+    /* a NUL anywhere: the path is refused before any matching */
+    assert_string_equal(rmatch(dev, "/api/v1/projects/a%00b/devices/d", b, sizeof(b)), "BADPATH");
+    /* overlong: FP_HTTP_PARAM_MAX decoded bytes pass, one more does not */
+    memset(longer, 'x', FP_HTTP_PARAM_MAX);
+    longer[FP_HTTP_PARAM_MAX] = '\0';
+    snprintf(path, sizeof(path), "/api/v1/projects/p/devices/%s", longer);
+    assert_string_equal(rmatch(dev, path, b, sizeof(b)) + 2, longer);
+    snprintf(path, sizeof(path), "/api/v1/projects/p/devices/%sy", longer);
+    assert_string_equal(rmatch(dev, path, b, sizeof(b)), "OVERLONG");
+    /* the limit is on the decoded value: %41 counts as one byte */
+    snprintf(path, sizeof(path), "/api/v1/projects/p/devices/%%41%s", longer + 1);
+    longer[0] = 'A';
+    assert_string_equal(rmatch(dev, path, b, sizeof(b)) + 2, longer);
+}
+
+static void test_route_rest(void **state)
+{
+    char b[1024], path[400];
+    (void)state;
+    assert_string_equal(rmatch("/ocsp/**", "/ocsp/MEUwQzBB", b, sizeof(b)), "#MEUwQzBB");
+    assert_string_equal(rmatch("/ocsp/**", "/ocsp/", b, sizeof(b)), "#");
+    /* the remainder is decoded and may hold '/', raw or encoded (base64) */
+    assert_string_equal(rmatch("/ocsp/**", "/ocsp/ME%2FU/w%3D%3D", b, sizeof(b)), "#ME/U/w==");
+    assert_string_equal(rmatch("/t/{id}/**", "/t/x/a/b", b, sizeof(b)), "x#a/b");
+    assert_string_equal(rmatch("/ocsp/**", "/ocsp", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch("/ocsp/**", "/ocspx/a", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch("/ocsp/**", "/ocsp%2Fa", b, sizeof(b)), "NO");
+    /* more segments than the index holds: still a remainder */
+    strcpy(path, "/ocsp");
+    for (int i = 0; i < 40; i++)
+        strcat(path, "/s");
+    rmatch("/ocsp/**", path, b, sizeof(b));
+    assert_int_equal(b[0], '#');
+    assert_string_equal(b + 1, path + strlen("/ocsp/"));
+    assert_string_equal(rmatch("/ocsp/{a}", path, b, sizeof(b)), "NO");
+    /* exact paths */
+    assert_string_equal(rmatch("/.well-known/est/cacerts", "/.well-known/est/cacerts", b, sizeof(b)), "");
+    assert_string_equal(rmatch("/.well-known/est/cacerts", "/.well-known/est/cacerts/", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch("/.well-known/est/cacerts", "/.well-known/est/cacert", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch("/", "/", b, sizeof(b)), "");
+    assert_string_equal(rmatch("/", "x", b, sizeof(b)), "NO");
+    assert_string_equal(rmatch("/**", "x/y", b, sizeof(b)), "NO"); /* not origin-form */
+}
+
+static void test_route_pattern_rejects(void **state)
+{
+    static const char *const bad[] = {
+        "", "x", "/a//b", "//", "/a/{}", "/a/{b", "/a/b}", "/a/x{b}", "/a/{b}x", "/a/*",
+        "/**/a", "/a**", "/a/{p}/{p}", "/a/{bad-name}", "/a/{p q}",
+        "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}",
+        "/{abcdefghijklmnopqrstuvwxyz0123456}",
+    };
+    fp_http_pattern p;
+    fp_error e = {0};
+    char many[200] = "";
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+        if (fp_http_pattern_compile(&p, NULL, bad[i], &e) != FP_ERR_ARG)
+            fail_msg("pattern #%zu '%s' was accepted", i, bad[i]);
+    for (int i = 0; i < FP_HTTP_MAX_SEGS; i++)
+        strcat(many, "/s");
+    assert_int_equal(fp_http_pattern_compile(&p, NULL, many, &e), FP_ERR_ARG);
+    assert_int_equal(fp_http_pattern_compile(&p, "api", "/x", &e), FP_ERR_ARG);
+    assert_int_equal(fp_http_pattern_compile(&p, "/api/", "/x", &e), FP_ERR_ARG);
+    assert_int_equal(fp_http_pattern_compile(&p, "/api/{v}", "/x/{id}", &e), FP_ERR_OK);
+    assert_int_equal(p.nparams, 2);
+    assert_string_equal(p.names[0], "v");
+    assert_string_equal(p.text, "/api/{v}/x/{id}");
+    fp_http_pattern_free(&p);
+}
+
+/* ---- the route table (router.c) ---- */
+
+static int h_a(fp_http_req *req) { (void)req; return FP_HTTP_DONE; }
+static int h_b(fp_http_req *req) { (void)req; return FP_HTTP_DONE; }
+
+static int lookup(void *arg, const char *name)
+{
+    (void)arg;
+    return !strcmp(name, "none") ? 0 : !strcmp(name, "token") ? 1 : -1;
+}
+
+static const fp_http_rt *find(const fp_http_router *r, int kind, int method, const char *path,
+                              fp_http_found *f)
+{
+    fp_http_path p;
+    assert_int_equal(fp_http_path_parse(&p, path, NULL), FP_ERR_OK);
+    fp_http_router_find(r, kind, method, &p, f);
+    fp_http_path_free(&p); /* values are not read after this */
+    return f->rt;
+}
+
+static void test_router_methods_and_order(void **state)
+{
+    static const fp_http_route first[] = {
+        {FP_HTTP_GET | FP_HTTP_HEAD, "/x/{id}", FP_HTTP_TLS, NULL, "none", 0, h_a},
+        {FP_HTTP_DELETE, "/x/{id}", FP_HTTP_TLS, NULL, "token", 0, h_a},
+        {0},
+    };
+    static const fp_http_route second[] = {
+        {FP_HTTP_GET, "/x/special", FP_HTTP_TLS, NULL, "none", 0, h_b},
+        {FP_HTTP_POST, "/x/special", FP_HTTP_TLS | FP_HTTP_PLAIN, NULL, "none", 0, h_b},
+        {FP_HTTP_GET, "/y", FP_HTTP_PLAIN, NULL, "none", 0, h_b},
+        {0},
+    };
+    fp_http_router r;
+    fp_http_found f;
+    (void)state;
+
+    fp_http_router_init(&r);
+    assert_int_equal(fp_http_router_add(&r, first, NULL, 0, lookup, NULL, NULL), FP_ERR_OK);
+    assert_int_equal(fp_http_router_add(&r, second, NULL, 1, lookup, NULL, NULL), FP_ERR_OK);
+    /* mount order: the first module's "{id}" takes /x/special for GET */
+    assert_non_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, "/x/special", &f));
+    assert_ptr_equal(f.rt->route->fn, h_a);
+    assert_int_equal(f.rt->mod, 0);
+    /* ... but only the second has POST there */
+    assert_non_null(find(&r, FP_HTTP_TLS, FP_HTTP_POST, "/x/special", &f));
+    assert_ptr_equal(f.rt->route->fn, h_b);
+    assert_int_equal(f.rt->mod, 1);
+    /* route's scheme index as the lookup resolved it */
+    assert_non_null(find(&r, FP_HTTP_TLS, FP_HTTP_DELETE, "/x/1", &f));
+    assert_int_equal(f.rt->auth, 1);
+    /* 405: the path is known, the method is not; Allow from every match */
+    assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_PUT, "/x/special", &f));
+    assert_int_equal(f.allowed, FP_HTTP_GET | FP_HTTP_HEAD | FP_HTTP_DELETE | FP_HTTP_POST);
+    assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_POST, "/x/1", &f));
+    assert_int_equal(f.allowed, FP_HTTP_GET | FP_HTTP_HEAD | FP_HTTP_DELETE);
+    /* listeners: /y is plain only; /x/{id} TLS only */
+    assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, "/y", &f));
+    assert_int_equal(f.allowed, 0);
+    assert_null(find(&r, FP_HTTP_PLAIN, FP_HTTP_GET, "/x/1", &f));
+    assert_int_equal(f.allowed, 0);
+    assert_non_null(find(&r, FP_HTTP_PLAIN, FP_HTTP_POST, "/x/special", &f));
+    /* 404 and 414 */
+    assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, "/z", &f));
+    assert_int_equal(f.allowed, 0);
+    assert_false(f.overlong);
+    {
+        char p[400] = "/x/";
+        memset(p + 3, 'a', FP_HTTP_PARAM_MAX + 1);
+        p[3 + FP_HTTP_PARAM_MAX + 1] = '\0';
+        assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, p, &f));
+        assert_true(f.overlong);
+        assert_int_equal(f.allowed, 0);
+    }
+    fp_http_router_free(&r);
+}
+
+static void test_router_rejects(void **state)
+{
+    static const fp_http_route base[] = {
+        {FP_HTTP_GET, "/p/{a}/q", FP_HTTP_TLS, NULL, "none", 0, h_a},
+        {0},
+    };
+    static const fp_http_route dup[] = {   /* same shape, other name */
+        {FP_HTTP_POST, "/ok", FP_HTTP_TLS, NULL, "none", 0, h_b},
+        {FP_HTTP_GET | FP_HTTP_POST, "/p/{b}/q", FP_HTTP_TLS, NULL, "none", 0, h_b},
+        {0},
+    };
+    static const fp_http_route other_listener[] = {
+        {FP_HTTP_GET, "/p/{b}/q", FP_HTTP_PLAIN, NULL, "none", 0, h_b},
+        {0},
+    };
+    static const fp_http_route unknown_auth[] = {
+        {FP_HTTP_GET, "/u", FP_HTTP_TLS, NULL, "kerberos", 0, h_b},
+        {0},
+    };
+    static const fp_http_route no_auth[] = {
+        {FP_HTTP_GET, "/u", FP_HTTP_TLS, NULL, NULL, 0, h_b},
+        {0},
+    };
+    static const fp_http_route bad_path[] = {
+        {FP_HTTP_GET, "/u/{x", FP_HTTP_TLS, NULL, "none", 0, h_b},
+        {0},
+    };
+    static const fp_http_route no_fn[] = {
+        {FP_HTTP_GET, "/u", FP_HTTP_TLS, NULL, "none", 0, NULL},
+        {0},
+    };
+    fp_http_router r;
+    fp_http_found f;
+    fp_error e = {0};
+    (void)state;
+
+    fp_http_router_init(&r);
+    assert_int_equal(fp_http_router_add(&r, base, NULL, 0, lookup, NULL, NULL), FP_ERR_OK);
+    assert_int_equal(fp_http_router_add(&r, dup, NULL, 1, lookup, NULL, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "/p/{b}/q"));
+    assert_int_equal(r.n, 1); /* all or nothing: "/ok" was not kept */
+    assert_null(find(&r, FP_HTTP_TLS, FP_HTTP_POST, "/ok", &f));
+    assert_int_equal(fp_http_router_add(&r, unknown_auth, NULL, 1, lookup, NULL, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "kerberos"));
+    assert_int_equal(fp_http_router_add(&r, no_auth, NULL, 1, lookup, NULL, &e), FP_ERR_ARG);
+    assert_int_equal(fp_http_router_add(&r, bad_path, NULL, 1, lookup, NULL, &e), FP_ERR_ARG);
+    assert_int_equal(fp_http_router_add(&r, no_fn, NULL, 1, lookup, NULL, &e), FP_ERR_ARG);
+    assert_int_equal(r.n, 1);
+    /* the same shape on another listener is no conflict */
+    assert_int_equal(fp_http_router_add(&r, other_listener, NULL, 1, lookup, NULL, &e), FP_ERR_OK);
+    /* a prefix applies to every route of the table */
+    assert_int_equal(fp_http_router_add(&r, no_fn + 1, "/api", 2, lookup, NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_http_router_add(&r, unknown_auth + 1, "/api", 2, lookup, NULL, &e), FP_ERR_OK);
+    {
+        static const fp_http_route pre[] = {
+            {FP_HTTP_GET, "/p/{a}/q", FP_HTTP_TLS, NULL, "none", 0, h_b},
+            {0},
+        };
+        assert_int_equal(fp_http_router_add(&r, pre, "/api/{ver}", 3, lookup, NULL, &e), FP_ERR_OK);
+        assert_non_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, "/api/v2/p/1/q", &f));
+        assert_int_equal(f.rt->mod, 3);
+        assert_non_null(find(&r, FP_HTTP_TLS, FP_HTTP_GET, "/p/1/q", &f));
+        assert_int_equal(f.rt->mod, 0);
+    }
+    fp_http_router_free(&r);
 }
 
 /* ---- framing guard ---- */
@@ -585,7 +827,11 @@ int main(void)
         cmocka_unit_test(test_basic_rejects),
         cmocka_unit_test(test_basic_too_long),
         cmocka_unit_test(test_media_type),
-        cmocka_unit_test(test_path_match),
+        cmocka_unit_test(test_route_params),
+        cmocka_unit_test(test_route_rest),
+        cmocka_unit_test(test_route_pattern_rejects),
+        cmocka_unit_test(test_router_methods_and_order),
+        cmocka_unit_test(test_router_rejects),
         cmocka_unit_test(test_guard_valid),
         cmocka_unit_test(test_guard_rejects),
         cmocka_unit_test(test_guard_header_limit),
