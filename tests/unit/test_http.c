@@ -1,16 +1,27 @@
 /* test_http.c - HTTP-layer codecs: lenient base64 bodies (RFC 8951),
  * line-broken base64 output, Basic credentials (RFC 7617), media types;
- * the request framing guard (RFC 7230), the per-address connection count
- * table and the keyed token buckets (src/common/ratelimit.c, used by the
- * HTTP layer only). */
+ * route patterns, path parameters and the route table; a real server on
+ * loopback with test modules (mount order and failures, per-worker state,
+ * auth schemes registered here, outside src/http/); the request framing
+ * guard (RFC 7230), the per-address connection count table and the keyed
+ * token buckets (src/common/ratelimit.c, used by the HTTP layer only). */
+#define _POSIX_C_SOURCE 200809L
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <openssl/crypto.h>
 
 #include <pthread.h>
+
+#include "common/util.h"
 
 #include "common/ratelimit.h"
 #include "http/guard.h"
@@ -470,6 +481,380 @@ static void test_router_rejects(void **state)
     fp_http_router_free(&r);
 }
 
+/* ---- a real server on loopback with test modules: mount, per-worker
+ * state, auth schemes registered here, outside src/http/ ---- */
+
+static struct {
+    int inits, worker_inits, worker_frees, stops, frees;
+    int guarded_runs, cc_runs, lazy_runs, checks, releases;
+    bool check_saw_body;
+} tc;
+
+static int t_reply(fp_http_req *req, const char *text)
+{
+    fp_http_reply(req, 200, "text/plain", text, strlen(text));
+    return FP_HTTP_DONE;
+}
+
+static int t_echo(fp_http_req *req)
+{
+    char out[700];
+    snprintf(out, sizeof(out), "%s %s %s %s", (const char *)req->mod_state,
+             fp_http_param(req, "a"), fp_http_param(req, "b"), (const char *)req->worker_state);
+    return t_reply(req, out);
+}
+
+static int t_name(fp_http_req *req) { return t_reply(req, req->mod_state); }
+static int t_guarded(fp_http_req *req) { tc.guarded_runs++; return t_reply(req, "ran"); }
+static int t_cc(fp_http_req *req) { tc.cc_runs++; return t_reply(req, "ran"); }
+static int t_lazy(fp_http_req *req) { tc.lazy_runs++; return t_reply(req, "ran"); }
+static int t_signed(fp_http_req *req) { return t_reply(req, req->principal); }
+
+/* refuses everyone, looking at what the layer handed over */
+static bool deny_all(fp_http_req *req, void *arg)
+{
+    (void)arg;
+    tc.checks++;
+    tc.check_saw_body = req->body != NULL || req->body_len != 0;
+    fp_http_add_header(req, "WWW-Authenticate", "Test");
+    fp_http_error(req, 401, "not you");
+    return false;
+}
+
+/* judges the body (FP_HTTP_AUTH_NEEDS_BODY): a stand-in for a signed message */
+static bool body_sig(fp_http_req *req, void *arg)
+{
+    (void)arg;
+    if (req->body == NULL || req->body_len != 9 || memcmp(req->body, "let me in", 9) != 0) {
+        fp_http_error(req, 403, "bad signature");
+        return false;
+    }
+    req->principal = strdup("alice");
+    snprintf(req->identity, sizeof(req->identity), "sig:alice");
+    return req->principal != NULL;
+}
+
+static void body_sig_release(void *principal, void *arg)
+{
+    (void)arg;
+    tc.releases++;
+    free(principal);
+}
+
+/* a buggy scheme: refuses without answering (the layer answers 500) */
+static bool lazy(fp_http_req *req, void *arg)
+{
+    (void)req;
+    (void)arg;
+    return false;
+}
+
+static int tm_init(fp_http_server *srv, void *arg, void **state, fp_error *err)
+{
+    (void)srv;
+    (void)err;
+    tc.inits++;
+    *state = arg;
+    return FP_ERR_OK;
+}
+
+static int tm_worker_init(void *state, fp_http_worker *w, void **wstate, fp_error *err)
+{
+    char *tag = malloc(16);
+    (void)err;
+    if (tag == NULL)
+        return FP_ERR_NOMEM;
+    snprintf(tag, 16, "%s/w%d", (const char *)state, fp_http_worker_index(w));
+    tc.worker_inits++;
+    *wstate = tag;
+    return FP_ERR_OK;
+}
+
+static void tm_worker_free(void *state, void *wstate)
+{
+    (void)state;
+    tc.worker_frees++;
+    free(wstate);
+}
+
+static void tm_stop(void *state) { (void)state; tc.stops++; }
+static void tm_free(void *state) { (void)state; tc.frees++; }
+
+static const fp_http_route mod_a_routes[] = {
+    {FP_HTTP_GET, "/t/{a}/x/{b}", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_echo},
+    {FP_HTTP_GET, "/m/{x}", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_name},
+    {FP_HTTP_POST, "/guarded", FP_HTTP_PLAIN, NULL, "deny-all", 0, t_guarded},
+    {FP_HTTP_POST, "/signed", FP_HTTP_PLAIN, NULL, "body-sig", 0, t_signed},
+    {FP_HTTP_GET, "/cc", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_CLIENT_CERT, 0, t_cc},
+    {FP_HTTP_GET, "/lazy", FP_HTTP_PLAIN, NULL, "lazy", 0, t_lazy},
+    {0},
+};
+static const fp_http_route mod_b_routes[] = {
+    {FP_HTTP_GET, "/m/fixed", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_name},
+    {FP_HTTP_GET, "/only-b", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_name},
+    {0},
+};
+static const fp_http_route mod_dup_routes[] = {
+    {FP_HTTP_GET, "/fine", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_name},
+    {FP_HTTP_GET, "/m/{other}", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_name},
+    {0},
+};
+static const fp_http_route mod_unknown_routes[] = {
+    {FP_HTTP_GET, "/u", FP_HTTP_PLAIN, NULL, "api-key", 0, t_name},
+    {0},
+};
+static const fp_http_module mod_a = {"a", mod_a_routes, tm_init, tm_worker_init, tm_worker_free,
+                                     tm_stop, tm_free};
+static const fp_http_module mod_b = {"b", mod_b_routes, tm_init, tm_worker_init, tm_worker_free,
+                                     tm_stop, tm_free};
+static const fp_http_module mod_dup = {"dup", mod_dup_routes, tm_init, tm_worker_init,
+                                       tm_worker_free, tm_stop, tm_free};
+static const fp_http_module mod_unknown = {"unknown", mod_unknown_routes, tm_init, tm_worker_init,
+                                           tm_worker_free, tm_stop, tm_free};
+
+static fp_http_server *new_test_server(int threads)
+{
+    fp_http_opts o;
+    fp_http_server *srv = NULL;
+    fp_error e = {0};
+
+    memset(&o, 0, sizeof(o));
+    o.https_listen = "";
+    o.http_listen = "127.0.0.1:0";
+    o.threads = threads;
+    o.max_body_bytes = 4096;
+    o.max_header_bytes = 8192;
+    o.idle_timeout_seconds = 10;
+    o.max_connections = 64;
+    o.max_connections_per_address = 64;
+    o.max_requests_per_connection = 100;
+    o.handshake_timeout_seconds = 10;
+    o.header_timeout_seconds = 10;
+    o.body_timeout_seconds = 10;
+    o.min_body_rate = 1;
+    o.rate_limit_keys = 64;
+    o.quiet = true;
+    if (fp_http_server_new(&o, &srv, &e) != FP_ERR_OK)
+        fail_msg("server: %s", e.msg);
+    return srv;
+}
+
+static void *run_server(void *arg)
+{
+    fp_error e = {0};
+    if (fp_http_server_run(arg, false, &e) != FP_ERR_OK)
+        fprintf(stderr, "run: %s\n", e.msg);
+    return NULL;
+}
+
+/* One request on a fresh connection ("Connection: close"); returns the
+ * status, the whole answer in resp. */
+static int exchange(const fp_http_server *srv, const char *text, char *resp, size_t size)
+{
+    const char *bound = fp_http_server_addr(srv, FP_HTTP_PLAIN);
+    struct sockaddr_in sa;
+    struct timeval tv = {30, 0}; /* only against a hang */
+    size_t got = 0;
+    int fd, status = -1;
+    ssize_t n;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(strrchr(bound, ':') + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    while (got + 1 < size && (n = read(fd, resp + got, size - 1 - got)) > 0)
+        got += (size_t)n;
+    resp[got] = '\0';
+    close(fd);
+    if (sscanf(resp, "HTTP/1.1 %d", &status) != 1)
+        status = -1;
+    return status;
+}
+
+static const char *body_of(const char *resp)
+{
+    const char *b = strstr(resp, "\r\n\r\n");
+    return b ? b + 4 : "";
+}
+
+static int get(const fp_http_server *srv, const char *path, char *resp, size_t size)
+{
+    char text[3300];
+    snprintf(text, sizeof(text), "GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", path);
+    return exchange(srv, text, resp, size);
+}
+
+static int post(const fp_http_server *srv, const char *path, const char *body, char *resp,
+                size_t size)
+{
+    char text[6000];
+    snprintf(text, sizeof(text),
+             "POST %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: %zu\r\n\r\n%s", path, strlen(body), body);
+    return exchange(srv, text, resp, size);
+}
+
+static void register_test_schemes(fp_http_server *srv)
+{
+    static const fp_http_auth_scheme deny = {"deny-all", 0, deny_all, NULL, NULL};
+    static const fp_http_auth_scheme sig = {"body-sig", FP_HTTP_AUTH_NEEDS_BODY, body_sig,
+                                            body_sig_release, NULL};
+    static const fp_http_auth_scheme lz = {"lazy", 0, lazy, NULL, NULL};
+    fp_error e = {0};
+    assert_int_equal(fp_http_auth_register(srv, &deny, &e), FP_ERR_OK);
+    assert_int_equal(fp_http_auth_register(srv, &sig, &e), FP_ERR_OK);
+    assert_int_equal(fp_http_auth_register(srv, &lz, &e), FP_ERR_OK);
+    /* a name is taken once; built-in names are taken */
+    assert_int_equal(fp_http_auth_register(srv, &deny, &e), FP_ERR_ARG);
+    {
+        fp_http_auth_scheme none = {FP_HTTP_AUTH_NONE, 0, deny_all, NULL, NULL};
+        assert_int_equal(fp_http_auth_register(srv, &none, &e), FP_ERR_ARG);
+    }
+}
+
+static void test_server_modules(void **state)
+{
+    fp_http_server *srv;
+    fp_error e = {0};
+    pthread_t th;
+    char r[8192], big[3000];
+    int workers;
+    (void)state;
+
+    memset(&tc, 0, sizeof(tc));
+    fp_log_set_level(FP_LOG_ERROR);
+    srv = new_test_server(2);
+    workers = fp_http_server_workers(srv);
+    register_test_schemes(srv);
+    assert_int_equal(fp_http_mount(srv, &mod_a, NULL, "A", &e), FP_ERR_OK);
+    assert_int_equal(fp_http_mount(srv, &mod_b, NULL, "B", &e), FP_ERR_OK);
+    assert_int_equal(tc.inits, 2);
+    assert_int_equal(tc.worker_inits, 2 * workers);
+    /* refused mounts are undone: init, worker_init, then worker_free, stop, free */
+    assert_int_equal(fp_http_mount(srv, &mod_dup, NULL, "D", &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "/m/{other}"));
+    assert_int_equal(fp_http_mount(srv, &mod_unknown, NULL, "U", &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "api-key"));
+    assert_int_equal(tc.inits, 4);
+    assert_int_equal(tc.worker_frees, 2 * workers);
+    assert_int_equal(tc.stops, 2);
+    assert_int_equal(tc.frees, 2);
+    assert_int_equal(pthread_create(&th, NULL, run_server, srv), 0);
+
+    /* two parameters, decoded; the module's state and its per-worker state */
+    assert_int_equal(get(srv, "/t/p%201/x/dev-7", r, sizeof(r)), 200);
+    assert_true(!strncmp(body_of(r), "A p 1 dev-7 A/w", 15));
+    /* negative: empty segment, extra segment, encoded slash, NUL, overlong */
+    assert_int_equal(get(srv, "/t//x/d", r, sizeof(r)), 404);
+    assert_int_equal(get(srv, "/t/p/x/d/e", r, sizeof(r)), 404);
+    assert_int_equal(get(srv, "/t/a%2Fb/x/d", r, sizeof(r)), 404);
+    assert_int_equal(get(srv, "/t/a%00b/x/d", r, sizeof(r)), 400);
+    memset(big, 'z', FP_HTTP_PARAM_MAX + 1);
+    big[FP_HTTP_PARAM_MAX + 1] = '\0';
+    {
+        char path[3100];
+        snprintf(path, sizeof(path), "/t/%s/x/d", big);
+        assert_int_equal(get(srv, path, r, sizeof(r)), 414);
+        big[FP_HTTP_PARAM_MAX] = '\0';
+        snprintf(path, sizeof(path), "/t/%s/x/d", big);
+        assert_int_equal(get(srv, path, r, sizeof(r)), 200);
+    }
+    /* 405 with Allow */
+    assert_int_equal(post(srv, "/t/p/x/d", "", r, sizeof(r)), 405);
+    assert_non_null(strstr(r, "\r\nAllow: GET\r\n"));
+    /* mount order: A's "/m/{x}" was mounted first and takes /m/fixed */
+    assert_int_equal(get(srv, "/m/fixed", r, sizeof(r)), 200);
+    assert_string_equal(body_of(r), "A");
+    assert_int_equal(get(srv, "/only-b", r, sizeof(r)), 200);
+    assert_string_equal(body_of(r), "B");
+
+    /* a refusing scheme: 401 from the scheme, handler never runs, and the
+     * body was not handed over when the check ran */
+    memset(big, 'b', 2000);
+    big[2000] = '\0';
+    assert_int_equal(post(srv, "/guarded", big, r, sizeof(r)), 401);
+    assert_non_null(strstr(r, "\r\nWWW-Authenticate: Test\r\n"));
+    assert_int_equal(tc.checks, 1);
+    assert_false(tc.check_saw_body);
+    assert_int_equal(tc.guarded_runs, 0);
+    /* the layer's checks still come first: 413 over the body limit */
+    memset(big, 'b', 2999);
+    big[2999] = '\0';
+    {
+        char huge[5000];
+        memset(huge, 'h', 4500);
+        huge[4500] = '\0';
+        assert_int_equal(post(srv, "/guarded", huge, r, sizeof(r)), 413);
+        assert_int_equal(tc.checks, 1);
+    }
+    /* a scheme that needs the body sees it and names the caller */
+    assert_int_equal(post(srv, "/signed", "let me in", r, sizeof(r)), 200);
+    assert_string_equal(body_of(r), "alice");
+    assert_int_equal(post(srv, "/signed", "let me out", r, sizeof(r)), 403);
+    /* built-in client-cert: no certificate on plain http, 401 */
+    assert_int_equal(get(srv, "/cc", r, sizeof(r)), 401);
+    assert_int_equal(tc.cc_runs, 0);
+    /* a scheme that refuses without answering: 500, handler never runs */
+    assert_int_equal(get(srv, "/lazy", r, sizeof(r)), 500);
+    assert_int_equal(tc.lazy_runs, 0);
+
+    fp_http_server_stop(srv);
+    pthread_join(th, NULL);
+    /* no mount nor registration once running began */
+    assert_int_equal(fp_http_mount(srv, &mod_b, "/late", "L", &e), FP_ERR_STATE);
+    {
+        fp_http_auth_scheme late = {"late", 0, deny_all, NULL, NULL};
+        assert_int_equal(fp_http_auth_register(srv, &late, &e), FP_ERR_STATE);
+    }
+    fp_http_server_free(srv);
+    assert_int_equal(tc.releases, 1);
+    assert_int_equal(tc.worker_frees, 4 * workers);
+    assert_int_equal(tc.stops, 4);
+    assert_int_equal(tc.frees, 4);
+}
+
+/* The per-worker state a handler sees is its own worker's. */
+static void test_server_worker_state(void **state)
+{
+    fp_http_server *srv;
+    fp_error e = {0};
+    pthread_t th;
+    char r[4096];
+    (void)state;
+
+    memset(&tc, 0, sizeof(tc));
+    srv = new_test_server(3);
+    register_test_schemes(srv);
+    assert_int_equal(fp_http_mount(srv, &mod_a, "/pre", "P", &e), FP_ERR_OK);
+    assert_int_equal(pthread_create(&th, NULL, run_server, srv), 0);
+    for (int i = 0; i < 12; i++) {
+        const char *b;
+        int idx = -1;
+        assert_int_equal(get(srv, "/pre/t/1/x/2", r, sizeof(r)), 200);
+        b = body_of(r);
+        assert_int_equal(sscanf(b, "P 1 2 P/w%d", &idx), 1);
+        assert_true(idx >= 0 && idx < 3);
+        /* the request id starts with the worker's index (request.c) */
+        {
+            const char *id = strstr(r, "X-Request-Id: ");
+            unsigned widx = 99;
+            assert_non_null(id);
+            assert_int_equal(sscanf(id + 14, "%2x", &widx), 1);
+            assert_int_equal((int)widx, idx);
+        }
+    }
+    assert_int_equal(get(srv, "/t/1/x/2", r, sizeof(r)), 404); /* only under the prefix */
+    fp_http_server_stop(srv);
+    pthread_join(th, NULL);
+    fp_http_server_free(srv);
+    assert_int_equal(tc.worker_frees, 3);
+}
+
 /* ---- framing guard ---- */
 
 /* Feed all of text (in pieces of step bytes, 0: at once); returns the
@@ -832,6 +1217,8 @@ int main(void)
         cmocka_unit_test(test_route_pattern_rejects),
         cmocka_unit_test(test_router_methods_and_order),
         cmocka_unit_test(test_router_rejects),
+        cmocka_unit_test(test_server_modules),
+        cmocka_unit_test(test_server_worker_state),
         cmocka_unit_test(test_guard_valid),
         cmocka_unit_test(test_guard_rejects),
         cmocka_unit_test(test_guard_header_limit),
