@@ -316,7 +316,8 @@ int fp_http_server_new(const fp_http_opts *opts, fp_http_server **out,
  * after those of the modules mounted before.  All or nothing: on error
  * (a bad pattern, an unknown auth scheme, a route that duplicates one
  * mounted before: FP_ERR_ARG naming the module and route) the module's
- * hooks are undone.  Before fp_http_server_run only (FP_ERR_STATE). */
+ * hooks are undone (worker_free, stop, free) and the schemes its init
+ * registered dropped.  Before fp_http_server_run only (FP_ERR_STATE). */
 int fp_http_mount(fp_http_server *srv, const fp_http_module *mod, const char *prefix,
                   void *arg, fp_error *err);
 
@@ -338,8 +339,8 @@ void fp_http_server_free(fp_http_server *srv);
 /* The TLS context (NULL without https), e.g. to sign with the TLS key. */
 SSL_CTX *fp_http_server_ssl_ctx(const fp_http_server *srv);
 fp_http_server *fp_http_worker_server(fp_http_worker *w);
-int fp_http_worker_index(const fp_http_worker *w);
-int fp_http_server_workers(const fp_http_server *srv);
+int fp_http_worker_index(const fp_http_worker *w);   /* 0 .. workers - 1 */
+int fp_http_server_workers(const fp_http_server *srv); /* how many workers */
 
 /* Run fn(arg) on w's event loop thread as soon as possible.  Safe from any
  * thread.  Returns FP_ERR_NOMEM (fn not queued) on allocation failure. */

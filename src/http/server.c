@@ -141,7 +141,7 @@ int fp_http_mount(fp_http_server *srv, const fp_http_module *mod, const char *pr
 {
     http_mod *hm;
     size_t max_body = srv->max_body;
-    int rc;
+    int n_auth = srv->n_auth, rc;
 
     if (srv->running)
         return fp_err_set(err, FP_ERR_STATE, "modules are mounted before the server runs");
@@ -183,6 +183,7 @@ int fp_http_mount(fp_http_server *srv, const fp_http_module *mod, const char *pr
 fail:
     fp_err_prefix(err, "%s: ", mod->name);
     mod_undo(srv, hm);
+    srv->n_auth = n_auth; /* schemes its init registered went with its state */
     return rc;
 }
 

@@ -603,6 +603,29 @@ static const fp_http_route mod_unknown_routes[] = {
     {FP_HTTP_GET, "/u", FP_HTTP_PLAIN, NULL, "api-key", 0, t_name},
     {0},
 };
+/* a module registering its own scheme (named by arg) from its init */
+static int self_init(fp_http_server *srv, void *arg, void **state, fp_error *err)
+{
+    fp_http_auth_scheme own = {arg, 0, deny_all, NULL, NULL};
+    tc.inits++;
+    *state = arg;
+    return fp_http_auth_register(srv, &own, err);
+}
+
+static const fp_http_route mod_self_routes[] = {
+    {FP_HTTP_GET, "/own", FP_HTTP_PLAIN, NULL, "own", 0, t_guarded},
+    {0},
+};
+static const fp_http_route mod_self_bad_routes[] = {
+    {FP_HTTP_GET, "/own2", FP_HTTP_PLAIN, NULL, "own2", 0, t_guarded},
+    {FP_HTTP_GET, "/bad", FP_HTTP_PLAIN, NULL, "nope", 0, t_guarded},
+    {0},
+};
+static const fp_http_module mod_self = {"self", mod_self_routes, self_init, NULL, NULL, tm_stop,
+                                        tm_free};
+static const fp_http_module mod_self_bad = {"self-bad", mod_self_bad_routes, self_init, NULL,
+                                            NULL, tm_stop, tm_free};
+
 static const fp_http_module mod_a = {"a", mod_a_routes, tm_init, tm_worker_init, tm_worker_free,
                                      tm_stop, tm_free};
 static const fp_http_module mod_b = {"b", mod_b_routes, tm_init, tm_worker_init, tm_worker_free,
@@ -744,7 +767,19 @@ static void test_server_modules(void **state)
     assert_int_equal(tc.worker_frees, 2 * workers);
     assert_int_equal(tc.stops, 2);
     assert_int_equal(tc.frees, 2);
+    /* a module's own scheme, registered by its init, serves its routes;
+     * a refused module's scheme goes with it */
+    assert_int_equal(fp_http_mount(srv, &mod_self, NULL, "own", &e), FP_ERR_OK);
+    assert_int_equal(fp_http_mount(srv, &mod_self_bad, NULL, "own2", &e), FP_ERR_ARG);
+    {
+        fp_http_auth_scheme again = {"own2", 0, deny_all, NULL, NULL};
+        assert_int_equal(fp_http_auth_register(srv, &again, &e), FP_ERR_OK);
+    }
     assert_int_equal(pthread_create(&th, NULL, run_server, srv), 0);
+    assert_int_equal(get(srv, "/own", r, sizeof(r)), 401);
+    assert_non_null(strstr(body_of(r), "not you"));
+    assert_int_equal(get(srv, "/own2", r, sizeof(r)), 404);
+    tc.checks = 0;
 
     /* two parameters, decoded; the module's state and its per-worker state */
     assert_int_equal(get(srv, "/t/p%201/x/dev-7", r, sizeof(r)), 200);
@@ -814,8 +849,8 @@ static void test_server_modules(void **state)
     fp_http_server_free(srv);
     assert_int_equal(tc.releases, 1);
     assert_int_equal(tc.worker_frees, 4 * workers);
-    assert_int_equal(tc.stops, 4);
-    assert_int_equal(tc.frees, 4);
+    assert_int_equal(tc.stops, 6);
+    assert_int_equal(tc.frees, 6);
 }
 
 /* The per-worker state a handler sees is its own worker's. */
