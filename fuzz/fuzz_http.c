@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "http/http.h"
+#include "http/router.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -18,8 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *user = NULL, *pass = NULL, *enc = NULL;
     unsigned char *dec = NULL, *back = NULL;
     size_t plen = 0, dlen = 0, elen = 0, blen = 0;
-    const char *w = NULL, *r = NULL;
-    size_t wl = 0;
+    fp_http_pattern pat;
+    fp_http_path path;
 
     if (s == NULL)
         return 0;
@@ -34,11 +35,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fp_http_basic_free(user, pass, plen);
     }
     (void)fp_http_media_type_is(s, second);
-    if (fp_http_path_match(s, second, &w, &wl, &r)) {
-        if (w != NULL && (w < second || w + wl > second + strlen(second) || memchr(w, '/', wl)))
-            abort();
-        if (r != NULL && (r < second || r > second + strlen(second)))
-            abort();
+    /* s as a route pattern, second as a request path: a parameter is a
+     * non-empty decoded segment without '/', inside the decoded path's
+     * copy; the rest a suffix of the decoded path */
+    if (fp_http_pattern_compile(&pat, NULL, s, NULL) == FP_ERR_OK) {
+        if (fp_http_path_parse(&path, second, NULL) == FP_ERR_OK) {
+            const char *v[FP_HTTP_MAX_PARAMS], *r = NULL;
+            size_t dl = strlen(path.decoded);
+            if (fp_http_pattern_match(&pat, &path, v, &r) == FP_HTTP_MATCH_YES) {
+                for (int i = 0; i < pat.nparams; i++)
+                    if (v[i] < path.cut || v[i] >= path.cut + dl || v[i][0] == '\0' ||
+                        strchr(v[i], '/') != NULL || strlen(v[i]) > FP_HTTP_PARAM_MAX)
+                        abort();
+                if ((r != NULL) != pat.rest || (r != NULL && (r < path.decoded ||
+                                                              r > path.decoded + dl)))
+                    abort();
+            }
+        }
+        fp_http_path_free(&path);
+        fp_http_pattern_free(&pat);
     }
     if (fp_b64_decode_lenient(s, strlen(s), 1 << 20, &dec, &dlen, NULL) == FP_ERR_OK) {
         if (fp_b64_encode_lines(dec, dlen, &enc, &elen, NULL) != FP_ERR_OK ||

@@ -30,14 +30,15 @@
 #include "ca/ca.h"
 #include "ca/config.h"
 #include "common/util.h"
+#include "est/est_module.h"
 #include "http/http.h"
 #include "serve/app.h"
+#include "rev/rev.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char dir[] = "/tmp/fp_fuzz_http.XXXXXX";
 static fp_config cfg;
-static fp_ca *ca; /* borrowed from app.cas */
 static fp_app app;
 static fp_http_server *srv;
 static pthread_t thread;
@@ -223,6 +224,8 @@ static void setup(void)
 {
     fp_init_opts io = {0};
     fp_http_opts ho = {0};
+    fp_est_args ea;
+    fp_rev_args ra;
     fp_error err = {0};
     const char *bound, *colon;
 
@@ -251,15 +254,32 @@ static void setup(void)
         }
         fp_store_close(store);
         app.cfg = &cfg;
-        ca = fp_caset_active(app.cas, FP_PROJECT_DEFAULT);
     }
-    ho.cfg = &cfg;
-    ho.ca = ca;
-    ho.app = &app;
+    /* the server as `fleetpki serve` composes it (src/cli/cmd_serve.c) */
     ho.https_listen = "";
     ho.http_listen = "127.0.0.1:0";
     ho.quiet = true;
-    if (fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK) {
+    ho.threads = cfg.threads;
+    ho.max_body_bytes = cfg.max_body_bytes;
+    ho.max_header_bytes = cfg.max_header_bytes;
+    ho.idle_timeout_seconds = cfg.idle_timeout_seconds;
+    ho.max_connections = cfg.max_connections;
+    ho.max_connections_per_address = cfg.max_connections_per_address;
+    ho.max_requests_per_connection = cfg.max_requests_per_connection;
+    ho.handshake_timeout_seconds = cfg.handshake_timeout_seconds;
+    ho.header_timeout_seconds = cfg.header_timeout_seconds;
+    ho.body_timeout_seconds = cfg.body_timeout_seconds;
+    ho.min_body_rate = cfg.min_body_rate;
+    ho.rate_per_address = cfg.rate_per_address;
+    ho.rate_burst_per_address = cfg.rate_burst_per_address;
+    ho.rate_per_identity = cfg.rate_per_identity;
+    ho.rate_burst_per_identity = cfg.rate_burst_per_identity;
+    ho.rate_limit_keys = cfg.rate_limit_keys;
+    ea = (fp_est_args){&cfg, &app};
+    ra = (fp_rev_args){&cfg, &app, NULL, 0};
+    if (fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK ||
+        fp_http_mount(srv, &fp_est_module, NULL, &ea, &err) != FP_ERR_OK ||
+        fp_http_mount(srv, &fp_rev_module, NULL, &ra, &err) != FP_ERR_OK) {
         fprintf(stderr, "setup: %s\n", fp_err_str(&err));
         abort();
     }

@@ -1,4 +1,11 @@
-/* cmd_serve.c - `fleetpki serve`: the EST (and later OCSP/CRL/API) server. */
+/*
+ * cmd_serve.c - `fleetpki serve`: the composition root of the server.
+ * It opens the CA, builds the HTTP layer's options from the [server]
+ * configuration, and mounts the protocol modules in matching order: EST
+ * (https), then revocation (OCSP, CRL, CA certificates on plain http).
+ * The HTTP layer knows none of them; a new front end (admin API, CMP,
+ * SCEP) is one more fp_http_mount here with its own argument struct.
+ */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
 #include <stdio.h>
@@ -6,8 +13,10 @@
 #include <string.h>
 
 #include "../common/util.h"
+#include "../est/est_module.h"
 #include "../http/http.h"
 #include "../serve/app.h"
+#include "../rev/rev.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -29,6 +38,55 @@ static const char serve_help[] =
     "handshake/header/body deadlines are [server] options (README, \"Limits\n"
     "and abuse\").\n";
 
+/* The HTTP layer's options from the configuration; the TLS file paths
+ * are resolved into cert and key (FP_PATH_MAX each). */
+static int http_opts_from_config(const fp_config *cfg, fp_http_opts *ho, char *cert, char *key,
+                                 fp_error *err)
+{
+    int rc;
+    if ((rc = fp_config_path(cfg, cfg->tls_cert, cert, FP_PATH_MAX, err)) != FP_ERR_OK ||
+        (rc = fp_config_path(cfg, cfg->tls_key, key, FP_PATH_MAX, err)) != FP_ERR_OK)
+        return rc;
+    if (ho->https_listen == NULL)
+        ho->https_listen = cfg->https_listen;
+    if (ho->http_listen == NULL)
+        ho->http_listen = cfg->http_listen;
+    ho->tls_cert_file = cert;
+    ho->tls_key_file = key;
+    ho->threads = cfg->threads;
+    ho->max_body_bytes = cfg->max_body_bytes;
+    ho->max_header_bytes = cfg->max_header_bytes;
+    ho->idle_timeout_seconds = cfg->idle_timeout_seconds;
+    ho->max_connections = cfg->max_connections;
+    ho->max_connections_per_address = cfg->max_connections_per_address;
+    ho->max_requests_per_connection = cfg->max_requests_per_connection;
+    ho->handshake_timeout_seconds = cfg->handshake_timeout_seconds;
+    ho->header_timeout_seconds = cfg->header_timeout_seconds;
+    ho->body_timeout_seconds = cfg->body_timeout_seconds;
+    ho->min_body_rate = cfg->min_body_rate;
+    ho->rate_per_address = cfg->rate_per_address;
+    ho->rate_burst_per_address = cfg->rate_burst_per_address;
+    ho->rate_per_identity = cfg->rate_per_identity;
+    ho->rate_burst_per_identity = cfg->rate_burst_per_identity;
+    ho->rate_limit_keys = cfg->rate_limit_keys;
+    return FP_ERR_OK;
+}
+
+/* The modules, in matching order. */
+/* EST and revocation, each handed the configuration and every CA by
+ * project with the one issuance path over them (serve/app.h). */
+static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pass, size_t passlen,
+                         fp_error *err)
+{
+    fp_est_args ea = {app->cfg, app};
+    fp_rev_args ra = {app->cfg, app, pass, passlen};
+    int rc;
+    if ((rc = fp_http_mount(srv, &fp_est_module, NULL, &ea, err)) != FP_ERR_OK ||
+        (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK)
+        return rc;
+    return FP_ERR_OK;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -46,6 +104,7 @@ int cmd_serve(int argc, char **argv)
     fp_app app;
     fp_http_server *srv = NULL;
     const char *addr_file = NULL;
+    char tls_cert[FP_PATH_MAX], tls_key[FP_PATH_MAX];
     char *pass = NULL;
     size_t passlen = 0;
     long threads = -1;
@@ -90,7 +149,6 @@ int cmd_serve(int argc, char **argv)
         return cli_fail(&err);
     if (threads >= 0)
         env.cfg.threads = (int)threads;
-    /* every CA of every project, and the one issuance path over them */
     if (cli_open_ca(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -103,12 +161,11 @@ int cmd_serve(int argc, char **argv)
         }
     }
     app = (fp_app){&env.cfg, env.cas, env.issuer, env.pass, env.passlen};
-    ho.cfg = &env.cfg;
-    ho.ca = env.ca;
-    ho.app = &app;
     ho.tls_pass = pass;
     ho.tls_passlen = passlen;
-    if (fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK) {
+    if (http_opts_from_config(&env.cfg, &ho, tls_cert, tls_key, &err) != FP_ERR_OK ||
+        fp_http_server_new(&ho, &srv, &err) != FP_ERR_OK ||
+        mount_modules(srv, &app, pass, passlen, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
     }

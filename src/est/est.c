@@ -20,6 +20,7 @@
 
 #include "../common/util.h"
 #include "../x509/x509util.h"
+#include "est_module.h"
 #include "token.h"
 
 static est_state *state_of(fp_http_req *req)
@@ -27,11 +28,13 @@ static est_state *state_of(fp_http_req *req)
     return req->mod_state;
 }
 
-/* The label a request names (req->wildcard) or the default; answers 404. */
+/* The label a request names ({label}) or the default; answers 404. */
 static const est_label *label_of(fp_http_req *req)
 {
     est_state *st = state_of(req);
-    const char *name = req->wildcard ? req->wildcard : "";
+    const char *name = fp_http_param(req, "label");
+    if (name == NULL)
+        name = "";
     for (int i = 0; i < st->n_labels; i++)
         if (!strcmp(st->labels[i].cfg->name, name))
             return &st->labels[i];
@@ -89,9 +92,9 @@ static int h_serverkeygen(fp_http_req *req) { return enroll_op(req, EST_KEYGEN);
 
 #define EST_ROUTE(m, op, ct, fn)                                                          \
     {m, "/.well-known/est/" op, FP_HTTP_TLS, ct, FP_HTTP_AUTH_HANDLER, 0, fn},            \
-    {m, "/.well-known/est/*/" op, FP_HTTP_TLS, ct, FP_HTTP_AUTH_HANDLER, 0, fn}
+    {m, "/.well-known/est/{label}/" op, FP_HTTP_TLS, ct, FP_HTTP_AUTH_HANDLER, 0, fn}
 
-const fp_http_route fp_est_routes[] = {
+static const fp_http_route est_routes[] = {
     EST_ROUTE(FP_HTTP_GET, "cacerts", NULL, h_cacerts),
     EST_ROUTE(FP_HTTP_GET, "csrattrs", NULL, h_csrattrs),
     EST_ROUTE(FP_HTTP_POST, "simpleenroll", "application/pkcs10", h_simpleenroll),
@@ -240,19 +243,21 @@ static int label_init(est_state *st, est_label *lb, const fp_est_label *cfg, fp_
     return est_csrattrs_build(cfg, p, &lb->csrattrs, &lb->csrattrs_len, err);
 }
 
-void fp_est_free(void *arg);
+static void est_free(void *arg);
 
-int fp_est_init(fp_http_server *srv, void **out, fp_error *err)
+static int est_init(fp_http_server *srv, void *arg, void **out, fp_error *err)
 {
+    const fp_est_args *args = arg;
     est_state *st = calloc(1, sizeof(*st));
     char path[FP_PATH_MAX];
     int rc;
 
+    (void)srv;
     *out = NULL;
     if (st == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    st->cfg = fp_http_server_cfg(srv);
-    st->app = fp_http_server_app(srv);
+    st->cfg = args->cfg;
+    st->app = args->app;
     for (int i = 0; i < st->cfg->n_est_labels; i++) {
         st->n_labels++;
         if ((rc = label_init(st, &st->labels[i], &st->cfg->est_labels[i], err)) != FP_ERR_OK)
@@ -266,11 +271,34 @@ int fp_est_init(fp_http_server *srv, void **out, fp_error *err)
     *out = st;
     return FP_ERR_OK;
 fail:
-    fp_est_free(st);
+    est_free(st);
     return rc;
 }
 
-void fp_est_stop(void *arg)
+/* Each worker's own store handle (req->worker_state), used by that
+ * worker's thread only. */
+static int est_worker_init(void *arg, fp_http_worker *w, void **out, fp_error *err)
+{
+    est_state *st = arg;
+    char path[FP_PATH_MAX];
+    fp_store *store = NULL;
+    int rc;
+
+    (void)w;
+    if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
+        return rc;
+    *out = store;
+    return FP_ERR_OK;
+}
+
+static void est_worker_free(void *arg, void *wstate)
+{
+    (void)arg;
+    fp_store_close(wstate);
+}
+
+static void est_stop(void *arg)
 {
     est_state *st = arg;
     if (st != NULL) {
@@ -280,7 +308,7 @@ void fp_est_stop(void *arg)
     }
 }
 
-void fp_est_free(void *arg)
+static void est_free(void *arg)
 {
     est_state *st = arg;
     if (st == NULL)
@@ -296,3 +324,7 @@ void fp_est_free(void *arg)
     }
     free(st);
 }
+
+const fp_http_module fp_est_module = {
+    "est", est_routes, est_init, est_worker_init, est_worker_free, est_stop, est_free,
+};

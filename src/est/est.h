@@ -11,8 +11,10 @@
 
 #include <openssl/x509.h>
 
+#include "../ca/ca.h"
 #include "../ca/chain_check.h"
 #include "../ca/committer.h"
+#include "../ca/config.h"
 #include "../http/http.h"
 #include "../serve/app.h"
 

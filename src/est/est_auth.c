@@ -148,7 +148,7 @@ static int verify_peer(est_state *st, const est_label *lb, fp_http_req *req, fp_
             return rc;
         }
     }
-    rc = fp_chain_check_serials(fp_http_worker_store(req->worker), fp_ca_id(lb->ca),
+    rc = fp_chain_check_serials(req->worker_state, fp_ca_id(lb->ca),
                                 (const char (*)[FP_CHAIN_SERIAL_LEN])(pc ? pc->ours[li] : ours),
                                 pc ? pc->n_ours[li] : n_ours, now, err);
     free(ours);
@@ -207,7 +207,7 @@ static int ours_check(const est_label *lb, fp_http_req *req, est_identity *id)
      * TLS server or OCSP signer certificates, for instance */
     if (X509_check_purpose(req->peer_cert, X509_PURPOSE_SSL_CLIENT, 0) != 1)
         return FP_ERR_STATE;
-    rc = fp_store_cert_get(fp_http_worker_store(req->worker), id->serial, &rec, &err);
+    rc = fp_store_cert_get(req->worker_state, id->serial, &rec, &err);
     if (rc != FP_ERR_OK)
         return rc == FP_ERR_NOT_FOUND ? FP_ERR_STATE : rc;
     der_len = i2d_X509(req->peer_cert, &der);
@@ -252,7 +252,7 @@ static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
     }
     /* scoped by the label's project: a token of another project is as
      * unknown here as one never created */
-    rc = fp_store_token_get(fp_http_worker_store(req->worker), lb->cfg->project, user, &t, &err);
+    rc = fp_store_token_get(req->worker_state, lb->cfg->project, user, &t, &err);
     if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND) {
         /* a store failure is ours, not a bad token: 500, so a device does
          * not throw away a valid token over a transient error */

@@ -282,7 +282,7 @@ static void finish(void *arg)
     }
     if (j->op == EST_REENROLL && j->lb->cfg->revoke_on_renew) {
         fp_error err = {0};
-        if (fp_ca_revoke(fp_http_worker_store(req->worker), j->id.serial, FP_REASON_SUPERSEDED,
+        if (fp_ca_revoke(req->worker_state, j->id.serial, FP_REASON_SUPERSEDED,
                          j->id.actor, &err) != FP_ERR_OK)
             fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, j->id.serial,
                    err.msg);
@@ -392,7 +392,7 @@ static int held_name_check(void *arg, X509 *cert, const fp_cert_rec *rec, fp_err
 static int manual_approval(est_state *st, const est_label *lb, fp_http_req *req, X509_REQ *csr,
                            const unsigned char *der, size_t der_len, const est_identity *id)
 {
-    fp_store *store = fp_http_worker_store(req->worker);
+    fp_store *store = req->worker_state;
     unsigned char md[32];
     char hash[65], retry[16];
     fp_pending_rec pr;
@@ -582,7 +582,7 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     j->csr = csr;
     csr = NULL;
     /* refusals are audited by the issuance path; done is not called then */
-    if (submit(j, fp_http_worker_store(req->worker)) != FP_ERR_OK) {
+    if (submit(j, req->worker_state) != FP_ERR_OK) {
         est_answer_error(req, &j->err);
         goto out;
     }

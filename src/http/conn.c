@@ -110,7 +110,7 @@ static void ssl_idx_init(void)
 
 int fp_conn_server_init(fp_http_server *srv, fp_error *err)
 {
-    const fp_config *cfg = srv->cfg;
+    const fp_http_opts *cfg = &srv->opts;
     struct rlimit rl;
     long reserve, budget;
     int rc;
@@ -423,7 +423,7 @@ static void arm(fp_conn *c, int64_t at_ns)
 
 static void enter(fp_conn *c, int phase)
 {
-    const fp_config *cfg = c->w->srv->cfg;
+    const fp_http_opts *cfg = &c->w->srv->opts;
     int64_t now = fp_http_mono_ns();
 
     set_phase(c, phase);
@@ -452,7 +452,7 @@ static void enter(fp_conn *c, int phase)
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     fp_conn *c = arg;
-    const fp_config *cfg = c->w->srv->cfg;
+    const fp_http_opts *cfg = &c->w->srv->opts;
     int d;
     (void)fd;
     (void)what;
@@ -792,7 +792,7 @@ static void on_act(evutil_socket_t fd_unused, short what, void *arg)
         return;
     }
     c->addr_counted = true;
-    if (n_addr > (unsigned long)srv->cfg->max_connections_per_address) {
+    if (n_addr > (unsigned long)srv->opts.max_connections_per_address) {
         w->n_refused_addr++;
         conn_close(c);
         return;
@@ -839,7 +839,7 @@ struct bufferevent *fp_conn_bev_new(struct event_base *base, void *arg)
     c->kind = lc->kind;
     c->fd = -1;
     c->phase = P_NEW;
-    fp_http_guard_init(&c->guard, (size_t)srv->cfg->max_header_bytes, srv->max_body);
+    fp_http_guard_init(&c->guard, (size_t)srv->opts.max_header_bytes, srv->max_body);
     if (lc->kind == FP_HTTP_TLS) {
         pthread_once(&ssl_idx_once, ssl_idx_init);
         ssl = SSL_new(srv->ssl_ctx);
@@ -940,7 +940,7 @@ bool fp_conn_dispatched(fp_conn *c, struct evhttp_request *evr)
     c->answered = false;
     event_del(&c->timer);
     evhttp_request_set_on_complete_cb(evr, on_complete, c->w->srv);
-    return ++c->requests >= (unsigned)c->w->srv->cfg->max_requests_per_connection;
+    return ++c->requests >= (unsigned)c->w->srv->opts.max_requests_per_connection;
 }
 
 void fp_conn_reply_queued(fp_conn *c)

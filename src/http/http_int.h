@@ -1,7 +1,6 @@
 /*
- * http_int.h - private to src/http/: the server and worker structs shared
- * by http.c (listeners, routing, replies, drain) and conn.c (per
- * connection limits, deadlines and framing checks).
+ * http_int.h - private to src/http/: the server and worker structs and
+ * the functions the layer's files share (see http.h, "Files").
  */
 #ifndef FP_HTTP_INT_H
 #define FP_HTTP_INT_H
@@ -17,8 +16,21 @@
 #include "../common/ratelimit.h"
 #include "http.h"
 #include "limits.h"
+#include "router.h"
 
 #define MAX_MODULES 16
+#define MAX_AUTH_SCHEMES 32
+#define MAX_WORKERS 64
+#define DRAIN_SECONDS 10
+
+/* A mounted module. */
+typedef struct http_mod {
+    const fp_http_module *mod;
+    void *state;
+    void **wstate;   /* per worker (n_workers entries) */
+    int n_winit;     /* workers whose worker_init succeeded */
+    bool inited;     /* init succeeded */
+} http_mod;
 
 typedef struct fp_conn fp_conn;
 
@@ -38,11 +50,12 @@ struct fp_http_worker {
     struct evhttp_bound_socket *bound[2];
     struct evconnlistener *lis[2];
     listener_ctx lctx[2];
-    fp_store *store;
     struct event *post_ev;
     pthread_mutex_t post_mu;
+    bool mu_inited;
     fp_http_post *post_head, *post_tail;
     uint64_t next_id;
+    unsigned long n_replies;   /* answers sent (tells whether an auth check answered) */
 
     /* conn.c: connections of this worker, accept back-off, log summary */
     fp_conn *conns;            /* list of every open connection */
@@ -56,16 +69,19 @@ struct fp_http_worker {
 };
 
 struct fp_http_server {
-    fp_http_opts opts;
-    const fp_config *cfg;
+    fp_http_opts opts;     /* tls_pass cleared after fp_http_server_new */
     SSL_CTX *ssl_ctx;
     int fd[2];
     char addr[2][80];
     int n_workers;
     fp_http_worker *workers;
-    void *mod_state[MAX_MODULES];
-    bool mod_inited[MAX_MODULES];
-    size_t max_body; /* largest limit over cfg and routes */
+    http_mod mods[MAX_MODULES];
+    int n_mods;
+    fp_http_router router;
+    fp_http_auth_scheme auth[MAX_AUTH_SCHEMES];
+    int n_auth;
+    bool running;    /* fp_http_server_run began: no more mounts */
+    size_t max_body; /* largest limit over opts and routes */
     atomic_long inflight;
     atomic_long receiving; /* connections with a partly received request */
     atomic_int draining;
@@ -83,6 +99,33 @@ struct fp_http_server {
 };
 
 int64_t fp_http_mono_ns(void);
+
+/* listen.c */
+/* Bind spec ("HOST:PORT", "[V6]:PORT"); bound gets the actual address. */
+int fp_http_listen_on(const char *spec, int *fd, char *bound, size_t bsize, fp_error *err);
+/* srv->ssl_ctx from opts' certificate chain and key. */
+int fp_http_tls_ctx_new(fp_http_server *srv, fp_error *err);
+
+/* auth.c */
+int fp_http_auth_builtin(fp_http_server *srv, fp_error *err);
+int fp_http_auth_index(void *srv, const char *name);
+
+/* request.c: the evhttp_set_gencb callback (arg: listener_ctx). */
+void fp_http_on_request(struct evhttp_request *evr, void *arg);
+/* Frees req (and its scheme's principal). */
+void fp_http_req_free(fp_http_req *req);
+
+/* reply.c */
+void fp_http_reply_429(fp_http_req *req, int retry, const char *why);
+
+/* worker.c */
+int fp_http_worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_error *err);
+/* Runs what is still queued, frees evhttp and connections, then calls
+ * every module's worker_free for w. */
+void fp_http_worker_free(fp_http_worker *w);
+void *fp_http_worker_main(void *arg);
+/* The body limit of every worker's evhttp (srv->max_body). */
+void fp_http_worker_set_max_body(fp_http_worker *w, size_t max);
 
 /* conn.c */
 int fp_conn_server_init(fp_http_server *srv, fp_error *err);

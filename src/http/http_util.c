@@ -9,39 +9,19 @@
 
 #include "http.h"
 
-/* Does path match pattern?  Sets *wild, *wlen and *rest (pointers into path). */
-bool fp_http_path_match(const char *pat, const char *path, const char **wild, size_t *wlen,
-                       const char **rest)
+bool fp_http_media_type_is(const char *ct, const char *want)
 {
-    const char *start = pat;
-    *wild = NULL;
-    *wlen = 0;
-    *rest = NULL;
-    while (*pat) {
-        if (pat[0] == '/' && pat[1] == '*' && pat[2] == '*' && pat[3] == '\0') {
-            if (*path != '/')
-                return false;
-            *rest = path + 1;
-            return true;
-        }
-        if (pat[0] == '*' && (pat[1] == '/' || pat[1] == '\0') && pat > start && pat[-1] == '/') {
-            const char *end = path;
-            while (*end && *end != '/')
-                end++;
-            if (end == path)
-                return false;
-            *wild = path;
-            *wlen = (size_t)(end - path);
-            path = end;
-            pat++;
-            continue;
-        }
-        if (*pat != *path)
-            return false;
-        pat++;
-        path++;
-    }
-    return *path == '\0';
+    size_t n = strlen(want);
+    if (ct == NULL)
+        return false;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, want, n) != 0)
+        return false;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
 }
 
 /*

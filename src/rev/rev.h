@@ -73,10 +73,16 @@ typedef struct rev_state {
     int64_t dirty_since_ms, last_change_ms;
 } rev_state;
 
-/* Module hooks (listed in src/http/routes.c). */
-int fp_rev_init(fp_http_server *srv, void **state, fp_error *err);
-void fp_rev_stop(void *state);
-void fp_rev_free(void *state);
+/* The module the composition root mounts (src/cli/cmd_serve.c), with
+ * what its init hook takes (borrowed during fp_http_mount only: the
+ * passphrase is copied). */
+typedef struct fp_rev_args {
+    const fp_config *cfg;
+    const fp_app *app;       /* every issuing CA is served */
+    const char *pass;        /* passphrase of the CA and OCSP keys, or NULL */
+    size_t passlen;
+} fp_rev_args;
+extern const fp_http_module fp_rev_module;
 
 /* rev_publish.c */
 int rev_publish_start(rev_state *st, fp_error *err);

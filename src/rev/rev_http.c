@@ -36,12 +36,12 @@ static int rev_ocsp_get(fp_http_req *req);
 static int rev_crl_handler(fp_http_req *req);
 static int rev_ca_get(fp_http_req *req);
 
-const fp_http_route fp_rev_routes[] = {
+static const fp_http_route rev_routes[] = {
     {FP_HTTP_POST, "/ocsp", FP_HTTP_PLAIN, "application/ocsp-request", FP_HTTP_AUTH_NONE,
      OCSP_POST_MAX, rev_ocsp_post},
     {FP_HTTP_GET, "/ocsp/**", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, rev_ocsp_get},
-    {FP_HTTP_GET | FP_HTTP_HEAD, "/crl/*", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, rev_crl_handler},
-    {FP_HTTP_GET | FP_HTTP_HEAD, "/ca/*", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, rev_ca_get},
+    {FP_HTTP_GET | FP_HTTP_HEAD, "/crl/{file}", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, rev_crl_handler},
+    {FP_HTTP_GET | FP_HTTP_HEAD, "/ca/{file}", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, rev_ca_get},
     {0, NULL, 0, NULL, FP_HTTP_AUTH_NONE, 0, NULL},
 };
 
@@ -77,7 +77,7 @@ static int answer(fp_http_req *req, const unsigned char *der, size_t len, bool g
     size_t out_len = 0;
     int64_t now = fp_now();
 
-    if (fp_ocsp_respond(st->ocsp, fp_http_worker_store(req->worker), der, len, now, &out,
+    if (fp_ocsp_respond(st->ocsp, req->worker_state, der, len, now, &out,
                         &out_len, &res, &err) != FP_ERR_OK) {
         fp_log(FP_LOG_ERROR, "ocsp id=%s: %s", req->id, fp_err_str(&err));
         fp_http_error(req, 500, "internal error");
@@ -159,7 +159,7 @@ static int rev_crl_handler(fp_http_req *req)
     rev_blob *b;
     const char *inm;
 
-    if (!strip_suffix(req->wildcard, ".crl", id, sizeof(id)) || (b = rev_crl_get(st, id)) == NULL) {
+    if (!strip_suffix(fp_http_param(req, "file"), ".crl", id, sizeof(id)) || (b = rev_crl_get(st, id)) == NULL) {
         fp_http_error(req, 404, "no CRL published here by that name");
         return FP_HTTP_DONE;
     }
@@ -191,7 +191,7 @@ static int rev_ca_get(fp_http_req *req)
     rev_state *st = req->mod_state;
     char id[64];
 
-    if (strip_suffix(req->wildcard, ".crt", id, sizeof(id)))
+    if (strip_suffix(fp_http_param(req, "file"), ".crt", id, sizeof(id)))
         for (int i = 0; i < st->n_crls; i++)
             if (!strcmp(st->crls[i].ca_id, id)) {
                 fp_http_add_header(req, "Cache-Control", "public, max-age=86400");
@@ -299,22 +299,25 @@ static int serve_cas(rev_state *st, fp_error *err)
     return serve_root_ocsp(st, err);
 }
 
-int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
+static void rev_free(void *state);
+
+static int rev_init(fp_http_server *srv, void *arg, void **out, fp_error *err)
 {
+    const fp_rev_args *args = arg;
     rev_state *st = calloc(1, sizeof(*st));
-    const char *pass = NULL;
-    size_t passlen = 0;
+    const char *pass = args->pass;
+    size_t passlen = args->passlen;
     char path[FP_PATH_MAX];
     int rc;
 
+    (void)srv;
     *out = NULL;
     if (st == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     pthread_mutex_init(&st->lock, NULL);
     pthread_cond_init(&st->wake, NULL);
-    st->cfg = fp_http_server_cfg(srv);
-    st->app = fp_http_server_app(srv);
-    fp_http_server_get0_key_pass(srv, &pass, &passlen);
+    st->cfg = args->cfg;
+    st->app = args->app;
     if (pass != NULL && passlen > 0) {
         st->pass = OPENSSL_malloc(passlen + 1);
         if (st->pass == NULL) {
@@ -344,11 +347,33 @@ int fp_rev_init(fp_http_server *srv, void **out, fp_error *err)
     *out = st;
     return FP_ERR_OK;
 fail:
-    fp_rev_free(st);
+    rev_free(st);
     return rc;
 }
 
-void fp_rev_stop(void *state)
+/* Each worker's own store handle for OCSP (req->worker_state). */
+static int rev_worker_init(void *state, fp_http_worker *w, void **out, fp_error *err)
+{
+    rev_state *st = state;
+    char path[FP_PATH_MAX];
+    fp_store *store = NULL;
+    int rc;
+
+    (void)w;
+    if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
+        (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
+        return rc;
+    *out = store;
+    return FP_ERR_OK;
+}
+
+static void rev_worker_free(void *state, void *wstate)
+{
+    (void)state;
+    fp_store_close(wstate);
+}
+
+static void rev_stop(void *state)
 {
     rev_state *st = state;
     fp_ocsp_stats s;
@@ -364,7 +389,7 @@ void fp_rev_stop(void *state)
                s.hits, s.misses, s.inserts, s.invalidations, s.entries);
 }
 
-void fp_rev_free(void *state)
+static void rev_free(void *state)
 {
     rev_state *st = state;
     if (st == NULL)
@@ -385,3 +410,7 @@ void fp_rev_free(void *state)
     pthread_mutex_destroy(&st->lock);
     free(st);
 }
+
+const fp_http_module fp_rev_module = {
+    "rev", rev_routes, rev_init, rev_worker_init, rev_worker_free, rev_stop, rev_free,
+};
