@@ -70,6 +70,10 @@ struct fp_device_cred {
  * the key.  On failure frees key. */
 int fpd_cred_new(struct fpd_key *key, fpd_certs *chain, fp_device_cred **out, fpd_errbuf *e);
 
+/* A connected TCP socket to host:port (every address tried in turn),
+ * connect, send and receive bounded by timeout_ms; -1 with e set. */
+int fpd_tcp_connect(const char *host, unsigned port, int timeout_ms, fpd_errbuf *e);
+
 /* Constant-time compare of n bytes: 0 when equal. */
 int fpd_ct_memcmp(const void *a, const void *b, size_t n);
 
