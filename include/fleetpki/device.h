@@ -91,7 +91,9 @@ FP_DEVICE_API int fp_device_cred_from_pem(const char *key_pem, size_t key_len,
                                           fp_device_cred **out);
 /* Drops one reference; the last one wipes the key.  NULL is a no-op. */
 FP_DEVICE_API void fp_device_cred_free(fp_device_cred *c);
-/* Key as PKCS#8 PEM: *out allocated, release with fp_device_secret_free. */
+/* Key as PEM (PKCS#8 on OpenSSL; SEC1/PKCS#1 on mbedTLS 2.28, which
+ * writes no PKCS#8; both backends read both): *out allocated, release
+ * with fp_device_secret_free. */
 FP_DEVICE_API int fp_device_cred_key_pem(const fp_device_cred *c, char **out, size_t *len);
 /* Chain as PEM certificates, leaf first: *out allocated, fp_device_buf_free. */
 FP_DEVICE_API int fp_device_cred_chain_pem(const fp_device_cred *c, char **out, size_t *len);

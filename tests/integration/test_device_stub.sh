@@ -10,15 +10,19 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/est_lib.sh"
 
-CLI=${FP_BUILD_DIR:-}/tests/device/fp-device-cli
-[ -x "$CLI" ] || { echo "skip: $CLI not built"; exit 77; }
+# every backend built (fp-device-cli-openssl, fp-device-cli-mbedtls)
+CLIS=$(ls "${FP_BUILD_DIR:-/nonexistent}"/tests/device/fp-device-cli-* 2>/dev/null || true)
+[ -n "$CLIS" ] || { echo "skip: no fp-device-cli-* in \$FP_BUILD_DIR/tests/device"; exit 77; }
 
 est_start
-# the device's identity, from the real server
-mkdir "$T/store"
-token default --uses 1
-"$CLI" --server "$HTTPS" --anchor "$CA/root.crt" --store "$T/store" --basic "$TOK_ID:$TOK_SECRET" \
-    --cn dev-stub enroll >/dev/null || fail "first enrollment"
+# each backend's device identity, from the real server
+for CLI in $CLIS; do
+    B=${CLI##*fp-device-cli-}
+    mkdir "$T/store-$B"
+    token default --uses 1
+    "$CLI" --server "$HTTPS" --anchor "$CA/root.crt" --store "$T/store-$B" --basic "$TOK_ID:$TOK_SECRET" \
+        --cn dev-stub enroll >/dev/null || fail "[$B] first enrollment"
+done
 est_stop
 
 # a rogue CA for "does not chain to the anchor"
@@ -175,44 +179,47 @@ for _ in $(seq 1 100); do [ -s "$T/stub.port" ] && break; sleep 0.05; done
 STUB=127.0.0.1:$(cat "$T/stub.port")
 
 store_sum() { (cd "$1" && find . -type f | sort | xargs -r sha256sum | sha256sum); }
-dev() { "$CLI" --server "$STUB" --anchor "$CA/root.crt" --store "$T/store" "$@"; }
+dev() { "$CLI" --server "$STUB" --anchor "$CA/root.crt" --store "$T/store-$B" "$@"; }
 
 # refused MODE OP ERROR DESC: the answer of MODE is refused with ERROR and
 # the store is unchanged
 refused() {
     local mode=$1 op=$2 name=$3 desc=$4 rc=0 before
-    before=$(store_sum "$T/store")
+    before=$(store_sum "$T/store-$B")
     dev --label "$mode" --cn dev-stub "$op" >"$T/last.out" 2>"$T/last.err" || rc=$?
     if [ "$rc" = 0 ] || ! grep -q "^error: $name:" "$T/last.err"; then
         cat "$T/last.out" "$T/last.err" "$T/stub.log" >&2
-        fail "$desc (exit $rc, expected error $name)"
+        fail "[$B] $desc (exit $rc, expected error $name)"
     fi
-    [ "$(store_sum "$T/store")" = "$before" ] || fail "$desc: the credential store changed"
-    pass "$desc: $(head -1 "$T/last.err" | cut -c1-110)"
+    [ "$(store_sum "$T/store-$B")" = "$before" ] || fail "[$B] $desc: the credential store changed"
+    pass "[$B] $desc: $(head -1 "$T/last.err" | cut -c1-100)"
 }
 
-refused garbage reenroll malformed "a body that is not base64"
-refused notp7 reenroll malformed "base64 of something that is not PKCS#7"
-refused p7trailing reenroll malformed "a PKCS#7 with bytes after it"
-refused wrongct reenroll malformed "a certificate answer with Content-Type text/html"
-refused oversize reenroll too-big "a Content-Length of 100 MB"
-refused oversizechunked reenroll too-big "a chunked body over the limit"
-refused oversizeclose reenroll too-big "a close-delimited body over the limit"
-refused truncated reenroll truncated "a body shorter than its Content-Length"
-refused truncatednoclose reenroll truncated "a close-delimited body ended without close_notify"
-refused truncatedhead reenroll truncated "an answer cut inside its header"
-refused barelf reenroll malformed "bare LF line ends"
-refused smuggle reenroll malformed "Content-Length together with chunked"
-refused hugeheader reenroll too-big "a header over 8 KiB"
-refused wrongkey reenroll key-mismatch "a valid certificate of the CA for another key"
-refused wrongchain reenroll untrusted "a certificate for our key from a rogue CA"
-refused retry reenroll retry-later "503 with Retry-After"
-refused keygenmismatch serverkeygen key-mismatch "serverkeygen: key and certificate do not match"
-refused keygensec1 serverkeygen malformed "serverkeygen: a key that is not PKCS#8 (RFC 7030 4.4.2)"
-refused keygentruncated serverkeygen truncated "serverkeygen: multipart without its close-delimiter"
+for CLI in $CLIS; do
+    B=${CLI##*fp-device-cli-}
+    refused garbage reenroll malformed "a body that is not base64"
+    refused notp7 reenroll malformed "base64 of something that is not PKCS#7"
+    refused p7trailing reenroll malformed "a PKCS#7 with bytes after it"
+    refused wrongct reenroll malformed "a certificate answer with Content-Type text/html"
+    refused oversize reenroll too-big "a Content-Length of 100 MB"
+    refused oversizechunked reenroll too-big "a chunked body over the limit"
+    refused oversizeclose reenroll too-big "a close-delimited body over the limit"
+    refused truncated reenroll truncated "a body shorter than its Content-Length"
+    refused truncatednoclose reenroll truncated "a close-delimited body ended without close_notify"
+    refused truncatedhead reenroll truncated "an answer cut inside its header"
+    refused barelf reenroll malformed "bare LF line ends"
+    refused smuggle reenroll malformed "Content-Length together with chunked"
+    refused hugeheader reenroll too-big "a header over 8 KiB"
+    refused wrongkey reenroll key-mismatch "a valid certificate of the CA for another key"
+    refused wrongchain reenroll untrusted "a certificate for our key from a rogue CA"
+    refused retry reenroll retry-later "503 with Retry-After"
+    refused keygenmismatch serverkeygen key-mismatch "serverkeygen: key and certificate do not match"
+    refused keygensec1 serverkeygen malformed "serverkeygen: a key that is not PKCS#8 (RFC 7030 4.4.2)"
+    refused keygentruncated serverkeygen truncated "serverkeygen: multipart without its close-delimiter"
 
-# positive control: the harness sees an accepted answer change the store
-before=$(store_sum "$T/store")
-dev --label good reenroll >/dev/null || { cat "$T/stub.log" >&2; fail "good mode should be accepted"; }
-[ "$(store_sum "$T/store")" != "$before" ] || fail "good mode did not change the store"
-pass "control: a well-formed answer through the stub is accepted and stored"
+    # positive control: the harness sees an accepted answer change the store
+    before=$(store_sum "$T/store-$B")
+    dev --label good reenroll >/dev/null || { cat "$T/stub.log" >&2; fail "[$B] good mode should be accepted"; }
+    [ "$(store_sum "$T/store-$B")" != "$before" ] || fail "[$B] good mode did not change the store"
+    pass "[$B] control: a well-formed answer through the stub is accepted and stored"
+done
