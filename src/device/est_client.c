@@ -575,7 +575,7 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     char *b64 = NULL, cb[96];
     size_t csr_len = 0, b64_len = 0;
     fp_device_key_type kt;
-    int rc;
+    int rc, binding;
 
     if (d == NULL || out == NULL)
         return FP_DEVICE_ERR_ARG;
@@ -602,8 +602,6 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     if (rc != FP_DEVICE_OK)
         goto out;
 
-    if ((rc = open_conn(d, 1, &c)) != FP_DEVICE_OK)
-        goto out;
     cr.common_name = o->common_name;
     cr.serial_number = o->serial_number;
     cr.dns_name = o->dns_name;
@@ -611,16 +609,25 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     cr.digest_bits = attrs.digest_bits;
     cr.challenge = o->challenge_password;
     cr.asymm_decrypt_key_id = op == OP_KEYGEN && o->encrypt_key;
-    if (cr.challenge == NULL && attrs.challenge_password) {
-        /* RFC 7030 3.5: challengePassword asked for and none given: the
-         * TLS channel binding links the CSR to this connection */
+    /* the CSR is built before connecting (the TLS stack's buffers and the
+     * signing need not be in memory together), unless it must carry this
+     * connection's channel binding: RFC 7030 3.5, challengePassword asked
+     * for and none given */
+    binding = cr.challenge == NULL && attrs.challenge_password;
+    if (!binding && ((rc = fpd_csr_build(key, &cr, &csr, &csr_len, &d->err)) != FP_DEVICE_OK ||
+                     (rc = fpd_b64_encode(csr, csr_len, &b64, &b64_len, &d->err)) != FP_DEVICE_OK))
+        goto out;
+    if ((rc = open_conn(d, 1, &c)) != FP_DEVICE_OK)
+        goto out;
+    if (binding) {
         if ((rc = fpd_conn_channel_binding(c, cb, sizeof(cb), &d->err)) != FP_DEVICE_OK)
             goto out;
         cr.challenge = cb;
+        if ((rc = fpd_csr_build(key, &cr, &csr, &csr_len, &d->err)) != FP_DEVICE_OK ||
+            (rc = fpd_b64_encode(csr, csr_len, &b64, &b64_len, &d->err)) != FP_DEVICE_OK)
+            goto out;
     }
-    if ((rc = fpd_csr_build(key, &cr, &csr, &csr_len, &d->err)) != FP_DEVICE_OK ||
-        (rc = fpd_b64_encode(csr, csr_len, &b64, &b64_len, &d->err)) != FP_DEVICE_OK ||
-        (rc = request(d, c, 1, "POST", names[op], b64, b64_len, &resp)) != FP_DEVICE_OK)
+    if ((rc = request(d, c, 1, "POST", names[op], b64, b64_len, &resp)) != FP_DEVICE_OK)
         goto out;
     if (resp.status != 200) {
         rc = fpd_err(&d->err, FP_DEVICE_ERR_HTTP, "%s: HTTP %d", names[op], resp.status);

@@ -68,6 +68,8 @@ static int mb_err(fpd_errbuf *e, int code, const char *what, int ret)
     return fpd_err(e, code, "%s: %s (-0x%04x)", what, buf, (unsigned)-ret);
 }
 
+/* The entropy context is large (tens of KiB with Debian's configuration):
+ * it lives on the heap, never on an MCU's small stack. */
 static int rng_init(rng *r, fpd_errbuf *e)
 {
     static const unsigned char pers[] = "fleetpki-device";
@@ -83,6 +85,29 @@ static void rng_free(rng *r)
 {
     mbedtls_ctr_drbg_free(&r->drbg);
     mbedtls_entropy_free(&r->ent);
+}
+
+static rng *rng_new(fpd_errbuf *e)
+{
+    rng *r = malloc(sizeof(*r));
+    if (r == NULL) {
+        fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
+        return NULL;
+    }
+    if (rng_init(r, e) != FP_DEVICE_OK) {
+        rng_free(r);
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void rng_del(rng *r)
+{
+    if (r != NULL) {
+        rng_free(r);
+        free(r);
+    }
 }
 
 /* DER list -> mbedTLS chain (all must parse). */
@@ -289,7 +314,7 @@ void fpd_conn_close(fpd_conn *c)
 int fpd_key_generate(fp_device_key_type t, fpd_key **out, fpd_errbuf *e)
 {
     fpd_key *k;
-    rng r;
+    rng *r = NULL;
     int ret, rc;
     mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE;
     unsigned bits = 0;
@@ -307,17 +332,19 @@ int fpd_key_generate(fp_device_key_type t, fpd_key **out, fpd_errbuf *e)
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
     mbedtls_pk_init(&k->pk);
-    if ((rc = rng_init(&r, e)) != FP_DEVICE_OK)
+    if ((r = rng_new(e)) == NULL) {
+        rc = FP_DEVICE_ERR_CRYPTO;
         goto out;
+    }
     if (bits == 0)
         ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) ||
-              mbedtls_ecp_gen_key(grp, mbedtls_pk_ec(k->pk), mbedtls_ctr_drbg_random, &r.drbg);
+              mbedtls_ecp_gen_key(grp, mbedtls_pk_ec(k->pk), mbedtls_ctr_drbg_random, &r->drbg);
     else
         ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) ||
-              mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), mbedtls_ctr_drbg_random, &r.drbg, bits, 65537);
+              mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), mbedtls_ctr_drbg_random, &r->drbg, bits, 65537);
     rc = ret ? fpd_err(e, FP_DEVICE_ERR_CRYPTO, "key generation") : FP_DEVICE_OK;
 out:
-    rng_free(&r);
+    rng_del(r);
     if (rc != FP_DEVICE_OK)
         fpd_key_free(k);
     else
@@ -420,22 +447,28 @@ int fpd_certs_from_pem(const char *pem, size_t len, fpd_certs *out, fpd_errbuf *
 int fpd_certs_to_pem(const fpd_certs *c, char **out, size_t *len, fpd_errbuf *e)
 {
     fpd_buf b = {0};
-    unsigned char tmp[8192];
+    const size_t tsize = 8192;
+    unsigned char *tmp = malloc(tsize);
 
     *out = NULL;
+    if (tmp == NULL)
+        return fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
     for (size_t i = 0; i < c->n; i++) {
         size_t olen = 0;
         int ret = mbedtls_pem_write_buffer("-----BEGIN CERTIFICATE-----\n", "-----END CERTIFICATE-----\n",
-                                           c->v[i].der, c->v[i].len, tmp, sizeof(tmp), &olen);
+                                           c->v[i].der, c->v[i].len, tmp, tsize, &olen);
         if (ret != 0) {
             fpd_buf_free(&b, 0);
+            free(tmp);
             return mb_err(e, FP_DEVICE_ERR_CRYPTO, "certificate to PEM", ret);
         }
         if (fpd_buf_add(&b, tmp, olen - 1) != 0) { /* olen counts the NUL */
             fpd_buf_free(&b, 0);
+            free(tmp);
             return fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
         }
     }
+    free(tmp);
     if (b.p == NULL && fpd_buf_add(&b, "", 0) != 0)
         return fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
     *out = (char *)b.p;
@@ -702,8 +735,8 @@ int fpd_csr_build(const fpd_key *k, const fpd_csr_req *r, unsigned char **der, s
     size_t ng = 0, san_len = 0;
     unsigned char san[1024], *san_p = NULL, *buf = NULL;
     mbedtls_md_type_t md;
-    rng rn;
-    int ret, rc, have_rng = 0;
+    rng *rn = NULL;
+    int ret, rc;
 
     *der = NULL;
     mbedtls_x509write_csr_init(&w);
@@ -772,15 +805,16 @@ int fpd_csr_build(const fpd_key *k, const fpd_csr_req *r, unsigned char **der, s
         md = r->digest_bits == 512 ? MBEDTLS_MD_SHA512 : r->digest_bits == 384 ? MBEDTLS_MD_SHA384 : MBEDTLS_MD_SHA256;
     }
     mbedtls_x509write_csr_set_md_alg(&w, md);
-    if ((rc = rng_init(&rn, e)) != FP_DEVICE_OK)
+    if ((rn = rng_new(e)) == NULL) {
+        rc = FP_DEVICE_ERR_CRYPTO;
         goto out;
-    have_rng = 1;
+    }
     if ((buf = malloc(4096)) == NULL) {
         rc = fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
         goto out;
     }
     /* written at the end of buf */
-    if ((ret = mbedtls_x509write_csr_der(&w, buf, 4096, mbedtls_ctr_drbg_random, &rn.drbg)) <= 0) {
+    if ((ret = mbedtls_x509write_csr_der(&w, buf, 4096, mbedtls_ctr_drbg_random, &rn->drbg)) <= 0) {
         rc = mb_err(e, FP_DEVICE_ERR_CRYPTO, "signing the CSR", ret);
         goto out;
     }
@@ -794,8 +828,7 @@ out:
     mbedtls_x509write_csr_free(&w);
     names_free(subject);
     mbedtls_x509_crt_free(&from);
-    if (have_rng)
-        rng_free(&rn);
+    rng_del(rn);
     free(buf);
     return rc;
 }
