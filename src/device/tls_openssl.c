@@ -746,6 +746,7 @@ int fpd_cms_decrypt_key(const unsigned char *der, size_t len, const fpd_certs *a
     X509_STORE *st = NULL;
     STACK_OF(X509) *sk = NULL;
     X509 *me = NULL;
+    STACK_OF(X509) *signers = NULL;
     BIO *inner = BIO_new(BIO_s_mem()), *plain = BIO_new(BIO_s_secmem());
     char *data = NULL;
     long n;
@@ -762,12 +763,33 @@ int fpd_cms_decrypt_key(const unsigned char *der, size_t len, const fpd_certs *a
         rc = ossl_err(e, FP_DEVICE_ERR_NOMEM, "CMS");
         goto out;
     }
-    /* the signer is the EST server (a TLS server certificate): any purpose,
-     * but it must chain to our anchors */
-    X509_STORE_set_purpose(st, X509_PURPOSE_ANY);
-    if (CMS_verify(sd, sk, st, NULL, inner, CMS_BINARY) != 1) {
-        rc = ossl_err(e, FP_DEVICE_ERR_TRUST, "encrypted key: signature does not verify to the anchor");
+    /* the signature here; the signer's chain below, with every helper
+     * certificate as untrusted (CMS_verify itself would build it only from
+     * the certificates inside the message) */
+    if (CMS_verify(sd, sk, st, NULL, inner, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY) != 1 ||
+        (signers = CMS_get0_signers(sd)) == NULL || sk_X509_num(signers) != 1) {
+        rc = ossl_err(e, FP_DEVICE_ERR_TRUST, "encrypted key: signature does not verify");
         goto out;
+    }
+    {
+        /* the signer is the EST server (RFC 7030 4.4.2): any purpose, but
+         * it must chain to our anchors */
+        unsigned char *sder = NULL;
+        int sl = i2d_X509(sk_X509_value(signers, 0), &sder);
+        fpd_der sd_der = {sder, sl > 0 ? (size_t)sl : 0};
+        fpd_certs all = {0};
+        STACK_OF(X509) *in_msg = CMS_get1_certs(sd);
+        int ok = sl > 0 && fpd_certs_append(&all, untrusted) == 0;
+        for (int i = 0; ok && in_msg != NULL && i < sk_X509_num(in_msg); i++)
+            ok = add_x509(&all, sk_X509_value(in_msg, i)) == 0;
+        rc = ok ? fpd_cert_verify(anchors, &sd_der, &all, 1, e) : fpd_err(e, FP_DEVICE_ERR_NOMEM, NULL);
+        sk_X509_pop_free(in_msg, X509_free);
+        fpd_certs_clear(&all);
+        OPENSSL_free(sder);
+        if (rc != FP_DEVICE_OK) {
+            fpd_err(e, rc, "encrypted key: the signer does not chain to the trust anchor");
+            goto out;
+        }
     }
     n = BIO_get_mem_data(inner, &data);
     p = (const unsigned char *)data;
@@ -786,6 +808,7 @@ out:
     X509_STORE_free(st);
     sk_X509_pop_free(sk, X509_free);
     X509_free(me);
+    sk_X509_free(signers); /* the stack only: the certificates are borrowed */
     BIO_free(inner);
     BIO_free(plain);
     return rc;

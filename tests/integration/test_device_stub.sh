@@ -39,6 +39,34 @@ openssl pkcs8 -topk8 -nocrypt -in "$T/otherkey.pem" -outform DER | base64 -w 64 
 # the same key in the algorithm-specific form (SEC1), not PKCS#8
 openssl ec -in "$T/otherkey.pem" -outform DER 2>/dev/null | base64 -w 64 >"$T/otherkey-sec1.b64"
 
+# RFC 7030 4.4.2 encrypted keys made with `openssl cms` (independent of
+# our server): a PKCS#8 key enveloped to the OpenSSL device's certificate,
+# then signed (a) by the CA's TLS certificate, (b) by a rogue signer, and
+# (c) enveloped to another certificate; the key's certificate from the CA.
+if [ -d "$T/store-openssl" ]; then
+    openssl x509 -in "$T/store-openssl/cred0.crt" -out "$T/devcert.pem"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/enckey.pem" 2>/dev/null
+    openssl pkcs8 -topk8 -nocrypt -in "$T/enckey.pem" -outform DER -out "$T/enckey.p8"
+    openssl req -new -key "$T/enckey.pem" -subj /CN=dev-stub 2>/dev/null |
+        openssl x509 -req -CA "$CA/issuing.crt" -CAkey "$CA/issuing.key" -set_serial 77 -days 1 \
+            -out "$T/enccert.pem" 2>/dev/null
+    openssl crl2pkcs7 -nocrl -certfile "$T/enccert.pem" -outform DER | base64 -w 64 >"$T/enccert.b64"
+    openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -keyout "$T/rsign.key" -subj "/CN=rogue signer" -out "$T/rsign.crt" 2>/dev/null
+    envelope() { # RECIPIENT OUT
+        openssl cms -encrypt -binary -aes256 -recip "$1" -in "$T/enckey.p8" -outform DER -out "$2"
+    }
+    sign() { # ENVELOPE SIGNER-CERT SIGNER-KEY OUT
+        openssl cms -sign -binary -nodetach -nosmimecap -econtent_type pkcs7-envelopedData \
+            -in "$1" -signer "$2" -inkey "$3" -outform DER | base64 -w 64 >"$4"
+    }
+    envelope "$T/devcert.pem" "$T/enc.env"
+    envelope "$CA/tls.crt" "$T/encother.env"
+    sign "$T/enc.env" "$CA/tls.crt" "$CA/tls.key" "$T/enc-good.b64"
+    sign "$T/enc.env" "$T/rsign.crt" "$T/rsign.key" "$T/enc-rogue.b64"
+    sign "$T/encother.env" "$CA/tls.crt" "$CA/tls.key" "$T/enc-other.b64"
+fi
+
 cat >"$T/stub.py" <<'PY'
 import base64, os, socket, ssl, subprocess, sys, tempfile, threading
 T = sys.argv[1]
@@ -50,6 +78,8 @@ CACERTS = rd(T + '/cacerts.b64')
 OTHER = rd(T + '/other.b64')
 OTHERKEY = rd(T + '/otherkey.b64')
 SEC1KEY = rd(T + '/otherkey-sec1.b64')
+ENC = {m: rd(T + '/enc-%s.b64' % m) for m in ('good', 'rogue', 'other') if os.path.exists(T + '/enc-%s.b64' % m)}
+ENCCERT = rd(T + '/enccert.b64') if os.path.exists(T + '/enccert.b64') else b''
 
 def resp(status, ct, body, extra=b''):
     return (b'HTTP/1.1 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n'
@@ -67,8 +97,8 @@ def sign(csr_b64, ca, key):
 
 P7 = b'application/pkcs7-mime; smime-type=certs-only'
 
-def multipart(keypart, certpart, close=True):
-    b = (b'--XyZ\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n' + keypart +
+def multipart(keypart, certpart, close=True, keyct=b'application/pkcs8'):
+    b = (b'--XyZ\r\nContent-Type: ' + keyct + b'\r\nContent-Transfer-Encoding: base64\r\n\r\n' + keypart +
          b'\r\n--XyZ\r\nContent-Type: application/pkcs7-mime; smime-type=certs-only\r\n'
          b'Content-Transfer-Encoding: base64\r\n\r\n' + certpart + b'\r\n--XyZ' + (b'--\r\n' if close else b''))
     return resp(200, b'multipart/mixed; boundary=XyZ', b)
@@ -146,6 +176,9 @@ def handle(raw):
             c.sendall(multipart(OTHERKEY, OTHER))
         elif mode == 'keygensec1':
             c.sendall(multipart(SEC1KEY, OTHER))
+        elif mode.startswith('keygenenc'):
+            c.sendall(multipart(ENC[mode[9:]], ENCCERT,
+                                keyct=b'application/pkcs7-mime; smime-type=server-generated-key'))
         elif mode == 'keygentruncated':
             c.sendall(multipart(OTHERKEY, OTHER, close=False))
         else:
@@ -186,7 +219,8 @@ dev() { "$CLI" --server "$STUB" --anchor "$CA/root.crt" --store "$T/store-$B" "$
 refused() {
     local mode=$1 op=$2 name=$3 desc=$4 rc=0 before
     before=$(store_sum "$T/store-$B")
-    dev --label "$mode" --cn dev-stub "$op" >"$T/last.out" 2>"$T/last.err" || rc=$?
+    # shellcheck disable=SC2086 # op may carry an option
+    dev --label "$mode" --cn dev-stub $op >"$T/last.out" 2>"$T/last.err" || rc=$?
     if [ "$rc" = 0 ] || ! grep -q "^error: $name:" "$T/last.err"; then
         cat "$T/last.out" "$T/last.err" "$T/stub.log" >&2
         fail "[$B] $desc (exit $rc, expected error $name)"
@@ -217,6 +251,19 @@ for CLI in $CLIS; do
     refused keygensec1 serverkeygen malformed "serverkeygen: a key that is not PKCS#8 (RFC 7030 4.4.2)"
     refused keygentruncated serverkeygen truncated "serverkeygen: multipart without its close-delimiter"
 
+    if [ "$B" = openssl ]; then
+        refused keygenencrogue "--encrypt serverkeygen" untrusted \
+            "encrypted key (openssl cms) signed by a signer not chaining to the anchor"
+        refused keygenencother "--encrypt serverkeygen" crypto "encrypted key enveloped to another certificate"
+        refused keygenencgood serverkeygen malformed "an encrypted key when a key in clear was asked for"
+        before=$(store_sum "$T/store-$B")
+        dev --label keygenencgood --cn dev-stub --encrypt --out-key "$T/dec.pem" serverkeygen >/dev/null ||
+            { cat "$T/last.err" "$T/stub.log" >&2; fail "[$B] encrypted key made by openssl cms"; }
+        [ "$(openssl pkey -in "$T/dec.pem" -pubout)" = "$(openssl pkey -in "$T/enckey.pem" -pubout)" ] ||
+            fail "[$B] decrypted key is not the enveloped one"
+        [ "$(store_sum "$T/store-$B")" != "$before" ] || fail "[$B] accepted encrypted key not stored"
+        pass "[$B] an encrypted key made with openssl cms (SignedData(EnvelopedData(PKCS#8))) is decrypted and stored"
+    fi
     # positive control: the harness sees an accepted answer change the store
     before=$(store_sum "$T/store-$B")
     dev --label good reenroll >/dev/null || { cat "$T/stub.log" >&2; fail "[$B] good mode should be accepted"; }
