@@ -103,6 +103,8 @@ int fp_device_set_server(fp_device *d, const char *host, unsigned port, const ch
     for (const char *p = host; *p; p++)
         if (!isalnum((unsigned char)*p) && !strchr(".-:", *p))
             return fpd_err(&d->err, FP_DEVICE_ERR_ARG, "bad host name");
+    if (strlen(host) > 253 || (label != NULL && strlen(label) > 64))
+        return fpd_err(&d->err, FP_DEVICE_ERR_ARG, "host name or label too long");
     if (label != NULL && label[0] != '\0') {
         /* RFC 7030 3.2.2: the label is one path segment; keep to the
          * unreserved characters (RFC 3986 2.3) */

@@ -243,12 +243,55 @@ static void test_b64_body(void **state)
     assert_null(out);
 }
 
+/* The public API refuses bad configuration with bad-argument and does
+ * nothing on the network without a server and an anchor. */
+static void test_api_args(void **state)
+{
+    fp_device *d = fp_device_new();
+    fp_device_cred *c = NULL;
+    fp_device_enroll_opts o = {.common_name = "x"};
+    char label[80];
+    (void)state;
+    assert_non_null(d);
+    memset(label, 'a', sizeof(label) - 1);
+    label[sizeof(label) - 1] = '\0';
+    assert_int_equal(fp_device_cacerts(d, NULL, NULL), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "localhost", 0, NULL), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "localhost", 70000, NULL), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "local host", 443, NULL), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "localhost", 443, "a/b"), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "localhost", 443, "a%2f"), FP_DEVICE_ERR_ARG);
+    /* a label too long for one request line buffer is refused up front */
+    assert_int_equal(fp_device_set_server(d, "localhost", 443, label), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_server(d, "localhost", 443, "factory-1"), 0);
+    /* no anchor: nothing goes out */
+    assert_int_equal(fp_device_cacerts(d, NULL, NULL), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_enroll(d, &o, &c), FP_DEVICE_ERR_ARG);
+    assert_null(c);
+    assert_int_equal(fp_device_set_basic_auth(d, "id:x", "secret"), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_basic_auth(d, "id", "secret"), 0);
+    assert_int_equal(fp_device_set_basic_auth(d, NULL, NULL), 0);
+    assert_int_equal(fp_device_set_limits(d, 10, 1000), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set_limits(d, 4096, 0), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_set1_trust_anchors(d, "junk", 4), FP_DEVICE_ERR_MALFORMED);
+    /* reenroll needs a client credential, enroll a common name */
+    o.common_name = NULL;
+    assert_int_equal(fp_device_enroll(d, &o, &c), FP_DEVICE_ERR_ARG);
+    assert_int_equal(fp_device_reenroll(d, NULL, &c), FP_DEVICE_ERR_ARG);
+    assert_string_equal(fp_device_err_name(FP_DEVICE_ERR_TRUNCATED), "truncated");
+    assert_string_equal(fp_device_err_name(999), "unknown");
+    fp_device_free(d);
+    fp_device_free(NULL);
+    fp_device_cred_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_http_ok),        cmocka_unit_test(test_http_refused),
         cmocka_unit_test(test_http_head_bound), cmocka_unit_test(test_ct_param),
         cmocka_unit_test(test_multipart),      cmocka_unit_test(test_b64_body),
+        cmocka_unit_test(test_api_args),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
