@@ -70,9 +70,14 @@ int fpd_multipart_parse(const char *ct, const unsigned char *body, size_t len, f
 {
     char bnd[80], delim[84];
     size_t dlen;
-    const unsigned char *p, *end = body + len;
+    const unsigned char *p, *end;
 
     *n = 0;
+    /* an empty answer has no body buffer at all: pointer arithmetic on
+     * NULL is undefined even for an offset of 0 */
+    if (body == NULL || len == 0)
+        return fpd_err(e, FP_DEVICE_ERR_MALFORMED, "empty multipart answer");
+    end = body + len;
     if (!fpd_http_ct_is(ct, "multipart/mixed"))
         return fpd_err(e, FP_DEVICE_ERR_MALFORMED, "serverkeygen answer is not multipart/mixed");
     if (fpd_http_ct_param(ct, "boundary", bnd, sizeof(bnd)) != 0 || strlen(bnd) > 70 ||

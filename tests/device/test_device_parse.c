@@ -209,6 +209,12 @@ static void test_multipart(void **state)
                      FP_DEVICE_ERR_MALFORMED);
     assert_int_equal(mp("multipart/mixed; boundary=b1", "--b1x\r\n", p, &n), FP_DEVICE_ERR_MALFORMED);
     assert_int_equal(mp("multipart/mixed; boundary=b1", "nothing here", p, &n), FP_DEVICE_ERR_MALFORMED);
+    {
+        /* a 200 or 204 without body: the body buffer is NULL (fuzz find) */
+        fpd_errbuf e;
+        assert_int_equal(fpd_multipart_parse("multipart/mixed; boundary=b1", NULL, 0, p, 2, &n, &e),
+                         FP_DEVICE_ERR_MALFORMED);
+    }
     assert_int_equal(mp("multipart/mixed", "--b1\r\n", p, &n), FP_DEVICE_ERR_MALFORMED);
     assert_int_equal(mp("text/plain; boundary=b1", "--b1\r\n", p, &n), FP_DEVICE_ERR_MALFORMED);
     assert_int_equal(mp("multipart/mixed; boundary=0123456789012345678901234567890123456789012345678901234567890123456789x",
