@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
     build-essential cmake pkg-config clang-14 libclang-rt-14-dev
-    libssl-dev openssl
+    libssl-dev openssl libmbedtls-dev
     libsqlite3-dev sqlite3
     libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
     curl python3 procps time
