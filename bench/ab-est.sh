@@ -24,12 +24,17 @@ CONC=${AB_CONCURRENCY:-64}
 for bin in "$A" "$B"; do [ -x "$bin" ] || { echo "ab-est: $bin is not executable" >&2; exit 2; }; done
 
 est_bench_ca "$A" "Bench A/B"
+# one copy of the CA per build: the same keys and device certificate, but
+# each build keeps its own store (a newer build migrates the store it
+# opens, which an older one then refuses)
+cp -a "$CA" "$W/ca-A"
+cp -a "$CA" "$W/ca-B"
 
 # one run of build $2 (label $1) with serve flags $3: prints
 # "label rps p99 srv_us other_cpu"
 one_run() {
     local label=$1 bin=$2 r
-    FLEETPKI=$bin BENCH_SERVER_ARGS=$3 start_server "$CA" "$W/serve-$label.log" "$HTTPS_PORT"
+    FLEETPKI=$bin BENCH_SERVER_ARGS=$3 start_server "$W/ca-$label" "$W/serve-$label.log" "$HTTPS_PORT"
     r=$("$LOADGEN" "$MODE" --port "$HTTPS_PORT" --cacert "$W/trust.pem" --cert "$W/dev.crt" \
         --key "$W/dev.key" --concurrency "$CONC" --duration "$DUR" --warmup 1 --csr-count 2000 \
         --server-pid "$SERVER_PID" 2>&1 | grep '^RESULT ' | tail -1) || true
