@@ -121,7 +121,7 @@ static int keygen_algo_allowed(const fp_est_label *l, const fp_profile *p, fp_er
         if (!(p->algs & algos[i].alg) ||
             (algos[i].bits && (algos[i].bits < p->rsa_min_bits || algos[i].bits > p->rsa_max_bits)))
             return fp_err_set(err, FP_ERR_CONFIG,
-                              "[est %s] serverkeygen_algo: %s is not allowed by profile '%s'",
+                              "[est %s]: serverkeygen_algo %s is not allowed by profile '%s'",
                               l->name, algos[i].name, p->name);
     }
     return FP_ERR_OK;

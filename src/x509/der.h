@@ -64,7 +64,7 @@ int fp_der_expect(fp_der *d, int tag, int cls, bool constructed, fp_der_tlv *t,
                   fp_error *err);
 
 /* A cursor over the content of t, a constructed element read from outer
- * (one level deeper: FP_DER_TOO_LARGE past FP_DER_MAX_DEPTH). */
+ * (one level deeper: FP_ERR_TOO_LARGE past FP_DER_MAX_DEPTH). */
 int fp_der_enter(const fp_der *outer, const fp_der_tlv *t, fp_der *inner, fp_error *err);
 
 /* Octets of t from its identifier to the end of its content. */
