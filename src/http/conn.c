@@ -87,6 +87,7 @@ struct fp_conn {
     uint64_t body_rx;
     unsigned requests;
     bool receiving, addr_counted, own_write, reject_pending, setup_done, answered;
+    bool unwritten; /* answered, not written yet (drain.c waits) */
     int reject_status;
     const char *reject_why;
     size_t linger_rx;
@@ -336,9 +337,20 @@ static bool waiting_phase(int phase)
     return phase == P_HANDSHAKE || phase == P_IDLE || phase == P_HEADER;
 }
 
+/* An answer queued and not yet written: the drain waits for it. */
+static void set_unwritten(fp_conn *c, bool on)
+{
+    if (c->unwritten != on) {
+        c->unwritten = on;
+        c->w->n_unwritten += on ? 1 : -1;
+    }
+}
+
 static void set_phase(fp_conn *c, int phase)
 {
     fp_http_worker *w = c->w;
+    if (phase != P_DISPATCHED)
+        set_unwritten(c, false); /* written (on_complete), or the connection is gone */
     if (c->in_idle && !waiting_phase(phase)) {
         if (c->iprev)
             c->iprev->inext = c->inext;
@@ -366,7 +378,7 @@ static void set_receiving(fp_conn *c, bool on)
 {
     if (c->receiving != on) {
         c->receiving = on;
-        atomic_fetch_add(&c->w->srv->receiving, on ? 1 : -1);
+        c->w->n_receiving += on ? 1 : -1;
     }
 }
 
@@ -946,6 +958,8 @@ bool fp_conn_dispatched(fp_conn *c, struct evhttp_request *evr)
 void fp_conn_reply_queued(fp_conn *c)
 {
     c->answered = true;
+    if (c->phase == P_DISPATCHED)
+        set_unwritten(c, true); /* until on_complete or the close */
 }
 
 const char *fp_conn_peer(const fp_conn *c)

@@ -3,14 +3,27 @@
  * runs a tiny event_base of its own for SIGTERM/SIGINT and
  * fp_http_server_stop.
  *
- * Shutdown: stop accepting on every worker, then keep the loops running
- * until no request is in flight (bounded by DRAIN_SECONDS): none being
- * answered (dispatched, possibly waiting for its commit) and, on the TLS
- * listener, none partly received (a connection whose decrypted input got
- * bytes since its last dispatched request: see conn.c).  Requests
- * that complete during the drain are served, with "Connection: close".
- * Then exit each loop and join; evhttp_free (server.c, worker.c) closes
- * idle keep-alive connections.
+ * Shutdown: the main thread posts the drain to every worker and waits for
+ * them (join).  Each worker stops accepting, then keeps its loop running
+ * until nothing of ITS OWN is in flight (bounded by DRAIN_SECONDS from
+ * the signal): no request handed to a handler and unanswered (possibly
+ * waiting for its commit, whose answer is posted back to this worker),
+ * no answer queued and not yet written to its connection, and no request
+ * partly received (a connection whose input got bytes since its last
+ * dispatched request: see conn.c).  Requests that complete during the
+ * drain are served, with "Connection: close".
+ *
+ * The decision is taken on the worker's own thread and ends its loop at
+ * once (event_base_loopbreak): no request is read or dispatched after it,
+ * so every request a handler got is answered and written, unless the
+ * drain limit passed (then the log says how many were cut).  Deciding on
+ * the main thread from shared counters lost answers two ways: an answer
+ * counted done when queued was dropped unwritten, and a worker went on
+ * dispatching requests between the decision and the end of its loop
+ * (their certificates were committed by the module's stop, the answers
+ * never sent).  Connections left open (idle keep-alive ones, requests
+ * still in the kernel's buffers) are closed by evhttp_free (server.c,
+ * worker.c): their clients see the connection closed unanswered.
  */
 #define _GNU_SOURCE
 #include "http_int.h"
@@ -25,6 +38,8 @@
 
 #include "../common/util.h"
 
+#define DRAIN_TICK_US 20000
+
 void fp_http_server_stop(fp_http_server *srv)
 {
     char c = 's';
@@ -32,7 +47,31 @@ void fp_http_server_stop(fp_http_server *srv)
         (void)!write(srv->stop_pipe[1], &c, 1);
 }
 
-static void stop_accepting(void *arg)
+/* Worker thread: is anything of this worker still in flight? */
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    fp_http_worker *w = arg;
+    struct timeval tv = {0, DRAIN_TICK_US};
+    long busy = w->inflight + w->n_unwritten + w->n_receiving;
+    (void)fd;
+    (void)what;
+
+    if (busy > 0 && fp_http_mono_ns() < w->srv->drain_deadline) {
+        evtimer_add(w->drain_ev, &tv);
+        return;
+    }
+    if (busy > 0)
+        fp_log(FP_LOG_WARN,
+               "shutdown: %ld requests still in flight after %d s (worker %d: %ld unanswered, "
+               "%ld answers not written, %ld partly received)",
+               busy, DRAIN_SECONDS, w->index, w->inflight, w->n_unwritten, w->n_receiving);
+    /* loopbreak, not loopexit: loopexit would still run what is active in
+     * this turn of the loop, e.g. a read that dispatches a request */
+    event_base_loopbreak(w->base);
+}
+
+/* Worker thread: the drain begins here. */
+static void drain_begin(void *arg)
 {
     fp_http_worker *w = arg;
     for (int k = 0; k < 2; k++) {
@@ -41,85 +80,80 @@ static void stop_accepting(void *arg)
             w->bound[k] = NULL;
         }
     }
+    drain_check(-1, 0, w);
 }
 
-static void exit_loop(void *arg)
+/* Worker thread: stop at once (the server could not start every worker). */
+static void exit_now(void *arg)
 {
     fp_http_worker *w = arg;
-    event_base_loopexit(w->base, NULL);
+    event_base_loopbreak(w->base);
 }
 
-typedef struct {
-    fp_http_server *srv;
-    int64_t deadline;
-    struct event *timer;
-} drain_ctx;
-
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+int fp_http_drain_worker_init(fp_http_worker *w, fp_error *err)
 {
-    drain_ctx *d = arg;
-    struct timeval tv = {0, 20000};
-    (void)fd;
-    (void)what;
-    long busy = atomic_load(&d->srv->inflight) + atomic_load(&d->srv->receiving);
-    if (busy > 0 && fp_http_mono_ns() < d->deadline) {
-        evtimer_add(d->timer, &tv);
-        return;
-    }
-    if (busy > 0)
-        fp_log(FP_LOG_WARN, "shutdown: %ld requests still in flight after %d s", busy,
-               DRAIN_SECONDS);
-    event_base_loopexit(d->srv->main_base, NULL);
+    w->drain_ev = evtimer_new(w->base, drain_check, w);
+    if (w->drain_ev == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, "evtimer_new");
+    return FP_ERR_OK;
 }
 
-static void begin_drain(fp_http_server *srv, drain_ctx *d)
+void fp_http_drain_worker_free(fp_http_worker *w)
 {
-    struct timeval tv = {0, 0};
+    if (w->drain_ev != NULL)
+        event_free(w->drain_ev);
+    w->drain_ev = NULL;
+}
+
+/* Main thread: post the drain to every worker (once), then leave the
+ * main loop; fp_http_server_run joins the workers as they finish. */
+static void begin_drain(fp_http_server *srv)
+{
     if (atomic_exchange(&srv->draining, 1))
         return;
     fp_log(FP_LOG_INFO, "shutting down: finishing in-flight requests");
-    for (int i = 0; i < srv->n_workers; i++)
-        fp_http_worker_post(&srv->workers[i], stop_accepting, &srv->workers[i]);
-    d->deadline = fp_http_mono_ns() + (int64_t)DRAIN_SECONDS * 1000000000;
-    evtimer_add(d->timer, &tv);
+    /* read by the workers after the post (its mutex orders the write) */
+    srv->drain_deadline = fp_http_mono_ns() + (int64_t)DRAIN_SECONDS * 1000000000;
+    for (int i = 0; i < srv->n_workers; i++) {
+        fp_http_worker *w = &srv->workers[i];
+        w->drain_post = (fp_http_post){drain_begin, w, false, NULL};
+        fp_http_worker_post_item(w, &w->drain_post);
+    }
+    event_base_loopexit(srv->main_base, NULL);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    drain_ctx *d = arg;
     (void)what;
     fp_log(FP_LOG_INFO, "received %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-    begin_drain(d->srv, d);
+    begin_drain(arg);
 }
 
 static void on_stop_pipe(evutil_socket_t fd, short what, void *arg)
 {
-    drain_ctx *d = arg;
     char buf[16];
     (void)what;
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
-    begin_drain(d->srv, d);
+    begin_drain(arg);
 }
 
 int fp_http_server_run(fp_http_server *srv, bool handle_signals, fp_error *err)
 {
     struct event *sig_term = NULL, *sig_int = NULL, *pipe_ev = NULL;
-    drain_ctx d = {srv, 0, NULL};
-    int rc = FP_ERR_OK, started = 0;
+    int rc = FP_ERR_OK;
     sigset_t block, old;
 
     srv->running = true;
     srv->main_base = event_base_new();
     if (srv->main_base == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, "event_base_new");
-    d.timer = evtimer_new(srv->main_base, drain_tick, &d);
-    pipe_ev = event_new(srv->main_base, srv->stop_pipe[0], EV_READ | EV_PERSIST, on_stop_pipe, &d);
+    pipe_ev = event_new(srv->main_base, srv->stop_pipe[0], EV_READ | EV_PERSIST, on_stop_pipe, srv);
     if (handle_signals) {
-        sig_term = evsignal_new(srv->main_base, SIGTERM, on_signal, &d);
-        sig_int = evsignal_new(srv->main_base, SIGINT, on_signal, &d);
+        sig_term = evsignal_new(srv->main_base, SIGTERM, on_signal, srv);
+        sig_int = evsignal_new(srv->main_base, SIGINT, on_signal, srv);
     }
-    if (d.timer == NULL || pipe_ev == NULL || event_add(pipe_ev, NULL) != 0 ||
+    if (pipe_ev == NULL || event_add(pipe_ev, NULL) != 0 ||
         (handle_signals && (sig_term == NULL || sig_int == NULL || event_add(sig_term, NULL) != 0 ||
                             event_add(sig_int, NULL) != 0))) {
         rc = fp_err_set(err, FP_ERR_INTERNAL, "cannot set up the main loop");
@@ -137,22 +171,26 @@ int fp_http_server_run(fp_http_server *srv, bool handle_signals, fp_error *err)
             break;
         }
         srv->workers[i].started = true;
-        started++;
     }
     sigdelset(&old, SIGTERM);
     sigdelset(&old, SIGINT);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* until begin_drain; a second signal during the drain finds the
+     * drain begun (the handlers stay installed while the workers drain) */
     if (rc == FP_ERR_OK)
         event_base_dispatch(srv->main_base);
     for (int i = 0; i < srv->n_workers; i++) {
-        if (!srv->workers[i].started)
+        fp_http_worker *w = &srv->workers[i];
+        if (!w->started)
             continue;
-        fp_http_worker_post(&srv->workers[i], exit_loop, &srv->workers[i]);
-        pthread_join(srv->workers[i].thread, NULL);
-        srv->workers[i].started = false;
+        if (!atomic_load(&srv->draining)) {
+            w->exit_post = (fp_http_post){exit_now, w, false, NULL};
+            fp_http_worker_post_item(w, &w->exit_post);
+        }
+        pthread_join(w->thread, NULL); /* its drain is over */
+        w->started = false;
     }
-    (void)started;
 out:
     if (sig_term)
         event_free(sig_term);
@@ -160,8 +198,6 @@ out:
         event_free(sig_int);
     if (pipe_ev)
         event_free(pipe_ev);
-    if (d.timer)
-        event_free(d.timer);
     event_base_free(srv->main_base);
     srv->main_base = NULL;
     return rc;

@@ -57,6 +57,14 @@ struct fp_http_worker {
     uint64_t next_id;
     unsigned long n_replies;   /* answers sent (tells whether an auth check answered) */
 
+    /* drain.c: what holds this worker's stop back, counted on its thread
+     * (no request is in two of them) */
+    long inflight;             /* requests handed to a handler, not answered yet */
+    long n_unwritten;          /* answered, the answer not yet written (conn.c) */
+    long n_receiving;          /* connections with a partly received request (conn.c) */
+    struct event *drain_ev;    /* the worker's drain check */
+    fp_http_post drain_post, exit_post; /* preallocated: posting them cannot fail */
+
     /* conn.c: connections of this worker, accept back-off, log summary */
     fp_conn *conns;            /* list of every open connection */
     fp_conn *idle_head, *idle_tail; /* idle ones, newest first */
@@ -82,9 +90,9 @@ struct fp_http_server {
     int n_auth;
     bool running;    /* fp_http_server_run began: no more mounts */
     size_t max_body; /* largest limit over opts and routes */
-    atomic_long inflight;
-    atomic_long receiving; /* connections with a partly received request */
+    atomic_long inflight;  /* all workers' (fp_http_server_inflight) */
     atomic_int draining;
+    int64_t drain_deadline; /* written before the drain is posted to the workers */
     int stop_pipe[2];
     struct event_base *main_base;
 
@@ -117,6 +125,10 @@ void fp_http_req_free(fp_http_req *req);
 
 /* reply.c */
 void fp_http_reply_429(fp_http_req *req, int retry, const char *why);
+
+/* drain.c: the worker's drain check (its timer), made at worker init. */
+int fp_http_drain_worker_init(fp_http_worker *w, fp_error *err);
+void fp_http_drain_worker_free(fp_http_worker *w);
 
 /* worker.c */
 int fp_http_worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_error *err);

@@ -116,6 +116,7 @@ void fp_http_reply(fp_http_req *req, int status, const char *content_type,
                fp_log_escape(ident, sizeof(ident), req->identity[0] ? req->identity : NULL),
                ms, req->peer_addr);
     atomic_fetch_sub(&srv->inflight, 1);
+    req->worker->inflight--; /* its connection owes the write now (n_unwritten) */
     req->worker->n_replies++;
     fp_http_req_free(req);
 }

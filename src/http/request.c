@@ -117,10 +117,12 @@ void fp_http_on_request(struct evhttp_request *evr, void *arg)
     bool last = conn != NULL && fp_conn_dispatched(conn, evr);
 
     atomic_fetch_add(&srv->inflight, 1);
+    w->inflight++; /* until fp_http_reply: the drain waits for it (drain.c) */
     req = calloc(1, sizeof(*req));
     if (req == NULL) {
         struct evbuffer *out = evhttp_request_get_output_buffer(evr);
         atomic_fetch_sub(&srv->inflight, 1);
+        w->inflight--;
         evbuffer_add(out, "out of memory\n", 14);
         evhttp_add_header(evhttp_request_get_output_headers(evr), "Connection", "close");
         evhttp_send_reply(evr, 500, "Internal Server Error", NULL);

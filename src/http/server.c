@@ -66,7 +66,6 @@ int fp_http_server_new(const fp_http_opts *opts, fp_http_server **out, fp_error 
     srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->n_accepted, 0);
-    atomic_init(&srv->receiving, 0);
     atomic_init(&srv->draining, 0);
     fp_http_router_init(&srv->router);
     if (opts->max_body_bytes < 0 || opts->max_header_bytes <= 0) {

@@ -100,7 +100,8 @@ int fp_http_worker_init(fp_http_server *srv, fp_http_worker *w, int index, fp_er
     w->post_ev = event_new(w->base, -1, 0, on_post, w);
     if (w->post_ev == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, "event_new");
-    if ((rc = fp_conn_worker_init(w, err)) != FP_ERR_OK)
+    if ((rc = fp_conn_worker_init(w, err)) != FP_ERR_OK ||
+        (rc = fp_http_drain_worker_init(w, err)) != FP_ERR_OK)
         return rc;
     for (int k = 0; k < 2; k++) {
         if (srv->fd[k] < 0)
@@ -152,6 +153,7 @@ void fp_http_worker_free(fp_http_worker *w)
             free(it);
         it = n;
     }
+    fp_http_drain_worker_free(w); /* after on_post: queued work may have armed it */
     if (w->base)
         event_base_free(w->base);
     /* module state last: queued work above may still have used it */
@@ -171,6 +173,8 @@ void fp_http_worker_set_max_body(fp_http_worker *w, size_t max)
             evhttp_set_max_body_size(w->http[k], (ev_ssize_t)max);
 }
 
+/* Runs until the worker's drain is over (drain.c), or it is told to stop
+ * at once (the server could not start every worker). */
 void *fp_http_worker_main(void *arg)
 {
     fp_http_worker *w = arg;

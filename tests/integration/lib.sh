@@ -1,6 +1,7 @@
 # lib.sh - shared helpers for integration tests (source it).
 #
-# Each test gets a private temp dir ($T) removed on exit, a fresh CA made
+# Each test gets a private temp dir ($T) removed on exit (FP_TEST_KEEP=1
+# keeps it when the test fails, with server.log), a fresh CA made
 # for the run, and helpers to pick free loopback ports and to stop servers
 # it started.  FLEETPKI must point at the built binary (ctest sets it).
 set -euo pipefail
@@ -10,13 +11,18 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/fptest.XXXXXX")
 FP_PIDS=()
 
 fp_cleanup() {
-    local pid
+    local rc=$? pid
     for pid in "${FP_PIDS[@]:-}"; do
         [ -n "$pid" ] || continue
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
+    # FP_TEST_KEEP=1: a failing test leaves its temp dir (server.log...)
+    if [ "$rc" != 0 ] && [ -n "${FP_TEST_KEEP:-}" ]; then
+        echo "kept $T" >&2
+        return
+    fi
     rm -rf "$T"
 }
 trap fp_cleanup EXIT
