@@ -281,9 +281,9 @@ static int ec_pkcs8_pem(BIO *out, EVP_PKEY *key)
         BN_bn2binpad(d, priv, privlen) != privlen ||
         !EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, pub, sizeof(pub),
                                          &publen) ||
-        (ec = FP_EC_PRIVKEY_new()) == NULL || (ec->version = ASN1_INTEGER_new()) == NULL ||
+        /* _new allocates the required fields (version, privateKey) */
+        (ec = FP_EC_PRIVKEY_new()) == NULL || ec->version == NULL || ec->private_key == NULL ||
         !ASN1_INTEGER_set(ec->version, 1) ||
-        (ec->private_key = ASN1_OCTET_STRING_new()) == NULL ||
         !ASN1_OCTET_STRING_set(ec->private_key, priv, privlen) ||
         (ec->public_key = ASN1_BIT_STRING_new()) == NULL ||
         !ASN1_BIT_STRING_set(ec->public_key, pub, (int)publen))

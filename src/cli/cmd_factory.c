@@ -346,11 +346,13 @@ static int prepare_out_dir(const char *dir, int *fd, fp_error *err)
             return fp_err_set(err, FP_ERR_IO, "%s: %s", dir, strerror(errno));
         while ((ent = readdir(d)) != NULL) {
             if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0) {
+                /* the entry lives in d: the message before closedir */
+                int rc = fp_err_set(err, FP_ERR_EXISTS,
+                                    "output directory %s is not empty (found '%s'): bundles "
+                                    "are never written over; give a new or empty --out",
+                                    dir, ent->d_name);
                 closedir(d);
-                return fp_err_set(err, FP_ERR_EXISTS,
-                                  "output directory %s is not empty (found '%s'): bundles are "
-                                  "never written over; give a new or empty --out",
-                                  dir, ent->d_name);
+                return rc;
             }
         }
         closedir(d);
