@@ -255,7 +255,11 @@ ASN1_SEQUENCE(FP_EC_PRIVKEY) = {
 } static_ASN1_SEQUENCE_END(FP_EC_PRIVKEY)
 
 IMPLEMENT_STATIC_ASN1_ALLOC_FUNCTIONS(FP_EC_PRIVKEY)
-IMPLEMENT_STATIC_ASN1_ENCODE_FUNCTIONS(FP_EC_PRIVKEY)
+
+static int i2d_FP_EC_PRIVKEY(const FP_EC_PRIVKEY *a, unsigned char **out)
+{
+    return ASN1_item_i2d((const ASN1_VALUE *)a, out, ASN1_ITEM_rptr(FP_EC_PRIVKEY));
+}
 
 /* PKCS#8 (RFC 5208) PrivateKeyInfo of an EC key, built from the key's
  * parameters.  PEM_write_bio_PrivateKey gives the same bytes but runs
