@@ -20,6 +20,9 @@
  * old slot is touched only by confirm (unlink, then directory sync),
  * which runs after the new pair is durable.  So at every instant the disk
  * holds at least one valid pair, old or new.
+ *
+ * Provisioning (fleetpki factory mint) writes a first pair into an empty
+ * store with the same writer (write_pair), slot 0, generation 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
