@@ -141,6 +141,20 @@ grep -q "minted 2 identities.*skipped 6 already minted" "$T/mint2.out" || fail "
 [ "$(tail -n +2 "$T/out2/manifest.csv" | wc -l)" = 2 ] || fail "second manifest"
 pass "a re-run skips the names already minted and mints only the rest"
 
+# ---- a crash after a committed chunk: the same command re-run mints the rest ----
+rc=0
+FLEETPKI_TEST_CRASH=batch-after-commit mint --project acme --count 2100 --name 'crash-%05d' --threads 1 \
+    --out "$T/oc1" >/dev/null 2>&1 || rc=$?
+[ "$rc" = 137 ] || fail "the crash point did not kill the run (exit $rc)"
+committed=$(fp list --dir "$CA" --project acme | grep -c 'CN=crash-' || true)
+[ "$committed" = 2048 ] || fail "expected one chunk (2048) committed before the crash, found $committed"
+mint --project acme --count 2100 --name 'crash-%05d' --out "$T/oc2" >"$T/mint3.out" ||
+    fail "re-run after the crash: $(cat "$T/mint3.out")"
+grep -q "minted 52 identities.*skipped 2048 already minted" "$T/mint3.out" || fail "re-run: $(cat "$T/mint3.out")"
+[ "$(fp list --dir "$CA" --project acme | grep -c 'CN=crash-')" = 2100 ] || fail "after the re-run"
+[ -d "$T/oc2/crash-02100" ] && [ ! -e "$T/oc2/crash-00001" ] || fail "the re-run wrote the wrong bundles"
+pass "after a crash the same command re-run (new --out) mints only what was not committed"
+
 # ---- a minted device boots from its bundle and renews over EST ----
 fp_serve_run
 for CLI in $CLIS; do
