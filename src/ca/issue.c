@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "issue.h"
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,12 +321,14 @@ static void item_clear(batch_item *it)
     it->detail = NULL;
 }
 
-static const batch_item *sort_base;
+typedef struct serial_ref {
+    const char *serial;
+    size_t i;
+} serial_ref;
 
 static int by_serial(const void *a, const void *b)
 {
-    return strcmp(sort_base[*(const size_t *)a].rec.serial,
-                  sort_base[*(const size_t *)b].rec.serial);
+    return strcmp(((const serial_ref *)a)->serial, ((const serial_ref *)b)->serial);
 }
 
 /* After FP_ERR_DUPLICATE: mark the items whose serial is already in the
@@ -335,28 +336,20 @@ static int by_serial(const void *a, const void *b)
 static int find_collisions(fp_store *store, const batch_item *items, size_t n, bool *redo,
                            size_t *found, fp_error *e)
 {
-    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
-    size_t *order = malloc(n * sizeof(*order));
+    serial_ref *order = malloc(n * sizeof(*order));
     int rc = FP_ERR_OK;
 
     *found = 0;
     if (order == NULL)
         return fp_err_set(e, FP_ERR_NOMEM, NULL);
     for (size_t i = 0; i < n; i++) {
-        order[i] = i;
+        order[i] = (serial_ref){items[i].rec.serial, i};
         redo[i] = false;
     }
-    /* qsort has no context argument in C17; collisions are rare enough
-     * (2^-128 per pair unless a test forces them) for a lock to cost
-     * nothing */
-    pthread_mutex_lock(&sort_lock);
-    sort_base = items;
     qsort(order, n, sizeof(*order), by_serial);
-    sort_base = NULL;
-    pthread_mutex_unlock(&sort_lock);
     for (size_t k = 1; k < n; k++)
-        if (strcmp(items[order[k]].rec.serial, items[order[k - 1]].rec.serial) == 0)
-            redo[order[k]] = true;
+        if (strcmp(order[k].serial, order[k - 1].serial) == 0)
+            redo[order[k].i] = true;
     free(order);
     for (size_t i = 0; i < n && rc == FP_ERR_OK; i++) {
         fp_cert_rec old;
