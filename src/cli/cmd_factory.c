@@ -116,7 +116,8 @@ static char *bio_string(BIO *b, size_t *len)
 
     if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
         return NULL;
-    memcpy(s, p, (size_t)n);
+    if (n > 0) /* an empty memory BIO has no buffer at all */
+        memcpy(s, p, (size_t)n);
     s[n] = '\0';
     *len = (size_t)n;
     return s;
