@@ -270,6 +270,18 @@ FP_DEVICE_API int fp_credstore_rotate(fp_credstore *s, fp_device_cred *c);
 FP_DEVICE_API int fp_credstore_confirm(fp_credstore *s);
 /* The current (unconfirmed) pair does not work: go back to the previous. */
 FP_DEVICE_API int fp_credstore_rollback(fp_credstore *s);
+/* Factory provisioning (`fleetpki factory mint`): writes a first pair into
+ * an EMPTY store over st, as slot 0, generation 1, with the very steps
+ * and format of fp_credstore_rotate (each file written as .new and synced
+ * through st, renamed into place, directory synced).  The PEM is written
+ * as given, neither parsed nor verified (the factory made the key and the
+ * chain; fp_credstore_open checks them as it checks any pair).  key_pem:
+ * the private key (PKCS#8 PEM); chain_pem: PEM certificates, leaf first.
+ * STORE when the store already holds a credential file (nothing is
+ * written), IO when a storage call fails. */
+FP_DEVICE_API int fp_credstore_provision(const fp_storage *st, const char *key_pem,
+                                         size_t key_len, const char *chain_pem,
+                                         size_t chain_len);
 
 #ifdef __cplusplus
 }

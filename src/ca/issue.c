@@ -2,6 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "issue.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,4 +301,208 @@ int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
                         job_committed, j);
     free(detail);
     return FP_ERR_OK;
+}
+
+/* ---- batches (bulk minting) ---- */
+
+typedef struct batch_item {
+    fp_ca *ca;
+    X509 *x;
+    fp_cert_rec rec;
+    char *detail;
+} batch_item;
+
+static void item_clear(batch_item *it)
+{
+    X509_free(it->x);
+    it->x = NULL;
+    fp_cert_rec_clear(&it->rec);
+    free(it->detail);
+    it->detail = NULL;
+}
+
+typedef struct serial_ref {
+    const char *serial;
+    size_t i;
+} serial_ref;
+
+static int by_serial(const void *a, const void *b)
+{
+    return strcmp(((const serial_ref *)a)->serial, ((const serial_ref *)b)->serial);
+}
+
+/* After FP_ERR_DUPLICATE: mark the items whose serial is already in the
+ * store, or repeats one drawn earlier in the batch.  *found counts them. */
+static int find_collisions(fp_store *store, const batch_item *items, size_t n, bool *redo,
+                           size_t *found, fp_error *e)
+{
+    serial_ref *order = malloc(n * sizeof(*order));
+    int rc = FP_ERR_OK;
+
+    *found = 0;
+    if (order == NULL)
+        return fp_err_set(e, FP_ERR_NOMEM, NULL);
+    for (size_t i = 0; i < n; i++) {
+        order[i] = (serial_ref){items[i].rec.serial, i};
+        redo[i] = false;
+    }
+    qsort(order, n, sizeof(*order), by_serial);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(order[k].serial, order[k - 1].serial) == 0)
+            redo[order[k].i] = true;
+    free(order);
+    for (size_t i = 0; i < n && rc == FP_ERR_OK; i++) {
+        fp_cert_rec old;
+        fp_error ge = {0};
+        int g = redo[i] ? FP_ERR_NOT_FOUND : fp_store_cert_get(store, items[i].rec.serial, &old, &ge);
+
+        if (g == FP_ERR_OK) {
+            fp_cert_rec_clear(&old);
+            redo[i] = true;
+        } else if (g != FP_ERR_NOT_FOUND) {
+            *e = ge;
+            rc = g;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        *found += redo[i];
+    return rc;
+}
+
+static int batch_sign(fp_store *store, const fp_issue_req *req, batch_item *it, fp_error *e)
+{
+    item_clear(it);
+    return sign_checked(it->ca, store, req, &it->x, &it->rec, &it->detail, e);
+}
+
+static int batch_commit(fp_store *store, const fp_issue_req *reqs, batch_item *items, size_t n,
+                        fp_error *e)
+{
+    fp_cert_rec *recs = malloc(n * sizeof(*recs));
+    fp_audit_event *evs = malloc(n * sizeof(*evs));
+    int rc;
+
+    if (recs == NULL || evs == NULL) {
+        free(recs);
+        free(evs);
+        return fp_err_set(e, FP_ERR_NOMEM, NULL);
+    }
+    for (size_t i = 0; i < n; i++) {
+        recs[i] = items[i].rec; /* shallow: items keep ownership */
+        evs[i] = (fp_audit_event){.actor = reqs[i].actor, .action = req_action(&reqs[i]),
+                                  .object = items[i].rec.serial, .detail = items[i].detail,
+                                  .project = items[i].rec.project};
+    }
+    rc = fp_store_cert_insert(store, recs, evs, n, e);
+    free(recs);
+    free(evs);
+    return rc;
+}
+
+struct fp_signed_batch {
+    const fp_issue_req *reqs; /* the caller's, valid until commit */
+    size_t n;
+    batch_item *items;
+    bool *redo;
+};
+
+void fp_signed_batch_free(fp_signed_batch *b)
+{
+    if (b == NULL)
+        return;
+    for (size_t i = 0; b->items != NULL && i < b->n; i++)
+        item_clear(&b->items[i]);
+    free(b->items);
+    free(b->redo);
+    free(b);
+}
+
+int fp_issue_batch_sign(fp_issuer *iss, fp_store *store, const fp_issue_req *reqs, size_t n,
+                        fp_signed_batch **out, fp_error *err)
+{
+    fp_error local = {0};
+    fp_error *e = err ? err : &local;
+    fp_signed_batch *b = calloc(1, sizeof(*b));
+    int rc = FP_ERR_OK;
+
+    *out = NULL;
+    if (b == NULL)
+        return fp_err_set(e, FP_ERR_NOMEM, NULL);
+    b->reqs = reqs;
+    b->n = n;
+    b->items = calloc(n ? n : 1, sizeof(*b->items));
+    b->redo = calloc(n ? n : 1, sizeof(*b->redo));
+    if (b->items == NULL || b->redo == NULL)
+        rc = fp_err_set(e, FP_ERR_NOMEM, NULL);
+    for (size_t i = 0; i < n && rc == FP_ERR_OK; i++) {
+        if ((reqs[i].token_id != NULL && reqs[i].token_id[0]) || reqs[i].pending_id > 0)
+            rc = fp_err_set(e, FP_ERR_ARG, "a batch takes no token and no held request");
+        else if ((rc = fp_issuer_pick(iss, &reqs[i], &b->items[i].ca, e)) == FP_ERR_OK)
+            rc = batch_sign(store, &reqs[i], &b->items[i], e);
+    }
+    if (rc != FP_ERR_OK) {
+        fp_signed_batch_free(b);
+        return rc;
+    }
+    *out = b;
+    return FP_ERR_OK;
+}
+
+int fp_issue_batch_commit(fp_signed_batch *b, fp_store *store, X509 **certs, fp_error *err)
+{
+    fp_error local = {0};
+    fp_error *e = err ? err : &local;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++)
+        certs[i] = NULL;
+    if (b->n == 0)
+        return FP_ERR_OK;
+    fp_test_crash_point("batch-before-commit");
+    for (int attempt = 1;; attempt++) {
+        size_t found = 0;
+
+        rc = batch_commit(store, b->reqs, b->items, b->n, e);
+        if (rc != FP_ERR_DUPLICATE)
+            break;
+        if (attempt >= SERIAL_ATTEMPTS) {
+            rc = fp_err_set(e, FP_ERR_DUPLICATE, "no unique serials after %d attempts",
+                            SERIAL_ATTEMPTS);
+            break;
+        }
+        if ((rc = find_collisions(store, b->items, b->n, b->redo, &found, e)) != FP_ERR_OK)
+            break;
+        fp_log(FP_LOG_WARN, "serial collision in a batch of %zu: signing %zu again (attempt %d)",
+               b->n, found, attempt + 1);
+        /* only the colliding certificates are signed again; the others
+         * were never handed out, their serials stay */
+        for (size_t i = 0; i < b->n && rc == FP_ERR_OK; i++)
+            if (b->redo[i])
+                rc = batch_sign(store, &b->reqs[i], &b->items[i], e);
+        if (rc != FP_ERR_OK)
+            break;
+    }
+    if (rc != FP_ERR_OK)
+        return rc;
+    fp_test_crash_point("batch-after-commit");
+    for (size_t i = 0; i < b->n; i++) {
+        certs[i] = b->items[i].x;
+        b->items[i].x = NULL;
+    }
+    return FP_ERR_OK;
+}
+
+int fp_issue_batch(fp_issuer *iss, fp_store *store, const fp_issue_req *reqs, size_t n,
+                   X509 **certs, fp_error *err)
+{
+    fp_signed_batch *b = NULL;
+    int rc;
+
+    for (size_t i = 0; i < n; i++)
+        certs[i] = NULL;
+    if ((rc = fp_issue_batch_sign(iss, store, reqs, n, &b, err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_issue_batch_commit(b, store, certs, err);
+    fp_signed_batch_free(b);
+    return rc;
 }

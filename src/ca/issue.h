@@ -62,4 +62,37 @@ typedef void (*fp_issue_done)(void *arg, int rc, const fp_error *err, X509 *cert
 int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
                     fp_issue_done done, void *arg, fp_error *err);
 
+/*
+ * Steps 1-5 for n requests at once (bulk minting: `fleetpki factory
+ * mint`), on the caller's thread and store handle.  Each request is
+ * signed by its project's CA with the same policy, build, sign and check
+ * steps as fp_issue; then every certificate of the batch is committed with
+ * its audit row in ONE durable transaction (fp_store_cert_insert).  On a
+ * serial collision (with the store, or two of the batch drawing the same
+ * serial) only the colliding certificates are signed again and the batch
+ * is committed again, up to the same attempt limit as fp_issue.
+ * All or nothing: a refusal of any request (audited as csr.refuse, as
+ * fp_issue does) or a store failure fails the whole batch and nothing is
+ * committed.  Tokens and held requests are not supported here
+ * (req->token_id, req->pending_id: FP_ERR_ARG).  certs[0..n-1] (caller
+ * frees each) only on FP_ERR_OK; they are NULL otherwise.  Safe to call
+ * from several threads at once, each with its own store handle.
+ */
+int fp_issue_batch(fp_issuer *iss, fp_store *store, const fp_issue_req *reqs, size_t n,
+                   X509 **certs, fp_error *err);
+
+/* fp_issue_batch in its two halves, so that several threads can sign
+ * while one at a time commits (the factory serialises the commits itself
+ * instead of waiting on the store's lock).  _sign: steps 1-3 for every
+ * request (refusals audited on store, all or nothing); *out (free with
+ * fp_signed_batch_free) keeps pointers into reqs, which must stay valid
+ * until it is freed.  _commit: steps 4-5 as fp_issue_batch (collisions
+ * signed again, audited on store); certs as fp_issue_batch.  A batch
+ * whose commit failed may be committed again or freed. */
+typedef struct fp_signed_batch fp_signed_batch;
+int fp_issue_batch_sign(fp_issuer *iss, fp_store *store, const fp_issue_req *reqs, size_t n,
+                        fp_signed_batch **out, fp_error *err);
+int fp_issue_batch_commit(fp_signed_batch *b, fp_store *store, X509 **certs, fp_error *err);
+void fp_signed_batch_free(fp_signed_batch *b);
+
 #endif

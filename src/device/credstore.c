@@ -20,6 +20,9 @@
  * old slot is touched only by confirm (unlink, then directory sync),
  * which runs after the new pair is durable.  So at every instant the disk
  * holds at least one valid pair, old or new.
+ *
+ * Provisioning (fleetpki factory mint) writes a first pair into an empty
+ * store with the same writer (write_pair), slot 0, generation 1.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,9 +241,34 @@ static int unlink_slot(fp_credstore *s, int n)
     return FP_DEVICE_OK;
 }
 
+/* Writes a pair into slot t at generation gen as a rotation does: both
+ * files as .new, each synced and closed, then renamed into place.  The
+ * directory sync is the caller's. */
+static int write_pair(fp_credstore *s, int t, unsigned long long gen, const char *kpem,
+                      size_t klen, const char *cpem, size_t clen)
+{
+    char from[32], to[32];
+    int rc;
+
+    name_of(from, sizeof(from), t, "key", 1);
+    if ((rc = write_file(s, from, gen, kpem, klen)) != FP_DEVICE_OK)
+        return rc;
+    name_of(from, sizeof(from), t, "crt", 1);
+    if ((rc = write_file(s, from, gen, cpem, clen)) != FP_DEVICE_OK)
+        return rc;
+    for (int i = 0; i < 2; i++) {
+        const char *ext = i == 0 ? "key" : "crt";
+        name_of(from, sizeof(from), t, ext, 1);
+        name_of(to, sizeof(to), t, ext, 0);
+        if (s->st->rename(s->st->ctx, from, to) != 0)
+            return fpd_err(&s->err, FP_DEVICE_ERR_IO, "cannot rename %s", from);
+    }
+    return FP_DEVICE_OK;
+}
+
 int fp_credstore_rotate(fp_credstore *s, fp_device_cred *c)
 {
-    char *kpem = NULL, *cpem = NULL, from[32], to[32];
+    char *kpem = NULL, *cpem = NULL;
     size_t klen = 0, clen = 0;
     unsigned long long gen;
     int t, rc;
@@ -263,21 +291,8 @@ int fp_credstore_rotate(fp_credstore *s, fp_device_cred *c)
     if ((rc = fpd_key_to_pem(c->key, &kpem, &klen, &s->err)) != FP_DEVICE_OK ||
         (rc = fpd_certs_to_pem(&c->chain, &cpem, &clen, &s->err)) != FP_DEVICE_OK)
         goto out;
-    name_of(from, sizeof(from), t, "key", 1);
-    if ((rc = write_file(s, from, gen, kpem, klen)) != FP_DEVICE_OK)
+    if ((rc = write_pair(s, t, gen, kpem, klen, cpem, clen)) != FP_DEVICE_OK)
         goto out;
-    name_of(from, sizeof(from), t, "crt", 1);
-    if ((rc = write_file(s, from, gen, cpem, clen)) != FP_DEVICE_OK)
-        goto out;
-    for (int i = 0; i < 2; i++) {
-        const char *ext = i == 0 ? "key" : "crt";
-        name_of(from, sizeof(from), t, ext, 1);
-        name_of(to, sizeof(to), t, ext, 0);
-        if (s->st->rename(s->st->ctx, from, to) != 0) {
-            rc = fpd_err(&s->err, FP_DEVICE_ERR_IO, "cannot rename %s", from);
-            goto out;
-        }
-    }
     /* from here on the new pair is in place; the slot in memory follows
      * even if the directory sync fails (the disk then holds old or new) */
     s->maxgen = gen;
@@ -334,4 +349,33 @@ int fp_credstore_rollback(fp_credstore *s)
     s->s[c].cred = NULL;
     pick(s);
     return FP_DEVICE_OK;
+}
+
+int fp_credstore_provision(const fp_storage *st, const char *key_pem, size_t key_len,
+                           const char *chain_pem, size_t chain_len)
+{
+    fp_credstore tmp;
+    char name[32];
+
+    if (st == NULL || key_pem == NULL || chain_pem == NULL || key_len == 0 || chain_len == 0)
+        return FP_DEVICE_ERR_ARG;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.st = st;
+    tmp.cur = -1;
+    /* a first pair only: never over credentials a store already holds */
+    for (int n = 0; n < 4; n++) {
+        fp_storage_file *f = NULL;
+        int missing = 0;
+
+        name_of(name, sizeof(name), n / 2, n % 2 ? "crt" : "key", 0);
+        if (st->open(st->ctx, name, 0, &f, &missing) == 0) {
+            st->close(st->ctx, f);
+            return FP_DEVICE_ERR_STORE;
+        }
+        if (!missing)
+            return FP_DEVICE_ERR_IO;
+    }
+    if (write_pair(&tmp, 0, 1, key_pem, key_len, chain_pem, chain_len) != FP_DEVICE_OK)
+        return FP_DEVICE_ERR_IO;
+    return st->sync(st->ctx, NULL) == 0 ? FP_DEVICE_OK : FP_DEVICE_ERR_IO;
 }
