@@ -484,3 +484,21 @@ out:
     sk_X509_pop_free(bundle, X509_free);
     return rc;
 }
+
+int fp_admin_ca_activate(const fp_admin *a, const char *ca_id, fp_error *err)
+{
+    fp_ca_rec r;
+    int rc = fp_store_ca_get(a->store, ca_id, &r, err);
+
+    if (rc == FP_ERR_NOT_FOUND)
+        return fp_err_set(err, FP_ERR_NOT_FOUND, "no CA '%s' ('fleetpki ca list' shows them)", ca_id);
+    if (rc != FP_ERR_OK)
+        return rc;
+    if (r.kind != FP_CA_ISSUING)
+        rc = fp_err_set(err, FP_ERR_STATE, "CA '%s' is not an issuing CA: only issuing CAs sign",
+                        ca_id);
+    else
+        rc = activate(a, r.id, r.project, err);
+    fp_ca_rec_clear(&r);
+    return rc;
+}

@@ -37,6 +37,10 @@ int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
 int fp_admin_ca_import(const fp_admin *a, const char *project, const char *cert_path,
                        const char *key_path, char ca_id[64], fp_error *err);
 
+/* Make issuing CA ca_id its project's active CA again (a rollback after
+ * `ca create` or `ca import`); the others of the project stop issuing. */
+int fp_admin_ca_activate(const fp_admin *a, const char *ca_id, fp_error *err);
+
 /* A bring-your-own root (or factory CA) of project: authenticates devices,
  * never signs.  path is PEM (the certificate first, then the chain up to
  * its self-signed root when it is not self-signed) or one DER certificate.

@@ -81,7 +81,7 @@ typedef struct fp_config {
     int ocsp_cache_entries;
     int ocsp_validity_seconds;
     int max_pending_commits;
-    /* [server] limits and abuse (issue 8; http.c) */
+    /* [server] limits and abuse (issue 8): copied into fp_http_opts by cmd_serve.c */
     int max_connections;
     int max_connections_per_address;
     int max_requests_per_connection;

@@ -24,13 +24,16 @@ static const char ca_help[] =
     "usage: fleetpki ca list [--project P] [--dir DIR] [--json]\n"
     "       fleetpki ca create --project P [--algo ALGO] [--dir DIR]\n"
     "       fleetpki ca import --project P --cert FILE --key FILE [--dir DIR]\n"
+    "       fleetpki ca activate ID [--dir DIR]\n"
     "\n'create' makes a new issuing CA for P signed by the root and makes it P's\n"
     "active CA (new certificates come from it; earlier CAs keep answering CRL\n"
     "and OCSP for theirs).  'import' brings in a CA made elsewhere: it must be a\n"
     "CA certificate (basicConstraints CA:TRUE, keyCertSign) inside its validity,\n"
     "signed by the root or by one of P's trust roots ('fleetpki root add'), and\n"
     "the key must be its key; the key is stored again under the data\n"
-    "directory's passphrase.  Files: DIR/ca/<id>/.\n";
+    "directory's passphrase.  'activate' makes an issuing CA its project's\n"
+    "active one again (a rollback).  Files: DIR/ca/<id>/.  The server loads\n"
+    "CAs when it starts: restart it after any of these.\n";
 
 static const char root_help[] =
     "usage: fleetpki root add --project P FILE [--dir DIR] [--json]\n"
@@ -208,12 +211,25 @@ int cmd_ca(int argc, char **argv)
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
     sub = argv[1];
-    if (strcmp(sub, "list") && strcmp(sub, "create") && strcmp(sub, "import"))
-        return cli_usage_error("ca", "expected 'ca list', 'ca create' or 'ca import'");
+    if (strcmp(sub, "list") && strcmp(sub, "create") && strcmp(sub, "import") &&
+        strcmp(sub, "activate"))
+        return cli_usage_error("ca", "expected 'ca list', 'ca create', 'ca import' or "
+                                     "'ca activate'");
     if ((rc = parse(&env, argc - 1, argv + 1, "ca", ca_help, &o)) >= 0)
         return rc;
     rc = EXIT_OK;
     optind++;
+    if (!strcmp(sub, "activate")) {
+        if (optind + 1 != argc)
+            return cli_usage_error("ca", "activate takes one CA id");
+        if (admin_open(&env, &a, &err) != FP_ERR_OK ||
+            fp_admin_ca_activate(&a, argv[optind], &err) != FP_ERR_OK)
+            rc = cli_fail(&err);
+        else
+            printf("CA %s is now its project's active CA\n", argv[optind]);
+        cli_env_close(&env);
+        return rc;
+    }
     if (optind != argc)
         return cli_usage_error("ca", "unexpected argument '%s'", argv[optind]);
     if (!strcmp(sub, "list")) {

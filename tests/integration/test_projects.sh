@@ -287,5 +287,28 @@ openssl verify -CAfile "$T/mfg.crt" -untrusted "$T/imp.crt" "$T/a2.crt" >/dev/nu
 curl -sf -o /dev/null "http://$HTTP/crl/$imp_id.crl" || fail "the imported CA has its CRL"
 pass "an imported CA signed by a trust root becomes the project's active CA, with its own CRL"
 fp_serve_stop
+
+# rolling back: acme-1 active again; the root and trust roots never issue
+expect_code 1 "the shared root cannot be made a project's issuing CA" fp ca activate root --dir "$CA"
+grep -q "not an issuing CA" "$T/last.err" || fail "activate root: $(cat "$T/last.err")"
+expect_code 1 "an unknown CA cannot be activated" fp ca activate nope-9 --dir "$CA"
+fp ca activate acme-1 --dir "$CA" >/dev/null || fail "ca activate acme-1"
+fp ca list --dir "$CA" --project acme --json >"$T/acme-cas.json"
+python3 - "$T/acme-cas.json" "$imp_id" <<'PY' || fail "one active CA per project after activate"
+import json, sys
+cas = {c["id"]: c for c in json.load(open(sys.argv[1]))}
+assert cas["acme-1"]["active"] and not cas[sys.argv[2]]["active"], cas
+PY
+fp_serve_run
+EST="https://$HTTPS/.well-known/est"
+token acme
+est_csr a3 "/CN=sensor-a3"
+s=$(est_post "$EST/acme/simpleenroll" "$T/a3.b64" -u "$TOK_ID:$TOK_SECRET")
+expect_status 200 "acme enrolls after the rollback" "$s"
+p7_certs "$T/body" "$T/a3.crt"
+openssl x509 -in "$T/a3.crt" -noout -issuer | grep -q "acme Issuing CA (acme-1)" ||
+    fail "after ca activate acme-1, acme's certificates come from acme-1"
+pass "ca activate rolls a project back to an earlier CA; the root cannot be activated"
+fp_serve_stop
 fp audit verify --dir "$CA" >/dev/null || fail "audit chain"
 pass "audit chain verifies"
