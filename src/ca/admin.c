@@ -321,6 +321,22 @@ int fp_admin_project_create(const fp_admin *a, const char *name, const char *alg
     return fp_admin_ca_create(a, name, algo, ca_id, err);
 }
 
+/* The certificates of path (the first one a CA certificate that passes
+ * check_ca_cert) for project, which must exist. */
+static int read_ca_file(const fp_admin *a, const char *project, const char *path,
+                        STACK_OF(X509) **bundle, fp_error *err)
+{
+    int rc;
+    if ((rc = project_must_exist(a, project, err)) != FP_ERR_OK ||
+        (rc = read_bundle(path, bundle, err)) != FP_ERR_OK)
+        return rc;
+    if ((rc = check_ca_cert(sk_X509_value(*bundle, 0), path, err)) != FP_ERR_OK) {
+        sk_X509_pop_free(*bundle, X509_free);
+        *bundle = NULL;
+    }
+    return rc;
+}
+
 typedef struct {
     X509 *cert;
     const char *project;
@@ -362,12 +378,9 @@ int fp_admin_ca_import(const fp_admin *a, const char *project, const char *cert_
     X509 *cert;
     int rc;
 
-    if ((rc = project_must_exist(a, project, err)) != FP_ERR_OK ||
-        (rc = read_bundle(cert_path, &bundle, err)) != FP_ERR_OK)
+    if ((rc = read_ca_file(a, project, cert_path, &bundle, err)) != FP_ERR_OK)
         goto out;
     cert = sk_X509_value(bundle, 0);
-    if ((rc = check_ca_cert(cert, cert_path, err)) != FP_ERR_OK)
-        goto out;
     /* the key: it must decrypt, obey the key rules and match */
     if ((rc = fp_key_read(key_path, a->pass, a->passlen, &key, err)) != FP_ERR_OK) {
         fp_err_prefix(err, "%s: ", key_path);
@@ -433,12 +446,9 @@ int fp_admin_root_add(const fp_admin *a, const char *project, const char *path,
     X509 *cert;
     int rc;
 
-    if ((rc = project_must_exist(a, project, err)) != FP_ERR_OK ||
-        (rc = read_bundle(path, &bundle, err)) != FP_ERR_OK)
+    if ((rc = read_ca_file(a, project, path, &bundle, err)) != FP_ERR_OK)
         goto out;
     cert = sk_X509_value(bundle, 0);
-    if ((rc = check_ca_cert(cert, path, err)) != FP_ERR_OK)
-        goto out;
     /* the chain: up to a self-signed certificate of the file, every
      * signature and validity checked by OpenSSL's verifier */
     anchors = sk_X509_new_null();

@@ -506,3 +506,10 @@ int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
     return fp_path_join(buf, size, c->dir, opt, err);
 }
 
+int fp_config_store_open(const fp_config *c, fp_store **out, fp_error *err)
+{
+    char path[FP_PATH_MAX];
+    int rc = fp_config_path(c, c->store_path, path, sizeof(path), err);
+    *out = NULL;
+    return rc != FP_ERR_OK ? rc : fp_store_open(path, out, err);
+}

@@ -124,6 +124,9 @@ const fp_profile *fp_config_profile(const fp_config *c, const char *name);
 const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);
 
 /* Resolve a path option against c->dir into buf. */
+/* Open the store named by [store] path (resolved like fp_config_path). */
+int fp_config_store_open(const fp_config *c, fp_store **out, fp_error *err);
+
 int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
                    fp_error *err);
 

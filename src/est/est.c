@@ -280,16 +280,14 @@ fail:
 static int est_worker_init(void *arg, fp_http_worker *w, void **out, fp_error *err)
 {
     est_state *st = arg;
-    char path[FP_PATH_MAX];
     fp_store *store = NULL;
     int rc;
 
     (void)w;
-    if ((rc = fp_config_path(st->cfg, st->cfg->store_path, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_store_open(path, &store, err)) != FP_ERR_OK)
-        return rc;
+    /* the module's own handle per worker (a handle is one thread's) */
+    rc = fp_config_store_open(st->cfg, &store, err);
     *out = store;
-    return FP_ERR_OK;
+    return rc;
 }
 
 static void est_worker_free(void *arg, void *wstate)
