@@ -490,8 +490,15 @@ static fpa_result done_ok(fpa_agent *a, fp_device_cred *cur)
     fpa_backoff_reset(&a->bo);
     if (cur != NULL && fp_device_cred_validity(cur, &nb, &na) == 0) {
         at = fpa_renew_time(nb, na, a->cfg->renew_at);
-        if (at - now < (int64_t)a->cfg->check_interval)
-            r.sleep_ms = at > now ? (uint64_t)(at - now) * 1000 : 1000;
+        if (at <= now) {
+            /* due again already (a lifetime so short, or a notBefore so
+             * far back, that renew_at has passed): never a tight loop */
+            r.sleep_ms = a->cfg->backoff_base_ms;
+            fpa_log(FPA_WARN, "renew-due-at-once", "renew_at=%lld not_after=%lld wait_ms=%u",
+                    (long long)at, (long long)na, a->cfg->backoff_base_ms);
+        } else if (at - now < (int64_t)a->cfg->check_interval) {
+            r.sleep_ms = (uint64_t)(at - now) * 1000;
+        }
         fpa_log(FPA_INFO, "next-check", "renew_at=%lld in_ms=%llu", (long long)at,
                 (unsigned long long)r.sleep_ms);
     }
