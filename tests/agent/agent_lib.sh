@@ -9,6 +9,11 @@
 #   stopped at exit); sets AGENT_PID.  agent_stop: SIGTERM, must exit 0.
 # wait_log LOG REGEX N [SECONDS]: waits until LOG has N lines matching
 #   (default 120 s, generous for sanitizer builds); fails on timeout.
+# agent_port: a free loopback port BELOW the kernel's ephemeral range, for a
+#   server that stops and comes back on the same address: a port picked by
+#   binding port 0 lies in the ephemeral range, where another process's
+#   outgoing connection or port-0 listener (the machine is shared) can take
+#   it while our server is down.
 # serve_on PORT: `fleetpki serve` on the CA in $CA with its https
 #   listener on the given port (a restarted server keeps its address).
 # cur_cert DIR OUT: the credential store's current certificate (the
@@ -58,6 +63,26 @@ wait_log() {
     done
     cat "$log" >&2
     fail "timeout waiting for $n lines matching '$re' in $log"
+}
+
+agent_port() {
+    python3 - <<'PY'
+import random, socket
+lo = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+for _ in range(1000):
+    p = random.randrange(10000, max(lo, 10001))
+    s = socket.socket()
+    try:
+        s.bind(('127.0.0.1', p))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(p)
+    break
+else:
+    raise SystemExit('no free port below the ephemeral range')
+PY
 }
 
 serve_on() {

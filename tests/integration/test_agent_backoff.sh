@@ -14,7 +14,7 @@
 . "$(dirname "$0")/../agent/agent_lib.sh"
 
 fp_new_ca "$CA" >/dev/null
-PORT=$(fp_free_port)
+PORT=$(agent_port)
 
 for AGENT in $AGENTS; do
     B=$(agent_backend "$AGENT")

@@ -23,7 +23,7 @@ backdate_seconds = 0
 [est short]
 profile = short
 CONF
-PORT=$(fp_free_port)
+PORT=$(agent_port)
 serve_on "$PORT"
 
 stop_server() {
