@@ -155,6 +155,13 @@ FP_DEVICE_API int fp_device_bootstrap(fp_device *d, const unsigned char expected
  * verifying issued certificates); if pem_out is non-NULL it receives them
  * as PEM (fp_device_buf_free). */
 FP_DEVICE_API int fp_device_cacerts(fp_device *d, char **pem_out, size_t *pem_len);
+/* /cacerts over a connection whose server is verified against the anchors
+ * as above, but the certificates themselves are only parsed, not verified
+ * and not kept in d: for a caller deciding a root rollover (RFC 7030
+ * 4.1.3, RFC 4210 4.4), where the new root does not chain to the current
+ * anchor by itself.  *pem_out (required) receives them as PEM
+ * (fp_device_buf_free).  Trust nothing in it without checking. */
+FP_DEVICE_API int fp_device_cacerts_unverified(fp_device *d, char **pem_out, size_t *pem_len);
 
 /* Key types (what to generate). */
 typedef enum {
@@ -191,6 +198,18 @@ typedef struct {
     int encrypt_key;            /* serverkeygen: ask for the key encrypted to
                                    the TLS client certificate (4.4.1.2) */
 } fp_device_enroll_opts;
+
+/* A simpleenroll or simplereenroll answered 202 or 503 (RETRY_LATER), or
+ * lost to a network failure after the request was sent, leaves its key
+ * and CSR pending in d: the next call of the SAME operation sends that CSR
+ * again byte for byte (RFC 7030 4.2.3; a server holding it for approval
+ * recognises it) and its options are then ignored.  Any other answer, a
+ * call of another operation, fp_device_set_server or
+ * fp_device_drop_pending discards it.  Not kept: a CSR carrying the
+ * connection's channel binding (valid on that connection only) and
+ * serverkeygen requests. */
+FP_DEVICE_API int fp_device_has_pending(const fp_device *d);
+FP_DEVICE_API void fp_device_drop_pending(fp_device *d);
 
 /* /simpleenroll (RFC 7030 4.2.1): generates a key, sends a CSR, and checks
  * the answer: certs-only PKCS#7 whose certificate holds our key and chains

@@ -36,6 +36,13 @@ struct fp_device {
     int timeout_ms;
     int http_status;
     long retry_after;
+    /* RFC 7030 4.2.3: after a 202/503 the same request is repeated, so the
+     * key and CSR of a simpleenroll/simplereenroll answered that way are
+     * kept (pending_op = enroll_op + 1, 0 when none) */
+    int pending_op;
+    struct fpd_key *pending_key;
+    char *pending_b64; /* base64 CSR */
+    size_t pending_b64_len;
 };
 
 fp_device *fp_device_new(void)
@@ -56,10 +63,28 @@ static void free_secret_str(char **s)
     *s = NULL;
 }
 
+void fp_device_drop_pending(fp_device *d)
+{
+    if (d == NULL)
+        return;
+    fpd_key_free(d->pending_key);
+    fp_device_secret_free(d->pending_b64, d->pending_b64_len);
+    d->pending_key = NULL;
+    d->pending_b64 = NULL;
+    d->pending_b64_len = 0;
+    d->pending_op = 0;
+}
+
+int fp_device_has_pending(const fp_device *d)
+{
+    return d != NULL && d->pending_op != 0;
+}
+
 void fp_device_free(fp_device *d)
 {
     if (d == NULL)
         return;
+    fp_device_drop_pending(d);
     free(d->host);
     free(d->label);
     fpd_certs_clear(&d->anchors);
@@ -123,6 +148,7 @@ int fp_device_set_server(fp_device *d, const char *host, unsigned port, const ch
     d->host = h;
     d->label = l;
     d->port = port;
+    fp_device_drop_pending(d); /* was meant for the previous server */
     return FP_DEVICE_OK;
 }
 
@@ -307,7 +333,9 @@ static int out_pem(fp_device *d, const fpd_certs *c, char **pem, size_t *len)
     return fpd_certs_to_pem(c, pem, len, &d->err);
 }
 
-int fp_device_cacerts(fp_device *d, char **pem_out, size_t *pem_len)
+/* /cacerts over a verified connection; verify: every certificate must
+ * chain to the anchors and the set is kept in d. */
+static int cacerts(fp_device *d, int verify, char **pem_out, size_t *pem_len)
 {
     fpd_conn *c = NULL;
     fpd_http_resp resp = {0};
@@ -319,19 +347,33 @@ int fp_device_cacerts(fp_device *d, char **pem_out, size_t *pem_len)
     if ((rc = open_conn(d, 1, &c)) != FP_DEVICE_OK ||
         (rc = request(d, c, 1, "GET", "cacerts", NULL, 0, &resp)) != FP_DEVICE_OK ||
         (rc = certs_body(d, resp.content_type, resp.body.p, resp.body.len, &certs)) != FP_DEVICE_OK ||
-        (rc = verify_all(d, &d->anchors, &certs)) != FP_DEVICE_OK ||
+        (verify && (rc = verify_all(d, &d->anchors, &certs)) != FP_DEVICE_OK) ||
         (rc = out_pem(d, &certs, pem_out, pem_len)) != FP_DEVICE_OK)
         goto out;
-    fpd_certs_clear(&d->cacerts);
-    d->cacerts = certs;
-    certs.v = NULL;
-    certs.n = 0;
+    if (verify) {
+        fpd_certs_clear(&d->cacerts);
+        d->cacerts = certs;
+        certs.v = NULL;
+        certs.n = 0;
+    }
     d->err.msg[0] = '\0';
 out:
     fpd_certs_clear(&certs);
     fpd_http_resp_free(&resp);
     fpd_conn_close(c);
     return rc;
+}
+
+int fp_device_cacerts(fp_device *d, char **pem_out, size_t *pem_len)
+{
+    return cacerts(d, 1, pem_out, pem_len);
+}
+
+int fp_device_cacerts_unverified(fp_device *d, char **pem_out, size_t *pem_len)
+{
+    if (pem_out == NULL || pem_len == NULL)
+        return FP_DEVICE_ERR_ARG;
+    return cacerts(d, 0, pem_out, pem_len);
 }
 
 int fp_device_bootstrap(fp_device *d, const unsigned char expected_sha256[32], char **pem_out,
@@ -577,7 +619,7 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     char *b64 = NULL, cb[96];
     size_t csr_len = 0, b64_len = 0;
     fp_device_key_type kt;
-    int rc, binding;
+    int rc, binding = 0;
 
     if (d == NULL || out == NULL)
         return FP_DEVICE_ERR_ARG;
@@ -591,6 +633,23 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     /* the issuing CA certificates help verify what we get */
     if (d->cacerts.n == 0 && (rc = fp_device_cacerts(d, NULL, NULL)) != FP_DEVICE_OK)
         return rc;
+    if (d->pending_op != 0 && d->pending_op != (int)op + 1)
+        fp_device_drop_pending(d); /* another operation: start afresh */
+    if (d->pending_op != 0) {
+        /* RFC 7030 4.2.3: repeat the request answered 202/503, same CSR */
+        key = d->pending_key;
+        b64 = d->pending_b64;
+        b64_len = d->pending_b64_len;
+        d->pending_key = NULL;
+        d->pending_b64 = NULL;
+        d->pending_b64_len = 0;
+        d->pending_op = 0;
+        if ((rc = open_conn(d, 1, &c)) != FP_DEVICE_OK)
+            goto keep;
+        if ((rc = request(d, c, 1, "POST", names[op], b64, b64_len, &resp)) != FP_DEVICE_OK)
+            goto keep;
+        goto answer;
+    }
     if (o->use_csrattrs && (rc = fp_device_get_csrattrs(d, &attrs)) != FP_DEVICE_OK)
         return rc;
 
@@ -629,8 +688,14 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
             (rc = fpd_b64_encode(csr, csr_len, &b64, &b64_len, &d->err)) != FP_DEVICE_OK)
             goto out;
     }
-    if ((rc = request(d, c, 1, "POST", names[op], b64, b64_len, &resp)) != FP_DEVICE_OK)
+    if ((rc = request(d, c, 1, "POST", names[op], b64, b64_len, &resp)) != FP_DEVICE_OK) {
+        /* a CSR carrying this connection's channel binding cannot be
+         * repeated on another one, and serverkeygen's key is the server's */
+        if (!binding && op != OP_KEYGEN)
+            goto keep;
         goto out;
+    }
+answer:
     if (resp.status != 200) {
         rc = fpd_err(&d->err, FP_DEVICE_ERR_HTTP, "%s: HTTP %d", names[op], resp.status);
         goto out;
@@ -651,6 +716,20 @@ static int enroll(fp_device *d, enroll_op op, const fp_device_enroll_opts *opts,
     key = NULL;
     if (rc == FP_DEVICE_OK)
         d->err.msg[0] = '\0';
+    goto out;
+keep:
+    /* kept for the repetition after a 202/503 or a transport failure (the
+     * server may hold it); a refusal or any other answer drops it */
+    if (rc == FP_DEVICE_ERR_RETRY_LATER || rc == FP_DEVICE_ERR_IO || rc == FP_DEVICE_ERR_TLS ||
+        rc == FP_DEVICE_ERR_TRUNCATED) {
+        d->pending_op = (int)op + 1;
+        d->pending_key = key;
+        d->pending_b64 = b64;
+        d->pending_b64_len = b64_len;
+        key = NULL;
+        b64 = NULL;
+        b64_len = 0;
+    }
 out:
     fp_device_secret_free(b64, b64_len); /* may hold a challengePassword */
     fp_device_secret_free(csr, csr_len);
