@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../x509/der.h"
 #include "../x509/x509util.h"
 #include "ocsp_cache.h"
 
@@ -254,9 +255,8 @@ static int check_nonce(OCSP_REQUEST *req)
     int idx = OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1);
     X509_EXTENSION *ext;
     const ASN1_OCTET_STRING *v;
-    const unsigned char *p;
-    long len;
-    int tag, cls, inf;
+    fp_der d;
+    fp_der_tlv t;
 
     if (idx < 0)
         return 0;
@@ -266,12 +266,13 @@ static int check_nonce(OCSP_REQUEST *req)
     v = ext ? X509_EXTENSION_get_data(ext) : NULL;
     if (v == NULL || v->length < 1)
         return -1;
-    p = v->data;
-    inf = ASN1_get_object(&p, &len, &tag, &cls, v->length);
-    if ((inf & 0x80) || inf != 0 || tag != V_ASN1_OCTET_STRING || cls != V_ASN1_UNIVERSAL ||
-        p + len != v->data + v->length)
+    /* the extension value is the DER of one OCTET STRING (RFC 8954 2.1),
+     * read with the one bounded DER cursor */
+    fp_der_init(&d, v->data, (size_t)v->length);
+    if (fp_der_expect(&d, V_ASN1_OCTET_STRING, V_ASN1_UNIVERSAL, false, &t, NULL) != FP_ERR_OK ||
+        fp_der_finish(&d, NULL) != FP_ERR_OK)
         return -1;
-    return len >= 1 && len <= FP_OCSP_NONCE_MAX ? 1 : -1;
+    return t.len >= 1 && t.len <= FP_OCSP_NONCE_MAX ? 1 : -1;
 }
 
 static int encode_resp(int status, OCSP_BASICRESP *bs, unsigned char **out, size_t *out_len,

@@ -327,17 +327,23 @@ static void test_nonce(void **state)
     OCSP_REQUEST_free(req);
 }
 
-/* A nonce extension whose value is not an OCTET STRING, or empty. */
+/* A nonce extension whose value is not an OCTET STRING, is empty, or is
+ * not DER (a non-minimal length, an indefinite length, trailing octets:
+ * the DER cursor's rules; the last three were accepted before). */
 static void test_nonce_malformed(void **state)
 {
     fx *f = *state;
     X509 *ca = fp_ca_get0_cert(f->c.ca);
     static const unsigned char empty_os[] = {0x04, 0x00};
     static const unsigned char not_os[] = {0x02, 0x01, 0x05};
-    const unsigned char *vals[] = {empty_os, not_os};
-    size_t lens[] = {sizeof(empty_os), sizeof(not_os)};
+    static const unsigned char long_form[] = {0x04, 0x81, 0x02, 0xab, 0xcd};
+    static const unsigned char indefinite[] = {0x24, 0x80, 0x04, 0x01, 0xab, 0x00, 0x00};
+    static const unsigned char trailing[] = {0x04, 0x01, 0xab, 0x00};
+    const unsigned char *vals[] = {empty_os, not_os, long_form, indefinite, trailing};
+    size_t lens[] = {sizeof(empty_os), sizeof(not_os), sizeof(long_form), sizeof(indefinite),
+                     sizeof(trailing)};
 
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 5; i++) {
         OCSP_REQUEST *req = OCSP_REQUEST_new();
         ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
         X509_EXTENSION *ext;
