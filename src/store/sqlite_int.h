@@ -145,4 +145,17 @@ int sq_pending_issue(fp_store *base, int64_t id, const fp_cert_rec *rec,
                      const fp_audit_event *cert_ev, const fp_audit_event *decide_ev,
                      fp_error *err);
 
+/* sqlite_apikeys.c */
+int sq_token_list(fp_store *base, const char *project, fp_token_cb cb, void *arg,
+                  fp_error *err);
+int sq_token_delete(fp_store *base, const char *project, const char *id,
+                    const fp_audit_event *ev, fp_error *err);
+int sq_apikey_put(fp_store *base, const fp_apikey_rec *k, const fp_audit_event *ev,
+                  fp_error *err);
+int sq_apikey_get(fp_store *base, const char *id, fp_apikey_rec *out, fp_error *err);
+int sq_apikey_list(fp_store *base, const char *project, fp_apikey_cb cb, void *arg,
+                   fp_error *err);
+int sq_apikey_revoke(fp_store *base, const char *id, int64_t when, const fp_audit_event *ev,
+                     fp_error *err);
+
 #endif

@@ -144,6 +144,17 @@ static const migration migrations[] = {
      "ALTER TABLE audit ADD COLUMN project TEXT NOT NULL DEFAULT '';"
      "ALTER TABLE cert_status_log ADD COLUMN project TEXT NOT NULL DEFAULT '';",
      ca_fill_from_der},
+    /* 5: devices (issue 10, wt-reg): filled in at merge; until then the
+     * API keys below take the next number (the coordinator renumbers). */
+    /* API keys of the admin REST API: only SHA-256 of each secret.
+     * project '' is an admin key (every project), hence no foreign key
+     * on it; a project key names an existing project (checked on put). */
+    {"CREATE TABLE api_keys ("
+     "  id TEXT PRIMARY KEY, project TEXT NOT NULL DEFAULT '',"
+     "  read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
+     "  hash BLOB NOT NULL, created_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0);",
+     NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))

@@ -235,6 +235,58 @@ int fp_store_token_use(fp_store *s, const char *project, const char *id, int64_t
     return s->ops->token_use(s, project, id, now, ev, err);
 }
 
+int fp_store_token_list(fp_store *s, const char *project, fp_token_cb cb, void *arg,
+                        fp_error *err)
+{
+    if (project == NULL || cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token list needs a project and a callback");
+    return s->ops->token_list(s, project, cb, arg, err);
+}
+
+int fp_store_token_delete(fp_store *s, const char *project, const char *id,
+                          const fp_audit_event *ev, fp_error *err)
+{
+    if (project == NULL || id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token delete needs a project and an id");
+    return s->ops->token_delete(s, project, id, ev, err);
+}
+
+/* ---- API keys ---- */
+
+int fp_store_apikey_put(fp_store *s, const fp_apikey_rec *k, const fp_audit_event *ev,
+                        fp_error *err)
+{
+    /* "" is an admin key; any other project must be a valid name */
+    if (k->project[0] != '\0' && !fp_project_name_ok(k->project))
+        return bad_project(err, k->project);
+    if (k->id[0] == '\0' || memchr(k->id, '\0', sizeof(k->id)) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "an API key needs an id");
+    return s->ops->apikey_put(s, k, ev, err);
+}
+
+int fp_store_apikey_get(fp_store *s, const char *id, fp_apikey_rec *out, fp_error *err)
+{
+    if (id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key lookup needs an id");
+    return s->ops->apikey_get(s, id, out, err);
+}
+
+int fp_store_apikey_list(fp_store *s, const char *project, fp_apikey_cb cb, void *arg,
+                         fp_error *err)
+{
+    if (cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key list needs a callback");
+    return s->ops->apikey_list(s, project, cb, arg, err);
+}
+
+int fp_store_apikey_revoke(fp_store *s, const char *id, int64_t when,
+                           const fp_audit_event *ev, fp_error *err)
+{
+    if (id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key revoke needs an id");
+    return s->ops->apikey_revoke(s, id, when, ev, err);
+}
+
 /* ---- pending requests ---- */
 
 void fp_pending_rec_clear(fp_pending_rec *r)

@@ -51,6 +51,18 @@ typedef struct fp_store_ops {
     int (*token_use)(fp_store *s, const char *project, const char *id, int64_t now,
                      const fp_audit_event *ev, fp_error *err);
 
+    int (*token_list)(fp_store *s, const char *project, fp_token_cb cb, void *arg,
+                      fp_error *err);
+    int (*token_delete)(fp_store *s, const char *project, const char *id,
+                        const fp_audit_event *ev, fp_error *err);
+    int (*apikey_put)(fp_store *s, const fp_apikey_rec *k, const fp_audit_event *ev,
+                      fp_error *err);
+    int (*apikey_get)(fp_store *s, const char *id, fp_apikey_rec *out, fp_error *err);
+    int (*apikey_list)(fp_store *s, const char *project, fp_apikey_cb cb, void *arg,
+                       fp_error *err);
+    int (*apikey_revoke)(fp_store *s, const char *id, int64_t when, const fp_audit_event *ev,
+                         fp_error *err);
+
     int (*pending_add)(fp_store *s, const fp_pending_rec *r, int64_t *id,
                        const fp_audit_event *ev, fp_error *err);
     int (*pending_find)(fp_store *s, const char *project, const char *label,
