@@ -142,13 +142,24 @@ int fp_registry_new(const fp_config *cfg, const char *store_path, fp_registry **
 {
     fp_registry *r;
 
-    (void)cfg;
+    char path[FP_PATH_MAX];
+    int rc;
+
     *out = NULL;
+    if (store_path == NULL && cfg != NULL)
+        store_path = cfg->store_path;
     if (store_path == NULL || strlen(store_path) >= FP_PATH_MAX)
         return fp_err_set(err, FP_ERR_ARG, "registry needs a store path");
+    /* relative to the configuration's directory, as fp_config_store_open */
+    if (cfg != NULL)
+        rc = fp_config_path(cfg, store_path, path, sizeof(path), err);
+    else
+        rc = snprintf(path, sizeof(path), "%s", store_path) < 0 ? FP_ERR_ARG : FP_ERR_OK;
+    if (rc != FP_ERR_OK)
+        return rc;
     if ((r = calloc(1, sizeof(*r))) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    snprintf(r->store_path, sizeof(r->store_path), "%s", store_path);
+    snprintf(r->store_path, sizeof(r->store_path), "%s", path);
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     if (pthread_create(&r->thread, NULL, flusher, r) != 0) {

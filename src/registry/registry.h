@@ -69,6 +69,8 @@ typedef struct fp_registry fp_registry; /* batches last-seen writes; thread-safe
 #define FP_REGISTRY_FLUSH_SECONDS 5
 #define FP_REGISTRY_FLUSH_BATCH 1024
 
+/* store_path NULL: cfg's; a relative path is resolved against cfg->dir
+ * (as fp_config_store_open does). */
 int fp_registry_new(const fp_config *cfg, const char *store_path, fp_registry **out,
                     fp_error *err);
 void fp_registry_free(fp_registry *r); /* flushes */
