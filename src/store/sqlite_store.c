@@ -206,6 +206,15 @@ static const fp_store_ops sqlite_ops = {
     .pending_issue = sq_pending_issue,
     .audit_append = sq_audit_append,
     .audit_iter = sq_audit_iter,
+    .device_register = sq_device_register,
+    .device_get = sq_device_get,
+    .device_list = sq_device_list,
+    .device_set_state = sq_device_set_state,
+    .device_tag = sq_device_tag,
+    .device_touch = sq_device_touch,
+    .device_certs = sq_device_certs,
+    .device_naming_get = sq_device_naming_get,
+    .device_naming_set = sq_device_naming_set,
 };
 
 int fp_store_sqlite_open(const char *path, fp_store_role role, fp_store **out, fp_error *err)
