@@ -17,7 +17,7 @@
 #include "../common/util.h"
 #include "api_int.h"
 
-static json_t *cert_json(const fp_cert_rec *r)
+json_t *api_cert_json(const fp_cert_rec *r)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:s}", "serial", r->serial,
                           "project", r->project, "ca_id", r->ca_id, "profile", r->profile,
@@ -88,7 +88,7 @@ static int page_add(void *arg, const fp_cert_rec *r)
         pg->more = true;
         return FP_ERR_STATE; /* stop the walk: one item beyond the page is enough */
     }
-    if ((o = cert_json(r)) == NULL || json_array_append_new(pg->items, o) != 0)
+    if ((o = api_cert_json(r)) == NULL || json_array_append_new(pg->items, o) != 0)
         return FP_ERR_NOMEM;
     pg->n++;
     snprintf(pg->last, sizeof(pg->last), "%" PRId64 ":%s", r->issued_at, r->serial);
@@ -192,7 +192,7 @@ int api_cert_get(fp_http_req *req)
 
     if ((p = api_project(req)) == NULL || !cert_of(req, p, &r))
         return FP_HTTP_DONE;
-    api_json(req, 200, cert_json(&r));
+    api_json(req, 200, api_cert_json(&r));
     fp_cert_rec_clear(&r);
     return FP_HTTP_DONE;
 }
@@ -228,7 +228,7 @@ int api_cert_revoke(fp_http_req *req)
         api_fail(req, &e);
         return FP_HTTP_DONE;
     }
-    api_json(req, 200, cert_json(&r));
+    api_json(req, 200, api_cert_json(&r));
     fp_cert_rec_clear(&r);
     return FP_HTTP_DONE;
 }

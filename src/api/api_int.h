@@ -81,6 +81,9 @@ char *api_cursor_encode(const char *text);
 /* "30d", "12h", "15m", "90s" -> seconds; -1 if malformed. */
 long long api_duration(const char *s);
 
+/* A certificate as the API shows it (api_certs.c). */
+json_t *api_cert_json(const fp_cert_rec *r);
+
 /* fp_admin acting for the caller. */
 fp_admin api_admin(fp_http_req *req);
 
@@ -100,6 +103,14 @@ int api_tokens_list(fp_http_req *req);
 int api_tokens_create(fp_http_req *req);
 int api_token_delete(fp_http_req *req);
 int api_audit_list(fp_http_req *req);
+int api_devices_list(fp_http_req *req);
+int api_device_get(fp_http_req *req);
+int api_device_suspend(fp_http_req *req);
+int api_device_resume(fp_http_req *req);
+int api_device_decommission(fp_http_req *req);
+int api_device_tag_put(fp_http_req *req);
+int api_device_tag_delete(fp_http_req *req);
+int api_device_certs(fp_http_req *req);
 int api_openapi(fp_http_req *req);
 
 #endif

@@ -41,6 +41,14 @@ static const fp_http_route api_routes[] = {
     {FP_HTTP_POST, "/projects/{project}/tokens", FP_HTTP_TLS, JSON_T, B, KB(4), api_tokens_create},
     {FP_HTTP_DELETE, "/projects/{project}/tokens/{token}", FP_HTTP_TLS, NULL, B, 0, api_token_delete},
     {FP_HTTP_GET, "/projects/{project}/audit", FP_HTTP_TLS, NULL, B, 0, api_audit_list},
+    {FP_HTTP_GET, "/projects/{project}/devices", FP_HTTP_TLS, NULL, B, 0, api_devices_list},
+    {FP_HTTP_GET, "/projects/{project}/devices/{device}", FP_HTTP_TLS, NULL, B, 0, api_device_get},
+    {FP_HTTP_POST, "/projects/{project}/devices/{device}/suspend", FP_HTTP_TLS, NULL, B, KB(4), api_device_suspend},
+    {FP_HTTP_POST, "/projects/{project}/devices/{device}/resume", FP_HTTP_TLS, NULL, B, KB(4), api_device_resume},
+    {FP_HTTP_POST, "/projects/{project}/devices/{device}/decommission", FP_HTTP_TLS, NULL, B, KB(4), api_device_decommission},
+    {FP_HTTP_PUT, "/projects/{project}/devices/{device}/tags/{key}", FP_HTTP_TLS, JSON_T, B, KB(4), api_device_tag_put},
+    {FP_HTTP_DELETE, "/projects/{project}/devices/{device}/tags/{key}", FP_HTTP_TLS, NULL, B, 0, api_device_tag_delete},
+    {FP_HTTP_GET, "/projects/{project}/devices/{device}/certificates", FP_HTTP_TLS, NULL, B, 0, api_device_certs},
     {0},
 };
 /* clang-format on */
