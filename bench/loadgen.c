@@ -154,6 +154,7 @@ static int parse_mode(const char *s, lg_mode *m)
 
 static bool is_est(void) { return O.mode <= M_EST_SERVERKEYGEN; }
 static bool is_floor(void) { return O.mode == M_FLOOR_NEWCONN || O.mode == M_FLOOR_KEEPALIVE; }
+static bool is_api(void) { return O.mode == M_API_GET; }
 
 static int parse_opts(int argc, char **argv)
 {
@@ -230,7 +231,7 @@ static int parse_opts(int argc, char **argv)
         fprintf(stderr, "loadgen: bad or missing option (need --port; duration in (0, 600])\n");
         return -1;
     }
-    if (!is_est() && !is_floor() && O.issuer == NULL) {
+    if (!is_est() && !is_floor() && !is_api() && O.issuer == NULL) {
         fprintf(stderr, "loadgen: OCSP modes need --issuer\n");
         return -1;
     }
@@ -703,7 +704,7 @@ int main(int argc, char **argv)
         return 2;
     T.addr = &ss;
     T.io_timeout_ms = O.timeout_ms;
-    if ((is_est() || is_floor()) && (T.ctx = make_ctx()) == NULL)
+    if ((is_est() || is_floor() || is_api()) && (T.ctx = make_ctx()) == NULL)
         return 1;
     {
         uint64_t p0 = now_ns();
