@@ -54,6 +54,9 @@ void api_json(fp_http_req *req, int status, json_t *j)
 }
 
 static void problem_v(fp_http_req *req, int status, const char *name, const char *title,
+                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void problem_v(fp_http_req *req, int status, const char *name, const char *title,
                       const char *fmt, va_list ap)
 {
     char detail[FP_ERRMSG_MAX], type[128];
