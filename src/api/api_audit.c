@@ -1,6 +1,7 @@
 /*
  * api_audit.c - /projects/{project}/audit: the audit rows of a project,
- * oldest first, keyset pages (cursor: base64url of the last row id).
+ * oldest first, keyset pages (cursor: base64url of the last row id);
+ * ?device=NAME: the device.* rows about that device.
  * The store walks the log in id order; rows before the cursor are
  * skipped (the log has no per-project index yet: O(log size) a page).
  */
@@ -15,6 +16,7 @@
 
 typedef struct apage {
     const char *project;
+    const char *object; /* ?device=: rows about that device only, or NULL */
     int64_t after;
     int limit, n;
     json_t *items;
@@ -27,7 +29,8 @@ static int add_row(void *arg, const fp_audit_row *r)
     apage *pg = arg;
     json_t *o;
 
-    if (r->id <= pg->after || strcmp(r->project, pg->project) != 0)
+    if (r->id <= pg->after || strcmp(r->project, pg->project) != 0 ||
+        (pg->object != NULL && (strcmp(r->object, pg->object) != 0 || strncmp(r->action, "device.", 7) != 0)))
         return FP_ERR_OK;
     if (pg->n == pg->limit) {
         pg->more = true;
@@ -56,8 +59,8 @@ static bool id_ok(const char *c)
 
 int api_audit_list(fp_http_req *req)
 {
-    static const char *const allowed[] = {"limit", "cursor", NULL};
-    char cur[32];
+    static const char *const allowed[] = {"limit", "cursor", "device", NULL};
+    char cur[32], *device = NULL;
     apage pg;
     fp_error e = {0};
     int rc;
@@ -67,11 +70,15 @@ int api_audit_list(fp_http_req *req)
         !api_limit(req, &pg.limit) || !api_cursor(req, cur, sizeof(cur), id_ok))
         return FP_HTTP_DONE;
     pg.after = cur[0] ? strtoll(cur, NULL, 10) : 0;
+    device = api_query(req, "device");
+    pg.object = device;
     if ((pg.items = json_array()) == NULL) {
+        free(device);
         api_fail_code(req, FP_ERR_NOMEM, "out of memory");
         return FP_HTTP_DONE;
     }
     rc = fp_store_audit_iter(API_STORE(req), add_row, &pg, &e);
+    free(device);
     if (rc != FP_ERR_OK && !(rc == FP_ERR_STATE && pg.more)) {
         json_decref(pg.items);
         if (e.code == FP_ERR_OK)

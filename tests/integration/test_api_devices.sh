@@ -105,6 +105,9 @@ for a in device.suspend device.resume device.decommission device.tag; do
         "$T/r.body" >/dev/null || fail "no $a by api:$K0_ID"
 done
 pass "device changes are audited with the key"
+expect_api 200 "audit of one device" GET "/projects/bench-0/audit?device=dev-0-00000002" "$K0"
+[ "$(jq -r '[.items[] | .action + " " + .object] | join(",")' "$T/r.body")" = "device.decommission dev-0-00000002" ] ||
+    fail "audit ?device=: $(cat "$T/r.body")"
 expect_api 200 "bench-1 untouched" GET /projects/bench-1/devices/dev-1-00000001 "$K1"
 jq -e '.state == "active"' "$T/r.body" >/dev/null || fail "bench-1 device changed"
 fp audit verify --dir "$CA" >/dev/null || fail "audit chain"
