@@ -137,7 +137,8 @@ out:
 
 int api_device_get(fp_http_req *req)
 {
-    const char *p = api_project(req), *name = fp_http_param(req, "device");
+    /* the parameter first: api_project may answer, and req is gone then */
+    const char *name = fp_http_param(req, "device"), *p = api_project(req);
     fp_device_rec r;
     fp_error e = {0};
 
@@ -227,7 +228,7 @@ static int add_cert(void *arg, const fp_cert_rec *r)
 
 int api_device_certs(fp_http_req *req)
 {
-    const char *p = api_project(req), *name = fp_http_param(req, "device");
+    const char *name = fp_http_param(req, "device"), *p = api_project(req);
     json_t *arr;
     fp_error e = {0};
     int rc;
