@@ -47,11 +47,12 @@ typedef enum {
     M_OCSP_GET,
     M_FLOOR_NEWCONN,
     M_FLOOR_KEEPALIVE,
+    M_API_GET,
 } lg_mode;
 
 static const char *const mode_names[] = {"est-newconn", "est-keepalive", "est-serverkeygen",
                                          "ocsp-post", "ocsp-get", "floor-newconn",
-                                         "floor-keepalive"};
+                                         "floor-keepalive", "api-get"};
 
 typedef struct opts {
     lg_mode mode;
@@ -60,6 +61,7 @@ typedef struct opts {
     double duration, warmup;
     uint64_t requests;
     const char *cacert, *cert, *key, *basic, *label, *path;
+    const char *bearer, *paths; /* api-get */
     const char *csr_dir;
     size_t csr_count;
     bool reenroll, tls12;
@@ -110,6 +112,7 @@ static void usage(FILE *f)
             "usage: loadgen MODE [options]\n"
             "modes: est-newconn | est-keepalive | est-serverkeygen | ocsp-post | ocsp-get\n"
             "       floor-newconn | floor-keepalive: GET /.well-known/est/cacerts (or --path)\n"
+            "       api-get: keep-alive GETs of the admin API (--bearer, --path or --paths)\n"
             "       on new / kept-alive connections: the TLS + HTTP cost with no enrollment\n"
             "  --host H            loopback address (default 127.0.0.1)\n"
             "  --port P            required\n"
@@ -122,6 +125,8 @@ static void usage(FILE *f)
             "  --basic USER:PASS   HTTP Basic credentials (enrollment token)\n"
             "  --label L           EST label (/.well-known/est/L/...)\n"
             "  --path P            request path override\n"
+            "  --paths F           api-get: paths to cycle through, one a line\n"
+            "  --bearer TOKEN      api-get: API key (Authorization: Bearer)\n"
             "  --reenroll          simplereenroll; CSRs copy --cert's subject/SANs\n"
             "  --csr-dir D         use the CSRs in D (*.csr, *.pem, *.der)\n"
             "  --csr-count N       generate N P-256 CSRs before timing (default 1000)\n"
@@ -149,11 +154,12 @@ static int parse_mode(const char *s, lg_mode *m)
 
 static bool is_est(void) { return O.mode <= M_EST_SERVERKEYGEN; }
 static bool is_floor(void) { return O.mode == M_FLOOR_NEWCONN || O.mode == M_FLOOR_KEEPALIVE; }
+static bool is_api(void) { return O.mode == M_API_GET; }
 
 static int parse_opts(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_CONC, O_DUR, O_REQS, O_WARM, O_CACERT, O_CERT, O_KEY,
-           O_BASIC, O_LABEL, O_PATH, O_REENROLL, O_CSRDIR, O_CSRCOUNT, O_TLS12, O_ISSUER,
+           O_BASIC, O_BEARER, O_PATHS, O_LABEL, O_PATH, O_REENROLL, O_CSRDIR, O_CSRCOUNT, O_TLS12, O_ISSUER,
            O_SERIALS, O_OCSPCOUNT, O_UNKNOWN, O_VALIDATE, O_TIMEOUT, O_PID, O_HELP };
     static const struct option lo[] = {
         {"host", 1, 0, O_HOST},         {"port", 1, 0, O_PORT},
@@ -161,6 +167,7 @@ static int parse_opts(int argc, char **argv)
         {"requests", 1, 0, O_REQS},     {"warmup", 1, 0, O_WARM},
         {"cacert", 1, 0, O_CACERT},     {"cert", 1, 0, O_CERT},
         {"key", 1, 0, O_KEY},           {"basic", 1, 0, O_BASIC},
+        {"bearer", 1, 0, O_BEARER},     {"paths", 1, 0, O_PATHS},
         {"label", 1, 0, O_LABEL},       {"path", 1, 0, O_PATH},
         {"reenroll", 0, 0, O_REENROLL}, {"csr-dir", 1, 0, O_CSRDIR},
         {"csr-count", 1, 0, O_CSRCOUNT}, {"tls12", 0, 0, O_TLS12},
@@ -197,6 +204,8 @@ static int parse_opts(int argc, char **argv)
         case O_CERT: O.cert = optarg; break;
         case O_KEY: O.key = optarg; break;
         case O_BASIC: O.basic = optarg; break;
+        case O_BEARER: O.bearer = optarg; break;
+        case O_PATHS: O.paths = optarg; break;
         case O_LABEL: O.label = optarg; break;
         case O_PATH: O.path = optarg; break;
         case O_REENROLL: O.reenroll = true; break;
@@ -222,7 +231,7 @@ static int parse_opts(int argc, char **argv)
         fprintf(stderr, "loadgen: bad or missing option (need --port; duration in (0, 600])\n");
         return -1;
     }
-    if (!is_est() && !is_floor() && O.issuer == NULL) {
+    if (!is_est() && !is_floor() && !is_api() && O.issuer == NULL) {
         fprintf(stderr, "loadgen: OCSP modes need --issuer\n");
         return -1;
     }
@@ -338,6 +347,62 @@ static char *url_encode_b64(const char *b64)
     return out;
 }
 
+/* api-get: one keep-alive GET per path (--paths file, else --path), each
+ * with the API key; the HTTP/1.1 head is built here since build_req
+ * sends no headers on a GET. */
+static int api_get_req(req *r, const char *path)
+{
+    char head[2048];
+    int n = snprintf(head, sizeof(head),
+                     "GET %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: fleetpki-loadgen\r\n"
+                     "%s%s%s\r\n",
+                     path, O.host, O.port, O.bearer ? "Authorization: Bearer " : "",
+                     O.bearer ? O.bearer : "", O.bearer ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(head) || (r->bytes = malloc((size_t)n)) == NULL)
+        return -1;
+    memcpy(r->bytes, head, (size_t)n);
+    r->len = (size_t)n;
+    r->expect = -1;
+    return 0;
+}
+
+static int prepare_api_requests(void)
+{
+    char line[1024];
+    size_t cap = 0;
+    FILE *f;
+
+    if (O.paths == NULL) {
+        REQS = calloc(1, sizeof(*REQS));
+        if (REQS == NULL || api_get_req(&REQS[0], O.path ? O.path : "/api/v1/projects") != 0)
+            return -1;
+        N_REQS = 1;
+        return 0;
+    }
+    if ((f = fopen(O.paths, "r")) == NULL) {
+        fprintf(stderr, "loadgen: cannot read --paths %s\n", O.paths);
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0] == '\0')
+            continue;
+        if (N_REQS == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            req *nr = realloc(REQS, nc * sizeof(*nr));
+            if (nr == NULL)
+                break;
+            REQS = nr;
+            cap = nc;
+        }
+        if (api_get_req(&REQS[N_REQS], line) != 0)
+            break;
+        N_REQS++;
+    }
+    fclose(f);
+    return N_REQS > 0 ? 0 : -1;
+}
+
 static int prepare_requests(void)
 {
     lg_blob *blobs = NULL;
@@ -355,6 +420,8 @@ static int prepare_requests(void)
         free(b);
         auth_hdr = auth;
     }
+    if (O.mode == M_API_GET)
+        return prepare_api_requests();
     if (is_floor()) {
         /* one request, repeated: what a connection costs the server with
          * no enrollment work (cacerts is served from memory) */
@@ -435,6 +502,8 @@ static int validate(const lg_resp *r, const req *q, uint64_t k)
     if (r->body_len == 0)
         return -1;
     switch (O.mode) {
+    case M_API_GET:
+        return strncasecmp(r->ctype, "application/json", 16) == 0 ? 0 : -1;
     case M_EST_NEWCONN:
     case M_EST_KEEPALIVE:
     case M_FLOOR_NEWCONN:
@@ -635,7 +704,7 @@ int main(int argc, char **argv)
         return 2;
     T.addr = &ss;
     T.io_timeout_ms = O.timeout_ms;
-    if ((is_est() || is_floor()) && (T.ctx = make_ctx()) == NULL)
+    if ((is_est() || is_floor() || is_api()) && (T.ctx = make_ctx()) == NULL)
         return 1;
     {
         uint64_t p0 = now_ns();

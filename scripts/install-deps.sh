@@ -10,6 +10,7 @@ PACKAGES=(
     libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
     curl python3 python3-cryptography procps time
     mosquitto mosquitto-clients
+    jq nodejs
 )
 
 missing=()
@@ -24,4 +25,18 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The OpenAPI linter of docs/openapi.json (tests/integration/
+# test_api_openapi_lint.sh), from the npm registry, pinned, in a local
+# prefix outside the source tree (FP_TOOLS_DIR, default
+# /opt/fleetpki-tools): the test looks for it there and skips (77) without it.
+REDOCLY_VERSION=2.77.0
+TOOLS=${FP_TOOLS_DIR:-/opt/fleetpki-tools}
+# a nodejs build that bundles npm conflicts with Debian's npm package
+command -v npm >/dev/null || apt-get install -y -qq --no-install-recommends npm
+if [ "$("$TOOLS/npm/node_modules/.bin/redocly" --version 2>/dev/null)" != "$REDOCLY_VERSION" ]; then
+    mkdir -p "$TOOLS/npm"
+    npm install --no-audit --no-fund --prefix "$TOOLS/npm" "@redocly/cli@$REDOCLY_VERSION" >/dev/null ||
+        echo "install-deps: npm install @redocly/cli failed; the OpenAPI lint test will skip" >&2
 fi

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../common/util.h"
+#include "../api/api.h"
 #include "../est/est_module.h"
 #include "../http/http.h"
 #include "../serve/app.h"
@@ -73,16 +74,18 @@ static int http_opts_from_config(const fp_config *cfg, fp_http_opts *ho, char *c
 }
 
 /* The modules, in matching order. */
-/* EST and revocation, each handed the configuration and every CA by
+/* EST, revocation and the admin API (/api/v1), each handed the configuration and every CA by
  * project with the one issuance path over them (serve/app.h). */
 static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pass, size_t passlen,
                          fp_error *err)
 {
     fp_est_args ea = {app->cfg, app};
     fp_rev_args ra = {app->cfg, app, pass, passlen};
+    fp_api_args aa = {app};
     int rc;
     if ((rc = fp_http_mount(srv, &fp_est_module, NULL, &ea, err)) != FP_ERR_OK ||
-        (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK)
+        (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK ||
+        (rc = fp_http_mount(srv, &fp_api_module, "/api/v1", &aa, err)) != FP_ERR_OK)
         return rc;
     return FP_ERR_OK;
 }

@@ -44,6 +44,7 @@ static const command commands[] = {
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},
     {"approve", cmd_approve, "approve a held EST enrollment (issues the certificate)"},
     {"reject", cmd_reject, "reject a held EST enrollment"},
+    {"apikey", cmd_apikey, "create, list or revoke API keys of the admin REST API"},
     {"audit", cmd_audit, "verify or list the hash-chained audit log"},
     {"check-config", cmd_check_config, "validate fleetpki.conf without starting anything"},
     {"version", cmd_version, "print the version"},

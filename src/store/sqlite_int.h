@@ -9,6 +9,7 @@
  *   sqlite_status.c    status lookups, revoked entries, change log
  *   sqlite_tokens.c    enrollment tokens
  *   sqlite_pending.c   requests held for approval
+ *   sqlite_devices.c   the device registry
  */
 #ifndef FP_SQLITE_INT_H
 #define FP_SQLITE_INT_H
@@ -143,6 +144,39 @@ int sq_pending_decide(fp_store *base, int64_t id, int status, const char *serial
                       const fp_audit_event *ev, fp_error *err);
 int sq_pending_issue(fp_store *base, int64_t id, const fp_cert_rec *rec,
                      const fp_audit_event *cert_ev, const fp_audit_event *decide_ev,
+                     fp_error *err);
+
+/* ---- sqlite_devices.c ---- */
+int sq_device_register(fp_store *base, const char *project, const char *name, int64_t now,
+                       const fp_device_cert *cert, const fp_audit_event *ev, fp_device_rec *out,
+                       bool *created, fp_error *err);
+int sq_device_get(fp_store *base, const char *project, const char *name, const char *cert_fp,
+                  bool *linked, fp_device_rec *out, fp_error *err);
+int sq_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, void *arg,
+                   fp_error *err);
+int sq_device_set_state(fp_store *base, const char *project, const char *name,
+                        unsigned from_mask, int to, const fp_audit_event *ev, fp_error *err);
+int sq_device_tag(fp_store *base, const char *project, const char *name, const char *key,
+                  const char *value, const fp_audit_event *ev, fp_error *err);
+int sq_device_touch(fp_store *base, const char *const *projects, const char *const *names,
+                    const int64_t *seen, size_t n, fp_error *err);
+int sq_device_certs(fp_store *base, const char *project, const char *name,
+                    fp_device_cert_cb cb, void *arg, fp_error *err);
+int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_error *err);
+int sq_device_naming_set(fp_store *base, const char *project, int rule,
+                         const fp_audit_event *ev, fp_error *err);
+
+/* sqlite_apikeys.c */
+int sq_token_list(fp_store *base, const char *project, fp_token_cb cb, void *arg,
+                  fp_error *err);
+int sq_token_delete(fp_store *base, const char *project, const char *id,
+                    const fp_audit_event *ev, fp_error *err);
+int sq_apikey_put(fp_store *base, const fp_apikey_rec *k, const fp_audit_event *ev,
+                  fp_error *err);
+int sq_apikey_get(fp_store *base, const char *id, fp_apikey_rec *out, fp_error *err);
+int sq_apikey_list(fp_store *base, const char *project, fp_apikey_cb cb, void *arg,
+                   fp_error *err);
+int sq_apikey_revoke(fp_store *base, const char *id, int64_t when, const fp_audit_event *ev,
                      fp_error *err);
 
 #endif

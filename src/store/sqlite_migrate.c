@@ -10,7 +10,8 @@
  * Versions: 1 and 2 shipped with fleetpki 0.1 (the first release); 3 takes
  * over the revocation objects that 0.1 created outside the migrations, on
  * every open, with IF NOT EXISTS (so it copes with stores that have them
- * and with stores that do not); 4 brings projects (issue 9).
+ * and with stores that do not); 4 brings projects (issue 9); 5 the device
+ * registry (issue 10).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -144,6 +145,50 @@ static const migration migrations[] = {
      "ALTER TABLE audit ADD COLUMN project TEXT NOT NULL DEFAULT '';"
      "ALTER TABLE cert_status_log ADD COLUMN project TEXT NOT NULL DEFAULT '';",
      ca_fill_from_der},
+    /* 5: the device registry (issue 10, src/store/store_devices.h).
+     *   devices: keyed (project, name), which is also the keyset-pagination
+     *     order; devices_state serves the state filter in name order.
+     *   device_tags: one row per tag; device_tags_kv serves the tag filter.
+     *   device_certs: every certificate a device has held, keyed by
+     *     (project, SHA-256 of its DER) so that one certificate belongs to
+     *     one device of a project; ours = 1 for one we issued (also a row
+     *     of certificates), 0 for one under a bring-your-own root, kept
+     *     here whole (serial, issuer, subject, DER) since no other table
+     *     has it.
+     *   projects.device_naming: the rule naming devices from their
+     *     certificates (0 cn, 1 san-uri, 2 san-dns, 3 serialnumber). */
+    {"CREATE TABLE devices ("
+     "  project TEXT NOT NULL REFERENCES projects(name),"
+     "  name TEXT NOT NULL,"
+     "  state INTEGER NOT NULL DEFAULT 0 CHECK (state IN (0, 1, 2)),"
+     "  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+     "  PRIMARY KEY (project, name));"
+     "CREATE INDEX devices_state ON devices(project, state, name);"
+     "CREATE TABLE device_tags ("
+     "  project TEXT NOT NULL, name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+     "  PRIMARY KEY (project, name, key),"
+     "  FOREIGN KEY (project, name) REFERENCES devices(project, name));"
+     "CREATE INDEX device_tags_kv ON device_tags(project, key, value, name);"
+     "CREATE TABLE device_certs ("
+     "  project TEXT NOT NULL, fp TEXT NOT NULL, name TEXT NOT NULL,"
+     "  serial TEXT NOT NULL, issuer TEXT NOT NULL, subject TEXT NOT NULL,"
+     "  ours INTEGER NOT NULL CHECK (ours IN (0, 1)),"
+     "  added_at INTEGER NOT NULL, der BLOB NOT NULL,"
+     "  PRIMARY KEY (project, fp),"
+     "  FOREIGN KEY (project, name) REFERENCES devices(project, name));"
+     "CREATE INDEX device_certs_device ON device_certs(project, name, added_at);"
+     "ALTER TABLE projects ADD COLUMN device_naming INTEGER NOT NULL DEFAULT 0"
+     "  CHECK (device_naming IN (0, 1, 2, 3));",
+     NULL},
+    /* 6: API keys of the admin REST API: only SHA-256 of each secret.
+     * project '' is an admin key (every project), hence no foreign key
+     * on it; a project key names an existing project (checked on put). */
+    {"CREATE TABLE api_keys ("
+     "  id TEXT PRIMARY KEY, project TEXT NOT NULL DEFAULT '',"
+     "  read_only INTEGER NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
+     "  hash BLOB NOT NULL, created_at INTEGER NOT NULL,"
+     "  revoked_at INTEGER NOT NULL DEFAULT 0);",
+     NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))

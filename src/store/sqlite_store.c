@@ -192,6 +192,12 @@ static const fp_store_ops sqlite_ops = {
     .token_put = sq_token_put,
     .token_get = sq_token_get,
     .token_use = sq_token_use,
+    .token_list = sq_token_list,
+    .token_delete = sq_token_delete,
+    .apikey_put = sq_apikey_put,
+    .apikey_get = sq_apikey_get,
+    .apikey_list = sq_apikey_list,
+    .apikey_revoke = sq_apikey_revoke,
     .pending_add = sq_pending_add,
     .pending_find = sq_pending_find,
     .pending_get = sq_pending_get,
@@ -200,6 +206,15 @@ static const fp_store_ops sqlite_ops = {
     .pending_issue = sq_pending_issue,
     .audit_append = sq_audit_append,
     .audit_iter = sq_audit_iter,
+    .device_register = sq_device_register,
+    .device_get = sq_device_get,
+    .device_list = sq_device_list,
+    .device_set_state = sq_device_set_state,
+    .device_tag = sq_device_tag,
+    .device_touch = sq_device_touch,
+    .device_certs = sq_device_certs,
+    .device_naming_get = sq_device_naming_get,
+    .device_naming_set = sq_device_naming_set,
 };
 
 int fp_store_sqlite_open(const char *path, fp_store_role role, fp_store **out, fp_error *err)

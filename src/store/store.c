@@ -235,6 +235,58 @@ int fp_store_token_use(fp_store *s, const char *project, const char *id, int64_t
     return s->ops->token_use(s, project, id, now, ev, err);
 }
 
+int fp_store_token_list(fp_store *s, const char *project, fp_token_cb cb, void *arg,
+                        fp_error *err)
+{
+    if (project == NULL || cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token list needs a project and a callback");
+    return s->ops->token_list(s, project, cb, arg, err);
+}
+
+int fp_store_token_delete(fp_store *s, const char *project, const char *id,
+                          const fp_audit_event *ev, fp_error *err)
+{
+    if (project == NULL || id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "token delete needs a project and an id");
+    return s->ops->token_delete(s, project, id, ev, err);
+}
+
+/* ---- API keys ---- */
+
+int fp_store_apikey_put(fp_store *s, const fp_apikey_rec *k, const fp_audit_event *ev,
+                        fp_error *err)
+{
+    /* "" is an admin key; any other project must be a valid name */
+    if (k->project[0] != '\0' && !fp_project_name_ok(k->project))
+        return bad_project(err, k->project);
+    if (k->id[0] == '\0' || memchr(k->id, '\0', sizeof(k->id)) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "an API key needs an id");
+    return s->ops->apikey_put(s, k, ev, err);
+}
+
+int fp_store_apikey_get(fp_store *s, const char *id, fp_apikey_rec *out, fp_error *err)
+{
+    if (id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key lookup needs an id");
+    return s->ops->apikey_get(s, id, out, err);
+}
+
+int fp_store_apikey_list(fp_store *s, const char *project, fp_apikey_cb cb, void *arg,
+                         fp_error *err)
+{
+    if (cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key list needs a callback");
+    return s->ops->apikey_list(s, project, cb, arg, err);
+}
+
+int fp_store_apikey_revoke(fp_store *s, const char *id, int64_t when,
+                           const fp_audit_event *ev, fp_error *err)
+{
+    if (id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "API key revoke needs an id");
+    return s->ops->apikey_revoke(s, id, when, ev, err);
+}
+
 /* ---- pending requests ---- */
 
 void fp_pending_rec_clear(fp_pending_rec *r)
@@ -347,4 +399,155 @@ int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err)
                           ": rows were deleted or the head was altered",
                           *rows, head_id);
     return FP_ERR_OK;
+}
+
+/* ---- devices ---- */
+
+void fp_device_rec_clear(fp_device_rec *r)
+{
+    if (r == NULL)
+        return;
+    free(r->tags);
+    memset(r, 0, sizeof(*r));
+}
+
+static const char *const devname_rules[] = {"cn", "san-uri", "san-dns", "serialnumber"};
+
+const char *fp_devname_rule_name(int rule)
+{
+    return rule >= 0 && rule < 4 ? devname_rules[rule] : NULL;
+}
+
+int fp_devname_rule_from_name(const char *n)
+{
+    for (int i = 0; n != NULL && i < 4; i++)
+        if (!strcmp(n, devname_rules[i]))
+            return i;
+    return -1;
+}
+
+/* A device name: non-empty, shorter than FP_DEVICE_NAME_MAX, no control
+ * bytes (names come from certificates; they reach logs and JSON). */
+static int dev_name_check(const char *project, const char *name, fp_error *err)
+{
+    size_t n;
+
+    if (!fp_project_name_ok(project))
+        return bad_project(err, project);
+    if (name == NULL || (n = strlen(name)) == 0 || n >= FP_DEVICE_NAME_MAX)
+        return fp_err_set(err, FP_ERR_ARG, "a device name needs 1..%d bytes",
+                          FP_DEVICE_NAME_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+            return fp_err_set(err, FP_ERR_ARG, "device name contains a control byte");
+    return FP_ERR_OK;
+}
+
+int fp_store_device_register(fp_store *s, const char *project, const char *name, int64_t now,
+                             const fp_device_cert *cert, const fp_audit_event *ev,
+                             fp_device_rec *out, bool *created, fp_error *err)
+{
+    int rc;
+
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if ((rc = dev_name_check(project, name, err)) != FP_ERR_OK)
+        return rc;
+    if (cert != NULL && strlen(cert->fp) != FP_DEVICE_FP_LEN - 1)
+        return fp_err_set(err, FP_ERR_ARG, "a device certificate needs its SHA-256");
+    return s->ops->device_register(s, project, name, now, cert, ev, out, created, err);
+}
+
+int fp_store_device_get(fp_store *s, const char *project, const char *name, const char *cert_fp,
+                        bool *linked, fp_device_rec *out, fp_error *err)
+{
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (project == NULL || name == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device lookup needs a project and a name");
+    return s->ops->device_get(s, project, name, cert_fp, linked, out, err);
+}
+
+int fp_store_device_list(fp_store *s, const fp_device_filter *f, fp_device_cb cb, void *arg,
+                         fp_error *err)
+{
+    if (f == NULL || f->project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device list needs a project");
+    if (f->limit < 1 || f->limit > 1000)
+        return fp_err_set(err, FP_ERR_ARG, "device list limit must be 1..1000");
+    if (f->state < -1 || f->state > FP_DEV_DECOMMISSIONED)
+        return fp_err_set(err, FP_ERR_ARG, "unknown device state %d", f->state);
+    if (f->tag_value != NULL && f->tag_key == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "a tag value filter needs its key");
+    return s->ops->device_list(s, f, cb, arg, err);
+}
+
+int fp_store_device_set_state(fp_store *s, const char *project, const char *name,
+                              unsigned from_mask, int to, const fp_audit_event *ev,
+                              fp_error *err)
+{
+    if (project == NULL || name == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device update needs a project and a name");
+    if (to < FP_DEV_ACTIVE || to > FP_DEV_DECOMMISSIONED)
+        return fp_err_set(err, FP_ERR_ARG, "unknown device state %d", to);
+    return s->ops->device_set_state(s, project, name, from_mask, to, ev, err);
+}
+
+/* Tag keys and values: printable ASCII, bounded. */
+static int tag_text_ok(const char *t, bool key)
+{
+    size_t n = t ? strlen(t) : 0;
+
+    if (t == NULL || n >= FP_DEVICE_TAG_MAX || (key && n == 0))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)t[i] < 0x20 || (unsigned char)t[i] > 0x7e || (key && t[i] == '='))
+            return 0;
+    return 1;
+}
+
+int fp_store_device_tag(fp_store *s, const char *project, const char *name, const char *key,
+                        const char *value, const fp_audit_event *ev, fp_error *err)
+{
+    if (project == NULL || name == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device tag needs a project and a name");
+    if (!tag_text_ok(key, true))
+        return fp_err_set(err, FP_ERR_ARG,
+                          "a tag key is 1..%d printable ASCII characters without '='",
+                          FP_DEVICE_TAG_MAX - 1);
+    if (value != NULL && !tag_text_ok(value, false))
+        return fp_err_set(err, FP_ERR_ARG, "a tag value is 0..%d printable ASCII characters",
+                          FP_DEVICE_TAG_MAX - 1);
+    return s->ops->device_tag(s, project, name, key, value, ev, err);
+}
+
+int fp_store_device_touch(fp_store *s, const char *const *projects, const char *const *names,
+                          const int64_t *seen, size_t n, fp_error *err)
+{
+    return s->ops->device_touch(s, projects, names, seen, n, err);
+}
+
+int fp_store_device_certs(fp_store *s, const char *project, const char *name,
+                          fp_device_cert_cb cb, void *arg, fp_error *err)
+{
+    if (project == NULL || name == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device certificates need a project and a name");
+    return s->ops->device_certs(s, project, name, cb, arg, err);
+}
+
+int fp_store_device_naming_get(fp_store *s, const char *project, int *rule, fp_error *err)
+{
+    if (project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device naming needs a project");
+    return s->ops->device_naming_get(s, project, rule, err);
+}
+
+int fp_store_device_naming_set(fp_store *s, const char *project, int rule,
+                               const fp_audit_event *ev, fp_error *err)
+{
+    if (project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device naming needs a project");
+    if (fp_devname_rule_name(rule) == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "unknown device naming rule %d", rule);
+    return s->ops->device_naming_set(s, project, rule, ev, err);
 }

@@ -13,6 +13,8 @@
  *   store_tokens.h    enrollment tokens
  *   store_pending.h   requests held for manual approval
  *   store_audit.h     the hash-chained audit log
+ *   store_devices.h   the device registry (devices, tags, their certificates)
+ *   store_apikeys.h   API keys of the admin REST API; token list/delete
  * One backend today (SQLite, sqlite_*.c) and room for PostgreSQL; every
  * backend passes tests/unit/store_conformance.c.  Contract common to every
  * backend:
@@ -36,8 +38,10 @@
 #include <stdint.h>
 
 #include "../common/err.h"
+#include "store_apikeys.h"
 #include "store_audit.h"
 #include "store_certs.h"
+#include "store_devices.h"
 #include "store_pending.h"
 #include "store_projects.h"
 #include "store_status.h"

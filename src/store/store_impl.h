@@ -51,6 +51,18 @@ typedef struct fp_store_ops {
     int (*token_use)(fp_store *s, const char *project, const char *id, int64_t now,
                      const fp_audit_event *ev, fp_error *err);
 
+    int (*token_list)(fp_store *s, const char *project, fp_token_cb cb, void *arg,
+                      fp_error *err);
+    int (*token_delete)(fp_store *s, const char *project, const char *id,
+                        const fp_audit_event *ev, fp_error *err);
+    int (*apikey_put)(fp_store *s, const fp_apikey_rec *k, const fp_audit_event *ev,
+                      fp_error *err);
+    int (*apikey_get)(fp_store *s, const char *id, fp_apikey_rec *out, fp_error *err);
+    int (*apikey_list)(fp_store *s, const char *project, fp_apikey_cb cb, void *arg,
+                       fp_error *err);
+    int (*apikey_revoke)(fp_store *s, const char *id, int64_t when, const fp_audit_event *ev,
+                         fp_error *err);
+
     int (*pending_add)(fp_store *s, const fp_pending_rec *r, int64_t *id,
                        const fp_audit_event *ev, fp_error *err);
     int (*pending_find)(fp_store *s, const char *project, const char *label,
@@ -70,6 +82,26 @@ typedef struct fp_store_ops {
      * concurrent writer cannot make rows and head disagree. */
     int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, int64_t *head_id,
                       char head_hash[65], fp_error *err);
+
+    /* store_devices.h */
+    int (*device_register)(fp_store *s, const char *project, const char *name, int64_t now,
+                           const fp_device_cert *cert, const fp_audit_event *ev,
+                           fp_device_rec *out, bool *created, fp_error *err);
+    int (*device_get)(fp_store *s, const char *project, const char *name, const char *cert_fp,
+                      bool *linked, fp_device_rec *out, fp_error *err);
+    int (*device_list)(fp_store *s, const fp_device_filter *f, fp_device_cb cb, void *arg,
+                       fp_error *err);
+    int (*device_set_state)(fp_store *s, const char *project, const char *name,
+                            unsigned from_mask, int to, const fp_audit_event *ev, fp_error *err);
+    int (*device_tag)(fp_store *s, const char *project, const char *name, const char *key,
+                      const char *value, const fp_audit_event *ev, fp_error *err);
+    int (*device_touch)(fp_store *s, const char *const *projects, const char *const *names,
+                        const int64_t *seen, size_t n, fp_error *err);
+    int (*device_certs)(fp_store *s, const char *project, const char *name,
+                        fp_device_cert_cb cb, void *arg, fp_error *err);
+    int (*device_naming_get)(fp_store *s, const char *project, int *rule, fp_error *err);
+    int (*device_naming_set)(fp_store *s, const char *project, int rule,
+                             const fp_audit_event *ev, fp_error *err);
 } fp_store_ops;
 
 /* Every backend's handle starts with this. */

@@ -276,6 +276,9 @@ int store_conformance_run(const sc_backend *b)
         T(test_revoked_entries_and_numbers),
         T(test_status_changes),
         T(test_tokens),
+        T(test_apikeys),
+        T(test_apikey_secret_matches),
+        T(test_token_list_delete),
         T(test_tokens_scoped_by_project),
         T(test_spend_refuses_only_the_unpaid),
         T(test_spend_refuses_expired),
@@ -295,6 +298,12 @@ int store_conformance_run(const sc_backend *b)
         T(test_audit_detects_plain_edit_of_tail),
         T(test_audit_detects_consistent_rehash_of_tail),
         T(test_handles_share_one_store),
+        T(test_device_register_get),
+        T(test_device_refusals),
+        T(test_device_scoped_by_project),
+        T(test_device_list_filters),
+        T(test_device_state_and_touch),
+        T(test_device_certs_and_naming),
     };
     sc_be = b;
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(*tests), NULL, NULL);

@@ -1,7 +1,7 @@
 /*
  * store_conformance_int.h - shared by the files of the store conformance
  * suite (store_conformance.c: helpers and the case table; sc_projects.c,
- * sc_certs.c, sc_tokens.c, sc_audit.c: the cases by domain).
+ * sc_certs.c, sc_tokens.c, sc_audit.c, sc_devices.c: the cases by domain).
  */
 #ifndef FP_STORE_CONFORMANCE_INT_H
 #define FP_STORE_CONFORMANCE_INT_H
@@ -78,6 +78,9 @@ void test_spend_rolled_back_with_the_batch(void **state);
 void test_pending(void **state);
 void test_pending_scoped_by_project(void **state);
 void test_pending_issue(void **state);
+void test_apikeys(void **state);
+void test_apikey_secret_matches(void **state);
+void test_token_list_delete(void **state);
 void test_audit_chain_mixed_projects(void **state);
 void test_audit_hash_covers_project(void **state);
 void test_audit_detects_edit(void **state);
@@ -89,5 +92,11 @@ void test_audit_detects_delete_tail(void **state);
 void test_audit_detects_plain_edit_of_tail(void **state);
 void test_audit_detects_consistent_rehash_of_tail(void **state);
 void test_handles_share_one_store(void **state);
+void test_device_register_get(void **state);
+void test_device_refusals(void **state);
+void test_device_scoped_by_project(void **state);
+void test_device_list_filters(void **state);
+void test_device_state_and_touch(void **state);
+void test_device_certs_and_naming(void **state);
 
 #endif

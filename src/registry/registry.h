@@ -1,0 +1,88 @@
+/*
+ * registry.h - the device registry (issue 10): devices of a project, named
+ * from their certificates, registered on first contact, suspended, resumed,
+ * decommissioned and tagged.  Below the front ends (EST cert auth, the
+ * device API, the admin API, the CLI), above ca/ and store/; no HTTP here.
+ * docs/registry.md has the model and the choices.
+ */
+#ifndef FP_REGISTRY_H
+#define FP_REGISTRY_H
+
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "../ca/config.h"
+#include "../common/err.h"
+#include "../store/store.h"
+
+/* fp_dev_state, fp_device_rec, fp_device_filter, fp_device_cb and
+ * FP_DEVICE_NAME_MAX are in ../store/store_devices.h. */
+const char *fp_dev_state_name(int state);     /* "active" ...; NULL if unknown */
+int fp_dev_state_from_name(const char *name); /* -1 unknown */
+
+/* Store-level calls (all scoped by project; a device of another project
+ * is FP_ERR_NOT_FOUND). */
+int fp_registry_device_get(fp_store *s, const char *project, const char *name,
+                           fp_device_rec *out, fp_error *err);
+int fp_registry_device_list(fp_store *s, const fp_device_filter *f, fp_device_cb cb, void *arg,
+                            fp_error *err);
+/* Lifecycle, audited with actor ("device.suspend", "device.resume",
+ * "device.decommission").  FP_ERR_STATE for a transition not allowed:
+ * suspend needs active, resume needs suspended, decommission needs active
+ * or suspended.  Decommission first revokes every certificate of the
+ * device that we issued (cessationOfOperation, through fp_ca_revoke, so
+ * OCSP and CRLs follow; one already revoked is skipped), then sets the
+ * state; when a revocation fails nothing more happens and the call can be
+ * repeated. */
+int fp_registry_suspend(fp_store *s, const char *project, const char *name, const char *actor,
+                        fp_error *err);
+int fp_registry_resume(fp_store *s, const char *project, const char *name, const char *actor,
+                       fp_error *err);
+int fp_registry_decommission(fp_store *s, const char *project, const char *name,
+                             const char *actor, fp_error *err);
+/* value NULL deletes the tag.  Keys: 1..127 printable ASCII without '=';
+ * values: 0..127 printable ASCII (FP_ERR_ARG otherwise).  Audited
+ * ("device.tag"). */
+int fp_registry_tag(fp_store *s, const char *project, const char *name, const char *key,
+                    const char *value, const char *actor, fp_error *err);
+/* The certificates the device has held, oldest link first.  One we issued
+ * comes as its row of certificates (status current); one under a BYO root
+ * as a record with ca_id "" and profile "byo" (status valid: we do not
+ * track revocation of certificates we did not issue). */
+int fp_registry_device_certs(fp_store *s, const char *project, const char *name,
+                             fp_cert_cb cb, void *arg, fp_error *err);
+
+/* The device name certificate x gets under rule (fp_devname_rule):
+ * written into name (FP_DEVICE_NAME_MAX).  FP_ERR_ARG when the
+ * certificate has no such field, or it is empty, too long or holds a
+ * control byte. */
+int fp_registry_name_of(X509 *x, int rule, char name[FP_DEVICE_NAME_MAX], fp_error *err);
+
+/* Auto-provisioning (EST cert auth, the device API, later the broker). */
+typedef struct fp_registry fp_registry; /* batches last-seen writes; thread-safe */
+
+/* Last-seen updates are queued in memory and written in one transaction
+ * by a background thread (its own store handle on store_path) every
+ * FP_REGISTRY_FLUSH_SECONDS, or as soon as FP_REGISTRY_FLUSH_BATCH are
+ * queued, and on fp_registry_flush / fp_registry_free. */
+#define FP_REGISTRY_FLUSH_SECONDS 5
+#define FP_REGISTRY_FLUSH_BATCH 1024
+
+/* store_path NULL: cfg's; a relative path is resolved against cfg->dir
+ * (as fp_config_store_open does). */
+int fp_registry_new(const fp_config *cfg, const char *store_path, fp_registry **out,
+                    fp_error *err);
+void fp_registry_free(fp_registry *r); /* flushes */
+/* Write every queued last-seen now (on the calling thread, with s). */
+int fp_registry_flush(fp_registry *r, fp_store *s, fp_error *err);
+
+/* A verified client certificate of project: register the device on first
+ * contact (race-safe: one device), record the certificate under it, queue
+ * a last-seen update; FP_ERR_STATE (with "suspended"/"decommissioned" in
+ * the message) when the device may not connect.  The certificate's chain
+ * must have been verified by the caller.  out may be NULL. */
+int fp_registry_contact(fp_registry *r, fp_store *s, const char *project, X509 *cert,
+                        fp_device_rec *out, fp_error *err);
+
+#endif

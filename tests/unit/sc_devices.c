@@ -1,0 +1,350 @@
+/* sc_devices.c - store conformance: the device registry's rows
+ * (store_devices.h; see store_conformance.h). */
+#define _GNU_SOURCE
+#include "store_conformance_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+
+static fp_device_cert sc_link(const char *fpc, const char *serial, bool ours)
+{
+    static unsigned char der[3] = {0x30, 0x01, 0x00};
+    fp_device_cert c;
+
+    memset(&c, 0, sizeof(c));
+    memset(c.fp, fpc[0], FP_DEVICE_FP_LEN - 1);
+    c.fp[FP_DEVICE_FP_LEN - 1] = '\0';
+    c.serial = serial;
+    c.issuer = "CN=Vendor Root";
+    c.subject = "CN=x";
+    c.ours = ours;
+    c.der = der;
+    c.der_len = sizeof(der);
+    return c;
+}
+
+static void reg(fp_store *s, const char *project, const char *name, int64_t now)
+{
+    fp_error e = {0};
+    if (fp_store_device_register(s, project, name, now, NULL, NULL, NULL, NULL, &e) != FP_ERR_OK)
+        fail_msg("register %s/%s: %s", project, name, e.msg);
+}
+
+typedef struct {
+    char names[1024];
+    int n;
+} seen_names;
+
+static int collect(void *arg, const fp_device_rec *r)
+{
+    seen_names *sn = arg;
+    size_t l = strlen(sn->names);
+    snprintf(sn->names + l, sizeof(sn->names) - l, "%s;", r->name);
+    sn->n++;
+    return 0;
+}
+
+static void list_names(fp_store *s, const fp_device_filter *f, const char *want)
+{
+    seen_names sn = {0};
+    fp_error e = {0};
+    if (fp_store_device_list(s, f, collect, &sn, &e) != FP_ERR_OK)
+        fail_msg("list: %s", e.msg);
+    assert_string_equal(sn.names, want);
+}
+
+void test_device_register_get(void **state)
+{
+    fx *f = *state;
+    fp_device_rec d;
+    fp_error e = {0};
+    bool created = true, linked = true;
+    fp_device_cert c = sc_link("a", "01", false);
+    fp_audit_event ev = {"test", "device.register", "dev1", "", FP_PROJECT_DEFAULT};
+
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "dev1", 100, &c, &ev,
+                                              &d, &created, &e), FP_ERR_OK);
+    assert_true(created);
+    assert_string_equal(d.name, "dev1");
+    assert_string_equal(d.project, FP_PROJECT_DEFAULT);
+    assert_int_equal(d.state, FP_DEV_ACTIVE);
+    assert_int_equal(d.first_seen, 100);
+    assert_int_equal(d.last_seen, 100);
+    assert_string_equal(d.tags, "{}");
+    fp_device_rec_clear(&d);
+    /* a second registration finds the row: not created, not audited again */
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "dev1", 200, &c, &ev,
+                                              &d, &created, &e), FP_ERR_OK);
+    assert_false(created);
+    assert_int_equal(d.first_seen, 100);
+    fp_device_rec_clear(&d);
+    assert_int_equal(sc_audit_count(f->s, "device.register", "dev1", NULL), 1);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "dev1", c.fp, &linked, &d,
+                                         &e), FP_ERR_OK);
+    assert_true(linked);
+    fp_device_rec_clear(&d);
+    /* a certificate not linked */
+    fp_device_cert c2 = sc_link("b", "02", false);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "dev1", c2.fp, &linked, &d,
+                                         &e), FP_ERR_OK);
+    assert_false(linked);
+    fp_device_rec_clear(&d);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "nope", NULL, NULL, &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
+    sc_assert_audit_ok(f->s, 1);
+}
+
+void test_device_refusals(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    fp_device_cert c = sc_link("c", "03", false);
+    char longname[FP_DEVICE_NAME_MAX + 1];
+
+    memset(longname, 'x', FP_DEVICE_NAME_MAX);
+    longname[FP_DEVICE_NAME_MAX] = '\0';
+    assert_int_equal(fp_store_device_register(f->s, "ghost", "d", 1, NULL, NULL, NULL, NULL, &e),
+                     FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_device_register(f->s, "Bad Name", "d", 1, NULL, NULL, NULL, NULL,
+                                              &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "", 1, NULL, NULL, NULL,
+                                              NULL, &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, longname, 1, NULL, NULL,
+                                              NULL, NULL, &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "a\nb", 1, NULL, NULL,
+                                              NULL, NULL, &e), FP_ERR_ARG);
+    /* one certificate belongs to one device of a project */
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "d1", 1, &c, NULL, NULL,
+                                              NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "d2", 1, &c, NULL, NULL,
+                                              NULL, &e), FP_ERR_DUPLICATE);
+    sc_assert_msg(&e, "d1");
+    /* nothing of the refused call was kept (d2 is not there) */
+    fp_device_rec d;
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "d2", NULL, NULL, &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
+    fp_device_filter bad = {FP_PROJECT_DEFAULT, -1, NULL, NULL, NULL, NULL, 0};
+    seen_names sn = {0};
+    assert_int_equal(fp_store_device_list(f->s, &bad, collect, &sn, &e), FP_ERR_ARG);
+    bad.limit = 1001;
+    assert_int_equal(fp_store_device_list(f->s, &bad, collect, &sn, &e), FP_ERR_ARG);
+    bad.limit = 10;
+    bad.state = 7;
+    assert_int_equal(fp_store_device_list(f->s, &bad, collect, &sn, &e), FP_ERR_ARG);
+    bad.state = -1;
+    bad.tag_value = "v";
+    assert_int_equal(fp_store_device_list(f->s, &bad, collect, &sn, &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "d1", "", "v", NULL, &e),
+                     FP_ERR_ARG);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "d1", "a=b", "v", NULL, &e),
+                     FP_ERR_ARG);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "d1", "k", "v\x01", NULL, &e),
+                     FP_ERR_ARG);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "ghost", "k", "v", NULL, &e),
+                     FP_ERR_NOT_FOUND);
+}
+
+void test_device_scoped_by_project(void **state)
+{
+    fx *f = *state;
+    fp_device_rec d;
+    fp_error e = {0};
+    fp_device_cert c = sc_link("d", "04", false);
+    fp_device_filter fl = {"b", -1, NULL, NULL, NULL, NULL, 100};
+
+    sc_project_put(f->s, "b");
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "same", 1, &c, NULL,
+                                              NULL, NULL, &e), FP_ERR_OK);
+    /* project b sees nothing of default's device */
+    assert_int_equal(fp_store_device_get(f->s, "b", "same", NULL, NULL, &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
+    list_names(f->s, &fl, "");
+    assert_int_equal(fp_store_device_set_state(f->s, "b", "same", 1u, FP_DEV_SUSPENDED, NULL, &e),
+                     FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_device_tag(f->s, "b", "same", "k", "v", NULL, &e),
+                     FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_device_certs(f->s, "b", "same", NULL, NULL, &e), FP_ERR_NOT_FOUND);
+    /* the same name and even the same certificate are another device in b */
+    assert_int_equal(fp_store_device_register(f->s, "b", "same", 5, &c, NULL, &d, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(d.first_seen, 5);
+    fp_device_rec_clear(&d);
+    assert_int_equal(fp_store_device_set_state(f->s, "b", "same", 1u, FP_DEV_SUSPENDED, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "same", NULL, NULL, &d, &e),
+                     FP_ERR_OK);
+    assert_int_equal(d.state, FP_DEV_ACTIVE);
+    fp_device_rec_clear(&d);
+}
+
+void test_device_list_filters(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    const char *names[] = {"cam-1", "cam-2", "cam-3", "door-1", "door-2", "z"};
+    fp_device_filter fl = {FP_PROJECT_DEFAULT, -1, NULL, NULL, NULL, NULL, 100};
+
+    sc_project_put(f->s, "b");
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+        reg(f->s, FP_PROJECT_DEFAULT, names[i], 10);
+    reg(f->s, "b", "cam-9", 10);
+    list_names(f->s, &fl, "cam-1;cam-2;cam-3;door-1;door-2;z;");
+    /* keyset pages */
+    fl.limit = 2;
+    list_names(f->s, &fl, "cam-1;cam-2;");
+    fl.after = "cam-2";
+    list_names(f->s, &fl, "cam-3;door-1;");
+    fl.after = "door-1";
+    list_names(f->s, &fl, "door-2;z;");
+    fl.after = "z";
+    list_names(f->s, &fl, "");
+    fl.after = NULL;
+    fl.limit = 100;
+    /* prefix: exact, in byte order, '%' and '_' are no wildcards */
+    fl.name_prefix = "cam-";
+    list_names(f->s, &fl, "cam-1;cam-2;cam-3;");
+    fl.name_prefix = "c%";
+    list_names(f->s, &fl, "");
+    fl.name_prefix = "door";
+    fl.after = "door-1";
+    list_names(f->s, &fl, "door-2;");
+    fl.after = NULL;
+    fl.name_prefix = NULL;
+    /* state */
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "cam-2", 1u,
+                                               FP_DEV_SUSPENDED, NULL, &e), FP_ERR_OK);
+    fl.state = FP_DEV_SUSPENDED;
+    list_names(f->s, &fl, "cam-2;");
+    fl.state = FP_DEV_ACTIVE;
+    list_names(f->s, &fl, "cam-1;cam-3;door-1;door-2;z;");
+    fl.state = -1;
+    /* tags */
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "cam-1", "site", "berlin",
+                                         NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door-2", "site", "paris",
+                                         NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door-2", "floor", "3",
+                                         NULL, &e), FP_ERR_OK);
+    fl.tag_key = "site";
+    list_names(f->s, &fl, "cam-1;door-2;");
+    fl.tag_value = "paris";
+    list_names(f->s, &fl, "door-2;");
+    fl.tag_value = "rome";
+    list_names(f->s, &fl, "");
+    fl.tag_key = fl.tag_value = NULL;
+    fp_device_rec d;
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "door-2", NULL, NULL, &d, &e),
+                     FP_ERR_OK);
+    assert_string_equal(d.tags, "{\"floor\":\"3\",\"site\":\"paris\"}");
+    fp_device_rec_clear(&d);
+    /* delete */
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door-2", "site", NULL, NULL,
+                                         &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "door-2", NULL, NULL, &d, &e),
+                     FP_ERR_OK);
+    assert_string_equal(d.tags, "{\"floor\":\"3\"}");
+    fp_device_rec_clear(&d);
+}
+
+void test_device_state_and_touch(void **state)
+{
+    fx *f = *state;
+    fp_device_rec d;
+    fp_error e = {0};
+    fp_audit_event ev = {"test", "device.state", "d", "", FP_PROJECT_DEFAULT};
+    const char *projects[] = {FP_PROJECT_DEFAULT, FP_PROJECT_DEFAULT, "b"};
+    const char *names[] = {"d", "ghost", "d"};
+    int64_t seen[] = {50, 60, 70};
+
+    sc_project_put(f->s, "b");
+    reg(f->s, FP_PROJECT_DEFAULT, "d", 10);
+    reg(f->s, "b", "d", 10);
+    /* only from the states in the mask; the refusal names the state */
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d",
+                                               1u << FP_DEV_SUSPENDED, FP_DEV_ACTIVE, &ev, &e),
+                     FP_ERR_STATE);
+    sc_assert_msg(&e, "active");
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d",
+                                               1u << FP_DEV_ACTIVE, FP_DEV_DECOMMISSIONED, &ev,
+                                               &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d",
+                                               1u << FP_DEV_ACTIVE, FP_DEV_SUSPENDED, &ev, &e),
+                     FP_ERR_STATE);
+    sc_assert_msg(&e, "decommissioned");
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d", 7u, 9, &ev, &e),
+                     FP_ERR_ARG);
+    assert_int_equal(sc_audit_count(f->s, "device.state", NULL, NULL), 1);
+    /* touch: forward only, absent devices skipped, per project */
+    assert_int_equal(fp_store_device_touch(f->s, projects, names, seen, 3, &e), FP_ERR_OK);
+    seen[0] = 20; /* older: ignored */
+    assert_int_equal(fp_store_device_touch(f->s, projects, names, seen, 1, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "d", NULL, NULL, &d, &e),
+                     FP_ERR_OK);
+    assert_int_equal(d.last_seen, 50);
+    assert_int_equal(d.first_seen, 10);
+    assert_int_equal(d.state, FP_DEV_DECOMMISSIONED);
+    fp_device_rec_clear(&d);
+    assert_int_equal(fp_store_device_get(f->s, "b", "d", NULL, NULL, &d, &e), FP_ERR_OK);
+    assert_int_equal(d.last_seen, 70);
+    assert_int_equal(d.state, FP_DEV_ACTIVE);
+    fp_device_rec_clear(&d);
+}
+
+typedef struct {
+    char serials[256];
+    int ours;
+} certs_seen;
+
+static int collect_cert(void *arg, const fp_device_cert *c)
+{
+    certs_seen *cs = arg;
+    size_t l = strlen(cs->serials);
+    snprintf(cs->serials + l, sizeof(cs->serials) - l, "%s;", c->serial);
+    cs->ours += c->ours;
+    assert_int_equal(c->der_len, 3);
+    assert_string_equal(c->issuer, "CN=Vendor Root");
+    return 0;
+}
+
+void test_device_certs_and_naming(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    fp_device_cert c1 = sc_link("e", "0A", false), c2 = sc_link("f", "0B", true);
+    certs_seen cs = {0};
+    int rule = -1;
+
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "d", 1, &c1, NULL, NULL,
+                                              NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "d", 2, &c2, NULL, NULL,
+                                              NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "d", 3, &c1, NULL, NULL,
+                                              NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_certs(f->s, FP_PROJECT_DEFAULT, "d", collect_cert, &cs, &e),
+                     FP_ERR_OK);
+    assert_string_equal(cs.serials, "0A;0B;");
+    assert_int_equal(cs.ours, 1);
+    /* naming rule per project, default cn */
+    sc_project_put(f->s, "b");
+    assert_int_equal(fp_store_device_naming_get(f->s, "b", &rule, &e), FP_ERR_OK);
+    assert_int_equal(rule, FP_DEVNAME_CN);
+    fp_audit_event ev = {"test", "device.naming", "b", "", "b"};
+    assert_int_equal(fp_store_device_naming_set(f->s, "b", FP_DEVNAME_SAN_URI, &ev, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_naming_get(f->s, "b", &rule, &e), FP_ERR_OK);
+    assert_int_equal(rule, FP_DEVNAME_SAN_URI);
+    assert_int_equal(fp_store_device_naming_get(f->s, FP_PROJECT_DEFAULT, &rule, &e), FP_ERR_OK);
+    assert_int_equal(rule, FP_DEVNAME_CN);
+    assert_int_equal(fp_store_device_naming_set(f->s, "b", 9, &ev, &e), FP_ERR_ARG);
+    assert_int_equal(fp_store_device_naming_set(f->s, "ghost", 1, &ev, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_device_naming_get(f->s, "ghost", &rule, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_devname_rule_from_name("san-dns"), FP_DEVNAME_SAN_DNS);
+    assert_int_equal(fp_devname_rule_from_name("CN"), -1);
+    assert_string_equal(fp_devname_rule_name(FP_DEVNAME_SERIALNUMBER), "serialnumber");
+}

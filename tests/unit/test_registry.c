@@ -1,0 +1,345 @@
+/* test_registry.c - the device registry (src/registry): naming rules,
+ * state transitions, first contact (also raced by threads), decommission
+ * revoking through the CA layer. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca.h"
+#include "common/util.h"
+#include "registry/registry.h"
+#include "testutil.h"
+#include "x509/x509util.h"
+
+/* A self-signed certificate with the given subject entries ("CN", value,
+ * ...; NULL-terminated) and SANs (X509V3 conf text or NULL). */
+static X509 *mkcert(EVP_PKEY *key, const char *san, ...)
+{
+    X509 *x = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    va_list ap;
+    const char *k;
+    static long serial = 1000;
+
+    va_start(ap, san);
+    while ((k = va_arg(ap, const char *)) != NULL) {
+        const char *v = va_arg(ap, const char *);
+        assert_int_equal(X509_NAME_add_entry_by_txt(n, k, MBSTRING_UTF8,
+                                                    (const unsigned char *)v, -1, -1, 0), 1);
+    }
+    va_end(ap);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_set_version(x, 2);
+    X509_set_subject_name(x, n);
+    X509_set_issuer_name(x, n);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_set_pubkey(x, key);
+    if (san != NULL) {
+        X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san);
+        assert_non_null(ext);
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    X509_NAME_free(n);
+    return x;
+}
+
+static void test_naming_rules(void **state)
+{
+    EVP_PKEY *key = tu_key("p256");
+    char name[FP_DEVICE_NAME_MAX];
+    fp_error e = {0};
+    X509 *x;
+    (void)state;
+
+    x = mkcert(key, "URI:urn:dev:7,DNS:dev7.example,URI:urn:dev:other", "CN", "dev-7",
+               "serialNumber", "SN0007", NULL);
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_CN, name, &e), FP_ERR_OK);
+    assert_string_equal(name, "dev-7");
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_SAN_URI, name, &e), FP_ERR_OK);
+    assert_string_equal(name, "urn:dev:7"); /* the first URI */
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_SAN_DNS, name, &e), FP_ERR_OK);
+    assert_string_equal(name, "dev7.example");
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_SERIALNUMBER, name, &e), FP_ERR_OK);
+    assert_string_equal(name, "SN0007");
+    assert_int_equal(fp_registry_name_of(x, 9, name, &e), FP_ERR_ARG);
+    X509_free(x);
+
+    /* absent fields */
+    x = mkcert(key, NULL, "O", "Vendor", NULL);
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_CN, name, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "commonName"));
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_SAN_URI, name, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "URI"));
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_SERIALNUMBER, name, &e), FP_ERR_ARG);
+    X509_free(x);
+    /* two CNs: ambiguous */
+    x = mkcert(key, NULL, "CN", "a", "CN", "b", NULL);
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_CN, name, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "more than one"));
+    X509_free(x);
+    /* control bytes never become a name */
+    x = mkcert(key, NULL, "CN", "dev\n1", NULL);
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_CN, name, &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "control"));
+    X509_free(x);
+    /* UTF-8 is kept */
+    x = mkcert(key, NULL, "CN", "ger\xc3\xa4t", NULL);
+    assert_int_equal(fp_registry_name_of(x, FP_DEVNAME_CN, name, &e), FP_ERR_OK);
+    assert_string_equal(name, "ger\xc3\xa4t");
+    X509_free(x);
+    EVP_PKEY_free(key);
+
+    assert_string_equal(fp_dev_state_name(FP_DEV_SUSPENDED), "suspended");
+    assert_null(fp_dev_state_name(3));
+    assert_int_equal(fp_dev_state_from_name("decommissioned"), FP_DEV_DECOMMISSIONED);
+    assert_int_equal(fp_dev_state_from_name("Active"), -1);
+}
+
+static void test_contact_and_states(void **state)
+{
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_device_rec d;
+    fp_error e = {0};
+    X509 *x;
+    (void)state;
+
+    tu_ca_init(&f, "Reg", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    x = mkcert(f.key, NULL, "CN", "dev-1", NULL);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, x, &d, &e), FP_ERR_OK);
+    assert_string_equal(d.name, "dev-1");
+    assert_int_equal(d.state, FP_DEV_ACTIVE);
+    fp_device_rec_clear(&d);
+    /* unknown project */
+    assert_int_equal(fp_registry_contact(r, f.store, "ghost", x, NULL, &e), FP_ERR_NOT_FOUND);
+
+    /* suspend: refused with the state in the message; resume lifts it */
+    assert_int_equal(fp_registry_resume(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_registry_suspend(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_registry_suspend(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, x, NULL, &e),
+                     FP_ERR_STATE);
+    assert_non_null(strstr(e.msg, "suspended"));
+    assert_int_equal(fp_registry_resume(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, x, NULL, &e), FP_ERR_OK);
+    /* tag */
+    assert_int_equal(fp_registry_tag(f.store, FP_PROJECT_DEFAULT, "dev-1", "site", "b", "t", &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "dev-1", &d, &e),
+                     FP_ERR_OK);
+    assert_string_equal(d.tags, "{\"site\":\"b\"}");
+    fp_device_rec_clear(&d);
+    /* decommission is final */
+    assert_int_equal(fp_registry_decommission(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, x, NULL, &e),
+                     FP_ERR_STATE);
+    assert_non_null(strstr(e.msg, "decommissioned"));
+    assert_int_equal(fp_registry_resume(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_registry_suspend(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_registry_decommission(f.store, FP_PROJECT_DEFAULT, "dev-1", "t", &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_registry_suspend(f.store, FP_PROJECT_DEFAULT, "nope", "t", &e),
+                     FP_ERR_NOT_FOUND);
+    X509_free(x);
+    fp_registry_free(r);
+    tu_ca_clear(&f);
+}
+
+static int count_certs(void *arg, const fp_cert_rec *c)
+{
+    int *n = arg;
+    (void)c;
+    (*n)++;
+    return 0;
+}
+
+/* decommission revokes what we issued (cessationOfOperation) and lists
+ * both the factory certificate and ours under the device */
+static void test_decommission_revokes(void **state)
+{
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_error e = {0};
+    fp_cert_status_rec st;
+    fp_issue_req ir = {0};
+    X509 *factory, *ours = NULL;
+    char serial[FP_SERIAL_HEX_MAX];
+    int n = 0;
+    (void)state;
+
+    tu_ca_init(&f, "Reg", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    factory = mkcert(f.key, NULL, "CN", "dev-2", NULL);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, factory, NULL, &e),
+                     FP_ERR_OK);
+    ir.csr = tu_csr(f.key, "/CN=dev-2", NULL, 0, NULL, NULL);
+    ir.profile = "device";
+    ir.actor = "unit";
+    assert_int_equal(fp_ca_issue(f.ca, f.store, &ir, &ours, &e), FP_ERR_OK);
+    X509_REQ_free(ir.csr);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, ours, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_registry_device_certs(f.store, FP_PROJECT_DEFAULT, "dev-2", count_certs,
+                                              &n, &e), FP_ERR_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(fp_serial_hex(X509_get0_serialNumber(ours), serial), 0);
+    assert_int_equal(fp_registry_decommission(f.store, FP_PROJECT_DEFAULT, "dev-2", "t", &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_cert_status(f.store, serial, &st, &e), FP_ERR_OK);
+    assert_int_equal(st.status, FP_CERT_REVOKED);
+    assert_int_equal(st.reason, FP_REASON_CESSATION);
+    X509_free(factory);
+    X509_free(ours);
+    fp_registry_free(r);
+    tu_ca_clear(&f);
+}
+
+typedef struct {
+    const fp_config *cfg;
+    X509 *cert;
+    fp_registry *r;
+    int rc;
+} racer;
+
+static pthread_barrier_t barrier;
+
+static void *race(void *arg)
+{
+    racer *a = arg;
+    fp_store *s = NULL;
+    fp_error e = {0};
+
+    a->rc = fp_config_store_open(a->cfg, &s, &e);
+    pthread_barrier_wait(&barrier);
+    if (a->rc == FP_ERR_OK)
+        a->rc = fp_registry_contact(a->r, s, FP_PROJECT_DEFAULT, a->cert, NULL, &e);
+    fp_store_close(s);
+    return NULL;
+}
+
+static int count_dev(void *arg, const fp_device_rec *d)
+{
+    int *n = arg;
+    (void)d;
+    (*n)++;
+    return 0;
+}
+
+/* Racing first contacts of one device (each thread with its own handle,
+ * as the server's workers have) make exactly one device, one audit row,
+ * and every certificate linked to it. */
+static void test_contact_race(void **state)
+{
+    enum { N = 8 };
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_error e = {0};
+    pthread_t t[N];
+    racer a[N];
+    int n = 0, certs = 0;
+    fp_device_filter fl = {FP_PROJECT_DEFAULT, -1, NULL, NULL, NULL, NULL, 100};
+    fp_device_rec d;
+    (void)state;
+
+    tu_ca_init(&f, "Reg", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    pthread_barrier_init(&barrier, NULL, N);
+    for (int i = 0; i < N; i++) {
+        /* half present one certificate, half their own: the name decides */
+        a[i] = (racer){&f.cfg, i % 2 ? NULL : mkcert(f.key, NULL, "CN", "twin", NULL),
+                       r, -1};
+    }
+    for (int i = 1; i < N; i += 2)
+        a[i].cert = X509_dup(a[0].cert);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, race, &a[i]), 0);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(a[i].rc, FP_ERR_OK);
+        X509_free(a[i].cert);
+    }
+    assert_int_equal(fp_registry_device_list(f.store, &fl, count_dev, &n, &e), FP_ERR_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(fp_registry_device_certs(f.store, FP_PROJECT_DEFAULT, "twin", count_certs,
+                                              &certs, &e), FP_ERR_OK);
+    assert_int_equal(certs, N / 2);
+    /* last seen: queued, then written by the flush */
+    assert_int_equal(fp_registry_flush(r, f.store, &e), FP_ERR_OK);
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "twin", &d, &e),
+                     FP_ERR_OK);
+    assert_true(d.last_seen >= d.first_seen);
+    fp_device_rec_clear(&d);
+    fp_registry_free(r);
+    tu_ca_clear(&f);
+}
+
+/* last-seen is queued, not written per contact, and written on free */
+static void test_last_seen_batched(void **state)
+{
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_error e = {0};
+    fp_device_rec d;
+    const char *projects[] = {FP_PROJECT_DEFAULT};
+    const char *names[] = {"dev-3"};
+    int64_t old[] = {5};
+    X509 *x;
+    (void)state;
+
+    tu_ca_init(&f, "Reg", NULL);
+    x = mkcert(f.key, NULL, "CN", "dev-3", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, x, NULL, &e), FP_ERR_OK);
+    /* move first/last seen into the past through the store, so that the
+     * queued contact shows when it lands */
+    assert_int_equal(fp_store_device_register(f.store, FP_PROJECT_DEFAULT, "dev-3", 5, NULL,
+                                              NULL, NULL, NULL, &e), FP_ERR_OK);
+    fp_registry_free(r);
+    r = NULL;
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "dev-3", &d, &e),
+                     FP_ERR_OK);
+    assert_true(d.last_seen > 5);
+    fp_device_rec_clear(&d);
+    /* touch never moves last_seen backwards */
+    assert_int_equal(fp_store_device_touch(f.store, projects, names, old, 1, &e), FP_ERR_OK);
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "dev-3", &d, &e),
+                     FP_ERR_OK);
+    assert_true(d.last_seen > 5);
+    fp_device_rec_clear(&d);
+    X509_free(x);
+    tu_ca_clear(&f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_naming_rules),
+        cmocka_unit_test(test_contact_and_states),
+        cmocka_unit_test(test_decommission_revokes),
+        cmocka_unit_test(test_contact_race),
+        cmocka_unit_test(test_last_seen_batched),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
