@@ -213,10 +213,13 @@ static void schema_names(const char *path, char *out, size_t size)
     sqlite3_close(db);
 }
 
+/* the newest schema (migration 5 added the device registry's objects) */
 #define SCHEMA_4                                                                          \
     "index:ca_active;index:ca_project;index:cert_revoked_crl;index:certificates_not_after;" \
-    "index:certificates_project;index:certificates_status;index:pending_status;"            \
-    "table:audit;table:ca;table:cert_status_log;table:certificates;table:enroll_tokens;"  \
+    "index:certificates_project;index:certificates_status;index:device_certs_device;"       \
+    "index:device_tags_kv;index:devices_state;index:pending_status;"                        \
+    "table:audit;table:ca;table:cert_status_log;table:certificates;table:device_certs;"   \
+    "table:device_tags;table:devices;table:enroll_tokens;"                                \
     "table:meta;table:pending_requests;table:projects;"                                   \
     "trigger:audit_no_delete;trigger:audit_no_update;"
 
@@ -228,7 +231,7 @@ static void test_fresh_schema(void **state)
     char names[2048];
     schema_names(f->path, names, sizeof(names));
     assert_string_equal(names, SCHEMA_4);
-    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(sql_int(f->path, "PRAGMA user_version"), 5);
 }
 
 /* A data directory made by fleetpki 0.1 (tests/fixtures/README.md), unpacked
@@ -362,7 +365,7 @@ static void test_migrate_datadir_0_1(void **state)
     read_token_id(dir, tok, sizeof(tok));
     if (fp_store_open(path, &s, &e) != FP_ERR_OK)
         fail_msg("opening the 0.1 store: %s", e.msg);
-    assert_int_equal(sql_int(path, "PRAGMA user_version"), 4);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), 5);
     schema_names(path, names, sizeof(names));
     assert_string_equal(names, SCHEMA_4);
     /* every row passes the foreign keys the migration added */
@@ -511,7 +514,7 @@ static void test_failed_migration_is_rolled_back(void **state)
                                    " WHERE name = 'project'"), 0);
     exec_sql(path, "DROP TABLE projects;");
     assert_int_equal(fp_store_open(path, &s, &e), 0);
-    assert_int_equal(sql_int(path, "PRAGMA user_version"), 4);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), 5);
     assert_int_equal(fp_store_audit_verify(s, &rows, &e), 0);
     assert_int_equal(rows, 12);
     fp_store_close(s);
