@@ -93,10 +93,20 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
 
     if (created != NULL)
         *created = false;
+    /* The one write of the store not fsync'd at commit (store_devices.h):
+     * WAL with synchronous = NORMAL is still atomic and consistent (the
+     * registration, its link and its audit row land together or not at
+     * all) but a power cut may lose the last ones; the device's next
+     * contact registers it again.  Without this every first contact holds
+     * the write lock and its server worker for an fsync. */
+    if ((rc = sq_exec(s, "PRAGMA synchronous = NORMAL", err)) != FP_ERR_OK)
+        return rc;
     /* BEGIN IMMEDIATE: a racing first contact waits here, then finds the
      * row the winner inserted (INSERT OR IGNORE on the primary key) */
-    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK) {
+        sq_exec(s, "PRAGMA synchronous = FULL", NULL);
         return rc;
+    }
     if ((rc = sq_project_exists(s, project, &found, err)) != FP_ERR_OK)
         goto out;
     if (!found) {
@@ -161,6 +171,10 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
 out:
     sqlite3_finalize(st);
     rc = sq_finish_write(s, NULL, rc, err);
+    /* every other write of this handle is durable again */
+    if (sq_exec(s, "PRAGMA synchronous = FULL", rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
+        rc == FP_ERR_OK)
+        rc = FP_ERR_STORE;
     if (rc == FP_ERR_OK && created != NULL)
         *created = made;
     if (rc != FP_ERR_OK && out != NULL)
