@@ -115,8 +115,31 @@ expect_code 1 "beta cannot suspend acme's device" \
     fp device suspend --dir "$CA" --project beta dev-0001
 pass "a device of project acme is invisible in beta"
 
-# ---- suspend: refused at once; resume: accepted ----
-fp device suspend --dir "$CA" --project acme dev-0001 >/dev/null || fail "suspend"
+# ---- suspend: refused at once (on a kept-alive connection too); resume: accepted ----
+# one TLS connection: a request, the suspension (CLI), a second request
+python3 - "$HTTPS" "$CA/root.crt" "$T/idev1.crt" "$T/idev1.key" "$FLEETPKI" "$CA" <<'PY' ||
+import http.client, json, ssl, subprocess, sys
+hostport, cafile, cert, key, fleetpki, ca = sys.argv[1:]
+host, port = hostport.rsplit(":", 1)
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.check_hostname = False
+ctx.load_cert_chain(cert, key)
+c = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=30)
+c.request("GET", "/api/v1/device")
+r = c.getresponse(); body = r.read()
+assert r.status == 200, (r.status, body)
+sock = c.sock
+subprocess.run([fleetpki, "device", "suspend", "--dir", ca, "--project", "acme", "dev-0001"],
+               check=True, stdout=subprocess.DEVNULL)
+c.request("GET", "/api/v1/device")
+r = c.getresponse(); body = r.read()
+assert c.sock is sock, "the connection was not kept alive"
+assert r.status == 403, (r.status, body)
+p = json.loads(body)
+assert p["type"] == "https://fleetpki.dev/problems/bad-state" and "suspended" in p["detail"], p
+PY
+    fail "suspension on a kept-alive connection"
+pass "a device suspended between two requests of one connection is refused on the second"
 openssl req -new -key "$T/ldev1.key" -subj "/CN=dev-0001" -outform DER -out "$T/r1.der"
 base64 <"$T/r1.der" >"$T/r1.b64"
 s=$(est_post "$EST/acme-dev/simplereenroll" "$T/r1.b64" --cert "$T/ldev1.crt" --key "$T/ldev1.key")
