@@ -47,7 +47,12 @@ int lg_conn_open(lg_conn *c, const lg_target *t)
     if (t->ctx != NULL) {
         /* A fresh SSL with no session set: always a full handshake. */
         c->ssl = SSL_new(t->ctx);
-        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1)
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+            goto fail;
+        if (c->cert != NULL && (SSL_use_certificate(c->ssl, c->cert) != 1 ||
+                                SSL_use_PrivateKey(c->ssl, c->key) != 1))
+            goto fail;
+        if (SSL_connect(c->ssl) != 1)
             goto fail;
     }
     c->reusable = true;

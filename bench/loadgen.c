@@ -48,11 +48,13 @@ typedef enum {
     M_FLOOR_NEWCONN,
     M_FLOOR_KEEPALIVE,
     M_API_GET,
+    M_DEVICE_NEWCONN,
 } lg_mode;
 
 static const char *const mode_names[] = {"est-newconn", "est-keepalive", "est-serverkeygen",
                                          "ocsp-post", "ocsp-get", "floor-newconn",
-                                         "floor-keepalive", "api-get"};
+                                         "floor-keepalive", "api-get",
+                                         "device-newconn"};
 
 typedef struct opts {
     lg_mode mode;
@@ -71,6 +73,8 @@ typedef struct opts {
     int server_pid;
     int validate_every;
     int timeout_ms;
+    const char *device_ca, *device_ca_key;
+    size_t device_count;
 } opts;
 
 /* A prepared HTTP request. */
@@ -98,6 +102,9 @@ static size_t N_REQS;
 static atomic_int phase;      /* 0 warm-up, 1 measuring, 2 stop */
 static atomic_uint_fast64_t issued;
 static atomic_int finished;
+/* device-newconn: every connection presents the next identity, once */
+static lg_identity *DEVS;
+static atomic_size_t dev_next;
 
 static uint64_t now_ns(void)
 {
@@ -114,6 +121,10 @@ static void usage(FILE *f)
             "       floor-newconn | floor-keepalive: GET /.well-known/est/cacerts (or --path)\n"
             "       api-get: keep-alive GETs of the admin API (--bearer, --path or --paths)\n"
             "       on new / kept-alive connections: the TLS + HTTP cost with no enrollment\n"
+            "       device-newconn: GET /api/v1/device (or --path) on a new connection per\n"
+            "       request, each with the next of --device-count fresh device certificates\n"
+            "       signed by --device-ca/--device-ca-key (first contacts); stops when\n"
+            "       they are used up\n"
             "  --host H            loopback address (default 127.0.0.1)\n"
             "  --port P            required\n"
             "  --concurrency N     clients, one connection each (default 64)\n"
@@ -139,7 +150,8 @@ static void usage(FILE *f)
             "                      (default N 10); serverkeygen: parts checked every Nth;\n"
             "                      OCSP: status of every answer checked, full parse every 100*Nth\n"
             "  --timeout-ms N      socket I/O timeout (default 10000)\n"
-            "  --server-pid PID    report the server's peak RSS and CPU use\n");
+            "  --server-pid PID    report the server's peak RSS and CPU use\n"
+            "  --device-ca F --device-ca-key F --device-count N   device-newconn identities\n");
 }
 
 static int parse_mode(const char *s, lg_mode *m)
@@ -155,12 +167,14 @@ static int parse_mode(const char *s, lg_mode *m)
 static bool is_est(void) { return O.mode <= M_EST_SERVERKEYGEN; }
 static bool is_floor(void) { return O.mode == M_FLOOR_NEWCONN || O.mode == M_FLOOR_KEEPALIVE; }
 static bool is_api(void) { return O.mode == M_API_GET; }
+static bool is_device(void) { return O.mode == M_DEVICE_NEWCONN; }
 
 static int parse_opts(int argc, char **argv)
 {
     enum { O_HOST = 256, O_PORT, O_CONC, O_DUR, O_REQS, O_WARM, O_CACERT, O_CERT, O_KEY,
            O_BASIC, O_BEARER, O_PATHS, O_LABEL, O_PATH, O_REENROLL, O_CSRDIR, O_CSRCOUNT, O_TLS12, O_ISSUER,
-           O_SERIALS, O_OCSPCOUNT, O_UNKNOWN, O_VALIDATE, O_TIMEOUT, O_PID, O_HELP };
+           O_SERIALS, O_OCSPCOUNT, O_UNKNOWN, O_VALIDATE, O_TIMEOUT, O_PID, O_HELP,
+           O_DEVCA, O_DEVCAKEY, O_DEVCOUNT };
     static const struct option lo[] = {
         {"host", 1, 0, O_HOST},         {"port", 1, 0, O_PORT},
         {"concurrency", 1, 0, O_CONC},  {"duration", 1, 0, O_DUR},
@@ -175,6 +189,8 @@ static int parse_opts(int argc, char **argv)
         {"ocsp-count", 1, 0, O_OCSPCOUNT}, {"unknown-pct", 1, 0, O_UNKNOWN},
         {"validate-every", 1, 0, O_VALIDATE}, {"timeout-ms", 1, 0, O_TIMEOUT},
         {"server-pid", 1, 0, O_PID},    {"help", 0, 0, O_HELP},
+        {"device-ca", 1, 0, O_DEVCA},   {"device-ca-key", 1, 0, O_DEVCAKEY},
+        {"device-count", 1, 0, O_DEVCOUNT},
         {0, 0, 0, 0},
     };
     int c;
@@ -219,6 +235,9 @@ static int parse_opts(int argc, char **argv)
         case O_VALIDATE: O.validate_every = atoi(optarg); break;
         case O_TIMEOUT: O.timeout_ms = atoi(optarg); break;
         case O_PID: O.server_pid = atoi(optarg); break;
+        case O_DEVCA: O.device_ca = optarg; break;
+        case O_DEVCAKEY: O.device_ca_key = optarg; break;
+        case O_DEVCOUNT: O.device_count = strtoul(optarg, NULL, 10); break;
         case O_HELP: usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -231,7 +250,11 @@ static int parse_opts(int argc, char **argv)
         fprintf(stderr, "loadgen: bad or missing option (need --port; duration in (0, 600])\n");
         return -1;
     }
-    if (!is_est() && !is_floor() && !is_api() && O.issuer == NULL) {
+    if (is_device() && (O.device_ca == NULL || O.device_ca_key == NULL || O.device_count < 1)) {
+        fprintf(stderr, "loadgen: device-newconn needs --device-ca, --device-ca-key, --device-count\n");
+        return -1;
+    }
+    if (!is_est() && !is_floor() && !is_api() && !is_device() && O.issuer == NULL) {
         fprintf(stderr, "loadgen: OCSP modes need --issuer\n");
         return -1;
     }
@@ -422,6 +445,16 @@ static int prepare_requests(void)
     }
     if (O.mode == M_API_GET)
         return prepare_api_requests();
+    if (is_device()) {
+        /* the same GET on every connection; the identity differs */
+        REQS = calloc(1, sizeof(*REQS));
+        if (REQS == NULL || build_req(&REQS[0], "GET", O.path ? O.path : "/api/v1/device", NULL,
+                                      NULL, NULL, 0, -1) != 0)
+            goto out;
+        N_REQS = 1;
+        rc = lg_devices_make(O.device_ca, O.device_ca_key, O.device_count, &DEVS);
+        goto out;
+    }
     if (is_floor()) {
         /* one request, repeated: what a connection costs the server with
          * no enrollment work (cacerts is served from memory) */
@@ -521,6 +554,13 @@ static int validate(const lg_resp *r, const req *q, uint64_t k)
                      memmem(r->body, r->body_len, "application/pkcs7-mime", 22) == NULL))
             return -1;
         return 0;
+    case M_DEVICE_NEWCONN:
+        /* the registry view of the device: a JSON object with its name */
+        if (strncasecmp(r->ctype, "application/json", 16) != 0 ||
+            memmem(r->body, r->body_len, "\"name\"", 6) == NULL ||
+            memmem(r->body, r->body_len, "\"active\"", 8) == NULL)
+            return -1;
+        return 0;
     default:
         if (strncasecmp(r->ctype, "application/ocsp-response", 25) != 0)
             return -1;
@@ -549,7 +589,7 @@ static void *worker_main(void *arg)
     worker *w = arg;
     lg_conn c;
     uint64_t k = (uint64_t)w->id * 7919u;
-    bool fresh = O.mode == M_EST_NEWCONN || O.mode == M_FLOOR_NEWCONN;
+    bool fresh = O.mode == M_EST_NEWCONN || O.mode == M_FLOOR_NEWCONN || is_device();
 
     lg_conn_init(&c);
     for (;;) {
@@ -564,6 +604,13 @@ static void *worker_main(void *arg)
             break;
         q = &REQS[k % N_REQS];
         t0 = now_ns();
+        if (is_device()) {
+            size_t d = atomic_fetch_add(&dev_next, 1);
+            if (d >= O.device_count)
+                break; /* every identity has made its first contact */
+            c.cert = DEVS[d].cert;
+            c.key = DEVS[d].key;
+        }
         if (fresh || c.fd < 0 || !c.reusable) {
             if (!fresh && c.fd >= 0)
                 w->reconnects += ph;
@@ -704,7 +751,7 @@ int main(int argc, char **argv)
         return 2;
     T.addr = &ss;
     T.io_timeout_ms = O.timeout_ms;
-    if ((is_est() || is_floor() || is_api()) && (T.ctx = make_ctx()) == NULL)
+    if ((is_est() || is_floor() || is_api() || is_device()) && (T.ctx = make_ctx()) == NULL)
         return 1;
     {
         uint64_t p0 = now_ns();
@@ -822,6 +869,7 @@ int main(int argc, char **argv)
     rc = ok > 0 ? 0 : 1;
 out:
     free(all);
+    lg_devices_free(DEVS, O.device_count);
     if (W != NULL)
         for (int i = 0; i < O.concurrency; i++)
             free(W[i].lat);

@@ -25,6 +25,10 @@
 
 typedef struct lg_conn {
     int fd;          /* -1 when closed */
+    /* client identity for the next open, overriding the SSL_CTX's (NULL:
+     * the context's); borrowed (device-newconn: one per connection) */
+    X509 *cert;
+    EVP_PKEY *key;
     SSL *ssl;        /* NULL for plain HTTP */
     bool reusable;   /* server allowed keep-alive on the last answer */
     unsigned char *buf; /* receive buffer */
@@ -102,5 +106,17 @@ int lg_check_ocsp(const unsigned char *der, size_t len, int expect, bool deep);
 char *lg_base64(const unsigned char *in, size_t len);
 
 void lg_blobs_free(lg_blob *b, size_t n);
+
+/* ---- device identities (lg_device.c) ---- */
+
+typedef struct lg_identity {
+    X509 *cert;
+    EVP_PKEY *key;
+} lg_identity;
+
+/* n fresh P-256 device keys and certificates (distinct CNs, clientAuth)
+ * signed by the CA in ca_cert / ca_key (PEM).  0 or -1. */
+int lg_devices_make(const char *ca_cert, const char *ca_key, size_t n, lg_identity **out);
+void lg_devices_free(lg_identity *ids, size_t n);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "../common/util.h"
 #include "../api/api.h"
+#include "../api/device_api.h"
 #include "../est/est_module.h"
 #include "../http/http.h"
 #include "../serve/app.h"
@@ -82,9 +83,11 @@ static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pas
     fp_est_args ea = {app->cfg, app};
     fp_rev_args ra = {app->cfg, app, pass, passlen};
     fp_api_args aa = {app};
+    fp_device_api_args da = {app};
     int rc;
     if ((rc = fp_http_mount(srv, &fp_est_module, NULL, &ea, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK ||
+        (rc = fp_http_mount(srv, &fp_device_api_module, NULL, &da, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_api_module, "/api/v1", &aa, err)) != FP_ERR_OK)
         return rc;
     return FP_ERR_OK;
@@ -106,6 +109,7 @@ int cmd_serve(int argc, char **argv)
     fp_http_opts ho;
     fp_app app;
     fp_http_server *srv = NULL;
+    fp_registry *registry = NULL;
     const char *addr_file = NULL;
     char tls_cert[FP_PATH_MAX], tls_key[FP_PATH_MAX];
     char *pass = NULL;
@@ -163,7 +167,14 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    app = (fp_app){&env.cfg, env.cas, env.issuer, env.pass, env.passlen};
+    /* the device registry outlives the server: its last-seen queue is
+     * flushed once every worker has stopped */
+    if (fp_registry_new(&env.cfg, NULL, &registry, &err) != FP_ERR_OK) {
+        rc = cli_fail(&err);
+        goto out;
+    }
+    app = (fp_app){.cfg = &env.cfg, .cas = env.cas, .issuer = env.issuer,
+                   .registry = registry, .pass = env.pass, .passlen = env.passlen};
     ho.tls_pass = pass;
     ho.tls_passlen = passlen;
     if (http_opts_from_config(&env.cfg, &ho, tls_cert, tls_key, &err) != FP_ERR_OK ||
@@ -193,6 +204,7 @@ int cmd_serve(int argc, char **argv)
     fp_log(FP_LOG_INFO, "stopped");
 out:
     fp_http_server_free(srv);
+    fp_registry_free(registry);
     fp_passphrase_free(pass, passlen);
     cli_env_close(&env);
     return rc;

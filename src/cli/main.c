@@ -40,6 +40,7 @@ static const command commands[] = {
     {"ca", cmd_ca, "list, create or import issuing CAs of a project"},
     {"root", cmd_root, "add a bring-your-own root (authenticates devices, never signs)"},
     {"factory", cmd_factory, "mint device identities in bulk, offline ('factory mint')"},
+    {"device", cmd_device, "the device registry: list, show, suspend, resume, decommission, tag"},
     {"token", cmd_token, "create a one-time EST enrollment token ('token create')"},
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},
     {"approve", cmd_approve, "approve a held EST enrollment (issues the certificate)"},

@@ -28,6 +28,7 @@
 
 #include "../ca/chain_check.h"
 #include "../common/util.h"
+#include "../registry/registry.h"
 #include "../x509/x509util.h"
 #include "est.h"
 #include "token.h"
@@ -304,6 +305,32 @@ static int authenticated(fp_http_req *req, est_identity *id)
     return FP_ERR_OK;
 }
 
+/* Device registry (issue 10): an authenticated client certificate is a
+ * device of the label's project, registered on first contact; a suspended
+ * or decommissioned one is refused here, on every request (kept-alive
+ * connections too), before any CSR work.  FP_ERR_OK, or answered. */
+static int registry_contact(est_state *st, const est_label *lb, fp_http_req *req)
+{
+    fp_error err = {0};
+    int rc;
+
+    if (st->app->registry == NULL)
+        return FP_ERR_OK;
+    rc = fp_registry_contact(st->app->registry, req->worker_state, lb->cfg->project,
+                             req->peer_cert, NULL, &err);
+    if (rc == FP_ERR_OK)
+        return rc;
+    if (rc == FP_ERR_STATE || rc == FP_ERR_ARG || rc == FP_ERR_DUPLICATE) {
+        /* err.msg names the device (escaped) and its state, or why the
+         * certificate cannot name a device */
+        fp_http_error(req, 403, "%s: device refused: %s", fp_err_name(rc), err.msg);
+        return rc;
+    }
+    fp_log(FP_LOG_ERROR, "id=%s device registry: %s", req->id, err.msg);
+    fp_http_error(req, 500, "internal error (request %s)", req->id);
+    return rc;
+}
+
 int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_identity *id)
 {
     int mode = lb->cfg->auth;
@@ -323,6 +350,8 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_i
         }
         if (issued_by_project(lb, req->peer_cert)) {
             rc = ours_check(lb, req, id);
+            if (rc == FP_ERR_OK && (rc = registry_contact(st, lb, req)) != FP_ERR_OK)
+                return rc;
             if (rc == FP_ERR_OK)
                 return authenticated(req, id);
             unauthorized(req, rc == FP_ERR_STATE
@@ -333,6 +362,8 @@ int est_authenticate(est_state *st, const est_label *lb, fp_http_req *req, est_i
         rc = verify_peer(st, lb, req, &err);
         if (rc == FP_ERR_OK) {
             anchor_identity(req, id);
+            if ((rc = registry_contact(st, lb, req)) != FP_ERR_OK)
+                return rc;
             return authenticated(req, id);
         }
         fp_log(FP_LOG_DEBUG, "id=%s client certificate rejected: %s", req->id, err.msg);

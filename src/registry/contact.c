@@ -237,7 +237,7 @@ static bool issued_by_us(fp_store *s, const char *project, const char *serial,
 
 static int refuse_state(const fp_device_rec *d, fp_error *err)
 {
-    char esc[FP_DEVICE_NAME_MAX * 4];
+    char esc[FP_LOG_ESCAPED_MAX(FP_DEVICE_NAME_MAX)];
 
     if (d->state == FP_DEV_ACTIVE)
         return FP_ERR_OK;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../ca/ca.h"
+#include "../common/util.h"
 #include "../x509/x509util.h"
 #include "registry.h"
 
@@ -87,6 +88,44 @@ static int collect_ours(void *arg, const fp_device_cert *c)
     return 0;
 }
 
+/* Add the serial unless listed already. */
+static int add_serial(serial_list *l, const char *serial)
+{
+    fp_device_cert c;
+
+    for (size_t i = 0; i < l->n; i++)
+        if (!strcmp(l->serials[i], serial))
+            return 0;
+    memset(&c, 0, sizeof(c));
+    c.ours = true;
+    c.serial = serial;
+    return collect_ours(l, &c);
+}
+
+typedef struct {
+    serial_list *l;
+    const char *name;
+    int rule;
+} sweep_ctx;
+
+/* A certificate of the project we issued that names this device by the
+ * project's rule, though the device never presented it (an operational
+ * certificate enrolled but not used yet). */
+static int sweep_cb(void *arg, const fp_cert_rec *r)
+{
+    sweep_ctx *c = arg;
+    const unsigned char *p = r->der;
+    X509 *x = d2i_X509(NULL, &p, (long)r->der_len);
+    char name[FP_DEVICE_NAME_MAX];
+    int stop = 0;
+
+    if (x != NULL && fp_registry_name_of(x, c->rule, name, NULL) == FP_ERR_OK &&
+        !strcmp(name, c->name))
+        stop = add_serial(c->l, r->serial);
+    X509_free(x);
+    return stop;
+}
+
 int fp_registry_decommission(fp_store *s, const char *project, const char *name,
                              const char *actor, fp_error *err)
 {
@@ -107,6 +146,24 @@ int fp_registry_decommission(fp_store *s, const char *project, const char *name,
     if (l.rc != FP_ERR_OK) {
         rc = fp_err_set(err, l.rc, NULL);
         goto out;
+    }
+    /* and every unrevoked certificate of the project naming the device
+     * that it has not presented yet: "all the device's certificates" */
+    {
+        fp_cert_filter cf;
+        sweep_ctx sc = {&l, name, FP_DEVNAME_CN};
+        memset(&cf, 0, sizeof(cf));
+        cf.status = FP_CERT_VALID;
+        cf.project = project;
+        cf.name_contains = name;
+        cf.now = fp_now();
+        if ((rc = fp_store_device_naming_get(s, project, &sc.rule, err)) != FP_ERR_OK ||
+            (rc = fp_store_cert_list(s, &cf, sweep_cb, &sc, err)) != FP_ERR_OK)
+            goto out;
+        if (l.rc != FP_ERR_OK) {
+            rc = fp_err_set(err, l.rc, NULL);
+            goto out;
+        }
     }
     /* RFC 5280 5.3.1: cessationOfOperation, the certificate is no longer
      * needed; not keyCompromise, nothing says the key leaked */

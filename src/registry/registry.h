@@ -32,7 +32,9 @@ int fp_registry_device_list(fp_store *s, const fp_device_filter *f, fp_device_cb
  * suspend needs active, resume needs suspended, decommission needs active
  * or suspended.  Decommission first revokes every certificate of the
  * device that we issued (cessationOfOperation, through fp_ca_revoke, so
- * OCSP and CRLs follow; one already revoked is skipped), then sets the
+ * OCSP and CRLs follow; one already revoked is skipped): those linked to
+ * it, and every valid one of the project that names it by the project's
+ * rule though never presented (an LDevID enrolled but unused); then sets the
  * state; when a revocation fails nothing more happens and the call can be
  * repeated. */
 int fp_registry_suspend(fp_store *s, const char *project, const char *name, const char *actor,

@@ -10,11 +10,13 @@
 
 #include "../ca/config.h"
 #include "../ca/issue.h"
+#include "../registry/registry.h"
 
 typedef struct fp_app {
     const fp_config *cfg;
     fp_caset *cas;
     fp_issuer *issuer; /* its committer is set by the EST module (fp_issuer_set_committer) */
+    fp_registry *registry; /* devices: first contact, refusal, batched last-seen (issue 10) */
     const char *pass;  /* key passphrase, borrowed, or NULL */
     size_t passlen;
 } fp_app;

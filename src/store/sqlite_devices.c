@@ -24,6 +24,30 @@
     "  device_tags t INDEXED BY sqlite_autoindex_device_tags_1"                      \
     "  WHERE t.project = d.project AND t.name = d.name ORDER BY key))"
 
+/* Statements of the first-contact path, kept for the handle's life (a
+ * contact runs them all; preparing each per call cost as much as the
+ * rest of the lookup). */
+enum { DEV_STMT_READ, DEV_STMT_LINK, DEV_STMT_INSERT, DEV_STMT_LINK_INSERT, DEV_STMT_NAMING };
+
+static int dev_stmt(sqlite_store *s, int slot, const char *sql, sqlite3_stmt **out,
+                    fp_error *err)
+{
+    if (s->dev[slot] == NULL && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                                   &s->dev[slot], NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "device statement");
+    *out = s->dev[slot];
+    return FP_ERR_OK;
+}
+
+/* Done with a kept statement: ready for the next use, nothing bound. */
+static void dev_done(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
+}
+
 static int dev_from_row(sqlite3_stmt *st, fp_device_rec *out, fp_error *err)
 {
     memset(out, 0, sizeof(*out));
@@ -45,10 +69,10 @@ static int dev_read(sqlite_store *s, const char *project, const char *name, fp_d
     sqlite3_stmt *st = NULL;
     int rc, step;
 
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT " DEV_COLS " FROM devices d WHERE d.project = ? AND d.name = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "device lookup");
+    if ((rc = dev_stmt(s, DEV_STMT_READ,
+                       "SELECT " DEV_COLS " FROM devices d WHERE d.project = ? AND d.name = ?",
+                       &st, err)) != FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
@@ -58,7 +82,7 @@ static int dev_read(sqlite_store *s, const char *project, const char *name, fp_d
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no device '%s' in project '%s'", name, project);
     else
         rc = sq_db_err(s, err, "device lookup");
-    sqlite3_finalize(st);
+    dev_done(st);
     return rc;
 }
 
@@ -70,9 +94,10 @@ static int link_owner(sqlite_store *s, const char *project, const char *fp, char
     int rc = FP_ERR_OK, step;
 
     *found = false;
-    if (sqlite3_prepare_v2(s->db, "SELECT name FROM device_certs WHERE project = ? AND fp = ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "device certificate lookup");
+    if ((rc = dev_stmt(s, DEV_STMT_LINK,
+                       "SELECT name FROM device_certs WHERE project = ? AND fp = ?", &st, err)) !=
+        FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, fp, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
@@ -83,7 +108,7 @@ static int link_owner(sqlite_store *s, const char *project, const char *fp, char
     } else if (step != SQLITE_DONE) {
         rc = sq_db_err(s, err, "device certificate lookup");
     }
-    sqlite3_finalize(st);
+    dev_done(st);
     return rc;
 }
 
@@ -99,23 +124,31 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
 
     if (created != NULL)
         *created = false;
+    /* The one write of the store not fsync'd at commit (store_devices.h):
+     * WAL with synchronous = NORMAL is still atomic and consistent (the
+     * registration, its link and its audit row land together or not at
+     * all) but a power cut may lose the last ones; the device's next
+     * contact registers it again.  Without this every first contact holds
+     * the write lock and its server worker for an fsync. */
+    if ((rc = sq_exec(s, "PRAGMA synchronous = NORMAL", err)) != FP_ERR_OK)
+        return rc;
     /* BEGIN IMMEDIATE: a racing first contact waits here, then finds the
      * row the winner inserted (INSERT OR IGNORE on the primary key) */
-    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK) {
+        sq_exec(s, "PRAGMA synchronous = FULL", NULL);
         return rc;
+    }
     if ((rc = sq_project_exists(s, project, &found, err)) != FP_ERR_OK)
         goto out;
     if (!found) {
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%s'", project);
         goto out;
     }
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR IGNORE INTO devices (project, name, state, first_seen,"
-                           " last_seen) VALUES (?, ?, 0, ?, ?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        rc = sq_db_err(s, err, "device insert");
+    if ((rc = dev_stmt(s, DEV_STMT_INSERT,
+                       "INSERT OR IGNORE INTO devices (project, name, state, first_seen,"
+                       " last_seen) VALUES (?, ?, 0, ?, ?)",
+                       &st, err)) != FP_ERR_OK)
         goto out;
-    }
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, now);
@@ -125,7 +158,7 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
         goto out;
     }
     made = sqlite3_changes(s->db) == 1;
-    sqlite3_finalize(st);
+    dev_done(st);
     st = NULL;
     if (made && ev != NULL && (rc = sq_audit_append_locked(s, ev, err)) != FP_ERR_OK)
         goto out;
@@ -139,13 +172,11 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
             goto out;
         }
         if (!found) {
-            if (sqlite3_prepare_v2(s->db,
-                                   "INSERT INTO device_certs (project, fp, name, serial, issuer,"
-                                   " subject, ours, added_at, der) VALUES (?,?,?,?,?,?,?,?,?)",
-                                   -1, &st, NULL) != SQLITE_OK) {
-                rc = sq_db_err(s, err, "device certificate insert");
+            if ((rc = dev_stmt(s, DEV_STMT_LINK_INSERT,
+                               "INSERT INTO device_certs (project, fp, name, serial, issuer,"
+                               " subject, ours, added_at, der) VALUES (?,?,?,?,?,?,?,?,?)",
+                               &st, err)) != FP_ERR_OK)
                 goto out;
-            }
             sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 2, cert->fp, -1, SQLITE_STATIC);
             sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
@@ -160,13 +191,19 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
                 rc = sq_db_err(s, err, "device certificate insert");
                 goto out;
             }
+            dev_done(st);
+            st = NULL;
         }
     }
     if (out != NULL)
         rc = dev_read(s, project, name, out, err);
 out:
-    sqlite3_finalize(st);
+    dev_done(st);
     rc = sq_finish_write(s, NULL, rc, err);
+    /* every other write of this handle is durable again */
+    if (sq_exec(s, "PRAGMA synchronous = FULL", rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
+        rc == FP_ERR_OK)
+        rc = FP_ERR_STORE;
     if (rc == FP_ERR_OK && created != NULL)
         *created = made;
     if (rc != FP_ERR_OK && out != NULL)
@@ -393,9 +430,9 @@ int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
     int rc = FP_ERR_OK, step;
 
     *rule = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT device_naming FROM projects WHERE name = ?", -1, &st,
-                           NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "device naming");
+    if ((rc = dev_stmt(s, DEV_STMT_NAMING, "SELECT device_naming FROM projects WHERE name = ?",
+                       &st, err)) != FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
     if (step == SQLITE_ROW)
@@ -404,7 +441,7 @@ int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%s'", project);
     else
         rc = sq_db_err(s, err, "device naming");
-    sqlite3_finalize(st);
+    dev_done(st);
     return rc;
 }
 

@@ -31,6 +31,9 @@ typedef struct {
     sqlite3_stmt *last_audit, *ins_audit, *set_head;
     /* sqlite_tokens.c, prepared on first use */
     sqlite3_stmt *spend_token;
+    /* sqlite_devices.c: the first-contact path's statements, prepared on
+     * first use (DEV_STMT_* there) */
+    sqlite3_stmt *dev[8];
     /* sqlite_status.c */
     sqlite3_stmt *status, *log_ins, *log_prune, *seq, *changes, *revoked, *revnum;
     /* The audit chain's head inside the open write transaction: read once

@@ -135,6 +135,8 @@ static void sq_close(fp_store *base)
                             &s->changes, &s->revoked,  &s->revnum};
     for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
         sqlite3_finalize(*all[i]);
+    for (size_t i = 0; i < sizeof(s->dev) / sizeof(*s->dev); i++)
+        sqlite3_finalize(s->dev[i]);
     sqlite3_close(s->db);
     free(s);
 }

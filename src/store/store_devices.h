@@ -69,7 +69,12 @@ typedef int (*fp_device_cert_cb)(void *arg, const fp_device_cert *c);
  * transaction; two racing calls for one name make one device (the primary
  * key decides).  out (may be NULL) receives the row after the call.
  * FP_ERR_NOT_FOUND for an unknown project; FP_ERR_DUPLICATE when cert is
- * linked to another device of the project already. */
+ * linked to another device of the project already.
+ * Durability: the one exception to store.h's "fsync'd before it returns":
+ * a registration is atomic (device, link and audit row together) but may
+ * be lost by a power cut after it returned (SQLite: WAL, synchronous =
+ * NORMAL for this transaction); the device's next contact makes it again.
+ * Every other device call (states, tags) is durable as usual. */
 int fp_store_device_register(fp_store *s, const char *project, const char *name, int64_t now,
                              const fp_device_cert *cert, const fp_audit_event *ev,
                              fp_device_rec *out, bool *created, fp_error *err);

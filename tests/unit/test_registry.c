@@ -182,8 +182,8 @@ static void test_decommission_revokes(void **state)
     fp_error e = {0};
     fp_cert_status_rec st;
     fp_issue_req ir = {0};
-    X509 *factory, *ours = NULL;
-    char serial[FP_SERIAL_HEX_MAX];
+    X509 *factory, *ours = NULL, *unused = NULL, *other = NULL;
+    char serial[FP_SERIAL_HEX_MAX], serial2[FP_SERIAL_HEX_MAX], serial3[FP_SERIAL_HEX_MAX];
     int n = 0;
     (void)state;
 
@@ -203,13 +203,29 @@ static void test_decommission_revokes(void **state)
                                               &n, &e), FP_ERR_OK);
     assert_int_equal(n, 2);
     assert_int_equal(fp_serial_hex(X509_get0_serialNumber(ours), serial), 0);
+    /* one more of ours naming the device, never presented: revoked too */
+    ir.csr = tu_csr(f.key, "/CN=dev-2", NULL, 0, NULL, NULL);
+    assert_int_equal(fp_ca_issue(f.ca, f.store, &ir, &unused, &e), FP_ERR_OK);
+    X509_REQ_free(ir.csr);
+    assert_int_equal(fp_serial_hex(X509_get0_serialNumber(unused), serial2), 0);
+    /* and one naming another device is left alone */
+    ir.csr = tu_csr(f.key, "/CN=dev-20", NULL, 0, NULL, NULL);
+    assert_int_equal(fp_ca_issue(f.ca, f.store, &ir, &other, &e), FP_ERR_OK);
+    X509_REQ_free(ir.csr);
+    assert_int_equal(fp_serial_hex(X509_get0_serialNumber(other), serial3), 0);
     assert_int_equal(fp_registry_decommission(f.store, FP_PROJECT_DEFAULT, "dev-2", "t", &e),
                      FP_ERR_OK);
     assert_int_equal(fp_store_cert_status(f.store, serial, &st, &e), FP_ERR_OK);
     assert_int_equal(st.status, FP_CERT_REVOKED);
     assert_int_equal(st.reason, FP_REASON_CESSATION);
+    assert_int_equal(fp_store_cert_status(f.store, serial2, &st, &e), FP_ERR_OK);
+    assert_int_equal(st.status, FP_CERT_REVOKED);
+    assert_int_equal(fp_store_cert_status(f.store, serial3, &st, &e), FP_ERR_OK);
+    assert_int_equal(st.status, FP_CERT_VALID);
     X509_free(factory);
     X509_free(ours);
+    X509_free(unused);
+    X509_free(other);
     fp_registry_free(r);
     tu_ca_clear(&f);
 }
