@@ -35,6 +35,8 @@
 #include "../x509/x509util.h"
 #include "device_api.h"
 
+#include "api_int.h"
+
 #define MAX_PROJECTS 256
 
 typedef struct {
@@ -49,24 +51,10 @@ typedef struct {
     int n_projects;
 } dev_state;
 
-/* RFC 9457 problem details. */
+/* RFC 9457 problem details, the admin API's one shape (api_util.c). */
 static void problem(fp_http_req *req, int status, int code, const char *detail)
 {
-    char type[128];
-    json_t *j;
-    char *text;
-
-    snprintf(type, sizeof(type), "https://fleetpki.dev/problems/%s", fp_err_name(code));
-    j = json_pack("{s:s, s:s, s:i, s:s}", "type", type, "title", fp_err_default_msg(code),
-                  "status", status, "detail", detail);
-    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    json_decref(j);
-    if (text == NULL) {
-        fp_http_error(req, 500, "out of memory");
-        return;
-    }
-    fp_http_reply(req, status, "application/problem+json", text, strlen(text));
-    free(text);
+    api_problem(req, status, fp_err_name(code), fp_err_default_msg(code), "%s", detail);
 }
 
 static int collect_project(void *arg, const fp_project_rec *p)
@@ -244,6 +232,13 @@ static int get_device(fp_http_req *req)
     char *text = NULL;
     int rc;
 
+    /* the route's auth is the handler's, so that a caller without a
+     * certificate gets the documented problem+json 401, not text/plain */
+    if (req->peer_cert == NULL) {
+        api_problem(req, 401, "unauthorized", "unauthorized",
+                    "a TLS client certificate is required");
+        return FP_HTTP_DONE;
+    }
     if ((rc = caller_project(st, req, project, &err)) != FP_ERR_OK)
         goto fail;
     rc = fp_registry_contact(st->app->registry, req->worker_state, project, req->peer_cert, &d,
@@ -282,7 +277,7 @@ out:
 }
 
 static const fp_http_route dev_routes[] = {
-    {FP_HTTP_GET, "/api/v1/device", FP_HTTP_TLS, NULL, FP_HTTP_AUTH_CLIENT_CERT, 0, get_device},
+    {FP_HTTP_GET, "/device", FP_HTTP_TLS, NULL, FP_HTTP_AUTH_HANDLER, 0, get_device},
     {0, NULL, 0, NULL, NULL, 0, NULL},
 };
 

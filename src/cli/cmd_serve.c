@@ -87,7 +87,7 @@ static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pas
     int rc;
     if ((rc = fp_http_mount(srv, &fp_est_module, NULL, &ea, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK ||
-        (rc = fp_http_mount(srv, &fp_device_api_module, NULL, &da, err)) != FP_ERR_OK ||
+        (rc = fp_http_mount(srv, &fp_device_api_module, "/api/v1", &da, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_api_module, "/api/v1", &aa, err)) != FP_ERR_OK)
         return rc;
     return FP_ERR_OK;
