@@ -239,13 +239,7 @@ int api_device_certs(fp_http_req *req)
         api_fail_code(req, FP_ERR_NOMEM, "out of memory");
         return FP_HTTP_DONE;
     }
-    if ((rc = fp_registry_device_certs(API_STORE(req), p, name, add_cert, arr, &e)) != FP_ERR_OK) {
-        json_decref(arr);
-        if (e.code == FP_ERR_OK)
-            fp_err_set(&e, rc, "listing the device's certificates");
-        api_fail(req, &e);
-        return FP_HTTP_DONE;
-    }
-    api_json(req, 200, json_pack("{s:o}", "items", arr));
+    rc = fp_registry_device_certs(API_STORE(req), p, name, add_cert, arr, &e);
+    api_items(req, arr, rc, &e, "listing the device's certificates");
     return FP_HTTP_DONE;
 }

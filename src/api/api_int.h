@@ -41,6 +41,9 @@ void api_fail(fp_http_req *req, const fp_error *err);
 void api_fail_code(fp_http_req *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int api_status_of(int code);
+/* The answer of a list: {"items": arr} (arr taken) when rc is FP_ERR_OK,
+ * else the problem for e, or for rc with "what failed" when e is empty. */
+void api_items(fp_http_req *req, json_t *arr, int rc, fp_error *e, const char *what);
 /* Send j (stolen) as application/json with status. */
 void api_json(fp_http_req *req, int status, json_t *j);
 

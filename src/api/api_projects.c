@@ -40,14 +40,7 @@ int api_projects_list(fp_http_req *req)
     } else {
         rc = fp_store_project_list(API_STORE(req), add_project, arr, &e);
     }
-    if (rc != FP_ERR_OK) {
-        json_decref(arr);
-        if (e.code == FP_ERR_OK)
-            fp_err_set(&e, rc, "listing projects");
-        api_fail(req, &e);
-        return FP_HTTP_DONE;
-    }
-    api_json(req, 200, json_pack("{s:o}", "items", arr));
+    api_items(req, arr, rc, &e, "listing projects");
     return FP_HTTP_DONE;
 }
 
@@ -121,14 +114,8 @@ static int list_cas(fp_http_req *req, int kind)
         api_fail_code(req, FP_ERR_NOMEM, "out of memory");
         return FP_HTTP_DONE;
     }
-    if ((rc = fp_store_ca_list(API_STORE(req), p, kind, add_ca, arr, &e)) != FP_ERR_OK) {
-        json_decref(arr);
-        if (e.code == FP_ERR_OK)
-            fp_err_set(&e, rc, "listing CAs");
-        api_fail(req, &e);
-        return FP_HTTP_DONE;
-    }
-    api_json(req, 200, json_pack("{s:o}", "items", arr));
+    rc = fp_store_ca_list(API_STORE(req), p, kind, add_ca, arr, &e);
+    api_items(req, arr, rc, &e, "listing CAs");
     return FP_HTTP_DONE;
 }
 

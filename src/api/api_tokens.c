@@ -37,14 +37,8 @@ int api_tokens_list(fp_http_req *req)
         api_fail_code(req, FP_ERR_NOMEM, "out of memory");
         return FP_HTTP_DONE;
     }
-    if ((rc = fp_store_token_list(API_STORE(req), p, add_token, arr, &e)) != FP_ERR_OK) {
-        json_decref(arr);
-        if (e.code == FP_ERR_OK)
-            fp_err_set(&e, rc, "listing tokens");
-        api_fail(req, &e);
-        return FP_HTTP_DONE;
-    }
-    api_json(req, 200, json_pack("{s:o}", "items", arr));
+    rc = fp_store_token_list(API_STORE(req), p, add_token, arr, &e);
+    api_items(req, arr, rc, &e, "listing tokens");
     return FP_HTTP_DONE;
 }
 

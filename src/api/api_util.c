@@ -388,3 +388,15 @@ fp_admin api_admin(fp_http_req *req)
     return (fp_admin){st->app->cfg, API_STORE(req), st->app->pass, st->app->passlen,
                       API_WHO(req)->actor};
 }
+
+void api_items(fp_http_req *req, json_t *arr, int rc, fp_error *e, const char *what)
+{
+    if (rc != FP_ERR_OK) {
+        json_decref(arr);
+        if (e->code == FP_ERR_OK)
+            fp_err_set(e, rc, "%s", what);
+        api_fail(req, e);
+        return;
+    }
+    api_json(req, 200, json_pack("{s:o}", "items", arr));
+}

@@ -45,6 +45,16 @@ static const char root_help[] =
     "yet valid ('validity'), weak key ('key'), a chain that does not verify\n"
     "('chain').  List them with 'fleetpki ca list'.\n";
 
+/* No sub-command (usage on stderr, EXIT_USAGE) or --help (EXIT_OK);
+ * -1 when argv[1] is a sub-command. */
+static int help_first(int argc, char **argv, const char *help)
+{
+    if (argc >= 2 && strcmp(argv[1], "--help") && strcmp(argv[1], "-h"))
+        return -1;
+    fputs(help, argc < 2 ? stderr : stdout);
+    return argc < 2 ? EXIT_USAGE : EXIT_OK;
+}
+
 static int admin_open(cli_env *env, fp_admin *a, fp_error *err)
 {
     int rc;
@@ -133,10 +143,9 @@ int cmd_project(int argc, char **argv)
     fp_admin a;
     int rc = EXIT_OK;
 
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(project_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    if ((rc = help_first(argc, argv, project_help)) >= 0)
+        return rc;
+    rc = EXIT_OK;
     sub = argv[1];
     if (strcmp(sub, "create") && strcmp(sub, "list"))
         return cli_usage_error("project", "expected 'project create' or 'project list'");
@@ -206,10 +215,9 @@ int cmd_ca(int argc, char **argv)
     fp_admin a;
     int rc = EXIT_OK;
 
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(ca_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    if ((rc = help_first(argc, argv, ca_help)) >= 0)
+        return rc;
+    rc = EXIT_OK;
     sub = argv[1];
     if (strcmp(sub, "list") && strcmp(sub, "create") && strcmp(sub, "import") &&
         strcmp(sub, "activate"))
@@ -269,10 +277,9 @@ int cmd_root(int argc, char **argv)
     fp_admin a;
     int rc = EXIT_OK;
 
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(root_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    if ((rc = help_first(argc, argv, root_help)) >= 0)
+        return rc;
+    rc = EXIT_OK;
     if (strcmp(argv[1], "add"))
         return cli_usage_error("root", "expected 'root add'");
     if ((rc = parse(&env, argc - 1, argv + 1, "root", root_help, &o)) >= 0)
