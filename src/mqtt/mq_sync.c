@@ -536,6 +536,10 @@ static void *poller(void *arg)
         if (rc != FP_ERR_OK) {
             handle_close(&h);
             need_full = true;
+            /* stale at once: stale_ms is for a store that hangs */
+            pthread_mutex_lock(&st->mu);
+            st->last_ok_ms = INT64_MIN / 2;
+            pthread_mutex_unlock(&st->mu);
             if (!down)
                 mq_log(st, MOSQ_LOG_ERR,
                        "fleetpki: store unavailable (%s): %s; retrying every %d ms", e.msg,
