@@ -10,7 +10,8 @@
  *       client certificate DIR/dev-<i>/cred0.crt and its key cred0.key (the
  *       layout of `fleetpki factory mint --name dev-%d --start 0`), CONNECT as
  *       dev-<i>, PUBLISH QoS 1 to devices/dev-<i>/bench, wait for the
- *       PUBACK, DISCONNECT, close.  Prints
+ *       PUBACK, DISCONNECT, close (with --each: every device once, in
+ *       order, then stop; a warm-up).  Prints
  *       "RESULT conns=.. seconds=.. rate=.. failures=..".
  *   mqtt_load hold --port P --cafile F --certs DIR --devices N
  *                  [--seconds S]
@@ -44,6 +45,7 @@
 #include <openssl/ssl.h>
 
 static int port, n_devices = 1000, n_threads = 4, seconds = 10;
+static bool each; /* --each: every device once (a warm-up), then stop */
 static const char *cafile, *certdir;
 static SSL_CTX *ctx;
 static X509 **certs;
@@ -180,13 +182,16 @@ static void *conn_thread(void *arg)
     int t = (int)(uintptr_t)arg - 1, per = n_devices / n_threads;
     unsigned seed = (unsigned)(t + 1) * 2654435761u;
 
-    while (!atomic_load(&stop)) {
+    for (int k = 0; !atomic_load(&stop); k++) {
         char id[64], topic[96];
         /* each thread its own devices: two connections with one client
          * id would make the broker close the older one */
-        int i = t + n_threads * (int)(rand_r(&seed) % (unsigned)(per > 0 ? per : 1));
+        int i = each ? t + n_threads * k
+                     : t + n_threads * (int)(rand_r(&seed) % (unsigned)(per > 0 ? per : 1));
         int fd = -1, ok = -1;
         SSL *ssl = NULL;
+        if (i >= n_devices)
+            break;
         snprintf(id, sizeof(id), "dev-%d", i);
         snprintf(topic, sizeof(topic), "devices/dev-%d/bench", i);
         if (open_device(i, &ssl, &fd) == 0) {
@@ -217,9 +222,10 @@ static int run_conn(void)
     t0 = now_s();
     for (int i = 0; i < n_threads; i++)
         pthread_create(&t[i], NULL, conn_thread, (void *)(uintptr_t)(i + 1));
-    while (now_s() - t0 < seconds)
+    while (!each && now_s() - t0 < seconds)
         usleep(50000);
-    atomic_store(&stop, true);
+    if (!each)
+        atomic_store(&stop, true);
     for (int i = 0; i < n_threads; i++)
         pthread_join(t[i], NULL);
     {
@@ -298,6 +304,8 @@ int main(int argc, char **argv)
     n_devices = atoi(arg(argc, argv, "--devices", "1000"));
     n_threads = atoi(arg(argc, argv, "--threads", "4"));
     seconds = atoi(arg(argc, argv, "--seconds", "10"));
+    for (int i = 2; i < argc; i++)
+        each = each || !strcmp(argv[i], "--each");
     if ((strcmp(mode, "conn") && strcmp(mode, "hold")) || port <= 0 || !cafile || !certdir || n_devices <= 0 || n_threads <= 0 || n_threads > n_devices || seconds <= 0) {
         fprintf(stderr, "usage: mqtt_load conn|hold --port P --cafile F --certs DIR "
                         "[--devices N] [--threads T] [--seconds S]\n");

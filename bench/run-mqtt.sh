@@ -86,7 +86,7 @@ run_round() { # run_round NAME ROUND
     local out t0 t1 conns
     start_broker "$1"
     "$MQTT_LOAD" conn --port "$PORT" --cafile "$CA/root.crt" --certs "$W/devs" --devices "$N" \
-        --threads "$THREADS" --seconds 2 >/dev/null # warm-up: registers the devices
+        --threads "$THREADS" --each >/dev/null # warm-up: every device once (registered)
     sleep 1
     wait_quiet
     t0=$(cpu_ticks "$BROKER_PID")
