@@ -14,7 +14,9 @@ PLUGIN=${FP_BUILD_DIR:-}/src/mqtt/fleetpki_mosquitto.so
 # A sanitizer build of the plugin needs the sanitizer runtimes loaded
 # first into the (uninstrumented) broker.
 MQ_PRELOAD=
-if nm -D --undefined-only "$PLUGIN" | grep -q '__asan_init\|__ubsan_handle'; then
+# (nm's output is read whole: grep -q would stop early and pipefail
+# would count nm's SIGPIPE as a failure)
+if nm -D --undefined-only "$PLUGIN" | grep -c '__asan_\|__ubsan_' >/dev/null; then
     for lib in libasan.so libubsan.so; do
         p=$(gcc -print-file-name="$lib" 2>/dev/null || true)
         [ -f "$p" ] || { echo "skip: sanitizer plugin build but no $lib to preload into mosquitto"; exit 77; }
@@ -74,11 +76,16 @@ mq_wait_log() {
     fail "broker log never showed: $1"
 }
 
+# mq_stop: stop the broker; a sanitizer report in its log fails the test.
 mq_stop() {
     [ -n "$MQ_PID" ] || return 0
     kill -TERM "$MQ_PID" 2>/dev/null || true
     wait "$MQ_PID" 2>/dev/null || true
     MQ_PID=
+    if grep -qE "ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer" "$T/mosquitto.log"; then
+        cat "$T/mosquitto.log" >&2
+        fail "sanitizer report in the broker log"
+    fi
 }
 
 # mq_issue NAME CN [PROJECT]: $T/NAME.key, $T/NAME.crt, $T/NAME.serial

@@ -71,4 +71,5 @@ LD_PRELOAD=$MQ_PRELOAD ASAN_OPTIONS=detect_leaks=0 timeout 20 mosquitto -c "$T/b
 [ "$rc" != 0 ] && [ "$rc" != 124 ] || { cat "$T/bad.log" >&2; fail "broker ran with an unknown plugin option"; }
 grep -q "unknown option plugin_opt_fail_closd" "$T/bad.log" || { cat "$T/bad.log" >&2; fail "bad option not named"; }
 pass "an unknown plugin_opt_ stops the broker, naming the option"
+grep -qE "ERROR: AddressSanitizer|runtime error:" "$T/bad.log" && fail "sanitizer report"
 echo "all mqtt store checks passed"
