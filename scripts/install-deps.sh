@@ -9,7 +9,7 @@ PACKAGES=(
     libsqlite3-dev sqlite3
     libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
     curl python3 python3-cryptography procps time
-    mosquitto mosquitto-clients
+    mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
     jq nodejs
 )
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/util.h"
 #include "sqlite_int.h"
 
 /* The columns every device read selects; tags as one JSON object built
@@ -27,7 +28,15 @@
 /* Statements of the first-contact path, kept for the handle's life (a
  * contact runs them all; preparing each per call cost as much as the
  * rest of the lookup). */
-enum { DEV_STMT_READ, DEV_STMT_LINK, DEV_STMT_INSERT, DEV_STMT_LINK_INSERT, DEV_STMT_NAMING };
+enum {
+    DEV_STMT_READ,
+    DEV_STMT_LINK,
+    DEV_STMT_INSERT,
+    DEV_STMT_LINK_INSERT,
+    DEV_STMT_NAMING,
+    DEV_STMT_LOG,
+    DEV_STMT_LOG_PRUNE,
+};
 
 static int dev_stmt(sqlite_store *s, int slot, const char *sql, sqlite3_stmt **out,
                     fp_error *err)
@@ -83,6 +92,86 @@ static int dev_read(sqlite_store *s, const char *project, const char *name, fp_d
     else
         rc = sq_db_err(s, err, "device lookup");
     dev_done(st);
+    return rc;
+}
+
+/* Append (project, name, state) to the device change log inside the
+ * caller's write transaction and prune what is older than
+ * FP_STORE_CHANGES_KEEP entries (store_devices.h; table from migration 7). */
+static int dev_log(sqlite_store *s, const char *project, const char *name, int state,
+                   fp_error *err)
+{
+    char prune[96];
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = dev_stmt(s, DEV_STMT_LOG,
+                       "INSERT INTO device_log (project, name, state, ts) VALUES (?,?,?,?)", &st,
+                       err)) != FP_ERR_OK)
+        return rc;
+    sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, state);
+    sqlite3_bind_int64(st, 4, fp_now());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_db_err(s, err, "device log insert");
+    dev_done(st);
+    if (rc != FP_ERR_OK)
+        return rc;
+    snprintf(prune, sizeof(prune), "DELETE FROM device_log WHERE seq <= ?1 - %d",
+             FP_STORE_CHANGES_KEEP);
+    if ((rc = dev_stmt(s, DEV_STMT_LOG_PRUNE, prune, &st, err)) != FP_ERR_OK)
+        return rc;
+    sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sq_db_err(s, err, "device log prune");
+    dev_done(st);
+    return rc;
+}
+
+int sq_device_seq(fp_store *base, int64_t *seq, fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK;
+
+    *seq = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(seq), 0) FROM device_log", -1, &st,
+                           NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "device log sequence");
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *seq = sqlite3_column_int64(st, 0);
+    else
+        rc = sq_db_err(s, err, "device log sequence");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int sq_device_changes(fp_store *base, int64_t after, int max, fp_device_change_cb cb,
+                      void *arg, fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK, step;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT seq, project, name, state FROM device_log WHERE seq > ?"
+                           " ORDER BY seq LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "device changes");
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int(st, 2, max > 0 ? max : 1);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *project = sqlite3_column_text(st, 1);
+        const unsigned char *name = sqlite3_column_text(st, 2);
+        rc = cb(arg, sqlite3_column_int64(st, 0), project ? (const char *)project : "",
+                name ? (const char *)name : "", sqlite3_column_int(st, 3));
+        if (rc != FP_ERR_OK)
+            break;
+    }
+    if (rc == FP_ERR_OK && step != SQLITE_DONE)
+        rc = sq_db_err(s, err, "device changes");
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -160,7 +249,8 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
     made = sqlite3_changes(s->db) == 1;
     dev_done(st);
     st = NULL;
-    if (made && ev != NULL && (rc = sq_audit_append_locked(s, ev, err)) != FP_ERR_OK)
+    if (made && ((ev != NULL && (rc = sq_audit_append_locked(s, ev, err)) != FP_ERR_OK) ||
+                 (rc = dev_log(s, project, name, FP_DEV_ACTIVE, err)) != FP_ERR_OK))
         goto out;
     if (cert != NULL) {
         if ((rc = link_owner(s, project, cert->fp, owner, sizeof(owner), &found, err)) !=
@@ -320,6 +410,8 @@ int sq_device_set_state(fp_store *base, const char *project, const char *name,
     sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_db_err(s, err, "device update");
+    else
+        rc = dev_log(s, project, name, to, err);
 out:
     sqlite3_finalize(st);
     fp_device_rec_clear(&cur);

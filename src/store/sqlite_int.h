@@ -165,6 +165,9 @@ int sq_device_touch(fp_store *base, const char *const *projects, const char *con
                     const int64_t *seen, size_t n, fp_error *err);
 int sq_device_certs(fp_store *base, const char *project, const char *name,
                     fp_device_cert_cb cb, void *arg, fp_error *err);
+int sq_device_seq(fp_store *base, int64_t *seq, fp_error *err);
+int sq_device_changes(fp_store *base, int64_t after, int max, fp_device_change_cb cb,
+                      void *arg, fp_error *err);
 int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_error *err);
 int sq_device_naming_set(fp_store *base, const char *project, int rule,
                          const fp_audit_event *ev, fp_error *err);

@@ -189,6 +189,16 @@ static const migration migrations[] = {
      "  hash BLOB NOT NULL, created_at INTEGER NOT NULL,"
      "  revoked_at INTEGER NOT NULL DEFAULT 0);",
      NULL},
+    /* device change log (issue 11, store_devices.h): one row per
+     * registration and per state change, written in that transaction; seq
+     * is AUTOINCREMENT so it never goes back, even after pruning.  A
+     * broker plugin polls it to follow the devices without reading them
+     * all. */
+    {"CREATE TABLE device_log ("
+     "  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+     "  project TEXT NOT NULL, name TEXT NOT NULL,"
+     "  state INTEGER NOT NULL, ts INTEGER NOT NULL);",
+     NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))

@@ -215,6 +215,8 @@ static const fp_store_ops sqlite_ops = {
     .device_tag = sq_device_tag,
     .device_touch = sq_device_touch,
     .device_certs = sq_device_certs,
+    .device_seq = sq_device_seq,
+    .device_changes = sq_device_changes,
     .device_naming_get = sq_device_naming_get,
     .device_naming_set = sq_device_naming_set,
 };

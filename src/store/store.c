@@ -535,6 +535,19 @@ int fp_store_device_certs(fp_store *s, const char *project, const char *name,
     return s->ops->device_certs(s, project, name, cb, arg, err);
 }
 
+int fp_store_device_seq(fp_store *s, int64_t *seq, fp_error *err)
+{
+    return s->ops->device_seq(s, seq, err);
+}
+
+int fp_store_device_changes(fp_store *s, int64_t after, int max, fp_device_change_cb cb,
+                            void *arg, fp_error *err)
+{
+    if (cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "device changes need a callback");
+    return s->ops->device_changes(s, after, max, cb, arg, err);
+}
+
 int fp_store_device_naming_get(fp_store *s, const char *project, int *rule, fp_error *err)
 {
     if (project == NULL)

@@ -104,6 +104,26 @@ int fp_store_device_touch(fp_store *s, const char *const *projects, const char *
 int fp_store_device_certs(fp_store *s, const char *project, const char *name,
                           fp_device_cert_cb cb, void *arg, fp_error *err);
 
+/*
+ * Device change log (issue 11).  Every registration (a device created)
+ * and every state change (suspend, resume, decommission) appends (seq,
+ * project, name, state) in the same transaction, seq strictly increasing,
+ * so that a process holding devices in memory (the Mosquitto plugin)
+ * learns of changes made by any other process or node by polling this
+ * log, not every device.  The log keeps at least the last
+ * FP_STORE_CHANGES_KEEP entries (store_status.h); a reader that fell
+ * further behind reloads the devices.
+ */
+/* Highest device change sequence number so far (0 if none). */
+int fp_store_device_seq(fp_store *s, int64_t *seq, fp_error *err);
+/* state: the device's state as that change left it. */
+typedef int (*fp_device_change_cb)(void *arg, int64_t seq, const char *project,
+                                   const char *name, int state);
+/* Call cb for device changes with seq > after, oldest first, at most max
+ * of them. */
+int fp_store_device_changes(fp_store *s, int64_t after, int max, fp_device_change_cb cb,
+                            void *arg, fp_error *err);
+
 /* How a project names its devices from their certificates. */
 typedef enum {
     FP_DEVNAME_CN = 0,      /* subject commonName (the default) */

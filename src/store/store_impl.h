@@ -99,6 +99,9 @@ typedef struct fp_store_ops {
                         const int64_t *seen, size_t n, fp_error *err);
     int (*device_certs)(fp_store *s, const char *project, const char *name,
                         fp_device_cert_cb cb, void *arg, fp_error *err);
+    int (*device_seq)(fp_store *s, int64_t *seq, fp_error *err);
+    int (*device_changes)(fp_store *s, int64_t after, int max, fp_device_change_cb cb,
+                          void *arg, fp_error *err);
     int (*device_naming_get)(fp_store *s, const char *project, int *rule, fp_error *err);
     int (*device_naming_set)(fp_store *s, const char *project, int rule,
                              const fp_audit_event *ev, fp_error *err);

@@ -348,3 +348,69 @@ void test_device_certs_and_naming(void **state)
     assert_int_equal(fp_devname_rule_from_name("CN"), -1);
     assert_string_equal(fp_devname_rule_name(FP_DEVNAME_SERIALNUMBER), "serialnumber");
 }
+
+typedef struct {
+    char text[512];
+    int64_t last;
+    int n;
+} dev_changes;
+
+static int dev_change_cb(void *arg, int64_t seq, const char *project, const char *name,
+                         int state)
+{
+    dev_changes *c = arg;
+    char one[128];
+
+    assert_true(seq > c->last);
+    c->last = seq;
+    c->n++;
+    snprintf(one, sizeof(one), "%s/%s=%d;", project, name, state);
+    strcat(c->text, one);
+    return FP_ERR_OK;
+}
+
+/* Registrations and state changes are logged in their transaction, in
+ * order; a refused transition, a second registration of the same name and
+ * a tag are not changes. */
+void test_device_changes(void **state)
+{
+    fx *f = *state;
+    int64_t seq0 = -1, seq1 = -1;
+    dev_changes c;
+    fp_error e = {0};
+
+    sc_project_put(f->s, "b");
+    assert_int_equal(fp_store_device_seq(f->s, &seq0, &e), FP_ERR_OK);
+    assert_true(seq0 >= 0);
+    reg(f->s, FP_PROJECT_DEFAULT, "d1", 10);
+    reg(f->s, FP_PROJECT_DEFAULT, "d1", 11); /* known: no change */
+    reg(f->s, "b", "d1", 12);
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d1",
+                                               1u << FP_DEV_ACTIVE, FP_DEV_SUSPENDED, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d1",
+                                               1u << FP_DEV_ACTIVE, FP_DEV_SUSPENDED, NULL, &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_store_device_tag(f->s, "b", "d1", "k", "v", NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_set_state(f->s, FP_PROJECT_DEFAULT, "d1",
+                                               1u << FP_DEV_SUSPENDED, FP_DEV_DECOMMISSIONED,
+                                               NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_seq(f->s, &seq1, &e), FP_ERR_OK);
+    assert_true(seq1 >= seq0 + 4);
+    memset(&c, 0, sizeof(c));
+    c.last = seq0;
+    assert_int_equal(fp_store_device_changes(f->s, seq0, 100, dev_change_cb, &c, &e), FP_ERR_OK);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.text, "default/d1=0;b/d1=0;default/d1=1;default/d1=2;");
+    assert_int_equal(c.last, seq1);
+    /* at most max, oldest first */
+    memset(&c, 0, sizeof(c));
+    c.last = seq0;
+    assert_int_equal(fp_store_device_changes(f->s, seq0, 1, dev_change_cb, &c, &e), FP_ERR_OK);
+    assert_string_equal(c.text, "default/d1=0;");
+    memset(&c, 0, sizeof(c));
+    c.last = seq1;
+    assert_int_equal(fp_store_device_changes(f->s, seq1, 100, dev_change_cb, &c, &e), FP_ERR_OK);
+    assert_int_equal(c.n, 0);
+}

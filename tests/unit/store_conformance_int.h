@@ -98,5 +98,6 @@ void test_device_scoped_by_project(void **state);
 void test_device_list_filters(void **state);
 void test_device_state_and_touch(void **state);
 void test_device_certs_and_naming(void **state);
+void test_device_changes(void **state);
 
 #endif
