@@ -351,7 +351,10 @@ static int collect_anchor(void *arg, const fp_ca_rec *r)
     issuer_find *f = arg;
     X509 *x;
 
-    if (!(r->kind == FP_CA_ROOT || (r->kind == FP_CA_TRUST_ROOT && !strcmp(r->project, f->project))))
+    /* the shared root (no project): a project's firmware root (fw_ca.h)
+     * is a ROOT row with a project and must never anchor a TLS CA */
+    if (!((r->kind == FP_CA_ROOT && r->project[0] == '\0') ||
+          (r->kind == FP_CA_TRUST_ROOT && !strcmp(r->project, f->project))))
         return FP_ERR_OK;
     if ((x = fp_cert_from_der(r->der, r->der_len)) == NULL)
         return FP_ERR_OK;
