@@ -70,7 +70,8 @@ FP_DEVICE_API const char *fp_fw_err_message(int code);
 typedef struct {
     const char *anchors_pem; /* the FIRMWARE trust anchor(s), PEM: never the TLS anchor */
     size_t anchors_len;
-    const char *crl_pem;     /* optional CRL(s) of the firmware CA, PEM (NULL: none) */
+    const char *crl_pem;     /* optional CRL(s) of the firmware CA, PEM (NULL: none);
+                                when given, the signer's CA must have one among them */
     size_t crl_len;
     unsigned char vendor_id[16]; /* RFC 4122 UUIDs, binary */
     unsigned char class_id[16];

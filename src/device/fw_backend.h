@@ -29,7 +29,8 @@ typedef struct {
 /*
  * chain[0] (the signer) must chain to one of the PEM anchors through
  * chain[1..n-1], not be revoked by the PEM CRL(s) when crl_pem is given
- * (RFC 5280 6.3), and carry extendedKeyUsage codeSigning (RFC 5280
+ * (RFC 5280 6.3; CRLs given but none from the signer's CA: UNTRUSTED,
+ * fail closed), and carry extendedKeyUsage codeSigning (RFC 5280
  * 4.2.1.12; the extension must be there) and, when it has keyUsage,
  * digitalSignature.  Validity dates are NOT checked here: firmware.c
  * checks them against the device's own clock.

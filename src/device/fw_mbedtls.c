@@ -106,6 +106,18 @@ int fpd_fw_chain_check(const fpd_fw_cert *chain, size_t n, const char *anchors_p
             rc = fpd_err(e, FP_FW_ERR_MALFORMED, "x5chain: certificate %zu does not parse", i);
             goto out;
         }
+    /* fail closed, as OpenSSL's CRL_CHECK does: CRLs were supplied, so the
+     * signer's own CA must be among their issuers (RFC 5280 6.3.3) */
+    if (have_crl) {
+        const mbedtls_x509_crl *c = &crl;
+        while (c != NULL && (c->issuer_raw.len != crt.issuer_raw.len ||
+                             memcmp(c->issuer_raw.p, crt.issuer_raw.p, crt.issuer_raw.len) != 0))
+            c = c->next;
+        if (c == NULL) {
+            rc = fpd_err(e, FP_FW_ERR_UNTRUSTED, "signer chain: no CRL of the signer's CA supplied");
+            goto out;
+        }
+    }
     ret = mbedtls_x509_crt_verify_with_profile(&crt, &ca, have_crl ? &crl : NULL,
                                                &mbedtls_x509_crt_profile_default, NULL,
                                                &flags, NULL, NULL);
