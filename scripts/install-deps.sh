@@ -11,6 +11,7 @@ PACKAGES=(
     curl python3 python3-cryptography procps time
     mosquitto mosquitto-clients
     jq nodejs
+    libcbor-dev python3-cbor2
 )
 
 missing=()
