@@ -70,7 +70,7 @@ static int usage(void)
 int main(int argc, char **argv)
 {
     const char *envf = NULL, *imgf = NULL, *anchf = NULL, *crlf = NULL, *dir = NULL;
-    char *env = NULL, *anchors = NULL, *crl = NULL, msg[512];
+    char *env = NULL, *anchors = NULL, *crl = NULL, msg[512] = "";
     size_t envlen = 0, anchlen = 0, crllen = 0;
     int accept = 0, have_vendor = 0, have_class = 0, rc;
     fp_fw_policy p;
@@ -116,7 +116,8 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (envf == NULL || imgf == NULL || anchf == NULL || !have_vendor || !have_class)
+    if (envf == NULL || imgf == NULL || anchf == NULL || !have_vendor || !have_class ||
+        (accept && dir == NULL))
         return usage();
     if ((env = slurp(envf, &envlen)) == NULL || (anchors = slurp(anchf, &anchlen)) == NULL ||
         (crlf != NULL && (crl = slurp(crlf, &crllen)) == NULL) || (img = fopen(imgf, "rb")) == NULL) {
@@ -141,16 +142,16 @@ int main(int argc, char **argv)
         rc = fp_dev_firmware_accept(&st, &info);
     if (rc != FP_FW_ERR_OK) {
         fprintf(stderr, "refused %s: %s\n", fp_fw_err_name(rc), msg[0] ? msg : fp_fw_err_message(rc));
-        return 10 + rc;
+    } else {
+        printf("ok sequence=%" PRIu64 " version=%s sha256=", info.sequence, info.version);
+        for (int i = 0; i < 32; i++)
+            printf("%02x", info.image_sha256[i]);
+        printf("\n");
     }
-    printf("ok sequence=%" PRIu64 " version=%s sha256=", info.sequence, info.version);
-    for (int i = 0; i < 32; i++)
-        printf("%02x", info.image_sha256[i]);
-    printf("\n");
     if (dir != NULL)
         fp_storage_posix_close(&st);
     free(env);
     free(anchors);
     free(crl);
-    return 0;
+    return rc == FP_FW_ERR_OK ? 0 : 10 + rc;
 }
