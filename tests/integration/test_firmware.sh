@@ -34,6 +34,17 @@ expect_fail "sign before a firmware CA exists" \
     fw signer create --project default
 fw ca create --project default >/dev/null || fail "firmware ca create"
 expect_fail "a second firmware CA for the project" fw ca create --project default
+expect_fail "activating the firmware signing CA as the TLS issuer" \
+    fp ca activate default-fw-ca --dir "$CA"
+# nor may the firmware root anchor an imported TLS issuing CA
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/sub.key" \
+    -subj "/CN=sub under the firmware root" -out "$T/sub.csr" 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$T/sub.ext"
+openssl x509 -req -in "$T/sub.csr" -CA "$CA/ca/default-fw-root/ca.crt" \
+    -CAkey "$CA/ca/default-fw-root/ca.key" -CAcreateserial -days 30 -extfile "$T/sub.ext" \
+    -out "$T/sub.crt" 2>/dev/null || fail "making a CA under the firmware root"
+expect_fail "importing a TLS CA signed by the firmware root" \
+    fp ca import --project default --cert "$T/sub.crt" --key "$T/sub.key" --dir "$CA"
 fw signer create --project default >/dev/null || fail "firmware signer create"
 expect_fail "a second signer without --replace" fw signer create --project default
 fw anchor --project default --out "$T/anchor.pem" || fail "firmware anchor"
