@@ -11,6 +11,7 @@ PACKAGES=(
     curl python3 python3-cryptography procps time
     mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
     jq nodejs
+    libcbor-dev python3-cbor2
 )
 
 missing=()

@@ -351,7 +351,10 @@ static int collect_anchor(void *arg, const fp_ca_rec *r)
     issuer_find *f = arg;
     X509 *x;
 
-    if (!(r->kind == FP_CA_ROOT || (r->kind == FP_CA_TRUST_ROOT && !strcmp(r->project, f->project))))
+    /* the shared root (no project): a project's firmware root (fw_ca.h)
+     * is a ROOT row with a project and must never anchor a TLS CA */
+    if (!((r->kind == FP_CA_ROOT && r->project[0] == '\0') ||
+          (r->kind == FP_CA_TRUST_ROOT && !strcmp(r->project, f->project))))
         return FP_ERR_OK;
     if ((x = fp_cert_from_der(r->der, r->der_len)) == NULL)
         return FP_ERR_OK;
@@ -504,11 +507,24 @@ int fp_admin_ca_activate(const fp_admin *a, const char *ca_id, fp_error *err)
         return fp_err_set(err, FP_ERR_NOT_FOUND, "no CA '%s' ('fleetpki ca list' shows them)", ca_id);
     if (rc != FP_ERR_OK)
         return rc;
-    if (r.kind != FP_CA_ISSUING)
+    if (r.kind != FP_CA_ISSUING) {
         rc = fp_err_set(err, FP_ERR_STATE, "CA '%s' is not an issuing CA: only issuing CAs sign",
                         ca_id);
-    else
-        rc = activate(a, r.id, r.project, err);
+    } else {
+        /* a firmware signing CA (under a project's own firmware root,
+         * src/firmware/fw_ca.h) must never become a TLS issuer */
+        fp_ca_rec parent;
+        memset(&parent, 0, sizeof(parent));
+        if (r.parent_id[0] != '\0' &&
+            fp_store_ca_get(a->store, r.parent_id, &parent, NULL) == FP_ERR_OK &&
+            parent.kind == FP_CA_ROOT && parent.project[0] != '\0')
+            rc = fp_err_set(err, FP_ERR_STATE,
+                            "CA '%s' signs firmware (under root '%s'): it never issues TLS "
+                            "certificates", ca_id, parent.id);
+        else
+            rc = activate(a, r.id, r.project, err);
+        fp_ca_rec_clear(&parent);
+    }
     fp_ca_rec_clear(&r);
     return rc;
 }

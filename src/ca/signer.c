@@ -74,6 +74,14 @@ int fp_signer_sign_crl(fp_signer *s, X509_CRL *crl, fp_error *err)
     return FP_ERR_OK;
 }
 
+int fp_signer_sign_cms(fp_signer *s, X509 *signer_cert, STACK_OF(X509) *certs, BIO *data,
+                       unsigned int flags, CMS_ContentInfo **out, fp_error *err)
+{
+    if ((*out = CMS_sign(signer_cert, s->key, certs, data, flags)) == NULL)
+        return fp_err_set(err, FP_ERR_CRYPTO, "CMS signing failed");
+    return FP_ERR_OK;
+}
+
 int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err)
 {
     if (X509_REQ_sign(req, s->key, fp_key_sig_md(s->key)) <= 0)

@@ -9,6 +9,7 @@
 #ifndef FP_SIGNER_H
 #define FP_SIGNER_H
 
+#include <openssl/cms.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
@@ -32,6 +33,13 @@ int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err);
 /* Sign an OCSP basic response with signer_cert as the responder. */
 int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
                         STACK_OF(X509) *certs, unsigned long flags, fp_error *err);
+
+/* A CMS SignedData (RFC 5652) over data by this key with signer_cert
+ * (and certs, the chain, included), as OpenSSL's CMS_sign with flags
+ * (CMS_DETACHED, CMS_BINARY ...).  data is read to its end.  *out (caller
+ * frees) on FP_ERR_OK.  For firmware signatures (src/firmware/fw_cms.c). */
+int fp_signer_sign_cms(fp_signer *s, X509 *signer_cert, STACK_OF(X509) *certs, BIO *data,
+                       unsigned int flags, CMS_ContentInfo **out, fp_error *err);
 
 /*
  * Incremental signing, for documents too large to hold in memory (a CRL

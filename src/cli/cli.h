@@ -63,6 +63,7 @@ int cmd_root(int argc, char **argv);
 int cmd_factory(int argc, char **argv);
 int cmd_apikey(int argc, char **argv);
 int cmd_device(int argc, char **argv);
+int cmd_firmware(int argc, char **argv);
 
 /* Common long options every command accepts. */
 #define CLI_COMMON_OPTS                                   \

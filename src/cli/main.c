@@ -41,6 +41,7 @@ static const command commands[] = {
     {"root", cmd_root, "add a bring-your-own root (authenticates devices, never signs)"},
     {"factory", cmd_factory, "mint device identities in bulk, offline ('factory mint')"},
     {"device", cmd_device, "the device registry: list, show, suspend, resume, decommission, tag"},
+    {"firmware", cmd_firmware, "sign firmware (SUIT / CMS) with the project's code-signing CA; verify"},
     {"token", cmd_token, "create a one-time EST enrollment token ('token create')"},
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},
     {"approve", cmd_approve, "approve a held EST enrollment (issues the certificate)"},

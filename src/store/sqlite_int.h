@@ -172,6 +172,14 @@ int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
 int sq_device_naming_set(fp_store *base, const char *project, int rule,
                          const fp_audit_event *ev, fp_error *err);
 
+/* sqlite_firmware.c */
+int sq_fw_sig_record(fp_store *base, const fp_fw_sig_rec *r, const fp_audit_event *ev,
+                     int64_t *id, fp_error *err);
+int sq_fw_sig_last(fp_store *base, const char *project, const char *class_id, int64_t *seq,
+                   fp_error *err);
+int sq_fw_sig_list(fp_store *base, const char *project, const char *class_id, fp_fw_sig_cb cb,
+                   void *arg, fp_error *err);
+
 /* sqlite_apikeys.c */
 int sq_token_list(fp_store *base, const char *project, fp_token_cb cb, void *arg,
                   fp_error *err);

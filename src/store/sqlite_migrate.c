@@ -199,6 +199,22 @@ static const migration migrations[] = {
      "  project TEXT NOT NULL, name TEXT NOT NULL,"
      "  state INTEGER NOT NULL, ts INTEGER NOT NULL);",
      NULL},
+    /* firmware signatures (store_firmware.h): one row per signature made;
+     * the (project, class_id, sequence) index answers "highest sequence
+     * of the class" without a scan.  Not unique: a forced re-sign may
+     * repeat a sequence. */
+    {"CREATE TABLE firmware_signatures ("
+     "  id INTEGER PRIMARY KEY,"
+     "  project TEXT NOT NULL REFERENCES projects(name),"
+     "  vendor_id TEXT NOT NULL, class_id TEXT NOT NULL, version TEXT NOT NULL,"
+     "  sequence INTEGER NOT NULL CHECK (sequence >= 1),"
+     "  format TEXT NOT NULL CHECK (format IN ('suit', 'cms')),"
+     "  image_sha256 TEXT NOT NULL, image_size INTEGER NOT NULL,"
+     "  signer_serial TEXT NOT NULL, actor TEXT NOT NULL,"
+     "  forced INTEGER NOT NULL DEFAULT 0 CHECK (forced IN (0, 1)),"
+     "  created_at INTEGER NOT NULL);"
+     "CREATE INDEX firmware_signatures_seq ON firmware_signatures (project, class_id, sequence);",
+     NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))

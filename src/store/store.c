@@ -287,6 +287,55 @@ int fp_store_apikey_revoke(fp_store *s, const char *id, int64_t when,
     return s->ops->apikey_revoke(s, id, when, ev, err);
 }
 
+/* ---- firmware signatures ---- */
+
+/* a backend written before store_firmware.h: a clear error, not a crash */
+static int no_firmware(fp_store *s, fp_error *err)
+{
+    return fp_err_set(err, FP_ERR_STORE, "the %s store does not record firmware signatures",
+                      s->ops->name);
+}
+
+int fp_store_fw_sig_record(fp_store *s, const fp_fw_sig_rec *r, const fp_audit_event *ev,
+                           int64_t *id, fp_error *err)
+{
+    if (r == NULL || !fp_project_name_ok(r->project))
+        return bad_project(err, r != NULL ? r->project : "");
+    if (r->class_id[0] == '\0' || r->vendor_id[0] == '\0' || r->image_sha256[0] == '\0')
+        return fp_err_set(err, FP_ERR_ARG, "a firmware signature needs vendor, class and digest");
+    if (r->sequence < 1)
+        return fp_err_set(err, FP_ERR_ARG, "firmware sequence numbers start at 1");
+    if (strcmp(r->format, "suit") != 0 && strcmp(r->format, "cms") != 0)
+        return fp_err_set(err, FP_ERR_ARG, "firmware signature format must be suit or cms");
+    if (s->ops->fw_sig_record == NULL)
+        return no_firmware(s, err);
+    return s->ops->fw_sig_record(s, r, ev, id, err);
+}
+
+int fp_store_fw_sig_last(fp_store *s, const char *project, const char *class_id, int64_t *seq,
+                         fp_error *err)
+{
+    if (project == NULL || !fp_project_name_ok(project))
+        return bad_project(err, project != NULL ? project : "");
+    if (class_id == NULL || seq == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "firmware sequence lookup needs a class");
+    if (s->ops->fw_sig_last == NULL)
+        return no_firmware(s, err);
+    return s->ops->fw_sig_last(s, project, class_id, seq, err);
+}
+
+int fp_store_fw_sig_list(fp_store *s, const char *project, const char *class_id,
+                         fp_fw_sig_cb cb, void *arg, fp_error *err)
+{
+    if (project == NULL || !fp_project_name_ok(project))
+        return bad_project(err, project != NULL ? project : "");
+    if (cb == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "firmware signature list needs a callback");
+    if (s->ops->fw_sig_list == NULL)
+        return no_firmware(s, err);
+    return s->ops->fw_sig_list(s, project, class_id, cb, arg, err);
+}
+
 /* ---- pending requests ---- */
 
 void fp_pending_rec_clear(fp_pending_rec *r)

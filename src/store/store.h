@@ -42,6 +42,7 @@
 #include "store_audit.h"
 #include "store_certs.h"
 #include "store_devices.h"
+#include "store_firmware.h"
 #include "store_pending.h"
 #include "store_projects.h"
 #include "store_status.h"

@@ -105,6 +105,14 @@ typedef struct fp_store_ops {
     int (*device_naming_get)(fp_store *s, const char *project, int *rule, fp_error *err);
     int (*device_naming_set)(fp_store *s, const char *project, int rule,
                              const fp_audit_event *ev, fp_error *err);
+
+    /* store_firmware.h */
+    int (*fw_sig_record)(fp_store *s, const fp_fw_sig_rec *r, const fp_audit_event *ev,
+                         int64_t *id, fp_error *err);
+    int (*fw_sig_last)(fp_store *s, const char *project, const char *class_id, int64_t *seq,
+                       fp_error *err);
+    int (*fw_sig_list)(fp_store *s, const char *project, const char *class_id,
+                       fp_fw_sig_cb cb, void *arg, fp_error *err);
 } fp_store_ops;
 
 /* Every backend's handle starts with this. */

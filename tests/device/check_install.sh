@@ -13,7 +13,7 @@ command -v nm >/dev/null && command -v pkg-config >/dev/null || { echo "skip: ne
 so=$(ls "$B"/src/device/libfleetpki-device.so.*.*.* | head -1)
 # every public function in the header must be exported, and only those
 nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort >"$T/exported"
-grep -o 'FP_DEVICE_API [^(]*(' "$S/include/fleetpki/device.h" | sed 's/($//; s/.*[ *]//' | grep '^fp_' | sort >"$T/declared"
+cat "$S/include/fleetpki/device.h" "$S/include/fleetpki/firmware.h" | grep -o 'FP_DEVICE_API [^(]*(' | sed 's/($//; s/.*[ *]//' | grep '^fp_' | sort >"$T/declared"
 if ! diff -u "$T/declared" "$T/exported"; then
     echo "FAIL - exported symbols differ from the FP_DEVICE_API declarations" >&2
     exit 1

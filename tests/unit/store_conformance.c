@@ -278,6 +278,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_tokens),
         T(test_apikeys),
         T(test_apikey_secret_matches),
+        T(test_firmware_signatures),
         T(test_token_list_delete),
         T(test_tokens_scoped_by_project),
         T(test_spend_refuses_only_the_unpaid),

@@ -80,6 +80,7 @@ void test_pending_scoped_by_project(void **state);
 void test_pending_issue(void **state);
 void test_apikeys(void **state);
 void test_apikey_secret_matches(void **state);
+void test_firmware_signatures(void **state);
 void test_token_list_delete(void **state);
 void test_audit_chain_mixed_projects(void **state);
 void test_audit_hash_covers_project(void **state);

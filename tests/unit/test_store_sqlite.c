@@ -214,14 +214,17 @@ static void schema_names(const char *path, char *out, size_t size)
 }
 
 /* The schema version of a fresh store (4 projects,
- * devices 5 and API keys 6, issue 10; device change log 7, issue 11). */
-#define SCHEMA_VERSION 7
+ * devices 5 and API keys 6, issue 10; device change log 7, issue 11;
+ * firmware signatures 8, issue 13). */
+#define SCHEMA_VERSION 8
 #define SCHEMA_4                                                                          \
     "index:ca_active;index:ca_project;index:cert_revoked_crl;index:certificates_not_after;" \
     "index:certificates_project;index:certificates_status;index:device_certs_device;"       \
-    "index:device_tags_kv;index:devices_state;index:pending_status;table:api_keys;"         \
+    "index:device_tags_kv;index:devices_state;index:firmware_signatures_seq;"               \
+    "index:pending_status;table:api_keys;"                                                 \
     "table:audit;table:ca;table:cert_status_log;table:certificates;table:device_certs;"     \
     "table:device_log;table:device_tags;table:devices;table:enroll_tokens;"                \
+    "table:firmware_signatures;"                                                          \
     "table:meta;table:pending_requests;table:projects;"                                   \
     "trigger:audit_no_delete;trigger:audit_no_update;"
 
