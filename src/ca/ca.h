@@ -129,6 +129,10 @@ typedef struct fp_init_opts {
     const char *pass; /* NULL: keys stored unencrypted */
     size_t passlen;
     bool force;       /* move an existing CA aside instead of refusing */
+    /* RFC 7512 URI of a PKCS#11 token: root, issuing and OCSP keys are
+     * generated in it (non-exportable), labelled <object>-root, -issuing,
+     * -ocsp (object= in the URI, default "fleetpki"); NULL: key files */
+    const char *pkcs11;
     char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
 } fp_init_opts;
 

@@ -10,6 +10,8 @@
 
 #include "../common/ini.h"
 #include "../common/util.h"
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
 
 typedef enum { C_STR, C_INT, C_BOOL } ctype;
 
@@ -36,6 +38,8 @@ static const config_opt config_opts[] = {
     {"ca", "issuing_cert", C_STR, S(issuing_cert), 0, 0, "issuing.crt", "issuing CA certificate (PEM)"},
     {"ca", "issuing_key", C_STR, S(issuing_key), 0, 0, "issuing.key", "issuing CA private key (PKCS#8 PEM)"},
     {"ca", "keys_encrypted", C_BOOL, I(keys_encrypted), 0, 1, "no", "keys are encrypted: read the passphrase from --passphrase-file or FLEETPKI_PASSPHRASE"},
+    {"ca", "pkcs11_module", C_STR, S(pkcs11_module), 0, 0, "", "PKCS#11 module for keys named by pkcs11: URIs without module-path (docs/keys.md)"},
+    {"ca", "pkcs11_pin_file", C_STR, S(pkcs11_pin_file), 0, 0, "", "file holding the token PIN when neither the URI's pin-source nor FP_PKCS11_PIN gives it"},
     {"store", "path", C_STR, S(store_path), 0, 0, "fleetpki.db", "SQLite database"},
     {"server", "https_listen", C_STR, S(https_listen), 0, 0, "127.0.0.1:8443", "EST and API listener (TLS)"},
     {"server", "http_listen", C_STR, S(http_listen), 0, 0, "127.0.0.1:8080", "CRL and OCSP listener (plain HTTP)"},
@@ -437,6 +441,14 @@ int fp_config_load(fp_config *c, const char *dir, fp_error *err)
     if (rc != FP_ERR_OK)
         fp_err_prefix(err, "%s: ", path);
     free(text);
+    if (rc == FP_ERR_OK) {
+        /* PKCS#11 defaults for every pkcs11: key this process opens */
+        char pin[FP_PATH_MAX] = "";
+        if (c->pkcs11_pin_file[0] &&
+            (rc = fp_config_path(c, c->pkcs11_pin_file, pin, sizeof(pin), err)) != FP_ERR_OK)
+            return rc;
+        fp_p11_set_defaults(c->pkcs11_module, pin);
+    }
     return rc;
 }
 
@@ -503,6 +515,9 @@ const fp_profile *fp_config_profile(const fp_config *c, const char *name)
 int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
                    fp_error *err)
 {
+    /* a key in a token is named by an RFC 7512 URI, not a path */
+    if (fp_p11_uri_is(opt))
+        return fp_path_join(buf, size, NULL, opt, err);
     return fp_path_join(buf, size, c->dir, opt, err);
 }
 

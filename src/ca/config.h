@@ -60,6 +60,8 @@ typedef struct fp_config {
     char issuing_cert[FP_PATH_MAX];
     char issuing_key[FP_PATH_MAX];
     bool keys_encrypted;
+    char pkcs11_module[FP_PATH_MAX];   /* docs/keys.md */
+    char pkcs11_pin_file[FP_PATH_MAX];
 
     /* [store] */
     char store_path[FP_PATH_MAX];

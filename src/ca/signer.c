@@ -1,4 +1,5 @@
-/* signer.c - key-file signer; see signer.h. */
+/* signer.c - the CA key interface: key files, PKCS#11 tokens and the
+ * separate signer process behind one EVP_PKEY; see signer.h. */
 #include "signer.h"
 
 #include <stdbool.h>
@@ -9,6 +10,9 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
+#include "../keys/rkey.h"
 #include "../x509/x509util.h"
 
 struct fp_signer {
@@ -22,7 +26,10 @@ int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
     int rc;
 
     *out = NULL;
-    rc = fp_key_read(path, pass, passlen, &key, err);
+    if (fp_p11_uri_is(path))
+        rc = fp_p11_open_key(path, &key, err);
+    else
+        rc = fp_key_read(path, pass, passlen, &key, err);
     if (rc != FP_ERR_OK)
         return rc;
     rc = fp_signer_from_key(key, out, err);
@@ -53,6 +60,21 @@ void fp_signer_free(fp_signer *s)
     free(s);
 }
 
+/* A signing call failed: if the key is remote, its backend said why
+ * (wrong PIN, token gone: FP_ERR_KEY_UNAVAILABLE), else OpenSSL did. */
+static int sign_failed(fp_signer *s, fp_error *err, const char *what)
+{
+    const fp_error *re = fp_rkey_last_error();
+    if (fp_rkey_is_remote(s->key) && re->code != FP_ERR_OK)
+        return fp_err_set(err, re->code, "%s: %s", what, re->msg);
+    return fp_err_set(err, FP_ERR_CRYPTO, "%s", what);
+}
+
+EVP_PKEY *fp_signer_get0_pkey(fp_signer *s)
+{
+    return s->key;
+}
+
 int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err)
 {
     if (X509_check_private_key(cert, s->key) != 1)
@@ -62,30 +84,34 @@ int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err)
 
 int fp_signer_sign_cert(fp_signer *s, X509 *cert, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_sign(cert, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "certificate signing failed");
+        return sign_failed(s, err, "certificate signing failed");
     return FP_ERR_OK;
 }
 
 int fp_signer_sign_crl(fp_signer *s, X509_CRL *crl, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_CRL_sign(crl, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "CRL signing failed");
+        return sign_failed(s, err, "CRL signing failed");
     return FP_ERR_OK;
 }
 
 int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_REQ_sign(req, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "request signing failed");
+        return sign_failed(s, err, "request signing failed");
     return FP_ERR_OK;
 }
 
 int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
                         STACK_OF(X509) *certs, unsigned long flags, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (!OCSP_basic_sign(resp, signer_cert, s->key, fp_key_sig_md(s->key), certs, flags))
-        return fp_err_set(err, FP_ERR_CRYPTO, "OCSP response signing failed");
+        return sign_failed(s, err, "OCSP response signing failed");
     return FP_ERR_OK;
 }
 
@@ -94,6 +120,7 @@ int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
 #define ALG_DER_MAX 128
 
 struct fp_sign_stream {
+    fp_signer *signer;
     EVP_MD_CTX *ctx;
     unsigned char alg[ALG_DER_MAX];
     size_t alg_len;
@@ -132,6 +159,7 @@ int fp_signer_stream_new(fp_signer *s, fp_sign_stream **out, fp_error *err)
         goto fail;
     }
     st->alg_len = params[0].return_size;
+    st->signer = s;
     st->oneshot = md == NULL;
     *out = st;
     return FP_ERR_OK;
@@ -188,11 +216,12 @@ int fp_signer_stream_final(fp_sign_stream *st, unsigned char **sig, size_t *sigl
                      : EVP_DigestSignFinal(st->ctx, NULL, &n);
     if (ok != 1 || n == 0 || (out = OPENSSL_malloc(n)) == NULL)
         return fp_err_set(err, FP_ERR_CRYPTO, "signature length");
+    fp_rkey_clear_error();
     ok = st->oneshot ? EVP_DigestSign(st->ctx, out, &n, st->buf, st->len)
                      : EVP_DigestSignFinal(st->ctx, out, &n);
     if (ok != 1) {
         OPENSSL_free(out);
-        return fp_err_set(err, FP_ERR_CRYPTO, "signing failed");
+        return sign_failed(st->signer, err, "signing failed");
     }
     *sig = out;
     *siglen = n;

@@ -12,14 +12,18 @@
 
 static const char init_help[] =
     "usage: fleetpki init [--dir DIR] [--algo p256|p384|ed25519|rsa3072] [--name ORG]\n"
-    "                     [--passphrase-file F] [--force] [--json]\n"
+    "                     [--passphrase-file F] [--pkcs11 URI] [--force] [--json]\n"
     "\n"
     "Creates in DIR (default ./fleetpki-data): a self-signed root CA (20 years),\n"
     "an issuing CA signed by it (10 years), a TLS server certificate and an OCSP\n"
     "signer certificate, the SQLite store and fleetpki.conf.  Keys are written\n"
     "with mode 0600; with --passphrase-file or FLEETPKI_PASSPHRASE they are\n"
     "PKCS#8-encrypted (scrypt, AES-256-CBC).  An existing CA is never\n"
-    "overwritten: init refuses, or with --force moves it to DIR/backup-<time>/.\n";
+    "overwritten: init refuses, or with --force moves it to DIR/backup-<time>/.\n"
+    "With --pkcs11 'pkcs11:token=T?module-path=M' the root, issuing and OCSP\n"
+    "keys are generated inside that PKCS#11 token (non-exportable), labelled\n"
+    "fleetpki-root, -issuing, -ocsp; the PIN comes from FP_PKCS11_PIN or the\n"
+    "URI's pin-source=file:PATH (docs/keys.md).\n";
 
 int cmd_init(int argc, char **argv)
 {
@@ -28,6 +32,7 @@ int cmd_init(int argc, char **argv)
         {"algo", required_argument, NULL, 'a'},
         {"name", required_argument, NULL, 'n'},
         {"force", no_argument, NULL, 'f'},
+        {"pkcs11", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
@@ -37,7 +42,7 @@ int cmd_init(int argc, char **argv)
     size_t passlen = 0;
     int c, rc;
 
-    while ((c = getopt_long(argc, argv, "d:a:n:fhj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:a:n:fhjK:", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
@@ -49,6 +54,9 @@ int cmd_init(int argc, char **argv)
             break;
         case 'f':
             o.force = true;
+            break;
+        case 'K':
+            o.pkcs11 = optarg;
             break;
         case 'h':
             fputs(init_help, stdout);

@@ -65,6 +65,8 @@ static int est_status_of(int code)
         return 413;
     case FP_ERRCLASS_REFUSED:
         return 403;
+    case FP_ERRCLASS_UNAVAILABLE:
+        return 503; /* the CA key's token or signer is away: retry later */
     default:
         return 500;
     }

@@ -559,8 +559,11 @@ static void lib_init(void)
     OSSL_LIB_CTX *l = OSSL_LIB_CTX_new();
     if (l == NULL)
         return;
+    /* default too: encoders (SubjectPublicKeyInfo for X509_REQ_set_pubkey)
+     * are looked up in the key's library context; they take our public
+     * half through km_export, never more */
     if (!OSSL_PROVIDER_add_builtin(l, "fpkey", prov_init) ||
-        OSSL_PROVIDER_load(l, "fpkey") == NULL) {
+        OSSL_PROVIDER_load(l, "fpkey") == NULL || OSSL_PROVIDER_load(l, "default") == NULL) {
         OSSL_LIB_CTX_free(l);
         return;
     }
