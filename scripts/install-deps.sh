@@ -11,6 +11,7 @@ PACKAGES=(
     curl python3 python3-cryptography procps time
     mosquitto mosquitto-clients
     jq nodejs
+    softhsm2 opensc libp11-kit-dev
 )
 
 missing=()

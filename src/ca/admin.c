@@ -13,6 +13,8 @@
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
 #include "../x509/x509util.h"
 #include "build.h"
 #include "caset.h"
@@ -256,6 +258,12 @@ static int project_must_exist(const fp_admin *a, const char *project, fp_error *
 int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
                        char ca_id[64], fp_error *err)
 {
+    return fp_admin_ca_create_in(a, project, algo, NULL, ca_id, err);
+}
+
+int fp_admin_ca_create_in(const fp_admin *a, const char *project, const char *algo,
+                          const char *pkcs11, char ca_id[64], fp_error *err)
+{
     const fp_config *cfg = a->cfg;
     char dir[FP_PATH_MAX], keyp[FP_PATH_MAX], certp[FP_PATH_MAX], key_ref[FP_PATH_MAX], cn[256];
     X509 *root = NULL, *cert = NULL;
@@ -273,7 +281,7 @@ int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
         (rc = fp_cert_read(certp, &root, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->root_key, keyp, sizeof(keyp), err)) != FP_ERR_OK)
         goto out;
-    if (!fp_file_exists(keyp)) {
+    if (!fp_p11_uri_is(keyp) && !fp_file_exists(keyp)) {
         rc = fp_err_set(err, FP_ERR_STATE,
                         "the root key (%s) is offline: sign the new CA's request elsewhere "
                         "and bring it in with 'fleetpki ca import'", keyp);
@@ -281,19 +289,40 @@ int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
     }
     if ((rc = fp_signer_open_file(keyp, a->pass, a->passlen, &root_signer, err)) != FP_ERR_OK ||
         (rc = fp_signer_check_cert(root_signer, root, err)) != FP_ERR_OK ||
-        (rc = next_ca_id(a, project, ca_id, err)) != FP_ERR_OK ||
-        (rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK)
+        (rc = next_ca_id(a, project, ca_id, err)) != FP_ERR_OK)
         goto out;
+    snprintf(key_ref, sizeof(key_ref), "ca/%s/ca.key", ca_id);
+    if (pkcs11 != NULL) {
+        /* in the token: the key_ref is its URI, and ca.key holds the URI
+         * too, for the tools that find a CA's key by its file */
+        fp_p11_uri u;
+        char label[FP_P11_ATTR_MAX + 80];
+        if ((rc = fp_p11_uri_parse(pkcs11, &u, err)) != FP_ERR_OK)
+            goto out;
+        snprintf(label, sizeof(label), "%s-%s", u.object[0] ? u.object : "fleetpki", ca_id);
+        if ((rc = fp_p11_uri_with_object(pkcs11, label, key_ref, sizeof(key_ref), err)) !=
+                FP_ERR_OK ||
+            (rc = fp_p11_generate(key_ref, algo, NULL, &key, err)) != FP_ERR_OK)
+            goto out;
+    } else if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK) {
+        goto out;
+    }
     snprintf(cn, sizeof(cn), "%s %s Issuing CA (%s)", cfg->org, project, ca_id);
     if ((rc = fp_mint_ca_cert(cfg->org, key, cn, ISSUING_DAYS, 0, root, root_signer, &cert,
                               err)) != FP_ERR_OK ||
         (rc = ca_dir(cfg, ca_id, dir, sizeof(dir), err)) != FP_ERR_OK ||
         (rc = fp_caset_file(cfg, ca_id, "ca.key", keyp, sizeof(keyp), err)) != FP_ERR_OK ||
-        (rc = fp_caset_file(cfg, ca_id, "ca.crt", certp, sizeof(certp), err)) != FP_ERR_OK ||
-        (rc = fp_key_write(keyp, key, a->pass, a->passlen, err)) != FP_ERR_OK ||
-        (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+        (rc = fp_caset_file(cfg, ca_id, "ca.crt", certp, sizeof(certp), err)) != FP_ERR_OK)
         goto out;
-    snprintf(key_ref, sizeof(key_ref), "ca/%s/ca.key", ca_id);
+    if (pkcs11 != NULL) {
+        char line[FP_PATH_MAX + 2];
+        int n = snprintf(line, sizeof(line), "%s\n", key_ref);
+        rc = fp_file_create(keyp, line, (size_t)n, 0600, err);
+    } else {
+        rc = fp_key_write(keyp, key, a->pass, a->passlen, err);
+    }
+    if (rc != FP_ERR_OK || (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+        goto out;
     detail = fp_audit_detail("role", "issuing", "algo", algo, "parent", cfg->root_id, NULL);
     if ((rc = add_row(a, ca_id, project, cfg->root_id, FP_CA_ISSUING, key_ref, cert, "ca.create",
                       detail, err)) != FP_ERR_OK ||

@@ -27,6 +27,11 @@ int fp_admin_project_create(const fp_admin *a, const char *name, const char *alg
  * online), made the project's active CA.  algo NULL: p256. */
 int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
                        char ca_id[64], fp_error *err);
+/* The same with the key generated inside the PKCS#11 token pkcs11 names
+ * (RFC 7512 URI; NULL: a key file), non-exportable, labelled
+ * <object or "fleetpki">-<ca id>; the CA's key_ref is the key's URI. */
+int fp_admin_ca_create_in(const fp_admin *a, const char *project, const char *algo,
+                          const char *pkcs11, char ca_id[64], fp_error *err);
 
 /* An issuing CA made elsewhere: cert_path holds its certificate (PEM or
  * DER), key_path its key (unencrypted, or encrypted with the data

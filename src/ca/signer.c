@@ -10,6 +10,7 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include "../common/util.h"
 #include "../keys/p11.h"
 #include "../keys/p11uri.h"
 #include "../keys/rkey.h"
@@ -19,15 +20,41 @@ struct fp_signer {
     EVP_PKEY *key;
 };
 
+/* A key file of a token key holds its pkcs11: URI (ca create --pkcs11
+ * writes one, so tools that find a CA's key by file reach the token). */
+static int uri_in_file(const char *path, char *uri, size_t size)
+{
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc = FP_ERR_NOT_FOUND;
+
+    if (fp_file_read(path, 4096, &text, &len, NULL) != FP_ERR_OK)
+        return FP_ERR_NOT_FOUND;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (len > 7 && len < size && !memchr(text, '\n', len) &&
+        fp_p11_uri_is((const char *)text)) {
+        memcpy(uri, text, len);
+        uri[len] = '\0';
+        rc = FP_ERR_OK;
+    }
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return rc;
+}
+
 int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
                         fp_signer **out, fp_error *err)
 {
+    char uri[4096];
     EVP_PKEY *key = NULL;
     int rc;
 
     *out = NULL;
     if (fp_p11_uri_is(path))
         rc = fp_p11_open_key(path, &key, err);
+    else if ((rc = uri_in_file(path, uri, sizeof(uri))) == FP_ERR_OK)
+        rc = fp_p11_open_key(uri, &key, err);
     else
         rc = fp_key_read(path, pass, passlen, &key, err);
     if (rc != FP_ERR_OK)

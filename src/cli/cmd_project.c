@@ -22,7 +22,7 @@ static const char project_help[] =
 
 static const char ca_help[] =
     "usage: fleetpki ca list [--project P] [--dir DIR] [--json]\n"
-    "       fleetpki ca create --project P [--algo ALGO] [--dir DIR]\n"
+    "       fleetpki ca create --project P [--algo ALGO] [--pkcs11 URI] [--dir DIR]\n"
     "       fleetpki ca import --project P --cert FILE --key FILE [--dir DIR]\n"
     "       fleetpki ca activate ID [--dir DIR]\n"
     "\n'create' makes a new issuing CA for P signed by the root and makes it P's\n"
@@ -33,7 +33,9 @@ static const char ca_help[] =
     "the key must be its key; the key is stored again under the data\n"
     "directory's passphrase.  'activate' makes an issuing CA its project's\n"
     "active one again (a rollback).  Files: DIR/ca/<id>/.  The server loads\n"
-    "CAs when it starts: restart it after any of these.\n";
+    "CAs when it starts: restart it after any of these.  With --pkcs11\n"
+    "'pkcs11:token=T' the new CA's key is generated inside that token,\n"
+    "non-exportable, labelled fleetpki-<id> (docs/keys.md).\n";
 
 static const char root_help[] =
     "usage: fleetpki root add --project P FILE [--dir DIR] [--json]\n"
@@ -80,7 +82,7 @@ static void print_created(const cli_env *env, const char *what, const char *name
 
 /* Shared option parsing of the three commands. */
 typedef struct {
-    const char *project, *algo, *cert, *key;
+    const char *project, *algo, *cert, *key, *pkcs11;
 } admin_opts;
 
 static int parse(cli_env *env, int argc, char **argv, const char *cmd, const char *help,
@@ -92,11 +94,12 @@ static int parse(cli_env *env, int argc, char **argv, const char *cmd, const cha
         {"algo", required_argument, NULL, 'a'},
         {"cert", required_argument, NULL, 'c'},
         {"key", required_argument, NULL, 'k'},
+        {"pkcs11", required_argument, NULL, 'K'},
         {NULL, 0, NULL, 0},
     };
     int c;
 
-    while ((c = getopt_long(argc, argv, "d:P:p:a:c:k:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:P:p:a:c:k:K:hj", opts, NULL)) != -1) {
         if (cli_common_opt(env, c, optarg))
             continue;
         switch (c) {
@@ -111,6 +114,9 @@ static int parse(cli_env *env, int argc, char **argv, const char *cmd, const cha
             break;
         case 'k':
             o->key = optarg;
+            break;
+        case 'K':
+            o->pkcs11 = optarg;
             break;
         case 'h':
             fputs(help, stdout);
@@ -257,8 +263,10 @@ int cmd_ca(int argc, char **argv)
         return cli_usage_error("ca", "--project is required");
     if (!strcmp(sub, "import") && (o.cert == NULL || o.key == NULL))
         return cli_usage_error("ca", "import needs --cert and --key");
+    if (o.pkcs11 != NULL && strcmp(sub, "create"))
+        return cli_usage_error("ca", "--pkcs11 is for 'ca create'");
     if (admin_open(&env, &a, &err) != FP_ERR_OK ||
-        (!strcmp(sub, "create") ? fp_admin_ca_create(&a, o.project, o.algo, ca_id, &err)
+        (!strcmp(sub, "create") ? fp_admin_ca_create_in(&a, o.project, o.algo, o.pkcs11, ca_id, &err)
                                 : fp_admin_ca_import(&a, o.project, o.cert, o.key, ca_id, &err)) !=
             FP_ERR_OK)
         rc = cli_fail(&err);

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -42,6 +43,13 @@ typedef struct p11_module {
     char path[1024];
     void *dl;
     CK_FUNCTION_LIST_PTR f;
+    /* Readers: every call into the module.  Writer: re-initialisation,
+     * after a token went missing (many modules, SoftHSM2 among them, scan
+     * for tokens only in C_Initialize, so a token that comes back is seen
+     * only after C_Finalize + C_Initialize).  gen counts those; a key
+     * whose session predates the current gen opens a new one. */
+    pthread_rwlock_t lock;
+    unsigned gen;
 } p11_module;
 
 #define MAX_MODULES 8
@@ -145,11 +153,29 @@ static int module_get(const char *path, p11_module **out, fp_error *err)
         goto out;
     }
     snprintf(m->path, sizeof(m->path), "%s", path);
+    pthread_rwlock_init(&m->lock, NULL);
     n_modules++;
     *out = m;
 out:
     pthread_mutex_unlock(&modules_mu);
     return rc;
+}
+
+/* Re-initialise m so it scans its tokens again.  Callers that saw the
+ * same generation coalesce into one re-initialisation. */
+static void module_reinit(p11_module *m, unsigned seen_gen)
+{
+    CK_C_INITIALIZE_ARGS args;
+
+    pthread_rwlock_wrlock(&m->lock);
+    if (m->gen == seen_gen) {
+        m->f->C_Finalize(NULL);
+        memset(&args, 0, sizeof(args));
+        args.flags = CKF_OS_LOCKING_OK;
+        m->f->C_Initialize(&args);
+        m->gen++;
+    }
+    pthread_rwlock_unlock(&m->lock);
 }
 
 /* ---- PIN ---- */
@@ -212,17 +238,24 @@ typedef struct p11_key {
     size_t pinlen;
     CK_SESSION_HANDLE sess;
     bool have_sess;
+    unsigned gen;        /* module generation the session belongs to */
+    bool token_missing;  /* the last find_slot found no token */
     CK_OBJECT_HANDLE obj;
     CK_KEY_TYPE ktype;
 } p11_key;
+
+static void session_drop(p11_key *k);
 
 static void key_free(void *arg)
 {
     p11_key *k = arg;
     if (k == NULL)
         return;
-    if (k->have_sess)
-        k->mod->f->C_CloseSession(k->sess);
+    if (k->mod != NULL) {
+        pthread_rwlock_rdlock(&k->mod->lock);
+        session_drop(k);
+        pthread_rwlock_unlock(&k->mod->lock);
+    }
     pthread_mutex_destroy(&k->mu);
     OPENSSL_cleanse(k->pin, sizeof(k->pin));
     free(k);
@@ -318,7 +351,7 @@ static int find_object(p11_key *k, CK_OBJECT_CLASS cls, CK_OBJECT_HANDLE *obj, f
 
 static void session_drop(p11_key *k)
 {
-    if (k->have_sess)
+    if (k->have_sess && k->gen == k->mod->gen)
         k->mod->f->C_CloseSession(k->sess);
     k->have_sess = false;
 }
@@ -332,8 +365,12 @@ static int session_open(p11_key *k, bool find_key, fp_error *err)
     int rc;
 
     session_drop(k);
-    if ((rc = find_slot(k, &slot, err)) != FP_ERR_OK)
+    k->token_missing = false;
+    if ((rc = find_slot(k, &slot, err)) != FP_ERR_OK) {
+        k->token_missing = rc == FP_ERR_KEY_UNAVAILABLE;
         return rc;
+    }
+    k->gen = k->mod->gen;
     rv = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &k->sess);
     if (rv != CKR_OK)
         return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "PKCS#11 C_OpenSession: %s",
@@ -534,7 +571,7 @@ static int p11_sign(void *arg, const char *mdname, const unsigned char *data, si
     CK_ULONG rawlen = sizeof(raw);
     int dilen = 0, rc = FP_ERR_OK;
     size_t inlen = 0;
-    CK_RV rv;
+    CK_RV rv = CKR_OK;
 
     *sig = NULL;
     if (mdname == NULL)
@@ -550,29 +587,47 @@ static int p11_sign(void *arg, const char *mdname, const unsigned char *data, si
         in = di;
         inlen = (size_t)dilen;
     }
-    pthread_mutex_lock(&k->mu);
-    if (!k->have_sess && (rc = session_open(k, true, err)) != FP_ERR_OK)
-        goto out;
-    rv = sign_once(k, &mech, in, inlen, raw, &rawlen);
-    if (session_lost(rv)) {
-        /* the token went away and may be back: one fresh session, one retry */
-        if ((rc = session_open(k, true, err)) != FP_ERR_OK) {
-            if (rc != FP_ERR_PASSPHRASE)
-                rc = FP_ERR_KEY_UNAVAILABLE;
+    /* two attempts: the second after a fresh session, or after the module
+     * was re-initialised because the token was missing */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        unsigned gen;
+        bool reinit;
+        rv = CKR_OK;
+        pthread_rwlock_rdlock(&k->mod->lock);
+        pthread_mutex_lock(&k->mu);
+        gen = k->mod->gen;
+        if (k->have_sess && k->gen != gen)
+            k->have_sess = false; /* the module was re-initialised */
+        rc = FP_ERR_OK;
+        if (!k->have_sess)
+            rc = session_open(k, true, err);
+        if (rc == FP_ERR_OK) {
+            rawlen = sizeof(raw);
+            rv = sign_once(k, &mech, in, inlen, raw, &rawlen);
+            if (rv != CKR_OK) {
+                if (session_lost(rv))
+                    session_drop(k);
+                rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE,
+                                "PKCS#11 C_Sign with '%s': %s (0x%lx)", k->uri.object,
+                                ckr_name(rv), (unsigned long)rv);
+            }
+        } else if (rc != FP_ERR_PASSPHRASE && rc != FP_ERR_NOMEM) {
+            /* the key was there when the CA started: whatever is wrong
+             * now (token gone, key gone, PIN locked) is an outage */
+            rc = FP_ERR_KEY_UNAVAILABLE;
             if (err != NULL)
                 err->code = rc;
-            goto out;
         }
-        rawlen = sizeof(raw);
-        rv = sign_once(k, &mech, in, inlen, raw, &rawlen);
+        reinit = k->token_missing;
+        pthread_mutex_unlock(&k->mu);
+        pthread_rwlock_unlock(&k->mod->lock);
+        if (rc == FP_ERR_OK || rc == FP_ERR_PASSPHRASE || (rv != CKR_OK && !session_lost(rv)))
+            break;
+        if (reinit)
+            module_reinit(k->mod, gen);
     }
-    if (rv != CKR_OK) {
-        if (session_lost(rv))
-            session_drop(k);
-        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "PKCS#11 C_Sign with '%s': %s (0x%lx)",
-                        k->uri.object, ckr_name(rv), (unsigned long)rv);
+    if (rc != FP_ERR_OK)
         goto out;
-    }
     if (k->ktype == CKK_EC) {
         if (!ecdsa_der(raw, rawlen, sig, siglen))
             rc = fp_err_set(err, FP_ERR_CRYPTO, "ECDSA signature from the token");
@@ -583,7 +638,6 @@ static int p11_sign(void *arg, const char *mdname, const unsigned char *data, si
         *siglen = rawlen;
     }
 out:
-    pthread_mutex_unlock(&k->mu);
     OPENSSL_free(di);
     return rc;
 }
@@ -623,7 +677,12 @@ static int wrap(p11_key *k, EVP_PKEY **pub_out, EVP_PKEY **out, fp_error *err)
     fp_rkey_backend be = {p11_sign, key_free, k};
     int rc;
 
-    if ((rc = public_key(k, &pub, err)) != FP_ERR_OK) {
+    pthread_rwlock_rdlock(&k->mod->lock);
+    pthread_mutex_lock(&k->mu);
+    rc = public_key(k, &pub, err);
+    pthread_mutex_unlock(&k->mu);
+    pthread_rwlock_unlock(&k->mod->lock);
+    if (rc != FP_ERR_OK) {
         key_free(k);
         return rc;
     }
@@ -652,9 +711,11 @@ int fp_p11_open_key(const char *uri, EVP_PKEY **out, fp_error *err)
         key_free(k);
         return fp_err_set(err, FP_ERR_CONFIG, "pkcs11 URI names no key: add object= or id=");
     }
+    pthread_rwlock_rdlock(&k->mod->lock);
     pthread_mutex_lock(&k->mu);
     rc = session_open(k, true, err);
     pthread_mutex_unlock(&k->mu);
+    pthread_rwlock_unlock(&k->mod->lock);
     if (rc != FP_ERR_OK) {
         key_free(k);
         return rc;
@@ -710,6 +771,7 @@ int fp_p11_generate(const char *uri, const char *algo, EVP_PKEY **pub, EVP_PKEY 
                           "algorithm '%s' cannot be generated in a token (p256, p384, rsa3072)",
                           algo);
     }
+    pthread_rwlock_rdlock(&k->mod->lock);
     pthread_mutex_lock(&k->mu);
     if ((rc = session_open(k, false, err)) != FP_ERR_OK)
         goto out;
@@ -770,6 +832,7 @@ int fp_p11_generate(const char *uri, const char *algo, EVP_PKEY **pub, EVP_PKEY 
     rc = FP_ERR_OK;
 out:
     pthread_mutex_unlock(&k->mu);
+    pthread_rwlock_unlock(&k->mod->lock);
     OPENSSL_free(ecparams);
     if (rc != FP_ERR_OK) {
         key_free(k);
