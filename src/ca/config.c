@@ -49,6 +49,8 @@ static const config_opt config_opts[] = {
     {"server", "ocsp_cert", C_STR, S(ocsp_cert), 0, 0, "ocsp.crt", "delegated OCSP signer certificate"},
     {"server", "ocsp_key", C_STR, S(ocsp_key), 0, 0, "ocsp.key", "OCSP signer private key"},
     {"server", "threads", C_INT, I(threads), 0, 256, "0", "worker threads (0: one per core)"},
+    {"server", "signer", C_STR, S(signer), 0, 0, "separate", "separate: CA keys live in a signer process of their own; inprocess: in the server (docs/keys.md)"},
+    {"server", "user", C_STR, S(user), 0, 0, "", "started as root: the network side drops to this user after binding (the store must be writable by it)"},
     {"server", "max_body_bytes", C_INT, I(max_body_bytes), 1024, 16 * 1024 * 1024, "65536", "largest request body accepted"},
     {"server", "max_header_bytes", C_INT, I(max_header_bytes), 1024, 1024 * 1024, "16384", "largest request header block accepted"},
     {"server", "idle_timeout_seconds", C_INT, I(idle_timeout_seconds), 1, 3600, "30", "idle/slow client timeout"},
@@ -392,6 +394,8 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
     rc = fp_ini_parse(text, len, on_section, on_key, &pc, err);
     if (rc != FP_ERR_OK)
         return rc;
+    if (strcmp(c->signer, "separate") && strcmp(c->signer, "inprocess"))
+        return fp_err_set(err, FP_ERR_CONFIG, "[server] signer: expected separate or inprocess");
     for (int i = 0; i < c->n_profiles; i++)
         if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK) {
             prefix_line(&pc, &c->profiles[i], err);

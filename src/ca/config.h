@@ -75,6 +75,8 @@ typedef struct fp_config {
     char ocsp_cert[FP_PATH_MAX];
     char ocsp_key[FP_PATH_MAX];
     int threads;
+    char signer[16]; /* separate | inprocess (docs/keys.md) */
+    char user[64];   /* drop to this user after binding when started as root */
     int max_body_bytes;
     int max_header_bytes;
     int idle_timeout_seconds;

@@ -43,8 +43,33 @@ static int uri_in_file(const char *path, char *uri, size_t size)
     return rc;
 }
 
+static fp_signer_opener opener;
+static void *opener_arg;
+
+void fp_signer_set_opener(fp_signer_opener open, void *arg)
+{
+    opener = open;
+    opener_arg = arg;
+}
+
 int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
                         fp_signer **out, fp_error *err)
+{
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    if (opener == NULL)
+        return fp_signer_open_direct(path, pass, passlen, out, err);
+    *out = NULL;
+    if ((rc = opener(opener_arg, path, pass, passlen, &key, err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_signer_from_key(key, out, err);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int fp_signer_open_direct(const char *path, const char *pass, size_t passlen, fp_signer **out,
+                          fp_error *err)
 {
     char uri[4096];
     EVP_PKEY *key = NULL;

@@ -29,6 +29,22 @@ int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
 int fp_signer_from_key(EVP_PKEY *key, fp_signer **out, fp_error *err);
 void fp_signer_free(fp_signer *s);
 
+/*
+ * Route every later fp_signer_open_file of this process to open: the
+ * separate signer process (signer/privsep.h) installs itself here in
+ * `serve`, so CA, OCSP and CRL code opens its keys the same way whether
+ * they live in this process or another.  open returns a remote key (or an
+ * error); NULL restores direct opening.  Set before any thread starts.
+ */
+typedef int (*fp_signer_opener)(void *arg, const char *path, const char *pass, size_t passlen,
+                                EVP_PKEY **out, fp_error *err);
+void fp_signer_set_opener(fp_signer_opener open, void *arg);
+
+/* Open path directly (file or pkcs11: URI), ignoring any opener: what the
+ * signer process itself does. */
+int fp_signer_open_direct(const char *path, const char *pass, size_t passlen, fp_signer **out,
+                          fp_error *err);
+
 /* The key as an EVP_PKEY (borrowed), for OpenSSL calls this interface
  * does not wrap yet (CMS_sign for firmware, issue 13).  For token and
  * signer-process keys it is a remote key: OpenSSL signs through it, the

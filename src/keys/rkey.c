@@ -190,6 +190,10 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
 
     if (k == NULL || k->pub == NULL)
         return 0;
+    /* our own handle, for fp_rkey_sign_raw (private library context only) */
+    if ((p = OSSL_PARAM_locate(params, RK_PARAM)) != NULL &&
+        !OSSL_PARAM_set_octet_ptr(p, k->sh, sizeof(*k->sh)))
+        return 0;
     if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL &&
         !OSSL_PARAM_set_int(p, EVP_PKEY_get_bits(k->pub)))
         return 0;
@@ -635,4 +639,20 @@ int fp_rkey_is_remote(const EVP_PKEY *key)
 {
     const OSSL_PROVIDER *p = EVP_PKEY_get0_provider(key);
     return p != NULL && !strcmp(OSSL_PROVIDER_get0_name(p), "fpkey");
+}
+
+int fp_rkey_sign_raw(EVP_PKEY *key, const char *mdname, const unsigned char *data, size_t len,
+                     unsigned char **sig, size_t *siglen, fp_error *err)
+{
+    rk_shared *sh = NULL;
+    OSSL_PARAM params[2];
+
+    *sig = NULL;
+    if (!fp_rkey_is_remote(key))
+        return fp_err_set(err, FP_ERR_ARG, "not a remote key");
+    params[0] = OSSL_PARAM_construct_octet_ptr(RK_PARAM, (void **)&sh, sizeof(*sh));
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_get_params(key, params) != 1 || sh == NULL)
+        return fp_err_set(err, FP_ERR_INTERNAL, "remote key handle");
+    return sh->be.sign(sh->be.arg, mdname, data, len, sig, siglen, err);
 }

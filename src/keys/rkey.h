@@ -44,6 +44,12 @@ typedef struct fp_rkey_backend {
  */
 int fp_rkey_new(EVP_PKEY *pub, const fp_rkey_backend *be, EVP_PKEY **out, fp_error *err);
 
+/* Sign a digest (or, mdname NULL, a whole message for Ed25519) with a
+ * remote key's backend directly: the signer process uses it to serve a
+ * token key.  FP_ERR_ARG if key is not remote. */
+int fp_rkey_sign_raw(EVP_PKEY *key, const char *mdname, const unsigned char *data, size_t len,
+                     unsigned char **sig, size_t *siglen, fp_error *err);
+
 /* true if key is one made by fp_rkey_new. */
 int fp_rkey_is_remote(const EVP_PKEY *key);
 
