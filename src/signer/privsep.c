@@ -364,7 +364,7 @@ static void *serve_channel(void *arg)
     return NULL;
 }
 
-static void signer_main(int *fds, int n)
+void fp_privsep_child_main(int *fds, int n)
 {
     static server s;
     pthread_t *th = calloc((size_t)n, sizeof(*th));
@@ -379,8 +379,6 @@ static void signer_main(int *fds, int n)
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
-    if (getppid() == 1)
-        _exit(1);
     pthread_mutex_init(&s.mu, NULL);
     if (th == NULL || args == NULL)
         _exit(1);
@@ -593,7 +591,7 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     if (pid == 0) {
         for (int i = 0; i < nchan; i++)
             close(p->ch[i].fd);
-        signer_main(child, nchan); /* does not return */
+        fp_privsep_child_main(child, nchan); /* does not return */
     }
     for (int i = 0; i < nchan; i++)
         close(child[i]);

@@ -50,6 +50,10 @@ int fp_privsep_seal(fp_privsep *p, fp_error *err);
 
 pid_t fp_privsep_pid(const fp_privsep *p);
 
+/* The signer's main loop on already-made channel fds (does not return):
+ * what the forked child runs; tests drive it with hand-made frames. */
+void fp_privsep_child_main(int *fds, int n);
+
 /* Close the channels (the signer exits) and reap it; restores direct
  * opening.  Remote keys still alive fail with FP_ERR_KEY_UNAVAILABLE. */
 void fp_privsep_free(fp_privsep *p);
