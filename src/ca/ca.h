@@ -133,6 +133,11 @@ typedef struct fp_init_opts {
      * generated in it (non-exportable), labelled <object>-root, -issuing,
      * -ocsp (object= in the URI, default "fleetpki"); NULL: key files */
     const char *pkcs11;
+    /* the root key goes to this directory (removable media), encrypted
+     * with root_pass, and nowhere else: no root key online (docs/keys.md) */
+    const char *offline_root;
+    const char *root_pass;
+    size_t root_passlen;
     char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
 } fp_init_opts;
 

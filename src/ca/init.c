@@ -19,6 +19,7 @@
 
 #include "../common/util.h"
 #include "../keys/p11.h"
+#include "../keys/offline.h"
 #include "../keys/p11uri.h"
 #include "../x509/x509util.h"
 #include "build.h"
@@ -254,6 +255,10 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
         strcmp(o->algo, "rsa3072"))
         return fp_err_set(err, FP_ERR_ARG,
                           "unknown --algo '%s': choose p256, p384, ed25519 or rsa3072", o->algo);
+    if (o->offline_root != NULL && (o->root_pass == NULL || o->root_passlen == 0))
+        return fp_err_set(err, FP_ERR_PASSPHRASE,
+                          "--offline-root: the root key must be encrypted: give "
+                          "--root-passphrase-file or FLEETPKI_ROOT_PASSPHRASE");
     if (o->pkcs11 != NULL && !strcmp(o->algo, "ed25519"))
         return fp_err_set(err, FP_ERR_ARG, "--pkcs11 keys: choose p256, p384 or rsa3072");
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST)
@@ -275,11 +280,23 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
 
     /* root: 20 years, room for issuing + one sub-CA level below it */
     snprintf(cn, sizeof(cn), "%s Root CA", o->org);
-    if ((rc = new_key(o, cfg, o->algo, "root", cfg->root_key, sizeof(cfg->root_key), &root_key,
-                      err)) != FP_ERR_OK ||
-        (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
-        (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+    if (o->offline_root != NULL) {
+        /* generated here, written only to the offline directory */
+        if ((rc = fp_key_generate(o->algo, &root_key, err)) != FP_ERR_OK ||
+            (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
+            (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root,
+                                  err)) != FP_ERR_OK ||
+            (rc = fp_offline_root_write(o->offline_root, root_key, root, o->root_pass,
+                                        o->root_passlen, err)) != FP_ERR_OK)
+            goto out;
+    } else if ((rc = new_key(o, cfg, o->algo, "root", cfg->root_key, sizeof(cfg->root_key),
+                             &root_key, err)) != FP_ERR_OK ||
+               (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
+               (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root,
+                                     err)) != FP_ERR_OK) {
+        goto out;
+    }
+    if ((rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = write_certs(path, root, NULL, err)) != FP_ERR_OK)
         goto out;
     /* issuing: 10 years, may sign sub-CAs (profile sub-ca, pathLen 0) */
