@@ -77,6 +77,12 @@ typedef struct fp_config {
     int threads;
     char signer[16]; /* separate | inprocess (docs/keys.md) */
     char user[64];   /* drop to this user after binding when started as root */
+    /* signed audit checkpoints (audit/checkpoint.h) */
+    char audit_key[FP_PATH_MAX];
+    char audit_pubkey[FP_PATH_MAX];
+    char audit_checkpoint_file[FP_PATH_MAX];
+    int audit_checkpoint_seconds;
+    bool audit_checkpoint_syslog;
     int max_body_bytes;
     int max_header_bytes;
     int idle_timeout_seconds;

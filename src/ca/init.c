@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
@@ -28,7 +29,8 @@
 
 static const char *const ca_files[] = {
     FP_CONFIG_FILE, "root.key", "root.crt", "issuing.key", "issuing.crt",
-    "tls.key",      "tls.crt",  "ocsp.key", "ocsp.crt",    "fleetpki.db",
+    "tls.key",      "tls.crt",  "ocsp.key", "ocsp.crt",    "audit.key", "audit.pub",
+    "fleetpki.db",
     "fleetpki.db-wal", "fleetpki.db-shm", NULL,
 };
 
@@ -165,6 +167,35 @@ static int make_service_cert(fp_ca *ca, fp_store *store, fp_config *cfg,
 out:
     X509_free(cert);
     X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* The audit checkpoint key (audit/checkpoint.h): a CA-grade key like the
+ * others (in the token with --pkcs11), its public half beside it for
+ * `audit verify --checkpoints`. */
+static int make_audit_key(fp_config *cfg, const fp_init_opts *o, const char *algo, fp_error *err)
+{
+    EVP_PKEY *key = NULL;
+    BIO *mem = BIO_new(BIO_s_mem());
+    char path[FP_PATH_MAX], *pem = NULL;
+    long len;
+    int rc;
+
+    snprintf(cfg->audit_key, sizeof(cfg->audit_key), "audit.key");
+    if (mem == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    if ((rc = new_key(o, cfg, algo, "audit", cfg->audit_key, sizeof(cfg->audit_key), &key,
+                      err)) != FP_ERR_OK)
+        goto out;
+    if (!PEM_write_bio_PUBKEY(mem, key) || (len = BIO_get_mem_data(mem, &pem)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "audit public key");
+        goto out;
+    }
+    if ((rc = fp_config_path(cfg, cfg->audit_pubkey, path, sizeof(path), err)) == FP_ERR_OK)
+        rc = fp_file_create(path, pem, (size_t)len, 0644, err);
+out:
+    BIO_free(mem);
     EVP_PKEY_free(key);
     return rc;
 }
@@ -332,6 +363,8 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     if ((rc = make_service_cert(ca, store, cfg, o, svc_algo, "ocsp-signer", cn, NULL,
                                 cfg->ocsp_key, sizeof(cfg->ocsp_key), o->pkcs11 != NULL,
                                 cfg->ocsp_cert, err)) != FP_ERR_OK)
+        goto out;
+    if ((rc = make_audit_key(cfg, o, svc_algo, err)) != FP_ERR_OK)
         goto out;
     rc = write_config(cfg, err);
 out:

@@ -23,6 +23,7 @@
 #include "../http/http.h"
 #include "../serve/app.h"
 #include "../rev/rev.h"
+#include "../audit/checkpoint.h"
 #include "../signer/privsep.h"
 #include "../x509/x509util.h"
 #include "cli.h"
@@ -153,6 +154,8 @@ int cmd_serve(int argc, char **argv)
     fp_http_server *srv = NULL;
     fp_registry *registry = NULL;
     fp_privsep *signer = NULL;
+    fp_signer *audit_key = NULL;
+    fp_checkpointer *checkpointer = NULL;
     const char *addr_file = NULL;
     char tls_cert[FP_PATH_MAX], tls_key[FP_PATH_MAX];
     char *pass = NULL;
@@ -238,6 +241,16 @@ int cmd_serve(int argc, char **argv)
         rc = cli_fail(&err);
         goto out;
     }
+    /* the audit checkpoint key, opened like a CA key (files, token, signer) */
+    if (env.cfg.audit_key[0]) {
+        char kpath[FP_PATH_MAX];
+        if (fp_config_path(&env.cfg, env.cfg.audit_key, kpath, sizeof(kpath), &err) != FP_ERR_OK ||
+            fp_signer_open_file(kpath, pass, passlen, &audit_key, &err) != FP_ERR_OK) {
+            fp_err_prefix(&err, "[server] audit_key: ");
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
     fp_passphrase_free(pass, passlen);
     pass = NULL;
     /* every key the server uses is open: the signer takes no new ones, and
@@ -259,12 +272,27 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    if (audit_key != NULL) {
+        char store[FP_PATH_MAX], file[FP_PATH_MAX];
+        if (fp_config_path(&env.cfg, env.cfg.store_path, store, sizeof(store), &err) != FP_ERR_OK ||
+            fp_config_path(&env.cfg, env.cfg.audit_checkpoint_file, file, sizeof(file), &err) !=
+                FP_ERR_OK ||
+            fp_checkpointer_start(store, audit_key, file, env.cfg.audit_checkpoint_seconds,
+                                  env.cfg.audit_checkpoint_syslog, &checkpointer, &err) !=
+                FP_ERR_OK) {
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
     if (fp_http_server_run(srv, true, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
     }
     fp_log(FP_LOG_INFO, "stopped");
 out:
+    /* the shutdown checkpoint: after the last request was answered */
+    fp_checkpointer_stop(checkpointer);
+    fp_signer_free(audit_key);
     fp_http_server_free(srv);
     fp_registry_free(registry);
     fp_passphrase_free(pass, passlen);
