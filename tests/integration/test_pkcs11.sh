@@ -11,21 +11,21 @@ source "$(dirname "$0")/p11_lib.sh"
 
 p11_token fleet
 fp init --dir "$CA" --name "Test Org" --pkcs11 "$P11_URI" >/dev/null || fail "init --pkcs11"
-for f in root.key issuing.key ocsp.key; do
+for f in root.key issuing.key ocsp.key audit.key; do
     [ ! -e "$CA/$f" ] || fail "$f written although the key is in the token"
 done
 grep -q "^issuing_key = pkcs11:token=fleet;object=fleetpki-issuing" "$CA/fleetpki.conf" ||
     fail "config does not name the token key"
 grep -q 1234 "$CA/fleetpki.conf" && fail "the PIN reached the config"
 p11_objects fleet >"$T/objects.txt"
-for l in root issuing ocsp; do
+for l in root issuing ocsp audit; do
     awk -v l="fleetpki-$l" '/^Private Key Object/ {p=1; next} /^[A-Z]/ {p=0}
         p && $1=="label:" && $2==l {f=1} f && p && /Access:/ {print; exit}' "$T/objects.txt" \
         >"$T/acc.$l"
     grep -q "always sensitive" "$T/acc.$l" && grep -q "never extractable" "$T/acc.$l" ||
         { cat "$T/objects.txt" >&2; fail "private key fleetpki-$l is not sensitive/non-extractable"; }
 done
-pass "init --pkcs11: root, issuing and OCSP keys generated in the token, sensitive, never extractable"
+pass "init --pkcs11: root, issuing, OCSP and audit keys generated in the token, sensitive, never extractable"
 openssl verify -CAfile "$CA/root.crt" "$CA/issuing.crt" >/dev/null || fail "issuing CA does not verify"
 openssl verify -CAfile "$CA/root.crt" -untrusted "$CA/issuing.crt" "$CA/ocsp.crt" "$CA/tls.crt" \
     >/dev/null || fail "OCSP/TLS certificates do not verify"
@@ -92,6 +92,11 @@ mv "$T/softhsm/tokens.away" "$T/softhsm/tokens"
 s=$(est_post "$EST/simpleenroll" "$T/dev2.b64" -u "$TOK_ID:$TOK_SECRET")
 expect_status 200 "token back: session re-opened, enrollment signed" "$s"
 fp_serve_stop
+# the audit checkpoints were signed in the token too (start, shutdown)
+fp audit verify --dir "$CA" --checkpoints "$CA/audit-checkpoints.log" >"$T/cp.out" ||
+    { cat "$T/cp.out" >&2; fail "checkpoints signed by the token's audit key"; }
+grep -q "checkpoints ok: [1-9]" "$T/cp.out" || fail "no checkpoint verified"
+pass "audit checkpoints signed by the token's audit key verify"
 
 # ---- negative: wrong PIN, missing object, wrong module, PIN in the URI ----
 FP_PKCS11_PIN=9999 expect_fail "wrong PIN refused" fp issue --dir "$CA" --csr "$T/cli1.csr" --profile device

@@ -53,11 +53,11 @@ verify_cert "$T/d1.crt" || fail "certificate signed through the signer does not 
 ocsp_fresh "$T/d1.crt" && grep -q "Response verify OK" "$T/ocsp.out" &&
     grep -q "d1.crt: good" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "fresh OCSP through the signer"; }
 pass "EST enrollment and fresh OCSP signed by the signer process verify"
-for k in issuing ocsp root; do
+for k in issuing ocsp root audit; do
     [ "$($MEMSCAN "$SRV_PID" "$CA/$k.key")" = absent ] ||
         fail "the $k key is in the network process's memory"
 done
-pass "issuing, OCSP and root keys absent from the network process's memory"
+pass "issuing, OCSP, root and audit keys absent from the network process's memory"
 if got=$($MEMSCAN "$SIGNER" "$CA/issuing.key" 2>/dev/null); then
     [ "$got" = found ] || fail "the issuing key is not in the signer process either (search broken?)"
     pass "... and present in the signer process's memory"
@@ -89,7 +89,7 @@ if ! id nobody >/dev/null 2>&1; then
 fi
 NOBODY=$(id -u nobody)
 # the store must be the network side's; the keys stay root's (0600)
-chown nobody "$CA" "$CA"/fleetpki.db* "$CA"/*.crt
+chown nobody "$CA" "$CA"/fleetpki.db* "$CA"/*.crt "$CA"/audit-checkpoints.log
 [ -d "$CA/ca" ] && chown -R nobody "$CA/ca"
 chown root "$CA"/*.key
 printf '\n[server]\nuser = nobody\n' >>"$CA/fleetpki.conf"
