@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
@@ -116,6 +117,25 @@ static void run_algo(const char *algo)
         sk_X509_push(sk, x);
         assert_int_equal(OCSP_basic_verify(br, sk, NULL, OCSP_NOVERIFY | OCSP_TRUSTOTHER), 1);
         sk_X509_free(sk);
+    }
+
+    /* CMS (firmware signing, issue 13): CMS_sign duplicates the signing
+     * context before the final signature */
+    {
+        const char msg[] = "firmware image";
+        BIO *in = BIO_new_mem_buf(msg, sizeof(msg) - 1), *out = NULL;
+        X509_STORE *store = X509_STORE_new();
+        CMS_ContentInfo *cms = CMS_sign(x, rk, NULL, in, CMS_BINARY | CMS_DETACHED);
+        assert_non_null(cms);
+        X509_STORE_add_cert(store, x);
+        BIO_free(in);
+        in = BIO_new_mem_buf(msg, sizeof(msg) - 1);
+        out = BIO_new(BIO_s_mem());
+        assert_int_equal(CMS_verify(cms, NULL, store, in, out, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY), 1);
+        BIO_free(in);
+        BIO_free(out);
+        CMS_ContentInfo_free(cms);
+        X509_STORE_free(store);
     }
 
     /* a failing backend fails the signature and says why */
