@@ -30,7 +30,7 @@ for round in 1 2; do
         conf_set "$CA/fleetpki.conf" server signer "$mode"
         start_server "$CA" "$W/serve-$mode-$round.log" "$HTTPS_PORT"
         wait_port "$HTTP_PORT" 30
-        kids=$(pgrep -P "$SERVER_PID" | wc -l)
+        kids=$(pgrep -c -P "$SERVER_PID" || true)
         log "round $round, signer = $mode: server $SERVER_PID, $kids child process(es)"
         run_load "est-keepalive signer=$mode #$round" est-keepalive --port "$HTTPS_PORT" \
             --cacert "$W/trust.pem" --cert "$W/dev.crt" --key "$W/dev.key" \

@@ -183,6 +183,9 @@ static int km_match(const void *a, const void *b, int selection)
            EVP_PKEY_eq(x->pub, y->pub) == 1;
 }
 
+/* Everything about the key the public half knows (bits, security bits,
+ * maximum signature size, default digest, which CMS_sign asks for, curve
+ * name...), answered by the public key's own provider; plus our handle. */
 static int km_get_params(void *kd, OSSL_PARAM params[])
 {
     rk_key *k = kd;
@@ -194,16 +197,7 @@ static int km_get_params(void *kd, OSSL_PARAM params[])
     if ((p = OSSL_PARAM_locate(params, RK_PARAM)) != NULL &&
         !OSSL_PARAM_set_octet_ptr(p, k->sh, sizeof(*k->sh)))
         return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_BITS)) != NULL &&
-        !OSSL_PARAM_set_int(p, EVP_PKEY_get_bits(k->pub)))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_SECURITY_BITS)) != NULL &&
-        !OSSL_PARAM_set_int(p, EVP_PKEY_get_security_bits(k->pub)))
-        return 0;
-    if ((p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_MAX_SIZE)) != NULL &&
-        !OSSL_PARAM_set_int(p, EVP_PKEY_get_size(k->pub)))
-        return 0;
-    return 1;
+    return EVP_PKEY_get_params(k->pub, params) == 1;
 }
 
 static const OSSL_PARAM *km_gettable(void *provctx)
@@ -212,6 +206,8 @@ static const OSSL_PARAM *km_gettable(void *provctx)
         OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, NULL),
         OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, NULL),
         OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, NULL),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, NULL, 0),
         OSSL_PARAM_END,
     };
     (void)provctx;

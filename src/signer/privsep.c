@@ -22,6 +22,7 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,21 +42,6 @@ enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3 };
 
 /* ---- framing: both sides ---- */
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const unsigned char *p = buf;
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int read_all(int fd, void *buf, size_t len)
 {
     unsigned char *p = buf;
@@ -71,40 +57,82 @@ static int read_all(int fd, void *buf, size_t len)
     return 0;
 }
 
-/* One frame: u32 length, u8 tag, body (two pieces, so nothing is copied). */
+/* One frame: u32 length, u8 tag, body (two pieces, so nothing is copied),
+ * in one sendmsg when the socket takes it whole. */
 static int send_frame(int fd, uint8_t tag, const void *a, size_t alen, const void *b, size_t blen)
 {
     unsigned char hdr[5];
+    struct iovec iov[3];
+    struct msghdr mh;
+    size_t total = 5 + alen + blen, sent = 0;
     uint32_t n;
+
     if (alen + blen + 1 > FP_PRIVSEP_MAX_MSG)
         return -1;
     n = htonl((uint32_t)(1 + alen + blen));
     memcpy(hdr, &n, 4);
     hdr[4] = tag;
-    return write_all(fd, hdr, 5) || (alen && write_all(fd, a, alen)) ||
-                   (blen && write_all(fd, b, blen))
-               ? -1
-               : 0;
+    iov[0] = (struct iovec){hdr, 5};
+    iov[1] = (struct iovec){(void *)a, alen};
+    iov[2] = (struct iovec){(void *)b, blen};
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 3;
+    while (sent < total) {
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        sent += (size_t)w;
+        /* a short write: skip what went out */
+        while (w > 0 && mh.msg_iovlen > 0) {
+            if ((size_t)w >= mh.msg_iov[0].iov_len) {
+                w -= (ssize_t)mh.msg_iov[0].iov_len;
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            } else {
+                mh.msg_iov[0].iov_base = (unsigned char *)mh.msg_iov[0].iov_base + w;
+                mh.msg_iov[0].iov_len -= (size_t)w;
+                w = 0;
+            }
+        }
+    }
+    return 0;
 }
 
-/* Receive a frame: *tag, and the body malloc'd in *body (length *len). */
+/* Receive a frame: *tag, and the body malloc'd in *body (length *len).
+ * Each channel carries one request and then its answer, never two frames
+ * at once, so a first read of up to a page cannot take bytes of another
+ * frame; the common small frame costs one read. */
 static int recv_frame(int fd, uint8_t *tag, unsigned char **body, size_t *len)
 {
-    unsigned char hdr[5];
+    unsigned char first[4096];
+    size_t got = 0, want;
     uint32_t n;
 
     *body = NULL;
-    if (read_all(fd, hdr, 5) != 0)
-        return -1;
-    memcpy(&n, hdr, 4);
+    while (got < 5) {
+        ssize_t r = read(fd, first + got, sizeof(first) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    memcpy(&n, first, 4);
     n = ntohl(n);
     if (n < 1 || n > FP_PRIVSEP_MAX_MSG)
         return -1;
-    *tag = hdr[4];
+    want = 4 + (size_t)n;
+    if (got > want)
+        return -1; /* more than one frame: the peer is out of step */
+    *tag = first[4];
     *len = n - 1;
     if ((*body = malloc(*len ? *len : 1)) == NULL)
         return -1;
-    if (*len && read_all(fd, *body, *len) != 0) {
+    memcpy(*body, first + 5, got - 5);
+    if (want > got && read_all(fd, *body + (got - 5), want - got) != 0) {
         free(*body);
         *body = NULL;
         return -1;
@@ -191,7 +219,8 @@ static int find_ref(server *s, const char *ref)
 /*
  * OPEN: before the seal, any reference; after it, only a known one.  A
  * known key file is read again (the server renews its OCSP signer's key in
- * place) and gets a new id when its key changed; a token key is not.
+ * place, at start or while running) and gets a new id when its key
+ * changed; a token key is not.
  */
 static int do_open(server *s, int fd, rd *r)
 {
@@ -220,7 +249,7 @@ static int do_open(server *s, int fd, rd *r)
         return reply_err(fd, FP_ERR_STATE,
                          "the signer opens no new key once the server runs (restart it)");
     }
-    if (idx < 0 || (s->sealed && strncasecmp(refz, "pkcs11:", 7) != 0)) {
+    if (idx < 0 || strncasecmp(refz, "pkcs11:", 7) != 0) {
         rc = fp_signer_open_direct(refz, (const char *)pass, passlen, &sg, &err);
         if (rc != FP_ERR_OK) {
             pthread_mutex_unlock(&s->mu);

@@ -120,20 +120,33 @@ static void run_algo(const char *algo)
     }
 
     /* CMS (firmware signing, issue 13): CMS_sign duplicates the signing
-     * context before the final signature */
-    {
+     * context before the final signature; verified as a relying party
+     * would, from the DER.  (Ed25519: CMS_sign needs a default digest a
+     * remote Ed25519 key does not report; not supported.) */
+    if (md != NULL) {
         const char msg[] = "firmware image";
         BIO *in = BIO_new_mem_buf(msg, sizeof(msg) - 1), *out = NULL;
         X509_STORE *store = X509_STORE_new();
-        CMS_ContentInfo *cms = CMS_sign(x, rk, NULL, in, CMS_BINARY | CMS_DETACHED);
+        CMS_ContentInfo *cms = CMS_sign(x, rk, NULL, in, CMS_BINARY | CMS_DETACHED), *back;
+        unsigned char *der = NULL;
+        const unsigned char *p;
+        int n;
         assert_non_null(cms);
+        n = i2d_CMS_ContentInfo(cms, &der);
+        assert_true(n > 0);
+        p = der;
+        back = d2i_CMS_ContentInfo(NULL, &p, n);
+        assert_non_null(back);
         X509_STORE_add_cert(store, x);
         BIO_free(in);
         in = BIO_new_mem_buf(msg, sizeof(msg) - 1);
         out = BIO_new(BIO_s_mem());
-        assert_int_equal(CMS_verify(cms, NULL, store, in, out, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY), 1);
+        assert_int_equal(
+            CMS_verify(back, NULL, store, in, out, CMS_BINARY | CMS_NO_SIGNER_CERT_VERIFY), 1);
         BIO_free(in);
         BIO_free(out);
+        OPENSSL_free(der);
+        CMS_ContentInfo_free(back);
         CMS_ContentInfo_free(cms);
         X509_STORE_free(store);
     }
