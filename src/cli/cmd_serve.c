@@ -207,7 +207,13 @@ int cmd_serve(int argc, char **argv)
          * socket: a channel per thread that may sign at once (workers,
          * the publisher, the committer, this one) */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        int workers = env.cfg.threads > 0 ? env.cfg.threads : (int)(ncpu > 0 ? ncpu : 1);
+        int workers;
+        /* a worker waits for the signer's answer with its event loop
+         * stopped: by default twice as many workers as cores keep the
+         * cores busy meanwhile (BENCHMARKS.md, "Separate signer") */
+        if (env.cfg.threads == 0)
+            env.cfg.threads = 2 * (int)(ncpu > 0 ? ncpu : 1);
+        workers = env.cfg.threads;
         if (fp_privsep_start(workers + 4, &signer, &err) != FP_ERR_OK) {
             rc = cli_fail(&err);
             goto out;
