@@ -61,7 +61,11 @@ openssl crl -inform DER -in "$T/acme.crl" -CAfile "$CA/ca/$ACME/ca.crt" -noout 2
 pass "ca create --pkcs11: key in the token, its CRL verifies"
 
 # ---- the server: EST enroll, OCSP, CRL over HTTP ----
+# the token sessions live in the signer process (the CLI above used them
+# in-process)
+printf '\n[server]\nsigner = separate\n' >>"$CA/fleetpki.conf"
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
+[ "$(pgrep -c -P "$SRV_PID" || true)" = 1 ] || fail "no signer process"
 EST="https://$HTTPS/.well-known/est"
 token default --uses 2
 est_csr dev1 "/CN=device-1"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The separate signer process: with [server] signer = separate (the
-# default) the network process never holds a CA private key - its memory
+# The separate signer process: with [server] signer = separate the
+# network process never holds a CA private key - its memory
 # is searched for the issuing and OCSP keys' secret bytes (the same search
 # finds them in an in-process server, and in the signer process) and no key
 # file is mapped or open in it; signing failures when the signer dies are
@@ -41,8 +41,9 @@ token default --uses 10
 pass "control: the memory search finds the issuing key in an in-process server"
 fp_serve_stop
 
-# ---- separated (the default) ----
+# ---- separated ----
 cp "$T/conf.orig" "$CA/fleetpki.conf"
+printf '\n[server]\nsigner = separate\n' >>"$CA/fleetpki.conf"
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
 EST="https://$HTTPS/.well-known/est"
 SIGNER=$(pgrep -P "$SRV_PID")
@@ -92,7 +93,7 @@ NOBODY=$(id -u nobody)
 chown nobody "$CA" "$CA"/fleetpki.db* "$CA"/*.crt "$CA"/audit-checkpoints.log
 [ -d "$CA/ca" ] && chown -R nobody "$CA/ca"
 chown root "$CA"/*.key
-printf '\n[server]\nuser = nobody\n' >>"$CA/fleetpki.conf"
+printf '\n[server]\nuser = nobody\n' >>"$CA/fleetpki.conf" # signer = separate from above
 chmod 1777 "$T" # the address file is written after the drop
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
 EST="https://$HTTPS/.well-known/est"
