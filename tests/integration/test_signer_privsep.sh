@@ -77,10 +77,11 @@ s=$(enroll d2)
 expect_status 503 "signer gone: EST enrollment answers 503" "$s"
 grep -q key-unavailable "$T/body" || fail "the 503 does not name the cause"
 ocsp_fresh "$T/d1.crt" || true
+grep -qi "trylater" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "fresh OCSP without a signer is not tryLater"; }
 kill -0 "$SRV_PID" || fail "the server died with its signer"
 curl -sS -o /dev/null -w '%{http_code}' "http://$HTTP/crl/issuing.crl" >"$T/crl.status"
 [ "$(cat "$T/crl.status")" = 200 ] || fail "published CRL no longer served"
-pass "server up, published CRL still served"
+pass "server up, OCSP answers tryLater (RFC 6960 2.3), published CRL still served"
 fp_serve_stop
 
 # ---- root: the network side drops to nobody, the signer keeps the keys ----
