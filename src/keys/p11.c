@@ -432,7 +432,7 @@ static int get_attr(p11_key *k, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_TYPE type, unsi
 static int public_key(p11_key *k, EVP_PKEY **out, fp_error *err)
 {
     CK_OBJECT_HANDLE o;
-    unsigned char *a = NULL, *b = NULL, *pt = NULL;
+    unsigned char *a = NULL, *b = NULL;
     CK_ULONG alen = 0, blen = 0;
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
@@ -498,7 +498,6 @@ static int public_key(p11_key *k, EVP_PKEY **out, fp_error *err)
 out:
     free(a);
     free(b);
-    free(pt);
     BN_free(n);
     BN_free(e);
     ASN1_OBJECT_free(oid);
