@@ -85,6 +85,40 @@ static void test_sign_through_signer(void **state)
     tu_rmdir(dir);
 }
 
+/* A key file replaced in place (the OCSP signer renewed while the server
+ * runs, or at its start) is read again: the new key, not the cached one,
+ * also after the seal. */
+static void test_reread_renewed_file(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k[3] = {tu_key("p256"), tu_key("p256"), tu_key("p256")};
+    char *kp = write_key(dir, "ocsp.key", k[0]);
+    fp_privsep *ps = NULL;
+    fp_signer *s = NULL;
+    fp_error e = {0};
+    (void)state;
+
+    assert_int_equal(fp_privsep_start(1, &ps, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        if (i > 0) {
+            /* renewed in place: at start (i = 1, before the seal) and
+             * while running (i = 2, after it) */
+            unlink(kp);
+            kp = write_key(dir, "ocsp.key", k[i]);
+        }
+        if (i == 2)
+            assert_int_equal(fp_privsep_seal(ps, &e), 0);
+        assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
+        assert_int_equal(EVP_PKEY_eq(fp_signer_get0_pkey(s), k[i]), 1);
+        fp_signer_free(s);
+        s = NULL;
+    }
+    fp_privsep_free(ps);
+    for (int i = 0; i < 3; i++)
+        EVP_PKEY_free(k[i]);
+    tu_rmdir(dir);
+}
+
 /* ---- raw frames against the child's loop ---- */
 
 typedef struct child {
@@ -209,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_through_signer),
+        cmocka_unit_test(test_reread_renewed_file),
         cmocka_unit_test(test_wire_refusals),
     };
     signal(SIGPIPE, SIG_IGN);
