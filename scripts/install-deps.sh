@@ -12,6 +12,7 @@ PACKAGES=(
     mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
     jq nodejs
     libcbor-dev python3-cbor2
+    softhsm2 opensc libp11-kit-dev
 )
 
 missing=()

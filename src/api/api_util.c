@@ -34,6 +34,8 @@ int api_status_of(int code)
         return 409;
     case FP_ERRCLASS_AUTH:
         return 401;
+    case FP_ERRCLASS_UNAVAILABLE:
+        return 503;
     case FP_ERRCLASS_INTERNAL:
     default:
         return 500;

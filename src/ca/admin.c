@@ -13,6 +13,9 @@
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../keys/offline.h"
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
 #include "../x509/x509util.h"
 #include "build.h"
 #include "caset.h"
@@ -256,6 +259,14 @@ static int project_must_exist(const fp_admin *a, const char *project, fp_error *
 int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
                        char ca_id[64], fp_error *err)
 {
+    fp_ca_create_opts o = {.algo = algo};
+    return fp_admin_ca_create_ex(a, project, &o, ca_id, err);
+}
+
+int fp_admin_ca_create_ex(const fp_admin *a, const char *project, const fp_ca_create_opts *o,
+                          char ca_id[64], fp_error *err)
+{
+    const char *algo = o->algo, *pkcs11 = o->pkcs11;
     const fp_config *cfg = a->cfg;
     char dir[FP_PATH_MAX], keyp[FP_PATH_MAX], certp[FP_PATH_MAX], key_ref[FP_PATH_MAX], cn[256];
     X509 *root = NULL, *cert = NULL;
@@ -273,27 +284,56 @@ int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
         (rc = fp_cert_read(certp, &root, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->root_key, keyp, sizeof(keyp), err)) != FP_ERR_OK)
         goto out;
-    if (!fp_file_exists(keyp)) {
+    if (o->root_key != NULL) {
+        /* the ceremony: the offline root key, given explicitly */
+        if ((rc = fp_offline_root_open(o->root_key, o->root_pass, o->root_passlen, root,
+                                       &root_signer, err)) != FP_ERR_OK)
+            goto out;
+    } else if (!fp_p11_uri_is(keyp) && !fp_file_exists(keyp)) {
         rc = fp_err_set(err, FP_ERR_STATE,
-                        "the root key (%s) is offline: sign the new CA's request elsewhere "
-                        "and bring it in with 'fleetpki ca import'", keyp);
+                        "the root key (%s) is offline: bring it for a ceremony with "
+                        "--root-key FILE (docs/keys.md), or sign the new CA's request "
+                        "elsewhere and bring it in with 'fleetpki ca import'", keyp);
+        goto out;
+    } else if ((rc = fp_signer_open_file(keyp, a->pass, a->passlen, &root_signer, err)) !=
+                   FP_ERR_OK ||
+               (rc = fp_signer_check_cert(root_signer, root, err)) != FP_ERR_OK) {
         goto out;
     }
-    if ((rc = fp_signer_open_file(keyp, a->pass, a->passlen, &root_signer, err)) != FP_ERR_OK ||
-        (rc = fp_signer_check_cert(root_signer, root, err)) != FP_ERR_OK ||
-        (rc = next_ca_id(a, project, ca_id, err)) != FP_ERR_OK ||
-        (rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK)
+    if ((rc = next_ca_id(a, project, ca_id, err)) != FP_ERR_OK)
         goto out;
+    snprintf(key_ref, sizeof(key_ref), "ca/%s/ca.key", ca_id);
+    if (pkcs11 != NULL) {
+        /* in the token: the key_ref is its URI, and ca.key holds the URI
+         * too, for the tools that find a CA's key by its file */
+        fp_p11_uri u;
+        char label[FP_P11_ATTR_MAX + 80];
+        if ((rc = fp_p11_uri_parse(pkcs11, &u, err)) != FP_ERR_OK)
+            goto out;
+        snprintf(label, sizeof(label), "%s-%s", u.object[0] ? u.object : "fleetpki", ca_id);
+        if ((rc = fp_p11_uri_with_object(pkcs11, label, key_ref, sizeof(key_ref), err)) !=
+                FP_ERR_OK ||
+            (rc = fp_p11_generate(key_ref, algo, NULL, &key, err)) != FP_ERR_OK)
+            goto out;
+    } else if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK) {
+        goto out;
+    }
     snprintf(cn, sizeof(cn), "%s %s Issuing CA (%s)", cfg->org, project, ca_id);
     if ((rc = fp_mint_ca_cert(cfg->org, key, cn, ISSUING_DAYS, 0, root, root_signer, &cert,
                               err)) != FP_ERR_OK ||
         (rc = ca_dir(cfg, ca_id, dir, sizeof(dir), err)) != FP_ERR_OK ||
         (rc = fp_caset_file(cfg, ca_id, "ca.key", keyp, sizeof(keyp), err)) != FP_ERR_OK ||
-        (rc = fp_caset_file(cfg, ca_id, "ca.crt", certp, sizeof(certp), err)) != FP_ERR_OK ||
-        (rc = fp_key_write(keyp, key, a->pass, a->passlen, err)) != FP_ERR_OK ||
-        (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+        (rc = fp_caset_file(cfg, ca_id, "ca.crt", certp, sizeof(certp), err)) != FP_ERR_OK)
         goto out;
-    snprintf(key_ref, sizeof(key_ref), "ca/%s/ca.key", ca_id);
+    if (pkcs11 != NULL) {
+        char line[FP_PATH_MAX + 2];
+        int n = snprintf(line, sizeof(line), "%s\n", key_ref);
+        rc = fp_file_create(keyp, line, (size_t)n, 0600, err);
+    } else {
+        rc = fp_key_write(keyp, key, a->pass, a->passlen, err);
+    }
+    if (rc != FP_ERR_OK || (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+        goto out;
     detail = fp_audit_detail("role", "issuing", "algo", algo, "parent", cfg->root_id, NULL);
     if ((rc = add_row(a, ca_id, project, cfg->root_id, FP_CA_ISSUING, key_ref, cert, "ca.create",
                       detail, err)) != FP_ERR_OK ||
@@ -319,6 +359,19 @@ int fp_admin_project_create(const fp_admin *a, const char *name, const char *alg
     if (rc != FP_ERR_OK)
         return rc;
     return fp_admin_ca_create(a, name, algo, ca_id, err);
+}
+
+int fp_admin_project_create_ex(const fp_admin *a, const char *name, const fp_ca_create_opts *o,
+                               char ca_id[64], fp_error *err)
+{
+    fp_audit_event ev = {.actor = a->actor, .action = "project.create", .object = name,
+                         .detail = "", .project = name};
+    int rc = fp_store_project_put(a->store, name, &ev, err);
+    if (rc == FP_ERR_DUPLICATE)
+        return fp_err_set(err, FP_ERR_EXISTS, "project '%s' exists already", name);
+    if (rc != FP_ERR_OK)
+        return rc;
+    return fp_admin_ca_create_ex(a, name, o, ca_id, err);
 }
 
 /* The certificates of path (the first one a CA certificate that passes

@@ -27,6 +27,25 @@ int fp_admin_project_create(const fp_admin *a, const char *name, const char *alg
  * online), made the project's active CA.  algo NULL: p256. */
 int fp_admin_ca_create(const fp_admin *a, const char *project, const char *algo,
                        char ca_id[64], fp_error *err);
+/* How `ca create` / `project create` make the CA (docs/keys.md). */
+typedef struct fp_ca_create_opts {
+    const char *algo;      /* NULL: p256 */
+    /* generate the key inside this PKCS#11 token (RFC 7512 URI; NULL: a key
+     * file), non-exportable, labelled <object or "fleetpki">-<ca id>; the
+     * CA's key_ref is then the key's URI */
+    const char *pkcs11;
+    /* the ceremony: sign with the offline root key in this file (checked
+     * against the data directory's root certificate), decrypted with
+     * root_pass; NULL: the root key the config names */
+    const char *root_key;
+    const char *root_pass;
+    size_t root_passlen;
+} fp_ca_create_opts;
+
+int fp_admin_ca_create_ex(const fp_admin *a, const char *project, const fp_ca_create_opts *o,
+                          char ca_id[64], fp_error *err);
+int fp_admin_project_create_ex(const fp_admin *a, const char *name, const fp_ca_create_opts *o,
+                               char ca_id[64], fp_error *err);
 
 /* An issuing CA made elsewhere: cert_path holds its certificate (PEM or
  * DER), key_path its key (unencrypted, or encrypted with the data

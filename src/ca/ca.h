@@ -129,6 +129,15 @@ typedef struct fp_init_opts {
     const char *pass; /* NULL: keys stored unencrypted */
     size_t passlen;
     bool force;       /* move an existing CA aside instead of refusing */
+    /* RFC 7512 URI of a PKCS#11 token: root, issuing and OCSP keys are
+     * generated in it (non-exportable), labelled <object>-root, -issuing,
+     * -ocsp (object= in the URI, default "fleetpki"); NULL: key files */
+    const char *pkcs11;
+    /* the root key goes to this directory (removable media), encrypted
+     * with root_pass, and nowhere else: no root key online (docs/keys.md) */
+    const char *offline_root;
+    const char *root_pass;
+    size_t root_passlen;
     char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
 } fp_init_opts;
 

@@ -10,6 +10,8 @@
 
 #include "../common/ini.h"
 #include "../common/util.h"
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
 
 typedef enum { C_STR, C_INT, C_BOOL } ctype;
 
@@ -36,6 +38,8 @@ static const config_opt config_opts[] = {
     {"ca", "issuing_cert", C_STR, S(issuing_cert), 0, 0, "issuing.crt", "issuing CA certificate (PEM)"},
     {"ca", "issuing_key", C_STR, S(issuing_key), 0, 0, "issuing.key", "issuing CA private key (PKCS#8 PEM)"},
     {"ca", "keys_encrypted", C_BOOL, I(keys_encrypted), 0, 1, "no", "keys are encrypted: read the passphrase from --passphrase-file or FLEETPKI_PASSPHRASE"},
+    {"ca", "pkcs11_module", C_STR, S(pkcs11_module), 0, 0, "", "PKCS#11 module for keys named by pkcs11: URIs without module-path (docs/keys.md)"},
+    {"ca", "pkcs11_pin_file", C_STR, S(pkcs11_pin_file), 0, 0, "", "file holding the token PIN when neither the URI's pin-source nor FP_PKCS11_PIN gives it"},
     {"store", "path", C_STR, S(store_path), 0, 0, "fleetpki.db", "SQLite database"},
     {"server", "https_listen", C_STR, S(https_listen), 0, 0, "127.0.0.1:8443", "EST and API listener (TLS)"},
     {"server", "http_listen", C_STR, S(http_listen), 0, 0, "127.0.0.1:8080", "CRL and OCSP listener (plain HTTP)"},
@@ -45,6 +49,13 @@ static const config_opt config_opts[] = {
     {"server", "ocsp_cert", C_STR, S(ocsp_cert), 0, 0, "ocsp.crt", "delegated OCSP signer certificate"},
     {"server", "ocsp_key", C_STR, S(ocsp_key), 0, 0, "ocsp.key", "OCSP signer private key"},
     {"server", "threads", C_INT, I(threads), 0, 256, "0", "worker threads (0: one per core)"},
+    {"server", "signer", C_STR, S(signer), 0, 0, "inprocess", "separate: CA keys live in a signer process of their own, out of the network process (costs 20-30% of signing throughput here, BENCHMARKS.md); inprocess: in the server (docs/keys.md)"},
+    {"server", "user", C_STR, S(user), 0, 0, "", "started as root: the network side drops to this user after binding (the store must be writable by it)"},
+    {"server", "audit_key", C_STR, S(audit_key), 0, 0, "", "key (file or pkcs11: URI) that signs audit checkpoints; empty: none (docs/keys.md)"},
+    {"server", "audit_pubkey", C_STR, S(audit_pubkey), 0, 0, "audit.pub", "public half of audit_key, for 'fleetpki audit verify --checkpoints'"},
+    {"server", "audit_checkpoint_file", C_STR, S(audit_checkpoint_file), 0, 0, "audit-checkpoints.log", "signed audit checkpoints are appended here: put it outside the data directory's disk"},
+    {"server", "audit_checkpoint_seconds", C_INT, I(audit_checkpoint_seconds), 1, 86400, "300", "seconds between audit checkpoints (one more at start and at shutdown)"},
+    {"server", "audit_checkpoint_syslog", C_BOOL, I(audit_checkpoint_syslog), 0, 1, "no", "also send each checkpoint to syslog (LOG_AUTHPRIV)"},
     {"server", "max_body_bytes", C_INT, I(max_body_bytes), 1024, 16 * 1024 * 1024, "65536", "largest request body accepted"},
     {"server", "max_header_bytes", C_INT, I(max_header_bytes), 1024, 1024 * 1024, "16384", "largest request header block accepted"},
     {"server", "idle_timeout_seconds", C_INT, I(idle_timeout_seconds), 1, 3600, "30", "idle/slow client timeout"},
@@ -388,6 +399,8 @@ int fp_config_parse(fp_config *c, const char *dir, const char *text, size_t len,
     rc = fp_ini_parse(text, len, on_section, on_key, &pc, err);
     if (rc != FP_ERR_OK)
         return rc;
+    if (strcmp(c->signer, "separate") && strcmp(c->signer, "inprocess"))
+        return fp_err_set(err, FP_ERR_CONFIG, "[server] signer: expected separate or inprocess");
     for (int i = 0; i < c->n_profiles; i++)
         if ((rc = fp_profile_validate(&c->profiles[i], err)) != FP_ERR_OK) {
             prefix_line(&pc, &c->profiles[i], err);
@@ -437,6 +450,14 @@ int fp_config_load(fp_config *c, const char *dir, fp_error *err)
     if (rc != FP_ERR_OK)
         fp_err_prefix(err, "%s: ", path);
     free(text);
+    if (rc == FP_ERR_OK) {
+        /* PKCS#11 defaults for every pkcs11: key this process opens */
+        char pin[FP_PATH_MAX] = "";
+        if (c->pkcs11_pin_file[0] &&
+            (rc = fp_config_path(c, c->pkcs11_pin_file, pin, sizeof(pin), err)) != FP_ERR_OK)
+            return rc;
+        fp_p11_set_defaults(c->pkcs11_module, pin);
+    }
     return rc;
 }
 
@@ -503,6 +524,9 @@ const fp_profile *fp_config_profile(const fp_config *c, const char *name)
 int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
                    fp_error *err)
 {
+    /* a key in a token is named by an RFC 7512 URI, not a path */
+    if (fp_p11_uri_is(opt))
+        return fp_path_join(buf, size, NULL, opt, err);
     return fp_path_join(buf, size, c->dir, opt, err);
 }
 

@@ -60,6 +60,8 @@ typedef struct fp_config {
     char issuing_cert[FP_PATH_MAX];
     char issuing_key[FP_PATH_MAX];
     bool keys_encrypted;
+    char pkcs11_module[FP_PATH_MAX];   /* docs/keys.md */
+    char pkcs11_pin_file[FP_PATH_MAX];
 
     /* [store] */
     char store_path[FP_PATH_MAX];
@@ -73,6 +75,14 @@ typedef struct fp_config {
     char ocsp_cert[FP_PATH_MAX];
     char ocsp_key[FP_PATH_MAX];
     int threads;
+    char signer[16]; /* separate | inprocess (docs/keys.md) */
+    char user[64];   /* drop to this user after binding when started as root */
+    /* signed audit checkpoints (audit/checkpoint.h) */
+    char audit_key[FP_PATH_MAX];
+    char audit_pubkey[FP_PATH_MAX];
+    char audit_checkpoint_file[FP_PATH_MAX];
+    int audit_checkpoint_seconds;
+    bool audit_checkpoint_syslog;
     int max_body_bytes;
     int max_header_bytes;
     int idle_timeout_seconds;

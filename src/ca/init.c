@@ -15,9 +15,13 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../keys/p11.h"
+#include "../keys/offline.h"
+#include "../keys/p11uri.h"
 #include "../x509/x509util.h"
 #include "build.h"
 #include "ca.h"
@@ -25,7 +29,8 @@
 
 static const char *const ca_files[] = {
     FP_CONFIG_FILE, "root.key", "root.crt", "issuing.key", "issuing.crt",
-    "tls.key",      "tls.crt",  "ocsp.key", "ocsp.crt",    "fleetpki.db",
+    "tls.key",      "tls.crt",  "ocsp.key", "ocsp.crt",    "audit.key", "audit.pub",
+    "fleetpki.db",
     "fleetpki.db-wal", "fleetpki.db-shm", NULL,
 };
 
@@ -91,12 +96,47 @@ out:
     return rc;
 }
 
+/*
+ * A new CA key named role: in the token when o->pkcs11 is set (its URI
+ * goes to ref, the config option), else generated here and written to the
+ * file ref already names.
+ */
+static int new_key(const fp_init_opts *o, const fp_config *cfg, const char *algo,
+                   const char *role, char *ref, size_t refsize, EVP_PKEY **key, fp_error *err)
+{
+    char path[FP_PATH_MAX], label[FP_P11_ATTR_MAX + 32];
+    fp_p11_uri u;
+    int rc;
+
+    *key = NULL;
+    if (o->pkcs11 == NULL) {
+        if ((rc = fp_key_generate(algo, key, err)) != FP_ERR_OK ||
+            (rc = fp_config_path(cfg, ref, path, sizeof(path), err)) != FP_ERR_OK ||
+            (rc = fp_key_write(path, *key, o->pass, o->passlen, err)) != FP_ERR_OK) {
+            EVP_PKEY_free(*key);
+            *key = NULL;
+        }
+        return rc;
+    }
+    if ((rc = fp_p11_uri_parse(o->pkcs11, &u, err)) != FP_ERR_OK)
+        return rc;
+    snprintf(label, sizeof(label), "%s-%s", u.object[0] ? u.object : "fleetpki", role);
+    if ((rc = fp_p11_uri_with_object(o->pkcs11, label, path, sizeof(path), err)) != FP_ERR_OK)
+        return rc;
+    if (strlen(path) >= refsize)
+        return fp_err_set(err, FP_ERR_TOO_LARGE, "pkcs11 URI too long");
+    if ((rc = fp_p11_generate(path, algo, NULL, key, err)) != FP_ERR_OK)
+        return rc;
+    snprintf(ref, refsize, "%s", path);
+    return FP_ERR_OK;
+}
+
 /* Issue a service certificate (TLS server, OCSP signer) through the normal
  * CA path, so it is recorded and audited like any other. */
-static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
+static int make_service_cert(fp_ca *ca, fp_store *store, fp_config *cfg,
                              const fp_init_opts *o, const char *algo, const char *profile,
-                             const char *cn, const char *sans, const char *keyfile,
-                             const char *certfile, fp_error *err)
+                             const char *cn, const char *sans, char *keyref, size_t keyref_size,
+                             bool in_token, const char *certfile, fp_error *err)
 {
     EVP_PKEY *key = NULL;
     X509_REQ *req = NULL;
@@ -105,19 +145,57 @@ static int make_service_cert(fp_ca *ca, fp_store *store, const fp_config *cfg,
     fp_issue_req ir;
     int rc;
 
-    if ((rc = fp_key_generate(algo, &key, err)) != FP_ERR_OK ||
-        (rc = fp_mint_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
+    /* the key is written (or made in the token) before the certificate:
+     * an interrupted init leaves an unused key, never a certificate whose
+     * key is lost */
+    if (in_token) {
+        if ((rc = new_key(o, cfg, algo, "ocsp", keyref, keyref_size, &key, err)) != FP_ERR_OK)
+            goto out;
+    } else {
+        fp_init_opts files = *o;
+        files.pkcs11 = NULL;
+        if ((rc = new_key(&files, cfg, algo, "", keyref, keyref_size, &key, err)) != FP_ERR_OK)
+            goto out;
+    }
+    if ((rc = fp_mint_req(key, o->org, cn, sans, &req, err)) != FP_ERR_OK)
         goto out;
     ir = (fp_issue_req){.csr = req, .profile = profile, .actor = "cli:init", .via = "init"};
     if ((rc = fp_ca_issue(ca, store, &ir, &cert, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, keyfile, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_key_write(path, key, o->pass, o->passlen, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, certfile, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = write_certs(path, cert, fp_ca_get0_cert(ca), err)) != FP_ERR_OK)
         goto out;
 out:
     X509_free(cert);
     X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+/* The audit checkpoint key (audit/checkpoint.h): a CA-grade key like the
+ * others (in the token with --pkcs11), its public half beside it for
+ * `audit verify --checkpoints`. */
+static int make_audit_key(fp_config *cfg, const fp_init_opts *o, const char *algo, fp_error *err)
+{
+    EVP_PKEY *key = NULL;
+    BIO *mem = BIO_new(BIO_s_mem());
+    char path[FP_PATH_MAX], *pem = NULL;
+    long len;
+    int rc;
+
+    snprintf(cfg->audit_key, sizeof(cfg->audit_key), "audit.key");
+    if (mem == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    if ((rc = new_key(o, cfg, algo, "audit", cfg->audit_key, sizeof(cfg->audit_key), &key,
+                      err)) != FP_ERR_OK)
+        goto out;
+    if (!PEM_write_bio_PUBKEY(mem, key) || (len = BIO_get_mem_data(mem, &pem)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "audit public key");
+        goto out;
+    }
+    if ((rc = fp_config_path(cfg, cfg->audit_pubkey, path, sizeof(path), err)) == FP_ERR_OK)
+        rc = fp_file_create(path, pem, (size_t)len, 0644, err);
+out:
+    BIO_free(mem);
     EVP_PKEY_free(key);
     return rc;
 }
@@ -208,6 +286,12 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
         strcmp(o->algo, "rsa3072"))
         return fp_err_set(err, FP_ERR_ARG,
                           "unknown --algo '%s': choose p256, p384, ed25519 or rsa3072", o->algo);
+    if (o->offline_root != NULL && (o->root_pass == NULL || o->root_passlen == 0))
+        return fp_err_set(err, FP_ERR_PASSPHRASE,
+                          "--offline-root: the root key must be encrypted: give "
+                          "--root-passphrase-file or FLEETPKI_ROOT_PASSPHRASE");
+    if (o->pkcs11 != NULL && !strcmp(o->algo, "ed25519"))
+        return fp_err_set(err, FP_ERR_ARG, "--pkcs11 keys: choose p256, p384 or rsa3072");
     if (mkdir(o->dir, 0700) != 0 && errno != EEXIST)
         return fp_err_set(err, FP_ERR_IO, "%s: %s", o->dir, strerror(errno));
     if (existing_files(o->dir) > 0) {
@@ -227,20 +311,30 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
 
     /* root: 20 years, room for issuing + one sub-CA level below it */
     snprintf(cn, sizeof(cn), "%s Root CA", o->org);
-    if ((rc = fp_key_generate(o->algo, &root_key, err)) != FP_ERR_OK ||
-        (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
-        (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->root_key, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_key_write(path, root_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
+    if (o->offline_root != NULL) {
+        /* generated here, written only to the offline directory */
+        if ((rc = fp_key_generate(o->algo, &root_key, err)) != FP_ERR_OK ||
+            (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
+            (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root,
+                                  err)) != FP_ERR_OK ||
+            (rc = fp_offline_root_write(o->offline_root, root_key, root, o->root_pass,
+                                        o->root_passlen, err)) != FP_ERR_OK)
+            goto out;
+    } else if ((rc = new_key(o, cfg, o->algo, "root", cfg->root_key, sizeof(cfg->root_key),
+                             &root_key, err)) != FP_ERR_OK ||
+               (rc = fp_signer_from_key(root_key, &root_signer, err)) != FP_ERR_OK ||
+               (rc = fp_mint_ca_cert(o->org, root_key, cn, 7305, 2, NULL, root_signer, &root,
+                                     err)) != FP_ERR_OK) {
+        goto out;
+    }
+    if ((rc = fp_config_path(cfg, cfg->root_cert, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = write_certs(path, root, NULL, err)) != FP_ERR_OK)
         goto out;
     /* issuing: 10 years, may sign sub-CAs (profile sub-ca, pathLen 0) */
     snprintf(cn, sizeof(cn), "%s Issuing CA 1", o->org);
-    if ((rc = fp_key_generate(o->algo, &iss_key, err)) != FP_ERR_OK ||
+    if ((rc = new_key(o, cfg, o->algo, "issuing", cfg->issuing_key, sizeof(cfg->issuing_key),
+                      &iss_key, err)) != FP_ERR_OK ||
         (rc = fp_mint_ca_cert(o->org, iss_key, cn, 3652, 1, root, root_signer, &iss, err)) != FP_ERR_OK ||
-        (rc = fp_config_path(cfg, cfg->issuing_key, path, sizeof(path), err)) != FP_ERR_OK ||
-        (rc = fp_key_write(path, iss_key, o->pass, o->passlen, err)) != FP_ERR_OK ||
         (rc = fp_config_path(cfg, cfg->issuing_cert, path, sizeof(path), err)) != FP_ERR_OK ||
         (rc = write_certs(path, iss, NULL, err)) != FP_ERR_OK)
         goto out;
@@ -260,13 +354,17 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
      * since Ed25519 server certificates are poorly supported by clients */
     svc_algo = !strcmp(o->algo, "rsa3072") ? "rsa3072" : !strcmp(o->algo, "p384") ? "p384" : "p256";
     snprintf(cn, sizeof(cn), "%s EST server", o->org);
+    /* the TLS key stays a file: the network side uses it for every handshake */
     if ((rc = make_service_cert(ca, store, cfg, o, svc_algo, "server", cn,
-                                "DNS:localhost,IP:127.0.0.1,IP:::1", cfg->tls_key, cfg->tls_cert,
-                                err)) != FP_ERR_OK)
+                                "DNS:localhost,IP:127.0.0.1,IP:::1", cfg->tls_key,
+                                sizeof(cfg->tls_key), false, cfg->tls_cert, err)) != FP_ERR_OK)
         goto out;
     snprintf(cn, sizeof(cn), "%s OCSP responder", o->org);
     if ((rc = make_service_cert(ca, store, cfg, o, svc_algo, "ocsp-signer", cn, NULL,
-                                cfg->ocsp_key, cfg->ocsp_cert, err)) != FP_ERR_OK)
+                                cfg->ocsp_key, sizeof(cfg->ocsp_key), o->pkcs11 != NULL,
+                                cfg->ocsp_cert, err)) != FP_ERR_OK)
+        goto out;
+    if ((rc = make_audit_key(cfg, o, svc_algo, err)) != FP_ERR_OK)
         goto out;
     rc = write_config(cfg, err);
 out:

@@ -1,4 +1,5 @@
-/* signer.c - key-file signer; see signer.h. */
+/* signer.c - the CA key interface: key files, PKCS#11 tokens and the
+ * separate signer process behind one EVP_PKEY; see signer.h. */
 #include "signer.h"
 
 #include <stdbool.h>
@@ -9,11 +10,47 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include "../common/util.h"
+#include "../keys/p11.h"
+#include "../keys/p11uri.h"
+#include "../keys/rkey.h"
 #include "../x509/x509util.h"
 
 struct fp_signer {
     EVP_PKEY *key;
 };
+
+/* A key file of a token key holds its pkcs11: URI (ca create --pkcs11
+ * writes one, so tools that find a CA's key by file reach the token). */
+static int uri_in_file(const char *path, char *uri, size_t size)
+{
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc = FP_ERR_NOT_FOUND;
+
+    if (fp_file_read(path, 4096, &text, &len, NULL) != FP_ERR_OK)
+        return FP_ERR_NOT_FOUND;
+    while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+        len--;
+    if (len > 7 && len < size && !memchr(text, '\n', len) &&
+        fp_p11_uri_is((const char *)text)) {
+        memcpy(uri, text, len);
+        uri[len] = '\0';
+        rc = FP_ERR_OK;
+    }
+    OPENSSL_cleanse(text, len);
+    free(text);
+    return rc;
+}
+
+static fp_signer_opener opener;
+static void *opener_arg;
+
+void fp_signer_set_opener(fp_signer_opener open, void *arg)
+{
+    opener = open;
+    opener_arg = arg;
+}
 
 int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
                         fp_signer **out, fp_error *err)
@@ -21,8 +58,30 @@ int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
     EVP_PKEY *key = NULL;
     int rc;
 
+    if (opener == NULL)
+        return fp_signer_open_direct(path, pass, passlen, out, err);
     *out = NULL;
-    rc = fp_key_read(path, pass, passlen, &key, err);
+    if ((rc = opener(opener_arg, path, pass, passlen, &key, err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_signer_from_key(key, out, err);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+int fp_signer_open_direct(const char *path, const char *pass, size_t passlen, fp_signer **out,
+                          fp_error *err)
+{
+    char uri[4096];
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    *out = NULL;
+    if (fp_p11_uri_is(path))
+        rc = fp_p11_open_key(path, &key, err);
+    else if ((rc = uri_in_file(path, uri, sizeof(uri))) == FP_ERR_OK)
+        rc = fp_p11_open_key(uri, &key, err);
+    else
+        rc = fp_key_read(path, pass, passlen, &key, err);
     if (rc != FP_ERR_OK)
         return rc;
     rc = fp_signer_from_key(key, out, err);
@@ -53,6 +112,21 @@ void fp_signer_free(fp_signer *s)
     free(s);
 }
 
+/* A signing call failed: if the key is remote, its backend said why
+ * (wrong PIN, token gone: FP_ERR_KEY_UNAVAILABLE), else OpenSSL did. */
+static int sign_failed(fp_signer *s, fp_error *err, const char *what)
+{
+    const fp_error *re = fp_rkey_last_error();
+    if (fp_rkey_is_remote(s->key) && re->code != FP_ERR_OK)
+        return fp_err_set(err, re->code, "%s: %s", what, re->msg);
+    return fp_err_set(err, FP_ERR_CRYPTO, "%s", what);
+}
+
+EVP_PKEY *fp_signer_get0_pkey(fp_signer *s)
+{
+    return s->key;
+}
+
 int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err)
 {
     if (X509_check_private_key(cert, s->key) != 1)
@@ -62,15 +136,17 @@ int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err)
 
 int fp_signer_sign_cert(fp_signer *s, X509 *cert, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_sign(cert, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "certificate signing failed");
+        return sign_failed(s, err, "certificate signing failed");
     return FP_ERR_OK;
 }
 
 int fp_signer_sign_crl(fp_signer *s, X509_CRL *crl, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_CRL_sign(crl, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "CRL signing failed");
+        return sign_failed(s, err, "CRL signing failed");
     return FP_ERR_OK;
 }
 
@@ -84,16 +160,18 @@ int fp_signer_sign_cms(fp_signer *s, X509 *signer_cert, STACK_OF(X509) *certs, B
 
 int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (X509_REQ_sign(req, s->key, fp_key_sig_md(s->key)) <= 0)
-        return fp_err_set(err, FP_ERR_CRYPTO, "request signing failed");
+        return sign_failed(s, err, "request signing failed");
     return FP_ERR_OK;
 }
 
 int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
                         STACK_OF(X509) *certs, unsigned long flags, fp_error *err)
 {
+    fp_rkey_clear_error();
     if (!OCSP_basic_sign(resp, signer_cert, s->key, fp_key_sig_md(s->key), certs, flags))
-        return fp_err_set(err, FP_ERR_CRYPTO, "OCSP response signing failed");
+        return sign_failed(s, err, "OCSP response signing failed");
     return FP_ERR_OK;
 }
 
@@ -102,6 +180,7 @@ int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
 #define ALG_DER_MAX 128
 
 struct fp_sign_stream {
+    fp_signer *signer;
     EVP_MD_CTX *ctx;
     unsigned char alg[ALG_DER_MAX];
     size_t alg_len;
@@ -140,6 +219,7 @@ int fp_signer_stream_new(fp_signer *s, fp_sign_stream **out, fp_error *err)
         goto fail;
     }
     st->alg_len = params[0].return_size;
+    st->signer = s;
     st->oneshot = md == NULL;
     *out = st;
     return FP_ERR_OK;
@@ -196,11 +276,12 @@ int fp_signer_stream_final(fp_sign_stream *st, unsigned char **sig, size_t *sigl
                      : EVP_DigestSignFinal(st->ctx, NULL, &n);
     if (ok != 1 || n == 0 || (out = OPENSSL_malloc(n)) == NULL)
         return fp_err_set(err, FP_ERR_CRYPTO, "signature length");
+    fp_rkey_clear_error();
     ok = st->oneshot ? EVP_DigestSign(st->ctx, out, &n, st->buf, st->len)
                      : EVP_DigestSignFinal(st->ctx, out, &n);
     if (ok != 1) {
         OPENSSL_free(out);
-        return fp_err_set(err, FP_ERR_CRYPTO, "signing failed");
+        return sign_failed(st->signer, err, "signing failed");
     }
     *sig = out;
     *siglen = n;

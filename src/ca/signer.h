@@ -1,10 +1,14 @@
 /*
  * signer.h - the one interface through which CA private keys are used.
  *
- * Today a key file; later PKCS#11 (HSM, SoftHSM2 in tests) behind the same
- * calls.  Nothing outside signer.c sees the EVP_PKEY of a CA.  A signer is
- * safe to use from several threads at once (each call uses its own
- * EVP_MD_CTX; OpenSSL 3 keys are immutable once loaded).
+ * A key file, a key in a PKCS#11 token (keys/p11.h: the "path" is an RFC
+ * 7512 pkcs11: URI) or a key held by the separate signer process
+ * (signer/): for the last two the EVP_PKEY is a remote key (keys/rkey.h)
+ * and the private half never enters this process.  A signer is safe to use
+ * from several threads at once (each call uses its own EVP_MD_CTX; OpenSSL
+ * 3 keys are immutable once loaded; token sessions are locked per key).
+ * A token or signer process that is away fails a call with
+ * FP_ERR_KEY_UNAVAILABLE (front ends: 503).
  */
 #ifndef FP_SIGNER_H
 #define FP_SIGNER_H
@@ -17,12 +21,37 @@
 
 typedef struct fp_signer fp_signer;
 
-/* Load a signer from a PEM key file (decrypting with pass if needed). */
+/* Load a signer from a PEM key file (decrypting with pass if needed), or
+ * from a token when path is a pkcs11: URI (the PIN comes from the URI's
+ * pin-source, FP_PKCS11_PIN or [ca] pkcs11_pin_file; pass is unused). */
 int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
                         fp_signer **out, fp_error *err);
 /* Wrap an in-memory key; takes a new reference (key stays the caller's). */
 int fp_signer_from_key(EVP_PKEY *key, fp_signer **out, fp_error *err);
 void fp_signer_free(fp_signer *s);
+
+/*
+ * Route every later fp_signer_open_file of this process to open: the
+ * separate signer process (signer/privsep.h) installs itself here in
+ * `serve`, so CA, OCSP and CRL code opens its keys the same way whether
+ * they live in this process or another.  open returns a remote key (or an
+ * error); NULL restores direct opening.  Set before any thread starts.
+ */
+typedef int (*fp_signer_opener)(void *arg, const char *path, const char *pass, size_t passlen,
+                                EVP_PKEY **out, fp_error *err);
+void fp_signer_set_opener(fp_signer_opener open, void *arg);
+
+/* Open path directly (file or pkcs11: URI), ignoring any opener: what the
+ * signer process itself does. */
+int fp_signer_open_direct(const char *path, const char *pass, size_t passlen, fp_signer **out,
+                          fp_error *err);
+
+/* The key as an EVP_PKEY (borrowed), for OpenSSL calls this interface
+ * does not wrap yet (CMS_sign for firmware, issue 13).  For token and
+ * signer-process keys it is a remote key: OpenSSL signs through it, the
+ * private half stays where it is.  Report signing failures through the
+ * signer's functions where possible: they carry the token's reason. */
+EVP_PKEY *fp_signer_get0_pkey(fp_signer *s);
 
 /* FP_ERR_OK if cert's public key is this signer's. */
 int fp_signer_check_cert(fp_signer *s, X509 *cert, fp_error *err);

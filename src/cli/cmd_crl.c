@@ -11,17 +11,25 @@
 
 #include "../common/util.h"
 #include "../crl/crl.h"
+#include "../keys/offline.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
 static const char crl_help[] =
     "usage: fleetpki crl [--ca ID] [--out FILE] [--pem] [--next-update-hours N]\n"
-    "                   [--dir DIR] [--passphrase-file F] [--json]\n"
+    "                   [--next-update-days N] [--dir DIR] [--passphrase-file F] [--json]\n"
+    "       fleetpki crl --ca root --root-key F [--root-passphrase-file F] [--out FILE] ...\n"
     "\nSigns a fresh CRL (RFC 5280: version 2, CRL Number, AKI, reason codes)\n"
     "listing every revoked or held certificate of the CA (default: the issuing\n"
     "CA; --ca root needs the root key online).  Writes DER (or PEM with --pem)\n"
     "to FILE atomically, or to stdout.  Each run draws a new CRL Number.\n"
-    "nextUpdate defaults to [server] crl_next_update_hours.\n";
+    "nextUpdate defaults to [server] crl_next_update_hours.\n"
+    "With an offline root, --root-key F is the ceremony: the root key file from\n"
+    "removable media signs the root's CRL, with a long nextUpdate (default %d\n"
+    "days); copy the file to DIR/crl-upload/<root id>.crl and the server\n"
+    "publishes it as is (docs/keys.md).\n";
+
+#define ROOT_CRL_DAYS 365
 
 static void fmt_time(int64_t t, char *buf, size_t size)
 {
@@ -39,8 +47,12 @@ int cmd_crl(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},
         {"pem", no_argument, NULL, 'm'},
         {"next-update-hours", required_argument, NULL, 'n'},
+        {"next-update-days", required_argument, NULL, 'D'},
+        {"root-key", required_argument, NULL, 'R'},
+        {"root-passphrase-file", required_argument, NULL, 'Q'},
         {NULL, 0, NULL, 0},
     };
+    const char *root_key = NULL, *root_pass_file = NULL;
     cli_env env = {0};
     fp_error err = {0};
     const char *ca_id = NULL, *out_path = NULL;
@@ -55,7 +67,7 @@ int cmd_crl(int argc, char **argv)
     long hours = 0;
     int c, rc = EXIT_OK;
 
-    while ((c = getopt_long(argc, argv, "d:P:c:o:mn:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:P:c:o:mn:D:R:Q:hj", opts, NULL)) != -1) {
         if (cli_common_opt(&env, c, optarg))
             continue;
         switch (c) {
@@ -75,8 +87,22 @@ int cmd_crl(int argc, char **argv)
                 return cli_usage_error("crl", "--next-update-hours must be 1..8784");
             break;
         }
+        case 'D': {
+            char *end = NULL;
+            long days = strtol(optarg, &end, 10);
+            if (end == optarg || *end || days < 1 || days > 3660)
+                return cli_usage_error("crl", "--next-update-days must be 1..3660");
+            hours = days * 24;
+            break;
+        }
+        case 'R':
+            root_key = optarg;
+            break;
+        case 'Q':
+            root_pass_file = optarg;
+            break;
         case 'h':
-            fputs(crl_help, stdout);
+            printf(crl_help, ROOT_CRL_DAYS);
             return EXIT_OK;
         default:
             return cli_usage_error("crl", "unknown option");
@@ -87,12 +113,32 @@ int cmd_crl(int argc, char **argv)
     if (cli_open_store(&env, &err) != FP_ERR_OK)
         goto fail;
     if (ca_id == NULL)
-        ca_id = env.cfg.issuing_id;
+        ca_id = root_key != NULL ? env.cfg.root_id : env.cfg.issuing_id;
     if ((env.cfg.keys_encrypted || env.passphrase_file != NULL) &&
         fp_passphrase_load(env.passphrase_file, &pass, &passlen, &err) != FP_ERR_OK)
         goto fail;
-    if (fp_crl_load_ca(&env.cfg, ca_id, pass, passlen, &cert, &signer, &err) != FP_ERR_OK)
+    if (root_key != NULL) {
+        /* the ceremony: the offline root signs its own CRL */
+        char path[FP_PATH_MAX], *rpass = NULL;
+        size_t rpasslen = 0;
+        int lrc;
+        if (strcmp(ca_id, env.cfg.root_id) != 0)
+            return cli_usage_error("crl", "--root-key signs the root's CRL: --ca %s",
+                                   env.cfg.root_id);
+        if (fp_config_path(&env.cfg, env.cfg.root_cert, path, sizeof(path), &err) != FP_ERR_OK ||
+            fp_cert_read(path, &cert, &err) != FP_ERR_OK ||
+            fp_root_passphrase_load(root_pass_file, pass, passlen, &rpass, &rpasslen, &err) !=
+                FP_ERR_OK)
+            goto fail;
+        lrc = fp_offline_root_open(root_key, rpass, rpasslen, cert, &signer, &err);
+        fp_passphrase_free(rpass, rpasslen);
+        if (lrc != FP_ERR_OK)
+            goto fail;
+        if (hours == 0)
+            hours = ROOT_CRL_DAYS * 24;
+    } else if (fp_crl_load_ca(&env.cfg, ca_id, pass, passlen, &cert, &signer, &err) != FP_ERR_OK) {
         goto fail;
+    }
     memset(&p, 0, sizeof(p));
     p.ca_id = ca_id;
     p.issuer = cert;

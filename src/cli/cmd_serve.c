@@ -6,11 +6,15 @@
  * The HTTP layer knows none of them; a new front end (admin API, CMP,
  * SCEP) is one more fp_http_mount here with its own argument struct.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/util.h"
 #include "../api/api.h"
@@ -19,6 +23,8 @@
 #include "../http/http.h"
 #include "../serve/app.h"
 #include "../rev/rev.h"
+#include "../audit/checkpoint.h"
+#include "../signer/privsep.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -38,7 +44,44 @@ static const char serve_help[] =
     "\nThe soft descriptor limit is raised to the hard limit at start and the\n"
     "connection cap kept below it; connection caps, request rates and\n"
     "handshake/header/body deadlines are [server] options (README, \"Limits\n"
-    "and abuse\").\n";
+    "and abuse\").\n"
+    "\nCA keys (files or PKCS#11) live in a signer process of their own unless\n"
+    "[server] signer = inprocess; started as root with [server] user = NAME,\n"
+    "the network side drops to NAME once its sockets are bound (docs/keys.md).\n";
+
+/*
+ * Started as root: become cfg->user (after binding, after every key was
+ * opened through the signer).  setgroups first, then gid, then uid
+ * (setuid last, or the rest would be refused); then make sure root cannot
+ * be regained.
+ */
+static int drop_privileges(const fp_config *cfg, fp_error *err)
+{
+    struct passwd *pw;
+    if (geteuid() != 0) {
+        if (cfg->user[0])
+            fp_log(FP_LOG_INFO, "not root: [server] user = %s has nothing to drop", cfg->user);
+        return FP_ERR_OK;
+    }
+    if (!cfg->user[0]) {
+        fp_log(FP_LOG_WARN, "running as root: set [server] user to drop privileges after "
+                            "binding (docs/keys.md)");
+        return FP_ERR_OK;
+    }
+    errno = 0;
+    if ((pw = getpwnam(cfg->user)) == NULL)
+        return fp_err_set(err, FP_ERR_CONFIG, "[server] user: no user '%s'", cfg->user);
+    if (pw->pw_uid == 0)
+        return fp_err_set(err, FP_ERR_CONFIG, "[server] user: '%s' is root", cfg->user);
+    if (setgroups(1, &pw->pw_gid) != 0 || setresgid(pw->pw_gid, pw->pw_gid, pw->pw_gid) != 0 ||
+        setresuid(pw->pw_uid, pw->pw_uid, pw->pw_uid) != 0)
+        return fp_err_set(err, FP_ERR_IO, "dropping to user '%s': %s", cfg->user,
+                          strerror(errno));
+    if (setuid(0) == 0 || geteuid() == 0)
+        return fp_err_set(err, FP_ERR_INTERNAL, "root could be regained after the drop");
+    fp_log(FP_LOG_INFO, "network side runs as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+    return FP_ERR_OK;
+}
 
 /* The HTTP layer's options from the configuration; the TLS file paths
  * are resolved into cert and key (FP_PATH_MAX each). */
@@ -110,6 +153,9 @@ int cmd_serve(int argc, char **argv)
     fp_app app;
     fp_http_server *srv = NULL;
     fp_registry *registry = NULL;
+    fp_privsep *signer = NULL;
+    fp_signer *audit_key = NULL;
+    fp_checkpointer *checkpointer = NULL;
     const char *addr_file = NULL;
     char tls_cert[FP_PATH_MAX], tls_key[FP_PATH_MAX];
     char *pass = NULL;
@@ -156,6 +202,24 @@ int cmd_serve(int argc, char **argv)
         return cli_fail(&err);
     if (threads >= 0)
         env.cfg.threads = (int)threads;
+    if (!strcmp(env.cfg.signer, "separate")) {
+        /* first, while this process is one thread with no key and no
+         * socket: a channel per thread that may sign at once (workers,
+         * the publisher, the committer, this one) */
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        int workers;
+        /* a worker waits for the signer's answer with its event loop
+         * stopped: by default twice as many workers as cores keep the
+         * cores busy meanwhile (BENCHMARKS.md, "Separate signer") */
+        if (env.cfg.threads == 0)
+            env.cfg.threads = 2 * (int)(ncpu > 0 ? ncpu : 1);
+        workers = env.cfg.threads;
+        if (fp_privsep_start(workers + 4, &signer, &err) != FP_ERR_OK) {
+            rc = cli_fail(&err);
+            goto out;
+        }
+        fp_log(FP_LOG_INFO, "signer process %d holds the CA keys", (int)fp_privsep_pid(signer));
+    }
     if (cli_open_ca(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
@@ -183,8 +247,25 @@ int cmd_serve(int argc, char **argv)
         rc = cli_fail(&err);
         goto out;
     }
+    /* the audit checkpoint key, opened like a CA key (files, token, signer) */
+    if (env.cfg.audit_key[0]) {
+        char kpath[FP_PATH_MAX];
+        if (fp_config_path(&env.cfg, env.cfg.audit_key, kpath, sizeof(kpath), &err) != FP_ERR_OK ||
+            fp_signer_open_file(kpath, pass, passlen, &audit_key, &err) != FP_ERR_OK) {
+            fp_err_prefix(&err, "[server] audit_key: ");
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
     fp_passphrase_free(pass, passlen);
     pass = NULL;
+    /* every key the server uses is open: the signer takes no new ones, and
+     * the network side stops being root */
+    if ((signer != NULL && fp_privsep_seal(signer, &err) != FP_ERR_OK) ||
+        drop_privileges(&env.cfg, &err) != FP_ERR_OK) {
+        rc = cli_fail(&err);
+        goto out;
+    }
     fprintf(stderr, "listening https=%s http=%s\n", fp_http_server_addr(srv, FP_HTTP_TLS),
             fp_http_server_addr(srv, FP_HTTP_PLAIN));
     fflush(stderr);
@@ -197,15 +278,31 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
+    if (audit_key != NULL) {
+        char store[FP_PATH_MAX], file[FP_PATH_MAX];
+        if (fp_config_path(&env.cfg, env.cfg.store_path, store, sizeof(store), &err) != FP_ERR_OK ||
+            fp_config_path(&env.cfg, env.cfg.audit_checkpoint_file, file, sizeof(file), &err) !=
+                FP_ERR_OK ||
+            fp_checkpointer_start(store, audit_key, file, env.cfg.audit_checkpoint_seconds,
+                                  env.cfg.audit_checkpoint_syslog, &checkpointer, &err) !=
+                FP_ERR_OK) {
+            rc = cli_fail(&err);
+            goto out;
+        }
+    }
     if (fp_http_server_run(srv, true, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
         goto out;
     }
     fp_log(FP_LOG_INFO, "stopped");
 out:
+    /* the shutdown checkpoint: after the last request was answered */
+    fp_checkpointer_stop(checkpointer);
+    fp_signer_free(audit_key);
     fp_http_server_free(srv);
     fp_registry_free(registry);
     fp_passphrase_free(pass, passlen);
     cli_env_close(&env);
+    fp_privsep_free(signer); /* after every key that used it */
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "../common/util.h"
+#include "../ca/rollover.h"
 #include "../x509/x509util.h"
 #include "est_module.h"
 #include "token.h"
@@ -182,7 +183,7 @@ static int identity_pattern_check(const fp_est_label *cfg, fp_error *err)
 static int label_project(est_state *st, est_label *lb, const fp_est_label *cfg, fp_error *err)
 {
     const fp_caset *cas = st->app->cas;
-    STACK_OF(X509) *chain = NULL, *roots = fp_caset_trust_roots(cas, cfg->project);
+    STACK_OF(X509) *chain = NULL, *rollover = NULL, *roots = fp_caset_trust_roots(cas, cfg->project);
     int rc;
 
     lb->ca = fp_caset_active(cas, cfg->project);
@@ -211,12 +212,21 @@ static int label_project(est_state *st, est_label *lb, const fp_est_label *cfg, 
         if (!X509_STORE_add_cert(lb->anchors, sk_X509_value(roots, i)))
             return fp_err_set(err, FP_ERR_CRYPTO, "trust store");
     chain = sk_X509_dup(fp_ca_get0_chain(lb->ca));
-    if (chain == NULL || !sk_X509_unshift(chain, fp_ca_get0_cert(lb->ca))) {
+    if (chain == NULL || !sk_X509_unshift(chain, fp_ca_get0_cert(lb->ca)) ||
+        (rollover = sk_X509_new_null()) == NULL) {
         sk_X509_free(chain);
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     }
-    rc = est_certs_only_b64(chain, &lb->cacerts, &lb->cacerts_len, err);
+    /* RFC 7030 4.1.3: during a root key rollover, the Root CA Key Update
+     * certificates (NewWithOld, OldWithNew) and the new root too */
+    rc = fp_rollover_certs(st->cfg, rollover, err);
+    for (int i = 0; rc == FP_ERR_OK && i < sk_X509_num(rollover); i++)
+        if (!sk_X509_push(chain, sk_X509_value(rollover, i)))
+            rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+    if (rc == FP_ERR_OK)
+        rc = est_certs_only_b64(chain, &lb->cacerts, &lb->cacerts_len, err);
     sk_X509_free(chain); /* borrowed certificates */
+    sk_X509_pop_free(rollover, X509_free);
     return rc;
 }
 

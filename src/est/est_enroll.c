@@ -65,6 +65,8 @@ static int est_status_of(int code)
         return 413;
     case FP_ERRCLASS_REFUSED:
         return 403;
+    case FP_ERRCLASS_UNAVAILABLE:
+        return 503; /* the CA key's token or signer is away: retry later */
     default:
         return 500;
     }
@@ -73,7 +75,14 @@ static int est_status_of(int code)
 void est_answer_error(fp_http_req *req, const fp_error *err)
 {
     int code = err->code, status = est_status_of(code);
-    if (status != 500) {
+    if (status == 503) {
+        /* the CA key's token or signer process is away: the detail (module,
+         * token) is for the operator's log, the client only learns to retry */
+        fp_log(FP_LOG_WARN, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);
+        fp_http_add_header(req, "Retry-After", "30");
+        fp_http_error(req, 503, "%s: the CA's signing key is unavailable, retry later "
+                                "(request %s)", fp_err_name(code), req->id);
+    } else if (status != 500) {
         fp_http_error(req, status, "%s: %s", fp_err_name(code), err->msg);
     } else {
         fp_log(FP_LOG_ERROR, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);

@@ -472,8 +472,14 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     ident = identity_get(r, signing_ca);
     /* responder ID by key hash (RFC 5019 2.2.2); the signer certificate is
      * included so clients can check the delegation (RFC 6960 4.2.2.2) */
-    if ((rc = fp_signer_sign_ocsp(ident->signer, bs, ident->cert, NULL, OCSP_RESPID_KEY, err)) !=
-            FP_ERR_OK ||
+    rc = fp_signer_sign_ocsp(ident->signer, bs, ident->cert, NULL, OCSP_RESPID_KEY, err);
+    if (rc == FP_ERR_KEY_UNAVAILABLE) {
+        /* RFC 6960 2.3: the signing key's token or signer process is away */
+        fp_err_set(&res->why, FP_ERR_KEY_UNAVAILABLE, "signing key unavailable");
+        rc = error_resp(OCSP_RESPONSE_STATUS_TRYLATER, res, out, out_len, err);
+        goto out;
+    }
+    if (rc != FP_ERR_OK ||
         (rc = encode_resp(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs, out, out_len, err)) != FP_ERR_OK)
         goto out;
     res->status = OCSP_RESPONSE_STATUS_SUCCESSFUL;

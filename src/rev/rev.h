@@ -50,6 +50,9 @@ typedef struct rev_crl {
     unsigned char *cert_der; /* for /ca/<id>.crt */
     int cert_der_len;
     rev_blob *current;       /* guarded by rev_state.lock */
+    /* signed elsewhere (offline root), served as is (rev_upload.c) */
+    bool uploaded;
+    int64_t upload_mtime, upload_size;
 } rev_crl;
 
 typedef struct rev_state {
@@ -93,5 +96,12 @@ int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err);
 /* Current CRL of ca_id with a reference (rev_blob_put), or NULL. */
 rev_blob *rev_crl_get(rev_state *st, const char *ca_id);
 void rev_blob_put(rev_blob *b);
+
+/* rev_upload.c: DIR/crl-upload/<ca id>.crl of a CA whose key is offline.
+ * add: FP_ERR_NOT_FOUND (nothing added) when there is no upload; cert_opt
+ * is the config option naming the CA certificate.  refresh: re-read when
+ * the file changed. */
+int rev_crl_upload_add(rev_state *st, const char *ca_id, const char *cert_opt, fp_error *err);
+int rev_crl_upload_refresh(rev_state *st, int i, fp_error *err);
 
 #endif

@@ -227,9 +227,15 @@ static int add_crl(rev_state *st, const char *ca_id, bool required, fp_error *er
                 *err = local;
             return rc;
         }
-        /* the root key is meant to go offline: then its CRL is made offline */
-        fp_log(FP_LOG_INFO, "no CRL for %s served (key not available: %s)", ca_id, local.msg);
-        return FP_ERR_OK;
+        /* the root key is meant to go offline: then its CRL is made offline
+         * and uploaded (rev_upload.c) */
+        rc = rev_crl_upload_add(st, ca_id, st->cfg->root_cert, err);
+        if (rc == FP_ERR_NOT_FOUND) {
+            fp_log(FP_LOG_INFO, "no CRL for %s served (key not available: %s; no upload)",
+                   ca_id, local.msg);
+            return FP_ERR_OK;
+        }
+        return rc;
     }
     snprintf(c->ca_id, sizeof(c->ca_id), "%s", ca_id);
     c->cert_der_len = i2d_X509(c->cert, &c->cert_der);
@@ -255,7 +261,7 @@ static int serve_root_ocsp(rev_state *st, fp_error *err)
     int rc;
 
     for (int i = 0; i < st->n_crls; i++)
-        online |= !strcmp(st->crls[i].ca_id, st->cfg->root_id);
+        online |= !strcmp(st->crls[i].ca_id, st->cfg->root_id) && !st->crls[i].uploaded;
     if (!online)
         return FP_ERR_OK; /* root key offline */
     if ((rc = fp_crl_load_ca(st->cfg, st->cfg->root_id, st->pass, st->passlen, &root, &signer,

@@ -57,6 +57,10 @@ int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err)
     BUF_MEM *bm = NULL;
     int rc;
 
+    if (c->uploaded) { /* signed offline: never re-signed, re-read on change */
+        BIO_free(mem);
+        return rev_crl_upload_refresh(st, i, err);
+    }
     if (mem == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     memset(&p, 0, sizeof(p));
@@ -109,7 +113,7 @@ static bool crl_due(rev_state *st, int i, int64_t now)
 {
     bool due;
     pthread_mutex_lock(&st->lock);
-    due = st->crls[i].current == NULL ||
+    due = st->crls[i].uploaded || st->crls[i].current == NULL ||
           now >= st->crls[i].current->this_update +
                      (st->crls[i].current->next_update - st->crls[i].current->this_update) / 2;
     pthread_mutex_unlock(&st->lock);

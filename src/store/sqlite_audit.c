@@ -164,3 +164,37 @@ out:
     sq_rollback(s); /* read-only: ends the snapshot */
     return rc;
 }
+
+int sq_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    fp_error local = {0};
+    int rc;
+
+    *id = 0;
+    memcpy(hash, FP_AUDIT_GENESIS, 65);
+    if ((rc = sq_exec(s, "BEGIN", err)) != FP_ERR_OK)
+        return rc;
+    rc = audit_head(s, id, hash, &local);
+    sq_rollback(s);
+    if (rc == FP_ERR_AUDIT) {
+        /* no head recorded: only an empty log may lack one */
+        sqlite3_stmt *st = NULL;
+        int64_t n = -1;
+        if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM audit", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            n = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (n == 0) {
+            *id = 0;
+            memcpy(hash, FP_AUDIT_GENESIS, 65);
+            return FP_ERR_OK;
+        }
+        if (err != NULL)
+            *err = local;
+        return rc;
+    }
+    if (rc != FP_ERR_OK && err != NULL)
+        *err = local;
+    return rc;
+}

@@ -83,6 +83,7 @@ int sq_audit_prepare(sqlite_store *s, fp_error *err);
 int sq_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err);
 int sq_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
                   char head_hash[65], fp_error *err);
+int sq_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *err);
 
 /* ---- sqlite_projects.c ---- */
 int sq_project_put(fp_store *base, const char *name, const fp_audit_event *ev, fp_error *err);

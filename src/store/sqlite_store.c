@@ -211,6 +211,7 @@ static const fp_store_ops sqlite_ops = {
     .pending_issue = sq_pending_issue,
     .audit_append = sq_audit_append,
     .audit_iter = sq_audit_iter,
+    .audit_head = sq_audit_head,
     .device_register = sq_device_register,
     .device_get = sq_device_get,
     .device_list = sq_device_list,

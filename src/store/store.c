@@ -396,6 +396,11 @@ int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err)
     return s->ops->audit_append(s, ev, err);
 }
 
+int fp_store_audit_head(fp_store *s, int64_t *id, char hash[65], fp_error *err)
+{
+    return s->ops->audit_head(s, id, hash, err);
+}
+
 int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err)
 {
     return s->ops->audit_iter(s, cb, arg, NULL, NULL, err);

@@ -54,6 +54,10 @@ int fp_store_audit_append(fp_store *s, const fp_audit_event *ev, fp_error *err);
 /* Iterate the audit log in id order (row strings valid during cb only). */
 int fp_store_audit_iter(fp_store *s, fp_audit_cb cb, void *arg, fp_error *err);
 
+/* The chain's head: the last row's id and hash (*id 0 and the genesis hash
+ * for an empty log), as one consistent read.  What audit checkpoints sign. */
+int fp_store_audit_head(fp_store *s, int64_t *id, char hash[65], fp_error *err);
+
 /* Recompute the chain; FP_ERR_AUDIT with the first bad row in err if an
  * edit, deletion or reordering is found.  *rows receives the count. */
 int fp_store_audit_verify(fp_store *s, int64_t *rows, fp_error *err);

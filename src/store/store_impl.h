@@ -82,6 +82,8 @@ typedef struct fp_store_ops {
      * concurrent writer cannot make rows and head disagree. */
     int (*audit_iter)(fp_store *s, fp_audit_cb cb, void *arg, int64_t *head_id,
                       char head_hash[65], fp_error *err);
+    /* fp_store_audit_head */
+    int (*audit_head)(fp_store *s, int64_t *id, char hash[65], fp_error *err);
 
     /* store_devices.h */
     int (*device_register)(fp_store *s, const char *project, const char *name, int64_t now,

@@ -183,3 +183,46 @@ void test_handles_share_one_store(void **state)
     fp_store_close(s2);
     sc_assert_audit_ok(f->s, 1);
 }
+
+/* fp_store_audit_head: the genesis for an empty log, then the last row's
+ * id and hash as iteration sees them, also after another handle appends. */
+typedef struct {
+    int64_t id;
+    char hash[65];
+} last_row;
+
+static int last_cb(void *arg, const fp_audit_row *r)
+{
+    last_row *l = arg;
+    l->id = r->id;
+    snprintf(l->hash, sizeof(l->hash), "%s", r->hash);
+    return FP_ERR_OK;
+}
+
+void test_audit_head(void **state)
+{
+    fx *f = *state;
+    int64_t id = -1, before = 0;
+    char hash[65];
+    last_row l = {0, ""};
+    fp_error e = {0};
+
+    assert_int_equal(fp_store_audit_head(f->s, &before, hash, &e), 0);
+    assert_true(before >= 0);
+    add_mixed_events(f);
+    assert_int_equal(fp_store_audit_iter(f->s, last_cb, &l, &e), 0);
+    assert_int_equal(fp_store_audit_head(f->s, &id, hash, &e), 0);
+    assert_int_equal(id, l.id);
+    assert_true(id >= before + 5);
+    assert_string_equal(hash, l.hash);
+    {
+        fp_store *s2 = NULL;
+        fp_audit_event ev = {"other", "test.event", "o9", "", NULL};
+        assert_int_equal(sc_be->open_again(sc_be->arg, &s2), 0);
+        assert_int_equal(fp_store_audit_append(s2, &ev, &e), 0);
+        fp_store_close(s2);
+    }
+    assert_int_equal(fp_store_audit_head(f->s, &id, hash, &e), 0);
+    assert_int_equal(id, l.id + 1);
+    assert_string_not_equal(hash, l.hash);
+}

@@ -289,6 +289,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_pending_scoped_by_project),
         T(test_pending_issue),
         T(test_audit_chain_mixed_projects),
+        T(test_audit_head),
         cmocka_unit_test(test_audit_hash_covers_project),
         T(test_audit_detects_edit),
         T(test_audit_detects_edited_project),

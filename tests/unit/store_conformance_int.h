@@ -83,6 +83,7 @@ void test_apikey_secret_matches(void **state);
 void test_firmware_signatures(void **state);
 void test_token_list_delete(void **state);
 void test_audit_chain_mixed_projects(void **state);
+void test_audit_head(void **state);
 void test_audit_hash_covers_project(void **state);
 void test_audit_detects_edit(void **state);
 void test_audit_detects_edited_project(void **state);

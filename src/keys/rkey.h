@@ -1,0 +1,61 @@
+/*
+ * rkey.h - an EVP_PKEY whose private operation happens somewhere else.
+ *
+ * A CA key in a PKCS#11 token or in the separate signer process is never in
+ * this process's memory, yet OpenSSL's X509_sign, X509_CRL_sign,
+ * OCSP_basic_sign and CMS_sign all want an EVP_PKEY.  rkey.c is a small
+ * OpenSSL 3 provider, loaded into a library context of its own, whose key
+ * management holds only the public key plus a callback, and whose
+ * signature implementations hash locally and hand the digest (or, for
+ * PureEdDSA, the whole message, RFC 8032 5.1.6) to that callback.  OpenSSL
+ * itself frames the DER, so no ASN.1 is written here.
+ *
+ * Key types: EC (ECDSA), RSA (PKCS#1 v1.5, RFC 8017 8.2) and Ed25519.
+ */
+#ifndef FP_RKEY_H
+#define FP_RKEY_H
+
+#include <stddef.h>
+
+#include <openssl/evp.h>
+
+#include "../common/err.h"
+
+/*
+ * The backend's one operation.  mdname is the digest's name ("SHA256") and
+ * data its value, or mdname is NULL and data is the message to sign in one
+ * pass (Ed25519).  On success *sig holds an OPENSSL_malloc'd signature in
+ * the form OpenSSL writes it (DER ECDSA-Sig-Value, RSA octets, EdDSA
+ * octets).  Called from any thread; the backend serialises itself.
+ */
+typedef int (*fp_rkey_sign_fn)(void *arg, const char *mdname, const unsigned char *data,
+                               size_t len, unsigned char **sig, size_t *siglen,
+                               fp_error *err);
+
+typedef struct fp_rkey_backend {
+    fp_rkey_sign_fn sign;
+    void (*free)(void *arg); /* may be NULL */
+    void *arg;
+} fp_rkey_backend;
+
+/*
+ * A remote key with pub's public half.  The new key takes ownership of be
+ * (be->free(be->arg) runs when the last reference goes, or here on failure).
+ */
+int fp_rkey_new(EVP_PKEY *pub, const fp_rkey_backend *be, EVP_PKEY **out, fp_error *err);
+
+/* Sign a digest (or, mdname NULL, a whole message for Ed25519) with a
+ * remote key's backend directly: the signer process uses it to serve a
+ * token key.  FP_ERR_ARG if key is not remote. */
+int fp_rkey_sign_raw(EVP_PKEY *key, const char *mdname, const unsigned char *data, size_t len,
+                     unsigned char **sig, size_t *siglen, fp_error *err);
+
+/* true if key is one made by fp_rkey_new. */
+int fp_rkey_is_remote(const EVP_PKEY *key);
+
+/* The last backend error seen in this thread (its message), "" if none:
+ * OpenSSL's signing calls only say "failed", and the caller wants why. */
+const fp_error *fp_rkey_last_error(void);
+void fp_rkey_clear_error(void);
+
+#endif

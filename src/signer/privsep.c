@@ -1,0 +1,680 @@
+/*
+ * privsep.c - the signer process and its client; see privsep.h.
+ *
+ * The client side is the network process: an opener for signer.c that
+ * turns "open this key reference" into an OPEN request and wraps the
+ * answer (a key id and the public key) as a remote key whose signatures
+ * are SIGN requests.  The server side runs in the forked child: one thread
+ * per channel, blocking reads, every length checked before use.
+ */
+#define _GNU_SOURCE
+#include "privsep.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "../ca/signer.h"
+#include "../common/util.h"
+#include "../keys/rkey.h"
+
+enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3 };
+
+#define MAX_KEYS 256
+#define REF_MAX 4096
+#define MD_NAME_MAX 31
+#define SIG_MAX 1024
+
+/* ---- framing: both sides ---- */
+
+static int read_all(int fd, void *buf, size_t len)
+{
+    unsigned char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* One frame: u32 length, u8 tag, body (two pieces, so nothing is copied),
+ * in one sendmsg when the socket takes it whole. */
+static int send_frame(int fd, uint8_t tag, const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char hdr[5];
+    struct iovec iov[3];
+    struct msghdr mh;
+    size_t total = 5 + alen + blen, sent = 0;
+    uint32_t n;
+
+    if (alen + blen + 1 > FP_PRIVSEP_MAX_MSG)
+        return -1;
+    n = htonl((uint32_t)(1 + alen + blen));
+    memcpy(hdr, &n, 4);
+    hdr[4] = tag;
+    iov[0] = (struct iovec){hdr, 5};
+    iov[1] = (struct iovec){(void *)a, alen};
+    iov[2] = (struct iovec){(void *)b, blen};
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 3;
+    while (sent < total) {
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        sent += (size_t)w;
+        /* a short write: skip what went out */
+        while (w > 0 && mh.msg_iovlen > 0) {
+            if ((size_t)w >= mh.msg_iov[0].iov_len) {
+                w -= (ssize_t)mh.msg_iov[0].iov_len;
+                mh.msg_iov++;
+                mh.msg_iovlen--;
+            } else {
+                mh.msg_iov[0].iov_base = (unsigned char *)mh.msg_iov[0].iov_base + w;
+                mh.msg_iov[0].iov_len -= (size_t)w;
+                w = 0;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Receive a frame: *tag, and the body malloc'd in *body (length *len).
+ * Each channel carries one request and then its answer, never two frames
+ * at once, so a first read of up to a page cannot take bytes of another
+ * frame; the common small frame costs one read. */
+static int recv_frame(int fd, uint8_t *tag, unsigned char **body, size_t *len)
+{
+    unsigned char first[4096];
+    size_t got = 0, want;
+    uint32_t n;
+
+    *body = NULL;
+    while (got < 5) {
+        ssize_t r = read(fd, first + got, sizeof(first) - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    memcpy(&n, first, 4);
+    n = ntohl(n);
+    if (n < 1 || n > FP_PRIVSEP_MAX_MSG)
+        return -1;
+    want = 4 + (size_t)n;
+    if (got > want)
+        return -1; /* more than one frame: the peer is out of step */
+    *tag = first[4];
+    *len = n - 1;
+    if ((*body = malloc(*len ? *len : 1)) == NULL)
+        return -1;
+    memcpy(*body, first + 5, got - 5);
+    if (want > got && read_all(fd, *body + (got - 5), want - got) != 0) {
+        free(*body);
+        *body = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A bounded reader over a received body. */
+typedef struct rd {
+    const unsigned char *p;
+    size_t left;
+} rd;
+
+static bool rd_u8(rd *r, uint8_t *v)
+{
+    if (r->left < 1)
+        return false;
+    *v = r->p[0];
+    r->p++;
+    r->left--;
+    return true;
+}
+
+static bool rd_u16(rd *r, uint16_t *v)
+{
+    if (r->left < 2)
+        return false;
+    *v = (uint16_t)(r->p[0] << 8 | r->p[1]);
+    r->p += 2;
+    r->left -= 2;
+    return true;
+}
+
+static bool rd_u32(rd *r, uint32_t *v)
+{
+    if (r->left < 4)
+        return false;
+    *v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
+    r->p += 4;
+    r->left -= 4;
+    return true;
+}
+
+static bool rd_bytes(rd *r, size_t n, const unsigned char **out)
+{
+    if (r->left < n)
+        return false;
+    *out = r->p;
+    r->p += n;
+    r->left -= n;
+    return true;
+}
+
+/* ---- the signer process ---- */
+
+typedef struct skey {
+    char ref[REF_MAX];
+    fp_signer *signer;
+    unsigned char *spki;
+    int spki_len;
+} skey;
+
+typedef struct server {
+    pthread_mutex_t mu;
+    skey keys[MAX_KEYS];
+    uint32_t n;
+    bool sealed;
+} server;
+
+static int reply_err(int fd, int code, const char *msg)
+{
+    return send_frame(fd, (uint8_t)code, msg, strlen(msg), NULL, 0);
+}
+
+/* Find ref (the newest entry for it), or -1. */
+static int find_ref(server *s, const char *ref)
+{
+    for (int i = (int)s->n - 1; i >= 0; i--)
+        if (!strcmp(s->keys[i].ref, ref))
+            return i;
+    return -1;
+}
+
+/*
+ * OPEN: before the seal, any reference; after it, only a known one.  A
+ * known key file is read again (the server renews its OCSP signer's key in
+ * place, at start or while running) and gets a new id when its key
+ * changed; a token key is not.
+ */
+static int do_open(server *s, int fd, rd *r)
+{
+    uint16_t reflen = 0, passlen = 0;
+    const unsigned char *ref = NULL, *pass = NULL;
+    char refz[REF_MAX];
+    fp_signer *sg = NULL;
+    fp_error err = {0};
+    unsigned char *spki = NULL, hdr[4];
+    int spki_len, idx, rc;
+    uint32_t id;
+
+    if (!rd_u16(r, &reflen) || reflen == 0 || reflen >= REF_MAX || !rd_bytes(r, reflen, &ref) ||
+        !rd_u16(r, &passlen) || !rd_bytes(r, passlen, &pass) || r->left != 0 ||
+        memchr(ref, 0, reflen) != NULL)
+        return -1;
+    memcpy(refz, ref, reflen);
+    refz[reflen] = '\0';
+    pthread_mutex_lock(&s->mu);
+    idx = find_ref(s, refz);
+    if (idx < 0 && s->sealed) {
+        char esc[256];
+        pthread_mutex_unlock(&s->mu);
+        fp_log(FP_LOG_WARN, "signer: refused to open %s after startup",
+               fp_log_escape(esc, sizeof(esc), refz));
+        return reply_err(fd, FP_ERR_STATE,
+                         "the signer opens no new key once the server runs (restart it)");
+    }
+    if (idx < 0 || strncasecmp(refz, "pkcs11:", 7) != 0) {
+        rc = fp_signer_open_direct(refz, (const char *)pass, passlen, &sg, &err);
+        if (rc != FP_ERR_OK) {
+            pthread_mutex_unlock(&s->mu);
+            return reply_err(fd, rc, fp_err_str(&err));
+        }
+        spki_len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki);
+        if (spki_len <= 0) {
+            pthread_mutex_unlock(&s->mu);
+            fp_signer_free(sg);
+            return reply_err(fd, FP_ERR_CRYPTO, "public key encoding");
+        }
+        if (idx >= 0 && s->keys[idx].spki_len == spki_len &&
+            !memcmp(s->keys[idx].spki, spki, (size_t)spki_len)) {
+            fp_signer_free(sg); /* unchanged */
+            OPENSSL_free(spki);
+        } else if (s->n == MAX_KEYS) {
+            pthread_mutex_unlock(&s->mu);
+            fp_signer_free(sg);
+            OPENSSL_free(spki);
+            return reply_err(fd, FP_ERR_TOO_LARGE, "the signer holds too many keys");
+        } else {
+            idx = (int)s->n;
+            snprintf(s->keys[idx].ref, REF_MAX, "%s", refz);
+            s->keys[idx].signer = sg;
+            s->keys[idx].spki = spki;
+            s->keys[idx].spki_len = spki_len;
+            s->n++; /* published last: signing threads read n without the lock */
+        }
+    }
+    id = htonl((uint32_t)idx);
+    memcpy(hdr, &id, 4);
+    rc = send_frame(fd, FP_ERR_OK, hdr, 4, s->keys[idx].spki, (size_t)s->keys[idx].spki_len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static int do_sign(server *s, int fd, rd *r)
+{
+    uint32_t id = 0, n;
+    uint8_t mdlen = 0;
+    const unsigned char *md = NULL;
+    char mdname[MD_NAME_MAX + 1];
+    EVP_PKEY *key;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_MD_CTX *mctx = NULL;
+    const EVP_MD *dg = NULL;
+    unsigned char *sig = NULL;
+    size_t siglen = 0;
+    fp_error err = {0};
+    int rc;
+
+    if (!rd_u32(r, &id) || !rd_u8(r, &mdlen) || mdlen > MD_NAME_MAX || !rd_bytes(r, mdlen, &md))
+        return -1;
+    pthread_mutex_lock(&s->mu);
+    n = s->n;
+    pthread_mutex_unlock(&s->mu);
+    if (id >= n) /* only keys this signer opened, never an index past them */
+        return reply_err(fd, FP_ERR_NOT_FOUND, "unknown key id");
+    key = fp_signer_get0_pkey(s->keys[id].signer);
+    memcpy(mdname, md, mdlen);
+    mdname[mdlen] = '\0';
+    if (mdlen > 0) {
+        /* a digest of exactly its algorithm's size, nothing else */
+        if ((dg = EVP_get_digestbyname(mdname)) == NULL ||
+            (size_t)EVP_MD_get_size(dg) != r->left)
+            return reply_err(fd, FP_ERR_ARG, "digest name or length");
+    } else if (!EVP_PKEY_is_a(key, "ED25519") && !EVP_PKEY_is_a(key, "ED448")) {
+        return reply_err(fd, FP_ERR_ARG, "a whole message is signed only with EdDSA keys");
+    }
+    if (fp_rkey_is_remote(key)) {
+        rc = fp_rkey_sign_raw(key, mdlen ? mdname : NULL, r->p, r->left, &sig, &siglen, &err);
+        if (rc != FP_ERR_OK)
+            return reply_err(fd, rc, fp_err_str(&err));
+    } else if (mdlen == 0) {
+        /* RFC 8032 PureEdDSA over the whole message */
+        if ((mctx = EVP_MD_CTX_new()) == NULL ||
+            EVP_DigestSignInit(mctx, NULL, NULL, NULL, key) != 1 ||
+            EVP_DigestSign(mctx, NULL, &siglen, r->p, r->left) != 1 ||
+            (sig = OPENSSL_malloc(siglen)) == NULL ||
+            EVP_DigestSign(mctx, sig, &siglen, r->p, r->left) != 1) {
+            EVP_MD_CTX_free(mctx);
+            OPENSSL_free(sig);
+            return reply_err(fd, FP_ERR_CRYPTO, "EdDSA signing failed");
+        }
+        EVP_MD_CTX_free(mctx);
+    } else {
+        /* ECDSA (DER ECDSA-Sig-Value) or RSASSA-PKCS1-v1_5 (DigestInfo made
+         * by OpenSSL) over the digest */
+        if ((ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
+            EVP_PKEY_CTX_set_signature_md(ctx, dg) != 1 ||
+            EVP_PKEY_sign(ctx, NULL, &siglen, r->p, r->left) != 1 ||
+            (sig = OPENSSL_malloc(siglen)) == NULL ||
+            EVP_PKEY_sign(ctx, sig, &siglen, r->p, r->left) != 1) {
+            EVP_PKEY_CTX_free(ctx);
+            OPENSSL_free(sig);
+            return reply_err(fd, FP_ERR_CRYPTO, "signing failed");
+        }
+        EVP_PKEY_CTX_free(ctx);
+    }
+    rc = send_frame(fd, FP_ERR_OK, sig, siglen, NULL, 0);
+    OPENSSL_free(sig);
+    return rc;
+}
+
+typedef struct chan_arg {
+    server *s;
+    int fd;
+} chan_arg;
+
+static void *serve_channel(void *arg)
+{
+    chan_arg *c = arg;
+    for (;;) {
+        unsigned char *body = NULL;
+        size_t len = 0;
+        uint8_t op = 0;
+        int rc = -1;
+        rd r;
+        if (recv_frame(c->fd, &op, &body, &len) != 0)
+            break; /* the network process closed it, or sent garbage */
+        r = (rd){body, len};
+        if (op == OP_OPEN) {
+            rc = do_open(c->s, c->fd, &r);
+        } else if (op == OP_SIGN) {
+            rc = do_sign(c->s, c->fd, &r);
+        } else if (op == OP_SEAL && len == 0) {
+            pthread_mutex_lock(&c->s->mu);
+            c->s->sealed = true;
+            pthread_mutex_unlock(&c->s->mu);
+            rc = send_frame(c->fd, FP_ERR_OK, NULL, 0, NULL, 0);
+        }
+        if (len)
+            OPENSSL_cleanse(body, len); /* may hold a passphrase */
+        free(body);
+        if (rc != 0) {
+            fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
+            break;
+        }
+    }
+    close(c->fd);
+    return NULL;
+}
+
+void fp_privsep_child_main(int *fds, int n)
+{
+    static server s;
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    chan_arg *args = calloc((size_t)n, sizeof(*args));
+
+    /* die with the network process; never dumped or traced by it */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    prctl(PR_SET_DUMPABLE, 0);
+    prctl(PR_SET_NAME, "fleetpki-signer");
+    /* SIGTERM/SIGINT go to the network process, which drains and then
+     * closes the channels; the signer must outlive the drain */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&s.mu, NULL);
+    if (th == NULL || args == NULL)
+        _exit(1);
+    for (int i = 0; i < n; i++) {
+        args[i] = (chan_arg){&s, fds[i]};
+        if (pthread_create(&th[i], NULL, serve_channel, &args[i]) != 0)
+            _exit(1);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    _exit(0);
+}
+
+/* ---- the network side ---- */
+
+typedef struct chan {
+    pthread_mutex_t mu;
+    int fd;
+} chan;
+
+struct fp_privsep {
+    atomic_int refs;
+    pid_t pid;
+    int n;
+    atomic_uint next;
+    chan *ch;
+};
+
+typedef struct rkey_arg {
+    fp_privsep *p;
+    uint32_t id;
+} rkey_arg;
+
+static void privsep_unref(fp_privsep *p)
+{
+    if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    for (int i = 0; i < p->n; i++) {
+        if (p->ch[i].fd >= 0)
+            close(p->ch[i].fd);
+        pthread_mutex_destroy(&p->ch[i].mu);
+    }
+    free(p->ch);
+    free(p);
+}
+
+/* One request/answer on some channel.  An answer's status goes to *status
+ * and its body to *body (malloc'd). */
+static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, const void *b,
+                     size_t blen, uint8_t *status, unsigned char **body, size_t *len,
+                     fp_error *err)
+{
+    chan *c = &p->ch[atomic_fetch_add(&p->next, 1) % (unsigned)p->n];
+    int rc = FP_ERR_OK;
+
+    pthread_mutex_lock(&c->mu);
+    if (c->fd < 0 || send_frame(c->fd, op, a, alen, b, blen) != 0 ||
+        recv_frame(c->fd, status, body, len) != 0) {
+        /* a channel out of step is useless: close it so no later answer
+         * is read as another request's */
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static int ps_sign(void *arg, const char *mdname, const unsigned char *data, size_t len,
+                   unsigned char **sig, size_t *siglen, fp_error *err)
+{
+    rkey_arg *ra = arg;
+    unsigned char hdr[4 + 1 + MD_NAME_MAX], *body = NULL;
+    size_t mdlen = mdname ? strlen(mdname) : 0, blen = 0;
+    uint32_t id = htonl(ra->id);
+    uint8_t status = 0;
+    int rc;
+
+    *sig = NULL;
+    if (mdlen > MD_NAME_MAX)
+        return fp_err_set(err, FP_ERR_ARG, "digest name too long");
+    memcpy(hdr, &id, 4);
+    hdr[4] = (unsigned char)mdlen;
+    memcpy(hdr + 5, mdname ? mdname : "", mdlen);
+    if ((rc = roundtrip(ra->p, OP_SIGN, hdr, 5 + mdlen, data, len, &status, &body, &blen, err)) !=
+        FP_ERR_OK)
+        return rc;
+    if (status != FP_ERR_OK) {
+        rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL,
+                        "signer: %.*s", (int)(blen > 300 ? 300 : blen), (const char *)body);
+        free(body);
+        return rc;
+    }
+    if (blen == 0 || blen > SIG_MAX || (*sig = OPENSSL_malloc(blen)) == NULL) {
+        free(body);
+        return fp_err_set(err, FP_ERR_CRYPTO, "signer: bad signature length");
+    }
+    memcpy(*sig, body, blen);
+    *siglen = blen;
+    free(body);
+    return FP_ERR_OK;
+}
+
+static void ps_key_free(void *arg)
+{
+    rkey_arg *ra = arg;
+    privsep_unref(ra->p);
+    free(ra);
+}
+
+static int ps_open(void *arg, const char *path, const char *pass, size_t passlen, EVP_PKEY **out,
+                   fp_error *err)
+{
+    fp_privsep *p = arg;
+    size_t reflen = strlen(path);
+    unsigned char *req = NULL, *body = NULL;
+    const unsigned char *der;
+    size_t blen = 0, qlen;
+    uint8_t status = 0;
+    EVP_PKEY *pub = NULL;
+    rkey_arg *ra = NULL;
+    fp_rkey_backend be;
+    uint32_t id;
+    int rc;
+
+    *out = NULL;
+    if (reflen == 0 || reflen >= REF_MAX || passlen > 65535)
+        return fp_err_set(err, FP_ERR_ARG, "key reference or passphrase too long");
+    qlen = 2 + reflen + 2 + passlen;
+    if ((req = malloc(qlen)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    req[0] = (unsigned char)(reflen >> 8);
+    req[1] = (unsigned char)reflen;
+    memcpy(req + 2, path, reflen);
+    req[2 + reflen] = (unsigned char)(passlen >> 8);
+    req[3 + reflen] = (unsigned char)passlen;
+    if (passlen)
+        memcpy(req + 4 + reflen, pass, passlen);
+    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    OPENSSL_clear_free(req, qlen);
+    if (rc != FP_ERR_OK)
+        return rc;
+    if (status != FP_ERR_OK) {
+        rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL, "%.*s",
+                        (int)(blen > 400 ? 400 : blen), (const char *)body);
+        goto out;
+    }
+    if (blen < 5) {
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "signer: short answer");
+        goto out;
+    }
+    id = (uint32_t)body[0] << 24 | (uint32_t)body[1] << 16 | (uint32_t)body[2] << 8 | body[3];
+    der = body + 4;
+    if ((pub = d2i_PUBKEY(NULL, &der, (long)(blen - 4))) == NULL || der != body + blen) {
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "signer: public key does not decode");
+        goto out;
+    }
+    if ((ra = calloc(1, sizeof(*ra))) == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    ra->p = p;
+    ra->id = id;
+    atomic_fetch_add(&p->refs, 1);
+    be = (fp_rkey_backend){ps_sign, ps_key_free, ra};
+    rc = fp_rkey_new(pub, &be, out, err); /* be freed by it on failure */
+out:
+    EVP_PKEY_free(pub);
+    free(body);
+    return rc;
+}
+
+int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
+{
+    fp_privsep *p = NULL;
+    int *child = NULL;
+    pid_t pid;
+    int rc = FP_ERR_OK;
+
+    *out = NULL;
+    if (nchan < 1 || nchan > 512)
+        return fp_err_set(err, FP_ERR_ARG, "signer channels: 1..512");
+    p = calloc(1, sizeof(*p));
+    child = calloc((size_t)nchan, sizeof(*child));
+    if (p == NULL || child == NULL || (p->ch = calloc((size_t)nchan, sizeof(*p->ch))) == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto fail;
+    }
+    atomic_init(&p->refs, 1);
+    atomic_init(&p->next, 0);
+    for (int i = 0; i < nchan; i++) {
+        int sv[2];
+        pthread_mutex_init(&p->ch[i].mu, NULL);
+        p->ch[i].fd = -1;
+        p->n = i + 1;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+            rc = fp_err_set(err, FP_ERR_IO, "socketpair: %s", strerror(errno));
+            goto fail;
+        }
+        p->ch[i].fd = sv[0];
+        child[i] = sv[1];
+    }
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        rc = fp_err_set(err, FP_ERR_IO, "fork: %s", strerror(errno));
+        goto fail;
+    }
+    if (pid == 0) {
+        for (int i = 0; i < nchan; i++)
+            close(p->ch[i].fd);
+        fp_privsep_child_main(child, nchan); /* does not return */
+    }
+    for (int i = 0; i < nchan; i++)
+        close(child[i]);
+    free(child);
+    p->pid = pid;
+    fp_signer_set_opener(ps_open, p);
+    *out = p;
+    return FP_ERR_OK;
+fail:
+    if (child != NULL)
+        for (int i = 0; i < nchan; i++)
+            if (child[i] > 0)
+                close(child[i]);
+    free(child);
+    privsep_unref(p);
+    return rc;
+}
+
+int fp_privsep_seal(fp_privsep *p, fp_error *err)
+{
+    unsigned char *body = NULL;
+    size_t blen = 0;
+    uint8_t status = 0;
+    int rc;
+
+    /* every channel's thread shares one state: one SEAL suffices */
+    if ((rc = roundtrip(p, OP_SEAL, NULL, 0, NULL, 0, &status, &body, &blen, err)) != FP_ERR_OK)
+        return rc;
+    free(body);
+    if (status != FP_ERR_OK)
+        return fp_err_set(err, FP_ERR_INTERNAL, "signer refused to seal");
+    return FP_ERR_OK;
+}
+
+pid_t fp_privsep_pid(const fp_privsep *p)
+{
+    return p->pid;
+}
+
+void fp_privsep_free(fp_privsep *p)
+{
+    pid_t pid;
+    if (p == NULL)
+        return;
+    fp_signer_set_opener(NULL, NULL);
+    pid = p->pid;
+    for (int i = 0; i < p->n; i++) {
+        pthread_mutex_lock(&p->ch[i].mu);
+        if (p->ch[i].fd >= 0)
+            close(p->ch[i].fd);
+        p->ch[i].fd = -1;
+        pthread_mutex_unlock(&p->ch[i].mu);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    privsep_unref(p);
+}

@@ -1,0 +1,251 @@
+/* test_privsep.c - the signer process (signer/privsep.c): keys opened
+ * through it sign and verify; its wire refuses what it must (unknown key
+ * ids, wrong digest lengths, keys named after the seal, malformed frames). */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "ca/signer.h"
+#include "keys/rkey.h"
+#include "signer/privsep.h"
+#include "x509/x509util.h"
+
+static char *write_key(const char *dir, const char *name, EVP_PKEY *k)
+{
+    static char path[8][512];
+    static int i;
+    fp_error e = {0};
+    char *p = path[i++ % 8];
+    snprintf(p, 512, "%s/%s", dir, name);
+    assert_int_equal(fp_key_write(p, k, NULL, 0, &e), 0);
+    return p;
+}
+
+/* Through fp_signer_open_file: the key lives in the child, signatures verify. */
+static void test_sign_through_signer(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k = tu_key("p256"), *e25 = tu_key("ed25519");
+    char *kp = write_key(dir, "a.key", k), *ep = write_key(dir, "e.key", e25);
+    fp_privsep *ps = NULL;
+    fp_signer *s = NULL;
+    fp_error e = {0};
+    X509_REQ *req = tu_csr(k, "/CN=x", NULL, 0, NULL, NULL);
+    (void)state;
+
+    unsigned char *before = NULL, *after = NULL;
+    int nb, na;
+    assert_int_equal(fp_privsep_start(2, &ps, &e), 0);
+    assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
+    assert_true(fp_rkey_is_remote(fp_signer_get0_pkey(s)));
+    /* the request is re-signed by the key in the signer process (ECDSA:
+     * a new signature) */
+    nb = i2d_X509_REQ(req, &before);
+    assert_int_equal(fp_signer_sign_req(s, req, &e), 0);
+    na = i2d_X509_REQ(req, &after);
+    assert_false(nb == na && !memcmp(before, after, (size_t)nb));
+    OPENSSL_free(before);
+    OPENSSL_free(after);
+    assert_int_equal(X509_REQ_verify(req, k), 1);
+    fp_signer_free(s);
+    s = NULL;
+    assert_int_equal(fp_signer_open_file(ep, NULL, 0, &s, &e), 0);
+    /* an Ed25519 signature over a request holding the P-256 key: verifies
+     * with the Ed25519 key only if the signer made it */
+    assert_int_equal(fp_signer_sign_req(s, req, &e), 0);
+    assert_int_equal(X509_REQ_verify(req, e25), 1);
+    fp_signer_free(s);
+    s = NULL;
+
+    /* sealed: a key it has not opened is refused, a known one is fine */
+    assert_int_equal(fp_privsep_seal(ps, &e), 0);
+    assert_int_equal(fp_signer_open_file(write_key(dir, "b.key", k), NULL, 0, &s, &e),
+                     FP_ERR_STATE);
+    assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
+
+    /* the signer gone: FP_ERR_KEY_UNAVAILABLE, not a crash */
+    kill(fp_privsep_pid(ps), SIGKILL);
+    waitpid(fp_privsep_pid(ps), NULL, 0);
+    assert_int_equal(fp_signer_sign_req(s, req, &e), FP_ERR_KEY_UNAVAILABLE);
+    ERR_clear_error();
+    fp_signer_free(s);
+    fp_privsep_free(ps);
+    X509_REQ_free(req);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(e25);
+    tu_rmdir(dir);
+}
+
+/* A key file replaced in place (the OCSP signer renewed while the server
+ * runs, or at its start) is read again: the new key, not the cached one,
+ * also after the seal. */
+static void test_reread_renewed_file(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k[3] = {tu_key("p256"), tu_key("p256"), tu_key("p256")};
+    char *kp = write_key(dir, "ocsp.key", k[0]);
+    fp_privsep *ps = NULL;
+    fp_signer *s = NULL;
+    fp_error e = {0};
+    (void)state;
+
+    assert_int_equal(fp_privsep_start(1, &ps, &e), 0);
+    for (int i = 0; i < 3; i++) {
+        if (i > 0) {
+            /* renewed in place: at start (i = 1, before the seal) and
+             * while running (i = 2, after it) */
+            unlink(kp);
+            kp = write_key(dir, "ocsp.key", k[i]);
+        }
+        if (i == 2)
+            assert_int_equal(fp_privsep_seal(ps, &e), 0);
+        assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
+        assert_int_equal(EVP_PKEY_eq(fp_signer_get0_pkey(s), k[i]), 1);
+        fp_signer_free(s);
+        s = NULL;
+    }
+    fp_privsep_free(ps);
+    for (int i = 0; i < 3; i++)
+        EVP_PKEY_free(k[i]);
+    tu_rmdir(dir);
+}
+
+/* ---- raw frames against the child's loop ---- */
+
+typedef struct child {
+    int fd;
+    pid_t pid;
+} child;
+
+static child spawn(void)
+{
+    int sv[2];
+    child c;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    c.pid = fork();
+    assert_true(c.pid >= 0);
+    if (c.pid == 0) {
+        close(sv[0]);
+        fp_privsep_child_main(&sv[1], 1);
+    }
+    close(sv[1]);
+    c.fd = sv[0];
+    return c;
+}
+
+static void put(int fd, uint8_t op, const void *body, size_t len)
+{
+    uint32_t n = htonl((uint32_t)(len + 1));
+    assert_int_equal(write(fd, &n, 4), 4);
+    assert_int_equal(write(fd, &op, 1), 1);
+    if (len)
+        assert_int_equal(write(fd, body, len), (ssize_t)len);
+}
+
+/* Answer status; body copied to out (up to cap), length to *len.  -1: EOF. */
+static int get(int fd, unsigned char *out, size_t cap, size_t *len)
+{
+    unsigned char hdr[5];
+    uint32_t n;
+    size_t got = 0;
+    if (read(fd, hdr, 5) != 5)
+        return -1;
+    memcpy(&n, hdr, 4);
+    n = ntohl(n) - 1;
+    assert_true(n <= cap);
+    while (got < n) {
+        ssize_t r = read(fd, out + got, n - got);
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    *len = n;
+    return hdr[4];
+}
+
+static void test_wire_refusals(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k = tu_key("p256");
+    char *kp = write_key(dir, "a.key", k);
+    child c = spawn();
+    unsigned char req[600], ans[4096];
+    size_t n = 0, len = strlen(kp);
+    (void)state;
+
+    /* OPEN: u16 ref length, ref, u16 passphrase length */
+    req[0] = 0;
+    req[1] = (unsigned char)len;
+    memcpy(req + 2, kp, len);
+    req[2 + len] = req[3 + len] = 0;
+    put(c.fd, 1, req, 4 + len);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    assert_true(n > 4);
+    assert_memory_equal(ans, "\0\0\0\0", 4); /* key id 0 */
+
+    /* SIGN with a key id it never handed out */
+    memcpy(req, "\0\0\0\x07\x06SHA256", 11);
+    memset(req + 11, 0x5a, 32);
+    put(c.fd, 2, req, 43);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_NOT_FOUND);
+    assert_non_null(memmem(ans, n, "unknown key id", 14));
+    /* a digest of the wrong length */
+    req[3] = 0;
+    put(c.fd, 2, req, 42);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_ARG);
+    /* a whole message for a P-256 key (only EdDSA signs messages) */
+    req[4] = 0;
+    put(c.fd, 2, req, 5 + 10);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_ARG);
+    /* the right request signs */
+    memcpy(req, "\0\0\0\0\x06SHA256", 11);
+    put(c.fd, 2, req, 43);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    /* SEAL, then an unknown reference is refused */
+    put(c.fd, 3, NULL, 0);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    req[0] = 0;
+    req[1] = 9;
+    memcpy(req + 2, "/etc/motd", 9);
+    req[11] = req[12] = 0;
+    put(c.fd, 1, req, 13);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_STATE);
+    /* an OPEN whose ref length runs past the frame: the channel closes */
+    req[0] = 0x7f;
+    put(c.fd, 1, req, 13);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), -1);
+    close(c.fd);
+    waitpid(c.pid, NULL, 0);
+
+    /* a frame longer than the maximum: closed before reading it */
+    c = spawn();
+    {
+        uint32_t big = htonl(FP_PRIVSEP_MAX_MSG + 2);
+        assert_int_equal(write(c.fd, &big, 4), 4);
+        assert_int_equal(write(c.fd, "\2", 1), 1);
+    }
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), -1);
+    close(c.fd);
+    waitpid(c.pid, NULL, 0);
+    EVP_PKEY_free(k);
+    tu_rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sign_through_signer),
+        cmocka_unit_test(test_reread_renewed_file),
+        cmocka_unit_test(test_wire_refusals),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
