@@ -52,7 +52,8 @@ static int dpage_add(void *arg, const fp_device_rec *r)
         fp_jbuf_put(&pg->out, ",", 1);
     fp_device_json_text(&pg->out, r);
     pg->n++;
-    snprintf(pg->last, sizeof(pg->last), "%s", r->name);
+    memcpy(pg->last, r->name, strnlen(r->name, sizeof(pg->last) - 1));
+    pg->last[strnlen(r->name, sizeof(pg->last) - 1)] = '\0';
     return pg->out.oom ? FP_ERR_NOMEM : FP_ERR_OK;
 }
 

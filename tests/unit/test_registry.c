@@ -16,6 +16,7 @@
 
 #include "ca/ca.h"
 #include "common/util.h"
+#include "registry/device_json.h"
 #include "registry/registry.h"
 #include "testutil.h"
 #include "x509/x509util.h"
@@ -348,6 +349,53 @@ static void test_last_seen_batched(void **state)
     tu_ca_clear(&f);
 }
 
+/* The text view the admin API sends is the jansson view, member for
+ * member, for names holding what JSON must escape, UTF-8, and bytes that
+ * are not UTF-8 (U+FFFD): parsed back by jansson, a parser of its own. */
+static void test_device_json_text(void **state)
+{
+    static const char *const names[] = {
+        "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\x7f", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+        "bad\xff", "trunc\xc3", "overlong\xc0\xaf", "surrogate\xed\xa0\x80",
+    };
+    static const char *const want[] = {
+        "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\x7f", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+        "bad\xef\xbf\xbd", "trunc\xef\xbf\xbd", "overlong\xef\xbf\xbd\xef\xbf\xbd",
+        "surrogate\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        fp_device_rec r;
+        fp_jbuf b = {0};
+        json_error_t je;
+        json_t *got, *ref;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.project, sizeof(r.project), "p1");
+        snprintf(r.name, sizeof(r.name), "%s", names[i]);
+        r.state = (int)(i % 3);
+        r.first_seen = i == 0 ? -5 : (int64_t)1 << 40;
+        r.last_seen = 0;
+        r.tags = (char *)"{\"k\":\"v\\\"\"}";
+        fp_device_json_text(&b, &r);
+        assert_false(b.oom);
+        if ((got = json_loadb(b.p, b.n, JSON_REJECT_DUPLICATES, &je)) == NULL)
+            fail_msg("%zu: %s in %s", i, je.text, b.p);
+        assert_string_equal(json_string_value(json_object_get(got, "name")), want[i]);
+        if (i < 5) {
+            /* valid UTF-8: exactly what jansson makes of the record */
+            ref = fp_device_json(&r);
+            assert_non_null(ref);
+            assert_true(json_equal(got, ref));
+            json_decref(ref);
+        }
+        assert_int_equal(json_integer_value(json_object_get(got, "first_seen")), r.first_seen);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(got, "tags"), "k")),
+                            "v\"");
+        json_decref(got);
+        free(b.p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_decommission_revokes),
         cmocka_unit_test(test_contact_race),
         cmocka_unit_test(test_last_seen_batched),
+        cmocka_unit_test(test_device_json_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
