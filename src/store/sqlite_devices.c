@@ -89,6 +89,29 @@ static int dev_read(sqlite_store *s, const char *project, const char *name, fp_d
     return rc;
 }
 
+/* Run a kept statement without results (BEGIN, ROLLBACK, PRAGMA): the
+ * first-contact path runs four of them per contact, and sqlite3_exec
+ * prepared each anew. */
+static int dev_exec(sqlite_store *s, int slot, const char *sql, fp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = sq_cached(s, slot, sql, &st, err)) != FP_ERR_OK)
+        return rc;
+    rc = sqlite3_step(st) == SQLITE_DONE ? FP_ERR_OK : sq_db_err(s, err, sql);
+    sq_cached_done(st);
+    return rc;
+}
+
+static void dev_read_end(sqlite_store *s)
+{
+    s->head_known = s->head_dirty = false;
+    if (!sqlite3_get_autocommit(s->db) &&
+        dev_exec(s, SQ_C_DEV_ROLLBACK, "ROLLBACK", NULL) != FP_ERR_OK)
+        sq_rollback(s);
+}
+
 /* The name of the device of project that cert fp is linked to, if any. */
 static int link_owner(sqlite_store *s, const char *project, const char *fp, char *owner,
                       size_t size, bool *found, fp_error *err)
@@ -133,12 +156,13 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
      * all) but a power cut may lose the last ones; the device's next
      * contact registers it again.  Without this every first contact holds
      * the write lock and its server worker for an fsync. */
-    if ((rc = sq_exec(s, "PRAGMA synchronous = NORMAL", err)) != FP_ERR_OK)
+    if ((rc = dev_exec(s, SQ_C_DEV_SYNC_NORMAL, "PRAGMA synchronous = NORMAL", err)) !=
+        FP_ERR_OK)
         return rc;
     /* BEGIN IMMEDIATE: a racing first contact waits here, then finds the
      * row the winner inserted (INSERT OR IGNORE on the primary key) */
     if ((rc = sq_begin(s, err)) != FP_ERR_OK) {
-        sq_exec(s, "PRAGMA synchronous = FULL", NULL);
+        dev_exec(s, SQ_C_DEV_SYNC_FULL, "PRAGMA synchronous = FULL", NULL);
         return rc;
     }
     if ((rc = sq_project_exists(s, project, &found, err)) != FP_ERR_OK)
@@ -198,13 +222,24 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
             st = NULL;
         }
     }
-    if (out != NULL)
+    /* a device just made is known without reading it back */
+    if (out != NULL && made) {
+        memset(out, 0, sizeof(*out));
+        snprintf(out->project, sizeof(out->project), "%s", project);
+        snprintf(out->name, sizeof(out->name), "%s", name);
+        out->state = FP_DEV_ACTIVE;
+        out->first_seen = out->last_seen = now;
+        if ((out->tags = strdup("{}")) == NULL)
+            rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+    } else if (out != NULL) {
         rc = dev_read(s, project, name, out, err);
+    }
 out:
     sq_cached_done(st);
     rc = sq_finish_write(s, NULL, rc, err);
     /* every other write of this handle is durable again */
-    if (sq_exec(s, "PRAGMA synchronous = FULL", rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
+    if (dev_exec(s, SQ_C_DEV_SYNC_FULL, "PRAGMA synchronous = FULL",
+                 rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
         rc == FP_ERR_OK)
         rc = FP_ERR_STORE;
     if (rc == FP_ERR_OK && created != NULL)
@@ -226,7 +261,7 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     /* one read transaction: the device and its link agree */
-    if ((rc = sq_exec(s, "BEGIN", err)) != FP_ERR_OK)
+    if ((rc = dev_exec(s, SQ_C_DEV_BEGIN_READ, "BEGIN", err)) != FP_ERR_OK)
         return rc;
     rc = dev_read(s, project, name, out, err);
     if (rc == FP_ERR_OK && cert_fp != NULL && linked != NULL) {
@@ -234,7 +269,7 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
         rc = link_owner(s, project, cert_fp, owner, sizeof(owner), &found, err);
         *linked = found && strcmp(owner, name) == 0;
     }
-    sq_rollback(s);
+    dev_read_end(s);
     if (rc != FP_ERR_OK && out != NULL)
         fp_device_rec_clear(out);
     return rc;

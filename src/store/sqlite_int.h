@@ -32,7 +32,10 @@ enum {
     SQ_C_DEV_INSERT,
     SQ_C_DEV_LINK_INSERT,
     SQ_C_DEV_NAMING,
-    SQ_C_DEV_ISSUED_LINK,
+    SQ_C_DEV_BEGIN_READ,
+    SQ_C_DEV_ROLLBACK,
+    SQ_C_DEV_SYNC_NORMAL,
+    SQ_C_DEV_SYNC_FULL,
     SQ_C_DEV_LIST,          /* + variant, SQ_C_DEV_LIST_N of them */
     SQ_C_DEV_LIST_N = 6,
     SQ_C_MAX = SQ_C_DEV_LIST + SQ_C_DEV_LIST_N,

@@ -349,6 +349,78 @@ static void test_last_seen_batched(void **state)
     tu_ca_clear(&f);
 }
 
+static int device_cert_count(fp_store *s, const char *name)
+{
+    int n = 0;
+    fp_error e = {0};
+    if (fp_registry_device_certs(s, FP_PROJECT_DEFAULT, name, count_certs, &n, &e) != FP_ERR_OK)
+        fail_msg("certs of %s: %s", name, e.msg);
+    return n;
+}
+
+/* A certificate is linked to its device when it is issued: to the device
+ * of the certificate that authenticated the issuance (whatever the new one
+ * is named), else to the registered device it names; one naming no
+ * registered device makes no device. */
+static void test_link_issued(void **state)
+{
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_device_rec d;
+    fp_error e = {0};
+    char linked[FP_DEVICE_NAME_MAX];
+    X509 *idev, *ldev, *other, *stray;
+    (void)state;
+
+    tu_ca_init(&f, "Link", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    idev = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, idev, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 1);
+    /* authenticated by the IDevID: linked to its device */
+    ldev = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, ldev, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 2);
+    /* again: nothing more (already linked) */
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, ldev, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 2);
+    /* the authenticating device wins over the name the new one carries */
+    other = mkcert(f.key, NULL, "CN", "renamed", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, other, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 3);
+    /* no authenticating certificate: the registered device it names */
+    X509_free(other);
+    other = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, other, NULL, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 4);
+    /* naming no registered device (nor authenticated by one): no device */
+    stray = mkcert(f.key, NULL, "CN", "nobody", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, NULL, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "nobody", &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
+    /* an authenticating certificate of no device, naming none: nothing */
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, stray, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    X509_free(idev);
+    X509_free(ldev);
+    X509_free(other);
+    X509_free(stray);
+    fp_registry_free(r);
+    tu_ca_clear(&f);
+}
+
 /* The text view the admin API sends is the jansson view, member for
  * member, for names holding what JSON must escape, UTF-8, and bytes that
  * are not UTF-8 (U+FFFD): parsed back by jansson, a parser of its own. */
@@ -405,6 +477,7 @@ int main(void)
         cmocka_unit_test(test_contact_race),
         cmocka_unit_test(test_last_seen_batched),
         cmocka_unit_test(test_device_json_text),
+        cmocka_unit_test(test_link_issued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
