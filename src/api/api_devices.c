@@ -13,23 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../registry/device_json.h"
 #include "../registry/registry.h"
 #include "api_int.h"
-
-static json_t *device_json(const fp_device_rec *r)
-{
-    const char *sn = fp_dev_state_name(r->state);
-    json_t *tags = json_loads(r->tags ? r->tags : "{}", 0, NULL), *o;
-
-    if (tags == NULL || !json_is_object(tags)) {
-        json_decref(tags);
-        tags = json_object();
-    }
-    o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:o}", "project", r->project, "name", r->name,
-                  "state", sn ? sn : "unknown", "first_seen", (json_int_t)r->first_seen,
-                  "last_seen", (json_int_t)r->last_seen, "tags", tags);
-    return o;
-}
 
 /* A cursor is a name we returned: 1..255 bytes, no control byte. */
 static bool name_ok(const char *s)
@@ -43,28 +29,38 @@ static bool name_ok(const char *s)
     return true;
 }
 
+/* A page is written as text as the store hands devices over
+ * (fp_device_json_text): {"items":[...],"next_cursor":...}. */
 typedef struct dpage {
-    json_t *items;
-    int n;
+    fp_jbuf out;
+    int n, limit;
+    bool more;
     char last[FP_DEVICE_NAME_MAX];
 } dpage;
 
 static int dpage_add(void *arg, const fp_device_rec *r)
 {
     dpage *pg = arg;
-    json_t *o = device_json(r);
 
-    if (o == NULL || json_array_append_new(pg->items, o) != 0)
-        return FP_ERR_NOMEM;
+    /* the store was asked for one more than the page: its presence says
+     * there is a next page, and it is not sent */
+    if (pg->n == pg->limit) {
+        pg->more = true;
+        return 1;
+    }
+    if (pg->n > 0)
+        fp_jbuf_put(&pg->out, ",", 1);
+    fp_device_json_text(&pg->out, r);
     pg->n++;
-    snprintf(pg->last, sizeof(pg->last), "%s", r->name);
-    return FP_ERR_OK;
+    memcpy(pg->last, r->name, strnlen(r->name, sizeof(pg->last) - 1));
+    pg->last[strnlen(r->name, sizeof(pg->last) - 1)] = '\0';
+    return pg->out.oom ? FP_ERR_NOMEM : FP_ERR_OK;
 }
 
 int api_devices_list(fp_http_req *req)
 {
     static const char *const allowed[] = {"state", "tag", "name_prefix", "limit", "cursor", NULL};
-    char cur[FP_DEVICE_NAME_MAX], *state = NULL, *tag = NULL, *prefix = NULL, *eq;
+    char cur[FP_DEVICE_NAME_MAX], *state = NULL, *tag = NULL, *prefix = NULL, *eq, *next = NULL;
     fp_device_filter f;
     dpage pg;
     fp_error e = {0};
@@ -98,37 +94,31 @@ int api_devices_list(fp_http_req *req)
         f.name_prefix = prefix;
     /* one more than the page, to know whether there is a next one */
     f.limit = limit < 1000 ? limit + 1 : 1000;
-    if ((pg.items = json_array()) == NULL) {
-        api_fail_code(req, FP_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = fp_registry_device_list(API_STORE(req), &f, dpage_add, &pg, &e)) != FP_ERR_OK) {
-        json_decref(pg.items);
+    pg.limit = limit;
+    fp_jbuf_puts(&pg.out, "{\"items\":[");
+    if ((rc = fp_registry_device_list(API_STORE(req), &f, dpage_add, &pg, &e)) != FP_ERR_OK ||
+        pg.out.oom) {
         if (e.code == FP_ERR_OK)
-            fp_err_set(&e, rc, "listing devices");
+            fp_err_set(&e, pg.out.oom ? FP_ERR_NOMEM : rc, "listing devices");
         api_fail(req, &e);
         goto out;
     }
-    {
-        bool more = pg.n > limit;
-        json_t *out;
-        char *next = NULL;
-        if (more) {
-            json_array_remove(pg.items, (size_t)limit);
-            snprintf(pg.last, sizeof(pg.last), "%s",
-                     json_string_value(json_object_get(json_array_get(pg.items, (size_t)limit - 1),
-                                                       "name")));
-            next = api_cursor_encode(pg.last);
-        } else if (limit == 1000 && pg.n == 1000) {
-            /* a full page of the maximum size: there may be more */
-            next = api_cursor_encode(pg.last);
-        }
-        out = json_pack("{s:o}", "items", pg.items);
-        json_object_set_new(out, "next_cursor", next ? json_string(next) : json_null());
-        free(next);
-        api_json(req, 200, out);
-    }
+    /* a full page of the maximum size: there may be more */
+    if (pg.more || (limit == 1000 && pg.n == 1000))
+        next = api_cursor_encode(pg.last);
+    fp_jbuf_puts(&pg.out, "],\"next_cursor\":");
+    if (next != NULL)
+        fp_jbuf_str(&pg.out, next);
+    else
+        fp_jbuf_puts(&pg.out, "null");
+    fp_jbuf_put(&pg.out, "}", 1);
+    if (pg.out.oom)
+        api_fail_code(req, FP_ERR_NOMEM, "out of memory");
+    else
+        fp_http_reply(req, 200, "application/json", pg.out.p, pg.out.n);
 out:
+    free(pg.out.p);
+    free(next);
     free(state);
     free(tag);
     free(prefix);
@@ -140,6 +130,7 @@ int api_device_get(fp_http_req *req)
     /* the parameter first: api_project may answer, and req is gone then */
     const char *name = fp_http_param(req, "device"), *p = api_project(req);
     fp_device_rec r;
+    fp_jbuf out = {0};
     fp_error e = {0};
 
     if (p == NULL)
@@ -150,7 +141,12 @@ int api_device_get(fp_http_req *req)
         api_fail(req, &e);
         return FP_HTTP_DONE;
     }
-    api_json(req, 200, device_json(&r));
+    fp_device_json_text(&out, &r);
+    if (out.oom)
+        api_fail_code(req, FP_ERR_NOMEM, "out of memory");
+    else
+        fp_http_reply(req, 200, "application/json", out.p, out.n);
+    free(out.p);
     fp_device_rec_clear(&r);
     return FP_HTTP_DONE;
 }

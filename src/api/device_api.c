@@ -228,8 +228,7 @@ static int get_device(fp_http_req *req)
     char project[FP_PROJECT_MAX] = "";
     fp_device_rec d = {0};
     fp_error err = {0};
-    json_t *j = NULL;
-    char *text = NULL;
+    fp_jbuf text = {0};
     int rc;
 
     /* the route's auth is the handler's, so that a caller without a
@@ -245,14 +244,14 @@ static int get_device(fp_http_req *req)
                              &err);
     if (rc != FP_ERR_OK)
         goto fail;
-    j = fp_device_json(&d);
-    text = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-    if (text == NULL) {
+    /* written as text, as the admin API's device pages (device_json.h) */
+    fp_device_json_text(&text, &d);
+    if (text.oom) {
         rc = fp_err_set(&err, FP_ERR_NOMEM, NULL);
         goto fail;
     }
     snprintf(req->identity, sizeof(req->identity), "device:%s", project);
-    fp_http_reply(req, 200, "application/json", text, strlen(text));
+    fp_http_reply(req, 200, "application/json", text.p, text.n);
     goto out;
 fail:
     switch (fp_err_class(rc)) {
@@ -270,8 +269,7 @@ fail:
         break;
     }
 out:
-    free(text);
-    json_decref(j);
+    free(text.p);
     fp_device_rec_clear(&d);
     return FP_HTTP_DONE;
 }

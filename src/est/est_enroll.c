@@ -26,6 +26,7 @@
 
 #include "../ca/policy.h"
 #include "../common/util.h"
+#include "../registry/registry.h"
 #include "../x509/x509util.h"
 #include "est.h"
 
@@ -295,6 +296,15 @@ static void finish(void *arg)
                          j->id.actor, &err) != FP_ERR_OK)
             fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, j->id.serial,
                    err.msg);
+    }
+    if (j->st->app->registry != NULL && j->cert != NULL) {
+        /* device registry (issue 10): the new certificate (an LDevID) is
+         * listed under its device before the device ever presents it */
+        fp_error lerr = {0};
+        if (fp_registry_link_issued(req->worker_state, j->lb->cfg->project, j->cert,
+                                    j->auth_cert, j->id.actor, NULL, &lerr) != FP_ERR_OK)
+            fp_log(FP_LOG_WARN, "id=%s linking the certificate to its device: %s", req->id,
+                   lerr.msg);
     }
     if (j->op == EST_KEYGEN)
         reply_keygen(j);

@@ -319,3 +319,96 @@ out:
     free(subject);
     return rc;
 }
+
+/* The name of the device cert is linked to in project, if any: the name
+ * cert gets by rule, when that device has cert linked. */
+static bool linked_device(fp_store *s, const char *project, int rule, X509 *cert,
+                          char name[FP_DEVICE_NAME_MAX])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char fp[FP_DEVICE_FP_LEN];
+    fp_device_rec d;
+    bool linked = false;
+
+    if (fp_registry_name_of(cert, rule, name, NULL) != FP_ERR_OK ||
+        X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+        return false;
+    fp_hex(md, mdlen, fp);
+    memset(&d, 0, sizeof(d));
+    if (fp_store_device_get(s, project, name, fp, &linked, &d, NULL) != FP_ERR_OK)
+        linked = false;
+    fp_device_rec_clear(&d);
+    return linked;
+}
+
+int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *auth,
+                            const char *actor, char *linked_to, fp_error *err)
+{
+    char name[FP_DEVICE_NAME_MAX], serial[FP_SERIAL_HEX_MAX];
+    unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
+    unsigned int mdlen = 0;
+    char *issuer = NULL, *subject = NULL;
+    fp_device_cert link;
+    fp_device_rec d;
+    int rule = FP_DEVNAME_CN, der_len, rc;
+
+    if (linked_to != NULL)
+        linked_to[0] = '\0';
+    if (cert == NULL || project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "linking needs a project and a certificate");
+    if ((rc = fp_store_device_naming_get(s, project, &rule, err)) != FP_ERR_OK)
+        return rc;
+    /* the device of the authenticating certificate (an IDevID enrolling for
+     * its LDevID, RFC 7030 3.3.2), else the device the new one names */
+    if (auth == NULL || !linked_device(s, project, rule, auth, name)) {
+        if (fp_registry_name_of(cert, rule, name, NULL) != FP_ERR_OK)
+            return FP_ERR_OK; /* names no device */
+        memset(&d, 0, sizeof(d));
+        rc = fp_store_device_get(s, project, name, NULL, NULL, &d, err);
+        fp_device_rec_clear(&d);
+        if (rc == FP_ERR_NOT_FOUND) {
+            if (err != NULL)
+                memset(err, 0, sizeof(*err));
+            return FP_ERR_OK; /* not registered: its first contact will */
+        }
+        if (rc != FP_ERR_OK)
+            return rc;
+    }
+    memset(&link, 0, sizeof(link));
+    if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
+        return fp_err_set(err, FP_ERR_CRYPTO, "certificate digest");
+    fp_hex(md, mdlen, link.fp);
+    if ((der_len = i2d_X509(cert, &der)) <= 0)
+        return fp_err_set(err, FP_ERR_CRYPTO, "certificate encoding");
+    if (fp_serial_hex(X509_get0_serialNumber(cert), serial) != 0)
+        snprintf(serial, sizeof(serial), "?");
+    issuer = fp_name_string(X509_get_issuer_name(cert));
+    subject = fp_name_string(X509_get_subject_name(cert));
+    if (issuer == NULL || subject == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    link.serial = serial;
+    link.issuer = issuer;
+    link.subject = subject;
+    link.der = der;
+    link.der_len = (size_t)der_len;
+    link.ours = true;
+    {
+        /* the device exists: register only links (and would audit a
+         * registration only if it had vanished, which nothing does) */
+        fp_audit_event ev = {actor ? actor : "unknown", "device.register", name, subject,
+                             project};
+        rc = fp_store_device_register(s, project, name, fp_now(), &link, &ev, NULL, NULL, err);
+    }
+    /* not audited by itself: the issuance is (cert.issue), and a link made
+     * at first presentation is not either */
+    if (rc == FP_ERR_OK && linked_to != NULL)
+        snprintf(linked_to, FP_DEVICE_NAME_MAX, "%s", name);
+out:
+    OPENSSL_free(der);
+    free(issuer);
+    free(subject);
+    return rc;
+}

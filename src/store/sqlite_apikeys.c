@@ -72,8 +72,9 @@ int sq_apikey_get(fp_store *base, const char *id, fp_apikey_rec *out, fp_error *
     int rc, step;
 
     memset(out, 0, sizeof(*out));
-    if ((rc = sq_prepare(s, &st, "SELECT " APIKEY_COLS " FROM api_keys WHERE id = ?", err)) !=
-        FP_ERR_OK)
+    /* every API request runs it (bearer auth): kept prepared */
+    if ((rc = sq_cached(s, SQ_C_APIKEY_GET, "SELECT " APIKEY_COLS " FROM api_keys WHERE id = ?",
+                        &st, err)) != FP_ERR_OK)
         return rc;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
@@ -83,7 +84,7 @@ int sq_apikey_get(fp_store *base, const char *id, fp_apikey_rec *out, fp_error *
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no API key %s", id);
     else
         rc = sq_db_err(s, err, "API key lookup");
-    sqlite3_finalize(st);
+    sq_cached_done(st);
     return rc;
 }
 

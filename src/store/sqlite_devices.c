@@ -12,92 +12,101 @@
 #include "../common/util.h"
 #include "sqlite_int.h"
 
-/* The columns every device read selects; tags as one JSON object built
- * from device_tags (keys in byte order, so the text is stable). */
-/* The tags subquery names the primary key's index (project, name, key):
- * without statistics the planner prefers the covering device_tags_kv,
- * which narrows by project only, and so reads every tag of the project
- * for each device listed (36 ms a page of 100 at 20,000 devices, seen in
- * bench/run-registry-api.sh). */
-#define DEV_COLS                                                                  \
-    "d.project, d.name, d.state, d.first_seen, d.last_seen,"                      \
-    " (SELECT json_group_object(key, value) FROM (SELECT key, value FROM"         \
-    "  device_tags t INDEXED BY sqlite_autoindex_device_tags_1"                      \
-    "  WHERE t.project = d.project AND t.name = d.name ORDER BY key))"
+/* Every device read selects these columns; tags is the JSON object text
+ * kept on the row (migration 7; rewritten by sq_device_tag). */
+#define DEV_COLS "d.name, d.state, d.first_seen, d.last_seen, d.tags"
 
-/* Statements of the first-contact path, kept for the handle's life (a
- * contact runs them all; preparing each per call cost as much as the
- * rest of the lookup). */
-enum {
-    DEV_STMT_READ,
-    DEV_STMT_LINK,
-    DEV_STMT_INSERT,
-    DEV_STMT_LINK_INSERT,
-    DEV_STMT_NAMING,
-    DEV_STMT_LOG,
-    DEV_STMT_LOG_PRUNE,
-};
-
-static int dev_stmt(sqlite_store *s, int slot, const char *sql, sqlite3_stmt **out,
-                    fp_error *err)
+/* Walk the rows of a device read (DEV_COLS), calling cb for each (project
+ * given: every statement is scoped by it); *count receives the number of
+ * devices.  cb's non-zero answer stops the walk (FP_ERR_OK, as every store
+ * walk) and lands in *stopped. */
+static int dev_rows(sqlite_store *s, sqlite3_stmt *st, const char *project, fp_device_cb cb,
+                    void *arg, int *count, int *stopped, fp_error *err)
 {
-    if (s->dev[slot] == NULL && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-                                                   &s->dev[slot], NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "device statement");
-    *out = s->dev[slot];
-    return FP_ERR_OK;
-}
+    fp_device_rec r;
+    int step, rc = FP_ERR_OK, n = 0;
 
-/* Done with a kept statement: ready for the next use, nothing bound. */
-static void dev_done(sqlite3_stmt *st)
-{
-    if (st != NULL) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+    *stopped = 0;
+    memset(&r, 0, sizeof(r));
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *tags = sqlite3_column_text(st, 4);
+        const unsigned char *name = sqlite3_column_text(st, 0);
+        size_t pl = strlen(project), nl = (size_t)sqlite3_column_bytes(st, 0);
+        /* plain copies: snprintf was a fifth of a page's CPU */
+        if (pl >= sizeof(r.project) || name == NULL || nl >= sizeof(r.name)) {
+            rc = fp_err_set(err, FP_ERR_STORE, "device row with an oversize name");
+            break;
+        }
+        memcpy(r.project, project, pl + 1);
+        memcpy(r.name, name, nl);
+        r.name[nl] = '\0';
+        r.state = sqlite3_column_int(st, 1);
+        r.first_seen = sqlite3_column_int64(st, 2);
+        r.last_seen = sqlite3_column_int64(st, 3);
+        /* borrowed for the callback: valid until the next step */
+        r.tags = tags ? (char *)tags : (char *)"{}";
+        n++;
+        if ((*stopped = cb(arg, &r)) != 0)
+            break;
     }
+    if (rc == FP_ERR_OK && step != SQLITE_DONE && step != SQLITE_ROW)
+        rc = sq_db_err(s, err, "device read");
+    if (count != NULL)
+        *count = n;
+    return rc;
 }
 
-static int dev_from_row(sqlite3_stmt *st, fp_device_rec *out, fp_error *err)
+static int take_one(void *arg, const fp_device_rec *r)
 {
-    memset(out, 0, sizeof(*out));
-    sq_col_copy(st, 0, out->project, sizeof(out->project));
-    sq_col_copy(st, 1, out->name, sizeof(out->name));
-    out->state = sqlite3_column_int(st, 2);
-    out->first_seen = sqlite3_column_int64(st, 3);
-    out->last_seen = sqlite3_column_int64(st, 4);
-    if (sqlite3_column_type(st, 5) == SQLITE_NULL)
-        out->tags = strdup("{}");
-    else
-        out->tags = sq_col_strdup(st, 5);
-    return out->tags ? FP_ERR_OK : fp_err_set(err, FP_ERR_NOMEM, NULL);
+    fp_device_rec *out = arg;
+    *out = *r;
+    return (out->tags = strdup(r->tags)) != NULL ? FP_ERR_OK : FP_ERR_NOMEM;
 }
 
 static int dev_read(sqlite_store *s, const char *project, const char *name, fp_device_rec *out,
                     fp_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc, step;
+    fp_device_rec tmp;
+    int rc, n = 0, stopped = 0;
 
-    if ((rc = dev_stmt(s, DEV_STMT_READ,
-                       "SELECT " DEV_COLS " FROM devices d WHERE d.project = ? AND d.name = ?",
-                       &st, err)) != FP_ERR_OK)
+    if ((rc = sq_cached(s, SQ_C_DEV_READ,
+                        "SELECT " DEV_COLS " FROM devices d WHERE d.project = ?1 AND d.name = ?2",
+                        &st, err)) != FP_ERR_OK)
         return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW)
-        rc = out ? dev_from_row(st, out, err) : FP_ERR_OK;
-    else if (step == SQLITE_DONE)
+    memset(&tmp, 0, sizeof(tmp));
+    rc = dev_rows(s, st, project, take_one, &tmp, &n, &stopped, err);
+    sq_cached_done(st);
+    if (rc == FP_ERR_OK && stopped != 0)
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+    if (rc == FP_ERR_OK && n == 0)
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no device '%s' in project '%s'", name, project);
+    if (rc == FP_ERR_OK && out != NULL)
+        *out = tmp;
     else
-        rc = sq_db_err(s, err, "device lookup");
-    dev_done(st);
+        fp_device_rec_clear(&tmp);
     return rc;
 }
 
+/* Run a kept statement without results (BEGIN, ROLLBACK, PRAGMA): the
+ * first-contact path runs four of them per contact, and sqlite3_exec
+ * prepared each anew. */
+static int dev_exec(sqlite_store *s, int slot, const char *sql, fp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = sq_cached(s, slot, sql, &st, err)) != FP_ERR_OK)
+        return rc;
+    rc = sqlite3_step(st) == SQLITE_DONE ? FP_ERR_OK : sq_db_err(s, err, sql);
+    sq_cached_done(st);
+    return rc;
+}
 /* Append (project, name, state) to the device change log inside the
  * caller's write transaction and prune what is older than
- * FP_STORE_CHANGES_KEEP entries (store_devices.h; table from migration 7). */
+ * FP_STORE_CHANGES_KEEP entries (store_devices.h; table device_log). */
 static int dev_log(sqlite_store *s, const char *project, const char *name, int state,
                    fp_error *err)
 {
@@ -105,9 +114,9 @@ static int dev_log(sqlite_store *s, const char *project, const char *name, int s
     sqlite3_stmt *st = NULL;
     int rc;
 
-    if ((rc = dev_stmt(s, DEV_STMT_LOG,
-                       "INSERT INTO device_log (project, name, state, ts) VALUES (?,?,?,?)", &st,
-                       err)) != FP_ERR_OK)
+    if ((rc = sq_cached(s, SQ_C_DEV_LOG,
+                        "INSERT INTO device_log (project, name, state, ts) VALUES (?,?,?,?)", &st,
+                        err)) != FP_ERR_OK)
         return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -115,17 +124,17 @@ static int dev_log(sqlite_store *s, const char *project, const char *name, int s
     sqlite3_bind_int64(st, 4, fp_now());
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_db_err(s, err, "device log insert");
-    dev_done(st);
+    sq_cached_done(st);
     if (rc != FP_ERR_OK)
         return rc;
     snprintf(prune, sizeof(prune), "DELETE FROM device_log WHERE seq <= ?1 - %d",
              FP_STORE_CHANGES_KEEP);
-    if ((rc = dev_stmt(s, DEV_STMT_LOG_PRUNE, prune, &st, err)) != FP_ERR_OK)
+    if ((rc = sq_cached(s, SQ_C_DEV_LOG_PRUNE, prune, &st, err)) != FP_ERR_OK)
         return rc;
     sqlite3_bind_int64(st, 1, sqlite3_last_insert_rowid(s->db));
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_db_err(s, err, "device log prune");
-    dev_done(st);
+    sq_cached_done(st);
     return rc;
 }
 
@@ -175,6 +184,15 @@ int sq_device_changes(fp_store *base, int64_t after, int max, fp_device_change_c
     return rc;
 }
 
+
+static void dev_read_end(sqlite_store *s)
+{
+    s->head_known = s->head_dirty = false;
+    if (!sqlite3_get_autocommit(s->db) &&
+        dev_exec(s, SQ_C_DEV_ROLLBACK, "ROLLBACK", NULL) != FP_ERR_OK)
+        sq_rollback(s);
+}
+
 /* The name of the device of project that cert fp is linked to, if any. */
 static int link_owner(sqlite_store *s, const char *project, const char *fp, char *owner,
                       size_t size, bool *found, fp_error *err)
@@ -183,7 +201,7 @@ static int link_owner(sqlite_store *s, const char *project, const char *fp, char
     int rc = FP_ERR_OK, step;
 
     *found = false;
-    if ((rc = dev_stmt(s, DEV_STMT_LINK,
+    if ((rc = sq_cached(s, SQ_C_DEV_LINK,
                        "SELECT name FROM device_certs WHERE project = ? AND fp = ?", &st, err)) !=
         FP_ERR_OK)
         return rc;
@@ -197,7 +215,7 @@ static int link_owner(sqlite_store *s, const char *project, const char *fp, char
     } else if (step != SQLITE_DONE) {
         rc = sq_db_err(s, err, "device certificate lookup");
     }
-    dev_done(st);
+    sq_cached_done(st);
     return rc;
 }
 
@@ -219,12 +237,13 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
      * all) but a power cut may lose the last ones; the device's next
      * contact registers it again.  Without this every first contact holds
      * the write lock and its server worker for an fsync. */
-    if ((rc = sq_exec(s, "PRAGMA synchronous = NORMAL", err)) != FP_ERR_OK)
+    if ((rc = dev_exec(s, SQ_C_DEV_SYNC_NORMAL, "PRAGMA synchronous = NORMAL", err)) !=
+        FP_ERR_OK)
         return rc;
     /* BEGIN IMMEDIATE: a racing first contact waits here, then finds the
      * row the winner inserted (INSERT OR IGNORE on the primary key) */
     if ((rc = sq_begin(s, err)) != FP_ERR_OK) {
-        sq_exec(s, "PRAGMA synchronous = FULL", NULL);
+        dev_exec(s, SQ_C_DEV_SYNC_FULL, "PRAGMA synchronous = FULL", NULL);
         return rc;
     }
     if ((rc = sq_project_exists(s, project, &found, err)) != FP_ERR_OK)
@@ -233,7 +252,7 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%s'", project);
         goto out;
     }
-    if ((rc = dev_stmt(s, DEV_STMT_INSERT,
+    if ((rc = sq_cached(s, SQ_C_DEV_INSERT,
                        "INSERT OR IGNORE INTO devices (project, name, state, first_seen,"
                        " last_seen) VALUES (?, ?, 0, ?, ?)",
                        &st, err)) != FP_ERR_OK)
@@ -247,7 +266,7 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
         goto out;
     }
     made = sqlite3_changes(s->db) == 1;
-    dev_done(st);
+    sq_cached_done(st);
     st = NULL;
     if (made && ((ev != NULL && (rc = sq_audit_append_locked(s, ev, err)) != FP_ERR_OK) ||
                  (rc = dev_log(s, project, name, FP_DEV_ACTIVE, err)) != FP_ERR_OK))
@@ -262,7 +281,7 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
             goto out;
         }
         if (!found) {
-            if ((rc = dev_stmt(s, DEV_STMT_LINK_INSERT,
+            if ((rc = sq_cached(s, SQ_C_DEV_LINK_INSERT,
                                "INSERT INTO device_certs (project, fp, name, serial, issuer,"
                                " subject, ours, added_at, der) VALUES (?,?,?,?,?,?,?,?,?)",
                                &st, err)) != FP_ERR_OK)
@@ -281,17 +300,28 @@ int sq_device_register(fp_store *base, const char *project, const char *name, in
                 rc = sq_db_err(s, err, "device certificate insert");
                 goto out;
             }
-            dev_done(st);
+            sq_cached_done(st);
             st = NULL;
         }
     }
-    if (out != NULL)
+    /* a device just made is known without reading it back */
+    if (out != NULL && made) {
+        memset(out, 0, sizeof(*out));
+        snprintf(out->project, sizeof(out->project), "%s", project);
+        snprintf(out->name, sizeof(out->name), "%s", name);
+        out->state = FP_DEV_ACTIVE;
+        out->first_seen = out->last_seen = now;
+        if ((out->tags = strdup("{}")) == NULL)
+            rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+    } else if (out != NULL) {
         rc = dev_read(s, project, name, out, err);
+    }
 out:
-    dev_done(st);
+    sq_cached_done(st);
     rc = sq_finish_write(s, NULL, rc, err);
     /* every other write of this handle is durable again */
-    if (sq_exec(s, "PRAGMA synchronous = FULL", rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
+    if (dev_exec(s, SQ_C_DEV_SYNC_FULL, "PRAGMA synchronous = FULL",
+                 rc == FP_ERR_OK ? err : NULL) != FP_ERR_OK &&
         rc == FP_ERR_OK)
         rc = FP_ERR_STORE;
     if (rc == FP_ERR_OK && created != NULL)
@@ -313,7 +343,7 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
     if (out != NULL)
         memset(out, 0, sizeof(*out));
     /* one read transaction: the device and its link agree */
-    if ((rc = sq_exec(s, "BEGIN", err)) != FP_ERR_OK)
+    if ((rc = dev_exec(s, SQ_C_DEV_BEGIN_READ, "BEGIN", err)) != FP_ERR_OK)
         return rc;
     rc = dev_read(s, project, name, out, err);
     if (rc == FP_ERR_OK && cert_fp != NULL && linked != NULL) {
@@ -321,10 +351,52 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
         rc = link_owner(s, project, cert_fp, owner, sizeof(owner), &found, err);
         *linked = found && strcmp(owner, name) == 0;
     }
-    sq_rollback(s);
+    dev_read_end(s);
     if (rc != FP_ERR_OK && out != NULL)
         fp_device_rec_clear(out);
     return rc;
+}
+
+/* A page of the device list is one statement, kept prepared per filter
+ * variant.  Keyset pagination: name > ?3 ('' on the first page: names are
+ * never empty).  The name prefix is a range on the same key plus an exact
+ * check (?4 '' matches all), so neither needs a variant of its own.
+ *   no tag filter: the primary key (project, name) of the clustered
+ *     devices table, or devices_state (project, state, name) with a state
+ *     filter, in name order;
+ *   tag=KEY=VALUE: device_tags_kv (project, key, value, name), in name
+ *     order, each hit joined to its device;
+ *   tag=KEY: device_tags_key (project, key, name), migration 7.
+ * Each reads about the page and nothing more (EXPLAIN QUERY PLAN checked
+ * in tests/unit/test_registry.c); the tag filter used to walk the whole
+ * project in name order, testing each device's tags. */
+#define DEV_LIST_RANGE(col) \
+    " AND " col " > ?3 AND " col " >= ?4 AND substr(" col ", 1, length(?4)) = ?4"
+#define DEV_LIST_BY_TAG(index, cond)                                                       \
+    "SELECT " DEV_COLS " FROM device_tags x INDEXED BY " index " JOIN devices d"         \
+    " ON d.project = x.project AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
+    cond DEV_LIST_RANGE("x.name") " ORDER BY x.name LIMIT ?7"
+static const char *const dev_list_sql[SQ_C_DEV_LIST_N] = {
+    /* 0: no tag filter, any state */
+    "SELECT " DEV_COLS " FROM devices d WHERE d.project = ?1" DEV_LIST_RANGE("d.name")
+    " ORDER BY d.name LIMIT ?7",
+    /* 1: no tag filter, one state */
+    "SELECT " DEV_COLS " FROM devices d INDEXED BY devices_state WHERE d.project = ?1"
+    " AND d.state = ?2" DEV_LIST_RANGE("d.name") " ORDER BY d.name LIMIT ?7",
+    /* 2: tag key, any state */
+    DEV_LIST_BY_TAG("device_tags_key", ""),
+    /* 3: tag key, one state */
+    DEV_LIST_BY_TAG("device_tags_key", " AND d.state = ?2"),
+    /* 4: tag key and value, any state */
+    DEV_LIST_BY_TAG("device_tags_kv", " AND x.value = ?6"),
+    /* 5: tag key and value, one state */
+    DEV_LIST_BY_TAG("device_tags_kv", " AND x.value = ?6 AND d.state = ?2"),
+};
+
+/* The SQL of list variant v (for the query-plan test). */
+const char *sq_device_list_sql(int v)
+{
+    return v >= 0 && v < SQ_C_DEV_LIST_N ? dev_list_sql[v] : NULL;
 }
 
 int sq_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, void *arg,
@@ -332,53 +404,24 @@ int sq_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, v
 {
     sqlite_store *s = SQ(base);
     sqlite3_stmt *st = NULL;
-    char sql[1024];
-    int rc = FP_ERR_OK, step, n = 1;
+    int rc, v;
 
-    /* keyset pagination on the primary key (project, name); the prefix is
-     * a range on the same key (name >= p AND name < p || x'ff' would need
-     * blob compare; substr keeps it simple and exact in byte order) */
-    snprintf(sql, sizeof(sql),
-             "SELECT " DEV_COLS " FROM devices d WHERE d.project = ?1%s%s%s%s"
-             " ORDER BY d.name LIMIT ?7",
-             f->state >= 0 ? " AND d.state = ?2" : "",
-             f->after ? " AND d.name > ?3" : "",
-             f->name_prefix ? " AND d.name >= ?4 AND substr(d.name, 1, length(?4)) = ?4" : "",
-             f->tag_key ? (f->tag_value ? " AND EXISTS (SELECT 1 FROM device_tags t WHERE"
-                                          " t.project = d.project AND t.name = d.name AND"
-                                          " t.key = ?5 AND t.value = ?6)"
-                                        : " AND EXISTS (SELECT 1 FROM device_tags t WHERE"
-                                          " t.project = d.project AND t.name = d.name AND"
-                                          " t.key = ?5)")
-                        : "");
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "device list");
+    v = (f->state >= 0 ? 1 : 0) + (f->tag_key ? (f->tag_value ? 4 : 2) : 0);
+    if ((rc = sq_cached(s, SQ_C_DEV_LIST + v, dev_list_sql[v], &st, err)) != FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, f->project, -1, SQLITE_STATIC);
     if (f->state >= 0)
         sqlite3_bind_int(st, 2, f->state);
-    if (f->after)
-        sqlite3_bind_text(st, 3, f->after, -1, SQLITE_STATIC);
-    if (f->name_prefix)
-        sqlite3_bind_text(st, 4, f->name_prefix, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, f->after ? f->after : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, f->name_prefix ? f->name_prefix : "", -1, SQLITE_STATIC);
     if (f->tag_key) {
         sqlite3_bind_text(st, 5, f->tag_key, -1, SQLITE_STATIC);
         if (f->tag_value)
             sqlite3_bind_text(st, 6, f->tag_value, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int(st, 7, f->limit);
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        fp_device_rec r;
-        if ((rc = dev_from_row(st, &r, err)) != FP_ERR_OK)
-            goto out;
-        n = cb(arg, &r);
-        fp_device_rec_clear(&r);
-        if (n != 0)
-            goto out;
-    }
-    if (step != SQLITE_DONE)
-        rc = sq_db_err(s, err, "device list");
-out:
-    sqlite3_finalize(st);
+    rc = dev_rows(s, st, f->project, cb, arg, NULL, &v, err);
+    sq_cached_done(st);
     return rc;
 }
 
@@ -443,6 +486,24 @@ int sq_device_tag(fp_store *base, const char *project, const char *name, const c
     sqlite3_bind_text(st, 3, key, -1, SQLITE_STATIC);
     if (value)
         sqlite3_bind_text(st, 4, value, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = sq_db_err(s, err, "device tag");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    /* the row's copy of the tags (migration 7), in the same transaction */
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE devices SET tags = coalesce((SELECT json_group_object(key,"
+                           " value) FROM (SELECT key, value FROM device_tags INDEXED BY"
+                           " sqlite_autoindex_device_tags_1 WHERE project = ?1 AND name = ?2"
+                           " ORDER BY key)), '{}') WHERE project = ?1 AND name = ?2",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sq_db_err(s, err, "device tag");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
         rc = sq_db_err(s, err, "device tag");
 out:
@@ -522,7 +583,7 @@ int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
     int rc = FP_ERR_OK, step;
 
     *rule = 0;
-    if ((rc = dev_stmt(s, DEV_STMT_NAMING, "SELECT device_naming FROM projects WHERE name = ?",
+    if ((rc = sq_cached(s, SQ_C_DEV_NAMING, "SELECT device_naming FROM projects WHERE name = ?",
                        &st, err)) != FP_ERR_OK)
         return rc;
     sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
@@ -533,7 +594,7 @@ int sq_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%s'", project);
     else
         rc = sq_db_err(s, err, "device naming");
-    dev_done(st);
+    sq_cached_done(st);
     return rc;
 }
 

@@ -21,6 +21,28 @@
 
 #include "store_impl.h"
 
+/* Slots of sqlite_store.cached. */
+enum {
+    SQ_C_APIKEY_GET,
+    SQ_C_PROJECT_GET,
+    SQ_C_PROJECT_EXISTS,
+    /* sqlite_devices.c */
+    SQ_C_DEV_READ,
+    SQ_C_DEV_LINK,
+    SQ_C_DEV_INSERT,
+    SQ_C_DEV_LINK_INSERT,
+    SQ_C_DEV_NAMING,
+    SQ_C_DEV_BEGIN_READ,
+    SQ_C_DEV_ROLLBACK,
+    SQ_C_DEV_SYNC_NORMAL,
+    SQ_C_DEV_SYNC_FULL,
+    SQ_C_DEV_LOG,
+    SQ_C_DEV_LOG_PRUNE,
+    SQ_C_DEV_LIST,          /* + variant, SQ_C_DEV_LIST_N of them */
+    SQ_C_DEV_LIST_N = 6,
+    SQ_C_MAX = SQ_C_DEV_LIST + SQ_C_DEV_LIST_N,
+};
+
 typedef struct {
     fp_store base;
     sqlite3 *db;
@@ -31,9 +53,11 @@ typedef struct {
     sqlite3_stmt *last_audit, *ins_audit, *set_head;
     /* sqlite_tokens.c, prepared on first use */
     sqlite3_stmt *spend_token;
-    /* sqlite_devices.c: the first-contact path's statements, prepared on
-     * first use (DEV_STMT_* there) */
-    sqlite3_stmt *dev[8];
+    /* Statements of per-request reads, prepared on first use and kept for
+     * the handle's life (sq_cached, slots SQ_C_*): preparing one costs as
+     * much as running it (sqlite3RunParser was a third of an authenticated
+     * API request's CPU in bench/run-registry-api.sh). */
+    sqlite3_stmt *cached[SQ_C_MAX];
     /* sqlite_status.c */
     sqlite3_stmt *status, *log_ins, *log_prune, *seq, *changes, *revoked, *revnum;
     /* The audit chain's head inside the open write transaction: read once
@@ -54,6 +78,14 @@ int sq_db_err(sqlite_store *s, fp_error *err, const char *what);
 int sq_exec(sqlite_store *s, const char *sql, fp_error *err);
 /* Prepare a statement kept for the handle's life. */
 int sq_prepare(sqlite_store *s, sqlite3_stmt **st, const char *sql, fp_error *err);
+/* The statement of slot (SQ_C_*) for sql, prepared on first use and kept;
+ * give it back with sq_cached_done (reset, bindings cleared).  One slot
+ * always holds the same SQL. */
+int sq_cached(sqlite_store *s, int slot, const char *sql, sqlite3_stmt **out, fp_error *err);
+void sq_cached_done(sqlite3_stmt *st);
+/* sqlite_devices.c: the SQL of device-list variant v (0..SQ_C_DEV_LIST_N-1;
+ * NULL otherwise), for the query-plan test. */
+const char *sq_device_list_sql(int v);
 /* Step a statement that returns no rows, then reset it. */
 int sq_step_once(sqlite_store *s, sqlite3_stmt *st, const char *what, fp_error *err);
 /* BEGIN IMMEDIATE: take the write lock now (waits up to busy_timeout). */

@@ -20,16 +20,17 @@ int sq_project_exists(sqlite_store *s, const char *name, bool *found, fp_error *
     int rc = FP_ERR_OK, step;
 
     *found = false;
-    if (sqlite3_prepare_v2(s->db, "SELECT 1 FROM projects WHERE name = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return sq_db_err(s, err, "project lookup");
+    /* every first contact of a device runs it: kept prepared */
+    if ((rc = sq_cached(s, SQ_C_PROJECT_EXISTS, "SELECT 1 FROM projects WHERE name = ?", &st,
+                        err)) != FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
     if (step == SQLITE_ROW)
         *found = true;
     else if (step != SQLITE_DONE)
         rc = sq_db_err(s, err, "project lookup");
-    sqlite3_finalize(st);
+    sq_cached_done(st);
     return rc;
 }
 
@@ -65,9 +66,10 @@ int sq_project_get(fp_store *base, const char *name, fp_project_rec *out, fp_err
     int rc = FP_ERR_OK, step;
 
     memset(out, 0, sizeof(*out));
-    if (sqlite3_prepare_v2(s->db, "SELECT name, created_at FROM projects WHERE name = ?", -1,
-                           &st, NULL) != SQLITE_OK)
-        return sq_db_err(s, err, "project lookup");
+    /* every API request on a project runs it: kept prepared */
+    if ((rc = sq_cached(s, SQ_C_PROJECT_GET, "SELECT name, created_at FROM projects WHERE name = ?",
+                        &st, err)) != FP_ERR_OK)
+        return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
     step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
@@ -78,7 +80,7 @@ int sq_project_get(fp_store *base, const char *name, fp_project_rec *out, fp_err
     } else {
         rc = sq_db_err(s, err, "project lookup");
     }
-    sqlite3_finalize(st);
+    sq_cached_done(st);
     return rc;
 }
 

@@ -24,6 +24,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,23 @@ int sq_prepare(sqlite_store *s, sqlite3_stmt **st, const char *sql, fp_error *er
     if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
         return sq_db_err(s, err, "prepare");
     return FP_ERR_OK;
+}
+
+int sq_cached(sqlite_store *s, int slot, const char *sql, sqlite3_stmt **out, fp_error *err)
+{
+    if (s->cached[slot] == NULL && sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+                                                      &s->cached[slot], NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "prepare");
+    *out = s->cached[slot];
+    return FP_ERR_OK;
+}
+
+void sq_cached_done(sqlite3_stmt *st)
+{
+    if (st != NULL) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
 }
 
 int sq_step_once(sqlite_store *s, sqlite3_stmt *st, const char *what, fp_error *err)
@@ -135,8 +153,8 @@ static void sq_close(fp_store *base)
                             &s->changes, &s->revoked,  &s->revnum};
     for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
         sqlite3_finalize(*all[i]);
-    for (size_t i = 0; i < sizeof(s->dev) / sizeof(*s->dev); i++)
-        sqlite3_finalize(s->dev[i]);
+    for (size_t i = 0; i < sizeof(s->cached) / sizeof(*s->cached); i++)
+        sqlite3_finalize(s->cached[i]);
     sqlite3_close(s->db);
     free(s);
 }
@@ -225,12 +243,25 @@ static const fp_store_ops sqlite_ops = {
     .device_naming_set = sq_device_naming_set,
 };
 
+/* SQLite's memory statistics take one process-wide mutex on every
+ * allocation: with a handle per server worker it was the hottest lock of
+ * the admin API (12% of a device-list request's CPU in futex calls,
+ * bench/run-registry-api.sh).  Nothing here reads those statistics.  Must
+ * run before SQLite initialises; if something initialised it already the
+ * call is refused (SQLITE_MISUSE) and nothing changes. */
+static void sq_global_init(void)
+{
+    (void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int fp_store_sqlite_open(const char *path, fp_store_role role, fp_store **out, fp_error *err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     sqlite_store *s = NULL;
     int rc;
 
     *out = NULL;
+    pthread_once(&once, sq_global_init);
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);

@@ -73,6 +73,16 @@ cp "$T/idev1.key" "$T/ldev1.key"
 show dev-0001 || fail "device show after EST first contact"
 jcheck "$T/show.json" 'j["name"] == "dev-0001" and j["state"] == "active" and j["project"] == "acme"'
 pass "first contact over EST registered the device, named from its CN"
+# the LDevID is linked to the device when it is issued: the admin API lists
+# both certificates before the LDevID was ever presented
+KEY=$(fp apikey create --project acme --read-only --dir "$CA" --json |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || fail "apikey create"
+s=$(curl -sS --max-time 30 --cacert "$CA/root.crt" -H "Authorization: Bearer $KEY" \
+    -o "$T/certs.json" -w '%{http_code}' "https://$HTTPS/api/v1/projects/acme/devices/dev-0001/certificates")
+expect_status 200 "the admin API lists the device's certificates" "$s"
+ldev_serial=$(openssl x509 -in "$T/ldev1.crt" -noout -serial | cut -d= -f2)
+jcheck "$T/certs.json" "len(j['items']) == 2 and sorted(c['profile'] == 'byo' for c in j['items']) == [False, True] and any(c['serial'].upper() == '$ldev_serial'.upper() for c in j['items'])"
+pass "the LDevID issued over EST is listed under its device before it is presented"
 
 # ---- first contact over the device API ----
 s=$(device_api idev2)

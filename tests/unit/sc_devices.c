@@ -56,6 +56,24 @@ static void list_names(fp_store *s, const fp_device_filter *f, const char *want)
     assert_string_equal(sn.names, want);
 }
 
+static int collect_tags(void *arg, const fp_device_rec *r)
+{
+    seen_names *sn = arg;
+    size_t l = strlen(sn->names);
+    snprintf(sn->names + l, sizeof(sn->names) - l, "%s=%s;", r->name, r->tags);
+    sn->n++;
+    return 0;
+}
+
+static void list_tags(fp_store *s, const fp_device_filter *f, const char *want)
+{
+    seen_names sn = {0};
+    fp_error e = {0};
+    if (fp_store_device_list(s, f, collect_tags, &sn, &e) != FP_ERR_OK)
+        fail_msg("list: %s", e.msg);
+    assert_string_equal(sn.names, want);
+}
+
 void test_device_register_get(void **state)
 {
     fx *f = *state;
@@ -250,6 +268,43 @@ void test_device_list_filters(void **state)
                      FP_ERR_OK);
     assert_string_equal(d.tags, "{\"floor\":\"3\"}");
     fp_device_rec_clear(&d);
+    /* a list answers each device's tags as get does */
+    fl.name_prefix = "door-2";
+    list_tags(f->s, &fl, "door-2={\"floor\":\"3\"};");
+    fl.name_prefix = NULL;
+    /* the tag filters page by name with the cursor, and combine with the
+     * state and the prefix (each served by a tag index in SQLite) */
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "cam-2", "site", "paris",
+                                         NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "z", "site", "paris", NULL,
+                                         &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door-1", "site", "rome",
+                                         NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, "b", "cam-9", "site", "paris", NULL, &e),
+                     FP_ERR_OK);
+    fl.tag_key = "site";
+    fl.limit = 2;
+    list_names(f->s, &fl, "cam-1;cam-2;");
+    fl.after = "cam-2";
+    list_names(f->s, &fl, "door-1;z;");
+    fl.after = NULL;
+    fl.tag_value = "paris";
+    list_names(f->s, &fl, "cam-2;z;");
+    fl.after = "cam-2";
+    list_names(f->s, &fl, "z;");
+    fl.after = NULL;
+    fl.limit = 100;
+    fl.state = FP_DEV_SUSPENDED;
+    list_names(f->s, &fl, "cam-2;");
+    fl.state = FP_DEV_ACTIVE;
+    list_names(f->s, &fl, "z;");
+    fl.tag_value = NULL;
+    list_names(f->s, &fl, "cam-1;door-1;z;");
+    fl.state = -1;
+    fl.name_prefix = "cam";
+    list_names(f->s, &fl, "cam-1;cam-2;");
+    fl.tag_value = "paris";
+    list_tags(f->s, &fl, "cam-2={\"site\":\"paris\"};");
 }
 
 void test_device_state_and_touch(void **state)

@@ -16,6 +16,7 @@
 
 #include "ca/ca.h"
 #include "common/util.h"
+#include "registry/device_json.h"
 #include "registry/registry.h"
 #include "testutil.h"
 #include "x509/x509util.h"
@@ -348,6 +349,125 @@ static void test_last_seen_batched(void **state)
     tu_ca_clear(&f);
 }
 
+static int device_cert_count(fp_store *s, const char *name)
+{
+    int n = 0;
+    fp_error e = {0};
+    if (fp_registry_device_certs(s, FP_PROJECT_DEFAULT, name, count_certs, &n, &e) != FP_ERR_OK)
+        fail_msg("certs of %s: %s", name, e.msg);
+    return n;
+}
+
+/* A certificate is linked to its device when it is issued: to the device
+ * of the certificate that authenticated the issuance (whatever the new one
+ * is named), else to the registered device it names; one naming no
+ * registered device makes no device. */
+static void test_link_issued(void **state)
+{
+    tu_ca f;
+    fp_registry *r = NULL;
+    fp_device_rec d;
+    fp_error e = {0};
+    char linked[FP_DEVICE_NAME_MAX];
+    X509 *idev, *ldev, *other, *stray;
+    (void)state;
+
+    tu_ca_init(&f, "Link", NULL);
+    assert_int_equal(fp_registry_new(&f.cfg, NULL, &r, &e), FP_ERR_OK);
+    idev = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_contact(r, f.store, FP_PROJECT_DEFAULT, idev, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 1);
+    /* authenticated by the IDevID: linked to its device */
+    ldev = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, ldev, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 2);
+    /* again: nothing more (already linked) */
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, ldev, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 2);
+    /* the authenticating device wins over the name the new one carries */
+    other = mkcert(f.key, NULL, "CN", "renamed", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, other, idev, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 3);
+    /* no authenticating certificate: the registered device it names */
+    X509_free(other);
+    other = mkcert(f.key, NULL, "CN", "dev-9", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, other, NULL, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-9");
+    assert_int_equal(device_cert_count(f.store, "dev-9"), 4);
+    /* naming no registered device (nor authenticated by one): no device */
+    stray = mkcert(f.key, NULL, "CN", "nobody", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, NULL, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "nobody", &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
+    /* an authenticating certificate of no device, naming none: nothing */
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, stray, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    X509_free(idev);
+    X509_free(ldev);
+    X509_free(other);
+    X509_free(stray);
+    fp_registry_free(r);
+    tu_ca_clear(&f);
+}
+
+/* The text view the admin API sends is the jansson view, member for
+ * member, for names holding what JSON must escape, UTF-8, and bytes that
+ * are not UTF-8 (U+FFFD): parsed back by jansson, a parser of its own. */
+static void test_device_json_text(void **state)
+{
+    static const char *const names[] = {
+        "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\x7f", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+        "bad\xff", "trunc\xc3", "overlong\xc0\xaf", "surrogate\xed\xa0\x80",
+    };
+    static const char *const want[] = {
+        "plain", "q\"uote", "back\\slash", "ctl\x01\x1f\x7f", "caf\xc3\xa9 \xf0\x9f\x98\x80",
+        "bad\xef\xbf\xbd", "trunc\xef\xbf\xbd", "overlong\xef\xbf\xbd\xef\xbf\xbd",
+        "surrogate\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        fp_device_rec r;
+        fp_jbuf b = {0};
+        json_error_t je;
+        json_t *got, *ref;
+        memset(&r, 0, sizeof(r));
+        snprintf(r.project, sizeof(r.project), "p1");
+        snprintf(r.name, sizeof(r.name), "%s", names[i]);
+        r.state = (int)(i % 3);
+        r.first_seen = i == 0 ? -5 : (int64_t)1 << 40;
+        r.last_seen = 0;
+        r.tags = (char *)"{\"k\":\"v\\\"\"}";
+        fp_device_json_text(&b, &r);
+        assert_false(b.oom);
+        if ((got = json_loadb(b.p, b.n, JSON_REJECT_DUPLICATES, &je)) == NULL)
+            fail_msg("%zu: %s in %s", i, je.text, b.p);
+        assert_string_equal(json_string_value(json_object_get(got, "name")), want[i]);
+        if (i < 5) {
+            /* valid UTF-8: exactly what jansson makes of the record */
+            ref = fp_device_json(&r);
+            assert_non_null(ref);
+            assert_true(json_equal(got, ref));
+            json_decref(ref);
+        }
+        assert_int_equal(json_integer_value(json_object_get(got, "first_seen")), r.first_seen);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(got, "tags"), "k")),
+                            "v\"");
+        json_decref(got);
+        free(b.p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +476,8 @@ int main(void)
         cmocka_unit_test(test_decommission_revokes),
         cmocka_unit_test(test_contact_race),
         cmocka_unit_test(test_last_seen_batched),
+        cmocka_unit_test(test_device_json_text),
+        cmocka_unit_test(test_link_issued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
