@@ -84,6 +84,7 @@ typedef struct cmp_state {
     cmp_txns *txns;
     bool grant_implicit;
     int confirm_wait;
+    int64_t msgtime_skew;  /* CMP_MSGTIME_SKEW; the fuzz harness widens it to replay old seeds */
 } cmp_state;
 
 /* Each worker's own: a store handle and a server context for messages

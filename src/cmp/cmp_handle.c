@@ -422,9 +422,9 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
     if (call.refuse_info < 0 && !continuation) {
         /* RFC 9483 3.1: messageTime near ours, so an old request cannot
          * come back once its transactionID is forgotten */
-        if (pk.has_time && (pk.msg_time < now - CMP_MSGTIME_SKEW || pk.msg_time > now + CMP_MSGTIME_SKEW))
-            refuse(&call, CMP_FAIL(badTime), "messageTime is more than %d s from the server's clock",
-                   CMP_MSGTIME_SKEW);
+        if (pk.has_time && (pk.msg_time < now - st->msgtime_skew || pk.msg_time > now + st->msgtime_skew))
+            refuse(&call, CMP_FAIL(badTime), "messageTime is more than %lld s from the server's clock",
+                   (long long)st->msgtime_skew);
         else if ((n = cmp_txn_begin(st->txns, ASN1_STRING_get0_data(tidos),
                                     ASN1_STRING_length(tidos), &tx)) == FP_ERR_EXISTS)
             refuse(&call, CMP_FAIL(transactionIdInUse),
@@ -511,19 +511,19 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
     *outlen = (size_t)n;
     if (call.refuse_info >= 0) {
         fp_log(FP_LOG_INFO, "id=%s cmp %s refused (label %s, transaction %s, actor %s): %s",
-               req_id, type_name(type), lb->cfg->name, tid, actor[0] ? actor : "-",
+               req_id, type_name(type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor[0] ? actor : "-",
                fp_log_escape(esc, sizeof(esc), call.refuse_text));
         audit_refusal(&call, wk->store, actor, tid, call.refuse_text);
     } else if (call.fail_info != 0 || rsp_type == CMP_BODY_ERROR) {
         /* refusals from the issuance path are audited there (csr.refuse) */
         fp_log(FP_LOG_INFO, "id=%s cmp %s -> %s (label %s, transaction %s, actor %s): %s", req_id,
-               type_name(type), type_name(rsp_type), lb->cfg->name, tid, actor[0] ? actor : "-",
+               type_name(type), type_name(rsp_type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor[0] ? actor : "-",
                fp_log_escape(esc, sizeof(esc), call.fail_text[0] ? call.fail_text : "rejected"));
         if (!call.audited)
             audit_refusal(&call, wk->store, actor, tid, call.fail_text[0] ? call.fail_text : "error");
     } else {
         fp_log(FP_LOG_DEBUG, "id=%s cmp %s -> %s (label %s, transaction %s, actor %s)", req_id,
-               type_name(type), type_name(rsp_type), lb->cfg->name, tid, actor);
+               type_name(type), type_name(rsp_type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor);
     }
 out:
     if (tx != NULL)

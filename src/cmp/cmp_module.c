@@ -187,6 +187,7 @@ int cmp_state_new(const fp_config *cfg, const fp_app *app, cmp_state **out, fp_e
     st->app = app;
     st->grant_implicit = cfg->cmp_implicit_confirm;
     st->confirm_wait = cfg->cmp_confirm_wait_seconds;
+    st->msgtime_skew = CMP_MSGTIME_SKEW;
     if ((rc = cmp_mac_key_load(cfg, st->mac_key, err)) != FP_ERR_OK ||
         (rc = fp_config_store_open(cfg, &store, err)) != FP_ERR_OK)
         goto fail;
