@@ -41,7 +41,12 @@ static char dir[256];
 static void cleanup(void)
 {
     char cmd[300];
+    cmp_worker_free(wk);
+    cmp_state_free(st);
+    fp_issuer_free(app.issuer);
+    fp_caset_free(app.cas);
     wk = NULL;
+    st = NULL;
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     if (dir[0] && system(cmd) != 0)
         fprintf(stderr, "fuzz_cmp: could not remove %s\n", dir);
