@@ -161,6 +161,8 @@ OSSL_CMP_SRV_CTX *cmp_srv_new(void);
 /* ---- cmp_cb.c ---- */
 
 int cmp_srv_set_callbacks(OSSL_CMP_SRV_CTX *srv, cmp_call *call);
+/* Revoke c->tx's certificate (not confirmed) now, logged with why. */
+void cmp_revoke_unconfirmed(cmp_call *c, const char *why);
 
 /* ---- cmp_peek.c ---- */
 

@@ -411,7 +411,7 @@ static int cb_genm(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req,
 
 /* ---- error (RFC 9483 3.6.4) ---- */
 
-static void revoke_now(cmp_call *c, const char *why)
+void cmp_revoke_unconfirmed(cmp_call *c, const char *why)
 {
     fp_error err = {0};
     if (c->tx->cert == NULL || !c->tx->serial[0])
@@ -438,7 +438,7 @@ static void cb_error(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, const OSSL_
                          si ? OSSL_CMP_snprint_PKIStatusInfo(si, buf, sizeof(buf)) : "-"));
     /* an error in place of certConf rejects the certificate */
     if (c->refuse_info < 0 && c->tx != NULL && c->tx->cert != NULL && !c->tx->confirmed)
-        revoke_now(c, "the client answered the ip with an error");
+        cmp_revoke_unconfirmed(c, "the client answered the ip with an error");
 }
 
 /* ---- certConf (RFC 4210 5.3.18, RFC 9483 4.1.1) ---- */
@@ -478,7 +478,7 @@ static int cb_certConf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certR
                         strncmp(buf, "PKIStatus: rejection", 20) == 0;
         OSSL_CMP_PKISI_free(copy);
         if (rejected) {
-            revoke_now(c, "rejected by the client in certConf");
+            cmp_revoke_unconfirmed(c, "rejected by the client in certConf");
             return 1;
         }
     }

@@ -484,6 +484,11 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
             deadline = now + CMP_POLL_SECONDS;
         } else if (call.issued) {
             tx->confirmed = true; /* implicitly confirmed */
+        } else if (continuation && tx->cert != NULL && !tx->confirmed) {
+            /* the transaction ends without a valid certConf (an error
+             * message, a certConf that failed its checks): OpenSSL has
+             * closed it, so the certificate can no longer be confirmed */
+            cmp_revoke_unconfirmed(&call, "its transaction ended without confirmation");
         }
         if (state != CMP_TX_DONE && from_worker) {
             OSSL_CMP_SRV_CTX *fresh = cmp_srv_new();
@@ -498,6 +503,11 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         }
         if (state == CMP_TX_DONE && !from_worker)
             tx->srv = srv; /* freed with the record's resources */
+        if (state == CMP_TX_DONE && from_worker) {
+            /* the worker's context keeps no secret between requests */
+            (void)OSSL_CMP_CTX_set1_secretValue(ctx, NULL, 0);
+            (void)OSSL_CMP_CTX_set1_srvCert(ctx, NULL);
+        }
         cmp_txn_put(st->txns, tx, state, deadline);
         tx = NULL;
     } else if (tx != NULL) {
