@@ -143,10 +143,12 @@ typedef struct cmp_call {
  * always a CMP message when FP_ERR_OK; FP_ERR_ARG when the body is not a
  * CMP message at all (the caller answers HTTP 400).  unknown_label (or
  * NULL): the label the client named, which does not exist; the request
- * is then refused in CMP form, answered for lb. */
+ * is then refused in CMP form, answered for lb.  who (may be NULL,
+ * whosize octets) receives the sender as authenticated ("cmp:token:ID",
+ * "cmp:cert:SERIAL", ...) or "" for the HTTP log line. */
 int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *unknown_label,
                const char *req_id, const unsigned char *der, size_t len, unsigned char **out,
-               size_t *outlen, fp_error *err);
+               size_t *outlen, char *who, size_t whosize, fp_error *err);
 
 /* ---- cmp_module.c (also what the fuzz harness builds) ---- */
 

@@ -359,7 +359,7 @@ static void audit_refusal(cmp_call *c, fp_store *store, const char *actor, const
 
 int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *unknown_label,
                const char *req_id, const unsigned char *der, size_t len, unsigned char **out,
-               size_t *outlen, fp_error *err)
+               size_t *outlen, char *who, size_t whosize, fp_error *err)
 {
     const unsigned char *p = der;
     OSSL_CMP_MSG *msg = NULL, *rsp = NULL;
@@ -371,6 +371,9 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
     cmp_txn *tx = NULL;
     bool continuation = false, from_worker = false;
     char tid[2 * CMP_TID_MAX + 1] = "-", actor[160] = "", esc[FP_LOG_ESCAPED_MAX(256)];
+    /* the actor may carry a certificate subject: escaped for the log */
+    char eact[FP_LOG_ESCAPED_MAX(160)];
+    const char *lname;
     int type, rsp_type, rc = FP_ERR_OK, n;
     int64_t now = fp_now();
 
@@ -438,7 +441,8 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         ctx = OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv);
         call.tx = tx;
         (void)authenticate(&call, tx, &pk, msg, ctx);
-        snprintf(actor, sizeof(actor), "%s", tx->actor);
+        if (call.refuse_info < 0) /* a claimed identity is not an actor */
+            snprintf(actor, sizeof(actor), "%s", tx->actor);
     }
     if (call.refuse_info >= 0) {
         /* answered in CMP form by the worker's context, signed by the
@@ -519,23 +523,28 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         goto out;
     }
     *outlen = (size_t)n;
+    lname = lb->cfg->name[0] ? lb->cfg->name : "default";
+    fp_log_escape(eact, sizeof(eact), actor[0] ? actor : "-");
     if (call.refuse_info >= 0) {
         fp_log(FP_LOG_INFO, "id=%s cmp %s refused (label %s, transaction %s, actor %s): %s",
-               req_id, type_name(type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor[0] ? actor : "-",
+               req_id, type_name(type), lname, tid, eact,
                fp_log_escape(esc, sizeof(esc), call.refuse_text));
         audit_refusal(&call, wk->store, actor, tid, call.refuse_text);
     } else if (call.fail_info != 0 || rsp_type == CMP_BODY_ERROR) {
-        /* refusals from the issuance path are audited there (csr.refuse) */
+        const char *why = call.fail_text[0] ? call.fail_text : "rejected";
         fp_log(FP_LOG_INFO, "id=%s cmp %s -> %s (label %s, transaction %s, actor %s): %s", req_id,
-               type_name(type), type_name(rsp_type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor[0] ? actor : "-",
-               fp_log_escape(esc, sizeof(esc), call.fail_text[0] ? call.fail_text : "rejected"));
+               type_name(type), type_name(rsp_type), lname, tid, eact,
+               fp_log_escape(esc, sizeof(esc), why));
+        /* refusals of the issuance path are audited there (csr.refuse) */
         if (!call.audited)
-            audit_refusal(&call, wk->store, actor, tid, call.fail_text[0] ? call.fail_text : "error");
+            audit_refusal(&call, wk->store, actor, tid, why);
     } else {
         fp_log(FP_LOG_DEBUG, "id=%s cmp %s -> %s (label %s, transaction %s, actor %s)", req_id,
-               type_name(type), type_name(rsp_type), lb->cfg->name[0] ? lb->cfg->name : "default", tid, actor);
+               type_name(type), type_name(rsp_type), lname, tid, eact);
     }
 out:
+    if (who != NULL && whosize > 0)
+        snprintf(who, whosize, "%s", call.refuse_info < 0 ? actor : "");
     if (tx != NULL)
         cmp_txn_put(st->txns, tx, CMP_TX_DONE, 0);
     cmp_peek_clear(&pk);

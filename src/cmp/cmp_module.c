@@ -48,7 +48,8 @@ static int h_cmp(fp_http_req *req)
     /* an unknown label is still answered in CMP form (RFC 9483 3.6.4),
      * signed for the default label */
     rc = cmp_handle(st, req->worker_state, lb ? lb : &st->labels[0], lb ? NULL : name, req->id,
-                       req->body, req->body_len, &out, &outlen, &err);
+                       req->body, req->body_len, &out, &outlen, req->identity,
+                       sizeof(req->identity), &err);
     if (rc == FP_ERR_ARG) {
         fp_http_error(req, 400, "%s: %s", fp_err_name(rc), err.msg);
     } else if (rc != FP_ERR_OK) {
