@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
     snprintf(id, sizeof(id), "fuzz%lu", n++);
     if (cmp_handle(st, wk, &st->labels[0], (n & 15) == 0 ? "no-such-label" : NULL, id, data, size,
-                   &out, &outlen, NULL, 0, &err) == FP_ERR_OK) {
+                   &out, &outlen, NULL, 0, NULL, &err) == FP_ERR_OK) {
         const unsigned char *p = out;
         OSSL_CMP_MSG *m = d2i_OSSL_CMP_MSG(NULL, &p, (long)outlen);
         if (m == NULL || p != out + outlen)

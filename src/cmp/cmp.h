@@ -32,6 +32,7 @@
 
 #include "../ca/ca.h"
 #include "../ca/config.h"
+#include "../http/http.h"
 #include "../serve/app.h"
 #include "../store/store.h"
 
@@ -121,6 +122,41 @@ typedef struct cmp_txn {
     bool confirmed;
 } cmp_txn;
 
+/* A certificate on its way through the group commit (ca/issue.h
+ * fp_issue_submit): signed and checked on the worker inside the OpenSSL
+ * callback, which answers with it; the answer is held until the writer
+ * thread reports the commit (nothing of a certificate leaves before it
+ * is durable).  Everything fp_issue_submit borrows lives here. */
+typedef struct cmp_job {
+    fp_issue_req ir;
+    X509_REQ *csr;
+    char actor[160];
+    char token_id[FP_TOKEN_ID_MAX];
+    const cmp_label *lb;
+    bool by_cert, ours;
+    X509 *signer;
+    unsigned char *der;      /* as signed and sent */
+    size_t der_len;
+    bool resigned;           /* a serial collision made the writer sign again */
+    /* the commit (writer thread) */
+    int rc;
+    fp_error err;
+    X509 *cert;
+    /* the held answer and its sender (cmp_module.c) */
+    unsigned char *rsp;
+    size_t rsp_len;
+    fp_http_req *req;
+    fp_http_post post;
+    unsigned char tid[CMP_TID_MAX];
+    int tid_len, label;
+    int refs;                /* commit and handler: the last one posts finish */
+} cmp_job;
+
+void cmp_job_free(cmp_job *j);
+/* The handler is done with j (answer held in j->rsp); when the commit has
+ * also reported, j->post runs on j->req's worker. */
+void cmp_job_arm(cmp_job *j);
+
 /* What the callbacks of one OpenSSL call see (custom ctx). */
 typedef struct cmp_call {
     cmp_state *st;
@@ -135,6 +171,8 @@ typedef struct cmp_call {
     bool issued;              /* a certificate left in this answer */
     bool waiting;             /* held for approval */
     bool audited;             /* the issuance path audited the refusal (csr.refuse) */
+    bool async;               /* group commit allowed (the HTTP module) */
+    cmp_job *job;             /* a certificate waiting for its commit */
 } cmp_call;
 
 /* ---- cmp_handle.c ---- */
@@ -145,10 +183,13 @@ typedef struct cmp_call {
  * NULL): the label the client named, which does not exist; the request
  * is then refused in CMP form, answered for lb.  who (may be NULL,
  * whosize octets) receives the sender as authenticated ("cmp:token:ID",
- * "cmp:cert:SERIAL", ...) or "" for the HTTP log line. */
+ * "cmp:cert:SERIAL", ...) or "" for the HTTP log line.  job: NULL for a
+ * synchronous commit (fp_issue); otherwise *job is set when the answer
+ * carries a certificate still being committed: the caller holds *out
+ * until then (cmp_job_arm). */
 int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *unknown_label,
                const char *req_id, const unsigned char *der, size_t len, unsigned char **out,
-               size_t *outlen, char *who, size_t whosize, fp_error *err);
+               size_t *outlen, char *who, size_t whosize, cmp_job **job, fp_error *err);
 
 /* ---- cmp_module.c (also what the fuzz harness builds) ---- */
 

@@ -92,34 +92,130 @@ static bool cn_of(const X509_NAME *n, char *buf, int size)
     return X509_NAME_get_text_by_NID((X509_NAME *)n, NID_commonName, buf, size) > 0;
 }
 
-/* fp_issue_req.check: the issued certificate against who asked. */
-static int check_issued(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
+/* The issued certificate against who asked (fp_issue_req.check). */
+static int identity_check(const cmp_label *lb, bool by_cert, bool ours, X509 *signer, X509 *cert,
+                          fp_error *err)
 {
-    cmp_call *c = arg;
-    cmp_txn *tx = c->tx;
-    const char *rule = c->lb->cfg->cert_identity;
+    const char *rule = lb->cfg->cert_identity;
     char a[FP_TOKEN_CN_MAX], b[FP_TOKEN_CN_MAX];
 
-    (void)rec;
-    if (!tx->by_cert)
+    if (!by_cert)
         return FP_ERR_OK; /* token: its CN pattern was checked on the request */
-    if (tx->ours || !strcasecmp(rule, "same")) {
+    if (ours || !strcasecmp(rule, "same")) {
         /* kur and cr with our certificate keep its names; an anchor
          * certificate under "same" too */
-        if (!same_identity(cert, tx->signer))
+        if (!same_identity(cert, signer))
             return fp_err_set(err, FP_ERR_CSR_SUBJECT,
                               "subject or subjectAltName differs from the protection certificate's");
         return FP_ERR_OK;
     }
     if (!strcasecmp(rule, "cn")) {
         if (!cn_of(X509_get_subject_name(cert), a, sizeof(a)) ||
-            !cn_of(X509_get_subject_name(tx->signer), b, sizeof(b)) || strcmp(a, b) != 0)
+            !cn_of(X509_get_subject_name(signer), b, sizeof(b)) || strcmp(a, b) != 0)
             return fp_err_set(err, FP_ERR_CSR_CN,
                               "commonName differs from the protection certificate's");
         return FP_ERR_OK;
     }
     return fp_err_set(err, FP_ERR_CSR_SUBJECT,
                       "cert_identity '%s' is not offered over CMP (same or cn)", rule);
+}
+
+static int check_issued(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
+{
+    cmp_call *c = arg;
+    (void)rec;
+    return identity_check(c->lb, c->tx->by_cert, c->tx->ours, c->tx->signer, cert, err);
+}
+
+/* The same for a job, which also keeps the certificate's bytes: the
+ * first signature is the one answered; a second (the writer signing
+ * again after a serial collision) only marks the job. */
+static int check_job(void *arg, X509 *cert, const fp_cert_rec *rec, fp_error *err)
+{
+    cmp_job *j = arg;
+    int rc = identity_check(j->lb, j->by_cert, j->ours, j->signer, cert, err);
+    if (rc != FP_ERR_OK)
+        return rc;
+    if (j->der != NULL) {
+        j->resigned = true;
+        return FP_ERR_OK;
+    }
+    if ((j->der = malloc(rec->der_len)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    memcpy(j->der, rec->der, rec->der_len);
+    j->der_len = rec->der_len;
+    return FP_ERR_OK;
+}
+
+void cmp_job_free(cmp_job *j)
+{
+    if (j == NULL)
+        return;
+    X509_REQ_free(j->csr);
+    X509_free(j->signer);
+    X509_free(j->cert);
+    free(j->der);
+    OPENSSL_free(j->rsp);
+    free(j);
+}
+
+/* Writer thread: the commit's outcome; the last of commit and handler
+ * hands the job to the worker. */
+static void job_done(void *arg, int rc, const fp_error *err, X509 *cert)
+{
+    cmp_job *j = arg;
+    j->rc = rc;
+    j->cert = cert;
+    if (err != NULL && rc != FP_ERR_OK)
+        j->err = *err;
+    if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        fp_http_worker_post_item(j->req->worker, &j->post);
+}
+
+void cmp_job_arm(cmp_job *j)
+{
+    if (__atomic_sub_fetch(&j->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        fp_http_worker_post_item(j->req->worker, &j->post);
+}
+
+/* Submit csr (taken) to the group commit; FP_ERR_OK with c->job set, or
+ * FP_ERR_STATE when there is no committer (then nothing was done). */
+static int submit_job(cmp_call *c, int type, X509_REQ **csr, bool own_key, const char *via,
+                      fp_error *err)
+{
+    const fp_est_label *l = c->lb->cfg;
+    cmp_job *j = calloc(1, sizeof(*j));
+    int rc;
+
+    if (j == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    j->csr = *csr;
+    *csr = NULL;
+    j->lb = c->lb;
+    j->by_cert = c->tx->by_cert;
+    j->ours = c->tx->ours;
+    if (c->tx->signer != NULL && X509_up_ref(c->tx->signer))
+        j->signer = c->tx->signer;
+    snprintf(j->actor, sizeof(j->actor), "%s", c->tx->actor);
+    snprintf(j->token_id, sizeof(j->token_id), "%s", c->tx->token_id);
+    memcpy(j->tid, c->tx->tid, (size_t)c->tx->tid_len);
+    j->tid_len = c->tx->tid_len;
+    j->label = c->lb->index;
+    j->refs = 2;
+    j->ir = (fp_issue_req){.csr = j->csr, .profile = l->profile, .actor = j->actor,
+                           .own_key = own_key, .project = l->project,
+                           .action = type == CMP_BODY_KUR ? "cert.renew" : "cert.issue",
+                           .via = via, .token_id = j->token_id[0] ? j->token_id : NULL,
+                           .check = check_job, .check_arg = j};
+    rc = fp_issue_submit(c->st->app->issuer, c->store, &j->ir, job_done, j, err);
+    if (rc != FP_ERR_OK) {
+        *csr = j->csr; /* back to the caller (a fallback to fp_issue) */
+        j->csr = NULL;
+        cmp_job_free(j);
+        return rc;
+    }
+    c->job = j;
+    return FP_ERR_OK;
 }
 
 /* ---- certificate requests ---- */
@@ -277,6 +373,10 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
     size_t derlen = 0;
     fp_error err = {0};
     OSSL_CMP_PKISI *si = NULL;
+    const char *via = type == CMP_BODY_IR    ? "cmp/ir"
+                      : type == CMP_BODY_CR  ? "cmp/cr"
+                      : type == CMP_BODY_KUR ? "cmp/kur"
+                                             : "cmp/p10cr";
     int rc;
 
     (void)certReqId;
@@ -314,18 +414,19 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         si = hold(c, req, csr, type, certOut, chainOut, caPubs);
         goto out;
     }
-    {
-        /* p10cr carries its own signature (PoP checked by the policy);
-         * the CRMF POPO was verified by OpenSSL before this callback
-         * (RFC 4211 4), so the template is certified as its own key */
+    /* p10cr carries its own signature (PoP checked by the policy); the
+     * CRMF POPO was verified by OpenSSL before this callback (RFC 4211
+     * 4), so the template is certified as its own key */
+    rc = FP_ERR_STATE;
+    if (c->async && (rc = submit_job(c, type, &csr, p10cr == NULL, via, &err)) == FP_ERR_OK) {
+        si = grant(c, type, c->job->der, c->job->der_len, certOut, chainOut, caPubs);
+        goto out;
+    }
+    if (rc == FP_ERR_STATE) { /* no group commit here: commit on this thread */
         fp_issue_req ir = {.csr = csr, .profile = l->profile, .actor = tx->actor,
                            .own_key = p10cr == NULL, .project = l->project,
                            .action = type == CMP_BODY_KUR ? "cert.renew" : "cert.issue",
-                           .via = type == CMP_BODY_IR    ? "cmp/ir"
-                                  : type == CMP_BODY_CR  ? "cmp/cr"
-                                  : type == CMP_BODY_KUR ? "cmp/kur"
-                                                                 : "cmp/p10cr",
-                           .token_id = tx->token_id[0] ? tx->token_id : NULL,
+                           .via = via, .token_id = tx->token_id[0] ? tx->token_id : NULL,
                            .check = check_issued, .check_arg = c};
         rc = fp_issue(c->st->app->issuer, c->store, &ir, &cert, &err);
     }

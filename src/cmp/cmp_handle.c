@@ -359,7 +359,7 @@ static void audit_refusal(cmp_call *c, fp_store *store, const char *actor, const
 
 int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *unknown_label,
                const char *req_id, const unsigned char *der, size_t len, unsigned char **out,
-               size_t *outlen, char *who, size_t whosize, fp_error *err)
+               size_t *outlen, char *who, size_t whosize, cmp_job **job, fp_error *err)
 {
     const unsigned char *p = der;
     OSSL_CMP_MSG *msg = NULL, *rsp = NULL;
@@ -386,6 +386,9 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
     call.store = wk->store;
     call.req_id = req_id;
     call.refuse_info = -1;
+    call.async = job != NULL;
+    if (job != NULL)
+        *job = NULL;
     if (len > LONG_MAX || (msg = d2i_OSSL_CMP_MSG(NULL, &p, (long)len)) == NULL || p != der + len) {
         rc = fp_err_set(err, FP_ERR_ARG, "body is not one DER PKIMessage (RFC 4210 5.1)");
         goto out;
@@ -543,6 +546,9 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
                type_name(type), type_name(rsp_type), lname, tid, eact);
     }
 out:
+    /* a certificate in the group commit: the caller holds the answer */
+    if (job != NULL)
+        *job = call.job;
     if (who != NULL && whosize > 0)
         snprintf(who, whosize, "%s", call.refuse_info < 0 ? actor : "");
     if (tx != NULL)

@@ -30,6 +30,48 @@ static const cmp_label *label_named(const cmp_state *st, const char *name)
     return NULL;
 }
 
+/* On the worker, once the certificate of j's answer is durable (or its
+ * commit failed): send the held answer, or withdraw. */
+static void job_finish(void *arg)
+{
+    cmp_job *j = arg;
+    fp_http_req *req = j->req;
+    cmp_state *st = req->mod_state;
+    cmp_worker *wk = req->worker_state;
+    fp_error err = {0};
+    char serial[FP_SERIAL_HEX_MAX] = "";
+
+    if (j->rc == FP_ERR_OK && !j->resigned && j->rsp != NULL) {
+        fp_http_add_header(req, "Cache-Control", "no-cache");
+        fp_http_reply(req, 200, CMP_CT, j->rsp, j->rsp_len);
+        cmp_job_free(j);
+        return;
+    }
+    /* the answer cannot go out: its certificate is not the one stored
+     * (not stored at all, or signed again after a serial collision) */
+    if (j->rc == FP_ERR_OK && j->cert != NULL &&
+        fp_serial_hex(X509_get0_serialNumber(j->cert), serial) == 0 &&
+        fp_ca_revoke(wk->store, serial, FP_REASON_CESSATION, "server:cmp-commit", &err) != FP_ERR_OK)
+        fp_log(FP_LOG_ERROR, "id=%s cmp: withdrawing %s: %s", req->id, serial, err.msg);
+    {
+        bool other = false;
+        cmp_txn *tx = cmp_txn_take(st->txns, j->tid, j->tid_len, j->label, &other);
+        if (tx != NULL) {
+            X509_free(tx->cert); /* nothing to confirm or to revoke later */
+            tx->cert = NULL;
+            cmp_txn_put(st->txns, tx, CMP_TX_DONE, 0);
+        }
+    }
+    if (j->rc == FP_ERR_STATE && j->token_id[0]) {
+        fp_http_error(req, 403, "enrollment token: %s", j->err.msg);
+    } else {
+        fp_log(FP_LOG_ERROR, "id=%s cmp commit: %s", req->id,
+               j->rc != FP_ERR_OK ? j->err.msg : j->resigned ? "certificate signed again" : "no answer");
+        fp_http_error(req, 500, "internal error (request %s)", req->id);
+    }
+    cmp_job_free(j);
+}
+
 static int h_cmp(fp_http_req *req)
 {
     cmp_state *st = req->mod_state;
@@ -37,6 +79,7 @@ static int h_cmp(fp_http_req *req)
     const cmp_label *lb;
     unsigned char *out = NULL;
     size_t outlen = 0;
+    cmp_job *job = NULL;
     fp_error err = {0};
     int rc;
 
@@ -49,7 +92,18 @@ static int h_cmp(fp_http_req *req)
      * signed for the default label */
     rc = cmp_handle(st, req->worker_state, lb ? lb : &st->labels[0], lb ? NULL : name, req->id,
                        req->body, req->body_len, &out, &outlen, req->identity,
-                       sizeof(req->identity), &err);
+                       sizeof(req->identity), &job, &err);
+    if (job != NULL) {
+        /* nothing of a certificate leaves before it is durable */
+        job->rsp = rc == FP_ERR_OK ? out : NULL;
+        job->rsp_len = outlen;
+        if (rc != FP_ERR_OK)
+            OPENSSL_free(out);
+        job->req = req;
+        job->post = (fp_http_post){job_finish, job, false, NULL};
+        cmp_job_arm(job);
+        return FP_HTTP_DEFERRED;
+    }
     if (rc == FP_ERR_ARG) {
         fp_http_error(req, 400, "%s: %s", fp_err_name(rc), err.msg);
     } else if (rc != FP_ERR_OK) {
