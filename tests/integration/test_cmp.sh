@@ -115,5 +115,25 @@ URL="https://$HTTPS/.well-known/cmp" cmpc tls -cmd ir -tls_used -tls_trusted "$C
 verify_issued "$T/tls.crt"
 pass "ir over https"
 
+# ---- concurrent enrollments through the group commit: a token of 6 uses ----
+cmp_token default --uses 6
+pids=()
+for i in 1 2 3 4 5 6; do
+    key "par$i"
+    cmpc "par$i" -cmd ir -ref "$TOK_ID" -secret "pass:$TOK_SEC" -newkey "$T/par$i.key" \
+        -subject "/CN=par-$i" -certout "$T/par$i.crt" &
+    pids+=($!)
+done
+for i in 0 1 2 3 4 5; do wait "${pids[$i]}" || { cat "$T/par$((i + 1)).log" >&2; fail "parallel ir $((i + 1))"; }; done
+for i in 1 2 3 4 5 6; do
+    verify_issued "$T/par$i.crt"
+    [ "$(status_of "$(serial_of "$T/par$i.crt")")" = valid ] || fail "parallel certificate $i stored"
+done
+key par7
+cmpc par7 -cmd ir -ref "$TOK_ID" -secret "pass:$TOK_SEC" -newkey "$T/par7.key" -subject /CN=par-7 \
+    -certout "$T/x.crt" && fail "a 7th enrollment on a token of 6 uses"
+[ "$(rsp_field par7 failinfo)" = notAuthorized ] || fail "7th use: $(rsp_line par7)"
+pass "6 parallel ir on a 6-use token: all stored and valid; the 7th refused"
+
 fp_serve_stop
 pass "server stops cleanly"
