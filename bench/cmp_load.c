@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,8 @@ out:
     return ok;
 }
 
+static long all_done; /* enrollments answered, warm-up included (for CPU per enrollment) */
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -105,6 +108,8 @@ static void *run(void *arg)
             break;
         ok = one_ir(__atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
         t1 = now();
+        if (ok)
+            __atomic_fetch_add(&all_done, 1, __ATOMIC_RELAXED);
         if (t0 < t_measure || t1 > t_end)
             continue;
         if (!ok) {
@@ -186,9 +191,17 @@ int main(int argc, char **argv)
     }
     qsort(all, n, sizeof(double), cmp_double);
 #define PCT(p) (n ? all[(size_t)((double)(n - 1) * (p))] : 0.0)
-    printf("RESULT mode=cmp-ir%s conc=%d rps=%.0f p50=%.1f p90=%.1f p99=%.1f max=%.1f ok=%ld err=%ld\n",
-           confirm ? "-confirm" : "", conc, (double)ok / duration, PCT(0.5), PCT(0.9), PCT(0.99),
-           PCT(1.0), ok, err);
+    {
+        struct rusage ru;
+        double cpu_us = 0;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            cpu_us = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+                     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+        printf("RESULT mode=cmp-ir%s conc=%d rps=%.0f p50=%.1f p90=%.1f p99=%.1f max=%.1f ok=%ld "
+               "err=%ld all=%ld cli_us=%.0f\n",
+               confirm ? "-confirm" : "", conc, (double)ok / duration, PCT(0.5), PCT(0.9),
+               PCT(0.99), PCT(1.0), ok, err, all_done, all_done ? cpu_us / (double)all_done : 0.0);
+    }
     free(all);
     EVP_PKEY_free(key);
     return ok > 0 ? 0 : 1;

@@ -38,14 +38,27 @@ run_load "est-keepalive" est-keepalive --port "$HTTPS_PORT" --cacert "$W/trust.p
 EST_RPS=$(result_field "$LAST_RESULT" rps)
 EST_OK=$(result_field "$LAST_RESULT" ok)
 
+# jiffies: the server's (utime + stime), and every core's busy time
+srv_jiffies() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+busy_jiffies() { head -1 /proc/stat | awk '{print $2 + $3 + $4 + $7 + $8 + $9}'; }
 cmp_row() { # LABEL CONFIRM
-    local r
+    local r s0 s1 b0 b1 t0 t1 hz all srv_us cli_us other
     wait_quiet
     log "$1: cmp_load --concurrency $CONC --duration $DUR --confirm $2"
+    hz=$(getconf CLK_TCK)
+    s0=$(srv_jiffies); b0=$(busy_jiffies); t0=$(date +%s.%N)
     r=$("$CMP_LOAD" --port "$HTTP_PORT" --ref "$TOK" --secret "$SEC" --concurrency "$CONC" \
         --duration "$DUR" --warmup 1 --confirm "$2" 2>&1 | grep '^RESULT ' | tail -1) || true
+    s1=$(srv_jiffies); b1=$(busy_jiffies); t1=$(date +%s.%N)
     echo "$r" >&2
-    CMP_ROWS+=("| $1 | $CONC | $(result_field "$r" rps) | $(result_field "$r" p50) | $(result_field "$r" p90) | $(result_field "$r" p99) | $(result_field "$r" max) | $(result_field "$r" ok) / $(result_field "$r" err) |")
+    all=$(result_field "$r" all)
+    cli_us=$(result_field "$r" cli_us)
+    srv_us=$(awk -v d=$((s1 - s0)) -v hz="$hz" -v n="${all:-0}" 'BEGIN { if (n > 0) printf "%.0f", d / hz * 1e6 / n; else print "-" }')
+    # other jobs' CPU: all busy time minus the server's and the client's
+    other=$(awk -v b=$((b1 - b0)) -v s=$((s1 - s0)) -v hz="$hz" -v c="${cli_us:-0}" -v n="${all:-0}" \
+        -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+        'BEGIN { o = (b - s) / hz - c * n / 1e6; if (o < 0) o = 0; printf "%.2f", o / t }')
+    CMP_ROWS+=("| $1 | $CONC | $(result_field "$r" rps) | $(result_field "$r" p50) | $(result_field "$r" p90) | $(result_field "$r" p99) | $(result_field "$r" max) | $(result_field "$r" ok) / $(result_field "$r" err) | $srv_us | ${cli_us:-} | $other |")
     LAST_CMP=$r
 }
 CMP_ROWS=()
@@ -70,8 +83,8 @@ mkdir -p "$RESULTS_DIR"
     echo "- per CMP enrollment: server 1 ECDSA sign (certificate) + 2 PBM MACs (verify, answer); client 2 PBM MACs; no ECDSA on the client (POPO signature: 1 sign client, 1 verify server)"
     echo "- durability check: $durable"
     echo
-    echo "| run | clients | enrollments/s | p50 ms | p90 ms | p99 ms | max ms | ok / err |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| run | clients | enrollments/s | p50 ms | p90 ms | p99 ms | max ms | ok / err | server CPU per enrollment (us) | client CPU per enrollment (us) | other jobs' CPU (cores) |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s\n' "${CMP_ROWS[@]}"
     echo
     echo "EST keep-alive row (loadgen's columns):"

@@ -242,7 +242,10 @@ static OSSL_CMP_PKISI *grant(cmp_call *c, int type, const unsigned char *der, si
     }
     X509_free(c->tx->cert);
     c->tx->cert = cert;
-    *certOut = X509_dup(cert);
+    /* a second reference, not a copy: X509_dup would decode the key again
+     * (OpenSSL 3.0's decoders are a large part of an enrollment's CPU) */
+    if (X509_up_ref(cert))
+        *certOut = cert;
     fp_serial_hex(X509_get0_serialNumber(cert), c->tx->serial);
     c->issued = true;
     return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_accepted, 0, NULL);
