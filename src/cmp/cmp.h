@@ -105,6 +105,7 @@ typedef struct cmp_txn {
     int tid_len;
     int state;
     int64_t deadline;
+    int taken_state;         /* state before cmp_txn_take (to put it back unchanged) */
     /* ---- */
     OSSL_CMP_SRV_CTX *srv;   /* the transaction's OpenSSL state (nonces, certReqId) */
     int label;
@@ -120,6 +121,8 @@ typedef struct cmp_txn {
     OSSL_CMP_MSG *certreq;   /* the held request, answered again when approved */
     int req_type;            /* body type that started it */
     bool confirmed;
+    unsigned char nonce[64]; /* the senderNonce of our last answer */
+    int nonce_len;
 } cmp_txn;
 
 /* A certificate on its way through the group commit (ca/issue.h
@@ -215,6 +218,8 @@ typedef struct cmp_peek {
     int kid_len;              /* -1 absent */
     bool has_time;
     int64_t msg_time;         /* messageTime (Unix) */
+    unsigned char nonce[64];  /* senderNonce */
+    int nonce_len;            /* -1 absent */
     STACK_OF(X509) *extra;    /* extraCerts in order (own) or NULL */
 } cmp_peek;
 

@@ -417,9 +417,31 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         if (other) {
             refuse(&call, CMP_FAIL(badRequest), "transaction belongs to another label");
         } else if (tx != NULL) {
-            continuation = true;
-            srv = tx->srv;
-            snprintf(actor, sizeof(actor), "%s", tx->actor);
+            /* OpenSSL 3.0 closes its transaction on any failed check (its
+             * error answer resets the context), so a replayed or forged
+             * continuation would end the client's transaction, and revoke
+             * its certificate: check nonce and protection first, on the
+             * side, and refuse such a message without touching it */
+            ASN1_OCTET_STRING *rn = OSSL_CMP_HDR_get0_recipNonce(OSSL_CMP_MSG_get0_header(msg));
+            int bad = 0;
+            if (rn == NULL || tx->nonce_len <= 0 || ASN1_STRING_length(rn) != tx->nonce_len ||
+                CRYPTO_memcmp(ASN1_STRING_get0_data(rn), tx->nonce, (size_t)tx->nonce_len) != 0)
+                bad = CMP_FAIL(badRecipientNonce);
+            else if (OSSL_CMP_validate_msg(OSSL_CMP_SRV_CTX_get0_cmp_ctx(tx->srv), msg) != 1)
+                bad = CMP_FAIL(badMessageCheck);
+            ERR_clear_error();
+            if (bad != 0) {
+                cmp_txn_put(st->txns, tx, tx->taken_state, tx->deadline);
+                tx = NULL;
+                refuse(&call, bad, "%s", bad == CMP_FAIL(badRecipientNonce)
+                                             ? "recipNonce is not the senderNonce of our last "
+                                               "answer in this transaction (replay?)"
+                                             : "protection does not verify for this transaction");
+            } else {
+                continuation = true;
+                srv = tx->srv;
+                snprintf(actor, sizeof(actor), "%s", tx->actor);
+            }
         } else if (type != CMP_BODY_ERROR) {
             refuse(&call, CMP_FAIL(badRequest),
                    "no open transaction with this transactionID (finished, expired or unknown)");
@@ -476,6 +498,11 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         goto out;
     }
     rsp_type = OSSL_CMP_MSG_get_bodytype(rsp);
+    if ((n = i2d_OSSL_CMP_MSG(rsp, out)) <= 0) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "encoding the CMP response");
+        goto out;
+    }
+    *outlen = (size_t)n;
     /* what is left open, and who holds OpenSSL's state of it */
     if (tx != NULL && (call.refuse_info < 0 || continuation)) {
         bool cert_rsp = rsp_type == CMP_BODY_IP || rsp_type == CMP_BODY_CP ||
@@ -496,6 +523,17 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
              * message, a certConf that failed its checks): OpenSSL has
              * closed it, so the certificate can no longer be confirmed */
             cmp_revoke_unconfirmed(&call, "its transaction ended without confirmation");
+        }
+        if (state != CMP_TX_DONE) {
+            /* the nonce the continuation must echo (RFC 4210 5.1.1) */
+            cmp_peek rp;
+            if (cmp_peek_msg(*out, *outlen, &rp, NULL) == FP_ERR_OK && rp.nonce_len > 0) {
+                memcpy(tx->nonce, rp.nonce, (size_t)rp.nonce_len);
+                tx->nonce_len = rp.nonce_len;
+            } else {
+                tx->nonce_len = 0; /* no continuation can match */
+            }
+            cmp_peek_clear(&rp);
         }
         if (state != CMP_TX_DONE && from_worker) {
             OSSL_CMP_SRV_CTX *fresh = cmp_srv_new();
@@ -521,11 +559,6 @@ int cmp_handle(cmp_state *st, cmp_worker *wk, const cmp_label *lb, const char *u
         cmp_txn_put(st->txns, tx, CMP_TX_DONE, 0);
         tx = NULL;
     }
-    if ((n = i2d_OSSL_CMP_MSG(rsp, out)) <= 0) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "encoding the CMP response");
-        goto out;
-    }
-    *outlen = (size_t)n;
     lname = lb->cfg->name[0] ? lb->cfg->name : "default";
     fp_log_escape(eact, sizeof(eact), actor[0] ? actor : "-");
     if (call.refuse_info >= 0) {

@@ -36,6 +36,7 @@ void cmp_peek_clear(cmp_peek *pk)
     sk_X509_pop_free(pk->extra, X509_free);
     memset(pk, 0, sizeof(*pk));
     pk->kid_len = -1;
+    pk->nonce_len = -1;
 }
 
 /* The header's optional fields [0] [1] [2]. */
@@ -54,8 +55,10 @@ static int peek_header(const fp_der *msg, const fp_der_tlv *h, cmp_peek *pk, fp_
     while (fp_der_left(&hd) > 0) {
         if ((rc = fp_der_read(&hd, &t, err)) != FP_ERR_OK)
             return rc;
-        if (t.cls != V_ASN1_CONTEXT_SPECIFIC || t.tag > 2)
-            break; /* recipKID and after: OpenSSL's public getters or unused */
+        if (t.cls != V_ASN1_CONTEXT_SPECIFIC || t.tag > 5)
+            break; /* recipNonce and after: OpenSSL's public getters or unused */
+        if (t.tag == 3 || t.tag == 4)
+            continue; /* recipKID; transactionID (OSSL_CMP_HDR_get0_transactionID) */
         if ((rc = fp_der_enter(&hd, &t, &in, err)) != FP_ERR_OK ||
             (rc = fp_der_read(&in, &v, err)) != FP_ERR_OK)
             return rc;
@@ -78,6 +81,17 @@ static int peek_header(const fp_der *msg, const fp_der_tlv *h, cmp_peek *pk, fp_
             if (pk->prot_nid == NID_undef)
                 pk->prot_nid = -1; /* present but unknown: not "unprotected" */
             X509_ALGOR_free(alg);
+        } else if (t.tag == 5) {
+            ASN1_OCTET_STRING *no = d2i_ASN1_OCTET_STRING(NULL, &p, n);
+            int nl = no ? ASN1_STRING_length(no) : -1;
+            if (no == NULL || nl < 0 || nl > (int)sizeof(pk->nonce)) {
+                ASN1_OCTET_STRING_free(no);
+                return fp_err_set(err, FP_ERR_ARG, "senderNonce missing or longer than %zu octets",
+                                  sizeof(pk->nonce));
+            }
+            memcpy(pk->nonce, ASN1_STRING_get0_data(no), (size_t)nl);
+            pk->nonce_len = nl;
+            ASN1_OCTET_STRING_free(no);
         } else {
             ASN1_OCTET_STRING *kid = d2i_ASN1_OCTET_STRING(NULL, &p, n);
             int kl = kid ? ASN1_STRING_length(kid) : -1;
@@ -132,6 +146,7 @@ int cmp_peek_msg(const unsigned char *der, size_t len, cmp_peek *pk, fp_error *e
 
     memset(pk, 0, sizeof(*pk));
     pk->kid_len = -1;
+    pk->nonce_len = -1;
     pk->prot_nid = NID_undef;
     fp_der_init(&top, der, len);
     if ((rc = fp_der_expect(&top, V_ASN1_SEQUENCE, V_ASN1_UNIVERSAL, true, &m, err)) != FP_ERR_OK ||

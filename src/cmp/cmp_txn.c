@@ -165,6 +165,7 @@ cmp_txn *cmp_txn_take(cmp_txns *t, const unsigned char *tid, int len, int label,
     if (tx != NULL && (tx->state == CMP_TX_CONFIRM || tx->state == CMP_TX_POLL) &&
         fp_now() < tx->deadline) {
         if (tx->label == label) {
+            tx->taken_state = tx->state;
             tx->state = CMP_TX_BUSY;
             taken = true;
         } else

@@ -36,6 +36,17 @@ pass "p10cr held for approval as request $id"
 # let it poll at least once before the approval
 for _ in $(seq 1 300); do grep -q "received POLLREP" "$T/poll.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "received POLLREP" "$T/poll.log" || { kill $client; cat "$T/poll.log" >&2; fail "client polled"; }
+# a replay of its first pollReq (an old recipNonce) is refused without
+# ending the transaction: OpenSSL alone would close it on the nonce error
+code=$(curl -s --max-time 30 -o "$T/replay.rsp.1.der" -w '%{http_code}' -H 'Content-Type: application/pkixcmp' \
+    --data-binary @"$T/poll.req.2.der" "$HELD")
+[ "$code" = 200 ] || { kill $client; fail "replayed pollReq: HTTP $code"; }
+case "$(rsp_line replay)" in
+*"body=error "*) ;;
+*) kill $client; fail "replayed pollReq: $(rsp_line replay)" ;;
+esac
+grep -q "cmp pollReq refused.*recipNonce" "$T/server.log" || { kill $client; fail "replay logged as such"; }
+pass "a replayed pollReq is refused (recipNonce), the transaction stays open"
 fp approve "$id" --dir "$CA" >/dev/null || { kill $client; fail "approve"; }
 wait $client || { cat "$T/poll.log" >&2; fail "client did not get its certificate after approval"; }
 verify_issued "$T/dev.crt"

@@ -124,6 +124,7 @@ static void test_peek(void **state)
     assert_int_equal(pk.kid_len, 16);
     assert_memory_equal(pk.kid, "f0220000000c0001", 16);
     assert_true(pk.has_time);
+    assert_int_equal(pk.nonce_len, 16); /* senderNonce: 128 bits (RFC 4210 5.1.1) */
     cmp_peek_clear(&pk);
     /* every prefix is refused, none read out of bounds (ASan) */
     for (size_t n = 0; n < len; n++)
