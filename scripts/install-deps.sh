@@ -8,7 +8,7 @@ PACKAGES=(
     libssl-dev openssl libmbedtls-dev
     libsqlite3-dev sqlite3
     libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
-    curl python3 python3-cryptography procps time
+    curl python3 python3-cryptography python3-pyasn1-modules procps time
     mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev
     jq nodejs
     libcbor-dev python3-cbor2

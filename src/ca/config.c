@@ -75,6 +75,8 @@ static const config_opt config_opts[] = {
     {"server", "rate_burst_per_address", C_INT, I(rate_burst_per_address), 1, 1000000, "100", "requests one client address may send at once above rate_per_address"},
     {"server", "rate_per_identity", C_INT, I(rate_per_identity), 0, 1000000, "0", "requests per second per authenticated identity (certificate or token), then 429 (0: no limit)"},
     {"server", "rate_burst_per_identity", C_INT, I(rate_burst_per_identity), 1, 1000000, "20", "requests one identity may send at once above rate_per_identity"},
+    {"server", "cmp_confirm_wait_seconds", C_INT, I(cmp_confirm_wait_seconds), 1, 86400, "300", "CMP: how long a certificate sent without implicit confirmation waits for certConf before it is revoked (RFC 4210 5.3.18)"},
+    {"server", "cmp_implicit_confirm", C_BOOL, I(cmp_implicit_confirm), 0, 1, "yes", "CMP: grant implicitConfirm when a client asks for it (RFC 9483 4.1.1)"},
     {"server", "rate_limit_keys", C_INT, I(rate_limit_keys), 1024, 16 * 1024 * 1024, "65536", "addresses and identities tracked by each rate limit (fixed memory, ~80 bytes each)"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };

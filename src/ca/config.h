@@ -104,6 +104,9 @@ typedef struct fp_config {
     int rate_per_identity;
     int rate_burst_per_identity;
     int rate_limit_keys;
+    /* [server] CMP (docs/cmp.md) */
+    int cmp_confirm_wait_seconds;
+    bool cmp_implicit_confirm;
 
     fp_profile profiles[FP_MAX_PROFILES];
     int n_profiles;

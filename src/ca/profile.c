@@ -19,7 +19,7 @@
 #include <openssl/x509v3.h>
 
 const char *const fp_builtin_profiles[] = {
-    "device", "server", "client", "code-signing", "ocsp-signer", "sub-ca", NULL,
+    "device", "server", "client", "code-signing", "ocsp-signer", "cmp-responder", "sub-ca", NULL,
 };
 
 /* ---- name tables ---- */
@@ -370,6 +370,14 @@ int fp_profile_defaults(const char *name, fp_profile *p)
         p->eku_nids[p->n_eku++] = NID_OCSP_sign;
         p->key_usage = KU_DIGITAL_SIGNATURE;
         p->ocsp_nocheck = true;
+        p->san_types = 0;
+        p->max_sans = 0;
+        p->validity_days = 90;
+        p->max_validity_days = 397;
+    } else if (!strcmp(name, "cmp-responder")) {
+        /* signs CMP responses for its CA (RFC 9483 3.3; id-kp-cmcRA, RFC 6402 2.10) */
+        p->eku_nids[p->n_eku++] = NID_cmcRA;
+        p->key_usage = KU_DIGITAL_SIGNATURE;
         p->san_types = 0;
         p->max_sans = 0;
         p->validity_days = 90;

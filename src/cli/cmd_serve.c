@@ -19,6 +19,7 @@
 #include "../common/util.h"
 #include "../api/api.h"
 #include "../api/device_api.h"
+#include "../cmp/cmp_module.h"
 #include "../est/est_module.h"
 #include "../http/http.h"
 #include "../serve/app.h"
@@ -132,6 +133,10 @@ static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pas
         (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_device_api_module, "/api/v1", &da, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_api_module, "/api/v1", &aa, err)) != FP_ERR_OK)
+        return rc;
+    /* CMP (issue 14) */
+    fp_cmp_args cma = {app->cfg, app};
+    if ((rc = fp_http_mount(srv, &fp_cmp_module, NULL, &cma, err)) != FP_ERR_OK)
         return rc;
     return FP_ERR_OK;
 }

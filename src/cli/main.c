@@ -44,6 +44,7 @@ static const command commands[] = {
     {"firmware", cmd_firmware, "sign firmware (SUIT / CMS) with the project's code-signing CA; verify"},
     {"token", cmd_token, "create a one-time EST enrollment token ('token create')"},
     {"pending", cmd_pending, "list EST enrollments waiting for manual approval"},
+    {"cmp-secret", cmd_cmp_secret, "print the CMP MAC secret of an enrollment token"},
     {"approve", cmd_approve, "approve a held EST enrollment (issues the certificate)"},
     {"reject", cmd_reject, "reject a held EST enrollment"},
     {"apikey", cmd_apikey, "create, list or revoke API keys of the admin REST API"},
