@@ -18,6 +18,9 @@
  *         --cipher NAME     envelope cipher (default aes-256-cbc)
  *         --corrupt-sig     flip a bit of the signature
  *         --inner FILE      envelope these bytes instead of the CSR
+ *         --about CERT      envelope CERT's IssuerAndSerialNumber (GetCert,
+ *                           GetCRL) or, with --type 20, its issuer and
+ *                           subject (CertPoll's IssuerAndSubject)
  *         --key-out F, --self-out F   write the key / signer certificate
  *
  *   scep_load bench --port P --ra RA.pem --challenge S [--path /scep]
@@ -43,16 +46,29 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/asn1t.h>
 #include <openssl/cms.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/pkcs7.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 static int nid_type, nid_status, nid_snonce, nid_txid;
+
+/* IssuerAndSubject (RFC 8894 3.3.3), with OpenSSL's ASN.1 templates. */
+typedef struct load_ias {
+    X509_NAME *issuer;
+    X509_NAME *subject;
+} LOAD_IAS;
+ASN1_SEQUENCE(LOAD_IAS) = {
+    ASN1_SIMPLE(LOAD_IAS, issuer, X509_NAME),
+    ASN1_SIMPLE(LOAD_IAS, subject, X509_NAME),
+} ASN1_SEQUENCE_END(LOAD_IAS)
+IMPLEMENT_ASN1_FUNCTIONS(LOAD_IAS)
 
 static void die(const char *what)
 {
@@ -241,7 +257,7 @@ static int cmd_req(int argc, char **argv)
 {
     req_opts o = {19, NULL, "scep-load", "sha256", "aes-256-cbc", false, NULL, 0};
     const char *ra_path = NULL, *out_path = NULL, *key_path = NULL, *cert_path = NULL,
-               *key_out = NULL, *self_out = NULL;
+               *key_out = NULL, *self_out = NULL, *about = NULL;
     int bits = 2048, len;
     bool ec = false;
     EVP_PKEY *key;
@@ -273,12 +289,40 @@ static int cmd_req(int argc, char **argv)
         else if (!strcmp(a, "--md")) o.md = v;
         else if (!strcmp(a, "--cipher")) o.cipher = v;
         else if (!strcmp(a, "--inner")) o.inner = read_file(v, &o.inner_len);
+        else if (!strcmp(a, "--about")) about = v;
         else if (!strcmp(a, "--key-out")) key_out = v;
         else if (!strcmp(a, "--self-out")) self_out = v;
         else die("unknown option");
     }
     if (ra_path == NULL || out_path == NULL)
         die("req needs --ra and --out");
+    if (about != NULL) {
+        X509 *x = read_cert(about);
+        unsigned char *d = NULL;
+        int n;
+        if (o.type == 20) {
+            LOAD_IAS *ias = LOAD_IAS_new();
+            X509_NAME_free(ias->issuer);
+            X509_NAME_free(ias->subject);
+            ias->issuer = X509_NAME_dup(X509_get_issuer_name(x));
+            ias->subject = X509_NAME_dup(X509_get_subject_name(x));
+            n = i2d_LOAD_IAS(ias, &d);
+            LOAD_IAS_free(ias);
+        } else {
+            PKCS7_ISSUER_AND_SERIAL *is = PKCS7_ISSUER_AND_SERIAL_new();
+            X509_NAME_free(is->issuer);
+            ASN1_INTEGER_free(is->serial);
+            is->issuer = X509_NAME_dup(X509_get_issuer_name(x));
+            is->serial = ASN1_INTEGER_dup(X509_get0_serialNumber(x));
+            n = i2d_PKCS7_ISSUER_AND_SERIAL(is, &d);
+            PKCS7_ISSUER_AND_SERIAL_free(is);
+        }
+        if (n <= 0)
+            die("--about");
+        o.inner = d;
+        o.inner_len = (size_t)n;
+        X509_free(x);
+    }
     ra = read_cert(ra_path);
     if (key_path != NULL)
         key = read_key(key_path);

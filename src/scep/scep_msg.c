@@ -386,36 +386,36 @@ out:
 
 /* ---- answers ---- */
 
-/* Degenerate SignedData (no signers, no content) with certs and/or a CRL,
- * as `openssl crl2pkcs7` builds it, through the PKCS7 API. */
+/* Degenerate SignedData (no signers, no content) with certs and/or a CRL.
+ * Built with the CMS API, whose encoder sorts the certificates' SET OF
+ * as DER requires (X.690 11.6; the PKCS7 API keeps insertion order). */
 static int degenerate(STACK_OF(X509) *certs, X509_CRL *crl, unsigned char **out, size_t *outlen,
                       fp_error *err)
 {
-    PKCS7 *p7 = PKCS7_new();
+    CMS_ContentInfo *cms = CMS_sign(NULL, NULL, NULL, NULL, CMS_PARTIAL | CMS_DETACHED);
     int len, rc = FP_ERR_OK;
 
     *out = NULL;
-    if (p7 == NULL || !PKCS7_set_type(p7, NID_pkcs7_signed) ||
-        !PKCS7_content_new(p7, NID_pkcs7_data)) {
+    if (cms == NULL) {
         rc = fp_err_set(err, FP_ERR_NOMEM, "certs-only SignedData");
         goto out;
     }
     for (int i = 0; i < sk_X509_num(certs); i++)
-        if (!PKCS7_add_certificate(p7, sk_X509_value(certs, i))) {
+        if (!CMS_add1_cert(cms, sk_X509_value(certs, i))) {
             rc = fp_err_set(err, FP_ERR_NOMEM, "certs-only SignedData");
             goto out;
         }
-    if (crl != NULL && !PKCS7_add_crl(p7, crl)) {
+    if (crl != NULL && !CMS_add1_crl(cms, crl)) {
         rc = fp_err_set(err, FP_ERR_NOMEM, "CRL-only SignedData");
         goto out;
     }
-    if ((len = i2d_PKCS7(p7, out)) <= 0) {
+    if ((len = i2d_CMS_ContentInfo(cms, out)) <= 0) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "certs-only SignedData");
         goto out;
     }
     *outlen = (size_t)len;
 out:
-    PKCS7_free(p7);
+    CMS_ContentInfo_free(cms);
     return rc;
 }
 
