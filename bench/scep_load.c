@@ -17,6 +17,7 @@
  *         --md NAME         signature digest (default sha256)
  *         --cipher NAME     envelope cipher (default aes-256-cbc)
  *         --corrupt-sig     flip a bit of the signature
+ *         --other-csr-key   the PKCS#10 gets a fresh key, not the signer's
  *         --inner FILE      envelope these bytes instead of the CSR
  *         --about CERT      envelope CERT's IssuerAndSerialNumber (GetCert,
  *                           GetCRL) or, with --type 20, its issuer and
@@ -104,6 +105,7 @@ typedef struct req_opts {
     bool corrupt;
     const unsigned char *inner; /* instead of the CSR */
     size_t inner_len;
+    EVP_PKEY *csr_key;          /* the CSR's key when not the signer's */
 } req_opts;
 
 static EVP_PKEY *rsa_key(int bits)
@@ -182,7 +184,7 @@ static unsigned char *build(X509 *ra, EVP_PKEY *key, X509 *signer, const req_opt
         inner = OPENSSL_memdup(o->inner, o->inner_len);
         inner_len = (int)o->inner_len;
     } else {
-        inner = make_csr(key, o, &inner_len);
+        inner = make_csr(o->csr_key != NULL ? o->csr_key : key, o, &inner_len);
     }
     sk_X509_push(rcpt, ra);
     in = BIO_new_mem_buf(inner, inner_len);
@@ -255,7 +257,7 @@ static unsigned char *read_file(const char *path, size_t *len)
 
 static int cmd_req(int argc, char **argv)
 {
-    req_opts o = {19, NULL, "scep-load", "sha256", "aes-256-cbc", false, NULL, 0};
+    req_opts o = {19, NULL, "scep-load", "sha256", "aes-256-cbc", false, NULL, 0, NULL};
     const char *ra_path = NULL, *out_path = NULL, *key_path = NULL, *cert_path = NULL,
                *key_out = NULL, *self_out = NULL, *about = NULL;
     int bits = 2048, len;
@@ -273,6 +275,10 @@ static int cmd_req(int argc, char **argv)
         }
         if (!strcmp(a, "--ec-key")) {
             ec = true;
+            continue;
+        }
+        if (!strcmp(a, "--other-csr-key")) {
+            o.csr_key = rsa_key(2048);
             continue;
         }
         if (v == NULL)
@@ -541,7 +547,7 @@ static int cmd_bench(int argc, char **argv)
      * nonce): the challenge is a token with enough uses */
     for (int i = 0; i < b.n; i++) {
         char cn[32];
-        req_opts o = {19, challenge, cn, "sha256", "aes-128-cbc", false, NULL, 0};
+        req_opts o = {19, challenge, cn, "sha256", "aes-128-cbc", false, NULL, 0, NULL};
         EVP_PKEY *k = keys[i % nkeys];
         X509 *self;
         snprintf(cn, sizeof(cn), "scep-bench-%06d", i);
