@@ -11,6 +11,7 @@ PACKAGES=(
     curl python3 python3-cryptography procps time
     mosquitto mosquitto-clients
     jq nodejs
+    scep certmonger
 )
 
 missing=()

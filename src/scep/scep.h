@@ -149,7 +149,7 @@ typedef struct scep_ra {
     fp_ca *ca;
     X509 *cert;
     EVP_PKEY *key;
-    unsigned char *cacert; /* degenerate PKCS#7: RA, CA, CA's chain */
+    unsigned char *cacert; /* degenerate PKCS#7: RA and CA */
     size_t cacert_len;
 } scep_ra;
 

@@ -164,7 +164,11 @@ static const fp_http_route scep_routes[] = {
 static void scep_free(void *arg);
 
 /* The RA of ca (created or renewed now if needed) and its GetCACert
- * answer: RA, then the CA, then the CA's chain. */
+ * answer: the RA and the CA certificate, nothing above (RFC 8894
+ * 4.2.1.2).  With the root in it, a client has to guess which of two CA
+ * certificates is "the CA" (the SET OF is in DER order, not ours), and
+ * certmonger's scep-submit guessed the root; the root is the device's
+ * trust anchor and comes from elsewhere (EST /cacerts, provisioning). */
 static int ra_get(scep_state *st, fp_ca *ca, fp_store *store, const fp_scep_args *a, scep_ra **out,
                   fp_error *err)
 {
@@ -182,9 +186,9 @@ static int ra_get(scep_state *st, fp_ca *ca, fp_store *store, const fp_scep_args
     if ((rc = scep_ra_ensure(st->cfg, ca, store, a->pass, a->passlen, &ra->cert, &ra->key, err)) !=
         FP_ERR_OK)
         return rc;
-    certs = sk_X509_dup(fp_ca_get0_chain(ca));
-    if (certs == NULL || !sk_X509_unshift(certs, fp_ca_get0_cert(ca)) ||
-        !sk_X509_unshift(certs, ra->cert)) {
+    certs = sk_X509_new_null();
+    if (certs == NULL || !sk_X509_push(certs, ra->cert) ||
+        !sk_X509_push(certs, fp_ca_get0_cert(ca))) {
         sk_X509_free(certs);
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     }
