@@ -123,11 +123,13 @@ static X509 *self_signed(EVP_PKEY *key, const char *cn)
     X509 *x = X509_new();
     X509_NAME *n = X509_NAME_new();
     ASN1_INTEGER *sn = ASN1_INTEGER_new();
+    BIGNUM *bn = NULL;
     unsigned char r[8];
 
     RAND_bytes(r, sizeof(r));
     r[0] &= 0x7f;
-    if (x == NULL || n == NULL || sn == NULL || !BN_to_ASN1_INTEGER(BN_bin2bn(r, 8, NULL), sn) ||
+    bn = BN_bin2bn(r, 8, NULL);
+    if (x == NULL || n == NULL || sn == NULL || bn == NULL || !BN_to_ASN1_INTEGER(bn, sn) ||
         !X509_set_version(x, 2) || !X509_set_serialNumber(x, sn) ||
         !X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) ||
         !X509_set_subject_name(x, n) || !X509_set_issuer_name(x, n) ||
@@ -135,6 +137,7 @@ static X509 *self_signed(EVP_PKEY *key, const char *cn)
         !X509_gmtime_adj(X509_getm_notAfter(x), 3600) || !X509_set_pubkey(x, key) ||
         !X509_sign(x, key, EVP_sha256()))
         die("self-signed certificate");
+    BN_free(bn);
     X509_NAME_free(n);
     ASN1_INTEGER_free(sn);
     return x;
@@ -171,7 +174,8 @@ static unsigned char *build(X509 *ra, EVP_PKEY *key, X509 *signer, const req_opt
     CMS_ContentInfo *env, *sd;
     CMS_SignerInfo *si;
     char type[8], txid[41];
-    const EVP_CIPHER *c = EVP_CIPHER_fetch(NULL, o->cipher, NULL);
+    EVP_CIPHER *fetched = EVP_CIPHER_fetch(NULL, o->cipher, NULL);
+    const EVP_CIPHER *c = fetched;
     const EVP_MD *md = EVP_get_digestbyname(o->md);
 
     if (c == NULL) {
@@ -219,6 +223,7 @@ static unsigned char *build(X509 *ra, EVP_PKEY *key, X509 *signer, const req_opt
     OPENSSL_free(inner);
     OPENSSL_free(env_der);
     sk_X509_free(rcpt);
+    EVP_CIPHER_free(fetched);
     return out;
 }
 
@@ -294,7 +299,11 @@ static int cmd_req(int argc, char **argv)
         else if (!strcmp(a, "--cert")) cert_path = v;
         else if (!strcmp(a, "--md")) o.md = v;
         else if (!strcmp(a, "--cipher")) o.cipher = v;
-        else if (!strcmp(a, "--inner")) o.inner = read_file(v, &o.inner_len);
+        else if (!strcmp(a, "--inner")) {
+            unsigned char *buf = read_file(v, &o.inner_len);
+            o.inner = OPENSSL_memdup(buf, o.inner_len ? o.inner_len : 1);
+            free(buf);
+        }
         else if (!strcmp(a, "--about")) about = v;
         else if (!strcmp(a, "--key-out")) key_out = v;
         else if (!strcmp(a, "--self-out")) self_out = v;
@@ -351,6 +360,12 @@ static int cmd_req(int argc, char **argv)
             die(self_out);
         fclose(f);
     }
+    OPENSSL_free(der);
+    OPENSSL_free((void *)o.inner);
+    EVP_PKEY_free(o.csr_key);
+    EVP_PKEY_free(key);
+    X509_free(signer);
+    X509_free(ra);
     return 0;
 }
 
@@ -565,6 +580,16 @@ static int cmd_bench(int argc, char **argv)
     qsort(b.lat_ms, (size_t)b.n, sizeof(double), cmp_d);
     printf("scep ok=%d fail=%d seconds=%.2f rps=%.1f p50_ms=%.1f p99_ms=%.1f\n", b.ok, b.fail,
            secs, b.ok / secs, b.lat_ms[b.n / 2], b.lat_ms[(int)(b.n * 0.99)]);
+    for (int i = 0; i < b.n; i++)
+        OPENSSL_free(b.msgs[i].der);
+    for (int i = 0; i < nkeys; i++)
+        EVP_PKEY_free(keys[i]);
+    free(b.msgs);
+    free(b.lat_ms);
+    free(keys);
+    free(th);
+    X509_free(ra);
+    pthread_mutex_destroy(&b.lock);
     return b.fail == 0 ? 0 : 1;
 }
 

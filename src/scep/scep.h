@@ -97,8 +97,9 @@ int scep_msg_parse(const unsigned char *der, size_t len, X509 *ra_cert, EVP_PKEY
  * AES/3DES envelopes only).  With it, SHA-1 signatures and single-DES
  * envelopes are accepted too (a label's scep_legacy_crypto); nothing else
  * uses this context, so the legacy algorithms stay out of the rest of the
- * process.  Free with OSSL_LIB_CTX_free. */
+ * process.  Free with scep_legacy_ctx_free (it unloads the providers). */
 OSSL_LIB_CTX *scep_legacy_ctx_new(fp_error *err);
+void scep_legacy_ctx_free(OSSL_LIB_CTX *ctx);
 void scep_msg_clear(scep_msg *m);
 
 /* A CertRep (RFC 8894 3.3.2) for req (may be a half-parsed request),

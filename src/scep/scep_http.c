@@ -294,7 +294,7 @@ static void scep_free(void *arg)
         EVP_PKEY_free(st->ras[i].key);
         OPENSSL_free(st->ras[i].cacert);
     }
-    OSSL_LIB_CTX_free(st->legacy);
+    scep_legacy_ctx_free(st->legacy);
     free(st);
 }
 

@@ -230,11 +230,37 @@ OSSL_LIB_CTX *scep_legacy_ctx_new(fp_error *err)
     OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
     if (ctx == NULL || OSSL_PROVIDER_load(ctx, "default") == NULL ||
         OSSL_PROVIDER_load(ctx, "legacy") == NULL) {
-        OSSL_LIB_CTX_free(ctx);
+        scep_legacy_ctx_free(ctx);
         fp_err_set(err, FP_ERR_CRYPTO, "loading OpenSSL's legacy provider (for single DES)");
         return NULL;
     }
     return ctx;
+}
+
+/* OSSL_LIB_CTX_free leaves the providers loaded into it: unload them
+ * first (collected, then unloaded: not from inside the iteration). */
+typedef struct prov_list {
+    OSSL_PROVIDER *p[4];
+    int n;
+} prov_list;
+
+static int collect_provider(OSSL_PROVIDER *p, void *arg)
+{
+    prov_list *l = arg;
+    if (l->n < 4)
+        l->p[l->n++] = p;
+    return 1;
+}
+
+void scep_legacy_ctx_free(OSSL_LIB_CTX *ctx)
+{
+    prov_list l = {{NULL}, 0};
+    if (ctx == NULL)
+        return;
+    OSSL_PROVIDER_do_all(ctx, collect_provider, &l);
+    for (int i = 0; i < l.n; i++)
+        OSSL_PROVIDER_unload(l.p[i]);
+    OSSL_LIB_CTX_free(ctx);
 }
 
 int scep_msg_parse(const unsigned char *der, size_t len, X509 *ra_cert, EVP_PKEY *ra_key,

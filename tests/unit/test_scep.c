@@ -238,7 +238,7 @@ static void test_legacy_sha1(void **state)
     scep_msg_clear(&m);
     OPENSSL_free(der);
     OPENSSL_free(csr);
-    OSSL_LIB_CTX_free(legacy);
+    scep_legacy_ctx_free(legacy);
 }
 
 static void test_garbage(void **state)
