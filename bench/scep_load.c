@@ -169,7 +169,7 @@ static unsigned char *build(X509 *ra, EVP_PKEY *key, X509 *signer, const req_opt
 {
     STACK_OF(X509) *rcpt = sk_X509_new_null();
     unsigned char *inner = NULL, *env_der = NULL, *out = NULL, nonce[16], txr[20];
-    int inner_len = 0, env_len;
+    int inner_len = 0, env_len = 0;
     BIO *in, *envb;
     CMS_ContentInfo *env, *sd;
     CMS_SignerInfo *si;
