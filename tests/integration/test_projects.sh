@@ -252,7 +252,8 @@ python3 - "$T/lb.json" <<'PY' || fail "list --project beta"
 import json, sys
 rows = json.load(open(sys.argv[1]))
 assert all(r["project"] == "beta" and r["ca"] == "beta-1" for r in rows), rows
-assert sorted(r["profile"] for r in rows) == ["device", "device", "ocsp-signer"], rows
+# (scep-ra: the SCEP RA certificate of beta's CA, made at serve start)
+assert sorted(r["profile"] for r in rows) == ["device", "device", "ocsp-signer", "scep-ra"], rows
 PY
 fp crl --dir "$CA" --ca acme-1 --out "$T/acme-cli.crl" >/dev/null || fail "crl --ca acme-1"
 openssl crl -inform DER -in "$T/acme-cli.crl" -noout -text | grep -q "$a1_serial" || fail "CLI CRL of acme-1"
