@@ -10,7 +10,13 @@ source "$(dirname "$0")/est_lib.sh"
 source "$(dirname "$0")/scep_lib.sh"
 scep_require
 
-est_start "[est held]
+# scepclient resends after exactly 30 s on the same keep-alive connection,
+# and the default idle timeout is 30 s too: the server's close and the
+# client's POST race (Go does not retry a POST on EOF).  A shorter idle
+# timeout closes the connection well before, and Go then dials anew.
+est_start "[server]
+idle_timeout_seconds = 10
+[est held]
 manual_approval = yes
 scep_legacy_crypto = yes
 "
