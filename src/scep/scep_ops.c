@@ -465,11 +465,6 @@ static int op_enroll(scep_state *st, const scep_label *lb, fp_http_req *req, sce
     if (m->type == SCEP_PKCSREQ) {
         char *colon;
         bool ok;
-        /* RFC 8894 2.3: a first request is signed with its own key */
-        if (X509_REQ_get0_pubkey(m->csr) == NULL ||
-            EVP_PKEY_eq(X509_REQ_get0_pubkey(m->csr), X509_get0_pubkey(m->signer)) != 1)
-            REFUSE(SCEP_BAD_MESSAGE_CHECK, FP_ERR_CSR_POP,
-                   "PKCSReq is not signed with the key of its certificate request");
         /* a held request seen again (a client resends until approved) */
         if (lb->cfg->manual_approval) {
             fp_pending_rec pr;
@@ -509,6 +504,12 @@ static int op_enroll(scep_state *st, const scep_label *lb, fp_http_req *req, sce
             REFUSE(SCEP_BAD_REQUEST, FP_ERR_STATE, "%s",
                    t.uses_left <= 0 ? "enrollment token is used up"
                                     : "enrollment token has expired");
+        /* RFC 8894 2.3: a first request is signed with its own key (the
+         * request's key is decoded only now, after the challenge) */
+        if (X509_REQ_get0_pubkey(m->csr) == NULL ||
+            EVP_PKEY_eq(X509_REQ_get0_pubkey(m->csr), X509_get0_pubkey(m->signer)) != 1)
+            REFUSE(SCEP_BAD_MESSAGE_CHECK, FP_ERR_CSR_POP,
+                   "PKCSReq is not signed with the key of its certificate request");
         snprintf(actor, 160, "scep:token:%s", t.id);
         snprintf(ident, sizeof(ident), "token:%s", t.id);
         if (fp_http_limit_identity(req, ident))
