@@ -20,6 +20,7 @@ grep -q 'Extended Key Usage' "$T/ext" && fail "RA certificate has an extended ke
 grep -q 'CA:FALSE' "$T/ext" || fail "RA certificate must not be a CA"
 openssl x509 -in "$RA_CRT" -noout -text | grep -q 'Public-Key: (3072 bit)' || fail "RA key is not RSA-3072"
 verify_cert "$RA_CRT" || fail "RA certificate does not chain"
+openssl asn1parse -strictpem -in "$RA_CRT" >/dev/null || fail "RA certificate file is not strict PEM"
 pass "RA certificate: keyUsage digitalSignature + keyEncipherment, no EKU, not a CA, RSA-3072, chains"
 serial=$(openssl x509 -in "$RA_CRT" -noout -serial | cut -d= -f2)
 [ "$(sqlite3 "$CA/fleetpki.db" "SELECT profile FROM certificates WHERE serial='$serial'")" = scep-ra ] ||
