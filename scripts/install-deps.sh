@@ -13,6 +13,7 @@ PACKAGES=(
     jq nodejs
     libcbor-dev python3-cbor2
     softhsm2 opensc libp11-kit-dev
+    scep certmonger
 )
 
 missing=()

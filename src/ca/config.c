@@ -97,6 +97,7 @@ static const config_opt label_opts[] = {
     {"est", "retry_after_seconds", C_INT, LI(retry_after_seconds), 1, 86400, "60", "Retry-After sent with 202 (manual approval)"},
     {"est", "cert_identity", C_STR, LS(cert_identity), 0, 0, "same", "certificate-authenticated enrollment may request: same (subject and SANs of the authenticating certificate) | cn (same CN) | serialnumber (CN = its subject serialNumber, IDevID) | pattern (CN matches cert_identity_pattern)"},
     {"est", "cert_identity_pattern", C_STR, LS(cert_identity_pattern), 0, 0, "", "cert_identity = pattern: pattern for the CSR's CN (the token CN pattern language, docs/policy.md); {cn} and {serialnumber} stand for the authenticating certificate's, taken literally"},
+    {"est", "scep_legacy_crypto", C_BOOL, LI(scep_legacy_crypto), 0, 1, "no", "SCEP on this label (/scep/LABEL) also accepts requests signed with SHA-1 and enveloped with single DES, as Debian's scepclient (micromdm 2.1) sends them; answers stay SHA-256 and AES (docs/scep.md)"},
     {"est", "serverkeygen_algo", C_STR, LS(serverkeygen_algo), 0, 0, "auto", "serverkeygen key: auto (profile's first of p256, p384, ed25519, rsa, p521) | p256 | p384 | p521 | ed25519 | rsa2048 | rsa3072 | rsa4096"},
     {NULL, NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };

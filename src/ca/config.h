@@ -46,6 +46,7 @@ typedef struct fp_est_label {
     char cert_identity[16];          /* same | cn | serialnumber | pattern */
     char cert_identity_pattern[128]; /* fnmatch, {cn} and {serialnumber} expanded */
     char serverkeygen_algo[16];      /* auto | p256 | p384 | p521 | ed25519 | rsa2048.. */
+    bool scep_legacy_crypto;         /* SCEP: accept SHA-1 and single-DES requests (docs/scep.md) */
 } fp_est_label;
 
 typedef struct fp_config {

@@ -19,7 +19,8 @@
 #include <openssl/x509v3.h>
 
 const char *const fp_builtin_profiles[] = {
-    "device", "server", "client", "code-signing", "ocsp-signer", "cmp-responder", "sub-ca", NULL,
+    "device", "server", "client", "code-signing", "ocsp-signer", "cmp-responder", "sub-ca",
+    "scep-ra", NULL,
 };
 
 /* ---- name tables ---- */
@@ -381,6 +382,15 @@ int fp_profile_defaults(const char *name, fp_profile *p)
         p->san_types = 0;
         p->max_sans = 0;
         p->validity_days = 90;
+        p->max_validity_days = 397;
+    } else if (!strcmp(name, "scep-ra")) {
+        /* SCEP RA (src/scep/scep_ra.c): signs CertReps and is the RSA
+         * key-transport recipient of requests (RFC 8894 2.1.2) */
+        p->key_usage = KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT;
+        p->algs = FP_ALG_RSA;
+        p->san_types = 0;
+        p->max_sans = 0;
+        p->validity_days = 365;
         p->max_validity_days = 397;
     } else if (!strcmp(name, "sub-ca")) {
         static const int copy_ca[] = {NID_commonName, NID_organizationName,

@@ -26,6 +26,7 @@
 #include "../rev/rev.h"
 #include "../audit/checkpoint.h"
 #include "../signer/privsep.h"
+#include "../scep/scep_module.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -128,9 +129,11 @@ static int mount_modules(fp_http_server *srv, const fp_app *app, const char *pas
     fp_rev_args ra = {app->cfg, app, pass, passlen};
     fp_api_args aa = {app};
     fp_device_api_args da = {app};
+    fp_scep_args sa = {app, pass, passlen};
     int rc;
     if ((rc = fp_http_mount(srv, &fp_est_module, NULL, &ea, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_rev_module, NULL, &ra, err)) != FP_ERR_OK ||
+        (rc = fp_http_mount(srv, &fp_scep_module, NULL, &sa, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_device_api_module, "/api/v1", &da, err)) != FP_ERR_OK ||
         (rc = fp_http_mount(srv, &fp_api_module, "/api/v1", &aa, err)) != FP_ERR_OK)
         return rc;

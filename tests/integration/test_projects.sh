@@ -252,8 +252,9 @@ python3 - "$T/lb.json" <<'PY' || fail "list --project beta"
 import json, sys
 rows = json.load(open(sys.argv[1]))
 assert all(r["project"] == "beta" and r["ca"] == "beta-1" for r in rows), rows
-# serve made the CA's OCSP and CMP responders (docs/cmp.md)
-assert sorted(r["profile"] for r in rows) == ["cmp-responder", "device", "device", "ocsp-signer"], rows
+# serve made the CA's OCSP and CMP responders (docs/cmp.md) and the SCEP RA
+# certificate (docs/scep.md)
+assert sorted(r["profile"] for r in rows) == ["cmp-responder", "device", "device", "ocsp-signer", "scep-ra"], rows
 PY
 fp crl --dir "$CA" --ca acme-1 --out "$T/acme-cli.crl" >/dev/null || fail "crl --ca acme-1"
 openssl crl -inform DER -in "$T/acme-cli.crl" -noout -text | grep -q "$a1_serial" || fail "CLI CRL of acme-1"
