@@ -129,6 +129,7 @@ typedef struct fp_init_opts {
     const char *pass; /* NULL: keys stored unencrypted */
     size_t passlen;
     bool force;       /* move an existing CA aside instead of refusing */
+    const char *store_url; /* NULL: the SQLite file; else [store] url (PostgreSQL) */
     char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
 } fp_init_opts;
 

@@ -12,14 +12,16 @@
 
 static const char init_help[] =
     "usage: fleetpki init [--dir DIR] [--algo p256|p384|ed25519|rsa3072] [--name ORG]\n"
-    "                     [--passphrase-file F] [--force] [--json]\n"
+    "                     [--passphrase-file F] [--force] [--json] [--store-url URL]\n"
     "\n"
     "Creates in DIR (default ./fleetpki-data): a self-signed root CA (20 years),\n"
     "an issuing CA signed by it (10 years), a TLS server certificate and an OCSP\n"
     "signer certificate, the SQLite store and fleetpki.conf.  Keys are written\n"
     "with mode 0600; with --passphrase-file or FLEETPKI_PASSPHRASE they are\n"
     "PKCS#8-encrypted (scrypt, AES-256-CBC).  An existing CA is never\n"
-    "overwritten: init refuses, or with --force moves it to DIR/backup-<time>/.\n";
+    "overwritten: init refuses, or with --force moves it to DIR/backup-<time>/.\n"
+    "--store-url puts the store in a PostgreSQL database instead ([store] url,\n"
+    "a libpq URI or key=value connection string; see docs/postgresql.md).\n";
 
 int cmd_init(int argc, char **argv)
 {
@@ -28,6 +30,7 @@ int cmd_init(int argc, char **argv)
         {"algo", required_argument, NULL, 'a'},
         {"name", required_argument, NULL, 'n'},
         {"force", no_argument, NULL, 'f'},
+        {"store-url", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
@@ -49,6 +52,9 @@ int cmd_init(int argc, char **argv)
             break;
         case 'f':
             o.force = true;
+            break;
+        case 'U':
+            o.store_url = optarg;
             break;
         case 'h':
             fputs(init_help, stdout);

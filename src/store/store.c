@@ -13,9 +13,11 @@
 int fp_store_open_role(const char *path, fp_store_role role, fp_store **out, fp_error *err)
 {
     *out = NULL;
+    /* a libpq URI, or "pg:" and a key=value connection string */
     if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
-        return fp_err_set(err, FP_ERR_CONFIG,
-                          "the PostgreSQL store backend is not available in this build");
+        return fp_store_pg_open(path, role, out, err);
+    if (!strncmp(path, FP_STORE_PG_PREFIX, strlen(FP_STORE_PG_PREFIX)))
+        return fp_store_pg_open(path + strlen(FP_STORE_PG_PREFIX), role, out, err);
     return fp_store_sqlite_open(path, role, out, err);
 }
 

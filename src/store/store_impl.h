@@ -111,5 +111,7 @@ struct fp_store {
 
 int fp_store_sqlite_open(const char *path, fp_store_role role, fp_store **out,
                          fp_error *err);
+/* conninfo: any libpq connection string (pg_store.c) */
+int fp_store_pg_open(const char *conninfo, fp_store_role role, fp_store **out, fp_error *err);
 
 #endif
