@@ -99,7 +99,7 @@ pg_stop() {
 pg_restart() { pg_start_dir "$PG_DIR" "$PG_PORT"; }
 
 pg_psql() {
-    "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres \
+    PGOPTIONS="-c client_min_messages=warning" "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_DIR" -p "$PG_PORT" -U postgres \
         -d "${PG_DB:-postgres}" -At "$@"
 }
 
