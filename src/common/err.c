@@ -136,6 +136,8 @@ fp_errclass fp_err_class(int code)
         return FP_ERRCLASS_CONFLICT;
     case FP_ERR_PASSPHRASE:
         return FP_ERRCLASS_AUTH;
+    case FP_ERR_UNAVAILABLE:
+        return FP_ERRCLASS_UNAVAILABLE;
     default:
         return FP_ERRCLASS_INTERNAL;
     }

@@ -65,6 +65,8 @@ static int est_status_of(int code)
         return 413;
     case FP_ERRCLASS_REFUSED:
         return 403;
+    case FP_ERRCLASS_UNAVAILABLE:
+        return 503; /* with Retry-After (RFC 7231 7.1.3), est_answer_error */
     default:
         return 500;
     }
@@ -73,7 +75,13 @@ static int est_status_of(int code)
 void est_answer_error(fp_http_req *req, const fp_error *err)
 {
     int code = err->code, status = est_status_of(code);
-    if (status != 500) {
+    if (status == 503) {
+        /* the store is down (PostgreSQL restarting or failing over): the
+         * client retries; the detail is ours to log, not to tell */
+        fp_log(FP_LOG_WARN, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);
+        fp_http_add_header(req, "Retry-After", "2");
+        fp_http_error(req, 503, "store unavailable, retry later");
+    } else if (status != 500) {
         fp_http_error(req, status, "%s: %s", fp_err_name(code), err->msg);
     } else {
         fp_log(FP_LOG_ERROR, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);

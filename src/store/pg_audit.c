@@ -28,7 +28,7 @@ int pg_audit_lock_head(pg_store *s, fp_error *err)
     int found = 0;
 
     if (res == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res); i++) {
         const char *k = pg_val(res, i, 0), *v = pg_val(res, i, 1);
         if (!strcmp(k, "audit_head_id")) {
@@ -107,7 +107,7 @@ int pg_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
         return rc;
     if ((res = pg_q_once(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL,
                     "audit read", err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     PQclear(res);
@@ -141,7 +141,7 @@ int pg_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
     *head_id = -1;
     head_hash[0] = '\0';
     if ((res = pg_q(s, head_sql, NULL, "audit head", err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     for (int i = 0; i < PQntuples(res); i++) {

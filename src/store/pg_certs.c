@@ -52,7 +52,7 @@ int pg_cert_insert_failure(pg_store *s, const fp_cert_rec *r, fp_error *err)
     if (pg_failed_with(s, UNIQUE_VIOLATION))
         return fp_err_set(err, FP_ERR_DUPLICATE, "serial %s already issued", r->serial);
     if (!pg_failed_with(s, FOREIGN_KEY_VIOLATION))
-        return FP_ERR_STORE; /* err says it already */
+        return s->last_rc; /* err says it already */
     /* the transaction is gone: ask on its own which parent is missing */
     if ((rc = pg_project_exists(s, r->project, &found, err)) != FP_ERR_OK)
         return rc;
@@ -158,7 +158,7 @@ int pg_cert_get(fp_store *base, const char *serial, fp_cert_rec *out, fp_error *
 
     pp_str(&p, serial);
     if ((res = pg_q(s, sql, &p, "certificate lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         rc = row_to_rec(res, 0, out, err);
     else
@@ -200,7 +200,7 @@ int pg_cert_list(fp_store *base, const fp_cert_filter *f, fp_cert_cb cb, void *a
     pp_str(&p, f->project);
     pp_str(&p, f->ca_id);
     if ((res = pg_q(s, sql, &p, "list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_cert_rec r;
         if ((rc = row_to_rec(res, i, &r, err)) != FP_ERR_OK)
@@ -233,7 +233,7 @@ int pg_cert_set_status(fp_store *base, const char *serial, int status, int reaso
         return rc;
     pp_str(&p, serial);
     if ((res = pg_q(s, sel, &p, "status lookup", err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     if (PQntuples(res) != 1) {

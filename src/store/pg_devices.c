@@ -49,7 +49,7 @@ static int dev_read(pg_store *s, const char *project, const char *name, bool loc
     pp_str(&p, project);
     pp_str(&p, name);
     if ((res = pg_q(s, lock ? sql_lock : sql, &p, "device lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         rc = out ? dev_from_row(res, 0, out, err) : FP_ERR_OK;
     else
@@ -70,7 +70,7 @@ static int link_owner(pg_store *s, const char *project, const char *fp, char *ow
     pp_str(&p, project);
     pp_str(&p, fp);
     if ((res = pg_q(s, sql, &p, "device certificate lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1) {
         *found = true;
         if (owner != NULL)
@@ -107,7 +107,7 @@ int pg_device_register(fp_store *base, const char *project, const char *name, in
      * contact registers it again */
     if ((res = pg_q_once(s, "SET LOCAL synchronous_commit = off", NULL, "device register",
                          err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     PQclear(res);
@@ -184,7 +184,7 @@ int pg_device_get(fp_store *base, const char *project, const char *name, const c
         return rc;
     res = pg_q_once(s, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", NULL,
                     "device lookup", err);
-    rc = res != NULL ? dev_read(s, project, name, false, out, err) : FP_ERR_STORE;
+    rc = res != NULL ? dev_read(s, project, name, false, out, err) : s->last_rc;
     PQclear(res);
     if (rc == FP_ERR_OK && cert_fp != NULL && linked != NULL) {
         bool found = false;
@@ -233,7 +233,7 @@ int pg_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, v
     pp_str(&p, f->tag_value);
     pp_i64(&p, f->limit);
     if ((res = pg_q_once(s, sql, &p, "device list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res); i++) {
         fp_device_rec r;
         int stop;
@@ -376,7 +376,7 @@ int pg_device_certs(fp_store *base, const char *project, const char *name,
     pp_str(&p, project);
     pp_str(&p, name);
     if ((res = pg_q(s, sql, &p, "device certificates", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res); i++) {
         fp_device_cert c;
         unsigned char *der;
@@ -414,7 +414,7 @@ int pg_device_naming_get(fp_store *base, const char *project, int *rule, fp_erro
     *rule = 0;
     pp_str(&p, project);
     if ((res = pg_q(s, sql, &p, "device naming", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         *rule = (int)pg_i64(res, 0, 0);
     else

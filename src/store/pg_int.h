@@ -58,6 +58,8 @@ typedef struct {
     const char *prepared[PG_MAX_STMTS];
     int n_prepared;
     char sqlstate[6]; /* of the last failed statement, "" if none */
+    int last_rc;      /* its code: FP_ERR_STORE, or FP_ERR_UNAVAILABLE when the
+                         connection is down (EST answers 503 + Retry-After) */
     /* the audit head inside the open write transaction (locked at BEGIN,
      * advanced by each append, written back just before COMMIT) */
     bool head_locked, head_dirty;
@@ -83,7 +85,8 @@ void pp_bytes(pg_params *p, const void *v, size_t len);
 /* ---- pg_store.c ---- */
 /* Run SQL (a string constant: prepared once per connection and kept).
  * Returns the result (rows or command done; PQclear it), or NULL with
- * err set to FP_ERR_STORE "what: message" and s->sqlstate set. */
+ * err and s->last_rc set (FP_ERR_STORE "what: message", or FP_ERR_UNAVAILABLE
+ * "database unavailable: ..." when the connection is down) and s->sqlstate. */
 PGresult *pg_q(pg_store *s, const char *sql, const pg_params *p, const char *what, fp_error *err);
 /* The same for SQL built at run time (not kept). */
 PGresult *pg_q_once(pg_store *s, const char *sql, const pg_params *p, const char *what,

@@ -46,7 +46,7 @@ static int pending_one(pg_store *s, const char *sql, const pg_params *p, fp_pend
     int rc;
 
     if (res == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         rc = pending_row(res, 0, out, err);
     else
@@ -102,7 +102,7 @@ int pg_pending_add(fp_store *base, const fp_pending_rec *r, int64_t *id,
     if ((res = pg_q(s, sql, &p, "pending insert", err)) == NULL) {
         rc = pg_failed_with(s, FOREIGN_KEY_VIOLATION)
                  ? fp_err_set(err, FP_ERR_NOT_FOUND, "no project '%s'", r->project)
-                 : FP_ERR_STORE;
+                 : s->last_rc;
         goto out;
     }
     if (PQntuples(res) == 1) {
@@ -148,7 +148,7 @@ int pg_pending_list(fp_store *base, const char *project, int status, fp_pending_
     pp_i64(&p, status);
     pp_str(&p, project);
     if ((res = pg_q(s, sql, &p, "pending list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_pending_rec r;
         if ((rc = pending_row(res, i, &r, err)) != FP_ERR_OK)

@@ -42,7 +42,7 @@ int pg_project_get(fp_store *base, const char *name, fp_project_rec *out, fp_err
     memset(out, 0, sizeof(*out));
     pp_str(&p, name);
     if ((res = pg_q(s, sql, &p, "project lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1) {
         pg_copy(res, 0, 0, out->name, sizeof(out->name));
         out->created_at = pg_i64(res, 0, 1);
@@ -61,7 +61,7 @@ int pg_project_list(fp_store *base, fp_project_cb cb, void *arg, fp_error *err)
     int rc = FP_ERR_OK;
 
     if ((res = pg_q(s, sql, NULL, "project list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_project_rec pr;
         memset(&pr, 0, sizeof(pr));
@@ -130,7 +130,7 @@ int pg_ca_add(fp_store *base, const fp_ca_rec *r, const fp_audit_event *ev, fp_e
         return rc;
     pp_str(&p, r->id);
     if ((res = pg_q(s, existing, &p, "CA lookup", err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     if (PQntuples(res) == 1) {
@@ -187,7 +187,7 @@ int pg_ca_get(fp_store *base, const char *id, fp_ca_rec *out, fp_error *err)
     memset(out, 0, sizeof(*out));
     pp_str(&p, id);
     if ((res = pg_q(s, sql, &p, "CA lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         rc = ca_row(res, 0, out, err);
     else
@@ -211,7 +211,7 @@ int pg_ca_list(fp_store *base, const char *project, int kind, fp_ca_cb cb, void 
     pp_str(&p, project);
     pp_i64(&p, kind);
     if ((res = pg_q(s, sql, &p, "CA list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_ca_rec r;
         if ((rc = ca_row(res, i, &r, err)) != FP_ERR_OK)
@@ -237,7 +237,7 @@ int pg_ca_activate(fp_store *base, const char *id, const fp_audit_event *ev, fp_
         return rc;
     pp_str(&p, id);
     if ((res = pg_q(s, sel, &p, "CA lookup", err)) == NULL) {
-        rc = FP_ERR_STORE;
+        rc = s->last_rc;
         goto out;
     }
     if (PQntuples(res) != 1) {

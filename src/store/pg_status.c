@@ -43,7 +43,7 @@ int pg_status_log_change(pg_store *s, const char *serial, const char *ca_id,
     pp_str(&p, project);
     pp_i64(&p, FP_STORE_CHANGES_KEEP);
     if ((res = pg_q(s, sql, &p, "change log insert", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     PQclear(res);
     return FP_ERR_OK;
 }
@@ -61,7 +61,7 @@ int pg_cert_status(fp_store *base, const char *serial, fp_cert_status_rec *out, 
     memset(out, 0, sizeof(*out));
     pp_str(&p, serial);
     if ((res = pg_q(s, sql, &p, "status lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1) {
         pg_copy(res, 0, 0, out->ca_id, sizeof(out->ca_id));
         out->status = (int)pg_i64(res, 0, 1);
@@ -99,7 +99,7 @@ int pg_revoked_iter(fp_store *base, const char *ca_id, fp_revoked_cb cb, void *a
     }
     if (!PQsendQueryParams(s->conn, sql, 1, NULL, v, NULL, NULL, 0) ||
         !PQsetSingleRowMode(s->conn))
-        return fp_err_set(err, FP_ERR_STORE, "database unavailable: revoked certificates: %s",
+        return fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: revoked certificates: %s",
                           PQerrorMessage(s->conn));
     while ((res = PQgetResult(s->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
@@ -129,7 +129,7 @@ int pg_revocation_number_next(fp_store *base, const char *ca_id, int64_t *out, f
     *out = 0;
     pp_str(&p, ca_id);
     if ((res = pg_q(s, sql, &p, "revocation list number", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         *out = pg_i64(res, 0, 0);
     PQclear(res);
@@ -146,7 +146,7 @@ int pg_status_seq(fp_store *base, int64_t *seq, fp_error *err)
 
     *seq = 0;
     if ((res = pg_q(s, sql, NULL, "status sequence", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     *seq = pg_i64(res, 0, 0);
     PQclear(res);
     return FP_ERR_OK;
@@ -165,7 +165,7 @@ int pg_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, v
     pp_i64(&p, after);
     pp_i64(&p, max > 0 ? max : 1);
     if ((res = pg_q(s, sql, &p, "status changes", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++)
         rc = cb(arg, pg_i64(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2));
     PQclear(res);

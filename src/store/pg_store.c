@@ -6,9 +6,9 @@
  * target_session_attrs=read-write, so that after a failover the handle
  * finds the new primary.  A handle whose connection broke reconnects at
  * its next call outside a transaction (PQreset walks the host list
- * again); a call that fails meanwhile returns FP_ERR_STORE with a message
- * that starts "database unavailable", which the front ends answer with
- * 503 and Retry-After.  Nothing is retried blindly inside a transaction:
+ * again); a call that fails meanwhile returns FP_ERR_UNAVAILABLE
+ * ("database unavailable: ..."), which EST answers with 503 and
+ * Retry-After.  Nothing is retried blindly inside a transaction:
  * a COMMIT whose answer was lost is reported as a failure, and the caller
  * (EST, the CLI) did not tell its client that the certificate exists.
  *
@@ -55,14 +55,17 @@ static int ensure_conn(pg_store *s, fp_error *err)
 {
     if (PQstatus(s->conn) == CONNECTION_OK)
         return FP_ERR_OK;
+    s->sqlstate[0] = '\0';
     if (s->in_tx)
-        return fp_err_set(err, FP_ERR_STORE, "database unavailable: connection lost");
+        return s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE,
+                                       "database unavailable: connection lost");
     PQreset(s->conn);
     s->n_prepared = 0;
     s->listening = false;
     if (PQstatus(s->conn) != CONNECTION_OK)
-        return fp_err_set(err, FP_ERR_STORE, "database unavailable: %s",
-                          PQerrorMessage(s->conn));
+        return s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s",
+                                       PQerrorMessage(s->conn));
+    fp_log(FP_LOG_INFO, "store: reconnected to the database");
     return FP_ERR_OK;
 }
 
@@ -78,11 +81,16 @@ static PGresult *check_result(pg_store *s, PGresult *res, const char *what, fp_e
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", state ? state : "");
     msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    if (PQstatus(s->conn) != CONNECTION_OK || state == NULL)
-        fp_err_set(err, FP_ERR_STORE, "database unavailable: %s: %s", what,
-                   PQerrorMessage(s->conn));
+    /* connection lost, or the server going away (57P01 admin_shutdown,
+     * 57P02/57P03 crash or starting up, 25006 read-only after a failover
+     * until we reconnect to the new primary) */
+    if (PQstatus(s->conn) != CONNECTION_OK || state == NULL || !strncmp(state, "57P0", 4) ||
+        !strcmp(state, "25006"))
+        s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s: %s", what,
+                                msg ? msg : PQerrorMessage(s->conn));
     else
-        fp_err_set(err, FP_ERR_STORE, "%s: %s", what, msg ? msg : PQerrorMessage(s->conn));
+        s->last_rc = fp_err_set(err, FP_ERR_STORE, "%s: %s", what,
+                                msg ? msg : PQerrorMessage(s->conn));
     PQclear(res);
     return NULL;
 }
@@ -142,7 +150,7 @@ int pg_cmd(pg_store *s, const char *sql, const pg_params *p, const char *what, i
     PGresult *res = pg_q(s, sql, p, what, err);
 
     if (res == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (changed != NULL)
         *changed = strtoll(PQcmdTuples(res), NULL, 10);
     PQclear(res);
@@ -161,10 +169,10 @@ static int simple(pg_store *s, const char *sql, const char *what, fp_error *err)
     PGresult *res;
 
     if (ensure_conn(s, err) != FP_ERR_OK)
-        return FP_ERR_STORE;
+        return s->last_rc;
     res = check_result(s, PQexec(s->conn, sql), what, err);
     if (res == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     PQclear(res);
     return FP_ERR_OK;
 }
@@ -272,7 +280,7 @@ int pg_project_exists(pg_store *s, const char *name, bool *found, fp_error *err)
     *found = false;
     pp_str(&p, name);
     if ((res = pg_q(s, sql, &p, "project lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     *found = PQntuples(res) > 0;
     PQclear(res);
     return FP_ERR_OK;
@@ -300,7 +308,7 @@ static int pg_check(fp_store *base, fp_error *err)
     int rc = FP_ERR_OK;
 
     if (res == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (pg_i64(res, 0, 0) != 2)
         rc = fp_err_set(err, FP_ERR_STORE, "check: audit head record missing");
     PQclear(res);
@@ -384,7 +392,8 @@ int fp_store_pg_open(const char *conninfo, fp_store_role role, fp_store **out, f
     }
     if (PQstatus(s->conn) != CONNECTION_OK) {
         /* the message names host and cause, never the password */
-        rc = fp_err_set(err, FP_ERR_STORE, "database unavailable: %s", PQerrorMessage(s->conn));
+        rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s",
+                        PQerrorMessage(s->conn));
         goto fail;
     }
     PQsetNoticeProcessor(s->conn, quiet_notice, NULL);

@@ -77,7 +77,7 @@ int pg_token_get(fp_store *base, const char *project, const char *id, fp_token_r
     pp_str(&p, id);
     pp_str(&p, project);
     if ((res = pg_q(s, sql, &p, "token lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) != 1)
         rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no token %s", id);
     else if (pg_i64(res, 0, 8) != FP_TOKEN_HASH_LEN)
@@ -141,7 +141,7 @@ int pg_token_list(fp_store *base, const char *project, fp_token_cb cb, void *arg
 
     pp_str(&p, project);
     if ((res = pg_q(s, sql, &p, "token list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_token_rec t;
         token_from_row(res, i, &t);
@@ -236,7 +236,7 @@ int pg_apikey_get(fp_store *base, const char *id, fp_apikey_rec *out, fp_error *
     memset(out, 0, sizeof(*out));
     pp_str(&p, id);
     if ((res = pg_q(s, sql, &p, "API key lookup", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     if (PQntuples(res) == 1)
         rc = apikey_row(res, 0, out, err);
     else
@@ -257,7 +257,7 @@ int pg_apikey_list(fp_store *base, const char *project, fp_apikey_cb cb, void *a
 
     pp_str(&p, project);
     if ((res = pg_q(s, sql, &p, "API key list", err)) == NULL)
-        return FP_ERR_STORE;
+        return s->last_rc;
     for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++) {
         fp_apikey_rec r;
         if ((rc = apikey_row(res, i, &r, err)) == FP_ERR_OK)
