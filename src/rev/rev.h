@@ -4,8 +4,10 @@
  *
  *   rev_http.c     routes and thin handlers (decode, call core, encode)
  *   rev_publish.c  two background threads, each with its own store handle:
- *                  the watcher, every POLL_MS, polls the store's status-
- *                  change log (fp_ocsp_watch), dropping cached OCSP
+ *                  the watcher, woken by the store's change announcements
+ *                  (PostgreSQL LISTEN/NOTIFY: a change on any node) or
+ *                  every POLL_MS, polls the store's status-change log
+ *                  (fp_ocsp_watch), dropping cached OCSP
  *                  responses of changed certificates (a revocation made by
  *                  any process shows in OCSP within one poll), marks the
  *                  CRLs dirty, and renews the OCSP signer hourly; the CRL

@@ -136,12 +136,37 @@ static bool nap(rev_state *st, int ms)
     return stop;
 }
 
+static bool is_stopping(rev_state *st)
+{
+    bool stop;
+    pthread_mutex_lock(&st->lock);
+    stop = st->stopping;
+    pthread_mutex_unlock(&st->lock);
+    return stop;
+}
+
+/* Until the next look at the change log: a store that announces changes
+ * (PostgreSQL's NOTIFY, from any node) ends the wait as soon as one
+ * commits; otherwise, or when the database is down, a plain nap.  Either
+ * way at most POLL_MS, so polling remains the fallback.  True: stop. */
+static bool wait_change(rev_state *st)
+{
+    bool waited = false, woken = false;
+    fp_error err = {0};
+
+    if (fp_store_status_wait(st->store, POLL_MS, &waited, &woken, &err) != FP_ERR_OK) {
+        fp_log(FP_LOG_WARN, "revocation watch: %s", fp_err_str(&err));
+        waited = false;
+    }
+    return waited ? is_stopping(st) : nap(st, POLL_MS);
+}
+
 static void *watcher(void *arg)
 {
     rev_state *st = arg;
     int64_t last_renew = mono_ms();
 
-    while (!nap(st, POLL_MS)) {
+    while (!wait_change(st)) {
         bool changed = false;
         fp_error err = {0};
         int64_t ms;

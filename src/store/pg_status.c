@@ -14,7 +14,9 @@
  * Revocation list numbers live in meta under "crl_number:<ca id>".
  */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,4 +172,48 @@ int pg_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, v
         rc = cb(arg, pg_i64(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2));
     PQclear(res);
     return rc;
+}
+
+/* Drain what libpq has read; true if a status change was announced. */
+static bool drain_notifies(pg_store *s)
+{
+    PGnotify *n;
+    bool any = false;
+
+    while ((n = PQnotifies(s->conn)) != NULL) {
+        any = any || strcmp(n->relname, PG_CHANGES_CHANNEL) == 0;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+int pg_status_wait(fp_store *base, int timeout_ms, bool *woken, fp_error *err)
+{
+    pg_store *s = PG(base);
+    struct pollfd pfd;
+    int rc;
+
+    *woken = false;
+    if (!s->listening) {
+        PGresult *res = pg_q_once(s, "LISTEN " PG_CHANGES_CHANNEL, NULL, "listen", err);
+        if (res == NULL)
+            return s->last_rc;
+        PQclear(res);
+        s->listening = true; /* forgotten by a reconnect (ensure_conn) */
+    }
+    if ((*woken = drain_notifies(s)))
+        return FP_ERR_OK;
+    pfd.fd = PQsocket(s->conn);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0)
+        return s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: no socket");
+    rc = poll(&pfd, 1, timeout_ms);
+    if (rc < 0 && errno != EINTR)
+        return fp_err_set(err, FP_ERR_INTERNAL, "poll: %s", strerror(errno));
+    if (rc > 0 && !PQconsumeInput(s->conn))
+        return s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s",
+                                       PQerrorMessage(s->conn));
+    *woken = drain_notifies(s);
+    return FP_ERR_OK;
 }

@@ -336,6 +336,7 @@ static const fp_store_ops pg_ops = {
     .revocation_number_next = pg_revocation_number_next,
     .status_seq = pg_status_seq,
     .status_changes = pg_status_changes,
+    .status_wait = pg_status_wait,
     .token_put = pg_token_put,
     .token_get = pg_token_get,
     .token_use = pg_token_use,

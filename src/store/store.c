@@ -209,6 +209,16 @@ int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb
     return s->ops->status_changes(s, after, max, cb, arg, err);
 }
 
+int fp_store_status_wait(fp_store *s, int timeout_ms, bool *waited, bool *woken,
+                         fp_error *err)
+{
+    *waited = *woken = false;
+    if (s->ops->status_wait == NULL)
+        return FP_ERR_OK;
+    *waited = true;
+    return s->ops->status_wait(s, timeout_ms < 0 ? 0 : timeout_ms, woken, err);
+}
+
 /* ---- tokens ---- */
 
 int fp_store_token_put(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,

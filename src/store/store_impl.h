@@ -43,6 +43,8 @@ typedef struct fp_store_ops {
     int (*status_seq)(fp_store *s, int64_t *seq, fp_error *err);
     int (*status_changes)(fp_store *s, int64_t after, int max, fp_change_cb cb,
                           void *arg, fp_error *err);
+    /* NULL: the backend does not announce changes (callers poll) */
+    int (*status_wait)(fp_store *s, int timeout_ms, bool *woken, fp_error *err);
 
     int (*token_put)(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                      fp_error *err);

@@ -6,6 +6,7 @@
 #ifndef FP_STORE_STATUS_H
 #define FP_STORE_STATUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../common/err.h"
@@ -60,5 +61,18 @@ typedef int (*fp_change_cb)(void *arg, int64_t seq, const char *serial,
 /* Call cb for changes with seq > after, oldest first, at most max of them. */
 int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
                             void *arg, fp_error *err);
+
+/*
+ * Wait up to timeout_ms for a status change made through any handle, on
+ * any node, to be announced, so that a follower need not poll quickly.
+ * Backends that announce changes (PostgreSQL: LISTEN/NOTIFY) block and set
+ * *waited; *woken then says whether a change was announced (a later
+ * fp_store_status_changes returns it).  Backends that do not (SQLite)
+ * return at once with *waited false: the caller polls as before.  The
+ * first call subscribes the handle; use the handle for nothing else while
+ * it waits.
+ */
+int fp_store_status_wait(fp_store *s, int timeout_ms, bool *waited, bool *woken,
+                         fp_error *err);
 
 #endif

@@ -364,3 +364,30 @@ void test_status_changes(void **state)
     assert_int_equal(fp_store_status_changes(f->s, seq1, 100, changes_cb, &c, &e), 0);
     assert_int_equal(c.n, 0);
 }
+
+/* A change made through another handle is announced to a waiting one
+ * (backends that announce changes; the others return at once and the
+ * caller polls).  The bound is generous and never reached when it works. */
+void test_status_wait(void **state)
+{
+    fx *f = *state;
+    fp_store *s2 = NULL;
+    fp_cert_rec r = sc_mkrec("73", 5);
+    bool waited = false, woken = true;
+    changes_ctx c;
+    fp_error e = {0};
+
+    assert_int_equal(fp_store_cert_insert(f->s, &r, NULL, 1, &e), 0);
+    /* subscribes; nothing announced yet */
+    assert_int_equal(fp_store_status_wait(f->s, 0, &waited, &woken, &e), 0);
+    assert_false(woken);
+    assert_int_equal(sc_be->open_again(sc_be->arg, &s2), 0);
+    assert_int_equal(fp_store_cert_set_status(s2, "73", FP_CERT_REVOKED, 1, 2, NULL, &e), 0);
+    fp_store_close(s2);
+    assert_int_equal(fp_store_status_wait(f->s, 60000, &waited, &woken, &e), 0);
+    if (waited)
+        assert_true(woken);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fp_store_status_changes(f->s, 0, 100, changes_cb, &c, &e), 0);
+    assert_string_equal(c.serials, "73/issuing;");
+}
