@@ -22,13 +22,20 @@
 
 int pg_audit_lock_head(pg_store *s, fp_error *err)
 {
-    static const char sql[] = "SELECT key, value FROM meta WHERE key IN"
-                              " ('audit_head_id', 'audit_head_hash') FOR UPDATE";
-    PGresult *res = pg_q(s, sql, NULL, "audit head", err);
-    int found = 0;
+    PGresult *res = pg_q(s, pg_audit_lock_sql, NULL, "audit head", err);
 
     if (res == NULL)
         return s->last_rc;
+    return pg_audit_head_from(s, res, err);
+}
+
+const char pg_audit_lock_sql[] = "SELECT key, value FROM meta WHERE key IN"
+                                 " ('audit_head_id', 'audit_head_hash') FOR UPDATE";
+
+int pg_audit_head_from(pg_store *s, PGresult *res, fp_error *err)
+{
+    int found = 0;
+
     for (int i = 0; i < PQntuples(res); i++) {
         const char *k = pg_val(res, i, 0), *v = pg_val(res, i, 1);
         if (!strcmp(k, "audit_head_id")) {
@@ -46,37 +53,47 @@ int pg_audit_lock_head(pg_store *s, fp_error *err)
     return FP_ERR_OK;
 }
 
-int pg_audit_append_locked(pg_store *s, const fp_audit_event *ev, fp_error *err)
+const char pg_audit_insert_sql[] =
+    "INSERT INTO audit (id, ts, actor, action, object, detail, prev_hash, hash, project)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+int pg_audit_row(pg_store *s, const fp_audit_event *ev, pg_audit_params *a, fp_error *err)
 {
-    static const char sql[] =
-        "INSERT INTO audit (id, ts, actor, action, object, detail, prev_hash, hash, project)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     int64_t id, ts = fp_now();
-    char hash[65];
-    pg_params p = {0};
     int rc;
 
     if (!s->head_locked && (rc = pg_audit_lock_head(s, err)) != FP_ERR_OK)
         return rc;
     id = s->head_id + 1;
-    if (fp_audit_hash(s->head_hash, id, ts, ev->actor, ev->action, ev->object, ev->detail,
-                      ev->project, hash) != FP_ERR_OK)
+    memcpy(a->prev, s->head_hash, sizeof(a->prev));
+    if (fp_audit_hash(a->prev, id, ts, ev->actor, ev->action, ev->object, ev->detail,
+                      ev->project, a->hash) != FP_ERR_OK)
         return fp_err_set(err, FP_ERR_CRYPTO, "audit hash failed");
-    pp_i64(&p, id);
-    pp_i64(&p, ts);
-    pp_str(&p, ev->actor ? ev->actor : "");
-    pp_str(&p, ev->action ? ev->action : "");
-    pp_str(&p, ev->object ? ev->object : "");
-    pp_str(&p, ev->detail ? ev->detail : "");
-    pp_str(&p, s->head_hash);
-    pp_str(&p, hash);
-    pp_str(&p, ev->project ? ev->project : "");
-    if ((rc = pg_cmd(s, sql, &p, "audit insert", NULL, err)) != FP_ERR_OK)
-        return rc; /* the caller rolls back */
+    memset(&a->p, 0, sizeof(a->p));
+    pp_i64(&a->p, id);
+    pp_i64(&a->p, ts);
+    pp_str(&a->p, ev->actor ? ev->actor : "");
+    pp_str(&a->p, ev->action ? ev->action : "");
+    pp_str(&a->p, ev->object ? ev->object : "");
+    pp_str(&a->p, ev->detail ? ev->detail : "");
+    pp_str(&a->p, a->prev);
+    pp_str(&a->p, a->hash);
+    pp_str(&a->p, ev->project ? ev->project : "");
+    /* the caller inserts it or rolls back (which forgets the head) */
     s->head_id = id;
-    memcpy(s->head_hash, hash, sizeof(hash));
+    memcpy(s->head_hash, a->hash, sizeof(a->hash));
     s->head_dirty = true;
     return FP_ERR_OK;
+}
+
+int pg_audit_append_locked(pg_store *s, const fp_audit_event *ev, fp_error *err)
+{
+    pg_audit_params a;
+    int rc;
+
+    if ((rc = pg_audit_row(s, ev, &a, err)) != FP_ERR_OK)
+        return rc;
+    return pg_cmd(s, pg_audit_insert_sql, &a.p, "audit insert", NULL, err);
 }
 
 int pg_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err)

@@ -3,11 +3,9 @@
  * enrollment tokens that pay for them, one transaction per group-commit
  * batch), lookups, lists and status changes.
  *
- * A batch (src/ca/committer.c) is one transaction: BEGIN and the audit
- * head lock in one round trip, the token uses, then every certificate
- * row, audit row, the head and COMMIT sent as one pipeline (libpq
- * pipeline mode: one round trip for the whole batch).  The caller answers
- * its clients only after COMMIT returned.
+ * A batch (src/ca/committer.c) is one transaction in two round trips
+ * (libpq pipeline mode, pg_cert_insert); the caller answers its clients
+ * only after COMMIT returned.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <inttypes.h>
@@ -70,58 +68,199 @@ int pg_cert_insert_locked(pg_store *s, const fp_cert_rec *r, fp_error *err)
     return pg_cmd(s, ins_cert, &p, "certificate insert", NULL, err);
 }
 
-/* fp_store_cert_insert_spend: see store_certs.h for the contract. */
+/* Phase 1 of a batch: what the token uses returned. */
+typedef struct {
+    pg_store *s;
+    bool lock;
+    bool *paid; /* per record */
+    const int *spend_of; /* pipeline index -> record, -1 for BEGIN and the lock */
+} phase1_ctx;
+
+static int phase1_result(void *arg, int i, PGresult *res, fp_error *err)
+{
+    phase1_ctx *c = arg;
+
+    if (c->lock && i == 1)
+        return pg_audit_head_from(c->s, PQcopyResult(res, PG_COPYRES_TUPLES |
+                                                              PG_COPYRES_ATTRS),
+                                  err);
+    if (c->spend_of[i] >= 0)
+        c->paid[c->spend_of[i]] = strtoll(PQcmdTuples(res), NULL, 10) == 1;
+    return FP_ERR_OK;
+}
+
+static const char spend_sql[] =
+    "UPDATE enroll_tokens SET uses_left = uses_left - 1"
+    " WHERE id = $1 AND project = $3 AND uses_left > 0"
+    " AND (expires_at = 0 OR $2::bigint < expires_at)";
+static const char set_head_sql[] =
+    "UPDATE meta SET value = CASE key WHEN 'audit_head_id' THEN $1 ELSE $2 END"
+    " WHERE key IN ('audit_head_id', 'audit_head_hash')";
+
+/*
+ * fp_store_cert_insert_spend: see store_certs.h for the contract.  Two
+ * round trips whatever the batch size:
+ *   1. BEGIN, the audit head lock, every token use (conditional UPDATEs);
+ *   2. the audit rows of the uses that paid, every certificate row and its
+ *      audit row (the chain computed here, in record order), the head,
+ *      COMMIT.
+ * A refused use (rare: used up, expired, unknown) costs one lookup more
+ * between the two, for its reason.  The first failing statement of 2
+ * aborts the rest; the transaction is then rolled back, nothing stays.
+ */
 int pg_cert_insert(fp_store *base, const fp_cert_rec *recs, const fp_audit_event *evs,
                    const char *const *token_ids, int64_t now, fp_error *results, size_t n,
                    fp_error *err)
 {
     pg_store *s = PG(base);
     fp_error e = {0}; /* the batch's failure; err and results may be NULL */
-    const fp_cert_rec *failed = NULL;
-    int rc;
+    const fp_cert_rec *failed_rec = NULL;
+    bool lock = evs != NULL || token_ids != NULL;
+    bool *paid = calloc(n + 1, sizeof(*paid));
+    int *spend_of = calloc(n + 2, sizeof(*spend_of));
+    /* phase 2: per record at most a use's audit row, the certificate, its
+     * audit row; then the head and COMMIT */
+    pg_audit_params *aud = calloc(2 * n + 1, sizeof(*aud));
+    pg_params *cert = calloc(n + 1, sizeof(*cert));
+    const fp_cert_rec **rec_of = calloc(3 * n + 2, sizeof(*rec_of));
+    pg_params head = {0};
+    int rc = FP_ERR_OK, k = 0, failed = -1, na = 0;
 
     for (size_t i = 0; results != NULL && i < n; i++)
         fp_err_clear(&results[i]);
-    if ((rc = pg_begin(s, evs != NULL || token_ids != NULL, &e)) != FP_ERR_OK)
+    if (paid == NULL || spend_of == NULL || aud == NULL || cert == NULL || rec_of == NULL) {
+        rc = fp_err_set(&e, FP_ERR_NOMEM, NULL);
         goto out;
+    }
+    if ((rc = pg_prepare(s, pg_audit_lock_sql, 0, &e)) != FP_ERR_OK ||
+        (rc = pg_prepare(s, spend_sql, 3, &e)) != FP_ERR_OK ||
+        (rc = pg_prepare(s, ins_cert, 10, &e)) != FP_ERR_OK ||
+        (rc = pg_prepare(s, pg_audit_insert_sql, 9, &e)) != FP_ERR_OK ||
+        (rc = pg_prepare(s, set_head_sql, 2, &e)) != FP_ERR_OK)
+        goto out;
+
+    /* ---- 1: BEGIN, lock, token uses ---- */
+    s->head_locked = s->head_dirty = false;
+    if ((rc = pg_pipe_start(s, &e)) != FP_ERR_OK)
+        goto out;
+    s->in_tx = true;
+    spend_of[k++] = -1;
+    rc = pg_pipe_send(s, "BEGIN", NULL, &e);
+    if (rc == FP_ERR_OK && lock) {
+        spend_of[k++] = -1;
+        rc = pg_pipe_send(s, pg_audit_lock_sql, &head, &e);
+    }
+    for (size_t i = 0; rc == FP_ERR_OK && token_ids != NULL && i < n; i++) {
+        pg_params p = {0};
+        if (token_ids[i] == NULL)
+            continue;
+        pp_str(&p, token_ids[i]);
+        pp_i64(&p, now);
+        pp_str(&p, recs[i].project);
+        spend_of[k++] = (int)i;
+        rc = pg_pipe_send(s, spend_sql, &p, &e);
+    }
+    if (rc == FP_ERR_OK) {
+        phase1_ctx c = {s, lock, paid, spend_of};
+        rc = pg_pipe_run(s, k, &failed, phase1_result, &c, &e);
+    } else {
+        pg_pipe_run(s, k, &failed, NULL, NULL, NULL);
+    }
+    if (rc != FP_ERR_OK)
+        goto out;
+    for (size_t i = 0; token_ids != NULL && i < n; i++) {
+        fp_token_rec t;
+        if (token_ids[i] == NULL || paid[i])
+            continue;
+        /* refused: this record only, with the reason */
+        rc = pg_token_get(base, recs[i].project, token_ids[i], &t, &results[i]);
+        if (rc == FP_ERR_OK)
+            fp_err_set(&results[i], FP_ERR_STATE, t.uses_left <= 0 ? "token %s is used up"
+                                                                   : "token %s has expired",
+                       token_ids[i]);
+        else if (rc != FP_ERR_NOT_FOUND) {
+            e = results[i];
+            goto out;
+        }
+        rc = FP_ERR_OK;
+    }
+    fp_test_crash_point("store-after-token-use");
+
+    /* ---- 2: audit rows, certificates, head, COMMIT ---- */
+    k = 0;
     for (size_t i = 0; i < n; i++) {
         const fp_cert_rec *r = &recs[i];
-        if (token_ids != NULL && token_ids[i] != NULL) {
-            /* the token pays in this transaction: its use and the
-             * certificate commit or roll back together */
+        bool spends = token_ids != NULL && token_ids[i] != NULL;
+        if (spends && !paid[i])
+            continue;
+        if (spends) {
             fp_audit_event use = {evs != NULL ? evs[i].actor : "", "token.use", token_ids[i], "",
                                   r->project};
-            rc = pg_token_spend_locked(s, r->project, token_ids[i], now, &use, &e);
-            if (rc == FP_ERR_STATE || rc == FP_ERR_NOT_FOUND) {
-                results[i] = e; /* this record only: no certificate */
-                fp_err_clear(&e);
-                rc = FP_ERR_OK;
-                continue;
-            }
-            if (rc != FP_ERR_OK)
+            if ((rc = pg_audit_row(s, &use, &aud[na], &e)) != FP_ERR_OK)
                 goto out;
-            fp_test_crash_point("store-after-token-use");
+            rec_of[k++] = NULL;
+            na++;
         }
-        if ((rc = pg_cert_insert_locked(s, r, &e)) != FP_ERR_OK) {
-            failed = r;
-            goto out;
+        cert_params(&cert[i], r);
+        rec_of[k++] = r;
+        if (evs != NULL) {
+            if ((rc = pg_audit_row(s, &evs[i], &aud[na], &e)) != FP_ERR_OK)
+                goto out;
+            rec_of[k++] = NULL;
+            na++;
         }
-        if (evs != NULL && (rc = pg_audit_append_locked(s, &evs[i], &e)) != FP_ERR_OK)
-            goto out;
     }
     fp_test_crash_point("store-before-commit");
-    rc = pg_commit(s, &e);
+    if ((rc = pg_pipe_start(s, &e)) != FP_ERR_OK)
+        goto out;
+    na = 0;
+    for (int j = 0, i = 0; rc == FP_ERR_OK && j < k; j++) {
+        if (rec_of[j] != NULL) {
+            i = (int)(rec_of[j] - recs);
+            rc = pg_pipe_send(s, ins_cert, &cert[i], &e);
+        } else {
+            rc = pg_pipe_send(s, pg_audit_insert_sql, &aud[na++].p, &e);
+        }
+    }
+    if (rc == FP_ERR_OK && s->head_dirty) {
+        pp_i64(&head, s->head_id);
+        pp_str(&head, s->head_hash);
+        rec_of[k++] = NULL;
+        rc = pg_pipe_send(s, set_head_sql, &head, &e);
+    }
+    if (rc == FP_ERR_OK) {
+        rec_of[k++] = NULL;
+        rc = pg_pipe_send(s, "COMMIT", NULL, &e);
+    }
+    if (rc == FP_ERR_OK) {
+        rc = pg_pipe_run(s, k, &failed, NULL, NULL, &e);
+    } else {
+        pg_pipe_run(s, k, &failed, NULL, NULL, NULL);
+    }
+    if (rc != FP_ERR_OK) {
+        if (failed >= 0 && failed < k && rec_of[failed] != NULL)
+            failed_rec = rec_of[failed];
+        goto out;
+    }
+    s->in_tx = false;
+    s->head_locked = s->head_dirty = false;
+    fp_test_crash_point("store-after-commit");
 out:
     if (rc != FP_ERR_OK) {
         /* nothing of the batch stays, token uses included */
         pg_rollback(s);
-        if (failed != NULL)
-            rc = pg_cert_insert_failure(s, failed, &e);
+        if (failed_rec != NULL)
+            rc = pg_cert_insert_failure(s, failed_rec, &e);
         for (size_t i = 0; results != NULL && i < n; i++)
             results[i] = e;
         if (err != NULL)
             *err = e;
     }
+    free(paid);
+    free(spend_of);
+    free(aud);
+    free(cert);
+    free(rec_of);
     return rc;
 }
 

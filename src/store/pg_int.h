@@ -94,6 +94,20 @@ PGresult *pg_q_once(pg_store *s, const char *sql, const pg_params *p, const char
 /* Run a kept statement without rows; *changed (may be NULL) gets the row count. */
 int pg_cmd(pg_store *s, const char *sql, const pg_params *p, const char *what, int64_t *changed,
            fp_error *err);
+/* Prepare sql on this connection if it is not yet (before a pipeline). */
+int pg_prepare(pg_store *s, const char *sql, int nparams, fp_error *err);
+/* Pipelines (libpq pipeline mode: many statements, one round trip).
+ * pg_pipe_start enters it; pg_pipe_send queues a statement (prepared with
+ * pg_prepare, or any SQL when params is NULL); pg_pipe_run syncs and reads
+ * every result in order, stopping checks at the first failure: *failed
+ * gets its index (-1 if none), err/last_rc/sqlstate say what; the pipeline
+ * is left again either way. */
+int pg_pipe_start(pg_store *s, fp_error *err);
+int pg_pipe_send(pg_store *s, const char *sql, const pg_params *p, fp_error *err);
+/* on_result (may be NULL) sees each successful result before it is cleared */
+int pg_pipe_run(pg_store *s, int n, int *failed,
+                int (*on_result)(void *arg, int i, PGresult *res, fp_error *err), void *arg,
+                fp_error *err);
 /* Whether the last failure was this SQLSTATE (23505 unique, 23503 foreign key). */
 bool pg_failed_with(const pg_store *s, const char *sqlstate);
 /* BEGIN; with lock_head, also lock the audit head and read it. */
@@ -117,7 +131,18 @@ int pg_project_exists(pg_store *s, const char *name, bool *found, fp_error *err)
 int pg_migrate(pg_store *s, fp_error *err);
 
 /* ---- pg_audit.c ---- */
+/* One audit row's parameters (they point into prev and hash). */
+typedef struct {
+    pg_params p;
+    char prev[65], hash[65];
+} pg_audit_params;
+extern const char pg_audit_insert_sql[], pg_audit_lock_sql[];
 int pg_audit_lock_head(pg_store *s, fp_error *err);
+/* Take the head from the rows of pg_audit_lock_sql (clears res). */
+int pg_audit_head_from(pg_store *s, PGresult *res, fp_error *err);
+/* The next row of the chain for ev, for pg_audit_insert_sql; advances the
+ * head in memory (the caller inserts the row or rolls back). */
+int pg_audit_row(pg_store *s, const fp_audit_event *ev, pg_audit_params *a, fp_error *err);
 int pg_audit_append_locked(pg_store *s, const fp_audit_event *ev, fp_error *err);
 int pg_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err);
 int pg_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,

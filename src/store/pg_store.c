@@ -131,6 +131,116 @@ PGresult *pg_q(pg_store *s, const char *sql, const pg_params *p, const char *wha
                         err);
 }
 
+int pg_prepare(pg_store *s, const char *sql, int nparams, fp_error *err)
+{
+    char name[16];
+    PGresult *res;
+    int slot;
+
+    if (ensure_conn(s, err) != FP_ERR_OK)
+        return s->last_rc;
+    if (is_prepared(s, sql, &slot))
+        return FP_ERR_OK;
+    if (s->n_prepared >= PG_MAX_STMTS)
+        return fp_err_set(err, FP_ERR_INTERNAL, "too many prepared statements");
+    snprintf(name, sizeof(name), "fp%d", s->n_prepared);
+    if ((res = check_result(s, PQprepare(s->conn, name, sql, nparams, NULL), "prepare", err)) ==
+        NULL)
+        return s->last_rc;
+    PQclear(res);
+    s->prepared[s->n_prepared++] = sql;
+    return FP_ERR_OK;
+}
+
+static int pipe_broken(pg_store *s, fp_error *err)
+{
+    return s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s",
+                                   PQerrorMessage(s->conn));
+}
+
+int pg_pipe_start(pg_store *s, fp_error *err)
+{
+    if (ensure_conn(s, err) != FP_ERR_OK)
+        return s->last_rc;
+    return PQenterPipelineMode(s->conn) ? FP_ERR_OK : pipe_broken(s, err);
+}
+
+int pg_pipe_send(pg_store *s, const char *sql, const pg_params *p, fp_error *err)
+{
+    char name[16];
+    int slot, ok;
+
+    if (p == NULL) {
+        ok = PQsendQueryParams(s->conn, sql, 0, NULL, NULL, NULL, NULL, 0);
+    } else {
+        if (!is_prepared(s, sql, &slot))
+            return fp_err_set(err, FP_ERR_INTERNAL, "pipeline statement not prepared");
+        snprintf(name, sizeof(name), "fp%d", slot);
+        ok = PQsendQueryPrepared(s->conn, name, p->n, p->v, p->len, p->fmt, 0);
+    }
+    return ok ? FP_ERR_OK : pipe_broken(s, err);
+}
+
+int pg_pipe_run(pg_store *s, int n, int *failed,
+                int (*on_result)(void *arg, int i, PGresult *res, fp_error *err), void *arg,
+                fp_error *err)
+{
+    PGresult *res;
+    int rc = FP_ERR_OK;
+
+    *failed = -1;
+    if (!PQpipelineSync(s->conn)) {
+        rc = pipe_broken(s, err);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        ExecStatusType st;
+        if ((res = PQgetResult(s->conn)) == NULL) {
+            if (rc == FP_ERR_OK) {
+                rc = pipe_broken(s, err);
+                *failed = i;
+            }
+            break;
+        }
+        st = PQresultStatus(res);
+        if (rc != FP_ERR_OK) {
+            PQclear(res); /* after the failure: aborted, not looked at */
+        } else if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (on_result != NULL)
+                rc = on_result(arg, i, res, err);
+            PQclear(res);
+            if (rc != FP_ERR_OK)
+                *failed = i;
+        } else {
+            check_result(s, res, "pipeline", err); /* clears res */
+            rc = s->last_rc;
+            *failed = i;
+        }
+        /* the NULL that ends this statement's results */
+        while ((res = PQgetResult(s->conn)) != NULL)
+            PQclear(res);
+    }
+    /* the sync point */
+    while ((res = PQgetResult(s->conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st == PGRES_PIPELINE_SYNC)
+            break;
+    }
+out:
+    if (!PQexitPipelineMode(s->conn)) {
+        /* results left unread: start over on a new connection (the open
+         * transaction, if any, is rolled back by the server) */
+        if (rc == FP_ERR_OK)
+            rc = pipe_broken(s, err);
+        PQreset(s->conn);
+        s->n_prepared = 0;
+        s->listening = false;
+        s->in_tx = false;
+    }
+    return rc;
+}
+
 PGresult *pg_q_once(pg_store *s, const char *sql, const pg_params *p, const char *what,
                     fp_error *err)
 {
