@@ -16,8 +16,9 @@
 # pg_cleanup: stop and remove everything (call it from the EXIT trap).
 #
 # No shared server, no system cluster: each call of pg_start makes its own.
-# fsync is off: the tests kill fleetpki nodes and restart PostgreSQL, never
-# the machine, so the page cache keeps every committed transaction.
+# fsync is off (PG_FSYNC=on turns it on, as benchmarks do): the tests kill
+# fleetpki nodes and restart PostgreSQL, never the machine, so the page
+# cache keeps every committed transaction.
 
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 PG_DIR=""
@@ -62,8 +63,8 @@ pg_init() {
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-fsync = off
-full_page_writes = off
+fsync = ${PG_FSYNC:-off}
+full_page_writes = ${PG_FSYNC:-off}
 max_connections = 200
 shared_buffers = 64MB
 log_min_messages = warning
