@@ -183,6 +183,9 @@ int pg_status_seq(fp_store *base, int64_t *seq, fp_error *err);
 int pg_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, void *arg,
                       fp_error *err);
 int pg_status_wait(fp_store *base, int timeout_ms, bool *woken, fp_error *err);
+int pg_crl_put(fp_store *base, const char *ca_id, const fp_crl_pub *c, fp_error *err);
+int pg_crl_get(fp_store *base, const char *ca_id, fp_crl_pub *out, fp_error *err);
+int pg_crl_lock(fp_store *base, const char *ca_id, bool lock, bool *got, fp_error *err);
 
 /* ---- pg_tokens.c ---- */
 int pg_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,

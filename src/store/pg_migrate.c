@@ -162,6 +162,11 @@ static const migration migrations[] = {
      "  read_only SMALLINT NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
      "  hash BYTEA NOT NULL, created_at BIGINT NOT NULL,"
      "  revoked_at BIGINT NOT NULL DEFAULT 0);"},
+    /* 7 (SQLite 7): the newest CRL of each CA, published by the node that
+     * generated it for the others to serve (store_status.h) */
+    {"CREATE TABLE crl_published ("
+     "  ca_id TEXT COLLATE \"C\" PRIMARY KEY, number BIGINT NOT NULL, seq BIGINT NOT NULL,"
+     "  this_update BIGINT NOT NULL, next_update BIGINT NOT NULL, der BYTEA NOT NULL);"},
     /* append new migrations here (see the top of this file) */
 };
 

@@ -217,3 +217,71 @@ int pg_status_wait(fp_store *base, int timeout_ms, bool *woken, fp_error *err)
     *woken = drain_notifies(s);
     return FP_ERR_OK;
 }
+
+int pg_crl_put(fp_store *base, const char *ca_id, const fp_crl_pub *c, fp_error *err)
+{
+    static const char sql[] =
+        "INSERT INTO crl_published (ca_id, number, seq, this_update, next_update, der)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ca_id) DO UPDATE SET"
+        " number = excluded.number, seq = excluded.seq, this_update = excluded.this_update,"
+        " next_update = excluded.next_update, der = excluded.der"
+        " WHERE crl_published.number < excluded.number";
+    pg_store *s = PG(base);
+    pg_params p = {0};
+
+    pp_str(&p, ca_id);
+    pp_i64(&p, c->number);
+    pp_i64(&p, c->seq);
+    pp_i64(&p, c->this_update);
+    pp_i64(&p, c->next_update);
+    pp_bytes(&p, c->der, c->der_len);
+    return pg_cmd(s, sql, &p, "CRL publish", NULL, err);
+}
+
+int pg_crl_get(fp_store *base, const char *ca_id, fp_crl_pub *out, fp_error *err)
+{
+    static const char sql[] = "SELECT number, seq, this_update, next_update, der"
+                              " FROM crl_published WHERE ca_id = $1";
+    pg_store *s = PG(base);
+    pg_params p = {0};
+    PGresult *res;
+    int rc = FP_ERR_OK;
+
+    pp_str(&p, ca_id);
+    if ((res = pg_q(s, sql, &p, "CRL lookup", err)) == NULL)
+        return s->last_rc;
+    if (PQntuples(res) == 1) {
+        out->number = pg_i64(res, 0, 0);
+        out->seq = pg_i64(res, 0, 1);
+        out->this_update = pg_i64(res, 0, 2);
+        out->next_update = pg_i64(res, 0, 3);
+        if ((out->der = pg_bytea(res, 0, 4, &out->der_len)) == NULL)
+            rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+    } else {
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no published CRL of %s", ca_id);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* A session advisory lock per CA (key: a hash of the CA id in a space of
+ * its own), so that one node at a time regenerates that CA's CRL; the
+ * server drops it with the connection. */
+int pg_crl_lock(fp_store *base, const char *ca_id, bool lock, bool *got, fp_error *err)
+{
+    static const char take[] =
+        "SELECT pg_try_advisory_lock(hashtextextended('fleetpki crl ' || $1, 0))";
+    static const char give[] =
+        "SELECT pg_advisory_unlock(hashtextextended('fleetpki crl ' || $1, 0))";
+    pg_store *s = PG(base);
+    pg_params p = {0};
+    PGresult *res;
+
+    *got = false;
+    pp_str(&p, ca_id);
+    if ((res = pg_q(s, lock ? take : give, &p, "CRL lock", err)) == NULL)
+        return s->last_rc;
+    *got = lock && strcmp(pg_val(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return FP_ERR_OK;
+}

@@ -43,6 +43,10 @@ typedef struct fp_store_ops {
     int (*status_seq)(fp_store *s, int64_t *seq, fp_error *err);
     int (*status_changes)(fp_store *s, int64_t after, int max, fp_change_cb cb,
                           void *arg, fp_error *err);
+    int (*crl_put)(fp_store *s, const char *ca_id, const fp_crl_pub *c, fp_error *err);
+    int (*crl_get)(fp_store *s, const char *ca_id, fp_crl_pub *out, fp_error *err);
+    /* NULL: one node only, the lock is always taken */
+    int (*crl_lock)(fp_store *s, const char *ca_id, bool lock, bool *got, fp_error *err);
     /* NULL: the backend does not announce changes (callers poll) */
     int (*status_wait)(fp_store *s, int timeout_ms, bool *woken, fp_error *err);
 
