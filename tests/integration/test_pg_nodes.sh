@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Three `fleetpki serve` nodes on one PostgreSQL database (issue 15):
 #  - a revocation through node 2's API reaches OCSP on node 3, whose cached
-#    "good" answer is dropped (change log, woken by NOTIFY);
+#    "good" answer is dropped (change log, woken by NOTIFY), and every node
+#    then serves one CRL listing it, signed by one node only;
 #  - a token with 24 uses, spent from three nodes at once, pays for exactly
 #    24 certificates;
 #  - enrollments on three nodes at once, node 2 killed (SIGKILL) in the
@@ -35,6 +36,34 @@ expect_api 200 "revoke through node 2's API" POST \
     "/projects/default/certificates/$(cat "$T/d1.serial")/revoke" "$ADMIN" '{"reason":"keyCompromise"}'
 rev_wait_status "$T/d1.crt" revoked -no_nonce
 pass "node 3 answers revoked from its cache path after node 2 revoked"
+
+# every node serves the CRL listing it, and the same one: one node signed
+# it (under the per-CA lock), the others took its bytes from the database
+crl_of() { # NODE OUT: the node's CRL once it lists d1 (up to 30 s)
+    for _ in $(seq 1 150); do
+        curl -sS --max-time 10 -o "$2" "http://${NHTTP[$1]}/crl/issuing.crl" &&
+            openssl crl -inform DER -in "$2" -noout -text 2>/dev/null |
+            grep -q "Serial Number: $(cat "$T/d1.serial")" && return 0
+        sleep 0.2
+    done
+    fail "node $1's CRL does not list the revoked certificate"
+}
+for i in 1 2 3; do
+    crl_of "$i" "$T/n$i.crl"
+    openssl crl -inform DER -in "$T/n$i.crl" -CAfile "$CA/issuing.crt" -noout 2>&1 | grep -q 'verify OK' ||
+        fail "node $i's CRL does not verify"
+done
+for _ in $(seq 1 150); do
+    cmp -s "$T/n1.crl" "$T/n2.crl" && cmp -s "$T/n2.crl" "$T/n3.crl" && break
+    sleep 0.2
+    for i in 1 2 3; do crl_of "$i" "$T/n$i.crl"; done
+done
+cmp -s "$T/n1.crl" "$T/n2.crl" && cmp -s "$T/n2.crl" "$T/n3.crl" ||
+    fail "nodes serve different CRLs: $(for i in 1 2 3; do openssl crl -inform DER -in "$T/n$i.crl" -noout -crlnumber; done | tr '\n' ' ')"
+num=$(openssl crl -inform DER -in "$T/n1.crl" -noout -crlnumber | cut -d= -f2)
+signers=$(grep -l "crl ca=issuing number=$((num)) entries" "$T"/node?.log | wc -l)
+[ "$signers" = 1 ] || fail "CRL number $num was signed by $signers nodes"
+pass "all three nodes serve one CRL (number $num) listing it, signed by one node"
 
 # ---- one token, three nodes spending it at once ----
 token default --uses 24
