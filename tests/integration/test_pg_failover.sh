@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL going away under load (issue 15):
 #  - restart: while the database is down a node answers 503 with
-#    Retry-After (never 500, never 401 for a valid token); it reconnects by
+#    Retry-After on EST and the admin API (never 500, never 401 for a
+#    valid credential); it reconnects by
 #    itself when the database is back; every certificate a client received,
 #    before, during or after, is in the database; the audit chain verifies;
 #  - failover: a primary and a hot standby with synchronous replication,
@@ -14,6 +15,7 @@ export FP_TEST_STORE=pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/est_lib.sh"
 . "$(dirname "$0")/pg_nodes_lib.sh"
+. "$(dirname "$0")/api_lib.sh"
 
 # load_start PREFIX: two clients enrolling on node 1 in a loop until
 # load_stop; they record what they received in $T/PREFIX[ab].
@@ -42,6 +44,7 @@ fp_new_ca "$CA" >/dev/null
 node_start 1
 token default --uses 1000000
 est_csr lc "/CN=pg-restart"
+ADMIN=$(new_key --admin)
 
 # ---- restart PostgreSQL mid-load ----
 load_start r
@@ -52,7 +55,10 @@ code=$(curl -sS --max-time 60 --cacert "$CA/root.crt" -u "$TOK_ID:$TOK_SECRET" \
     -o "$T/down.body" -w '%{http_code}' "https://${NHTTPS[1]}/.well-known/est/simpleenroll")
 [ "$code" = 503 ] || fail "enrollment while the database is down: HTTP $code: $(cat "$T/down.body")"
 grep -qi '^Retry-After: [0-9]' "$T/down.hdr" || fail "503 without Retry-After"
-pass "database down: 503 with Retry-After"
+pass "database down: EST answers 503 with Retry-After"
+HTTPS=${NHTTPS[1]}
+expect_api 503 "database down: the admin API answers 503" GET /projects "$ADMIN"
+grep -qi '^Retry-After: [0-9]' "$T/r.hdr" || fail "API 503 without Retry-After"
 pg_restart
 wait_received r 5
 load_stop
