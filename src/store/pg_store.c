@@ -499,7 +499,17 @@ int fp_store_pg_open(const char *conninfo, fp_store_role role, fp_store **out, f
     }
     s->base.ops = &pg_ops;
     s->role = role;
-    s->conn = PQconnectdb(conninfo);
+    {
+        /* defaults that the connection string may override (later values
+         * win): a dead host must not hang a node (connect_timeout), and a
+         * silently vanished one must be noticed within about a minute
+         * (TCP keepalives, tcp_user_timeout) rather than hours */
+        static const char *const keys[] = {"connect_timeout", "keepalives_idle",
+                                           "keepalives_interval", "keepalives_count",
+                                           "tcp_user_timeout", "dbname", NULL};
+        const char *vals[] = {"10", "30", "10", "3", "30000", conninfo, NULL};
+        s->conn = PQconnectdbParams(keys, vals, 1);
+    }
     if (s->conn == NULL) {
         rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
         goto fail;
