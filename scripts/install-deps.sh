@@ -7,6 +7,7 @@ PACKAGES=(
     build-essential cmake pkg-config clang-14 libclang-rt-14-dev
     libssl-dev openssl libmbedtls-dev
     libsqlite3-dev sqlite3
+    libpq-dev postgresql
     libevent-dev libjansson-dev libcmocka-dev libjemalloc-dev
     curl python3 python3-cryptography python3-pyasn1-modules procps time
     mosquitto mosquitto-clients mosquitto-dev libmosquitto-dev

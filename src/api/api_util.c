@@ -35,7 +35,7 @@ int api_status_of(int code)
     case FP_ERRCLASS_AUTH:
         return 401;
     case FP_ERRCLASS_UNAVAILABLE:
-        return 503;
+        return 503; /* a dependency (database, key token, signer) is down: retry (RFC 9110 15.6.4) */
     case FP_ERRCLASS_INTERNAL:
     default:
         return 500;
@@ -92,6 +92,15 @@ void api_fail(fp_http_req *req, const fp_error *err)
 {
     int status = api_status_of(err->code);
 
+    if (status == 503) {
+        /* the store is unavailable (PostgreSQL restarting, failing over):
+         * the detail goes to the log, the client retries */
+        fp_log(FP_LOG_WARN, "api %s: %s", req->id, fp_err_str(err));
+        fp_http_add_header(req, "Retry-After", "2");
+        api_problem(req, 503, fp_err_name(err->code), fp_err_default_msg(err->code),
+                    "the store is unavailable, retry later (request %s)", req->id);
+        return;
+    }
     if (status == 500) {
         /* our fault: the detail goes to the log, the caller gets the title */
         fp_log(FP_LOG_ERROR, "api %s: %s", req->id, fp_err_str(err));

@@ -263,6 +263,13 @@ fail:
     case FP_ERRCLASS_NOT_FOUND:
         problem(req, 403, rc, err.msg);
         break;
+    case FP_ERRCLASS_UNAVAILABLE:
+        /* the database is down: not the device's fault, it retries */
+        fp_log(FP_LOG_WARN, "id=%s device API: %s", req->id, err.msg);
+        fp_http_add_header(req, "Retry-After", "2");
+        snprintf(err.msg, sizeof(err.msg), "store unavailable, retry later (request %s)", req->id);
+        problem(req, 503, FP_ERR_UNAVAILABLE, err.msg);
+        break;
     default:
         /* suspended, decommissioned, revoked, unnamed, ambiguous */
         problem(req, 403, rc, err.msg);

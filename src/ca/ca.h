@@ -138,6 +138,7 @@ typedef struct fp_init_opts {
     const char *offline_root;
     const char *root_pass;
     size_t root_passlen;
+    const char *store_url; /* NULL: the SQLite file; else [store] url (PostgreSQL) */
     char backup_dir[FP_PATH_MAX]; /* out: where --force moved old files */
 } fp_init_opts;
 

@@ -41,6 +41,7 @@ static const config_opt config_opts[] = {
     {"ca", "pkcs11_module", C_STR, S(pkcs11_module), 0, 0, "", "PKCS#11 module for keys named by pkcs11: URIs without module-path (docs/keys.md)"},
     {"ca", "pkcs11_pin_file", C_STR, S(pkcs11_pin_file), 0, 0, "", "file holding the token PIN when neither the URI's pin-source nor FP_PKCS11_PIN gives it"},
     {"store", "path", C_STR, S(store_path), 0, 0, "fleetpki.db", "SQLite database"},
+    {"store", "url", C_STR, S(store_url), 0, 0, "", "PostgreSQL database instead of the SQLite file: a libpq URI (postgres://...) or key=value connection string; see docs/postgresql.md"},
     {"server", "https_listen", C_STR, S(https_listen), 0, 0, "127.0.0.1:8443", "EST and API listener (TLS)"},
     {"server", "http_listen", C_STR, S(http_listen), 0, 0, "127.0.0.1:8080", "CRL and OCSP listener (plain HTTP)"},
     {"server", "public_url", C_STR, S(public_url), 0, 0, "", "base URL relying parties use for CRL/OCSP (empty: no CDP/AIA in certificates)"},
@@ -530,6 +531,16 @@ int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
     /* a key in a token is named by an RFC 7512 URI, not a path */
     if (fp_p11_uri_is(opt))
         return fp_path_join(buf, size, NULL, opt, err);
+    /* [store] url replaces the SQLite path: a URI as it is, a key=value
+     * connection string marked for fp_store_open */
+    if (opt == c->store_path && c->store_url[0] != '\0') {
+        bool uri = !strncmp(c->store_url, "postgres://", 11) ||
+                   !strncmp(c->store_url, "postgresql://", 13);
+        int n = snprintf(buf, size, "%s%s", uri ? "" : FP_STORE_PG_PREFIX, c->store_url);
+        if (n < 0 || (size_t)n >= size)
+            return fp_err_set(err, FP_ERR_TOO_LARGE, "[store] url is too long");
+        return FP_ERR_OK;
+    }
     return fp_path_join(buf, size, c->dir, opt, err);
 }
 

@@ -66,6 +66,7 @@ typedef struct fp_config {
 
     /* [store] */
     char store_path[FP_PATH_MAX];
+    char store_url[FP_PATH_MAX]; /* PostgreSQL instead of store_path (docs/postgresql.md) */
 
     /* [server] (used by `serve`) */
     char https_listen[128];

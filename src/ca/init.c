@@ -308,6 +308,12 @@ int fp_ca_init(fp_init_opts *o, fp_error *err)
     fp_config_defaults(cfg, o->dir);
     snprintf(cfg->org, sizeof(cfg->org), "%s", o->org);
     cfg->keys_encrypted = o->pass != NULL && o->passlen > 0;
+    if (o->store_url != NULL &&
+        snprintf(cfg->store_url, sizeof(cfg->store_url), "%s", o->store_url) >=
+            (int)sizeof(cfg->store_url)) {
+        rc = fp_err_set(err, FP_ERR_TOO_LARGE, "--store-url is too long");
+        goto out;
+    }
 
     /* root: 20 years, room for issuing + one sub-CA level below it */
     snprintf(cn, sizeof(cn), "%s Root CA", o->org);

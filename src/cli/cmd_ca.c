@@ -14,7 +14,7 @@
 static const char init_help[] =
     "usage: fleetpki init [--dir DIR] [--algo p256|p384|ed25519|rsa3072] [--name ORG]\n"
     "                     [--passphrase-file F] [--pkcs11 URI] [--force] [--json]\n"
-    "                     [--offline-root DIR [--root-passphrase-file F]]\n"
+    "                     [--offline-root DIR [--root-passphrase-file F]] [--store-url URL]\n"
     "\n"
     "Creates in DIR (default ./fleetpki-data): a self-signed root CA (20 years),\n"
     "an issuing CA signed by it (10 years), a TLS server certificate and an OCSP\n"
@@ -28,7 +28,9 @@ static const char init_help[] =
     "URI's pin-source=file:PATH (docs/keys.md).\n"
     "With --offline-root DIR the root key is written only to DIR (removable\n"
     "media), encrypted with the root passphrase (--root-passphrase-file,\n"
-    "FLEETPKI_ROOT_PASSPHRASE); no root key stays in the data directory.\n";
+    "FLEETPKI_ROOT_PASSPHRASE); no root key stays in the data directory.\n"
+    "--store-url puts the store in a PostgreSQL database instead ([store] url,\n"
+    "a libpq URI or key=value connection string; see docs/postgresql.md).\n";
 
 int cmd_init(int argc, char **argv)
 {
@@ -40,6 +42,7 @@ int cmd_init(int argc, char **argv)
         {"pkcs11", required_argument, NULL, 'K'},
         {"offline-root", required_argument, NULL, 'O'},
         {"root-passphrase-file", required_argument, NULL, 'R'},
+        {"store-url", required_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     cli_env env = {0};
@@ -73,6 +76,9 @@ int cmd_init(int argc, char **argv)
             break;
         case 'R':
             root_pass_file = optarg;
+            break;
+        case 'U':
+            o.store_url = optarg;
             break;
         case 'h':
             fputs(init_help, stdout);

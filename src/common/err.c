@@ -137,6 +137,7 @@ fp_errclass fp_err_class(int code)
     case FP_ERR_PASSPHRASE:
         return FP_ERRCLASS_AUTH;
     case FP_ERR_KEY_UNAVAILABLE:
+    case FP_ERR_UNAVAILABLE:
         return FP_ERRCLASS_UNAVAILABLE;
     default:
         return FP_ERRCLASS_INTERNAL;

@@ -46,7 +46,8 @@
     X(AUDIT, "audit-broken", "audit log chain does not verify")               \
     X(INTERNAL, "internal", "internal error")                                 \
     X(CA_CERT, "ca-cert-rejected", "certificate is not acceptable as a CA or trust root") \
-    X(KEY_UNAVAILABLE, "key-unavailable", "signing key unavailable (token or signer process)")
+    X(KEY_UNAVAILABLE, "key-unavailable", "signing key unavailable (token or signer process)") \
+    X(UNAVAILABLE, "unavailable", "temporarily unavailable, retry later")
 
 typedef enum {
 #define FP_X_ENUM(sym, name, msg) FP_ERR_##sym,
@@ -78,7 +79,7 @@ typedef enum {
     FP_ERRCLASS_NOT_FOUND,
     FP_ERRCLASS_CONFLICT,     /* exists / duplicate / wrong state */
     FP_ERRCLASS_AUTH,         /* wrong or missing credentials */
-    FP_ERRCLASS_UNAVAILABLE,  /* a dependency (key token, signer) is down: retry later */
+    FP_ERRCLASS_UNAVAILABLE,  /* a dependency is down (database, key token, signer): retry later */
 } fp_errclass;
 
 fp_errclass fp_err_class(int code);

@@ -255,10 +255,10 @@ static int token_auth(const est_label *lb, fp_http_req *req, est_identity *id)
      * unknown here as one never created */
     rc = fp_store_token_get(req->worker_state, lb->cfg->project, user, &t, &err);
     if (rc != FP_ERR_OK && rc != FP_ERR_NOT_FOUND) {
-        /* a store failure is ours, not a bad token: 500, so a device does
-         * not throw away a valid token over a transient error */
-        fp_log(FP_LOG_ERROR, "id=%s token lookup: %s", req->id, err.msg);
-        fp_http_error(req, 500, "internal error (request %s)", req->id);
+        /* a store failure is ours, not a bad token: 500 (503 + Retry-After
+         * while the database is unavailable), so a device does not throw
+         * away a valid token over a transient error */
+        est_answer_error(req, &err);
         goto out;
     }
     /* the same answer for unknown id and wrong secret */

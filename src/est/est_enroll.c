@@ -13,6 +13,7 @@
  * answers: nothing of a certificate leaves before its batch is durable.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +68,7 @@ static int est_status_of(int code)
     case FP_ERRCLASS_REFUSED:
         return 403;
     case FP_ERRCLASS_UNAVAILABLE:
-        return 503; /* the CA key's token or signer is away: retry later */
+        return 503; /* a dependency is down: retry later, est_answer_error */
     default:
         return 500;
     }
@@ -77,12 +78,15 @@ void est_answer_error(fp_http_req *req, const fp_error *err)
 {
     int code = err->code, status = est_status_of(code);
     if (status == 503) {
-        /* the CA key's token or signer process is away: the detail (module,
-         * token) is for the operator's log, the client only learns to retry */
+        /* a dependency is down: the CA key's token or signer process, or the
+         * store (PostgreSQL restarting or failing over).  The detail is for
+         * the operator's log; the client only learns to retry. */
+        bool key = code == FP_ERR_KEY_UNAVAILABLE;
         fp_log(FP_LOG_WARN, "id=%s %s: %s", req->id, fp_err_name(code), err->msg);
-        fp_http_add_header(req, "Retry-After", "30");
-        fp_http_error(req, 503, "%s: the CA's signing key is unavailable, retry later "
-                                "(request %s)", fp_err_name(code), req->id);
+        fp_http_add_header(req, "Retry-After", key ? "30" : "2");
+        fp_http_error(req, 503, "%s: %s unavailable, retry later (request %s)",
+                      fp_err_name(code), key ? "the CA's signing key is" : "the store is",
+                      req->id);
     } else if (status != 500) {
         fp_http_error(req, status, "%s: %s", fp_err_name(code), err->msg);
     } else {

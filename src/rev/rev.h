@@ -4,8 +4,10 @@
  *
  *   rev_http.c     routes and thin handlers (decode, call core, encode)
  *   rev_publish.c  two background threads, each with its own store handle:
- *                  the watcher, every POLL_MS, polls the store's status-
- *                  change log (fp_ocsp_watch), dropping cached OCSP
+ *                  the watcher, woken by the store's change announcements
+ *                  (PostgreSQL LISTEN/NOTIFY: a change on any node) or
+ *                  every POLL_MS, polls the store's status-change log
+ *                  (fp_ocsp_watch), dropping cached OCSP
  *                  responses of changed certificates (a revocation made by
  *                  any process shows in OCSP within one poll), marks the
  *                  CRLs dirty, and renews the OCSP signer hourly; the CRL
@@ -74,6 +76,7 @@ typedef struct rev_state {
     int64_t seq;             /* change log position */
     bool crl_dirty;          /* guarded by lock */
     int64_t dirty_since_ms, last_change_ms;
+    int64_t dirty_seq;       /* change log position the CRLs must cover (lock) */
 } rev_state;
 
 /* The module the composition root mounts (src/cli/cmd_serve.c), with
@@ -93,6 +96,12 @@ void rev_publish_stop(rev_state *st);
 /* Generate and publish the CRL of crls[i] now with store (the CRL
  * thread's handle, or init's). */
 int rev_crl_refresh(rev_state *st, fp_store *store, int i, fp_error *err);
+/* Bring crls[i] up to the change log position need_seq: serve the CRL
+ * another node published (fp_store_crl_get) when it covers need_seq and is
+ * not due, else regenerate it under the store's per-CA lock and publish
+ * it.  *busy: another node holds the lock (nothing done; try again later). */
+int rev_crl_sync(rev_state *st, fp_store *store, int i, int64_t need_seq, bool *busy,
+                 fp_error *err);
 /* Current CRL of ca_id with a reference (rev_blob_put), or NULL. */
 rev_blob *rev_crl_get(rev_state *st, const char *ca_id);
 void rev_blob_put(rev_blob *b);

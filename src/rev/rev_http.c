@@ -343,9 +343,15 @@ static int rev_init(fp_http_server *srv, void *arg, void **out, fp_error *err)
      * replaced before the first response is signed */
     if ((rc = serve_cas(st, err)) != FP_ERR_OK)
         goto fail;
-    for (int i = 0; i < st->n_crls; i++)
-        if ((rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK)
+    /* the newest CRL another node published, when it is current: a node
+     * starts without signing a CRL of every revoked certificate */
+    st->dirty_seq = st->seq;
+    for (int i = 0; i < st->n_crls; i++) {
+        bool busy = false;
+        if ((rc = rev_crl_sync(st, st->crl_store, i, st->seq, &busy, err)) != FP_ERR_OK ||
+            (busy && (rc = rev_crl_refresh(st, st->crl_store, i, err)) != FP_ERR_OK))
             goto fail;
+    }
     if ((rc = rev_publish_start(st, err)) != FP_ERR_OK)
         goto fail;
     fp_log(FP_LOG_INFO, "ocsp cache=%s entries=%d validity=%ds CAs=%d", st->cfg->ocsp_cache ? "on" : "off",

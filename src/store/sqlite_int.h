@@ -151,6 +151,8 @@ int sq_revocation_number_next(fp_store *base, const char *ca_id, int64_t *out, f
 int sq_status_seq(fp_store *base, int64_t *seq, fp_error *err);
 int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, void *arg,
                       fp_error *err);
+int sq_crl_put(fp_store *base, const char *ca_id, const fp_crl_pub *c, fp_error *err);
+int sq_crl_get(fp_store *base, const char *ca_id, fp_crl_pub *out, fp_error *err);
 
 /* ---- sqlite_tokens.c ---- */
 int sq_token_put(fp_store *base, const fp_token_rec *t, const fp_audit_event *ev,

@@ -249,6 +249,13 @@ static const migration migrations[] = {
      "CREATE INDEX devices_state ON devices(project, state, name);"
      "CREATE INDEX device_tags_key ON device_tags(project, key, name);",
      NULL},
+    /* issue 15: the newest CRL of each CA, published by the node that
+     * generated it for the others to serve (store_status.h); seq: the
+     * status-change seq it covers.  (PostgreSQL: pg_migrate.c, same.) */
+    {"CREATE TABLE crl_published ("
+     "  ca_id TEXT PRIMARY KEY, number INTEGER NOT NULL, seq INTEGER NOT NULL,"
+     "  this_update INTEGER NOT NULL, next_update INTEGER NOT NULL, der BLOB NOT NULL);",
+     NULL},
 };
 
 #define N_MIGRATIONS ((int)(sizeof(migrations) / sizeof(*migrations)))

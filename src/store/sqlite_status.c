@@ -198,3 +198,68 @@ int sq_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, v
     sqlite3_clear_bindings(st);
     return rc;
 }
+
+int sq_crl_put(fp_store *base, const char *ca_id, const fp_crl_pub *c, fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO crl_published (ca_id, number, seq, this_update, next_update,"
+                           " der) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (ca_id) DO UPDATE SET"
+                           " number = ?2, seq = ?3, this_update = ?4, next_update = ?5, der = ?6"
+                           " WHERE number < ?2", -1, &st, NULL) != SQLITE_OK) {
+        rc = sq_db_err(s, err, "CRL publish");
+        goto out;
+    }
+    sqlite3_bind_text(st, 1, ca_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, c->number);
+    sqlite3_bind_int64(st, 3, c->seq);
+    sqlite3_bind_int64(st, 4, c->this_update);
+    sqlite3_bind_int64(st, 5, c->next_update);
+    sqlite3_bind_blob64(st, 6, c->der, c->der_len, SQLITE_STATIC);
+    rc = sq_step_once(s, st, "CRL publish", err);
+out:
+    sqlite3_finalize(st);
+    if (rc == FP_ERR_OK)
+        rc = sq_step_once(s, s->commit, "COMMIT", err); /* not an issuance: no crash point */
+    if (rc != FP_ERR_OK)
+        sq_rollback(s);
+    return rc;
+}
+
+int sq_crl_get(fp_store *base, const char *ca_id, fp_crl_pub *out, fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    int rc = FP_ERR_OK, step;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT number, seq, this_update, next_update, der FROM crl_published"
+                           " WHERE ca_id = ?", -1, &st, NULL) != SQLITE_OK)
+        return sq_db_err(s, err, "CRL lookup");
+    sqlite3_bind_text(st, 1, ca_id, -1, SQLITE_STATIC);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 4);
+        out->number = sqlite3_column_int64(st, 0);
+        out->seq = sqlite3_column_int64(st, 1);
+        out->this_update = sqlite3_column_int64(st, 2);
+        out->next_update = sqlite3_column_int64(st, 3);
+        out->der = malloc(n > 0 ? (size_t)n : 1);
+        if (out->der == NULL)
+            rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        else if (n > 0)
+            memcpy(out->der, sqlite3_column_blob(st, 4), (size_t)n);
+        out->der_len = out->der ? (size_t)n : 0;
+    } else if (step == SQLITE_DONE) {
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no published CRL of %s", ca_id);
+    } else {
+        rc = sq_db_err(s, err, "CRL lookup");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -13,9 +13,11 @@
 int fp_store_open_role(const char *path, fp_store_role role, fp_store **out, fp_error *err)
 {
     *out = NULL;
+    /* a libpq URI, or "pg:" and a key=value connection string */
     if (!strncmp(path, "postgres://", 11) || !strncmp(path, "postgresql://", 13))
-        return fp_err_set(err, FP_ERR_CONFIG,
-                          "the PostgreSQL store backend is not available in this build");
+        return fp_store_pg_open(path, role, out, err);
+    if (!strncmp(path, FP_STORE_PG_PREFIX, strlen(FP_STORE_PG_PREFIX)))
+        return fp_store_pg_open(path + strlen(FP_STORE_PG_PREFIX), role, out, err);
     return fp_store_sqlite_open(path, role, out, err);
 }
 
@@ -205,6 +207,39 @@ int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb
                             void *arg, fp_error *err)
 {
     return s->ops->status_changes(s, after, max, cb, arg, err);
+}
+
+int fp_store_crl_put(fp_store *s, const char *ca_id, const fp_crl_pub *c, fp_error *err)
+{
+    if (ca_id == NULL || c == NULL || c->der == NULL || c->der_len == 0 || c->number < 1)
+        return fp_err_set(err, FP_ERR_ARG, "a published CRL needs a CA, a number and its DER");
+    return s->ops->crl_put(s, ca_id, c, err);
+}
+
+int fp_store_crl_get(fp_store *s, const char *ca_id, fp_crl_pub *out, fp_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (ca_id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "CRL lookup needs a CA");
+    return s->ops->crl_get(s, ca_id, out, err);
+}
+
+int fp_store_crl_lock(fp_store *s, const char *ca_id, bool lock, bool *got, fp_error *err)
+{
+    *got = true;
+    if (ca_id == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "CRL lock needs a CA");
+    return s->ops->crl_lock ? s->ops->crl_lock(s, ca_id, lock, got, err) : FP_ERR_OK;
+}
+
+int fp_store_status_wait(fp_store *s, int timeout_ms, bool *waited, bool *woken,
+                         fp_error *err)
+{
+    *waited = *woken = false;
+    if (s->ops->status_wait == NULL)
+        return FP_ERR_OK;
+    *waited = true;
+    return s->ops->status_wait(s, timeout_ms < 0 ? 0 : timeout_ms, woken, err);
 }
 
 /* ---- tokens ---- */

@@ -56,8 +56,14 @@ typedef enum {
     FP_STORE_ROLE_COMMITTER = 1,
 } fp_store_role;
 
-/* Open (creating and migrating if needed) the store at path.  A path of
- * the form "postgres://..." is reserved for the PostgreSQL backend. */
+/* A store path that starts with this is a libpq key=value connection
+ * string ("pg:host=/run/pg dbname=fleetpki"). */
+#define FP_STORE_PG_PREFIX "pg:"
+
+/* Open (creating and migrating if needed) the store at path: a SQLite
+ * file, or a PostgreSQL database named by a libpq URI ("postgres://...",
+ * "postgresql://...") or by FP_STORE_PG_PREFIX and a key=value connection
+ * string (docs/postgresql.md). */
 int fp_store_open(const char *path, fp_store **out, fp_error *err);
 /* The same for a handle with a role. */
 int fp_store_open_role(const char *path, fp_store_role role, fp_store **out,

@@ -43,6 +43,12 @@ typedef struct fp_store_ops {
     int (*status_seq)(fp_store *s, int64_t *seq, fp_error *err);
     int (*status_changes)(fp_store *s, int64_t after, int max, fp_change_cb cb,
                           void *arg, fp_error *err);
+    int (*crl_put)(fp_store *s, const char *ca_id, const fp_crl_pub *c, fp_error *err);
+    int (*crl_get)(fp_store *s, const char *ca_id, fp_crl_pub *out, fp_error *err);
+    /* NULL: one node only, the lock is always taken */
+    int (*crl_lock)(fp_store *s, const char *ca_id, bool lock, bool *got, fp_error *err);
+    /* NULL: the backend does not announce changes (callers poll) */
+    int (*status_wait)(fp_store *s, int timeout_ms, bool *woken, fp_error *err);
 
     int (*token_put)(fp_store *s, const fp_token_rec *t, const fp_audit_event *ev,
                      fp_error *err);
@@ -124,5 +130,7 @@ struct fp_store {
 
 int fp_store_sqlite_open(const char *path, fp_store_role role, fp_store **out,
                          fp_error *err);
+/* conninfo: any libpq connection string (pg_store.c) */
+int fp_store_pg_open(const char *conninfo, fp_store_role role, fp_store **out, fp_error *err);
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef FP_STORE_STATUS_H
 #define FP_STORE_STATUS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../common/err.h"
@@ -60,5 +61,41 @@ typedef int (*fp_change_cb)(void *arg, int64_t seq, const char *serial,
 /* Call cb for changes with seq > after, oldest first, at most max of them. */
 int fp_store_status_changes(fp_store *s, int64_t after, int max, fp_change_cb cb,
                             void *arg, fp_error *err);
+
+/*
+ * Published revocation lists, shared by every node of one store, so that
+ * one node regenerates a CA's CRL and the others serve its bytes.
+ *
+ * fp_store_crl_put records a CRL of ca_id with its number, its validity
+ * and seq: the status-change seq read before it was generated (it lists
+ * every change up to seq).  It replaces the stored one only when number is
+ * greater.  fp_store_crl_get returns the stored one (FP_ERR_NOT_FOUND if
+ * none); *der is malloc'd, the caller frees it.
+ * fp_store_crl_lock(lock = true) tries to take the right to regenerate
+ * ca_id's CRL without waiting (*got false: another handle, on any node,
+ * holds it); lock = false gives it back.  PostgreSQL: a session advisory
+ * lock (released too if the connection drops); SQLite: always taken.
+ */
+typedef struct fp_crl_pub {
+    int64_t number, seq, this_update, next_update;
+    unsigned char *der;
+    size_t der_len;
+} fp_crl_pub;
+int fp_store_crl_put(fp_store *s, const char *ca_id, const fp_crl_pub *c, fp_error *err);
+int fp_store_crl_get(fp_store *s, const char *ca_id, fp_crl_pub *out, fp_error *err);
+int fp_store_crl_lock(fp_store *s, const char *ca_id, bool lock, bool *got, fp_error *err);
+
+/*
+ * Wait up to timeout_ms for a status change made through any handle, on
+ * any node, to be announced, so that a follower need not poll quickly.
+ * Backends that announce changes (PostgreSQL: LISTEN/NOTIFY) block and set
+ * *waited; *woken then says whether a change was announced (a later
+ * fp_store_status_changes returns it).  Backends that do not (SQLite)
+ * return at once with *waited false: the caller polls as before.  The
+ * first call subscribes the handle; use the handle for nothing else while
+ * it waits.
+ */
+int fp_store_status_wait(fp_store *s, int timeout_ms, bool *waited, bool *woken,
+                         fp_error *err);
 
 #endif

@@ -18,6 +18,8 @@ fp_cleanup() {
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
     done
+    # the private PostgreSQL (FP_TEST_STORE=pg) outlives every node
+    if declare -F pg_cleanup >/dev/null; then pg_cleanup; fi
     # FP_TEST_KEEP=1: a failing test leaves its temp dir (server.log...)
     if [ "$rc" != 0 ] && [ -n "${FP_TEST_KEEP:-}" ]; then
         echo "kept $T" >&2
@@ -27,7 +29,37 @@ fp_cleanup() {
 }
 trap fp_cleanup EXIT
 
-fp() { "$FLEETPKI" "$@"; }
+# FP_TEST_STORE=pg: every store this test makes is a fresh database of a
+# private PostgreSQL (tests/pg_lib.sh) started on first use, instead of
+# the SQLite file: `fp init` gets --store-url.  A test that reads the
+# SQLite file itself (the sqlite3 shell) cannot run so and skips.
+if [ "${FP_TEST_STORE:-sqlite}" = pg ]; then
+    if grep -qE 'sqlite3|fleetpki\.db' "$0"; then
+        echo "skip: $(basename "$0") reads or writes the SQLite file directly (FP_TEST_STORE=pg)" >&2
+        exit 77
+    fi
+    . "$(dirname "${BASH_SOURCE[0]}")/../pg_lib.sh"
+    # here, not on first use: `CA=$(fp_new_ca)` runs in a subshell, whose
+    # server would outlive the test
+    pg_start || { rc=$?; [ "$rc" = 77 ] && exit 77; echo "cannot start PostgreSQL" >&2; exit 1; }
+fi
+
+# fp_pg_url: a fresh database's store URL (a name unique even across
+# subshells, which do not share a counter).
+fp_pg_url() {
+    echo "pg:$(pg_new_db "fp_$(date +%s%N)_$BASHPID")"
+}
+
+fp() {
+    if [ "${FP_TEST_STORE:-sqlite}" = pg ] && [ "${1:-}" = init ]; then
+        local url
+        url=$(fp_pg_url) || fail "cannot make a PostgreSQL database"
+        url=${url#pg:}
+        "$FLEETPKI" "$@" --store-url "$url"
+        return
+    fi
+    "$FLEETPKI" "$@"
+}
 
 # Remember a background pid so it is stopped at exit.
 fp_track() { FP_PIDS+=("$1"); }

@@ -364,3 +364,70 @@ void test_status_changes(void **state)
     assert_int_equal(fp_store_status_changes(f->s, seq1, 100, changes_cb, &c, &e), 0);
     assert_int_equal(c.n, 0);
 }
+
+/* A change made through another handle is announced to a waiting one
+ * (backends that announce changes; the others return at once and the
+ * caller polls).  The bound is generous and never reached when it works. */
+void test_status_wait(void **state)
+{
+    fx *f = *state;
+    fp_store *s2 = NULL;
+    fp_cert_rec r = sc_mkrec("73", 5);
+    bool waited = false, woken = true;
+    changes_ctx c;
+    fp_error e = {0};
+
+    assert_int_equal(fp_store_cert_insert(f->s, &r, NULL, 1, &e), 0);
+    /* subscribes; nothing announced yet */
+    assert_int_equal(fp_store_status_wait(f->s, 0, &waited, &woken, &e), 0);
+    assert_false(woken);
+    assert_int_equal(sc_be->open_again(sc_be->arg, &s2), 0);
+    assert_int_equal(fp_store_cert_set_status(s2, "73", FP_CERT_REVOKED, 1, 2, NULL, &e), 0);
+    fp_store_close(s2);
+    assert_int_equal(fp_store_status_wait(f->s, 60000, &waited, &woken, &e), 0);
+    if (waited)
+        assert_true(woken);
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(fp_store_status_changes(f->s, 0, 100, changes_cb, &c, &e), 0);
+    assert_string_equal(c.serials, "73/issuing;");
+}
+
+/* Published CRLs: the newest number wins; the regeneration lock can be
+ * taken and given back by any handle. */
+void test_crl_published(void **state)
+{
+    fx *f = *state;
+    fp_store *s2 = NULL;
+    unsigned char d1[] = {0x30, 0x01, 0x01}, d2[] = {0x30, 0x01, 0x02};
+    fp_crl_pub c = {2, 7, 100, 200, d2, sizeof(d2)}, got;
+    bool taken = false;
+    fp_error e = {0};
+
+    assert_int_equal(fp_store_crl_get(f->s, "issuing", &got, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_crl_put(f->s, "issuing", &c, &e), 0);
+    /* an older number does not replace a newer one */
+    c = (fp_crl_pub){1, 9, 300, 400, d1, sizeof(d1)};
+    assert_int_equal(fp_store_crl_put(f->s, "issuing", &c, &e), 0);
+    assert_int_equal(sc_be->open_again(sc_be->arg, &s2), 0);
+    assert_int_equal(fp_store_crl_get(s2, "issuing", &got, &e), 0);
+    assert_int_equal(got.number, 2);
+    assert_int_equal(got.seq, 7);
+    assert_int_equal(got.this_update, 100);
+    assert_int_equal(got.next_update, 200);
+    assert_int_equal(got.der_len, sizeof(d2));
+    assert_memory_equal(got.der, d2, sizeof(d2));
+    free(got.der);
+    c = (fp_crl_pub){3, 9, 300, 400, d1, sizeof(d1)};
+    assert_int_equal(fp_store_crl_put(s2, "issuing", &c, &e), 0);
+    assert_int_equal(fp_store_crl_get(f->s, "issuing", &got, &e), 0);
+    assert_int_equal(got.number, 3);
+    free(got.der);
+    assert_int_equal(fp_store_crl_get(f->s, "root", &got, &e), FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_crl_lock(f->s, "issuing", true, &taken, &e), 0);
+    assert_true(taken);
+    assert_int_equal(fp_store_crl_lock(f->s, "issuing", false, &taken, &e), 0);
+    assert_int_equal(fp_store_crl_lock(s2, "issuing", true, &taken, &e), 0);
+    assert_true(taken); /* given back by the first handle */
+    assert_int_equal(fp_store_crl_lock(s2, "issuing", false, &taken, &e), 0);
+    fp_store_close(s2);
+}

@@ -275,6 +275,8 @@ int store_conformance_run(const sc_backend *b)
         T(test_cert_status_lookup),
         T(test_revoked_entries_and_numbers),
         T(test_status_changes),
+        T(test_status_wait),
+        T(test_crl_published),
         T(test_tokens),
         T(test_apikeys),
         T(test_apikey_secret_matches),

@@ -69,6 +69,8 @@ void test_cert_list_order(void **state);
 void test_cert_status_lookup(void **state);
 void test_revoked_entries_and_numbers(void **state);
 void test_status_changes(void **state);
+void test_status_wait(void **state);
+void test_crl_published(void **state);
 void test_tokens(void **state);
 void test_tokens_scoped_by_project(void **state);
 void test_spend_refuses_only_the_unpaid(void **state);
