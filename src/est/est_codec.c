@@ -21,9 +21,33 @@
 
 #define CERT_DER_MAX (64 * 1024) /* per certificate; ours are ~0.5-2 KiB */
 
+/* X.690 11.6 (DER): the elements of a SET OF appear in ascending order of
+ * their encodings, compared as octet strings, the shorter padded with
+ * trailing zero octets.  qsort over indices into the caller's arrays. */
+typedef struct {
+    const unsigned char *der;
+    size_t len;
+} der_elem;
+
+static int der_set_order(const void *a, const void *b)
+{
+    const der_elem *x = a, *y = b;
+    size_t common = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->der, y->der, common);
+    if (c != 0)
+        return c;
+    /* equal prefix: the rest of the longer one is compared against zeros */
+    const der_elem *lng = x->len > y->len ? x : y;
+    for (size_t i = common; i < lng->len; i++)
+        if (lng->der[i] != 0)
+            return lng == x ? 1 : -1;
+    return 0;
+}
+
 int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens, size_t n,
                            char **out, size_t *len, fp_error *err)
 {
+    der_elem *order = NULL;
     unsigned char *oid_sd = NULL, *oid_data = NULL, *ver = NULL, *buf = NULL, *p;
     ASN1_INTEGER *one = NULL;
     int l_sd, l_data, l_ver, certs = 0, certs_tlv, encap, sd_content, sd, expl, ci_content, total;
@@ -51,6 +75,15 @@ int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens,
         rc = fp_err_set(err, FP_ERR_CRYPTO, "PKCS7 encode");
         goto out;
     }
+    /* certificates is a SET OF (RFC 5652 5.1): DER order, which strict
+     * parsers check; the PKCS7 API kept insertion order */
+    if ((order = calloc(n, sizeof(*order))) == NULL) {
+        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        order[i] = (der_elem){ders[i], lens[i]};
+    qsort(order, n, sizeof(*order), der_set_order);
     certs_tlv = ASN1_object_size(1, certs, 0);
     encap = ASN1_object_size(1, l_data, V_ASN1_SEQUENCE);
     sd_content = l_ver + 2 + encap + certs_tlv + 2; /* the two empty SETs: 31 00 */
@@ -74,7 +107,7 @@ int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens,
     memcpy(p, oid_data, (size_t)l_data), p += l_data;
     ASN1_put_object(&p, 1, certs, 0, V_ASN1_CONTEXT_SPECIFIC);
     for (size_t i = 0; i < n; i++)
-        memcpy(p, ders[i], lens[i]), p += lens[i];
+        memcpy(p, order[i].der, order[i].len), p += order[i].len;
     ASN1_put_object(&p, 1, 0, V_ASN1_SET, V_ASN1_UNIVERSAL);
     if (p != buf + total) {
         rc = fp_err_set(err, FP_ERR_INTERNAL, "PKCS7 length mismatch");
@@ -82,6 +115,7 @@ int est_certs_only_der_b64(const unsigned char *const *ders, const size_t *lens,
     }
     rc = fp_b64_encode_lines(buf, (size_t)total, out, len, err);
 out:
+    free(order);
     OPENSSL_free(buf);
     OPENSSL_free(oid_sd);
     OPENSSL_free(oid_data);

@@ -159,8 +159,9 @@ s=$(est_get "$EST/acme/cacerts"); expect_status 200 "acme cacerts" "$s"
 p7_certs "$T/body" "$T/acme-chain.pem"
 s=$(est_get "$EST/beta/cacerts"); expect_status 200 "beta cacerts" "$s"
 p7_certs "$T/body" "$T/beta-chain.pem"
-openssl x509 -in "$T/acme-chain.pem" -noout -subject | grep -q "acme Issuing CA" ||
-    fail "acme cacerts starts with acme's CA"
+# (the certificates' SET OF is in DER order, not chain order: look at all)
+openssl crl2pkcs7 -nocrl -certfile "$T/acme-chain.pem" | openssl pkcs7 -print_certs -noout |
+    grep -q "subject=.*acme Issuing CA" || fail "acme cacerts holds acme's CA"
 openssl verify -CAfile "$CA/root.crt" -untrusted "$T/acme-chain.pem" "$T/a1.crt" >/dev/null ||
     fail "acme certificate verifies under acme's chain"
 if openssl verify -CAfile "$CA/root.crt" -untrusted "$T/beta-chain.pem" "$T/a1.crt" >/dev/null 2>&1; then
@@ -222,14 +223,26 @@ openssl crl -inform DER -in "$T/beta.crl" -out "$T/beta-crl.pem"
 openssl crl -in "$T/acme-crl.pem" -noout -issuer | grep -q "acme Issuing CA" || fail "acme CRL issuer"
 openssl crl -in "$T/beta-crl.pem" -noout -issuer | grep -q "beta Issuing CA" || fail "beta CRL issuer"
 openssl asn1parse -inform DER -in "$T/acme.crl" >/dev/null || fail "acme CRL does not parse strictly"
-openssl x509 -in "$T/acme-chain.pem" -out "$T/acme-ca.pem"
-openssl x509 -in "$T/beta-chain.pem" -out "$T/beta-ca.pem"
-if openssl verify -crl_check -CAfile "$CA/root.crt" -untrusted "$T/acme-ca.pem" \
+# the issuing CA of each chain, picked by subject (DER order is not chain order)
+pick_ca() { # CHAIN SUBJECT-PART OUT
+    python3 - "$@" <<'PY'
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+certs = x509.load_pem_x509_certificates(open(sys.argv[1], "rb").read())
+hit = [c for c in certs if sys.argv[2] in c.subject.rfc4514_string()]
+assert len(hit) == 1, [c.subject.rfc4514_string() for c in certs]
+open(sys.argv[3], "wb").write(hit[0].public_bytes(Encoding.PEM))
+PY
+}
+pick_ca "$T/acme-chain.pem" "acme Issuing CA" "$T/acme-ca.pem" || fail "acme chain has one acme CA"
+pick_ca "$T/beta-chain.pem" "beta Issuing CA" "$T/beta-ca.pem" || fail "beta chain has one beta CA"
+if openssl verify -crl_check -CAfile "$CA/root.crt" -untrusted "$T/acme-chain.pem" \
     -CRLfile "$T/acme-crl.pem" "$T/a1.crt" >"$T/v.out" 2>&1; then
     fail "revoked acme certificate verified with acme's CRL"
 fi
 grep -q "revoked" "$T/v.out" || fail "verify -crl_check: $(cat "$T/v.out")"
-openssl verify -crl_check -CAfile "$CA/root.crt" -untrusted "$T/beta-ca.pem" \
+openssl verify -crl_check -CAfile "$CA/root.crt" -untrusted "$T/beta-chain.pem" \
     -CRLfile "$T/beta-crl.pem" "$T/b1.crt" >/dev/null || fail "beta certificate with beta's CRL"
 pass "each CA publishes its own CRL: acme's lists the revoked certificate, beta's verifies"
 
