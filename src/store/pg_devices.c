@@ -1,6 +1,7 @@
 /*
  * pg_devices.c - the device registry in the PostgreSQL backend (tables
- * devices, device_tags, device_certs; migration 5).  Every statement is
+ * devices, device_tags, device_certs: migration 5; devices.tags: 9) and
+ * its change log (device_log: migration 7).  Every statement is
  * scoped by project: a device of another project is not found, exactly as
  * an absent one.
  */
