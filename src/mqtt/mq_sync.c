@@ -53,7 +53,11 @@ static bool served(const mq_state *st, const char *project)
 
 static bool is_sqlite(const char *path)
 {
-    return strncmp(path, "postgres://", 11) != 0 && strncmp(path, "postgresql://", 13) != 0;
+    /* the forms fp_store_open_role sends to PostgreSQL: a libpq URI, or
+     * FP_STORE_PG_PREFIX and a key=value string (what fp_config_path makes
+     * of [store] url = host=... ) */
+    return strncmp(path, "postgres://", 11) != 0 && strncmp(path, "postgresql://", 13) != 0 &&
+           strncmp(path, FP_STORE_PG_PREFIX, strlen(FP_STORE_PG_PREFIX)) != 0;
 }
 
 /* ---- sessions to refuse (under mu) ---- */

@@ -54,7 +54,9 @@ typedef struct rev_crl {
     rev_blob *current;       /* guarded by rev_state.lock */
     /* signed elsewhere (offline root), served as is (rev_upload.c) */
     bool uploaded;
-    int64_t upload_mtime, upload_size;
+    /* the upload file last read: inode, mtime in nanoseconds, size (an
+     * mv'd replacement is a new inode even within the same second) */
+    int64_t upload_ino, upload_mtime, upload_size;
 } rev_crl;
 
 typedef struct rev_state {

@@ -178,3 +178,31 @@ out:
     pg_rollback(s); /* read-only: ends the snapshot */
     return rc;
 }
+
+/* One statement, so one snapshot: id and hash of the same committed head
+ * (no lock: a reader never waits for writers). */
+int pg_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *err)
+{
+    static const char sql[] =
+        "SELECT key, value FROM meta WHERE key IN ('audit_head_id', 'audit_head_hash')";
+    pg_store *s = PG(base);
+    PGresult *res;
+    int found = 0;
+
+    *id = -1;
+    hash[0] = '\0';
+    if ((res = pg_q(s, sql, NULL, "audit head", err)) == NULL)
+        return s->last_rc;
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *k = pg_val(res, i, 0), *v = pg_val(res, i, 1);
+        if (!strcmp(k, "audit_head_id")) {
+            *id = strtoll(v, NULL, 10);
+            found++;
+        } else if (strlen(v) == 64) {
+            memcpy(hash, v, 65);
+            found++;
+        }
+    }
+    PQclear(res);
+    return found == 2 ? FP_ERR_OK : fp_err_set(err, FP_ERR_AUDIT, "audit head record missing");
+}

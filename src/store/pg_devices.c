@@ -1,6 +1,7 @@
 /*
  * pg_devices.c - the device registry in the PostgreSQL backend (tables
- * devices, device_tags, device_certs; migration 5).  Every statement is
+ * devices, device_tags, device_certs: migration 5; devices.tags: 9) and
+ * its change log (device_log: migration 7).  Every statement is
  * scoped by project: a device of another project is not found, exactly as
  * an absent one.
  */
@@ -13,14 +14,84 @@
 
 #define FOREIGN_KEY_VIOLATION "23503"
 
-/* The columns every device read selects; tags as one JSON object built
- * from device_tags, keys in byte order and no blanks, the very text the
- * SQLite backend's json_group_object makes. */
-#define DEV_COLS                                                                          \
-    "d.project, d.name, d.state, d.first_seen, d.last_seen,"                              \
-    " coalesce((SELECT '{' || string_agg(to_json(t.key)::text || ':' ||"                  \
-    "  to_json(t.value)::text, ',' ORDER BY t.key) || '}' FROM device_tags t"             \
-    "  WHERE t.project = d.project AND t.name = d.name), '{}')"
+/* The columns every device read selects; tags is the row's JSON copy of
+ * its tags (migration 9), rewritten by pg_device_tag. */
+#define DEV_COLS "d.project, d.name, d.state, d.first_seen, d.last_seen, d.tags"
+
+/* The tags of device ($1, $2) as one JSON object, keys in byte order
+ * (COLLATE "C") and no blanks: the very text SQLite's json_group_object
+ * makes.  Migration 9 fills the column with the same expression. */
+#define DEV_TAGS_JSON                                                                     \
+    "coalesce((SELECT '{' || string_agg(to_json(t.key)::text || ':' ||"                   \
+    "  to_json(t.value)::text, ',' ORDER BY t.key) || '}' FROM device_tags t"              \
+    "  WHERE t.project = $1 AND t.name = $2), '{}')"
+
+/* Append (project, name, state) to the device change log inside the
+ * caller's write transaction, which holds the audit head lock (taken at
+ * BEGIN): seq = max + 1 under it, so seq order is commit order across
+ * nodes and a follower reading "seq > n" (the broker plugin) never misses
+ * a change that commits late with a smaller number.  Entries more than
+ * FP_STORE_CHANGES_KEEP behind are pruned in the same transaction. */
+static int dev_log(pg_store *s, const char *project, const char *name, int state, fp_error *err)
+{
+    static const char ins[] =
+        "INSERT INTO device_log (seq, project, name, state, ts)"
+        " SELECT coalesce(max(seq), 0) + 1, $1, $2, $3, extract(epoch FROM now())::bigint"
+        " FROM device_log RETURNING seq";
+    static const char prune[] = "DELETE FROM device_log WHERE seq <= $1::bigint - $2::bigint";
+    pg_params p = {0};
+    PGresult *res;
+    int64_t seq;
+
+    if (!s->head_locked)
+        return fp_err_set(err, FP_ERR_STORE, "device log append outside the audit head lock");
+    pp_str(&p, project);
+    pp_str(&p, name);
+    pp_i64(&p, state);
+    if ((res = pg_q(s, ins, &p, "device log insert", err)) == NULL)
+        return s->last_rc;
+    seq = PQntuples(res) == 1 ? pg_i64(res, 0, 0) : 0;
+    PQclear(res);
+    memset(&p, 0, sizeof(p));
+    pp_i64(&p, seq);
+    pp_i64(&p, FP_STORE_CHANGES_KEEP);
+    return pg_cmd(s, prune, &p, "device log prune", NULL, err);
+}
+
+int pg_device_seq(fp_store *base, int64_t *seq, fp_error *err)
+{
+    static const char sql[] = "SELECT coalesce(max(seq), 0) FROM device_log";
+    pg_store *s = PG(base);
+    PGresult *res;
+
+    *seq = 0;
+    if ((res = pg_q(s, sql, NULL, "device log sequence", err)) == NULL)
+        return s->last_rc;
+    *seq = pg_i64(res, 0, 0);
+    PQclear(res);
+    return FP_ERR_OK;
+}
+
+int pg_device_changes(fp_store *base, int64_t after, int max, fp_device_change_cb cb, void *arg,
+                      fp_error *err)
+{
+    static const char sql[] = "SELECT seq, project, name, state FROM device_log WHERE seq > $1"
+                              " ORDER BY seq LIMIT $2";
+    pg_store *s = PG(base);
+    pg_params p = {0};
+    PGresult *res;
+    int rc = FP_ERR_OK;
+
+    pp_i64(&p, after);
+    pp_i64(&p, max > 0 ? max : 1);
+    if ((res = pg_q(s, sql, &p, "device changes", err)) == NULL)
+        return s->last_rc;
+    for (int i = 0; i < PQntuples(res) && rc == FP_ERR_OK; i++)
+        rc = cb(arg, pg_i64(res, i, 0), pg_val(res, i, 1), pg_val(res, i, 2),
+                (int)pg_i64(res, i, 3));
+    PQclear(res);
+    return rc;
+}
 
 static int dev_from_row(const PGresult *res, int i, fp_device_rec *out, fp_error *err)
 {
@@ -100,7 +171,10 @@ int pg_device_register(fp_store *base, const char *project, const char *name, in
 
     if (created != NULL)
         *created = false;
-    if ((rc = pg_begin(s, ev != NULL, err)) != FP_ERR_OK)
+    /* the audit head lock first, always: a new device is logged under it
+     * (dev_log), and every writer taking it first is what keeps them from
+     * deadlocking (pg_int.h) */
+    if ((rc = pg_begin(s, true, err)) != FP_ERR_OK)
         return rc;
     /* the one write not flushed at commit (store_devices.h): atomic, but a
      * crash of the database may lose the last ones; the device's next
@@ -125,7 +199,8 @@ int pg_device_register(fp_store *base, const char *project, const char *name, in
     if ((rc = pg_cmd(s, ins, &p, "device insert", &changed, err)) != FP_ERR_OK)
         goto out;
     made = changed == 1;
-    if (made && ev != NULL && (rc = pg_audit_append_locked(s, ev, err)) != FP_ERR_OK)
+    if (made && ((ev != NULL && (rc = pg_audit_append_locked(s, ev, err)) != FP_ERR_OK) ||
+                 (rc = dev_log(s, project, name, FP_DEV_ACTIVE, err)) != FP_ERR_OK))
         goto out;
     if (cert != NULL) {
         if ((rc = link_owner(s, project, cert->fp, owner, sizeof(owner), &found, err)) !=
@@ -258,7 +333,8 @@ int pg_device_set_state(fp_store *base, const char *project, const char *name,
     pg_params p = {0};
     int rc;
 
-    if ((rc = pg_begin(s, ev != NULL, err)) != FP_ERR_OK)
+    /* head lock always: the change is logged under it (dev_log) */
+    if ((rc = pg_begin(s, true, err)) != FP_ERR_OK)
         return rc;
     if ((rc = dev_read(s, project, name, true, &cur, err)) != FP_ERR_OK)
         goto out;
@@ -271,7 +347,8 @@ int pg_device_set_state(fp_store *base, const char *project, const char *name,
     pp_i64(&p, to);
     pp_str(&p, project);
     pp_str(&p, name);
-    rc = pg_cmd(s, sql, &p, "device update", NULL, err);
+    if ((rc = pg_cmd(s, sql, &p, "device update", NULL, err)) == FP_ERR_OK)
+        rc = dev_log(s, project, name, to, err);
 out:
     fp_device_rec_clear(&cur);
     return pg_finish_write(s, ev, rc, err);
@@ -285,6 +362,8 @@ int pg_device_tag(fp_store *base, const char *project, const char *name, const c
         " ON CONFLICT (project, name, key) DO UPDATE SET value = excluded.value";
     static const char del[] = "DELETE FROM device_tags WHERE project = $1 AND name = $2"
                               " AND key = $3";
+    static const char copy[] =
+        "UPDATE devices SET tags = " DEV_TAGS_JSON " WHERE project = $1 AND name = $2";
     pg_store *s = PG(base);
     pg_params p = {0};
     int rc;
@@ -298,7 +377,13 @@ int pg_device_tag(fp_store *base, const char *project, const char *name, const c
     pp_str(&p, key);
     if (value != NULL)
         pp_str(&p, value);
-    rc = pg_cmd(s, value ? set : del, &p, "device tag", NULL, err);
+    if ((rc = pg_cmd(s, value ? set : del, &p, "device tag", NULL, err)) != FP_ERR_OK)
+        goto out;
+    /* the row's copy of the tags (migration 9), in the same transaction
+     * (the device row is locked since dev_read: tag writers of one device
+     * on several nodes take turns) */
+    p.n = 2;
+    rc = pg_cmd(s, copy, &p, "device tag", NULL, err);
 out:
     return pg_finish_write(s, ev, rc, err);
 }

@@ -9,7 +9,8 @@
  *   pg_status.c    status lookups, revoked entries, change log, LISTEN/NOTIFY
  *   pg_tokens.c    enrollment tokens, API keys
  *   pg_pending.c   requests held for approval
- *   pg_devices.c   the device registry
+ *   pg_devices.c   the device registry and its change log
+ *   pg_firmware.c  firmware signatures
  *
  * Several `fleetpki serve` nodes write to one database, so what SQLite
  * gets from its single write lock is done here explicitly (docs/postgresql.md):
@@ -19,7 +20,9 @@
  *     chain is appended by one transaction at a time, and since every
  *     auditing writer takes that lock first no two of them can deadlock on
  *     the rows they lock later (tokens, devices);
- *   - the status-change log's seq is max(seq) + 1 under that same lock, so
+ *   - the status-change log's seq and the device change log's seq
+ *     (device_log, taken by every device registration and state change,
+ *     audited or not) are max(seq) + 1 under that same lock, so
  *     seq order is commit order and a follower reading "seq > n" never
  *     misses a change that commits late with a smaller number (which a
  *     plain sequence would allow);
@@ -147,6 +150,7 @@ int pg_audit_append_locked(pg_store *s, const fp_audit_event *ev, fp_error *err)
 int pg_audit_append(fp_store *base, const fp_audit_event *ev, fp_error *err);
 int pg_audit_iter(fp_store *base, fp_audit_cb cb, void *arg, int64_t *head_id,
                   char head_hash[65], fp_error *err);
+int pg_audit_head(fp_store *base, int64_t *id, char hash[65], fp_error *err);
 
 /* ---- pg_projects.c ---- */
 int pg_project_put(fp_store *base, const char *name, const fp_audit_event *ev, fp_error *err);
@@ -243,5 +247,16 @@ int pg_device_certs(fp_store *base, const char *project, const char *name,
 int pg_device_naming_get(fp_store *base, const char *project, int *rule, fp_error *err);
 int pg_device_naming_set(fp_store *base, const char *project, int rule,
                          const fp_audit_event *ev, fp_error *err);
+int pg_device_seq(fp_store *base, int64_t *seq, fp_error *err);
+int pg_device_changes(fp_store *base, int64_t after, int max, fp_device_change_cb cb, void *arg,
+                      fp_error *err);
+
+/* ---- pg_firmware.c ---- */
+int pg_fw_sig_record(fp_store *base, const fp_fw_sig_rec *r, const fp_audit_event *ev,
+                     int64_t *id, fp_error *err);
+int pg_fw_sig_last(fp_store *base, const char *project, const char *class_id, int64_t *seq,
+                   fp_error *err);
+int pg_fw_sig_list(fp_store *base, const char *project, const char *class_id, fp_fw_sig_cb cb,
+                   void *arg, fp_error *err);
 
 #endif

@@ -162,8 +162,48 @@ static const migration migrations[] = {
      "  read_only SMALLINT NOT NULL DEFAULT 0 CHECK (read_only IN (0, 1)),"
      "  hash BYTEA NOT NULL, created_at BIGINT NOT NULL,"
      "  revoked_at BIGINT NOT NULL DEFAULT 0);"},
-    /* 7 (SQLite 7): the newest CRL of each CA, published by the node that
-     * generated it for the others to serve (store_status.h) */
+    /* Migrations 7-10 were renumbered to SQLite's order when the branches
+     * that added SQLite 7-9 (device log, firmware signatures, devices.tags)
+     * and the PostgreSQL backend (whose crl_published was its 7) were
+     * merged.  Safe: no PostgreSQL store had been shipped, so no database
+     * at the old numbering exists outside development. */
+    /* 7 (SQLite 7, issue 11): the device change log (store_devices.h).  seq
+     * is max + 1 under the audit head lock (pg_devices.c), not a sequence:
+     * seq order is commit order across nodes, as for cert_status_log. */
+    {"CREATE TABLE device_log ("
+     "  seq BIGINT PRIMARY KEY,"
+     "  project TEXT COLLATE \"C\" NOT NULL, name TEXT COLLATE \"C\" NOT NULL,"
+     "  state SMALLINT NOT NULL, ts BIGINT NOT NULL);"},
+    /* 8 (SQLite 8, issue 13): firmware signatures (store_firmware.h); the
+     * index answers a class's highest sequence; not unique (a forced
+     * re-sign may repeat one) */
+    {"CREATE TABLE firmware_signatures ("
+     "  id BIGSERIAL PRIMARY KEY,"
+     "  project TEXT COLLATE \"C\" NOT NULL REFERENCES projects(name),"
+     "  vendor_id TEXT NOT NULL, class_id TEXT COLLATE \"C\" NOT NULL, version TEXT NOT NULL,"
+     "  sequence BIGINT NOT NULL CHECK (sequence >= 1),"
+     "  format TEXT NOT NULL CHECK (format IN ('suit', 'cms')),"
+     "  image_sha256 TEXT NOT NULL, image_size BIGINT NOT NULL,"
+     "  signer_serial TEXT NOT NULL, actor TEXT NOT NULL,"
+     "  forced BOOLEAN NOT NULL DEFAULT false,"
+     "  created_at BIGINT NOT NULL);"
+     "CREATE INDEX firmware_signatures_seq ON firmware_signatures (project, class_id, sequence);"},
+    /* 9 (SQLite 9, issue 10): devices.tags, the device's tags as one JSON
+     * object text (keys in byte order, no blanks: what SQLite's
+     * json_group_object makes), rewritten by every tag change in its
+     * transaction (pg_devices.c) so that a device read does not aggregate
+     * device_tags; device_tags stays what the filters walk, and
+     * device_tags_key serves the filter by a key alone in name order.
+     * SQLite rebuilds devices WITHOUT ROWID; PostgreSQL has no clustered
+     * tables, the primary key's index already serves a page. */
+    {"ALTER TABLE devices ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
+     "UPDATE devices d SET tags = t.tags FROM (SELECT project, name,"
+     "  '{' || string_agg(to_json(key)::text || ':' || to_json(value)::text, ',' ORDER BY key)"
+     "  || '}' AS tags FROM device_tags GROUP BY project, name) t"
+     "  WHERE d.project = t.project AND d.name = t.name;"
+     "CREATE INDEX device_tags_key ON device_tags(project, key, name);"},
+    /* 10 (SQLite 10, issue 15): the newest CRL of each CA, published by
+     * the node that generated it for the others to serve (store_status.h) */
     {"CREATE TABLE crl_published ("
      "  ca_id TEXT COLLATE \"C\" PRIMARY KEY, number BIGINT NOT NULL, seq BIGINT NOT NULL,"
      "  this_update BIGINT NOT NULL, next_update BIGINT NOT NULL, der BYTEA NOT NULL);"},

@@ -467,6 +467,7 @@ static const fp_store_ops pg_ops = {
     .pending_issue = pg_pending_issue,
     .audit_append = pg_audit_append,
     .audit_iter = pg_audit_iter,
+    .audit_head = pg_audit_head,
     .device_register = pg_device_register,
     .device_get = pg_device_get,
     .device_list = pg_device_list,
@@ -476,6 +477,11 @@ static const fp_store_ops pg_ops = {
     .device_certs = pg_device_certs,
     .device_naming_get = pg_device_naming_get,
     .device_naming_set = pg_device_naming_set,
+    .device_seq = pg_device_seq,
+    .device_changes = pg_device_changes,
+    .fw_sig_record = pg_fw_sig_record,
+    .fw_sig_last = pg_fw_sig_last,
+    .fw_sig_list = pg_fw_sig_list,
 };
 
 /* libpq prints notices (e.g. "relation exists, skipping") on stderr by

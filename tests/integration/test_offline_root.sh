@@ -58,7 +58,11 @@ cmp -s "$T/served.crl" "$T/root.crl" || fail "served root CRL is not the uploade
 pass "uploaded root CRL served as is"
 # a new upload while running is picked up
 fp crl --dir "$CA" --ca root --root-key "$MEDIA/root.key" --out "$T/root2.crl" >/dev/null
-cp "$T/root2.crl" "$CA/crl-upload/root.crl.new" && mv "$CA/crl-upload/root.crl.new" "$CA/crl-upload/root.crl"
+cp "$T/root2.crl" "$CA/crl-upload/root.crl.new"
+# the replacement keeps the first upload's mtime (as a copy within the same
+# second would): the server must still see the new file (its inode)
+touch -r "$CA/crl-upload/root.crl" "$CA/crl-upload/root.crl.new"
+mv "$CA/crl-upload/root.crl.new" "$CA/crl-upload/root.crl"
 for _ in $(seq 1 100); do
     curl -sS -o "$T/served2.crl" "http://$HTTP/crl/root.crl"
     cmp -s "$T/served2.crl" "$T/root2.crl" && break
