@@ -286,7 +286,53 @@ static int do_open(server *s, int fd, rd *r)
     return rc;
 }
 
-static int do_sign(server *s, int fd, rd *r)
+/* Signing contexts a channel's thread keeps between requests (one per key
+ * and digest), so a signature costs the signature and not the context's
+ * set-up: per thread, so no lock. */
+#define PREP_MAX 8
+typedef struct prep {
+    uint32_t id;
+    const EVP_MD *dg;
+    EVP_PKEY_CTX *ctx;
+} prep;
+
+typedef struct chan_cache {
+    prep p[PREP_MAX];
+    int n, next;
+} chan_cache;
+
+static EVP_PKEY_CTX *prepared(chan_cache *cc, uint32_t id, EVP_PKEY *key, const EVP_MD *dg)
+{
+    EVP_PKEY_CTX *ctx;
+    prep *slot;
+
+    for (int i = 0; i < cc->n; i++)
+        if (cc->p[i].id == id && cc->p[i].dg == dg)
+            return cc->p[i].ctx;
+    if ((ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, dg) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    if (cc->n < PREP_MAX) {
+        slot = &cc->p[cc->n++];
+    } else {
+        slot = &cc->p[cc->next];
+        cc->next = (cc->next + 1) % PREP_MAX;
+        EVP_PKEY_CTX_free(slot->ctx);
+    }
+    *slot = (prep){id, dg, ctx};
+    return ctx;
+}
+
+static void cache_free(chan_cache *cc)
+{
+    for (int i = 0; i < cc->n; i++)
+        EVP_PKEY_CTX_free(cc->p[i].ctx);
+    cc->n = 0;
+}
+
+static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
 {
     uint32_t id = 0, n;
     uint8_t mdlen = 0;
@@ -337,17 +383,14 @@ static int do_sign(server *s, int fd, rd *r)
         EVP_MD_CTX_free(mctx);
     } else {
         /* ECDSA (DER ECDSA-Sig-Value) or RSASSA-PKCS1-v1_5 (DigestInfo made
-         * by OpenSSL) over the digest */
-        if ((ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
-            EVP_PKEY_CTX_set_signature_md(ctx, dg) != 1 ||
-            EVP_PKEY_sign(ctx, NULL, &siglen, r->p, r->left) != 1 ||
-            (sig = OPENSSL_malloc(siglen)) == NULL ||
-            EVP_PKEY_sign(ctx, sig, &siglen, r->p, r->left) != 1) {
-            EVP_PKEY_CTX_free(ctx);
-            OPENSSL_free(sig);
+         * by OpenSSL) over the digest, with this thread's prepared context
+         * (a signature leaves it ready for the next one) */
+        unsigned char buf[SIG_MAX];
+        siglen = sizeof(buf);
+        if ((ctx = prepared(cc, id, key, dg)) == NULL ||
+            EVP_PKEY_sign(ctx, buf, &siglen, r->p, r->left) != 1)
             return reply_err(fd, FP_ERR_CRYPTO, "signing failed");
-        }
-        EVP_PKEY_CTX_free(ctx);
+        return send_frame(fd, FP_ERR_OK, buf, siglen, NULL, 0);
     }
     rc = send_frame(fd, FP_ERR_OK, sig, siglen, NULL, 0);
     OPENSSL_free(sig);
@@ -362,6 +405,7 @@ typedef struct chan_arg {
 static void *serve_channel(void *arg)
 {
     chan_arg *c = arg;
+    chan_cache cc = {0};
     for (;;) {
         unsigned char *body = NULL;
         size_t len = 0;
@@ -374,7 +418,7 @@ static void *serve_channel(void *arg)
         if (op == OP_OPEN) {
             rc = do_open(c->s, c->fd, &r);
         } else if (op == OP_SIGN) {
-            rc = do_sign(c->s, c->fd, &r);
+            rc = do_sign(c->s, &cc, c->fd, &r);
         } else if (op == OP_SEAL && len == 0) {
             pthread_mutex_lock(&c->s->mu);
             c->s->sealed = true;
@@ -389,6 +433,7 @@ static void *serve_channel(void *arg)
             break;
         }
     }
+    cache_free(&cc);
     close(c->fd);
     return NULL;
 }
@@ -454,14 +499,23 @@ static void privsep_unref(fp_privsep *p)
     free(p);
 }
 
+static _Thread_local unsigned tl_slot; /* 0: this thread has none yet */
+
 /* One request/answer on some channel.  An answer's status goes to *status
  * and its body to *body (malloc'd). */
 static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, const void *b,
                      size_t blen, uint8_t *status, unsigned char **body, size_t *len,
                      fp_error *err)
 {
-    chan *c = &p->ch[atomic_fetch_add(&p->next, 1) % (unsigned)p->n];
+    chan *c;
     int rc = FP_ERR_OK;
+
+    /* a thread keeps the channel it first drew: with a channel per worker
+     * (serve makes workers + 4) no two threads wait on one lock while
+     * another channel idles, as drawing round-robin per request did */
+    if (tl_slot == 0)
+        tl_slot = atomic_fetch_add(&p->next, 1) + 1;
+    c = &p->ch[(tl_slot - 1) % (unsigned)p->n];
 
     pthread_mutex_lock(&c->mu);
     if (c->fd < 0 || send_frame(c->fd, op, a, alen, b, blen) != 0 ||
