@@ -52,6 +52,21 @@ signer_cpu_sampler() {
     b=$(proc_cpu_s "$pid")
     awk -v a="$a" -v b="$b" 'BEGIN{printf "%.3f\n", b - a}' >"$out"
 }
+# With BENCH_PERF=1 the signer process is profiled too (run_load profiles
+# the network process): perf-signer-LABEL.txt beside perf-LABEL.txt
+perf_signer() {
+    local pid=$1 label=$2
+    [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null || return 0
+    perf record --call-graph dwarf,16384 -F 99 -p "$pid" -o "$W/perf-signer.data" \
+        -- sleep "$((DUR + 1))" >/dev/null 2>&1
+    mkdir -p "$RESULTS_DIR"
+    {
+        echo "# signer process, inclusive (children) by symbol, >= 2%"
+        perf report -i "$W/perf-signer.data" --stdio --children --sort symbol -g none \
+            --percent-limit 2 2>/dev/null | grep -E '^ +[0-9]' | grep -v ' 0x0000' | head -80
+    } >"$RESULTS_DIR/perf-signer-${label// /_}.txt" || true
+    rm -f "$W/perf-signer.data"
+}
 # extra columns for the row run_load just added: signer cores, total
 # server CPU per answer (network + signer), other CPU without the signer
 SROWS=()
@@ -77,21 +92,23 @@ for round in 1 2; do
         SPID=$(pgrep -P "$SERVER_PID" -x fleetpki-signer | head -1 || true)
         log "round $round, signer = $mode: server $SERVER_PID, signer process ${SPID:-none}"
         SAMP=""; if [ -n "$SPID" ]; then signer_cpu_sampler "$SPID" 1 "$DUR" "$W/scpu" & SAMP=$!; fi
+        PSAMP=""; if [ -n "$SPID" ] && [ "${BENCH_PERF:-0}" = 1 ]; then perf_signer "$SPID" "est-$mode-$round" & PSAMP=$!; fi
         run_load "est-keepalive signer=$mode #$round" est-keepalive --port "$HTTPS_PORT" \
             --cacert "$W/trust.pem" --cert "$W/dev.crt" --key "$W/dev.key" \
             --concurrency "$CONC" --duration "$DUR" --warmup 1 --csr-count "$CSRS" \
             --server-pid "$SERVER_PID"
-        [ -n "$SAMP" ] && wait "$SAMP"; note_signer "$mode" "$SPID" "$W/scpu"; rm -f "$W/scpu"
+        [ -n "$SAMP" ] && wait "$SAMP"; [ -n "$PSAMP" ] && wait "$PSAMP"; note_signer "$mode" "$SPID" "$W/scpu"; rm -f "$W/scpu"
         r=$(result_field "$LAST_RESULT" rps)
         if awk -v a="${r:-0}" -v b="${BEST_EST[$mode]:-0}" 'BEGIN{exit !(a > b)}'; then
             BEST_EST[$mode]=$r; US_EST[$mode]=$LAST_TOTAL_US
         fi
         SAMP=""; if [ -n "$SPID" ]; then signer_cpu_sampler "$SPID" 1 "$DUR" "$W/scpu" & SAMP=$!; fi
+        PSAMP=""; if [ -n "$SPID" ] && [ "${BENCH_PERF:-0}" = 1 ]; then perf_signer "$SPID" "ocsp-$mode-$round" & PSAMP=$!; fi
         run_load "ocsp-post fresh signer=$mode #$round" ocsp-post --port "$HTTP_PORT" \
             --issuer "$CA/issuing.crt" --serials "$W/serials.txt" --ocsp-count 5000 \
             --unknown-pct 0 --concurrency "$CONC" --duration "$DUR" --warmup 1 \
             --server-pid "$SERVER_PID"
-        [ -n "$SAMP" ] && wait "$SAMP"; note_signer "$mode" "$SPID" "$W/scpu"; rm -f "$W/scpu"
+        [ -n "$SAMP" ] && wait "$SAMP"; [ -n "$PSAMP" ] && wait "$PSAMP"; note_signer "$mode" "$SPID" "$W/scpu"; rm -f "$W/scpu"
         r=$(result_field "$LAST_RESULT" rps)
         if awk -v a="${r:-0}" -v b="${BEST_OCSP[$mode]:-0}" 'BEGIN{exit !(a > b)}'; then
             BEST_OCSP[$mode]=$r; US_OCSP[$mode]=$LAST_TOTAL_US

@@ -33,11 +33,12 @@
 #include "../common/util.h"
 #include "../keys/rkey.h"
 
-enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3 };
+enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3, OP_GEN = 4 };
 
 #define MAX_KEYS 256
 #define REF_MAX 4096
 #define MD_NAME_MAX 31
+#define ALGO_MAX 31
 #define SIG_MAX 1024
 
 /* ---- framing: both sides ---- */
@@ -286,6 +287,73 @@ static int do_open(server *s, int fd, rd *r)
     return rc;
 }
 
+/*
+ * GEN: a new key for a file reference, written to "<ref>.new" by this
+ * process (0600) and kept under ref, so that the network process renames
+ * it into place and never holds it (the OCSP signer's renewal while the
+ * server runs).  After the seal only for a file reference already open:
+ * no new path can be named.
+ */
+static int do_gen(server *s, int fd, rd *r)
+{
+    uint16_t reflen = 0, algolen = 0, passlen = 0;
+    const unsigned char *ref = NULL, *algo = NULL, *pass = NULL;
+    char refz[REF_MAX], algoz[ALGO_MAX + 1];
+    EVP_PKEY *key = NULL;
+    fp_signer *sg = NULL;
+    fp_error err = {0};
+    unsigned char *spki = NULL, hdr[4];
+    int spki_len, idx, rc;
+    uint32_t id;
+
+    if (!rd_u16(r, &reflen) || reflen == 0 || reflen >= REF_MAX - 8 ||
+        !rd_bytes(r, reflen, &ref) || !rd_u16(r, &algolen) || algolen == 0 ||
+        algolen > ALGO_MAX || !rd_bytes(r, algolen, &algo) || !rd_u16(r, &passlen) ||
+        !rd_bytes(r, passlen, &pass) || r->left != 0 || memchr(ref, 0, reflen) != NULL ||
+        memchr(algo, 0, algolen) != NULL)
+        return -1;
+    memcpy(refz, ref, reflen);
+    refz[reflen] = '\0';
+    memcpy(algoz, algo, algolen);
+    algoz[algolen] = '\0';
+    pthread_mutex_lock(&s->mu);
+    if (s->sealed && find_ref(s, refz) < 0) {
+        char esc[256];
+        pthread_mutex_unlock(&s->mu);
+        fp_log(FP_LOG_WARN, "signer: refused to make a key for %s after startup",
+               fp_log_escape(esc, sizeof(esc), refz));
+        return reply_err(fd, FP_ERR_STATE, "the signer makes keys only for keys it holds");
+    }
+    if (s->n == MAX_KEYS) {
+        pthread_mutex_unlock(&s->mu);
+        return reply_err(fd, FP_ERR_TOO_LARGE, "the signer holds too many keys");
+    }
+    rc = fp_signer_generate_direct(refz, algoz, (const char *)pass, passlen, &key, &err);
+    if (rc == FP_ERR_OK)
+        rc = fp_signer_from_key(key, &sg, &err);
+    EVP_PKEY_free(key);
+    if (rc != FP_ERR_OK) {
+        pthread_mutex_unlock(&s->mu);
+        return reply_err(fd, rc, fp_err_str(&err));
+    }
+    if ((spki_len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki)) <= 0) {
+        pthread_mutex_unlock(&s->mu);
+        fp_signer_free(sg);
+        return reply_err(fd, FP_ERR_CRYPTO, "public key encoding");
+    }
+    idx = (int)s->n;
+    snprintf(s->keys[idx].ref, REF_MAX, "%s", refz);
+    s->keys[idx].signer = sg;
+    s->keys[idx].spki = spki;
+    s->keys[idx].spki_len = spki_len;
+    s->n++; /* published last, as in do_open */
+    id = htonl((uint32_t)idx);
+    memcpy(hdr, &id, 4);
+    rc = send_frame(fd, FP_ERR_OK, hdr, 4, spki, (size_t)spki_len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 /* Signing contexts a channel's thread keeps between requests (one per key
  * and digest), so a signature costs the signature and not the context's
  * set-up: per thread, so no lock. */
@@ -419,6 +487,8 @@ static void *serve_channel(void *arg)
             rc = do_open(c->s, c->fd, &r);
         } else if (op == OP_SIGN) {
             rc = do_sign(c->s, &cc, c->fd, &r);
+        } else if (op == OP_GEN) {
+            rc = do_gen(c->s, c->fd, &r);
         } else if (op == OP_SEAL && len == 0) {
             pthread_mutex_lock(&c->s->mu);
             c->s->sealed = true;
@@ -573,38 +643,18 @@ static void ps_key_free(void *arg)
     free(ra);
 }
 
-static int ps_open(void *arg, const char *path, const char *pass, size_t passlen, EVP_PKEY **out,
-                   fp_error *err)
+/* An OPEN or GEN answer (u32 key id, SubjectPublicKeyInfo DER) as a remote
+ * key; frees body. */
+static int ps_key_from_answer(fp_privsep *p, uint8_t status, unsigned char *body, size_t blen,
+                              EVP_PKEY **out, fp_error *err)
 {
-    fp_privsep *p = arg;
-    size_t reflen = strlen(path);
-    unsigned char *req = NULL, *body = NULL;
     const unsigned char *der;
-    size_t blen = 0, qlen;
-    uint8_t status = 0;
     EVP_PKEY *pub = NULL;
     rkey_arg *ra = NULL;
     fp_rkey_backend be;
     uint32_t id;
     int rc;
 
-    *out = NULL;
-    if (reflen == 0 || reflen >= REF_MAX || passlen > 65535)
-        return fp_err_set(err, FP_ERR_ARG, "key reference or passphrase too long");
-    qlen = 2 + reflen + 2 + passlen;
-    if ((req = malloc(qlen)) == NULL)
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    req[0] = (unsigned char)(reflen >> 8);
-    req[1] = (unsigned char)reflen;
-    memcpy(req + 2, path, reflen);
-    req[2 + reflen] = (unsigned char)(passlen >> 8);
-    req[3 + reflen] = (unsigned char)passlen;
-    if (passlen)
-        memcpy(req + 4 + reflen, pass, passlen);
-    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
-    OPENSSL_clear_free(req, qlen);
-    if (rc != FP_ERR_OK)
-        return rc;
     if (status != FP_ERR_OK) {
         rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL, "%.*s",
                         (int)(blen > 400 ? 400 : blen), (const char *)body);
@@ -633,6 +683,70 @@ out:
     EVP_PKEY_free(pub);
     free(body);
     return rc;
+}
+
+static int ps_gen(void *arg, const char *ref, const char *algo, const char *pass, size_t passlen,
+                  EVP_PKEY **out, fp_error *err)
+{
+    fp_privsep *p = arg;
+    size_t reflen = strlen(ref), algolen = strlen(algo), qlen;
+    unsigned char *req, *body = NULL;
+    size_t blen = 0;
+    uint8_t status = 0;
+    int rc;
+
+    *out = NULL;
+    if (reflen == 0 || reflen >= REF_MAX - 8 || algolen == 0 || algolen > ALGO_MAX ||
+        passlen > 65535)
+        return fp_err_set(err, FP_ERR_ARG, "key reference, algorithm or passphrase too long");
+    qlen = 2 + reflen + 2 + algolen + 2 + passlen;
+    if ((req = malloc(qlen)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    req[0] = (unsigned char)(reflen >> 8);
+    req[1] = (unsigned char)reflen;
+    memcpy(req + 2, ref, reflen);
+    req[2 + reflen] = (unsigned char)(algolen >> 8);
+    req[3 + reflen] = (unsigned char)algolen;
+    memcpy(req + 4 + reflen, algo, algolen);
+    req[4 + reflen + algolen] = (unsigned char)(passlen >> 8);
+    req[5 + reflen + algolen] = (unsigned char)passlen;
+    if (passlen)
+        memcpy(req + 6 + reflen + algolen, pass, passlen);
+    rc = roundtrip(p, OP_GEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    OPENSSL_clear_free(req, qlen);
+    if (rc != FP_ERR_OK)
+        return rc;
+    return ps_key_from_answer(p, status, body, blen, out, err);
+}
+
+static int ps_open(void *arg, const char *path, const char *pass, size_t passlen, EVP_PKEY **out,
+                   fp_error *err)
+{
+    fp_privsep *p = arg;
+    size_t reflen = strlen(path);
+    unsigned char *req = NULL, *body = NULL;
+    size_t blen = 0, qlen;
+    uint8_t status = 0;
+    int rc;
+
+    *out = NULL;
+    if (reflen == 0 || reflen >= REF_MAX || passlen > 65535)
+        return fp_err_set(err, FP_ERR_ARG, "key reference or passphrase too long");
+    qlen = 2 + reflen + 2 + passlen;
+    if ((req = malloc(qlen)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    req[0] = (unsigned char)(reflen >> 8);
+    req[1] = (unsigned char)reflen;
+    memcpy(req + 2, path, reflen);
+    req[2 + reflen] = (unsigned char)(passlen >> 8);
+    req[3 + reflen] = (unsigned char)passlen;
+    if (passlen)
+        memcpy(req + 4 + reflen, pass, passlen);
+    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    OPENSSL_clear_free(req, qlen);
+    if (rc != FP_ERR_OK)
+        return rc;
+    return ps_key_from_answer(p, status, body, blen, out, err);
 }
 
 int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
@@ -681,6 +795,7 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     free(child);
     p->pid = pid;
     fp_signer_set_opener(ps_open, p);
+    fp_signer_set_generator(ps_gen, p);
     *out = p;
     return FP_ERR_OK;
 fail:
@@ -720,6 +835,7 @@ void fp_privsep_free(fp_privsep *p)
     if (p == NULL)
         return;
     fp_signer_set_opener(NULL, NULL);
+    fp_signer_set_generator(NULL, NULL);
     pid = p->pid;
     for (int i = 0; i < p->n; i++) {
         pthread_mutex_lock(&p->ch[i].mu);
