@@ -38,14 +38,31 @@ PP_RTS=$(result_field "$PP" rt_per_s)
 PP_US=$(result_field "$PP" us_per_rt)
 PP_CPU=$(result_field "$PP" cpu_us_per_rt)
 log "ipc ping-pong (socketpair): ${PP_RTS} round trips/s, ${PP_US} us each, ${PP_CPU} us CPU each"
+# and with as many pairs at once as separate mode has workers (2 x cores):
+# then round trips are real switches between processes on busy cores
+PPN=$((2 * $(nproc)))
+wait_quiet
+PPIDS=()
+for i in $(seq 1 "$PPN"); do "$PINGPONG" 3 >"$W/pp.$i" & PPIDS+=($!); done
+wait "${PPIDS[@]}"
+PPN_RTS=$(cat "$W"/pp.* | grep '^RESULT ' | tr ' ' '\n' | awk -F= '$1=="rt_per_s"{s+=$2} END{printf "%.0f", s}')
+PPN_CPU=$(cat "$W"/pp.* | grep '^RESULT ' | tr ' ' '\n' | awk -F= '$1=="cpu_us_per_rt"{s+=$2; n++} END{printf "%.2f", s/n}')
+log "ipc ping-pong, $PPN pairs at once: ${PPN_RTS} round trips/s in all, ${PPN_CPU} us CPU each"
 
 # signer_cpu_sampler PID WARMUP DUR OUTFILE: the signer's CPU seconds over
 # loadgen's measured window (after its warm-up), written to OUTFILE
 proc_cpu_s() {
     awk '{ sub(/^.*\) /, ""); print ($12 + $13) / '"$(getconf CLK_TCK)"' }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
+# loadgen is started through a wrapper that leaves a mark, so the window
+# starts with loadgen and not before run_load's wait for a quiet machine
+REAL_LOADGEN=$LOADGEN
+LOADGEN=$W/loadgen-mark
+printf '#!/bin/sh\ntouch "%s/lg-started"\nexec "%s" "$@"\n' "$W" "$REAL_LOADGEN" >"$LOADGEN"
+chmod +x "$LOADGEN"
 signer_cpu_sampler() {
     local pid=$1 warm=$2 dur=$3 out=$4 a b
+    for _ in $(seq 1 3000); do [ -e "$W/lg-started" ] && break; sleep 0.1; done
     sleep "$warm"
     a=$(proc_cpu_s "$pid")
     sleep "$dur"
@@ -57,6 +74,7 @@ signer_cpu_sampler() {
 perf_signer() {
     local pid=$1 label=$2
     [ "${BENCH_PERF:-0}" = 1 ] && [ -n "$pid" ] && command -v perf >/dev/null || return 0
+    for _ in $(seq 1 3000); do [ -e "$W/lg-started" ] && break; sleep 0.1; done
     perf record --call-graph dwarf,16384 -F 99 -p "$pid" -o "$W/perf-signer.data" \
         -- sleep "$((DUR + 1))" >/dev/null 2>&1
     mkdir -p "$RESULTS_DIR"
@@ -91,6 +109,7 @@ for round in 1 2; do
         wait_port "$HTTP_PORT" 30
         SPID=$(pgrep -P "$SERVER_PID" -x fleetpki-signer | head -1 || true)
         log "round $round, signer = $mode: server $SERVER_PID, signer process ${SPID:-none}"
+        rm -f "$W/lg-started"
         SAMP=""; if [ -n "$SPID" ]; then signer_cpu_sampler "$SPID" 1 "$DUR" "$W/scpu" & SAMP=$!; fi
         PSAMP=""; if [ -n "$SPID" ] && [ "${BENCH_PERF:-0}" = 1 ]; then perf_signer "$SPID" "est-$mode-$round" & PSAMP=$!; fi
         run_load "est-keepalive signer=$mode #$round" est-keepalive --port "$HTTPS_PORT" \
@@ -102,6 +121,7 @@ for round in 1 2; do
         if awk -v a="${r:-0}" -v b="${BEST_EST[$mode]:-0}" 'BEGIN{exit !(a > b)}'; then
             BEST_EST[$mode]=$r; US_EST[$mode]=$LAST_TOTAL_US
         fi
+        rm -f "$W/lg-started"
         SAMP=""; if [ -n "$SPID" ]; then signer_cpu_sampler "$SPID" 1 "$DUR" "$W/scpu" & SAMP=$!; fi
         PSAMP=""; if [ -n "$SPID" ] && [ "${BENCH_PERF:-0}" = 1 ]; then perf_signer "$SPID" "ocsp-$mode-$round" & PSAMP=$!; fi
         run_load "ocsp-post fresh signer=$mode #$round" ocsp-post --port "$HTTP_PORT" \
@@ -120,7 +140,7 @@ done
 # per-answer overhead of separation (total server CPU, best runs) and the
 # ratio's ceiling from the measured IPC floor
 over() { awk -v s="${1:-0}" -v i="${2:-0}" 'BEGIN{printf "%.0f", s - i}'; }
-ceil() { awk -v i="${1:-0}" -v p="$PP_CPU" 'BEGIN{ if (i > 0) printf "%.0f%%", 100 * i / (i + p); else print "n/a" }'; }
+ceil() { awk -v i="${1:-0}" -v p="${2:-$PP_CPU}" 'BEGIN{ if (i > 0) printf "%.0f%%", 100 * i / (i + p); else print "n/a" }'; }
 cpuratio() { awk -v s="${1:-0}" -v i="${2:-0}" 'BEGIN{ if (s > 0) printf "%.0f%%", 100 * i / s; else print "n/a" }'; }
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.0f%%", 100 * a / b; else print "n/a" }'; }
 mkdir -p "$RESULTS_DIR"
@@ -135,14 +155,15 @@ mkdir -p "$RESULTS_DIR"
     echo "- OCSP fresh-signed (cache off), best of 2: separate ${BEST_OCSP[separate]:-0}/s, in-process ${BEST_OCSP[inprocess]:-0}/s:" \
          "**$(pct "${BEST_OCSP[separate]:-0}" "${BEST_OCSP[inprocess]:-0}")**"
     echo "- IPC floor (bench/ipc_pingpong, same run): ${PP_RTS} round trips/s on one socketpair," \
-         "${PP_US} us per round trip, ${PP_CPU} us CPU per round trip (both processes)"
+         "${PP_US} us per round trip, ${PP_CPU} us CPU per round trip (both processes);" \
+         "$PPN pairs at once: ${PPN_RTS} round trips/s in all, ${PPN_CPU} us CPU per round trip"
     echo "- server CPU per answer (network + signer process), best runs: EST separate ${US_EST[separate]:-0} us," \
          "in-process ${US_EST[inprocess]:-0} us: separation costs $(over "${US_EST[separate]}" "${US_EST[inprocess]}") us" \
-         "per answer (floor ${PP_CPU} us); CPU-bound ratio $(cpuratio "${US_EST[separate]}" "${US_EST[inprocess]}")," \
-         "ceiling $(ceil "${US_EST[inprocess]}")"
+         "per answer (floor ${PP_CPU} us, ${PPN_CPU} us with $PPN pairs); CPU-bound ratio $(cpuratio "${US_EST[separate]}" "${US_EST[inprocess]}")," \
+         "ceiling $(ceil "${US_EST[inprocess]}") ($(ceil "${US_EST[inprocess]}" "$PPN_CPU") with $PPN pairs)"
     echo "- OCSP: separate ${US_OCSP[separate]:-0} us, in-process ${US_OCSP[inprocess]:-0} us:" \
-         "separation costs $(over "${US_OCSP[separate]}" "${US_OCSP[inprocess]}") us per answer (floor ${PP_CPU} us);" \
-         "CPU-bound ratio $(cpuratio "${US_OCSP[separate]}" "${US_OCSP[inprocess]}"), ceiling $(ceil "${US_OCSP[inprocess]}")"
+         "separation costs $(over "${US_OCSP[separate]}" "${US_OCSP[inprocess]}") us per answer (floor ${PP_CPU} us, ${PPN_CPU} us with $PPN pairs);" \
+         "CPU-bound ratio $(cpuratio "${US_OCSP[separate]}" "${US_OCSP[inprocess]}"), ceiling $(ceil "${US_OCSP[inprocess]}") ($(ceil "${US_OCSP[inprocess]}" "$PPN_CPU") with $PPN pairs)"
     echo
     echo "${ROWS_HEADER%%$'\n'*} signer CPU (cores) | server + signer CPU per answer (us) | other CPU without the signer (cores) |"
     echo "$(echo "$ROWS_HEADER" | tail -1)---:|---:|---:|"
