@@ -4,8 +4,9 @@
  * The client side is the network process: an opener for signer.c that
  * turns "open this key reference" into an OPEN request and wraps the
  * answer (a key id and the public key) as a remote key whose signatures
- * are SIGN requests.  The server side runs in the forked child: one thread
- * per channel, blocking reads, every length checked before use.
+ * are SIGN requests.  The server side runs in the forked child: as many
+ * threads as cores, each serving its share of the channels through epoll,
+ * every length checked before use.
  */
 #define _GNU_SOURCE
 #include "privsep.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -465,54 +467,99 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
     return rc;
 }
 
-typedef struct chan_arg {
-    server *s;
-    int fd;
-} chan_arg;
-
-static void *serve_channel(void *arg)
+/* One request on fd and its answer; -1: the channel is closed or out of
+ * step (the caller closes it). */
+static int serve_one(server *s, chan_cache *cc, int fd)
 {
-    chan_arg *c = arg;
+    unsigned char *body = NULL;
+    size_t len = 0;
+    uint8_t op = 0;
+    int rc = -1;
+    rd r;
+
+    if (recv_frame(fd, &op, &body, &len) != 0)
+        return -1; /* the network process closed it, or sent garbage */
+    r = (rd){body, len};
+    if (op == OP_OPEN) {
+        rc = do_open(s, fd, &r);
+    } else if (op == OP_SIGN) {
+        rc = do_sign(s, cc, fd, &r);
+    } else if (op == OP_GEN) {
+        rc = do_gen(s, fd, &r);
+    } else if (op == OP_SEAL && len == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->sealed = true;
+        pthread_mutex_unlock(&s->mu);
+        rc = send_frame(fd, FP_ERR_OK, NULL, 0, NULL, 0);
+    }
+    if (len)
+        OPENSSL_cleanse(body, len); /* may hold a passphrase */
+    free(body);
+    if (rc != 0)
+        fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
+    return rc;
+}
+
+/*
+ * A signing thread serves several channels through one epoll set: when
+ * requests from several network workers wait, it answers them one after
+ * the other without sleeping in between (a thread per channel woke and
+ * switched once per request).  Threads = min(channels, cores), so signing
+ * still uses every core.  A ready channel holds one whole request (the
+ * client sends it in one sendmsg and waits), so reading it does not block
+ * the others for long.
+ */
+typedef struct loop_arg {
+    server *s;
+    int *fds;
+    int n;
+} loop_arg;
+
+static void *serve_loop(void *arg)
+{
+    loop_arg *l = arg;
     chan_cache cc = {0};
-    for (;;) {
-        unsigned char *body = NULL;
-        size_t len = 0;
-        uint8_t op = 0;
-        int rc = -1;
-        rd r;
-        if (recv_frame(c->fd, &op, &body, &len) != 0)
-            break; /* the network process closed it, or sent garbage */
-        r = (rd){body, len};
-        if (op == OP_OPEN) {
-            rc = do_open(c->s, c->fd, &r);
-        } else if (op == OP_SIGN) {
-            rc = do_sign(c->s, &cc, c->fd, &r);
-        } else if (op == OP_GEN) {
-            rc = do_gen(c->s, c->fd, &r);
-        } else if (op == OP_SEAL && len == 0) {
-            pthread_mutex_lock(&c->s->mu);
-            c->s->sealed = true;
-            pthread_mutex_unlock(&c->s->mu);
-            rc = send_frame(c->fd, FP_ERR_OK, NULL, 0, NULL, 0);
-        }
-        if (len)
-            OPENSSL_cleanse(body, len); /* may hold a passphrase */
-        free(body);
-        if (rc != 0) {
-            fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
+    struct epoll_event evs[32];
+    int ep = epoll_create1(EPOLL_CLOEXEC), open_n = 0;
+
+    if (ep < 0)
+        goto out;
+    for (int i = 0; i < l->n; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->fds[i]};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fds[i], &ev) == 0)
+            open_n++;
+        else
+            close(l->fds[i]);
+    }
+    while (open_n > 0) {
+        int k = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
             break;
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (serve_one(l->s, &cc, fd) != 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                close(fd);
+                open_n--;
+            }
         }
     }
+    close(ep);
+out:
     cache_free(&cc);
-    close(c->fd);
     return NULL;
 }
 
 void fp_privsep_child_main(int *fds, int n)
 {
     static server s;
-    pthread_t *th = calloc((size_t)n, sizeof(*th));
-    chan_arg *args = calloc((size_t)n, sizeof(*args));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(cores < 1 ? 1 : cores < n ? cores : n);
+    pthread_t *th = calloc((size_t)nt, sizeof(*th));
+    loop_arg *args = calloc((size_t)nt, sizeof(*args));
+    int *byt = calloc((size_t)n, sizeof(*byt));
 
     /* die with the network process; never dumped or traced by it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -524,15 +571,20 @@ void fp_privsep_child_main(int *fds, int n)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    if (th == NULL || args == NULL)
+    if (th == NULL || args == NULL || byt == NULL)
         _exit(1);
-    for (int i = 0; i < n; i++) {
-        args[i] = (chan_arg){&s, fds[i]};
-        if (pthread_create(&th[i], NULL, serve_channel, &args[i]) != 0)
-            _exit(1);
+    /* channel i to thread i % nt, each thread's channels side by side */
+    for (int t = 0, k = 0; t < nt; t++) {
+        args[t] = (loop_arg){&s, byt + k, 0};
+        for (int i = t; i < n; i += nt)
+            byt[k++] = fds[i];
+        args[t].n = (int)(byt + k - args[t].fds);
     }
-    for (int i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
+    for (int t = 0; t < nt; t++)
+        if (pthread_create(&th[t], NULL, serve_loop, &args[t]) != 0)
+            _exit(1);
+    for (int t = 0; t < nt; t++)
+        pthread_join(th[t], NULL);
     _exit(0);
 }
 
