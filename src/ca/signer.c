@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/params.h>
@@ -62,6 +63,50 @@ int fp_signer_open_file(const char *path, const char *pass, size_t passlen,
         return fp_signer_open_direct(path, pass, passlen, out, err);
     *out = NULL;
     if ((rc = opener(opener_arg, path, pass, passlen, &key, err)) != FP_ERR_OK)
+        return rc;
+    rc = fp_signer_from_key(key, out, err);
+    EVP_PKEY_free(key);
+    return rc;
+}
+
+static fp_signer_generator generator;
+static void *generator_arg;
+
+void fp_signer_set_generator(fp_signer_generator gen, void *arg)
+{
+    generator = gen;
+    generator_arg = arg;
+}
+
+int fp_signer_generate_direct(const char *ref, const char *algo, const char *pass,
+                              size_t passlen, EVP_PKEY **out, fp_error *err)
+{
+    char tmp[4096 + 8];
+    int rc;
+
+    *out = NULL;
+    if (fp_p11_uri_is(ref) || (size_t)snprintf(tmp, sizeof(tmp), "%s.new", ref) >= sizeof(tmp))
+        return fp_err_set(err, FP_ERR_ARG, "a new key is made only for a key file");
+    unlink(tmp); /* a leftover of an interrupted renewal */
+    if ((rc = fp_key_generate(algo, out, err)) != FP_ERR_OK)
+        return rc;
+    if ((rc = fp_key_write(tmp, *out, pass, passlen, err)) != FP_ERR_OK) {
+        EVP_PKEY_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int fp_signer_generate_file(const char *ref, const char *algo, const char *pass, size_t passlen,
+                            fp_signer **out, fp_error *err)
+{
+    EVP_PKEY *key = NULL;
+    int rc;
+
+    *out = NULL;
+    rc = generator != NULL ? generator(generator_arg, ref, algo, pass, passlen, &key, err)
+                           : fp_signer_generate_direct(ref, algo, pass, passlen, &key, err);
+    if (rc != FP_ERR_OK)
         return rc;
     rc = fp_signer_from_key(key, out, err);
     EVP_PKEY_free(key);

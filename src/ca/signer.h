@@ -41,6 +41,24 @@ typedef int (*fp_signer_opener)(void *arg, const char *path, const char *pass, s
                                 EVP_PKEY **out, fp_error *err);
 void fp_signer_set_opener(fp_signer_opener open, void *arg);
 
+/*
+ * A new key for the file key reference ref (algo as fp_key_generate:
+ * "p256", "rsa3072"), written to "<ref>.new" (mode 0600, made anew) and
+ * returned as a signer; the caller renames it over ref once the key is
+ * wanted (the OCSP signer's renewal: after its certificate is issued).
+ * With the separate signer the signer process makes and writes the key,
+ * so the network process never holds it (docs/keys.md).
+ */
+int fp_signer_generate_file(const char *ref, const char *algo, const char *pass, size_t passlen,
+                            fp_signer **out, fp_error *err);
+typedef int (*fp_signer_generator)(void *arg, const char *ref, const char *algo,
+                                   const char *pass, size_t passlen, EVP_PKEY **out,
+                                   fp_error *err);
+void fp_signer_set_generator(fp_signer_generator gen, void *arg);
+/* What the signer process (or this one, without it) does for it. */
+int fp_signer_generate_direct(const char *ref, const char *algo, const char *pass,
+                              size_t passlen, EVP_PKEY **out, fp_error *err);
+
 /* Open path directly (file or pkcs11: URI), ignoring any opener: what the
  * signer process itself does. */
 int fp_signer_open_direct(const char *path, const char *pass, size_t passlen, fp_signer **out,

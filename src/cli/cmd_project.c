@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "../ca/admin.h"
+#include "../ca/resign.h"
 #include "../common/util.h"
 #include "../ca/rollover.h"
 #include "../keys/offline.h"
@@ -31,6 +32,7 @@ static const char ca_help[] =
     "                          [--root-key F [--root-passphrase-file F]] [--dir DIR]\n"
     "       fleetpki ca import --project P --cert FILE --key FILE [--dir DIR]\n"
     "       fleetpki ca activate ID [--dir DIR]\n"
+    "       fleetpki ca resign ID --root-key F [--root-passphrase-file F] [--days N]\n"
     "\n'create' makes a new issuing CA for P signed by the root and makes it P's\n"
     "active CA (new certificates come from it; earlier CAs keep answering CRL\n"
     "and OCSP for theirs).  'import' brings in a CA made elsewhere: it must be a\n"
@@ -43,7 +45,11 @@ static const char ca_help[] =
     "'pkcs11:token=T' the new CA's key is generated inside that token,\n"
     "non-exportable, labelled fleetpki-<id> (docs/keys.md).  With an offline\n"
     "root, --root-key F is the ceremony: the root key file from removable\n"
-    "media (passphrase: --root-passphrase-file, FLEETPKI_ROOT_PASSPHRASE).\n";
+    "media (passphrase: --root-passphrase-file, FLEETPKI_ROOT_PASSPHRASE).\n"
+    "'resign' is the ceremony for an existing issuing CA: the same key and\n"
+    "subject, a new serial and a validity of N days (default 3652) from now,\n"
+    "signed by the offline root key F; it replaces the CA's certificate (store\n"
+    "and file), and the server uses it after a restart (docs/keys.md).\n";
 
 static const char root_help[] =
     "usage: fleetpki root add --project P FILE [--dir DIR] [--json]\n"
@@ -97,7 +103,7 @@ static void print_created(const cli_env *env, const char *what, const char *name
 
 /* Shared option parsing of the three commands. */
 typedef struct {
-    const char *project, *algo, *cert, *key, *pkcs11, *root_key, *root_pass_file;
+    const char *project, *algo, *cert, *key, *pkcs11, *root_key, *root_pass_file, *days;
 } admin_opts;
 
 /* The ceremony's root key and its passphrase (docs/keys.md). */
@@ -129,11 +135,12 @@ static int parse(cli_env *env, int argc, char **argv, const char *cmd, const cha
         {"pkcs11", required_argument, NULL, 'K'},
         {"root-key", required_argument, NULL, 'R'},
         {"root-passphrase-file", required_argument, NULL, 'Q'},
+        {"days", required_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     int c;
 
-    while ((c = getopt_long(argc, argv, "d:P:p:a:c:k:K:R:Q:hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "d:P:p:a:c:k:K:R:Q:D:hj", opts, NULL)) != -1) {
         if (cli_common_opt(env, c, optarg))
             continue;
         switch (c) {
@@ -157,6 +164,9 @@ static int parse(cli_env *env, int argc, char **argv, const char *cmd, const cha
             break;
         case 'Q':
             o->root_pass_file = optarg;
+            break;
+        case 'D':
+            o->days = optarg;
             break;
         case 'h':
             fputs(help, stdout);
@@ -274,9 +284,9 @@ int cmd_ca(int argc, char **argv)
     rc = EXIT_OK;
     sub = argv[1];
     if (strcmp(sub, "list") && strcmp(sub, "create") && strcmp(sub, "import") &&
-        strcmp(sub, "activate"))
-        return cli_usage_error("ca", "expected 'ca list', 'ca create', 'ca import' or "
-                                     "'ca activate'");
+        strcmp(sub, "activate") && strcmp(sub, "resign"))
+        return cli_usage_error("ca", "expected 'ca list', 'ca create', 'ca import', "
+                                     "'ca activate' or 'ca resign'");
     if ((rc = parse(&env, argc - 1, argv + 1, "ca", ca_help, &o)) >= 0)
         return rc;
     rc = EXIT_OK;
@@ -292,6 +302,38 @@ int cmd_ca(int argc, char **argv)
         cli_env_close(&env);
         return rc;
     }
+    if (!strcmp(sub, "resign")) {
+        fp_ca_resign_opts ro = {0};
+        char serial[80] = "", *end = NULL;
+        if (optind + 1 != argc)
+            return cli_usage_error("ca", "resign takes one CA id");
+        if (o.root_key == NULL)
+            return cli_usage_error("ca", "resign needs --root-key F (the offline root key)");
+        if (o.days != NULL) {
+            long d = strtol(o.days, &end, 10);
+            if (end == o.days || *end != '\0' || d < 1 || d > 36525)
+                return cli_usage_error("ca", "--days: a number of days, 1..36525");
+            ro.days = (int)d;
+        }
+        ro.root_key = o.root_key;
+        if (admin_open(&env, &a, &err) != FP_ERR_OK ||
+            create_opts(&env, &o, &co, &rpass, &rpasslen, &err) != FP_ERR_OK) {
+            rc = cli_fail(&err);
+        } else {
+            ro.root_pass = co.root_pass;
+            ro.root_passlen = co.root_passlen;
+            if (fp_admin_ca_resign(&a, argv[optind], &ro, serial, &err) != FP_ERR_OK)
+                rc = cli_fail(&err);
+            else
+                printf("CA %s re-signed by the root: new certificate serial %s "
+                       "(restart the server to use it)\n", argv[optind], serial);
+        }
+        fp_passphrase_free(rpass, rpasslen);
+        cli_env_close(&env);
+        return rc;
+    }
+    if (o.days != NULL)
+        return cli_usage_error("ca", "--days is for 'ca resign'");
     if (optind != argc)
         return cli_usage_error("ca", "unexpected argument '%s'", argv[optind]);
     if (!strcmp(sub, "list")) {

@@ -153,7 +153,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
     const char *cpath, *kpath;
     unsigned char *der = NULL;
     size_t derlen = 0;
-    EVP_PKEY *key = NULL;
+    EVP_PKEY *key = NULL; /* the signer's */
     X509_REQ *req = NULL;
     X509_NAME *name = NULL;
     fp_signer *signer = NULL;
@@ -164,6 +164,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
     int rc;
 
     *renewed = false;
+    tmp[0] = '\0';
     if (!needs_renewal(ca, pass, passlen, now))
         return FP_ERR_OK;
     fp_ca_ocsp_paths(ca, &cpath, &kpath);
@@ -182,10 +183,19 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         rc = fp_err_set(err, FP_ERR_NOMEM, "OCSP signer request");
         goto out;
     }
-    /* P-256 unless the CA is RSA, as at init */
-    if ((rc = fp_key_generate(EVP_PKEY_get_base_id(X509_get0_pubkey(ca_cert)) == EVP_PKEY_RSA
-                                  ? "rsa3072" : "p256", &key, err)) != FP_ERR_OK)
+    /* P-256 unless the CA is RSA, as at init.  Made by whoever holds the
+     * keys (the signer process in separate mode) and written to
+     * "<key>.new": the network process never holds it (docs/keys.md) */
+    snprintf(keypath, sizeof(keypath), "%s", kpath);
+    snprintf(tmp, sizeof(tmp), "%s.new", keypath);
+    if ((rc = fp_signer_generate_file(keypath,
+                                      EVP_PKEY_get_base_id(X509_get0_pubkey(ca_cert)) ==
+                                              EVP_PKEY_RSA
+                                          ? "rsa3072"
+                                          : "p256",
+                                      pass, passlen, &signer, err)) != FP_ERR_OK)
         goto out;
+    key = fp_signer_get0_pkey(signer);
     if (!X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
         X509_REQ_sign(req, key, fp_key_sig_md(key)) <= 0) {
         rc = fp_err_set(err, FP_ERR_CRYPTO, "OCSP signer request");
@@ -204,12 +214,7 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         goto out;
     }
     /* key first, then certificate; each replaced atomically */
-    snprintf(keypath, sizeof(keypath), "%s", kpath);
     snprintf(certpath, sizeof(certpath), "%s", cpath);
-    snprintf(tmp, sizeof(tmp), "%s.new", keypath);
-    unlink(tmp); /* a leftover of an interrupted renewal */
-    if ((rc = fp_key_write(tmp, key, pass, passlen, err)) != FP_ERR_OK)
-        goto out;
     if (rename(tmp, keypath) != 0) {
         rc = fp_err_set(err, FP_ERR_IO, "rename %s: %s", keypath, strerror(errno));
         unlink(tmp);
@@ -220,12 +225,12 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         goto out;
     *renewed = true;
     if (r != NULL) {
-        if ((rc = fp_signer_from_key(key, &signer, err)) != FP_ERR_OK)
-            goto out;
         rc = fp_ocsp_responder_set_signer(r, fp_ca_id(ca), signer, cert, err);
         signer = NULL;
     }
 out:
+    if (rc != FP_ERR_OK && tmp[0] != '\0')
+        unlink(tmp); /* a new key not taken into use */
     free(pem);
     OPENSSL_free(der);
     X509_free(issued);
@@ -233,6 +238,5 @@ out:
     X509_free(cert);
     X509_REQ_free(req);
     X509_NAME_free(name);
-    EVP_PKEY_free(key);
     return rc;
 }

@@ -242,7 +242,12 @@ static bool wait_change(rev_state *st)
 static void *watcher(void *arg)
 {
     rev_state *st = arg;
-    int64_t last_renew = mono_ms();
+    int64_t last_renew = mono_ms(), renew_s = RENEW_CHECK_S;
+    /* tests renew a signer while the server runs without waiting an hour */
+    const char *env = getenv("FP_OCSP_RENEW_CHECK_S");
+
+    if (env != NULL && atoi(env) > 0)
+        renew_s = atoi(env);
 
     while (!wait_change(st)) {
         bool changed = false;
@@ -263,7 +268,7 @@ static void *watcher(void *arg)
             st->last_change_ms = ms;
             pthread_mutex_unlock(&st->lock);
         }
-        if (ms - last_renew >= RENEW_CHECK_S * 1000) {
+        if (ms - last_renew >= renew_s * 1000) {
             last_renew = ms;
             for (int i = 0; i < fp_caset_count(st->app->cas); i++) {
                 fp_ca *ca = fp_caset_at(st->app->cas, i);

@@ -4,8 +4,9 @@
  * The client side is the network process: an opener for signer.c that
  * turns "open this key reference" into an OPEN request and wraps the
  * answer (a key id and the public key) as a remote key whose signatures
- * are SIGN requests.  The server side runs in the forked child: one thread
- * per channel, blocking reads, every length checked before use.
+ * are SIGN requests.  The server side runs in the forked child: as many
+ * threads as cores, each serving its share of the channels through epoll,
+ * every length checked before use.
  */
 #define _GNU_SOURCE
 #include "privsep.h"
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -33,11 +35,12 @@
 #include "../common/util.h"
 #include "../keys/rkey.h"
 
-enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3 };
+enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3, OP_GEN = 4 };
 
 #define MAX_KEYS 256
 #define REF_MAX 4096
 #define MD_NAME_MAX 31
+#define ALGO_MAX 31
 #define SIG_MAX 1024
 
 /* ---- framing: both sides ---- */
@@ -286,7 +289,120 @@ static int do_open(server *s, int fd, rd *r)
     return rc;
 }
 
-static int do_sign(server *s, int fd, rd *r)
+/*
+ * GEN: a new key for a file reference, written to "<ref>.new" by this
+ * process (0600) and kept under ref, so that the network process renames
+ * it into place and never holds it (the OCSP signer's renewal while the
+ * server runs).  After the seal only for a file reference already open:
+ * no new path can be named.
+ */
+static int do_gen(server *s, int fd, rd *r)
+{
+    uint16_t reflen = 0, algolen = 0, passlen = 0;
+    const unsigned char *ref = NULL, *algo = NULL, *pass = NULL;
+    char refz[REF_MAX], algoz[ALGO_MAX + 1];
+    EVP_PKEY *key = NULL;
+    fp_signer *sg = NULL;
+    fp_error err = {0};
+    unsigned char *spki = NULL, hdr[4];
+    int spki_len, idx, rc;
+    uint32_t id;
+
+    if (!rd_u16(r, &reflen) || reflen == 0 || reflen >= REF_MAX - 8 ||
+        !rd_bytes(r, reflen, &ref) || !rd_u16(r, &algolen) || algolen == 0 ||
+        algolen > ALGO_MAX || !rd_bytes(r, algolen, &algo) || !rd_u16(r, &passlen) ||
+        !rd_bytes(r, passlen, &pass) || r->left != 0 || memchr(ref, 0, reflen) != NULL ||
+        memchr(algo, 0, algolen) != NULL)
+        return -1;
+    memcpy(refz, ref, reflen);
+    refz[reflen] = '\0';
+    memcpy(algoz, algo, algolen);
+    algoz[algolen] = '\0';
+    pthread_mutex_lock(&s->mu);
+    if (s->sealed && find_ref(s, refz) < 0) {
+        char esc[256];
+        pthread_mutex_unlock(&s->mu);
+        fp_log(FP_LOG_WARN, "signer: refused to make a key for %s after startup",
+               fp_log_escape(esc, sizeof(esc), refz));
+        return reply_err(fd, FP_ERR_STATE, "the signer makes keys only for keys it holds");
+    }
+    if (s->n == MAX_KEYS) {
+        pthread_mutex_unlock(&s->mu);
+        return reply_err(fd, FP_ERR_TOO_LARGE, "the signer holds too many keys");
+    }
+    rc = fp_signer_generate_direct(refz, algoz, (const char *)pass, passlen, &key, &err);
+    if (rc == FP_ERR_OK)
+        rc = fp_signer_from_key(key, &sg, &err);
+    EVP_PKEY_free(key);
+    if (rc != FP_ERR_OK) {
+        pthread_mutex_unlock(&s->mu);
+        return reply_err(fd, rc, fp_err_str(&err));
+    }
+    if ((spki_len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki)) <= 0) {
+        pthread_mutex_unlock(&s->mu);
+        fp_signer_free(sg);
+        return reply_err(fd, FP_ERR_CRYPTO, "public key encoding");
+    }
+    idx = (int)s->n;
+    snprintf(s->keys[idx].ref, REF_MAX, "%s", refz);
+    s->keys[idx].signer = sg;
+    s->keys[idx].spki = spki;
+    s->keys[idx].spki_len = spki_len;
+    s->n++; /* published last, as in do_open */
+    id = htonl((uint32_t)idx);
+    memcpy(hdr, &id, 4);
+    rc = send_frame(fd, FP_ERR_OK, hdr, 4, spki, (size_t)spki_len);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* Signing contexts a channel's thread keeps between requests (one per key
+ * and digest), so a signature costs the signature and not the context's
+ * set-up: per thread, so no lock. */
+#define PREP_MAX 8
+typedef struct prep {
+    uint32_t id;
+    const EVP_MD *dg;
+    EVP_PKEY_CTX *ctx;
+} prep;
+
+typedef struct chan_cache {
+    prep p[PREP_MAX];
+    int n, next;
+} chan_cache;
+
+static EVP_PKEY_CTX *prepared(chan_cache *cc, uint32_t id, EVP_PKEY *key, const EVP_MD *dg)
+{
+    EVP_PKEY_CTX *ctx;
+    prep *slot;
+
+    for (int i = 0; i < cc->n; i++)
+        if (cc->p[i].id == id && cc->p[i].dg == dg)
+            return cc->p[i].ctx;
+    if ((ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(ctx, dg) != 1) {
+        EVP_PKEY_CTX_free(ctx);
+        return NULL;
+    }
+    if (cc->n < PREP_MAX) {
+        slot = &cc->p[cc->n++];
+    } else {
+        slot = &cc->p[cc->next];
+        cc->next = (cc->next + 1) % PREP_MAX;
+        EVP_PKEY_CTX_free(slot->ctx);
+    }
+    *slot = (prep){id, dg, ctx};
+    return ctx;
+}
+
+static void cache_free(chan_cache *cc)
+{
+    for (int i = 0; i < cc->n; i++)
+        EVP_PKEY_CTX_free(cc->p[i].ctx);
+    cc->n = 0;
+}
+
+static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
 {
     uint32_t id = 0, n;
     uint8_t mdlen = 0;
@@ -337,67 +453,113 @@ static int do_sign(server *s, int fd, rd *r)
         EVP_MD_CTX_free(mctx);
     } else {
         /* ECDSA (DER ECDSA-Sig-Value) or RSASSA-PKCS1-v1_5 (DigestInfo made
-         * by OpenSSL) over the digest */
-        if ((ctx = EVP_PKEY_CTX_new(key, NULL)) == NULL || EVP_PKEY_sign_init(ctx) != 1 ||
-            EVP_PKEY_CTX_set_signature_md(ctx, dg) != 1 ||
-            EVP_PKEY_sign(ctx, NULL, &siglen, r->p, r->left) != 1 ||
-            (sig = OPENSSL_malloc(siglen)) == NULL ||
-            EVP_PKEY_sign(ctx, sig, &siglen, r->p, r->left) != 1) {
-            EVP_PKEY_CTX_free(ctx);
-            OPENSSL_free(sig);
+         * by OpenSSL) over the digest, with this thread's prepared context
+         * (a signature leaves it ready for the next one) */
+        unsigned char buf[SIG_MAX];
+        siglen = sizeof(buf);
+        if ((ctx = prepared(cc, id, key, dg)) == NULL ||
+            EVP_PKEY_sign(ctx, buf, &siglen, r->p, r->left) != 1)
             return reply_err(fd, FP_ERR_CRYPTO, "signing failed");
-        }
-        EVP_PKEY_CTX_free(ctx);
+        return send_frame(fd, FP_ERR_OK, buf, siglen, NULL, 0);
     }
     rc = send_frame(fd, FP_ERR_OK, sig, siglen, NULL, 0);
     OPENSSL_free(sig);
     return rc;
 }
 
-typedef struct chan_arg {
-    server *s;
-    int fd;
-} chan_arg;
-
-static void *serve_channel(void *arg)
+/* One request on fd and its answer; -1: the channel is closed or out of
+ * step (the caller closes it). */
+static int serve_one(server *s, chan_cache *cc, int fd)
 {
-    chan_arg *c = arg;
-    for (;;) {
-        unsigned char *body = NULL;
-        size_t len = 0;
-        uint8_t op = 0;
-        int rc = -1;
-        rd r;
-        if (recv_frame(c->fd, &op, &body, &len) != 0)
-            break; /* the network process closed it, or sent garbage */
-        r = (rd){body, len};
-        if (op == OP_OPEN) {
-            rc = do_open(c->s, c->fd, &r);
-        } else if (op == OP_SIGN) {
-            rc = do_sign(c->s, c->fd, &r);
-        } else if (op == OP_SEAL && len == 0) {
-            pthread_mutex_lock(&c->s->mu);
-            c->s->sealed = true;
-            pthread_mutex_unlock(&c->s->mu);
-            rc = send_frame(c->fd, FP_ERR_OK, NULL, 0, NULL, 0);
-        }
-        if (len)
-            OPENSSL_cleanse(body, len); /* may hold a passphrase */
-        free(body);
-        if (rc != 0) {
-            fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
+    unsigned char *body = NULL;
+    size_t len = 0;
+    uint8_t op = 0;
+    int rc = -1;
+    rd r;
+
+    if (recv_frame(fd, &op, &body, &len) != 0)
+        return -1; /* the network process closed it, or sent garbage */
+    r = (rd){body, len};
+    if (op == OP_OPEN) {
+        rc = do_open(s, fd, &r);
+    } else if (op == OP_SIGN) {
+        rc = do_sign(s, cc, fd, &r);
+    } else if (op == OP_GEN) {
+        rc = do_gen(s, fd, &r);
+    } else if (op == OP_SEAL && len == 0) {
+        pthread_mutex_lock(&s->mu);
+        s->sealed = true;
+        pthread_mutex_unlock(&s->mu);
+        rc = send_frame(fd, FP_ERR_OK, NULL, 0, NULL, 0);
+    }
+    if (len)
+        OPENSSL_cleanse(body, len); /* may hold a passphrase */
+    free(body);
+    if (rc != 0)
+        fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
+    return rc;
+}
+
+/*
+ * A signing thread serves several channels through one epoll set: when
+ * requests from several network workers wait, it answers them one after
+ * the other without sleeping in between (a thread per channel woke and
+ * switched once per request).  Threads = min(channels, cores), so signing
+ * still uses every core.  A ready channel holds one whole request (the
+ * client sends it in one sendmsg and waits), so reading it does not block
+ * the others for long.
+ */
+typedef struct loop_arg {
+    server *s;
+    int *fds;
+    int n;
+} loop_arg;
+
+static void *serve_loop(void *arg)
+{
+    loop_arg *l = arg;
+    chan_cache cc = {0};
+    struct epoll_event evs[32];
+    int ep = epoll_create1(EPOLL_CLOEXEC), open_n = 0;
+
+    if (ep < 0)
+        goto out;
+    for (int i = 0; i < l->n; i++) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->fds[i]};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fds[i], &ev) == 0)
+            open_n++;
+        else
+            close(l->fds[i]);
+    }
+    while (open_n > 0) {
+        int k = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
             break;
+        for (int i = 0; i < k; i++) {
+            int fd = evs[i].data.fd;
+            if (serve_one(l->s, &cc, fd) != 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+                close(fd);
+                open_n--;
+            }
         }
     }
-    close(c->fd);
+    close(ep);
+out:
+    cache_free(&cc);
     return NULL;
 }
 
 void fp_privsep_child_main(int *fds, int n)
 {
     static server s;
-    pthread_t *th = calloc((size_t)n, sizeof(*th));
-    chan_arg *args = calloc((size_t)n, sizeof(*args));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int nt = (int)(cores < 1 ? 1 : cores < n ? cores : n);
+    pthread_t *th = calloc((size_t)nt, sizeof(*th));
+    loop_arg *args = calloc((size_t)nt, sizeof(*args));
+    int *byt = calloc((size_t)n, sizeof(*byt));
 
     /* die with the network process; never dumped or traced by it */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -409,15 +571,20 @@ void fp_privsep_child_main(int *fds, int n)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
-    if (th == NULL || args == NULL)
+    if (th == NULL || args == NULL || byt == NULL)
         _exit(1);
-    for (int i = 0; i < n; i++) {
-        args[i] = (chan_arg){&s, fds[i]};
-        if (pthread_create(&th[i], NULL, serve_channel, &args[i]) != 0)
-            _exit(1);
+    /* channel i to thread i % nt, each thread's channels side by side */
+    for (int t = 0, k = 0; t < nt; t++) {
+        args[t] = (loop_arg){&s, byt + k, 0};
+        for (int i = t; i < n; i += nt)
+            byt[k++] = fds[i];
+        args[t].n = (int)(byt + k - args[t].fds);
     }
-    for (int i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
+    for (int t = 0; t < nt; t++)
+        if (pthread_create(&th[t], NULL, serve_loop, &args[t]) != 0)
+            _exit(1);
+    for (int t = 0; t < nt; t++)
+        pthread_join(th[t], NULL);
     _exit(0);
 }
 
@@ -454,14 +621,23 @@ static void privsep_unref(fp_privsep *p)
     free(p);
 }
 
+static _Thread_local unsigned tl_slot; /* 0: this thread has none yet */
+
 /* One request/answer on some channel.  An answer's status goes to *status
  * and its body to *body (malloc'd). */
 static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, const void *b,
                      size_t blen, uint8_t *status, unsigned char **body, size_t *len,
                      fp_error *err)
 {
-    chan *c = &p->ch[atomic_fetch_add(&p->next, 1) % (unsigned)p->n];
+    chan *c;
     int rc = FP_ERR_OK;
+
+    /* a thread keeps the channel it first drew: with a channel per worker
+     * (serve makes workers + 4) no two threads wait on one lock while
+     * another channel idles, as drawing round-robin per request did */
+    if (tl_slot == 0)
+        tl_slot = atomic_fetch_add(&p->next, 1) + 1;
+    c = &p->ch[(tl_slot - 1) % (unsigned)p->n];
 
     pthread_mutex_lock(&c->mu);
     if (c->fd < 0 || send_frame(c->fd, op, a, alen, b, blen) != 0 ||
@@ -519,38 +695,18 @@ static void ps_key_free(void *arg)
     free(ra);
 }
 
-static int ps_open(void *arg, const char *path, const char *pass, size_t passlen, EVP_PKEY **out,
-                   fp_error *err)
+/* An OPEN or GEN answer (u32 key id, SubjectPublicKeyInfo DER) as a remote
+ * key; frees body. */
+static int ps_key_from_answer(fp_privsep *p, uint8_t status, unsigned char *body, size_t blen,
+                              EVP_PKEY **out, fp_error *err)
 {
-    fp_privsep *p = arg;
-    size_t reflen = strlen(path);
-    unsigned char *req = NULL, *body = NULL;
     const unsigned char *der;
-    size_t blen = 0, qlen;
-    uint8_t status = 0;
     EVP_PKEY *pub = NULL;
     rkey_arg *ra = NULL;
     fp_rkey_backend be;
     uint32_t id;
     int rc;
 
-    *out = NULL;
-    if (reflen == 0 || reflen >= REF_MAX || passlen > 65535)
-        return fp_err_set(err, FP_ERR_ARG, "key reference or passphrase too long");
-    qlen = 2 + reflen + 2 + passlen;
-    if ((req = malloc(qlen)) == NULL)
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    req[0] = (unsigned char)(reflen >> 8);
-    req[1] = (unsigned char)reflen;
-    memcpy(req + 2, path, reflen);
-    req[2 + reflen] = (unsigned char)(passlen >> 8);
-    req[3 + reflen] = (unsigned char)passlen;
-    if (passlen)
-        memcpy(req + 4 + reflen, pass, passlen);
-    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
-    OPENSSL_clear_free(req, qlen);
-    if (rc != FP_ERR_OK)
-        return rc;
     if (status != FP_ERR_OK) {
         rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL, "%.*s",
                         (int)(blen > 400 ? 400 : blen), (const char *)body);
@@ -579,6 +735,70 @@ out:
     EVP_PKEY_free(pub);
     free(body);
     return rc;
+}
+
+static int ps_gen(void *arg, const char *ref, const char *algo, const char *pass, size_t passlen,
+                  EVP_PKEY **out, fp_error *err)
+{
+    fp_privsep *p = arg;
+    size_t reflen = strlen(ref), algolen = strlen(algo), qlen;
+    unsigned char *req, *body = NULL;
+    size_t blen = 0;
+    uint8_t status = 0;
+    int rc;
+
+    *out = NULL;
+    if (reflen == 0 || reflen >= REF_MAX - 8 || algolen == 0 || algolen > ALGO_MAX ||
+        passlen > 65535)
+        return fp_err_set(err, FP_ERR_ARG, "key reference, algorithm or passphrase too long");
+    qlen = 2 + reflen + 2 + algolen + 2 + passlen;
+    if ((req = malloc(qlen)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    req[0] = (unsigned char)(reflen >> 8);
+    req[1] = (unsigned char)reflen;
+    memcpy(req + 2, ref, reflen);
+    req[2 + reflen] = (unsigned char)(algolen >> 8);
+    req[3 + reflen] = (unsigned char)algolen;
+    memcpy(req + 4 + reflen, algo, algolen);
+    req[4 + reflen + algolen] = (unsigned char)(passlen >> 8);
+    req[5 + reflen + algolen] = (unsigned char)passlen;
+    if (passlen)
+        memcpy(req + 6 + reflen + algolen, pass, passlen);
+    rc = roundtrip(p, OP_GEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    OPENSSL_clear_free(req, qlen);
+    if (rc != FP_ERR_OK)
+        return rc;
+    return ps_key_from_answer(p, status, body, blen, out, err);
+}
+
+static int ps_open(void *arg, const char *path, const char *pass, size_t passlen, EVP_PKEY **out,
+                   fp_error *err)
+{
+    fp_privsep *p = arg;
+    size_t reflen = strlen(path);
+    unsigned char *req = NULL, *body = NULL;
+    size_t blen = 0, qlen;
+    uint8_t status = 0;
+    int rc;
+
+    *out = NULL;
+    if (reflen == 0 || reflen >= REF_MAX || passlen > 65535)
+        return fp_err_set(err, FP_ERR_ARG, "key reference or passphrase too long");
+    qlen = 2 + reflen + 2 + passlen;
+    if ((req = malloc(qlen)) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    req[0] = (unsigned char)(reflen >> 8);
+    req[1] = (unsigned char)reflen;
+    memcpy(req + 2, path, reflen);
+    req[2 + reflen] = (unsigned char)(passlen >> 8);
+    req[3 + reflen] = (unsigned char)passlen;
+    if (passlen)
+        memcpy(req + 4 + reflen, pass, passlen);
+    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    OPENSSL_clear_free(req, qlen);
+    if (rc != FP_ERR_OK)
+        return rc;
+    return ps_key_from_answer(p, status, body, blen, out, err);
 }
 
 int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
@@ -627,6 +847,7 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     free(child);
     p->pid = pid;
     fp_signer_set_opener(ps_open, p);
+    fp_signer_set_generator(ps_gen, p);
     *out = p;
     return FP_ERR_OK;
 fail:
@@ -666,6 +887,7 @@ void fp_privsep_free(fp_privsep *p)
     if (p == NULL)
         return;
     fp_signer_set_opener(NULL, NULL);
+    fp_signer_set_generator(NULL, NULL);
     pid = p->pid;
     for (int i = 0; i < p->n; i++) {
         pthread_mutex_lock(&p->ch[i].mu);

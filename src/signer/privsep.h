@@ -18,9 +18,12 @@
  *     SIGN   body = u32 key id, u8 n, digest name[n] (n = 0: whole message,
  *            Ed25519), data (a digest of exactly that digest's size, or
  *            the message)
+ *     GEN    body = u16 n, ref[n], u16 a, algorithm[a], u16 m, passphrase[m]
+ *            (a new key for key file ref, written to ref.new, 0600; after
+ *            the seal only for a ref already open)
  *     SEAL   body = empty
  *   response = u32 length, u8 status (fp_errcode), body
- *     OPEN ok: u32 key id, SubjectPublicKeyInfo DER;  SIGN ok: signature;
+ *     OPEN, GEN ok: u32 key id, SubjectPublicKeyInfo DER;  SIGN ok: signature;
  *     error: the message text.
  * Every length is checked against the bytes present and against a fixed
  * maximum (FP_PRIVSEP_MAX_MSG); a malformed request closes its channel.

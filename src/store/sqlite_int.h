@@ -126,6 +126,9 @@ int sq_ca_get(fp_store *base, const char *id, fp_ca_rec *out, fp_error *err);
 int sq_ca_list(fp_store *base, const char *project, int kind, fp_ca_cb cb, void *arg,
                fp_error *err);
 int sq_ca_activate(fp_store *base, const char *id, const fp_audit_event *ev, fp_error *err);
+int sq_ca_set_cert(fp_store *base, const char *id, const unsigned char *der, size_t der_len,
+                   const char *subject, int64_t not_before, int64_t not_after,
+                   const fp_audit_event *ev, fp_error *err);
 
 /* ---- sqlite_certs.c ---- */
 int sq_certs_prepare(sqlite_store *s, fp_error *err);

@@ -339,3 +339,33 @@ out:
     sqlite3_finalize(st);
     return sq_finish_write(s, ev, rc, err);
 }
+
+int sq_ca_set_cert(fp_store *base, const char *id, const unsigned char *der, size_t der_len,
+                   const char *subject, int64_t not_before, int64_t not_after,
+                   const fp_audit_event *ev, fp_error *err)
+{
+    sqlite_store *s = SQ(base);
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if ((rc = sq_begin(s, err)) != FP_ERR_OK)
+        return rc;
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE ca SET der = ?, subject = ?, not_before = ?, not_after = ?"
+                           " WHERE id = ?",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sq_db_err(s, err, "CA update");
+        goto out;
+    }
+    sqlite3_bind_blob(st, 1, der, (int)der_len, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, subject, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, not_before);
+    sqlite3_bind_int64(st, 4, not_after);
+    sqlite3_bind_text(st, 5, id, -1, SQLITE_STATIC);
+    if ((rc = sq_step_once(s, st, "CA update", err)) == FP_ERR_OK &&
+        sqlite3_changes(s->db) == 0)
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no CA '%s'", id);
+out:
+    sqlite3_finalize(st);
+    return sq_finish_write(s, ev, rc, err);
+}

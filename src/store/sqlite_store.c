@@ -200,6 +200,7 @@ static const fp_store_ops sqlite_ops = {
     .ca_get = sq_ca_get,
     .ca_list = sq_ca_list,
     .ca_activate = sq_ca_activate,
+    .ca_set_cert = sq_ca_set_cert,
     .cert_insert = sq_cert_insert,
     .cert_get = sq_cert_get,
     .cert_list = sq_cert_list,

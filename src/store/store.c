@@ -133,6 +133,17 @@ int fp_store_ca_activate(fp_store *s, const char *id, const fp_audit_event *ev, 
     return s->ops->ca_activate(s, id, ev, err);
 }
 
+int fp_store_ca_set_cert(fp_store *s, const char *id, const unsigned char *der, size_t der_len,
+                         const char *subject, int64_t not_before, int64_t not_after,
+                         const fp_audit_event *ev, fp_error *err)
+{
+    if (s->ops->ca_set_cert == NULL) /* a backend that has not caught up */
+        return fp_err_set(err, FP_ERR_STATE, "this store cannot replace a CA certificate");
+    if (der == NULL || der_len == 0 || subject == NULL || subject[0] == '\0')
+        return fp_err_set(err, FP_ERR_ARG, "CA certificate: empty DER or subject");
+    return s->ops->ca_set_cert(s, id, der, der_len, subject, not_before, not_after, ev, err);
+}
+
 /* ---- certificates ---- */
 
 int fp_store_cert_insert(fp_store *s, const fp_cert_rec *recs,

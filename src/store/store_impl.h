@@ -22,6 +22,9 @@ typedef struct fp_store_ops {
     int (*ca_list)(fp_store *s, const char *project, int kind, fp_ca_cb cb, void *arg,
                    fp_error *err);
     int (*ca_activate)(fp_store *s, const char *id, const fp_audit_event *ev, fp_error *err);
+    int (*ca_set_cert)(fp_store *s, const char *id, const unsigned char *der, size_t der_len,
+                       const char *subject, int64_t not_before, int64_t not_after,
+                       const fp_audit_event *ev, fp_error *err);
 
     /* fp_store_cert_insert_spend (fp_store_cert_insert passes no tokens
      * and no results). */

@@ -91,5 +91,13 @@ int fp_store_ca_list(fp_store *s, const char *project, int kind, fp_ca_cb cb, vo
  * not an ISSUING CA.  Activating the active CA again is FP_ERR_OK. */
 int fp_store_ca_activate(fp_store *s, const char *id, const fp_audit_event *ev,
                          fp_error *err);
+/* Replace CA id's certificate (DER, with its subject and validity: the
+ * re-signing ceremony, `fleetpki ca resign`), audited; kind, key_ref,
+ * parent and active stay.  The caller checks that the new certificate has
+ * the same key and subject.  FP_ERR_NOT_FOUND if absent, FP_ERR_ARG for an
+ * empty DER or subject. */
+int fp_store_ca_set_cert(fp_store *s, const char *id, const unsigned char *der, size_t der_len,
+                         const char *subject, int64_t not_before, int64_t not_after,
+                         const fp_audit_event *ev, fp_error *err);
 
 #endif

@@ -84,6 +84,32 @@ curl -sS -o /dev/null -w '%{http_code}' "http://$HTTP/crl/issuing.crl" >"$T/crl.
 pass "server up, OCSP answers tryLater (RFC 6960 2.3), published CRL still served"
 fp_serve_stop
 
+# ---- OCSP signer renewed while the server runs: made by the signer ----
+# a certificate that no longer matches its key (as an interrupted renewal
+# leaves it) makes the server renew the delegated signer at its next check
+# (every second here); the new key is in use at once and must never be in
+# the network process (before GEN it was generated there and kept)
+FP_OCSP_RENEW_CHECK_S=1 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
+old_serial=$(openssl x509 -in "$CA/ocsp.crt" -noout -serial)
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
+install -m 600 "$T/other.key" "$CA/ocsp.key.tmp" && mv "$CA/ocsp.key.tmp" "$CA/ocsp.key"
+for _ in $(seq 1 100); do
+    grep -q "OCSP signer certificate renewed" "$T/server.log" && break
+    sleep 0.2
+done
+grep -q "OCSP signer certificate renewed" "$T/server.log" || { tail -5 "$T/server.log" >&2; fail "no OCSP signer renewal while running"; }
+[ "$(openssl x509 -in "$CA/ocsp.crt" -noout -serial)" != "$old_serial" ] || fail "ocsp.crt not renewed"
+cmp -s <(openssl x509 -in "$CA/ocsp.crt" -noout -pubkey) <(openssl pkey -in "$CA/ocsp.key" -pubout) ||
+    fail "renewed certificate does not match ocsp.key"
+[ "$(stat -c %a "$CA/ocsp.key")" = 600 ] || fail "renewed ocsp.key is not mode 0600"
+[ ! -e "$CA/ocsp.key.new" ] || fail "ocsp.key.new left behind"
+ocsp_fresh "$T/d1.crt" && grep -q "Response verify OK" "$T/ocsp.out" &&
+    grep -q "d1.crt: good" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "fresh OCSP after renewal"; }
+[ "$($MEMSCAN "$SRV_PID" "$CA/ocsp.key")" = absent ] ||
+    fail "the renewed OCSP key is in the network process's memory"
+pass "OCSP signer renewed while running: key made by the signer, absent from the network process, answers verify"
+fp_serve_stop
+
 # ---- root: the network side drops to nobody, the signer keeps the keys ----
 if ! id nobody >/dev/null 2>&1; then
     echo "note: no user nobody; privilege drop not tested"

@@ -248,3 +248,35 @@ void test_ca_activate(void **state)
     assert_int_equal(sc_audit_count(f->s, "ca.activate", NULL, NULL), 2);
     sc_assert_audit_ok(f->s, 3); /* project.create + 2 activations */
 }
+
+/* The re-signing ceremony replaces a CA's certificate in place: the row
+ * keeps its id, kind, key and active flag (certificates issued under it
+ * stay its own), audited; an unknown id changes nothing. */
+void test_ca_set_cert(void **state)
+{
+    fx *f = *state;
+    fp_audit_event ev = {"test", "ca.resign", "issuing", "", FP_PROJECT_DEFAULT};
+    const unsigned char der[] = {0x30, 0x03, 0x02, 0x01, 0x07};
+    fp_ca_rec r;
+    fp_error e = {0};
+
+    assert_true(sc_ca_active(f->s, "issuing"));
+    assert_int_equal(fp_store_ca_set_cert(f->s, "issuing", der, sizeof(der), "CN=renewed", 1000,
+                                          2000, &ev, &e),
+                     0);
+    assert_int_equal(fp_store_ca_get(f->s, "issuing", &r, &e), 0);
+    assert_int_equal(r.der_len, sizeof(der));
+    assert_memory_equal(r.der, der, sizeof(der));
+    assert_string_equal(r.subject, "CN=renewed");
+    assert_int_equal(r.not_before, 1000);
+    assert_int_equal(r.not_after, 2000);
+    assert_int_equal(r.kind, FP_CA_ISSUING);
+    assert_true(r.active);
+    fp_ca_rec_clear(&r);
+    assert_int_equal(sc_audit_count(f->s, "ca.resign", "issuing", FP_PROJECT_DEFAULT), 1);
+    assert_int_equal(fp_store_ca_set_cert(f->s, "nope", der, sizeof(der), "CN=x", 1, 2, &ev, &e),
+                     FP_ERR_NOT_FOUND);
+    assert_int_equal(fp_store_ca_set_cert(f->s, "issuing", der, 0, "CN=x", 1, 2, &ev, &e),
+                     FP_ERR_ARG);
+    assert_int_equal(sc_audit_count(f->s, "ca.resign", NULL, NULL), 1);
+}

@@ -267,6 +267,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_ca_add_idempotent_and_refusals),
         T(test_ca_list_filters),
         T(test_ca_activate),
+        T(test_ca_set_cert),
         T(test_cert_insert_get_duplicate),
         T(test_cert_insert_refuses_unknown_parents),
         T(test_cert_status_transitions),

@@ -61,6 +61,7 @@ void test_ca_add_get(void **state);
 void test_ca_add_idempotent_and_refusals(void **state);
 void test_ca_list_filters(void **state);
 void test_ca_activate(void **state);
+void test_ca_set_cert(void **state);
 void test_cert_insert_get_duplicate(void **state);
 void test_cert_insert_refuses_unknown_parents(void **state);
 void test_cert_status_transitions(void **state);

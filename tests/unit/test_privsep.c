@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +172,89 @@ static int get(int fd, unsigned char *out, size_t cap, size_t *len)
     return hdr[4];
 }
 
+/* GEN body: u16 ref length, ref, u16 algorithm length, algorithm, u16
+ * passphrase length (empty) */
+static size_t gen_body(unsigned char *req, const char *ref, const char *algo)
+{
+    size_t rl = strlen(ref), al = strlen(algo);
+    req[0] = (unsigned char)(rl >> 8);
+    req[1] = (unsigned char)rl;
+    memcpy(req + 2, ref, rl);
+    req[2 + rl] = 0;
+    req[3 + rl] = (unsigned char)al;
+    memcpy(req + 4 + rl, algo, al);
+    req[4 + rl + al] = req[5 + rl + al] = 0;
+    return 6 + rl + al;
+}
+
+/* GEN (the OCSP signer's renewal): after the seal only for a file the
+ * signer holds; the new key goes to <ref>.new, 0600, under a new id whose
+ * public key is answered; a truncated GEN closes the channel. */
+static void test_gen(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k = tu_key("p256"), *nk = NULL;
+    char *kp = write_key(dir, "a.key", k), newp[600];
+    child c = spawn();
+    unsigned char req[700], ans[4096];
+    const unsigned char *der;
+    size_t n = 0, len = strlen(kp), bl;
+    struct stat st;
+    fp_error e = {0};
+    (void)state;
+
+    req[0] = 0;
+    req[1] = (unsigned char)len;
+    memcpy(req + 2, kp, len);
+    req[2 + len] = req[3 + len] = 0;
+    put(c.fd, 1, req, 4 + len);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    put(c.fd, 3, NULL, 0);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    /* a path it does not hold: refused, nothing written */
+    snprintf(newp, sizeof(newp), "%s/b.key", dir);
+    bl = gen_body(req, newp, "p256");
+    put(c.fd, 4, req, bl);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_STATE);
+    snprintf(newp, sizeof(newp), "%s/b.key.new", dir);
+    assert_int_not_equal(access(newp, F_OK), 0);
+    /* the key it holds: a new key in a.key.new, id 1, its public key */
+    bl = gen_body(req, kp, "p256");
+    put(c.fd, 4, req, bl);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    assert_memory_equal(ans, "\0\0\0\1", 4);
+    snprintf(newp, sizeof(newp), "%s.new", kp);
+    assert_int_equal(stat(newp, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(fp_key_read(newp, NULL, 0, &nk, &e), 0);
+    der = ans + 4;
+    {
+        EVP_PKEY *pub = d2i_PUBKEY(NULL, &der, (long)(n - 4));
+        assert_non_null(pub);
+        assert_int_equal(EVP_PKEY_eq(pub, nk), 1);
+        assert_int_not_equal(EVP_PKEY_eq(pub, k), 1);
+        EVP_PKEY_free(pub);
+    }
+    /* it signs with id 1 */
+    memcpy(req, "\0\0\0\1\x06SHA256", 11);
+    memset(req + 11, 0x5a, 32);
+    put(c.fd, 2, req, 43);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    /* an unknown algorithm is an error answer, not a crash */
+    bl = gen_body(req, kp, "dsa1024");
+    put(c.fd, 4, req, bl);
+    assert_int_not_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    /* algorithm length past the frame: the channel closes */
+    bl = gen_body(req, kp, "p256");
+    put(c.fd, 4, req, bl - 4);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), -1);
+    close(c.fd);
+    waitpid(c.pid, NULL, 0);
+    EVP_PKEY_free(nk);
+    EVP_PKEY_free(k);
+    tu_rmdir(dir);
+}
+
 static void test_wire_refusals(void **state)
 {
     char *dir = tu_tmpdir();
@@ -245,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_sign_through_signer),
         cmocka_unit_test(test_reread_renewed_file),
         cmocka_unit_test(test_wire_refusals),
+        cmocka_unit_test(test_gen),
     };
     signal(SIGPIPE, SIG_IGN);
     return cmocka_run_group_tests(tests, NULL, NULL);
