@@ -161,6 +161,9 @@ int pg_ca_get(fp_store *base, const char *id, fp_ca_rec *out, fp_error *err);
 int pg_ca_list(fp_store *base, const char *project, int kind, fp_ca_cb cb, void *arg,
                fp_error *err);
 int pg_ca_activate(fp_store *base, const char *id, const fp_audit_event *ev, fp_error *err);
+int pg_ca_set_cert(fp_store *base, const char *id, const unsigned char *der, size_t der_len,
+                   const char *subject, int64_t not_before, int64_t not_after,
+                   const fp_audit_event *ev, fp_error *err);
 
 /* ---- pg_certs.c ---- */
 int pg_cert_insert(fp_store *base, const fp_cert_rec *recs, const fp_audit_event *evs,

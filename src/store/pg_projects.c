@@ -260,3 +260,29 @@ int pg_ca_activate(fp_store *base, const char *id, const fp_audit_event *ev, fp_
 out:
     return pg_finish_write(s, ev, rc, err);
 }
+
+/* A CA's certificate re-signed with the same key and name (ca resign,
+ * src/ca/resign.c): the row keeps its id, so its certificates, revocations
+ * and CRL numbers stay together.  Audited in the same transaction. */
+int pg_ca_set_cert(fp_store *base, const char *id, const unsigned char *der, size_t der_len,
+                   const char *subject, int64_t not_before, int64_t not_after,
+                   const fp_audit_event *ev, fp_error *err)
+{
+    static const char upd[] = "UPDATE ca SET der = $1, subject = $2, not_before = $3,"
+                              " not_after = $4 WHERE id = $5";
+    pg_store *s = PG(base);
+    pg_params p = {0};
+    int64_t changed = 0;
+    int rc;
+
+    if ((rc = pg_begin(s, ev != NULL, err)) != FP_ERR_OK)
+        return rc;
+    pp_bytes(&p, der, der_len);
+    pp_str(&p, subject);
+    pp_i64(&p, not_before);
+    pp_i64(&p, not_after);
+    pp_str(&p, id);
+    if ((rc = pg_cmd(s, upd, &p, "CA update", &changed, err)) == FP_ERR_OK && changed == 0)
+        rc = fp_err_set(err, FP_ERR_NOT_FOUND, "no CA '%s'", id);
+    return pg_finish_write(s, ev, rc, err);
+}

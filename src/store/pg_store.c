@@ -437,6 +437,7 @@ static const fp_store_ops pg_ops = {
     .ca_get = pg_ca_get,
     .ca_list = pg_ca_list,
     .ca_activate = pg_ca_activate,
+    .ca_set_cert = pg_ca_set_cert,
     .cert_insert = pg_cert_insert,
     .cert_get = pg_cert_get,
     .cert_list = pg_cert_list,
