@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "../ca/delegate.h"
 #include "../common/util.h"
 #include "../x509/x509util.h"
 
@@ -119,48 +120,16 @@ static bool needs_renewal(fp_ca *ca, const char *pass, size_t passlen, int64_t n
     return renew;
 }
 
-/* PEM of leaf then chain, into a malloc'd buffer. */
-static int pem_pair(X509 *leaf, X509 *chain, char **out, size_t *len, fp_error *err)
-{
-    char *a = NULL, *b = NULL;
-    size_t al = 0, bl = 0;
-    int rc;
-
-    *out = NULL;
-    if ((rc = fp_cert_to_pem(leaf, &a, &al, err)) != FP_ERR_OK ||
-        (rc = fp_cert_to_pem(chain, &b, &bl, err)) != FP_ERR_OK)
-        goto out;
-    *out = malloc(al + bl + 1);
-    if (*out == NULL) {
-        rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
-        goto out;
-    }
-    memcpy(*out, a, al);
-    memcpy(*out + al, b, bl);
-    (*out)[al + bl] = '\0';
-    *len = al + bl;
-out:
-    free(a);
-    free(b);
-    return rc;
-}
-
 int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
                          const char *pass, size_t passlen, int64_t now,
                          fp_ocsp_responder *r, bool *renewed, fp_error *err)
 {
-    X509 *ca_cert = fp_ca_get0_cert(ca), *cert = NULL, *issued = NULL;
     const char *cpath, *kpath;
-    unsigned char *der = NULL;
-    size_t derlen = 0;
     EVP_PKEY *key = NULL;
-    X509_REQ *req = NULL;
-    X509_NAME *name = NULL;
+    X509 *cert = NULL;
     fp_signer *signer = NULL;
-    char keypath[FP_PATH_MAX], certpath[FP_PATH_MAX], tmp[FP_PATH_MAX + 16], cn[160];
-    char *pem = NULL;
-    size_t pemlen = 0;
-    fp_issue_req ir;
+    char cn[160];
+    fp_ca_delegate d;
     int rc;
 
     *renewed = false;
@@ -172,51 +141,10 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         snprintf(cn, sizeof(cn), "%s OCSP responder", cfg->org);
     else
         snprintf(cn, sizeof(cn), "%s OCSP responder (%s)", cfg->org, fp_ca_id(ca));
-    name = X509_NAME_new();
-    req = X509_REQ_new();
-    if (name == NULL || req == NULL ||
-        !X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)cfg->org, -1,
-                                    -1, 0) ||
-        !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
-                                    0)) {
-        rc = fp_err_set(err, FP_ERR_NOMEM, "OCSP signer request");
-        goto out;
-    }
-    /* P-256 unless the CA is RSA, as at init */
-    if ((rc = fp_key_generate(EVP_PKEY_get_base_id(X509_get0_pubkey(ca_cert)) == EVP_PKEY_RSA
-                                  ? "rsa3072" : "p256", &key, err)) != FP_ERR_OK)
-        goto out;
-    if (!X509_REQ_set_subject_name(req, name) || !X509_REQ_set_pubkey(req, key) ||
-        X509_REQ_sign(req, key, fp_key_sig_md(key)) <= 0) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "OCSP signer request");
-        goto out;
-    }
-    ir = (fp_issue_req){.csr = req, .profile = "ocsp-signer", .actor = "server:ocsp-renew",
-                        .via = "ocsp-signer-renewal"};
-    if ((rc = fp_ca_issue(ca, store, &ir, &issued, err)) != FP_ERR_OK)
-        goto out;
-    /* work on the certificate as relying parties will see it: decoded from
-     * its DER (the object fp_cert_build assembles carries no decoded key) */
-    if ((rc = fp_cert_to_der(issued, &der, &derlen, err)) != FP_ERR_OK)
-        goto out;
-    if ((cert = fp_cert_from_der(der, derlen)) == NULL) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "issued OCSP signer does not decode");
-        goto out;
-    }
-    /* key first, then certificate; each replaced atomically */
-    snprintf(keypath, sizeof(keypath), "%s", kpath);
-    snprintf(certpath, sizeof(certpath), "%s", cpath);
-    snprintf(tmp, sizeof(tmp), "%s.new", keypath);
-    unlink(tmp); /* a leftover of an interrupted renewal */
-    if ((rc = fp_key_write(tmp, key, pass, passlen, err)) != FP_ERR_OK)
-        goto out;
-    if (rename(tmp, keypath) != 0) {
-        rc = fp_err_set(err, FP_ERR_IO, "rename %s: %s", keypath, strerror(errno));
-        unlink(tmp);
-        goto out;
-    }
-    if ((rc = pem_pair(cert, ca_cert, &pem, &pemlen, err)) != FP_ERR_OK ||
-        (rc = fp_file_replace(certpath, pem, pemlen, 0644, err)) != FP_ERR_OK)
+    d = (fp_ca_delegate){.org = cfg->org, .cn = cn, .what = "OCSP signer",
+                         .profile = "ocsp-signer", .actor = "server:ocsp-renew",
+                         .via = "ocsp-signer-renewal", .cert_path = cpath, .key_path = kpath};
+    if ((rc = fp_ca_delegate_issue(ca, store, &d, pass, passlen, &cert, &key, err)) != FP_ERR_OK)
         goto out;
     *renewed = true;
     if (r != NULL) {
@@ -226,13 +154,8 @@ int fp_ocsp_signer_check(const fp_config *cfg, fp_ca *ca, fp_store *store,
         signer = NULL;
     }
 out:
-    free(pem);
-    OPENSSL_free(der);
-    X509_free(issued);
     fp_signer_free(signer);
     X509_free(cert);
-    X509_REQ_free(req);
-    X509_NAME_free(name);
     EVP_PKEY_free(key);
     return rc;
 }
