@@ -45,17 +45,6 @@ static int ca_dir(const fp_config *cfg, const char *id, char *buf, size_t size, 
     return FP_ERR_OK;
 }
 
-static int write_cert(const char *path, X509 *cert, fp_error *err)
-{
-    char *pem = NULL;
-    size_t len = 0;
-    int rc = fp_cert_to_pem(cert, &pem, &len, err);
-    if (rc == FP_ERR_OK)
-        rc = fp_file_create(path, pem, len, 0644, err);
-    free(pem);
-    return rc;
-}
-
 /* ---- ids ---- */
 
 typedef struct {
@@ -208,9 +197,9 @@ out:
 
 /* ---- rows ---- */
 
-static int add_row(const fp_admin *a, const char *id, const char *project, const char *parent,
-                   int kind, const char *key_ref, X509 *cert, const char *action,
-                   const char *detail, fp_error *err)
+int fp_admin_ca_row_add(const fp_admin *a, const char *id, const char *project,
+                        const char *parent, int kind, const char *key_ref, X509 *cert,
+                        const char *action, const char *detail, fp_error *err)
 {
     fp_ca_rec r;
     fp_audit_event ev = {.actor = a->actor, .action = action, .object = id,
@@ -223,7 +212,7 @@ static int add_row(const fp_admin *a, const char *id, const char *project, const
     snprintf(r.parent_id, sizeof(r.parent_id), "%s", parent ? parent : "");
     snprintf(r.key_ref, sizeof(r.key_ref), "%s", key_ref ? key_ref : "");
     r.kind = kind;
-    r.active = false;
+    r.active = false; /* fp_admin_ca_activate makes one the issuer */
     r.subject = fp_name_string(X509_get_subject_name(cert));
     r.not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
     r.not_after = fp_asn1_time_unix(X509_get0_notAfter(cert));
@@ -332,10 +321,10 @@ int fp_admin_ca_create_ex(const fp_admin *a, const char *project, const fp_ca_cr
     } else {
         rc = fp_key_write(keyp, key, a->pass, a->passlen, err);
     }
-    if (rc != FP_ERR_OK || (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+    if (rc != FP_ERR_OK || (rc = fp_cert_write_pem(certp, cert, err)) != FP_ERR_OK)
         goto out;
     detail = fp_audit_detail("role", "issuing", "algo", algo, "parent", cfg->root_id, NULL);
-    if ((rc = add_row(a, ca_id, project, cfg->root_id, FP_CA_ISSUING, key_ref, cert, "ca.create",
+    if ((rc = fp_admin_ca_row_add(a, ca_id, project, cfg->root_id, FP_CA_ISSUING, key_ref, cert, "ca.create",
                       detail, err)) != FP_ERR_OK ||
         (rc = activate(a, ca_id, project, err)) != FP_ERR_OK)
         goto out;
@@ -474,11 +463,11 @@ int fp_admin_ca_import(const fp_admin *a, const char *project, const char *cert_
         (rc = fp_caset_file(cfg, ca_id, "ca.crt", certp, sizeof(certp), err)) != FP_ERR_OK ||
         /* rewritten under the data directory's own protection */
         (rc = fp_key_write(keyp, key, a->pass, a->passlen, err)) != FP_ERR_OK ||
-        (rc = write_cert(certp, cert, err)) != FP_ERR_OK)
+        (rc = fp_cert_write_pem(certp, cert, err)) != FP_ERR_OK)
         goto out;
     snprintf(key_ref, sizeof(key_ref), "ca/%s/ca.key", ca_id);
     detail = fp_audit_detail("role", "issuing", "imported", cert_path, "parent", f.parent, NULL);
-    if ((rc = add_row(a, ca_id, project, f.parent, FP_CA_ISSUING, key_ref, cert, "ca.import",
+    if ((rc = fp_admin_ca_row_add(a, ca_id, project, f.parent, FP_CA_ISSUING, key_ref, cert, "ca.import",
                       detail, err)) != FP_ERR_OK ||
         (rc = activate(a, ca_id, project, err)) != FP_ERR_OK)
         goto out;
@@ -542,7 +531,7 @@ int fp_admin_root_add(const fp_admin *a, const char *project, const char *path,
     }
     fp_hex(md, sizeof(md), hex);
     detail = fp_audit_detail("role", "trust-root", "sha256", hex, NULL);
-    rc = add_row(a, root_id, project, NULL, FP_CA_TRUST_ROOT, NULL, cert, "root.add", detail, err);
+    rc = fp_admin_ca_row_add(a, root_id, project, NULL, FP_CA_TRUST_ROOT, NULL, cert, "root.add", detail, err);
 out:
     free(detail);
     sk_X509_free(anchors);   /* borrowed from bundle */

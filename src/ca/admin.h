@@ -69,4 +69,12 @@ int fp_admin_ca_activate(const fp_admin *a, const char *ca_id, fp_error *err);
 int fp_admin_root_add(const fp_admin *a, const char *project, const char *path,
                       char root_id[64], fp_error *err);
 
+/* The store row of a CA whose key and certificate are already on disk
+ * (kind FP_CA_*; parent and key_ref may be NULL for none), never active,
+ * with its audit event (action, detail) in the same transaction.  Used
+ * here and by the firmware CAs (firmware/fw_ca.c). */
+int fp_admin_ca_row_add(const fp_admin *a, const char *id, const char *project,
+                        const char *parent, int kind, const char *key_ref, X509 *cert,
+                        const char *action, const char *detail, fp_error *err);
+
 #endif

@@ -551,3 +551,18 @@ int fp_config_store_open(const fp_config *c, fp_store **out, fp_error *err)
     *out = NULL;
     return rc != FP_ERR_OK ? rc : fp_store_open(path, out, err);
 }
+
+int fp_config_worker_store_open(const fp_config *c, void **wstate, fp_error *err)
+{
+    fp_store *store = NULL;
+    int rc = fp_config_store_open(c, &store, err);
+
+    *wstate = store;
+    return rc;
+}
+
+void fp_config_worker_store_close(void *state, void *wstate)
+{
+    (void)state;
+    fp_store_close(wstate);
+}

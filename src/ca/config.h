@@ -141,6 +141,10 @@ const fp_est_label *fp_config_est_label(const fp_config *c, const char *name);
 /* Resolve a path option against c->dir into buf. */
 /* Open the store named by [store] path (resolved like fp_config_path). */
 int fp_config_store_open(const fp_config *c, fp_store **out, fp_error *err);
+/* The same, as a protocol module's per-worker state (fp_http_module
+ * worker_init: a store handle is one thread's), and its worker_free. */
+int fp_config_worker_store_open(const fp_config *c, void **wstate, fp_error *err);
+void fp_config_worker_store_close(void *state, void *wstate);
 
 int fp_config_path(const fp_config *c, const char *opt, char *buf, size_t size,
                    fp_error *err);

@@ -19,13 +19,10 @@ static const char *const files[] = {"new-root.crt", "newwithold.crt", "oldwithne
 
 static int write_pem(const char *dir, const char *name, X509 *x, fp_error *err)
 {
-    char path[FP_PATH_MAX], *pem = NULL;
-    size_t len = 0;
+    char path[FP_PATH_MAX];
     int rc;
-    if ((rc = fp_path_join(path, sizeof(path), dir, name, err)) == FP_ERR_OK &&
-        (rc = fp_cert_to_pem(x, &pem, &len, err)) == FP_ERR_OK)
-        rc = fp_file_create(path, pem, len, 0644, err);
-    free(pem);
+    if ((rc = fp_path_join(path, sizeof(path), dir, name, err)) == FP_ERR_OK)
+        rc = fp_cert_write_pem(path, x, err);
     return rc;
 }
 

@@ -289,21 +289,8 @@ fail:
  * worker's thread only. */
 static int est_worker_init(void *arg, fp_http_worker *w, void **out, fp_error *err)
 {
-    est_state *st = arg;
-    fp_store *store = NULL;
-    int rc;
-
     (void)w;
-    /* the module's own handle per worker (a handle is one thread's) */
-    rc = fp_config_store_open(st->cfg, &store, err);
-    *out = store;
-    return rc;
-}
-
-static void est_worker_free(void *arg, void *wstate)
-{
-    (void)arg;
-    fp_store_close(wstate);
+    return fp_config_worker_store_open(((est_state *)arg)->cfg, out, err);
 }
 
 static void est_stop(void *arg)
@@ -334,5 +321,5 @@ static void est_free(void *arg)
 }
 
 const fp_http_module fp_est_module = {
-    "est", est_routes, est_init, est_worker_init, est_worker_free, est_stop, est_free,
+    "est", est_routes, est_init, est_worker_init, fp_config_worker_store_close, est_stop, est_free,
 };

@@ -50,45 +50,6 @@ static int mkdirs_for(const fp_config *cfg, const char *rel, char *out, size_t s
     return FP_ERR_OK;
 }
 
-static int write_pem_cert(const char *path, X509 *cert, fp_error *err)
-{
-    char *pem = NULL;
-    size_t len = 0;
-    int rc = fp_cert_to_pem(cert, &pem, &len, err);
-    if (rc == FP_ERR_OK)
-        rc = fp_file_create(path, pem, len, 0644, err);
-    free(pem);
-    return rc;
-}
-
-static int add_row(const fp_admin *a, const char *id, const char *project, const char *parent,
-                   int kind, const char *key_ref, X509 *cert, const char *detail, fp_error *err)
-{
-    fp_ca_rec r;
-    fp_audit_event ev = {.actor = a->actor, .action = "firmware.ca.create", .object = id,
-                         .detail = detail ? detail : "", .project = project};
-    int rc;
-
-    memset(&r, 0, sizeof(r));
-    snprintf(r.id, sizeof(r.id), "%s", id);
-    snprintf(r.project, sizeof(r.project), "%s", project);
-    snprintf(r.parent_id, sizeof(r.parent_id), "%s", parent);
-    snprintf(r.key_ref, sizeof(r.key_ref), "%s", key_ref);
-    r.kind = kind;
-    r.active = false; /* never the project's TLS issuer */
-    r.subject = fp_name_string(X509_get_subject_name(cert));
-    r.not_before = fp_asn1_time_unix(X509_get0_notBefore(cert));
-    r.not_after = fp_asn1_time_unix(X509_get0_notAfter(cert));
-    r.created_at = fp_now();
-    if (r.subject == NULL)
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    if ((rc = fp_cert_to_der(cert, &r.der, &r.der_len, err)) == FP_ERR_OK)
-        rc = fp_store_ca_add(a->store, &r, &ev, err);
-    free(r.subject);
-    OPENSSL_free(r.der);
-    return rc;
-}
-
 /* Key and certificate of CA id into DIR/ca/<id>/ (O_EXCL: never over a key). */
 static int write_ca(const fp_admin *a, const char *id, EVP_PKEY *key, X509 *cert,
                     char key_ref[FP_PATH_MAX], fp_error *err)
@@ -102,7 +63,7 @@ static int write_ca(const fp_admin *a, const char *id, EVP_PKEY *key, X509 *cert
         (rc = fp_key_write(path, key, a->pass, a->passlen, err)) != FP_ERR_OK ||
         (rc = fp_config_path(a->cfg, rel, path, sizeof(path), err)) != FP_ERR_OK)
         return rc;
-    return write_pem_cert(path, cert, err);
+    return fp_cert_write_pem(path, cert, err);
 }
 
 int fp_fw_ca_create(const fp_admin *a, const char *project, fp_error *err)
@@ -141,13 +102,15 @@ int fp_fw_ca_create(const fp_admin *a, const char *project, fp_error *err)
     if ((rc = write_ca(a, root_id, root_key, root, key_ref, err)) != FP_ERR_OK)
         goto out;
     detail = fp_audit_detail("role", "firmware-root", "algo", "p256", NULL);
-    if ((rc = add_row(a, root_id, project, "", FP_CA_ROOT, key_ref, root, detail, err)) != FP_ERR_OK)
+    if ((rc = fp_admin_ca_row_add(a, root_id, project, "", FP_CA_ROOT, key_ref, root,
+                                  "firmware.ca.create", detail, err)) != FP_ERR_OK)
         goto out;
     free(detail);
     if ((rc = write_ca(a, ca_id, ca_key, ca, key_ref, err)) != FP_ERR_OK)
         goto out;
     detail = fp_audit_detail("role", "firmware-signing-ca", "algo", "p256", "parent", root_id, NULL);
-    rc = add_row(a, ca_id, project, root_id, FP_CA_ISSUING, key_ref, ca, detail, err);
+    rc = fp_admin_ca_row_add(a, ca_id, project, root_id, FP_CA_ISSUING, key_ref, ca,
+                             "firmware.ca.create", detail, err);
 out:
     free(detail);
     fp_signer_free(root_signer);

@@ -366,21 +366,8 @@ fail:
 /* Each worker's own store handle for OCSP (req->worker_state). */
 static int rev_worker_init(void *state, fp_http_worker *w, void **out, fp_error *err)
 {
-    rev_state *st = state;
-    fp_store *store = NULL;
-    int rc;
-
     (void)w;
-    /* the module's own handle per worker (a handle is one thread's) */
-    rc = fp_config_store_open(st->cfg, &store, err);
-    *out = store;
-    return rc;
-}
-
-static void rev_worker_free(void *state, void *wstate)
-{
-    (void)state;
-    fp_store_close(wstate);
+    return fp_config_worker_store_open(((rev_state *)state)->cfg, out, err);
 }
 
 static void rev_stop(void *state)
@@ -422,5 +409,5 @@ static void rev_free(void *state)
 }
 
 const fp_http_module fp_rev_module = {
-    "rev", rev_routes, rev_init, rev_worker_init, rev_worker_free, rev_stop, rev_free,
+    "rev", rev_routes, rev_init, rev_worker_init, fp_config_worker_store_close, rev_stop, rev_free,
 };

@@ -266,20 +266,8 @@ fail:
 /* Each worker's own store handle (a handle is one thread's). */
 static int scep_worker_init(void *arg, fp_http_worker *w, void **out, fp_error *err)
 {
-    scep_state *st = arg;
-    fp_store *store = NULL;
-    int rc;
-
     (void)w;
-    rc = fp_config_store_open(st->cfg, &store, err);
-    *out = store;
-    return rc;
-}
-
-static void scep_worker_free(void *arg, void *wstate)
-{
-    (void)arg;
-    fp_store_close(wstate);
+    return fp_config_worker_store_open(((scep_state *)arg)->cfg, out, err);
 }
 
 static void scep_free(void *arg)
@@ -299,5 +287,5 @@ static void scep_free(void *arg)
 }
 
 const fp_http_module fp_scep_module = {
-    "scep", scep_routes, scep_init, scep_worker_init, scep_worker_free, NULL, scep_free,
+    "scep", scep_routes, scep_init, scep_worker_init, fp_config_worker_store_close, NULL, scep_free,
 };

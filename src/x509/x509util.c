@@ -293,6 +293,18 @@ out:
     return rc;
 }
 
+int fp_cert_write_pem(const char *path, X509 *cert, fp_error *err)
+{
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = fp_cert_to_pem(cert, &pem, &len, err);
+
+    if (rc == FP_ERR_OK)
+        rc = fp_file_create(path, pem, len, 0644, err);
+    free(pem);
+    return rc;
+}
+
 int fp_cert_to_der(X509 *cert, unsigned char **out, size_t *len, fp_error *err)
 {
     int n;

@@ -49,6 +49,9 @@ void fp_passphrase_free(char *pass, size_t len);
 int fp_cert_read(const char *path, X509 **out, fp_error *err);
 /* Certificate as PEM text (malloc'd, NUL-terminated). */
 int fp_cert_to_pem(X509 *cert, char **out, size_t *len, fp_error *err);
+/* Certificate as a NEW PEM file, 0644 (fp_file_create: O_EXCL, never
+ * over an existing file). */
+int fp_cert_write_pem(const char *path, X509 *cert, fp_error *err);
 /* DER encoding (OPENSSL_malloc'd). */
 int fp_cert_to_der(X509 *cert, unsigned char **out, size_t *len, fp_error *err);
 X509 *fp_cert_from_der(const unsigned char *der, size_t len);
