@@ -40,7 +40,8 @@ cmpc() {
         reqs="$reqs${reqs:+,}$T/$name.req.$i.der"
         rsps="$rsps${rsps:+,}$T/$name.rsp.$i.der"
     done
-    timeout 60 openssl cmp -server "${URL:-$CMPURL}" -reqout "$reqs" -rspout "$rsps" "$@" \
+    # line-buffered: tests grep the log while the client still runs
+    timeout 60 stdbuf -oL -eL openssl cmp -server "${URL:-$CMPURL}" -reqout "$reqs" -rspout "$rsps" "$@" \
         >"$T/$name.log" 2>&1
 }
 
