@@ -274,6 +274,9 @@ int cmd_serve(int argc, char **argv)
         rc = cli_fail(&err);
         goto out;
     }
+    /* from the announcement on, a SIGTERM means a clean stop (a test or
+     * supervisor may send it the moment the addr file appears) */
+    fp_http_signals_early();
     fprintf(stderr, "listening https=%s http=%s\n", fp_http_server_addr(srv, FP_HTTP_TLS),
             fp_http_server_addr(srv, FP_HTTP_PLAIN));
     fflush(stderr);

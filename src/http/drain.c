@@ -30,6 +30,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -122,6 +123,27 @@ static void begin_drain(fp_http_server *srv)
     event_base_loopexit(srv->main_base, NULL);
 }
 
+/* A SIGTERM/SIGINT that arrives after the server announced itself (the
+ * addr file, "listening ...") but before the main loop's libevent handlers
+ * are in place: remembered here instead of killing the process with the
+ * default action, and honoured as soon as the loop runs. */
+static volatile sig_atomic_t early_signal;
+
+static void on_early_signal(int sig)
+{
+    early_signal = sig;
+}
+
+void fp_http_signals_early(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_early_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
@@ -178,6 +200,9 @@ int fp_http_server_run(fp_http_server *srv, bool handle_signals, fp_error *err)
     signal(SIGPIPE, SIG_IGN);
     /* until begin_drain; a second signal during the drain finds the
      * drain begun (the handlers stay installed while the workers drain) */
+    /* a signal taken before libevent's handlers replaced the early one */
+    if (rc == FP_ERR_OK && handle_signals && early_signal != 0)
+        event_active(early_signal == SIGINT ? sig_int : sig_term, EV_SIGNAL, 1);
     if (rc == FP_ERR_OK)
         event_base_dispatch(srv->main_base);
     for (int i = 0; i < srv->n_workers; i++) {

@@ -329,6 +329,11 @@ const char *fp_http_server_addr(const fp_http_server *srv, int kind);
  * handle_signals).  Returns after every worker joined and in-flight
  * requests finished (or drain_seconds passed). */
 int fp_http_server_run(fp_http_server *srv, bool handle_signals, fp_error *err);
+/* Catch SIGTERM/SIGINT from now on (call before announcing the server):
+ * one that arrives before fp_http_server_run(srv, true, ...) installs its
+ * handlers starts the drain as soon as the loop runs, instead of killing
+ * the process. */
+void fp_http_signals_early(void);
 
 /* Ask the server to stop (async-signal-safe). */
 void fp_http_server_stop(fp_http_server *srv);
