@@ -64,11 +64,12 @@ mq_start() {
     grep -q "mosquitto version .* running" "$T/mosquitto.log" || fail "mosquitto not running"
 }
 
-# mq_wait_log REGEX [N]: wait (up to 20 s) until the broker log has a line
+# mq_wait_log REGEX [N]: wait (up to 60 s: a hang guard; sanitizer builds on a
+# loaded machine are slow) until the broker log has a line
 # matching REGEX (N-th occurrence, default 1).
 mq_wait_log() {
     local n=${2:-1}
-    for _ in $(seq 1 200); do
+    for _ in $(seq 1 600); do
         [ "$(grep -cE "$1" "$T/mosquitto.log" || true)" -ge "$n" ] && return 0
         sleep 0.1
     done
