@@ -136,6 +136,18 @@ typedef struct mq_job {
     X509 *cert;
 } mq_job;
 
+/* What a thread is waiting on the store for, so that the broker thread
+ * can tell when the store stops answering (mq_watch_check): a call that
+ * never returns (a store that hangs, a lock held, a connection that
+ * waits for ever) would otherwise leave the plugin silently stuck. */
+typedef struct mq_watch {
+    const char *who;               /* "poller", "registration writer" */
+    _Atomic int64_t since;         /* its current store step began (monotonic ms); 0: idle */
+    _Atomic(const char *) what;    /* that step, static text */
+    int64_t warned_since;          /* broker thread: the step we said is stuck, 0: none */
+    const char *warned_what;
+} mq_watch;
+
 typedef struct mq_state {
     mq_config cfg;
     pthread_t broker_thread;
@@ -166,6 +178,9 @@ typedef struct mq_state {
     mq_job *jobs;
     size_t n_jobs, head_job;
     bool queue_full_logged;
+
+    /* no lock: atomics written by their thread, read by the broker's */
+    mq_watch watch_poller, watch_writer;
 } mq_state;
 
 /* Log from any thread: straight to the broker on its thread, queued for
@@ -202,5 +217,8 @@ void mq_sync_stop(mq_state *st);
 void mq_contact_locked(mq_state *st, const char *project, X509 *cert);
 /* The store as the broker thread sees it: loaded and polled recently. */
 bool mq_store_fresh_locked(const mq_state *st);
+/* Broker thread (TICK): say once when a thread's store step has not
+ * returned for stale_ms, and again when it does. */
+void mq_watch_check(mq_state *st);
 
 #endif

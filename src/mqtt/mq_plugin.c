@@ -21,8 +21,9 @@
  * match it, subscription filters must lie within it.
  *
  * MOSQ_EVT_TICK (the broker's loop, at least every 100 ms) kicks the
- * clients the poller thread marked and writes the log lines other
- * threads queued; MOSQ_EVT_DISCONNECT forgets a session.
+ * clients the poller thread marked, writes the log lines other threads
+ * queued and says when a thread waits on the store too long
+ * (mq_watch_check); MOSQ_EVT_DISCONNECT forgets a session.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -203,17 +204,13 @@ static int on_acl_check(int event, void *event_data, void *userdata)
     return ok ? MOSQ_ERR_SUCCESS : MOSQ_ERR_ACL_DENIED;
 }
 
-static int on_tick(int event, void *event_data, void *userdata)
+/* The kicks and log lines other threads queued. */
+static void flush_pending(mq_state *st)
 {
-    mq_state *st = userdata;
     char **kicks, **logs;
     int *levels;
     size_t n_kicks, n_logs;
 
-    (void)event;
-    (void)event_data;
-    if (!atomic_load(&st->pending))
-        return MOSQ_ERR_SUCCESS;
     pthread_mutex_lock(&st->mu);
     kicks = st->kicks;
     n_kicks = st->n_kicks;
@@ -244,6 +241,18 @@ static int on_tick(int event, void *event_data, void *userdata)
     free(kicks);
     free(logs);
     free(levels);
+}
+
+static int on_tick(int event, void *event_data, void *userdata)
+{
+    mq_state *st = userdata;
+
+    (void)event;
+    (void)event_data;
+    if (atomic_load(&st->pending))
+        flush_pending(st);
+    /* after the queued lines: "cache loaded" before "answering again" */
+    mq_watch_check(st);
     return MOSQ_ERR_SUCCESS;
 }
 

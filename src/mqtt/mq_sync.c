@@ -16,6 +16,12 @@
  * (a gap in seq).  A SQLite store file that disappears or is replaced
  * (restored from a backup) is reopened; it is never created here.
  *
+ * Watchdog.  Each thread marks the store step it is in (mq_watch); the
+ * broker's TICK says in one line when a step has not returned for
+ * stale_ms, and again when it does.  A store that hangs (a lock held, a
+ * server that stopped answering, a connection that never completes)
+ * cannot leave the plugin silently without a cache.
+ *
  * Writer.  Contacts queued by the broker thread (a new device, a new
  * certificate of a device, or a last-seen that is due) go through
  * fp_registry_contact, the registry's one first-contact path (race-safe
@@ -49,6 +55,66 @@ bool mq_store_fresh_locked(const mq_state *st)
 static bool served(const mq_state *st, const char *project)
 {
     return st->cfg.project[0] == '\0' || !strcmp(st->cfg.project, project);
+}
+
+/* ---- the watchdog ---- */
+
+/* w's thread starts waiting on the store for what (static text). */
+static void busy(mq_watch *w, const char *what)
+{
+    int64_t now = mq_now_ms();
+
+    atomic_store(&w->what, what);
+    atomic_store(&w->since, now > 0 ? now : 1);
+}
+
+static void idle(mq_watch *w)
+{
+    atomic_store(&w->since, 0);
+}
+
+/* Once per stuck step: a step that has not returned for stale_ms is said;
+ * the thread going idle again (its round done, for the poller after the
+ * cache was marked fresh) is said too. */
+static void watch_one(mq_state *st, mq_watch *w, int64_t now)
+{
+    int64_t since = atomic_load(&w->since);
+    const char *what = atomic_load(&w->what);
+    bool loaded;
+
+    if (w->warned_since != 0 && since == 0) {
+        mq_log(st, MOSQ_LOG_NOTICE,
+               "fleetpki: store answering again: the %s is done after %lld ms (stuck on %s)",
+               w->who, (long long)(now - w->warned_since), w->warned_what);
+        w->warned_since = 0;
+        return;
+    }
+    if (since == 0 || since == w->warned_since || now - since < st->cfg.stale_ms)
+        return;
+    w->warned_since = since;
+    w->warned_what = what;
+    if (w == &st->watch_writer) {
+        mq_log(st, MOSQ_LOG_ERR,
+               "fleetpki: store not answering: the %s has waited %lld ms on %s; device "
+               "contacts queue up (at most %d, then dropped) until it answers",
+               w->who, (long long)(now - since), what, st->cfg.queue_max);
+        return;
+    }
+    pthread_mutex_lock(&st->mu);
+    loaded = st->loaded;
+    pthread_mutex_unlock(&st->mu);
+    mq_log(st, MOSQ_LOG_ERR, "fleetpki: store not answering: the %s has waited %lld ms on %s%s; %s",
+           w->who, (long long)(now - since), what, loaded ? "" : " (cache not loaded yet)",
+           st->cfg.fail_closed ? "refusing new connections (fail_closed true)"
+                               : "deciding from the last cache (fail_closed false)");
+}
+
+void mq_watch_check(mq_state *st)
+{
+    int64_t now = mq_now_ms();
+
+    watch_one(st, &st->watch_poller, now);
+    watch_one(st, &st->watch_writer, now);
 }
 
 static bool is_sqlite(const char *path)
@@ -329,6 +395,7 @@ static int load_devices(mq_state *st, fp_store *s, fp_error *err)
         do {
             f.after = pg.last[0] ? pg.last : NULL;
             pg.n = 0;
+            busy(&st->watch_poller, "loading the cache (devices)");
             if ((rc = fp_store_device_list(s, &f, page_cb, &pg, err)) != FP_ERR_OK)
                 break;
             /* one page at a time under the lock: connections wait at
@@ -400,6 +467,7 @@ static int poll_certs(mq_state *st, fp_store *s, int64_t *seq, bool *gap, fp_err
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     do {
         c.n = 0;
+        busy(&st->watch_poller, "reading the status-change log");
         if ((rc = fp_store_status_changes(s, *seq, CHANGES_BATCH, cert_change_cb, &c, err)) !=
             FP_ERR_OK)
             break;
@@ -410,7 +478,9 @@ static int poll_certs(mq_state *st, fp_store *s, int64_t *seq, bool *gap, fp_err
         for (int i = 0; i < c.n && rc == FP_ERR_OK; i++) {
             fp_cert_status_rec r;
             fp_error e = {0};
-            int k = fp_store_cert_status(s, c.serials[i], &r, &e);
+            int k;
+            busy(&st->watch_poller, "reading a certificate's status");
+            k = fp_store_cert_status(s, c.serials[i], &r, &e);
             revoked[i] = false;
             if (k == FP_ERR_NOT_FOUND || (k == FP_ERR_OK && !served(st, r.project))) {
                 c.serials[i][0] = '\0';
@@ -461,6 +531,7 @@ static int poll_devices(mq_state *st, fp_store *s, int64_t *seq, bool *gap, fp_e
     }
     do {
         c.n = 0;
+        busy(&st->watch_poller, "reading the device change log");
         if ((rc = fp_store_device_changes(s, *seq, CHANGES_BATCH, dev_change_cb, &c, err)) !=
             FP_ERR_OK)
             break;
@@ -491,6 +562,7 @@ static int full_load(mq_state *st, fp_store *s, int64_t *cert_seq, int64_t *dev_
     int64_t cs = 0, ds = 0;
     int rc;
 
+    busy(&st->watch_poller, "loading the cache");
     if ((rc = fp_store_status_seq(s, &cs, err)) != FP_ERR_OK ||
         (rc = fp_store_device_seq(s, &ds, err)) != FP_ERR_OK ||
         (rc = refresh_meta(st, s, err)) != FP_ERR_OK || (rc = load_revoked(st, s, err)) != FP_ERR_OK ||
@@ -520,8 +592,10 @@ static void *poller(void *arg)
             handle_close(&h);
             need_full = true;
         }
-        if (h.s == NULL)
+        if (h.s == NULL) {
+            busy(&st->watch_poller, "connecting to the store");
             rc = handle_open(st, &h, &e);
+        }
         if (rc == FP_ERR_OK && need_full) {
             if ((rc = full_load(st, h.s, &cert_seq, &dev_seq, &e)) == FP_ERR_OK) {
                 need_full = false;
@@ -531,6 +605,7 @@ static void *poller(void *arg)
             if ((rc = poll_certs(st, h.s, &cert_seq, &gap, &e)) == FP_ERR_OK)
                 rc = poll_devices(st, h.s, &dev_seq, &gap, &e);
             if (rc == FP_ERR_OK && mq_now_ms() >= next_meta) {
+                busy(&st->watch_poller, "reading projects and CAs");
                 rc = refresh_meta(st, h.s, &e);
                 next_meta = mq_now_ms() + META_REFRESH_MS;
             }
@@ -567,6 +642,9 @@ static void *poller(void *arg)
                 mq_log(st, MOSQ_LOG_NOTICE, "fleetpki: store available again");
             down = false;
         }
+        /* idle after last_ok_ms: once the watchdog says the store answers
+         * again, the cache is fresh */
+        idle(&st->watch_poller);
         wait_ms = rc == FP_ERR_OK ? (need_full ? 0 : st->cfg.poll_ms) : RETRY_MS;
         clock_gettime(CLOCK_REALTIME, &until);
         until.tv_sec += wait_ms / 1000;
@@ -636,10 +714,13 @@ static void *writer(void *arg)
             if (is_sqlite(st->cfg.store_path) && stat(st->cfg.store_path, &sb) != 0)
                 rc = fp_err_set(&e, FP_ERR_STORE, "%s: %s", st->cfg.store_path,
                                 strerror(errno));
-            else
+            else {
+                busy(&st->watch_writer, "connecting to the store");
                 rc = fp_store_open(st->cfg.store_path, &s, &e);
+            }
             if (rc == FP_ERR_OK && reg == NULL)
                 rc = fp_registry_new(NULL, st->cfg.store_path, &reg, &e);
+            idle(&st->watch_writer);
             if (rc != FP_ERR_OK) {
                 fp_store_close(s);
                 s = NULL;
@@ -651,7 +732,9 @@ static void *writer(void *arg)
             }
         }
         if (s != NULL && reg != NULL) {
+            busy(&st->watch_writer, "registering a device");
             rc = fp_registry_contact(reg, s, j.project, j.cert, NULL, &e);
+            idle(&st->watch_writer);
             if (rc != FP_ERR_OK && rc != FP_ERR_STATE) {
                 mq_log(st, MOSQ_LOG_WARNING, "fleetpki: device registration failed: %s", e.msg);
                 if (rc == FP_ERR_STORE) {
@@ -671,6 +754,8 @@ static void *writer(void *arg)
 
 int mq_sync_start(mq_state *st, fp_error *err)
 {
+    st->watch_poller.who = "poller";
+    st->watch_writer.who = "registration writer";
     if ((st->jobs = calloc((size_t)st->cfg.queue_max, sizeof(*st->jobs))) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
     if (pthread_create(&st->poller, NULL, poller, st) != 0)
