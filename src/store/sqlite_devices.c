@@ -377,7 +377,7 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
 #define DEV_LIST_RANGE(col) " AND " col " > ?3 AND " col " >= ?4 AND " col " < ?8"
 #define DEV_LIST_BY_TAG(index, cond)                                                       \
     "SELECT " DEV_COLS " FROM device_tags x INDEXED BY " index " JOIN devices d"         \
-    " ON d.project = x.project AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
+    " ON d.project = ?1 AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
     cond DEV_LIST_RANGE("x.name") " ORDER BY x.name LIMIT ?7"
 static const char *const dev_list_sql[SQ_C_DEV_LIST_N] = {
     /* 0: no tag filter, any state */
