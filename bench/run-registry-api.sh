@@ -23,12 +23,15 @@
 #
 #   bench/run-registry-api.sh
 #   REG_DEVICES=100000 REG_DURATION=5 bench/run-registry-api.sh
+#   REG_RUNS="tag" bench/run-registry-api.sh     (some of first deep tag get)
+# To compare two builds on a busy machine: bench/ab-registry.sh.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 N=${REG_DEVICES:-1000000}
 PROJECTS=${REG_PROJECTS:-10}
 DUR=${REG_DURATION:-10}
 CONC=${REG_CONCURRENCY:-64}
+RUNS=${REG_RUNS:-first deep tag get}
 POPULATE_DEVICES=${POPULATE_DEVICES:-$BUILD_DIR/bench/populate_devices}
 [ -x "$POPULATE_DEVICES" ] || { echo "bench: $POPULATE_DEVICES not built" >&2; exit 1; }
 
@@ -72,7 +75,8 @@ run_load "floor-auth (GET project, Bearer)" api-get --port "$HTTPS_PORT" --beare
     --server-pid "$SERVER_PID"
 FLOOR_AUTH=$LAST_RESULT
 SUMMARY=()
-for run in first deep tag get; do
+for run in $RUNS; do
+    case $run in first | deep | tag | get) ;; *) echo "bench: unknown run $run" >&2; exit 1 ;; esac
     if [ "$run" = get ]; then
         args=(--paths "$W/names.txt")
     else

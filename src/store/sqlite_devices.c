@@ -359,8 +359,12 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
 
 /* A page of the device list is one statement, kept prepared per filter
  * variant.  Keyset pagination: name > ?3 ('' on the first page: names are
- * never empty).  The name prefix is a range on the same key plus an exact
- * check (?4 '' matches all), so neither needs a variant of its own.
+ * never empty).  The name prefix is a range on the same key, [?4, ?8)
+ * (prefix_end below), so neither needs a variant of its own.  It used to
+ * be ?4 <= name plus substr(name, 1, length(?4)) = ?4 on every row read:
+ * two SQL function calls a row, 10 us of a 100-device page's 38 us of
+ * SQLite at 1,000,000 devices, paid by every list with or without a
+ * prefix.
  *   no tag filter: the primary key (project, name) of the clustered
  *     devices table, or devices_state (project, state, name) with a state
  *     filter, in name order;
@@ -370,11 +374,10 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
  * Each reads about the page and nothing more (EXPLAIN QUERY PLAN checked
  * in tests/unit/test_registry.c); the tag filter used to walk the whole
  * project in name order, testing each device's tags. */
-#define DEV_LIST_RANGE(col) \
-    " AND " col " > ?3 AND " col " >= ?4 AND substr(" col ", 1, length(?4)) = ?4"
+#define DEV_LIST_RANGE(col) " AND " col " > ?3 AND " col " >= ?4 AND " col " < ?8"
 #define DEV_LIST_BY_TAG(index, cond)                                                       \
     "SELECT " DEV_COLS " FROM device_tags x INDEXED BY " index " JOIN devices d"         \
-    " ON d.project = x.project AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
+    " ON d.project = ?1 AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
     cond DEV_LIST_RANGE("x.name") " ORDER BY x.name LIMIT ?7"
 static const char *const dev_list_sql[SQ_C_DEV_LIST_N] = {
     /* 0: no tag filter, any state */
@@ -399,13 +402,38 @@ const char *sq_device_list_sql(int v)
     return v >= 0 && v < SQ_C_DEV_LIST_N ? dev_list_sql[v] : NULL;
 }
 
+/* The end of the names starting with prefix p in SQLite's BINARY order
+ * (memcmp): p with its last byte below 0xff incremented and what follows
+ * that byte cut off, in end (FP_DEVICE_NAME_MAX bytes); names >= p and <
+ * end are exactly those starting with p.  False when there is no such
+ * byte (p empty or all 0xff): every name >= p starts with it then.  p is
+ * shorter than FP_DEVICE_NAME_MAX (sq_device_list). */
+static bool prefix_end(const char *p, char *end, size_t *len)
+{
+    size_t n = strlen(p);
+
+    while (n > 0 && (unsigned char)p[n - 1] == 0xff)
+        n--;
+    if (n == 0)
+        return false;
+    memcpy(end, p, n);
+    end[n - 1] = (char)((unsigned char)p[n - 1] + 1);
+    *len = n;
+    return true;
+}
+
 int sq_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, void *arg,
                    fp_error *err)
 {
     sqlite_store *s = SQ(base);
     sqlite3_stmt *st = NULL;
+    char end[FP_DEVICE_NAME_MAX];
+    size_t end_len = 0;
     int rc, v;
 
+    /* no name is that long (dev_rows refuses a row with one) */
+    if (f->name_prefix != NULL && strlen(f->name_prefix) >= FP_DEVICE_NAME_MAX)
+        return FP_ERR_OK;
     v = (f->state >= 0 ? 1 : 0) + (f->tag_key ? (f->tag_value ? 4 : 2) : 0);
     if ((rc = sq_cached(s, SQ_C_DEV_LIST + v, dev_list_sql[v], &st, err)) != FP_ERR_OK)
         return rc;
@@ -420,6 +448,12 @@ int sq_device_list(fp_store *base, const fp_device_filter *f, fp_device_cb cb, v
             sqlite3_bind_text(st, 6, f->tag_value, -1, SQLITE_STATIC);
     }
     sqlite3_bind_int(st, 7, f->limit);
+    /* no end: a BLOB, which sorts after every TEXT value (SQLite's
+     * datatype comparison rules), so name < ?8 holds for every name */
+    if (f->name_prefix != NULL && prefix_end(f->name_prefix, end, &end_len))
+        sqlite3_bind_text(st, 8, end, (int)end_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_blob(st, 8, "", 0, SQLITE_STATIC);
     rc = dev_rows(s, st, f->project, cb, arg, NULL, &v, err);
     sq_cached_done(st);
     return rc;

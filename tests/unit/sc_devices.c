@@ -307,6 +307,62 @@ void test_device_list_filters(void **state)
     list_tags(f->s, &fl, "cam-2={\"site\":\"paris\"};");
 }
 
+/* The name prefix is exact in byte order at its upper edge too: the names
+ * sorting right after the prefixed ones ("door.", '.' being '-' + 1;
+ * "cam\xc3\xaa" after "cam\xc3\xa9") are not listed, with or without a tag
+ * filter or a cursor, and a prefix no name can hold lists nothing.  (The
+ * SQLite backend reads a prefix as the range [prefix, end), end being the
+ * prefix with its last byte incremented.) */
+void test_device_list_prefix_edges(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    const char *names[] = {"door-1", "door-2", "door.", "door/x", "doos", "cam\xc3\xa9",
+                           "cam\xc3\xa9ra-1", "cam\xc3\xaa", "cam"};
+    fp_device_filter fl = {FP_PROJECT_DEFAULT, -1, NULL, NULL, NULL, NULL, 100};
+    char longest[FP_DEVICE_NAME_MAX], toolong[FP_DEVICE_NAME_MAX + 1], want[FP_DEVICE_NAME_MAX + 1];
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++)
+        reg(f->s, FP_PROJECT_DEFAULT, names[i], 10);
+    memset(longest, 'x', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    reg(f->s, FP_PROJECT_DEFAULT, longest, 10);
+    fl.name_prefix = "door-";
+    list_names(f->s, &fl, "door-1;door-2;");
+    fl.name_prefix = "door";
+    list_names(f->s, &fl, "door-1;door-2;door.;door/x;");
+    fl.name_prefix = "door.";
+    list_names(f->s, &fl, "door.;");
+    fl.name_prefix = "cam\xc3\xa9";
+    list_names(f->s, &fl, "cam\xc3\xa9;cam\xc3\xa9ra-1;");
+    fl.after = "cam\xc3\xa9";
+    list_names(f->s, &fl, "cam\xc3\xa9ra-1;");
+    fl.after = NULL;
+    fl.name_prefix = "cam";
+    fl.limit = 3;
+    list_names(f->s, &fl, "cam;cam\xc3\xa9;cam\xc3\xa9ra-1;");
+    fl.limit = 100;
+    /* with a tag filter (another statement in SQLite) */
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door-2", "k", "v", NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "door.", "k", "v", NULL, &e),
+                     FP_ERR_OK);
+    fl.tag_key = "k";
+    fl.name_prefix = "door-";
+    list_names(f->s, &fl, "door-2;");
+    fl.tag_value = "v";
+    list_names(f->s, &fl, "door-2;");
+    fl.tag_key = fl.tag_value = NULL;
+    /* the longest name is found by itself as prefix; one byte more, nothing */
+    fl.name_prefix = longest;
+    snprintf(want, sizeof(want), "%s;", longest);
+    list_names(f->s, &fl, want);
+    memset(toolong, 'x', sizeof(toolong) - 1);
+    toolong[sizeof(toolong) - 1] = '\0';
+    fl.name_prefix = toolong;
+    list_names(f->s, &fl, "");
+}
+
 void test_device_state_and_touch(void **state)
 {
     fx *f = *state;

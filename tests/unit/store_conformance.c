@@ -307,6 +307,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_device_refusals),
         T(test_device_scoped_by_project),
         T(test_device_list_filters),
+        T(test_device_list_prefix_edges),
         T(test_device_state_and_touch),
         T(test_device_certs_and_naming),
         T(test_device_changes),

@@ -101,6 +101,7 @@ void test_device_register_get(void **state);
 void test_device_refusals(void **state);
 void test_device_scoped_by_project(void **state);
 void test_device_list_filters(void **state);
+void test_device_list_prefix_edges(void **state);
 void test_device_state_and_touch(void **state);
 void test_device_certs_and_naming(void **state);
 void test_device_changes(void **state);

@@ -468,6 +468,63 @@ static void test_device_json_text(void **state)
     }
 }
 
+/* Devices written one after the other into one buffer (as a page is) stay
+ * whole however much their strings grow as JSON: the writer reserves each
+ * device's room once, for the worst case (every byte of the project and
+ * the name escaped to six), then stores without checking. */
+static void test_device_json_text_worst_case(void **state)
+{
+    fp_jbuf b = {0};
+    fp_device_rec r;
+    json_error_t je;
+    json_t *page;
+    char want[FP_DEVICE_NAME_MAX * 3];
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    memset(r.project, '\x01', sizeof(r.project) - 1);
+    r.tags = (char *)"{}";
+    fp_jbuf_put(&b, "[", 1);
+    for (int i = 0; i < 40; i++) {
+        /* all control bytes (\u00XX), all quotes (\"), all bytes not UTF-8 */
+        memset(r.name, i % 3 == 0 ? '\x1f' : i % 3 == 1 ? '"' : '\xff', sizeof(r.name) - 1);
+        r.first_seen = i % 2 ? INT64_MIN : INT64_MAX;
+        r.last_seen = -i;
+        r.state = 99; /* no such state: "?" */
+        if (i > 0)
+            fp_jbuf_put(&b, ",", 1);
+        fp_device_json_text(&b, &r);
+    }
+    fp_jbuf_put(&b, "]", 1);
+    assert_false(b.oom);
+    assert_int_equal(strlen(b.p), b.n);
+    if ((page = json_loadb(b.p, b.n, 0, &je)) == NULL)
+        fail_msg("%s", je.text);
+    assert_int_equal(json_array_size(page), 40);
+    for (int i = 0; i < 40; i++) {
+        json_t *d = json_array_get(page, (size_t)i);
+        size_t k = 0;
+        assert_int_equal(strlen(json_string_value(json_object_get(d, "project"))),
+                         sizeof(r.project) - 1);
+        for (size_t j = 0; j < sizeof(r.name) - 1; j++) {
+            if (i % 3 == 2) {
+                memcpy(want + k, "\xef\xbf\xbd", 3);
+                k += 3;
+            } else {
+                want[k++] = i % 3 == 0 ? '\x1f' : '"';
+            }
+        }
+        want[k] = '\0';
+        assert_string_equal(json_string_value(json_object_get(d, "name")), want);
+        assert_string_equal(json_string_value(json_object_get(d, "state")), "?");
+        assert_true(json_integer_value(json_object_get(d, "first_seen")) ==
+                    (i % 2 ? INT64_MIN : INT64_MAX));
+        assert_int_equal(json_integer_value(json_object_get(d, "last_seen")), -i);
+        assert_int_equal(json_object_size(json_object_get(d, "tags")), 0);
+    }
+    json_decref(page);
+    free(b.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -477,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_contact_race),
         cmocka_unit_test(test_last_seen_batched),
         cmocka_unit_test(test_device_json_text),
+        cmocka_unit_test(test_device_json_text_worst_case),
         cmocka_unit_test(test_link_issued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
