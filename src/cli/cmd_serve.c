@@ -47,8 +47,9 @@ static const char serve_help[] =
     "connection cap kept below it; connection caps, request rates and\n"
     "handshake/header/body deadlines are [server] options (README, \"Limits\n"
     "and abuse\").\n"
-    "\nCA keys (files or PKCS#11) live in a signer process of their own unless\n"
-    "[server] signer = inprocess; started as root with [server] user = NAME,\n"
+    "\nCA keys (files or PKCS#11) live in a signer process of their own (the\n"
+    "default; [server] signer = inprocess keeps them in the server); started as\n"
+    "root with [server] user = NAME,\n"
     "the network side drops to NAME once its sockets are bound (docs/keys.md).\n";
 
 /*
