@@ -107,7 +107,9 @@ for round in 1 2; do
         conf_set "$CA/fleetpki.conf" server signer "$mode"
         start_server "$CA" "$W/serve-$mode-$round.log" "$HTTPS_PORT"
         wait_port "$HTTP_PORT" 30
-        SPID=$(pgrep -P "$SERVER_PID" -x fleetpki-signer | head -1 || true)
+        # the signer runs under its supervisor (the server's child)
+        SUPPID=$(pgrep -P "$SERVER_PID" -x fleetpki-sigsup | head -1 || true)
+        SPID=""; [ -n "$SUPPID" ] && SPID=$(pgrep -P "$SUPPID" -x fleetpki-signer | head -1 || true)
         log "round $round, signer = $mode: server $SERVER_PID, signer process ${SPID:-none}"
         rm -f "$W/lg-started"
         SAMP=""; if [ -n "$SPID" ]; then signer_cpu_sampler "$SPID" 1 "$DUR" "$W/scpu" & SAMP=$!; fi

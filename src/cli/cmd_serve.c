@@ -227,7 +227,8 @@ int cmd_serve(int argc, char **argv)
             rc = cli_fail(&err);
             goto out;
         }
-        fp_log(FP_LOG_INFO, "signer process %d holds the CA keys", (int)fp_privsep_pid(signer));
+        fp_log(FP_LOG_INFO, "signer process %d holds the CA keys (supervisor %d restarts it)",
+               (int)fp_privsep_pid(signer), (int)fp_privsep_supervisor_pid(signer));
     }
     if (cli_open_ca(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);
