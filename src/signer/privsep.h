@@ -3,8 +3,9 @@
  * the network (OpenBSD acme-client's keyproc and relayd's ca process are
  * the model).
  *
- * `fleetpki serve` forks it first, before any key is opened or any thread
- * or socket exists.  It is the only process that reads key files or opens
+ * `fleetpki serve` forks its supervisor (supervisor.h) first, before any
+ * key is opened or any thread or socket exists; the supervisor forks the
+ * signer, and a new one whenever it dies.  It is the only process that reads key files or opens
  * PKCS#11 sessions; the network process holds remote keys (keys/rkey.h)
  * that ask it for each signature over socketpairs.  Startup opens every
  * key the server needs by reference (path or pkcs11: URI); then the parent
