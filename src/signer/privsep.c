@@ -1121,9 +1121,22 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
         goto fail_child;
     }
     atomic_store(&p->signer_pid, (int)be32(hdr + 4));
-    if (pthread_create(&p->watcher, NULL, watch, p) != 0) {
-        rc = fp_err_set(err, FP_ERR_NOMEM, "signer watcher thread");
-        goto fail_child;
+    {
+        /* the watcher never takes SIGTERM/SIGINT/SIGPIPE: as the HTTP
+         * workers, it leaves them to the main loop (http/drain.c) */
+        sigset_t block, old;
+        int trc;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        trc = pthread_create(&p->watcher, NULL, watch, p);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (trc != 0) {
+            rc = fp_err_set(err, FP_ERR_NOMEM, "signer watcher thread");
+            goto fail_child;
+        }
     }
     p->watching = true;
     fp_signer_set_opener(ps_open, p);
