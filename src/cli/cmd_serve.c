@@ -47,8 +47,9 @@ static const char serve_help[] =
     "connection cap kept below it; connection caps, request rates and\n"
     "handshake/header/body deadlines are [server] options (README, \"Limits\n"
     "and abuse\").\n"
-    "\nCA keys (files or PKCS#11) live in a signer process of their own unless\n"
-    "[server] signer = inprocess; started as root with [server] user = NAME,\n"
+    "\nCA keys (files or PKCS#11) live in a signer process of their own (the\n"
+    "default; [server] signer = inprocess keeps them in the server); started as\n"
+    "root with [server] user = NAME,\n"
     "the network side drops to NAME once its sockets are bound (docs/keys.md).\n";
 
 /*
@@ -226,7 +227,8 @@ int cmd_serve(int argc, char **argv)
             rc = cli_fail(&err);
             goto out;
         }
-        fp_log(FP_LOG_INFO, "signer process %d holds the CA keys", (int)fp_privsep_pid(signer));
+        fp_log(FP_LOG_INFO, "signer process %d holds the CA keys (supervisor %d restarts it)",
+               (int)fp_privsep_pid(signer), (int)fp_privsep_supervisor_pid(signer));
     }
     if (cli_open_ca(&env, &err) != FP_ERR_OK) {
         rc = cli_fail(&err);

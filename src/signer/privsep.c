@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -34,6 +35,7 @@
 #include "../ca/signer.h"
 #include "../common/util.h"
 #include "../keys/rkey.h"
+#include "supervisor.h"
 
 enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3, OP_GEN = 4 };
 
@@ -44,6 +46,62 @@ enum { OP_OPEN = 1, OP_SIGN = 2, OP_SEAL = 3, OP_GEN = 4 };
 #define SIG_MAX 1024
 
 /* ---- framing: both sides ---- */
+
+/*
+ * Spinning before sleeping: under load the answer (or the next request)
+ * usually comes within tens of microseconds, and a thread that sleeps for
+ * it pays two context switches, which perf shows as the largest single
+ * cost of the separation (finish_task_switch, about a fifth of both
+ * processes' samples, BENCHMARKS.md).  A reader can first poll without
+ * blocking for up to spin_us (FLEETPKI_SIGNER_SPIN_US), then sleep as
+ * before.  Off by default: on the shared 2-core machine, where the
+ * cores are already oversubscribed, 50 us of spinning raised the CPU per
+ * fresh OCSP answer from 115 to 205 us (the spinner takes the core the
+ * other side needs); it can only pay where cores idle.
+ */
+#define SPIN_US_DEFAULT 0
+static int spin_us = -1; /* read once, before the signer is forked */
+
+static int spin_budget(void)
+{
+    if (spin_us < 0) {
+        const char *e = getenv("FLEETPKI_SIGNER_SPIN_US");
+        long v = e != NULL && *e ? strtol(e, NULL, 10) : SPIN_US_DEFAULT;
+        spin_us = v < 0 ? 0 : v > 10000 ? 10000 : (int)v;
+    }
+    return spin_us;
+}
+
+static long long mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* read(), after polling for up to spin_budget() microseconds */
+static ssize_t read_spin(int fd, void *buf, size_t len)
+{
+    ssize_t r;
+    int us = spin_budget();
+    if (us > 0) {
+        long long end = mono_ns() + (long long)us * 1000;
+        do {
+            r = recv(fd, buf, len, MSG_DONTWAIT);
+            if (r >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                return r;
+            cpu_relax();
+        } while (mono_ns() < end);
+    }
+    return read(fd, buf, len);
+}
 
 static int read_all(int fd, void *buf, size_t len)
 {
@@ -104,11 +162,14 @@ static int send_frame(int fd, uint8_t tag, const void *a, size_t alen, const voi
     return 0;
 }
 
-/* Receive a frame: *tag, and the body malloc'd in *body (length *len).
+/* Receive a frame: *tag, and the body in *body (length *len): in inl
+ * when it fits there (inlsize bytes; inl may be NULL), else malloc'd.
  * Each channel carries one request and then its answer, never two frames
  * at once, so a first read of up to a page cannot take bytes of another
- * frame; the common small frame costs one read. */
-static int recv_frame(int fd, uint8_t *tag, unsigned char **body, size_t *len)
+ * frame; the common small frame costs one read and no allocation.  spin:
+ * poll briefly before sleeping for the first bytes (read_spin). */
+static int recv_frame(int fd, uint8_t *tag, unsigned char *inl, size_t inlsize,
+                      unsigned char **body, size_t *len, bool spin)
 {
     unsigned char first[4096];
     size_t got = 0, want;
@@ -116,7 +177,8 @@ static int recv_frame(int fd, uint8_t *tag, unsigned char **body, size_t *len)
 
     *body = NULL;
     while (got < 5) {
-        ssize_t r = read(fd, first + got, sizeof(first) - got);
+        ssize_t r = spin && got == 0 ? read_spin(fd, first, sizeof(first))
+                                     : read(fd, first + got, sizeof(first) - got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0)
@@ -132,6 +194,11 @@ static int recv_frame(int fd, uint8_t *tag, unsigned char **body, size_t *len)
         return -1; /* more than one frame: the peer is out of step */
     *tag = first[4];
     *len = n - 1;
+    if (inl != NULL && *len <= inlsize && want == got) {
+        memcpy(inl, first + 5, *len);
+        *body = inl;
+        return 0;
+    }
     if ((*body = malloc(*len ? *len : 1)) == NULL)
         return -1;
     memcpy(*body, first + 5, got - 5);
@@ -203,7 +270,19 @@ typedef struct server {
     skey keys[MAX_KEYS];
     uint32_t n;
     bool sealed;
+    int jfd; /* the journal to the supervisor (supervisor.h); -1: none */
 } server;
+
+/* A new key id: the supervisor learns it before the network side does,
+ * so a signer started after this one dies answers for it too. */
+static void journal_note(server *s, uint8_t kind, int idx, const void *pass, size_t passlen)
+{
+    skey *k = &s->keys[idx];
+    if (fp_sj_send(s->jfd, kind, (uint32_t)idx, k->ref, pass, passlen, k->spki,
+                   (size_t)k->spki_len) != 0)
+        fp_log(FP_LOG_WARN, "signer: key %d not recorded with the supervisor: a restarted "
+                            "signer will not have it", idx);
+}
 
 static int reply_err(int fd, int code, const char *msg)
 {
@@ -280,6 +359,7 @@ static int do_open(server *s, int fd, rd *r)
             s->keys[idx].spki = spki;
             s->keys[idx].spki_len = spki_len;
             s->n++; /* published last: signing threads read n without the lock */
+            journal_note(s, FP_SJ_OPEN, idx, pass, passlen);
         }
     }
     id = htonl((uint32_t)idx);
@@ -349,6 +429,7 @@ static int do_gen(server *s, int fd, rd *r)
     s->keys[idx].spki = spki;
     s->keys[idx].spki_len = spki_len;
     s->n++; /* published last, as in do_open */
+    journal_note(s, FP_SJ_GEN, idx, pass, passlen);
     id = htonl((uint32_t)idx);
     memcpy(hdr, &id, 4);
     rc = send_frame(fd, FP_ERR_OK, hdr, 4, spki, (size_t)spki_len);
@@ -424,6 +505,8 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
     pthread_mutex_unlock(&s->mu);
     if (id >= n) /* only keys this signer opened, never an index past them */
         return reply_err(fd, FP_ERR_NOT_FOUND, "unknown key id");
+    if (s->keys[id].signer == NULL) /* a restarted signer could not reopen it */
+        return reply_err(fd, FP_ERR_KEY_UNAVAILABLE, "key not available (not reopened)");
     key = fp_signer_get0_pkey(s->keys[id].signer);
     memcpy(mdname, md, mdlen);
     mdname[mdlen] = '\0';
@@ -471,13 +554,14 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
  * step (the caller closes it). */
 static int serve_one(server *s, chan_cache *cc, int fd)
 {
-    unsigned char *body = NULL;
+    unsigned char inl[512], *body = NULL;
     size_t len = 0;
     uint8_t op = 0;
     int rc = -1;
     rd r;
 
-    if (recv_frame(fd, &op, &body, &len) != 0)
+    /* epoll said it is readable: no spin */
+    if (recv_frame(fd, &op, inl, sizeof(inl), &body, &len, false) != 0)
         return -1; /* the network process closed it, or sent garbage */
     r = (rd){body, len};
     if (op == OP_OPEN) {
@@ -489,12 +573,15 @@ static int serve_one(server *s, chan_cache *cc, int fd)
     } else if (op == OP_SEAL && len == 0) {
         pthread_mutex_lock(&s->mu);
         s->sealed = true;
+        if (fp_sj_send(s->jfd, FP_SJ_SEAL, 0, NULL, NULL, 0, NULL, 0) != 0)
+            fp_log(FP_LOG_WARN, "signer: the seal not recorded with the supervisor");
         pthread_mutex_unlock(&s->mu);
         rc = send_frame(fd, FP_ERR_OK, NULL, 0, NULL, 0);
     }
     if (len)
         OPENSSL_cleanse(body, len); /* may hold a passphrase */
-    free(body);
+    if (body != inl)
+        free(body);
     if (rc != 0)
         fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
     return rc;
@@ -532,7 +619,19 @@ static void *serve_loop(void *arg)
             close(l->fds[i]);
     }
     while (open_n > 0) {
-        int k = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
+        int k = 0, us = spin_budget();
+        if (us > 0) {
+            /* the next request, if it comes soon, without sleeping for it */
+            long long end = mono_ns() + (long long)us * 1000;
+            do {
+                k = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), 0);
+                if (k != 0)
+                    break;
+                cpu_relax();
+            } while (mono_ns() < end);
+        }
+        if (k == 0)
+            k = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), -1);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0)
@@ -552,7 +651,75 @@ out:
     return NULL;
 }
 
+/*
+ * A signer started after one died: the same key ids for the same keys.
+ * Each journaled reference is opened again (a GEN key that the network
+ * side has not renamed into place yet is still at <ref>.new); an id whose
+ * key is not found, or is no longer the key it named, stays in the table
+ * without a key, so its signatures fail (key-unavailable) and no other
+ * key ever answers for it.
+ */
+static void replay(server *s, const fp_sigjournal *j)
+{
+    uint32_t ok = 0;
+
+    for (uint32_t i = 0; i < j->n && i < MAX_KEYS; i++) {
+        const fp_sj_entry *e = &j->e[i];
+        skey *k = &s->keys[i];
+        fp_error err = {0};
+        unsigned char *spki = NULL;
+        fp_signer *sg = NULL;
+        int len = 0;
+
+        if (e->kind == 0) {
+            snprintf(k->ref, REF_MAX, "%s", "");
+            continue;
+        }
+        snprintf(k->ref, REF_MAX, "%s", e->ref);
+        for (int attempt = 0; attempt < 2 && sg == NULL; attempt++) {
+            char path[REF_MAX + 8];
+            if (attempt == 1 && e->kind != FP_SJ_GEN)
+                break;
+            snprintf(path, sizeof(path), attempt ? "%s.new" : "%s", e->ref);
+            if (fp_signer_open_direct(path, (const char *)e->pass, e->passlen, &sg, &err) !=
+                FP_ERR_OK)
+                continue;
+            len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki);
+            if (len <= 0 || (size_t)len != e->spki_len || memcmp(spki, e->spki, e->spki_len)) {
+                fp_err_set(&err, FP_ERR_KEY_UNAVAILABLE, "a different key is there now");
+                fp_signer_free(sg);
+                sg = NULL;
+                OPENSSL_free(spki);
+                spki = NULL;
+            }
+        }
+        if (sg == NULL) {
+            char esc[256];
+            fp_log(FP_LOG_ERROR, "signer: key %u (%s) not reopened: %s", i,
+                   fp_log_escape(esc, sizeof(esc), e->ref), fp_err_str(&err));
+            /* the journaled public key still answers OPEN for it */
+            if ((spki = OPENSSL_malloc(e->spki_len ? e->spki_len : 1)) != NULL)
+                memcpy(spki, e->spki, e->spki_len);
+            len = spki ? (int)e->spki_len : 0;
+        } else {
+            ok++;
+        }
+        k->signer = sg;
+        k->spki = spki;
+        k->spki_len = len;
+    }
+    s->n = j->n < MAX_KEYS ? j->n : MAX_KEYS;
+    s->sealed = j->sealed;
+    fp_log(FP_LOG_INFO, "signer process %d started: %u of %u keys reopened%s", (int)getpid(), ok,
+           s->n, s->sealed ? ", sealed" : "");
+}
+
 void fp_privsep_child_main(int *fds, int n)
+{
+    fp_privsep_child_run(fds, n, NULL);
+}
+
+void fp_privsep_child_run(int *fds, int n, const fp_sigjournal *j)
 {
     static server s;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -571,6 +738,9 @@ void fp_privsep_child_main(int *fds, int n)
     signal(SIGINT, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&s.mu, NULL);
+    s.jfd = j != NULL ? j->fd : -1;
+    if (j != NULL && j->n > 0)
+        replay(&s, j);
     if (th == NULL || args == NULL || byt == NULL)
         _exit(1);
     /* channel i to thread i % nt, each thread's channels side by side */
@@ -597,10 +767,15 @@ typedef struct chan {
 
 struct fp_privsep {
     atomic_int refs;
-    pid_t pid;
+    pid_t pid;              /* the supervisor */
+    atomic_int signer_pid;  /* the signer it runs now */
     int n;
     atomic_uint next;
     chan *ch;
+    int ctl;                /* control socket from the supervisor */
+    pthread_t watcher;
+    bool watching;
+    atomic_bool stopping;
 };
 
 typedef struct rkey_arg {
@@ -624,10 +799,10 @@ static void privsep_unref(fp_privsep *p)
 static _Thread_local unsigned tl_slot; /* 0: this thread has none yet */
 
 /* One request/answer on some channel.  An answer's status goes to *status
- * and its body to *body (malloc'd). */
+ * and its body to *body: inl when it fits there (inlsize), else malloc'd. */
 static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, const void *b,
-                     size_t blen, uint8_t *status, unsigned char **body, size_t *len,
-                     fp_error *err)
+                     size_t blen, uint8_t *status, unsigned char *inl, size_t inlsize,
+                     unsigned char **body, size_t *len, fp_error *err)
 {
     chan *c;
     int rc = FP_ERR_OK;
@@ -641,7 +816,7 @@ static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, cons
 
     pthread_mutex_lock(&c->mu);
     if (c->fd < 0 || send_frame(c->fd, op, a, alen, b, blen) != 0 ||
-        recv_frame(c->fd, status, body, len) != 0) {
+        recv_frame(c->fd, status, inl, inlsize, body, len, true) != 0) {
         /* a channel out of step is useless: close it so no later answer
          * is read as another request's */
         if (c->fd >= 0)
@@ -657,7 +832,7 @@ static int ps_sign(void *arg, const char *mdname, const unsigned char *data, siz
                    unsigned char **sig, size_t *siglen, fp_error *err)
 {
     rkey_arg *ra = arg;
-    unsigned char hdr[4 + 1 + MD_NAME_MAX], *body = NULL;
+    unsigned char hdr[4 + 1 + MD_NAME_MAX], inl[SIG_MAX], *body = NULL;
     size_t mdlen = mdname ? strlen(mdname) : 0, blen = 0;
     uint32_t id = htonl(ra->id);
     uint8_t status = 0;
@@ -669,23 +844,21 @@ static int ps_sign(void *arg, const char *mdname, const unsigned char *data, siz
     memcpy(hdr, &id, 4);
     hdr[4] = (unsigned char)mdlen;
     memcpy(hdr + 5, mdname ? mdname : "", mdlen);
-    if ((rc = roundtrip(ra->p, OP_SIGN, hdr, 5 + mdlen, data, len, &status, &body, &blen, err)) !=
-        FP_ERR_OK)
+    if ((rc = roundtrip(ra->p, OP_SIGN, hdr, 5 + mdlen, data, len, &status, inl, sizeof(inl),
+                        &body, &blen, err)) != FP_ERR_OK)
         return rc;
     if (status != FP_ERR_OK) {
         rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL,
                         "signer: %.*s", (int)(blen > 300 ? 300 : blen), (const char *)body);
-        free(body);
-        return rc;
+    } else if (blen == 0 || blen > SIG_MAX || (*sig = OPENSSL_malloc(blen)) == NULL) {
+        rc = fp_err_set(err, FP_ERR_CRYPTO, "signer: bad signature length");
+    } else {
+        memcpy(*sig, body, blen);
+        *siglen = blen;
     }
-    if (blen == 0 || blen > SIG_MAX || (*sig = OPENSSL_malloc(blen)) == NULL) {
+    if (body != inl)
         free(body);
-        return fp_err_set(err, FP_ERR_CRYPTO, "signer: bad signature length");
-    }
-    memcpy(*sig, body, blen);
-    *siglen = blen;
-    free(body);
-    return FP_ERR_OK;
+    return rc;
 }
 
 static void ps_key_free(void *arg)
@@ -764,7 +937,7 @@ static int ps_gen(void *arg, const char *ref, const char *algo, const char *pass
     req[5 + reflen + algolen] = (unsigned char)passlen;
     if (passlen)
         memcpy(req + 6 + reflen + algolen, pass, passlen);
-    rc = roundtrip(p, OP_GEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    rc = roundtrip(p, OP_GEN, req, qlen, NULL, 0, &status, NULL, 0, &body, &blen, err);
     OPENSSL_clear_free(req, qlen);
     if (rc != FP_ERR_OK)
         return rc;
@@ -794,17 +967,99 @@ static int ps_open(void *arg, const char *path, const char *pass, size_t passlen
     req[3 + reflen] = (unsigned char)passlen;
     if (passlen)
         memcpy(req + 4 + reflen, pass, passlen);
-    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, &body, &blen, err);
+    rc = roundtrip(p, OP_OPEN, req, qlen, NULL, 0, &status, NULL, 0, &body, &blen, err);
     OPENSSL_clear_free(req, qlen);
     if (rc != FP_ERR_OK)
         return rc;
     return ps_key_from_answer(p, status, body, blen, out, err);
 }
 
+/* One channel message from the supervisor (supervisor.h): its header in
+ * hdr, its descriptors in fds (up to FP_SUP_FDS_PER_MSG; *nfds of them).
+ * Returns the header's length, 0 at the end, -1 on error. */
+static ssize_t recv_channels(int ctl, unsigned char *hdr, int *fds, int *nfds)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * FP_SUP_FDS_PER_MSG)];
+    } cm;
+    struct iovec iov = {hdr, FP_SUP_HDR};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+                        .msg_controllen = sizeof(cm.buf)};
+    ssize_t r;
+
+    *nfds = 0;
+    do
+        r = recvmsg(ctl, &mh, MSG_CMSG_CLOEXEC);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return r;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            if (*nfds + k > FP_SUP_FDS_PER_MSG)
+                k = FP_SUP_FDS_PER_MSG - *nfds;
+            memcpy(fds + *nfds, CMSG_DATA(c), sizeof(int) * (size_t)k);
+            *nfds += k;
+        }
+    }
+    if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) != 0)
+        return -1;
+    return r;
+}
+
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * The network side's end of a restart: the supervisor sends the new
+ * signer's channels; each replaces its dead one under the channel's lock
+ * (a request already failed on the old one answered 503; the next uses
+ * the new signer).
+ */
+static void *watch(void *arg)
+{
+    fp_privsep *p = arg;
+    unsigned char hdr[FP_SUP_HDR];
+    int fds[FP_SUP_FDS_PER_MSG], nfds;
+    ssize_t r;
+
+    while ((r = recv_channels(p->ctl, hdr, fds, &nfds)) > 0) {
+        uint32_t restarts = be32(hdr), pid = be32(hdr + 4);
+        unsigned first = (unsigned)(hdr[8] << 8 | hdr[9]), count = (unsigned)(hdr[10] << 8 | hdr[11]);
+        if (r != FP_SUP_HDR || (unsigned)nfds != count || first + count > (unsigned)p->n) {
+            for (int i = 0; i < nfds; i++)
+                close(fds[i]);
+            fp_log(FP_LOG_ERROR, "signer supervisor: malformed channel message ignored");
+            continue;
+        }
+        for (unsigned i = 0; i < count; i++) {
+            chan *c = &p->ch[first + i];
+            pthread_mutex_lock(&c->mu);
+            if (c->fd >= 0)
+                close(c->fd);
+            c->fd = fds[i];
+            pthread_mutex_unlock(&c->mu);
+        }
+        if (first + count == (unsigned)p->n) {
+            atomic_store(&p->signer_pid, (int)pid);
+            fp_log(FP_LOG_INFO, "signer process %u (restart %u) serves the network side again",
+                   pid, restarts);
+        }
+    }
+    if (!atomic_load(&p->stopping))
+        fp_log(FP_LOG_ERROR, "the signer's supervisor is gone: signatures fail (503) until the "
+                             "server is restarted");
+    return NULL;
+}
+
 int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
 {
     fp_privsep *p = NULL;
-    int *child = NULL;
+    int *child = NULL, ctl[2] = {-1, -1}, nfds = 0, junk[FP_SUP_FDS_PER_MSG];
+    unsigned char hdr[FP_SUP_HDR];
     pid_t pid;
     int rc = FP_ERR_OK;
 
@@ -819,6 +1074,9 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     }
     atomic_init(&p->refs, 1);
     atomic_init(&p->next, 0);
+    atomic_init(&p->signer_pid, -1);
+    atomic_init(&p->stopping, false);
+    p->ctl = -1;
     for (int i = 0; i < nchan; i++) {
         int sv[2];
         pthread_mutex_init(&p->ch[i].mu, NULL);
@@ -831,6 +1089,11 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
         p->ch[i].fd = sv[0];
         child[i] = sv[1];
     }
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ctl) != 0) {
+        rc = fp_err_set(err, FP_ERR_IO, "socketpair: %s", strerror(errno));
+        goto fail;
+    }
+    (void)spin_budget(); /* read the setting once, for both processes */
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
@@ -840,22 +1103,59 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     if (pid == 0) {
         for (int i = 0; i < nchan; i++)
             close(p->ch[i].fd);
-        fp_privsep_child_main(child, nchan); /* does not return */
+        close(ctl[0]);
+        fp_sigsup_main(ctl[1], child, nchan); /* does not return */
     }
     for (int i = 0; i < nchan; i++)
         close(child[i]);
     free(child);
+    child = NULL;
+    close(ctl[1]);
+    p->ctl = ctl[0];
     p->pid = pid;
+    /* the supervisor names the first signer (a message without channels) */
+    if (recv_channels(p->ctl, hdr, junk, &nfds) != FP_SUP_HDR || nfds != 0) {
+        for (int i = 0; i < nfds; i++)
+            close(junk[i]);
+        rc = fp_err_set(err, FP_ERR_INTERNAL, "the signer's supervisor did not start");
+        goto fail_child;
+    }
+    atomic_store(&p->signer_pid, (int)be32(hdr + 4));
+    {
+        /* the watcher never takes SIGTERM/SIGINT/SIGPIPE: as the HTTP
+         * workers, it leaves them to the main loop (http/drain.c) */
+        sigset_t block, old;
+        int trc;
+        sigemptyset(&block);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &block, &old);
+        trc = pthread_create(&p->watcher, NULL, watch, p);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (trc != 0) {
+            rc = fp_err_set(err, FP_ERR_NOMEM, "signer watcher thread");
+            goto fail_child;
+        }
+    }
+    p->watching = true;
     fp_signer_set_opener(ps_open, p);
     fp_signer_set_generator(ps_gen, p);
     *out = p;
     return FP_ERR_OK;
+fail_child:
+    fp_privsep_free(p);
+    return rc;
 fail:
     if (child != NULL)
         for (int i = 0; i < nchan; i++)
             if (child[i] > 0)
                 close(child[i]);
     free(child);
+    if (ctl[0] >= 0) {
+        close(ctl[0]);
+        close(ctl[1]);
+    }
     privsep_unref(p);
     return rc;
 }
@@ -868,7 +1168,8 @@ int fp_privsep_seal(fp_privsep *p, fp_error *err)
     int rc;
 
     /* every channel's thread shares one state: one SEAL suffices */
-    if ((rc = roundtrip(p, OP_SEAL, NULL, 0, NULL, 0, &status, &body, &blen, err)) != FP_ERR_OK)
+    if ((rc = roundtrip(p, OP_SEAL, NULL, 0, NULL, 0, &status, NULL, 0, &body, &blen, err)) !=
+        FP_ERR_OK)
         return rc;
     free(body);
     if (status != FP_ERR_OK)
@@ -877,6 +1178,11 @@ int fp_privsep_seal(fp_privsep *p, fp_error *err)
 }
 
 pid_t fp_privsep_pid(const fp_privsep *p)
+{
+    return (pid_t)atomic_load(&((fp_privsep *)p)->signer_pid);
+}
+
+pid_t fp_privsep_supervisor_pid(const fp_privsep *p)
 {
     return p->pid;
 }
@@ -889,6 +1195,17 @@ void fp_privsep_free(fp_privsep *p)
     fp_signer_set_opener(NULL, NULL);
     fp_signer_set_generator(NULL, NULL);
     pid = p->pid;
+    /* no more channels from the supervisor; closing the control socket
+     * also tells it to stop restarting */
+    atomic_store(&p->stopping, true);
+    if (p->ctl >= 0)
+        shutdown(p->ctl, SHUT_RDWR);
+    if (p->watching)
+        pthread_join(p->watcher, NULL);
+    p->watching = false;
+    if (p->ctl >= 0)
+        close(p->ctl);
+    p->ctl = -1;
     for (int i = 0; i < p->n; i++) {
         pthread_mutex_lock(&p->ch[i].mu);
         if (p->ch[i].fd >= 0)

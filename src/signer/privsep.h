@@ -3,8 +3,9 @@
  * the network (OpenBSD acme-client's keyproc and relayd's ca process are
  * the model).
  *
- * `fleetpki serve` forks it first, before any key is opened or any thread
- * or socket exists.  It is the only process that reads key files or opens
+ * `fleetpki serve` forks its supervisor (supervisor.h) first, before any
+ * key is opened or any thread or socket exists; the supervisor forks the
+ * signer, and a new one whenever it dies.  It is the only process that reads key files or opens
  * PKCS#11 sessions; the network process holds remote keys (keys/rkey.h)
  * that ask it for each signature over socketpairs.  Startup opens every
  * key the server needs by reference (path or pkcs11: URI); then the parent
@@ -51,11 +52,20 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err);
 /* Startup is over: the signer refuses references it has not opened. */
 int fp_privsep_seal(fp_privsep *p, fp_error *err);
 
+/* The signer process running now (it changes when one is restarted), and
+ * its supervisor (supervisor.h), which is this process's child. */
 pid_t fp_privsep_pid(const fp_privsep *p);
+pid_t fp_privsep_supervisor_pid(const fp_privsep *p);
 
 /* The signer's main loop on already-made channel fds (does not return):
  * what the forked child runs; tests drive it with hand-made frames. */
 void fp_privsep_child_main(int *fds, int n);
+
+/* The same, for a signer the supervisor starts (supervisor.h): journal j
+ * (NULL: none) gives the key ids to reopen and the socket to record new
+ * ones on. */
+struct fp_sigjournal;
+void fp_privsep_child_run(int *fds, int n, const struct fp_sigjournal *j);
 
 /* Close the channels (the signer exits) and reap it; restores direct
  * opening.  Remote keys still alive fail with FP_ERR_KEY_UNAVAILABLE. */

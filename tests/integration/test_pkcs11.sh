@@ -67,7 +67,7 @@ printf '\n[server]\nsigner = separate\n' >>"$CA/fleetpki.conf"
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
 [ "$(pgrep -c -P "$SRV_PID" || true)" = 1 ] || fail "no signer process"
 EST="https://$HTTPS/.well-known/est"
-token default --uses 2
+token default --uses 3
 est_csr dev1 "/CN=device-1"
 s=$(est_post "$EST/simpleenroll" "$T/dev1.b64" -u "$TOK_ID:$TOK_SECRET")
 expect_status 200 "EST simpleenroll signed in the token" "$s"
@@ -95,6 +95,28 @@ kill -0 "$SRV_PID" || fail "server died when the token went away"
 mv "$T/softhsm/tokens.away" "$T/softhsm/tokens"
 s=$(est_post "$EST/simpleenroll" "$T/dev2.b64" -u "$TOK_ID:$TOK_SECRET")
 expect_status 200 "token back: session re-opened, enrollment signed" "$s"
+# the signer dies: its supervisor starts a new one, which opens sessions
+# of its own to the same token keys
+SUP=$(pgrep -P "$SRV_PID" -x fleetpki-sigsup || true)
+OLD=$(pgrep -P "$SUP" -x fleetpki-signer || true)
+[ -n "$OLD" ] || fail "no signer under the supervisor"
+kill -KILL "$OLD"
+est_csr dev3 "/CN=device-3"
+for _ in $(seq 1 600); do # hang guard
+    s=$(est_post "$EST/simpleenroll" "$T/dev3.b64" -u "$TOK_ID:$TOK_SECRET")
+    [ "$s" = 200 ] && break
+    sleep 0.1
+done
+expect_status 200 "signer restarted: token keys reopened, enrollment signed" "$s"
+p7_certs "$T/body" "$T/dev3.crt"
+verify_cert "$T/dev3.crt" || fail "certificate from the restarted signer does not verify"
+openssl ocsp -issuer "$CA/issuing.crt" -cert "$T/dev3.crt" -url "http://$HTTP/ocsp" \
+    -CAfile "$T/chain.pem" -nonce >"$T/ocsp.out" 2>&1 && grep -q "Response verify OK" "$T/ocsp.out" &&
+    grep -q "dev3.crt: good" "$T/ocsp.out" || { cat "$T/ocsp.out" >&2; fail "fresh OCSP from the restarted signer"; }
+grep -Eq "signer process [0-9]+ started: ([0-9]+) of \1 keys reopened" "$T/server.log" ||
+    { tail "$T/server.log" >&2; fail "the new signer did not reopen every token key"; }
+pass "signer killed: the new one reopens the token keys (new sessions), EST and fresh OCSP verify"
+grep -q 1234 "$T/server.log" && fail "PIN in the server log"
 fp_serve_stop
 # the audit checkpoints were signed in the token too (start, shutdown)
 fp audit verify --dir "$CA" --checkpoints "$CA/audit-checkpoints.log" >"$T/cp.out" ||

@@ -4,8 +4,9 @@
 # is searched for the issuing and OCSP keys' secret bytes (the same search
 # finds them in an in-process server, and in the signer process) and no key
 # file is mapped or open in it; signing failures when the signer dies are
-# 503s, not crashes; started as root with [server] user = nobody, the
-# network side runs as nobody while the signer keeps the keys.
+# 503s, not crashes, until its supervisor starts a new one; started as root
+# with [server] user = nobody, the network side runs as nobody while the
+# signer keeps the keys, also a signer started after the drop.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/est_lib.sh"
 
@@ -46,9 +47,12 @@ cp "$T/conf.orig" "$CA/fleetpki.conf"
 printf '\n[server]\nsigner = separate\n' >>"$CA/fleetpki.conf"
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
 EST="https://$HTTPS/.well-known/est"
-SIGNER=$(pgrep -P "$SRV_PID")
-[ -n "$SIGNER" ] && [ "$(wc -w <<<"$SIGNER")" = 1 ] || fail "expected one signer child, got '$SIGNER'"
-[ "$(cat "/proc/$SIGNER/comm")" = fleetpki-signer ] || fail "the child is not the signer"
+SUP=$(pgrep -P "$SRV_PID")
+[ -n "$SUP" ] && [ "$(wc -w <<<"$SUP")" = 1 ] || fail "expected one child (the supervisor), got '$SUP'"
+[ "$(cat "/proc/$SUP/comm")" = fleetpki-sigsup ] || fail "the child is not the signer's supervisor"
+SIGNER=$(pgrep -P "$SUP")
+[ -n "$SIGNER" ] && [ "$(wc -w <<<"$SIGNER")" = 1 ] || fail "expected one signer, got '$SIGNER'"
+[ "$(cat "/proc/$SIGNER/comm")" = fleetpki-signer ] || fail "the supervisor's child is not the signer"
 [ "$(enroll d1)" = 200 ] || fail "enrollment through the signer"
 verify_cert "$T/d1.crt" || fail "certificate signed through the signer does not verify"
 ocsp_fresh "$T/d1.crt" && grep -q "Response verify OK" "$T/ocsp.out" &&
@@ -71,7 +75,9 @@ for fd in /proc/"$SRV_PID"/fd/*; do
 done
 pass "no key file mapped or open in the network process"
 
-# the signer dies: signatures fail as 503, the server stays up
+# the signer dies: signatures fail as 503, the server stays up (the
+# supervisor is held meanwhile, so it does not restart the signer yet)
+kill -STOP "$SUP"
 kill -KILL "$SIGNER"
 s=$(enroll d2)
 expect_status 503 "signer gone: EST enrollment answers 503" "$s"
@@ -82,6 +88,16 @@ kill -0 "$SRV_PID" || fail "the server died with its signer"
 curl -sS -o /dev/null -w '%{http_code}' "http://$HTTP/crl/issuing.crl" >"$T/crl.status"
 [ "$(cat "$T/crl.status")" = 200 ] || fail "published CRL no longer served"
 pass "server up, OCSP answers tryLater (RFC 6960 2.3), published CRL still served"
+kill -CONT "$SUP"
+for _ in $(seq 1 600); do # hang guard
+    s=$(enroll d3)
+    [ "$s" = 200 ] && break
+    sleep 0.1
+done
+[ "$s" = 200 ] || fail "no enrollment after the supervisor restarted the signer"
+[ "$($MEMSCAN "$SRV_PID" "$CA/issuing.key")" = absent ] ||
+    fail "the issuing key is in the network process's memory after the restart"
+pass "the supervisor restarts the signer: enrollment works again, keys still out of the network process"
 fp_serve_stop
 
 # ---- OCSP signer renewed while the server runs: made by the signer ----
@@ -124,7 +140,8 @@ printf '\n[server]\nuser = nobody\n' >>"$CA/fleetpki.conf" # signer = separate f
 chmod 1777 "$T" # the address file is written after the drop
 FP_HTTP_LISTEN=127.0.0.1:0 fp_serve_run
 EST="https://$HTTPS/.well-known/est"
-SIGNER=$(pgrep -P "$SRV_PID")
+SUP=$(pgrep -P "$SRV_PID")
+SIGNER=$(pgrep -P "$SUP")
 read -r _ ru eu su fu < <(grep '^Uid:' "/proc/$SRV_PID/status")
 [ "$ru $eu $su $fu" = "$NOBODY $NOBODY $NOBODY $NOBODY" ] ||
     fail "network side uids are '$ru $eu $su $fu', expected nobody ($NOBODY)"
@@ -134,4 +151,25 @@ grep -q "network side runs as nobody" "$T/server.log" || fail "drop not logged"
 [ "$(enroll n1)" = 200 ] || { tail -5 "$T/server.log" >&2; fail "enrollment after the drop"; }
 verify_cert "$T/n1.crt" || fail "certificate after the drop"
 pass "root start: network side runs as nobody (all uids), signer as root, enrollment works"
+# a signer started after the drop: by the supervisor, still root's
+kill -KILL "$SIGNER"
+NEW=""
+for _ in $(seq 1 600); do # hang guard
+    NEW=$(pgrep -P "$SUP" || true)
+    [ -n "$NEW" ] && [ "$NEW" != "$SIGNER" ] && break
+    sleep 0.1
+done
+[ -n "$NEW" ] && [ "$NEW" != "$SIGNER" ] || fail "no signer restarted after the drop"
+read -r _ ru eu _ _ < <(grep '^Uid:' "/proc/$NEW/status")
+[ "$ru $eu" = "0 0" ] || fail "the restarted signer is not root ($ru $eu)"
+read -r _ ru eu su fu < <(grep '^Uid:' "/proc/$SRV_PID/status")
+[ "$ru $eu $su $fu" = "$NOBODY $NOBODY $NOBODY $NOBODY" ] || fail "network side uids changed after the restart"
+for _ in $(seq 1 600); do # hang guard
+    s=$(enroll n2)
+    [ "$s" = 200 ] && break
+    sleep 0.1
+done
+[ "$s" = 200 ] || { tail -5 "$T/server.log" >&2; fail "enrollment after the restart (dropped network side)"; }
+verify_cert "$T/n2.crt" || fail "certificate after the restart"
+pass "restart after the drop: new signer root's (supervisor forked before the drop), network side still nobody, enrollment works"
 fp_serve_stop
