@@ -10,7 +10,9 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/est_lib.sh"
 
-est_start ""
+fp_new_ca "$CA" >/dev/null
+fp_serve_run
+EST="https://$HTTPS/.well-known/est"
 
 show() { fp device show --dir "$CA" --project default "$1" --json >"$T/show.json"; }
 jcheck() {

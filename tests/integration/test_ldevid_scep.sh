@@ -13,12 +13,16 @@ source "$(dirname "$0")/est_lib.sh"
 source "$(dirname "$0")/scep_lib.sh"
 scep_require
 
-est_start "[est]
+fp_new_ca "$CA" >/dev/null
+cat >>"$CA/fleetpki.conf" <<'CONF'
+
+[est]
 scep_legacy_crypto = yes
 [est held]
 manual_approval = yes
 scep_legacy_crypto = yes
-"
+CONF
+fp_serve_run
 scep_setup
 
 KEY=$(fp apikey create --project default --read-only --dir "$CA" --json |
