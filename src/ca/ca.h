@@ -43,6 +43,12 @@ typedef struct fp_issue_req {
     int64_t pending_id;  /* > 0: this held request becomes issued */
     fp_issue_check_fn check; /* may be NULL */
     void *check_arg;
+    X509 *auth_cert;     /* the client certificate that authenticated the
+                            request (EST/CMP cert auth, SCEP renewal), or
+                            NULL (token, operator): step 6 of issue.h links
+                            it to the same device as the new certificate */
+    bool not_device;     /* not a device's certificate (a firmware signer):
+                            step 6 skips it */
 } fp_issue_req;
 
 /* Where an issuing CA's parts are (fp_ca_open_spec); all borrowed. */

@@ -16,6 +16,8 @@
 struct fp_issuer {
     const fp_caset *cas;
     fp_committer *committer;
+    fp_issued_fn issued; /* step 6 (issue.h) */
+    void *issued_arg;
 };
 
 int fp_issuer_new(const fp_caset *cas, fp_committer *committer, fp_issuer **out, fp_error *err)
@@ -37,10 +39,32 @@ void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer)
     iss->committer = committer;
 }
 
+void fp_issuer_set_issued_hook(fp_issuer *iss, fp_issued_fn fn, void *arg)
+{
+    iss->issued = fn;
+    iss->issued_arg = arg;
+}
 
 static const char *req_project(const fp_issue_req *req)
 {
     return req->project != NULL && req->project[0] ? req->project : FP_PROJECT_DEFAULT;
+}
+
+void fp_issue_after(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 *cert)
+{
+    char serial[FP_SERIAL_HEX_MAX] = "?";
+    fp_error e = {0};
+
+    if (iss == NULL || iss->issued == NULL || cert == NULL || req->not_device)
+        return;
+    if (iss->issued(iss->issued_arg, store, req_project(req), cert, req->auth_cert, req->actor,
+                    &e) == FP_ERR_OK)
+        return;
+    /* the certificate is durable and goes out regardless: its device's
+     * first presentation of it links it (docs/registry.md) */
+    fp_serial_hex(X509_get0_serialNumber(cert), serial);
+    fp_log(FP_LOG_WARN, "certificate %s (%s): linking it to its device failed: %s", serial,
+           req->via ? req->via : "-", e.msg);
 }
 
 int fp_issuer_pick(const fp_issuer *iss, const fp_issue_req *req, fp_ca **ca, fp_error *err)
@@ -182,9 +206,11 @@ int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **ce
     int rc;
 
     *cert = NULL;
-    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK ||
+        (rc = fp_ca_issue(ca, store, req, cert, err)) != FP_ERR_OK)
         return rc;
-    return fp_ca_issue(ca, store, req, cert, err);
+    fp_issue_after(iss, store, req, *cert);
+    return FP_ERR_OK;
 }
 
 int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, fp_error *err)

@@ -15,7 +15,18 @@
  *   4. commit: the certificate, its audit row, the token use that pays
  *      for it and (approval) the held request's new state, in ONE durable
  *      transaction; a serial collision signs again with a fresh serial;
- *   5. only then is the certificate handed back.
+ *   5. only then is the certificate handed back;
+ *   6. after the commit, the issuer's after-issue hook (set once by the
+ *      composition root: the device registry links the certificate, and
+ *      req->auth_cert, to the device the certificate belongs to, issue
+ *      10).  Its own short transaction, never a reason to fail the
+ *      issuance: the certificate is durable already.  fp_issue runs it
+ *      itself; for fp_issue_submit the front end runs it with
+ *      fp_issue_after on its own thread and store handle before it
+ *      answers (the writer thread would serialise every link behind the
+ *      group commit).  A crash between steps 4 and 6 leaves a durable,
+ *      unlinked certificate: the device's first presentation of it links
+ *      it, and decommission finds it by name (docs/registry.md).
  * A refusal in step 2 or 3 (fp_err_is_refusal) is written to the audit
  * log as csr.refuse, with the reason, before it is returned.  No front end
  * runs the policy or writes issuance audit rows itself.
@@ -34,11 +45,25 @@ void fp_issuer_free(fp_issuer *iss);
 /* Group commit for fp_issue_submit (the server's writer; NULL: none). */
 void fp_issuer_set_committer(fp_issuer *iss, fp_committer *committer);
 
+/* Step 6's hook: told of every certificate issued through this issuer
+ * to a device (not those of fp_ca_issue, nor req->not_device, nor bulk
+ * batches), after its commit, on the caller's thread and store handle;
+ * project is req's (FP_PROJECT_DEFAULT when NULL).  A failure is logged
+ * by fp_issue_after and changes nothing else. */
+typedef int (*fp_issued_fn)(void *arg, fp_store *store, const char *project, X509 *cert,
+                            X509 *auth_cert, const char *actor, fp_error *err);
+/* Set at start, before any issuance (NULL fn: none). */
+void fp_issuer_set_issued_hook(fp_issuer *iss, fp_issued_fn fn, void *arg);
+/* Step 6 for cert, issued and committed for req: what a front end of
+ * fp_issue_submit calls once done reported FP_ERR_OK, before its answer
+ * (fp_issue calls it itself).  Never fails: the outcome is logged. */
+void fp_issue_after(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 *cert);
+
 /* The CA that would sign req (see step 1); FP_ERR_NOT_FOUND with the
  * project named when there is none. */
 int fp_issuer_pick(const fp_issuer *iss, const fp_issue_req *req, fp_ca **ca, fp_error *err);
 
-/* Steps 1-5 on the caller's thread and store handle.  *cert (caller
+/* Steps 1-6 on the caller's thread and store handle.  *cert (caller
  * frees) only on FP_ERR_OK. */
 int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **cert,
              fp_error *err);
@@ -55,7 +80,7 @@ int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, 
 typedef void (*fp_issue_done)(void *arg, int rc, const fp_error *err, X509 *cert);
 
 /* Steps 1-3 on the caller's thread (refusals audited on store), step 4 on
- * the writer thread.  Returns FP_ERR_OK when the job was queued: done
+ * the writer thread; step 6 is the front end's (fp_issue_after).  Returns FP_ERR_OK when the job was queued: done
  * will be called; any other return means done will NOT be called.
  * req and everything it points to must stay valid until done runs.
  * req->pending_id is not supported here (approval is synchronous). */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "../common/util.h"
+#include "../registry/registry.h"
 #include "../x509/x509util.h"
 #include "cli.h"
 
@@ -146,6 +147,10 @@ int cli_open_ca(cli_env *env, fp_error *err)
             FP_ERR_OK ||
         (rc = fp_issuer_new(env->cas, NULL, &env->issuer, err)) != FP_ERR_OK)
         return rc;
+    /* every certificate issued through this issuer (CLI issue and approve,
+     * and every front end of `serve`) is listed under its device at once
+     * (issue 10; ca/issue.h step 6) */
+    fp_issuer_set_issued_hook(env->issuer, fp_registry_issued_hook, NULL);
     env->ca = fp_caset_active(env->cas, FP_PROJECT_DEFAULT);
     if (env->ca == NULL)
         env->ca = fp_caset_at(env->cas, 0);

@@ -206,7 +206,8 @@ static int submit_job(cmp_call *c, int type, X509_REQ **csr, bool own_key, const
                            .own_key = own_key, .project = l->project,
                            .action = type == CMP_BODY_KUR ? "cert.renew" : "cert.issue",
                            .via = via, .token_id = j->token_id[0] ? j->token_id : NULL,
-                           .check = check_job, .check_arg = j};
+                           .check = check_job, .check_arg = j,
+                           .auth_cert = j->by_cert ? j->signer : NULL};
     rc = fp_issue_submit(c->st->app->issuer, c->store, &j->ir, job_done, j, err);
     if (rc != FP_ERR_OK) {
         *csr = j->csr; /* back to the caller (a fallback to fp_issue) */
@@ -430,7 +431,8 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
                            .own_key = p10cr == NULL, .project = l->project,
                            .action = type == CMP_BODY_KUR ? "cert.renew" : "cert.issue",
                            .via = via, .token_id = tx->token_id[0] ? tx->token_id : NULL,
-                           .check = check_issued, .check_arg = c};
+                           .check = check_issued, .check_arg = c,
+                           .auth_cert = tx->by_cert ? tx->signer : NULL};
         rc = fp_issue(c->st->app->issuer, c->store, &ir, &cert, &err);
     }
     if (rc != FP_ERR_OK) {

@@ -42,6 +42,10 @@ static void job_finish(void *arg)
     char serial[FP_SERIAL_HEX_MAX] = "";
 
     if (j->rc == FP_ERR_OK && !j->resigned && j->rsp != NULL) {
+        /* step 6 of the issuance path (ca/issue.h): listed under its
+         * device (with the vendor certificate that signed the request)
+         * before the answer leaves */
+        fp_issue_after(st->app->issuer, wk->store, &j->ir, j->cert);
         fp_http_add_header(req, "Cache-Control", "no-cache");
         fp_http_reply(req, 200, CMP_CT, j->rsp, j->rsp_len);
         cmp_job_free(j);

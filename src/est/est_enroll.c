@@ -27,7 +27,6 @@
 
 #include "../ca/policy.h"
 #include "../common/util.h"
-#include "../registry/registry.h"
 #include "../x509/x509util.h"
 #include "est.h"
 
@@ -50,6 +49,7 @@ typedef struct enroll_job {
     est_identity id;  /* id.cert points at auth_cert */
     X509 *auth_cert;  /* the client certificate, own reference (the
                          certificate being renewed, for simplereenroll) */
+    fp_issue_req ir;  /* as submitted; its pointers are the job's */
     struct timespec t_submit, t_done;
     fp_http_post post; /* hands the job back to its worker: no allocation */
     int rc;
@@ -245,18 +245,19 @@ static const char *op_via(est_op op)
 
 static int submit(enroll_job *j, fp_store *store)
 {
-    fp_issue_req ir = {.csr = j->csr, .profile = j->lb->cfg->profile, .actor = j->id.actor,
-                       .own_key = j->op == EST_KEYGEN, .project = j->lb->cfg->project,
-                       .action = j->op == EST_REENROLL ? "cert.renew" : "cert.issue",
-                       .via = op_via(j->op),
-                       .token_id = j->id.token_id[0] ? j->id.token_id : NULL,
-                       .check = est_check_issued, .check_arg = j};
+    j->ir = (fp_issue_req){.csr = j->csr, .profile = j->lb->cfg->profile, .actor = j->id.actor,
+                           .own_key = j->op == EST_KEYGEN, .project = j->lb->cfg->project,
+                           .action = j->op == EST_REENROLL ? "cert.renew" : "cert.issue",
+                           .via = op_via(j->op),
+                           .token_id = j->id.token_id[0] ? j->id.token_id : NULL,
+                           .check = est_check_issued, .check_arg = j,
+                           .auth_cert = j->auth_cert};
 
     clock_gettime(CLOCK_MONOTONIC, &j->t_submit);
     /* a token use is spent only in the transaction that stores the
      * certificate, on the writer thread (an fsync must not stall this
      * event loop) */
-    return fp_issue_submit(j->st->app->issuer, store, &ir, committed, j, &j->err);
+    return fp_issue_submit(j->st->app->issuer, store, &j->ir, committed, j, &j->err);
 }
 
 /* Writer thread: only hand the job back to its worker. */
@@ -301,15 +302,10 @@ static void finish(void *arg)
             fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, j->id.serial,
                    err.msg);
     }
-    if (j->st->app->registry != NULL && j->cert != NULL) {
-        /* device registry (issue 10): the new certificate (an LDevID) is
-         * listed under its device before the device ever presents it */
-        fp_error lerr = {0};
-        if (fp_registry_link_issued(req->worker_state, j->lb->cfg->project, j->cert,
-                                    j->auth_cert, j->id.actor, NULL, &lerr) != FP_ERR_OK)
-            fp_log(FP_LOG_WARN, "id=%s linking the certificate to its device: %s", req->id,
-                   lerr.msg);
-    }
+    /* step 6 of the issuance path (ca/issue.h): the new certificate (an
+     * LDevID) is listed under its device before the device ever presents
+     * it, on this worker's store handle, before the answer */
+    fp_issue_after(j->st->app->issuer, req->worker_state, &j->ir, j->cert);
     if (j->op == EST_KEYGEN)
         reply_keygen(j);
     else

@@ -220,6 +220,7 @@ int fp_fw_signer_create(const fp_admin *a, fp_issuer *iss, const char *project, 
     req.project = project;
     req.ca_id = ca_id; /* never the project's TLS issuer */
     req.via = "firmware";
+    req.not_device = true; /* a signer of firmware, not a device */
     snprintf(cn, sizeof(cn), "%s firmware signer", project);
     if ((rc = fp_issuer_pick(iss, &req, &ca, err)) != FP_ERR_OK) {
         if (rc == FP_ERR_NOT_FOUND)

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509v3.h>
 
 #include "../common/util.h"
 #include "../x509/x509util.h"
@@ -342,39 +343,19 @@ static bool linked_device(fp_store *s, const char *project, int rule, X509 *cert
     return linked;
 }
 
-int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *auth,
-                            const char *actor, char *linked_to, fp_error *err)
+/* Register device name of project if new and link cert to it (one
+ * transaction, fp_store_device_register); ours: cert is a row of
+ * certificates. */
+static int link_one(fp_store *s, const char *project, const char *name, X509 *cert, bool ours,
+                    const char *actor, fp_error *err)
 {
-    char name[FP_DEVICE_NAME_MAX], serial[FP_SERIAL_HEX_MAX];
+    char serial[FP_SERIAL_HEX_MAX];
     unsigned char md[EVP_MAX_MD_SIZE], *der = NULL;
     unsigned int mdlen = 0;
     char *issuer = NULL, *subject = NULL;
     fp_device_cert link;
-    fp_device_rec d;
-    int rule = FP_DEVNAME_CN, der_len, rc;
+    int der_len, rc;
 
-    if (linked_to != NULL)
-        linked_to[0] = '\0';
-    if (cert == NULL || project == NULL)
-        return fp_err_set(err, FP_ERR_ARG, "linking needs a project and a certificate");
-    if ((rc = fp_store_device_naming_get(s, project, &rule, err)) != FP_ERR_OK)
-        return rc;
-    /* the device of the authenticating certificate (an IDevID enrolling for
-     * its LDevID, RFC 7030 3.3.2), else the device the new one names */
-    if (auth == NULL || !linked_device(s, project, rule, auth, name)) {
-        if (fp_registry_name_of(cert, rule, name, NULL) != FP_ERR_OK)
-            return FP_ERR_OK; /* names no device */
-        memset(&d, 0, sizeof(d));
-        rc = fp_store_device_get(s, project, name, NULL, NULL, &d, err);
-        fp_device_rec_clear(&d);
-        if (rc == FP_ERR_NOT_FOUND) {
-            if (err != NULL)
-                memset(err, 0, sizeof(*err));
-            return FP_ERR_OK; /* not registered: its first contact will */
-        }
-        if (rc != FP_ERR_OK)
-            return rc;
-    }
     memset(&link, 0, sizeof(link));
     if (X509_digest(cert, EVP_sha256(), md, &mdlen) != 1 || mdlen != 32)
         return fp_err_set(err, FP_ERR_CRYPTO, "certificate digest");
@@ -394,21 +375,83 @@ int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *
     link.subject = subject;
     link.der = der;
     link.der_len = (size_t)der_len;
-    link.ours = true;
+    link.ours = ours;
     {
-        /* the device exists: register only links (and would audit a
-         * registration only if it had vanished, which nothing does) */
+        /* audited (device.register) only when the device is new, as a
+         * first contact; the link alone is not: the issuance is
+         * (cert.issue), and a link made at first presentation is not */
         fp_audit_event ev = {actor ? actor : "unknown", "device.register", name, subject,
                              project};
         rc = fp_store_device_register(s, project, name, fp_now(), &link, &ev, NULL, NULL, err);
     }
-    /* not audited by itself: the issuance is (cert.issue), and a link made
-     * at first presentation is not either */
-    if (rc == FP_ERR_OK && linked_to != NULL)
-        snprintf(linked_to, FP_DEVICE_NAME_MAX, "%s", name);
 out:
     OPENSSL_free(der);
     free(issuer);
     free(subject);
     return rc;
+}
+
+int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *auth,
+                            const char *actor, char *linked_to, fp_error *err)
+{
+    char name[FP_DEVICE_NAME_MAX], serial[FP_SERIAL_HEX_MAX];
+    unsigned char *der = NULL;
+    int rule = FP_DEVNAME_CN, der_len, rc;
+    bool auth_linked = false;
+
+    if (linked_to != NULL)
+        linked_to[0] = '\0';
+    if (cert == NULL || project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "linking needs a project and a certificate");
+    /* a CA certificate (`fleetpki issue --profile sub-ca`) is no device's */
+    if (X509_get_extension_flags(cert) & EXFLAG_CA)
+        return FP_ERR_OK;
+    if ((rc = fp_store_device_naming_get(s, project, &rule, err)) != FP_ERR_OK)
+        return rc;
+    /* which device: the one the authenticating certificate is linked to
+     * (an IDevID enrolling for its LDevID, RFC 7030 3.3.2, IEEE 802.1AR),
+     * else the one the new certificate names by the project's rule, else
+     * the one the authenticating certificate names (an LDevID request
+     * without the IDevID's serialNumber, say) */
+    if (auth != NULL && linked_device(s, project, rule, auth, name))
+        auth_linked = true;
+    else if (fp_registry_name_of(cert, rule, name, NULL) != FP_ERR_OK &&
+             (auth == NULL || fp_registry_name_of(auth, rule, name, NULL) != FP_ERR_OK))
+        return FP_ERR_OK; /* names no device: nothing to list it under */
+    /* registers the device when this is its first certificate */
+    if ((rc = link_one(s, project, name, cert, true, actor, err)) != FP_ERR_OK)
+        return rc;
+    if (auth != NULL && !auth_linked && auth != cert) {
+        /* the authenticating certificate (a factory certificate under a
+         * `root add` root, or ours being renewed) is the same device's */
+        bool ours = false;
+        if ((der_len = i2d_X509(auth, &der)) > 0 &&
+            fp_serial_hex(X509_get0_serialNumber(auth), serial) == 0)
+            ours = issued_by_us(s, project, serial, der, (size_t)der_len);
+        OPENSSL_free(der);
+        rc = link_one(s, project, name, auth, ours, actor, err);
+        if (rc == FP_ERR_DUPLICATE) {
+            /* already another device's (its name changed rule-wise): the
+             * new certificate stays linked where it is */
+            char esc[FP_LOG_ESCAPED_MAX(FP_DEVICE_NAME_MAX)];
+            fp_log(FP_LOG_WARN, "registry: the authenticating certificate of device %s of "
+                                "project %s belongs to another device; not linked",
+                   fp_log_escape(esc, sizeof(esc), name), project);
+            if (err != NULL)
+                memset(err, 0, sizeof(*err));
+            rc = FP_ERR_OK;
+        }
+        if (rc != FP_ERR_OK)
+            return rc;
+    }
+    if (linked_to != NULL)
+        snprintf(linked_to, FP_DEVICE_NAME_MAX, "%s", name);
+    return FP_ERR_OK;
+}
+
+int fp_registry_issued_hook(void *arg, fp_store *s, const char *project, X509 *cert,
+                            X509 *auth_cert, const char *actor, fp_error *err)
+{
+    (void)arg;
+    return fp_registry_link_issued(s, project, cert, auth_cert, actor, NULL, err);
 }

@@ -87,19 +87,29 @@ int fp_registry_flush(fp_registry *r, fp_store *s, fp_error *err);
 int fp_registry_contact(fp_registry *r, fp_store *s, const char *project, X509 *cert,
                         fp_device_rec *out, fp_error *err);
 
-/* A certificate we just issued in project (its row committed): link it to
- * the device it belongs to at once, not only when the device first
- * presents it, so the device's certificates list it and a decommission
- * finds it by the link.  The device is the one auth (the client
- * certificate that authenticated the issuance, may be NULL) is linked to,
- * else the registered device the new certificate names by the project's
- * naming rule; with neither nothing happens (FP_ERR_OK; the device
- * registers itself on first contact as usual).  *linked_to (may be NULL,
- * FP_DEVICE_NAME_MAX) receives the device's name or "".  Not audited by
- * itself (the issuance is).  Not in the certificate's own transaction: a
- * crash between the two leaves the certificate unlinked until the device
- * presents it (docs/registry.md). */
+/* A certificate we just issued in project (its row committed): list it
+ * under its device at once, not only when the device first presents it,
+ * so the device's certificates show it and a decommission finds it by the
+ * link.  The device is the one auth (the client certificate that
+ * authenticated the issuance, may be NULL) is linked to; else the one the
+ * new certificate names by the project's naming rule; else the one auth
+ * names.  It is registered when new (audited device.register with actor,
+ * as a first contact), and auth, when not linked yet, is linked to it too
+ * (the factory certificate beside its LDevID; a certificate linked to
+ * another device already stays there, logged).  Naming no device at all:
+ * nothing happens (FP_ERR_OK).  *linked_to (may be NULL,
+ * FP_DEVICE_NAME_MAX) receives the device's name or "".  Not in the
+ * certificate's own transaction: a crash between the two leaves the
+ * certificate unlinked until the device presents it (docs/registry.md).
+ * A device's state does not matter here: the certificate exists either
+ * way and is listed where decommission will find it. */
 int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *auth,
                             const char *actor, char *linked_to, fp_error *err);
+
+/* fp_registry_link_issued as the issuer's after-issue hook (ca/issue.h
+ * fp_issued_fn, step 6; arg unused): every front end's issuance links
+ * its certificate through it. */
+int fp_registry_issued_hook(void *arg, fp_store *s, const char *project, X509 *cert,
+                            X509 *auth_cert, const char *actor, fp_error *err);
 
 #endif

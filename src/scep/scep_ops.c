@@ -51,6 +51,8 @@ typedef struct scep_job {
     char actor[160];
     unsigned char *rep; /* the SUCCESS CertRep, built before the commit */
     size_t rep_len;
+    fp_issue_req ir;    /* as submitted; its pointers are the job's */
+    X509 *cert;         /* as committed */
     fp_http_post post;
     int rc;
     fp_error err;
@@ -301,6 +303,7 @@ static void job_free(scep_job *j)
         return;
     scep_msg_clear(&j->m);
     OPENSSL_free(j->rep);
+    X509_free(j->cert);
     free(j);
 }
 
@@ -328,7 +331,7 @@ static void finish(void *arg);
 static void committed(void *arg, int rc, const fp_error *err, X509 *cert)
 {
     scep_job *j = arg;
-    X509_free(cert); /* the answer was built from its DER */
+    j->cert = cert; /* the answer was built from its DER; kept for step 6 */
     j->rc = rc;
     if (err != NULL && rc != FP_ERR_OK)
         j->err = *err;
@@ -361,6 +364,9 @@ static void finish(void *arg)
             fp_log(FP_LOG_WARN, "id=%s revoke-on-renew of %s failed: %s", req->id, serial,
                    err.msg);
     }
+    /* step 6 of the issuance path (ca/issue.h): listed under its device
+     * (a renewal: beside the certificate it renews) before the answer */
+    fp_issue_after(j->st->app->issuer, req->worker_state, &j->ir, j->cert);
     fp_http_reply(req, 200, SCEP_CT_MESSAGE, j->rep, j->rep_len);
     job_free(j);
 }
@@ -562,15 +568,20 @@ static int op_enroll(scep_state *st, const scep_label *lb, fp_http_req *req, sce
     if (token_id != NULL)
         snprintf(j->token_id, sizeof(j->token_id), "%s", token_id);
     {
-        fp_issue_req ir = {.csr = j->m.csr, .profile = lb->cfg->profile, .actor = j->actor,
-                           .project = lb->cfg->project,
-                           .action = j->m.type == SCEP_RENEWALREQ ? "cert.renew" : "cert.issue",
-                           .via = j->m.type == SCEP_RENEWALREQ ? "scep/renewalreq" : "scep/pkcsreq",
-                           .token_id = j->token_id[0] ? j->token_id : NULL,
-                           .check = scep_check_issued, .check_arg = j};
+        /* the signer of a PKCSReq is a throw-away self-signed certificate
+         * (RFC 8894 2.3), no device's; a RenewalReq's is the current
+         * certificate of the device */
+        j->ir = (fp_issue_req){
+            .csr = j->m.csr, .profile = lb->cfg->profile, .actor = j->actor,
+            .project = lb->cfg->project,
+            .action = j->m.type == SCEP_RENEWALREQ ? "cert.renew" : "cert.issue",
+            .via = j->m.type == SCEP_RENEWALREQ ? "scep/renewalreq" : "scep/pkcsreq",
+            .token_id = j->token_id[0] ? j->token_id : NULL,
+            .check = scep_check_issued, .check_arg = j,
+            .auth_cert = j->m.type == SCEP_RENEWALREQ ? j->m.signer : NULL};
         /* a token use is spent only in the transaction that stores the
          * certificate, on the writer thread */
-        if ((rc = fp_issue_submit(st->app->issuer, store, &ir, committed, j, &j->err)) !=
+        if ((rc = fp_issue_submit(st->app->issuer, store, &j->ir, committed, j, &j->err)) !=
             FP_ERR_OK) {
             rc = refuse(req, lb->ra, lb->cfg->project, lb->cfg->name, &j->m, j->actor,
                         fail_info_of(j->err.code), &j->err, fp_err_is_refusal(j->err.code));

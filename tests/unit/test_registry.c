@@ -360,8 +360,9 @@ static int device_cert_count(fp_store *s, const char *name)
 
 /* A certificate is linked to its device when it is issued: to the device
  * of the certificate that authenticated the issuance (whatever the new one
- * is named), else to the registered device it names; one naming no
- * registered device makes no device. */
+ * is named), else to the device it names, registered if new; an
+ * authenticating certificate not linked yet is linked to the same device;
+ * a certificate naming no device, or a CA certificate, makes none. */
 static void test_link_issued(void **state)
 {
     tu_ca f;
@@ -369,7 +370,7 @@ static void test_link_issued(void **state)
     fp_device_rec d;
     fp_error e = {0};
     char linked[FP_DEVICE_NAME_MAX];
-    X509 *idev, *ldev, *other, *stray;
+    X509 *idev, *ldev, *other, *stray, *nameless, *factory, *lnew, *ca;
     (void)state;
 
     tu_ca_init(&f, "Link", NULL);
@@ -401,22 +402,67 @@ static void test_link_issued(void **state)
                                              linked, &e), FP_ERR_OK);
     assert_string_equal(linked, "dev-9");
     assert_int_equal(device_cert_count(f.store, "dev-9"), 4);
-    /* naming no registered device (nor authenticated by one): no device */
+    /* naming a device not registered yet (CLI issue, a token enrollment):
+     * registered at issuance, active, with the certificate */
     stray = mkcert(f.key, NULL, "CN", "nobody", NULL);
     assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, NULL, "t",
                                              linked, &e), FP_ERR_OK);
-    assert_string_equal(linked, "");
+    assert_string_equal(linked, "nobody");
     assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "nobody", &d, &e),
-                     FP_ERR_NOT_FOUND);
+                     FP_ERR_OK);
+    assert_int_equal(d.state, FP_DEV_ACTIVE);
     fp_device_rec_clear(&d);
-    /* an authenticating certificate of no device, naming none: nothing */
-    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, stray, stray, "t",
+    assert_int_equal(device_cert_count(f.store, "nobody"), 1);
+    /* an authenticating certificate not linked yet (a factory certificate
+     * never presented, a SCEP renewal's current certificate): the new
+     * certificate's device, registered now, lists both */
+    factory = mkcert(f.key, NULL, "CN", "dev-10", NULL);
+    lnew = mkcert(f.key, NULL, "CN", "dev-10", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, lnew, factory, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-10");
+    assert_int_equal(device_cert_count(f.store, "dev-10"), 2);
+    /* a new certificate naming nothing goes to the device its
+     * authenticating certificate names */
+    nameless = mkcert(f.key, NULL, "O", "no name", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, nameless, factory, "t",
+                                             linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "dev-10");
+    assert_int_equal(device_cert_count(f.store, "dev-10"), 3);
+    /* naming nothing, authenticated by nothing that names a device:
+     * nothing happens */
+    X509_free(nameless);
+    nameless = mkcert(f.key, NULL, "O", "no name", NULL);
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, nameless, NULL, "t",
                                              linked, &e), FP_ERR_OK);
     assert_string_equal(linked, "");
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, nameless, nameless,
+                                             "t", linked, &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    /* a CA certificate is no device's */
+    ca = mkcert(f.key, NULL, "CN", "sub-ca-1", NULL);
+    {
+        X509_EXTENSION *bc = X509V3_EXT_conf_nid(NULL, NULL, NID_basic_constraints,
+                                                 "critical,CA:TRUE");
+        assert_non_null(bc);
+        X509_add_ext(ca, bc, -1);
+        X509_EXTENSION_free(bc);
+        assert_true(X509_sign(ca, f.key, EVP_sha256()) > 0);
+    }
+    assert_int_equal(fp_registry_link_issued(f.store, FP_PROJECT_DEFAULT, ca, NULL, "t", linked,
+                                             &e), FP_ERR_OK);
+    assert_string_equal(linked, "");
+    assert_int_equal(fp_registry_device_get(f.store, FP_PROJECT_DEFAULT, "sub-ca-1", &d, &e),
+                     FP_ERR_NOT_FOUND);
+    fp_device_rec_clear(&d);
     X509_free(idev);
     X509_free(ldev);
     X509_free(other);
     X509_free(stray);
+    X509_free(nameless);
+    X509_free(factory);
+    X509_free(lnew);
+    X509_free(ca);
     fp_registry_free(r);
     tu_ca_clear(&f);
 }
