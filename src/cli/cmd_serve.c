@@ -217,12 +217,14 @@ int cmd_serve(int argc, char **argv)
          * the publisher, the committer, this one) */
         long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
         int workers;
-        /* a worker waits for the signer's answer with its event loop
-         * stopped: by default twice as many workers as cores keep the
-         * cores busy meanwhile (BENCHMARKS.md, "Separate signer") */
-        if (env.cfg.threads == 0)
-            env.cfg.threads = 2 * (int)(ncpu > 0 ? ncpu : 1);
-        workers = env.cfg.threads;
+        /* one worker per core, as in-process: twice as many (so that a
+         * worker waiting for a signature leaves its core to another) was
+         * measured worse on an idle 2-core machine, for signing (fresh
+         * OCSP 70% of in-process against 84%) and for everything else
+         * (the admin API's p99 at 64 clients doubled: 4 threads on 2
+         * cores serve their connections unfairly); BENCHMARKS.md,
+         * "Separate signer", 2026-12-01 04:20 */
+        workers = env.cfg.threads > 0 ? env.cfg.threads : (int)(ncpu > 0 ? ncpu : 1);
         if (fp_privsep_start(workers + 4, &signer, &err) != FP_ERR_OK) {
             rc = cli_fail(&err);
             goto out;
