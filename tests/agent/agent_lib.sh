@@ -101,12 +101,24 @@ serve_on() {
 }
 
 cur_cert() {
-    local best="" g bestg=-1 f
-    for f in "$1"/cred0.crt "$1"/cred1.crt; do
-        [ -f "$f" ] || continue
-        g=$(sed -n '1s/.*gen=\([0-9]*\).*/\1/p' "$f")
-        [ -n "$g" ] && [ "$g" -gt "$bestg" ] && { bestg=$g; best=$f; }
+    local best="" g bestg=-1 f pem try
+    # The agent may confirm a renewal while this reads: confirm unlinks
+    # the old slot (src/device/credstore.c), so a slot seen a moment ago
+    # can be gone.  Each slot is read once (its text, not its name, is
+    # kept), a vanished one is skipped, and the whole read is retried a
+    # few times; under set -e a failed read used to end the test
+    # ("sed: can't read .../cred1.crt", a flaky test_agent_renew).
+    for try in 1 2 3 4 5; do
+        best="" bestg=-1
+        for f in "$1"/cred0.crt "$1"/cred1.crt; do
+            pem=$(cat "$f" 2>/dev/null) || continue
+            g=$(printf '%s\n' "$pem" | sed -n '1s/.*gen=\([0-9]*\).*/\1/p')
+            [ -n "$g" ] && [ "$g" -gt "$bestg" ] && { bestg=$g; best=$pem; }
+        done
+        if [ -n "$best" ] && printf '%s\n' "$best" | openssl x509 -out "$2" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
     done
-    [ -n "$best" ] || return 1
-    openssl x509 -in "$best" -out "$2"
+    return 1
 }
