@@ -10,8 +10,10 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/est_lib.sh"
 
-est_start "[est lab]
+# fp_serve_start (not est_start): ctest runs this on PostgreSQL too
+fp_serve_start "[est lab]
 auth = token"
+EST="https://$HTTPS/.well-known/est"
 
 # ncerts: how many certificates the CA has recorded
 ncerts() { fp list --dir "$CA" | grep -c . || true; }
@@ -57,10 +59,18 @@ if openssl cmp -help >/dev/null 2>&1; then
     openssl ecparam -genkey -name prime256v1 -noout -out "$T/c1.key" 2>/dev/null
     if timeout 60 openssl cmp -server "http://$HTTP/.well-known/cmp" -cmd ir -ref "$cid" \
         -secret "pass:$csec" -newkey "$T/c1.key" -subject "/CN=dev-r1" \
-        -certout "$T/c1.crt" >"$T/cmp.log" 2>&1; then
+        -certout "$T/c1.crt" -rspout "$T/c1.rsp.der" >"$T/cmp.log" 2>&1; then
         fail "CMP ir for a suspended device succeeded"
     fi
     grep -qi 'rejection' "$T/cmp.log" || fail "CMP answer: $(cat "$T/cmp.log")"
+    # the answer decoded by pyasn1 (RFC 4210 module), independent of OpenSSL
+    if python3 -c 'import pyasn1_modules.rfc4210' 2>/dev/null; then
+        line=$(python3 "$(dirname "$0")/cmp_check.py" "$T/c1.rsp.der")
+        case "$line" in
+        *"body=ip status=2 failinfo=badCertTemplate "*) ;;
+        *) fail "CMP ip should be a rejection with badCertTemplate: $line" ;;
+        esac
+    fi
     [ "$(ncerts)" = "$before" ] || fail "CMP recorded a certificate for a suspended device"
     pass "CMP ir (MAC) for a suspended device is rejected"
 else
