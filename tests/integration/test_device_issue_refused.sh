@@ -64,8 +64,8 @@ if openssl cmp -help >/dev/null 2>&1; then
     fi
     grep -qi 'rejection' "$T/cmp.log" || fail "CMP answer: $(cat "$T/cmp.log")"
     # the answer decoded by pyasn1 (RFC 4210 module), independent of OpenSSL
-    if python3 -c 'import pyasn1_modules.rfc4210' 2>/dev/null; then
-        line=$(python3 "$(dirname "$0")/cmp_check.py" "$T/c1.rsp.der")
+    if /usr/bin/python3 -c 'import pyasn1_modules.rfc4210' 2>/dev/null; then
+        line=$(/usr/bin/python3 "$(dirname "$0")/cmp_check.py" "$T/c1.rsp.der")
         case "$line" in
         *"body=ip status=2 failinfo=badCertTemplate "*) ;;
         *) fail "CMP ip should be a rejection with badCertTemplate: $line" ;;
