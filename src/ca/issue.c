@@ -18,6 +18,8 @@ struct fp_issuer {
     fp_committer *committer;
     fp_issued_fn issued; /* step 6 (issue.h) */
     void *issued_arg;
+    fp_issuing_fn issuing; /* step 2's device check (issue.h) */
+    void *issuing_arg;
 };
 
 int fp_issuer_new(const fp_caset *cas, fp_committer *committer, fp_issuer **out, fp_error *err)
@@ -43,6 +45,12 @@ void fp_issuer_set_issued_hook(fp_issuer *iss, fp_issued_fn fn, void *arg)
 {
     iss->issued = fn;
     iss->issued_arg = arg;
+}
+
+void fp_issuer_set_issuing_hook(fp_issuer *iss, fp_issuing_fn fn, void *arg)
+{
+    iss->issuing = fn;
+    iss->issuing_arg = arg;
 }
 
 static const char *req_project(const fp_issue_req *req)
@@ -108,14 +116,27 @@ static void audit_refusal(fp_store *store, const fp_ca *ca, const fp_issue_req *
     free(detail);
 }
 
-/* Steps 2 and 3: sign, let the front end check, build the audit detail.
- * Refusals are audited on store (when non-NULL). */
-static int sign_checked(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **x,
-                        fp_cert_rec *rec, char **detail, fp_error *e)
+/* Steps 2 and 3: sign, ask iss's device hook (iss non-NULL), let the
+ * front end check, build the audit detail.  Refusals are audited on
+ * store (when non-NULL; a NULL store is a re-signing after a serial
+ * collision, whose device was asked at the first signing). */
+static int sign_checked(const fp_issuer *iss, fp_ca *ca, fp_store *store,
+                        const fp_issue_req *req, X509 **x, fp_cert_rec *rec, char **detail,
+                        fp_error *e)
 {
     int rc = fp_ca_sign(ca, req, x, rec, e);
 
     *detail = NULL;
+    /* on the certificate as built: the profile decides the subject and
+     * SANs the device's name is taken from */
+    if (rc == FP_ERR_OK && iss != NULL && iss->issuing != NULL && store != NULL &&
+        !req->not_device &&
+        (rc = iss->issuing(iss->issuing_arg, store, req_project(req), *x, req->auth_cert, e)) !=
+            FP_ERR_OK) {
+        X509_free(*x);
+        *x = NULL;
+        fp_cert_rec_clear(rec);
+    }
     if (rc == FP_ERR_OK && req->check != NULL &&
         (rc = req->check(req->check_arg, *x, rec, e)) != FP_ERR_OK) {
         X509_free(*x);
@@ -168,7 +189,8 @@ static int commit_sync(fp_store *store, const fp_issue_req *req, const fp_cert_r
     return rc;
 }
 
-int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **cert, fp_error *err)
+static int ca_issue(const fp_issuer *iss, fp_ca *ca, fp_store *store, const fp_issue_req *req,
+                    X509 **cert, fp_error *err)
 {
     fp_error local = {0};
     fp_error *e = err ? err : &local;
@@ -180,7 +202,7 @@ int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **cert
         X509 *x = NULL;
         char *detail = NULL;
 
-        if ((rc = sign_checked(ca, store, req, &x, &rec, &detail, e)) != FP_ERR_OK)
+        if ((rc = sign_checked(iss, ca, store, req, &x, &rec, &detail, e)) != FP_ERR_OK)
             return rc;
         fp_test_crash_point("issue-after-sign");
         rc = commit_sync(store, req, &rec, detail, e);
@@ -199,6 +221,11 @@ int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **cert
     return fp_err_set(e, FP_ERR_DUPLICATE, "no unique serial after %d attempts", SERIAL_ATTEMPTS);
 }
 
+int fp_ca_issue(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **cert, fp_error *err)
+{
+    return ca_issue(NULL, ca, store, req, cert, err);
+}
+
 int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **cert,
              fp_error *err)
 {
@@ -207,7 +234,7 @@ int fp_issue(fp_issuer *iss, fp_store *store, const fp_issue_req *req, X509 **ce
 
     *cert = NULL;
     if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK ||
-        (rc = fp_ca_issue(ca, store, req, cert, err)) != FP_ERR_OK)
+        (rc = ca_issue(iss, ca, store, req, cert, err)) != FP_ERR_OK)
         return rc;
     fp_issue_after(iss, store, req, *cert);
     return FP_ERR_OK;
@@ -234,6 +261,7 @@ int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, 
 /* ---- group commit ---- */
 
 typedef struct issue_job {
+    const fp_issuer *iss;
     fp_ca *ca;
     fp_committer *committer;
     fp_issue_req req; /* its pointers are the submitter's, valid until done */
@@ -255,7 +283,7 @@ static void job_submit(issue_job *j, fp_store *store)
     int rc;
 
     j->attempts++;
-    rc = sign_checked(j->ca, store, &j->req, &j->cert, &rec, &detail, &e);
+    rc = sign_checked(j->iss, j->ca, store, &j->req, &j->cert, &rec, &detail, &e);
     if (rc != FP_ERR_OK) {
         job_committed(j, rc, &e);
         return;
@@ -311,6 +339,7 @@ int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
     j = calloc(1, sizeof(*j));
     if (j == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    j->iss = iss;
     j->ca = ca;
     j->committer = iss->committer;
     j->req = *req;
@@ -319,7 +348,7 @@ int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
     j->attempts = 1;
     /* the first signature on the caller's thread, so a refusal is
      * answered (and audited on the caller's handle) without the writer */
-    if ((rc = sign_checked(ca, store, req, &j->cert, &rec, &detail, err)) != FP_ERR_OK) {
+    if ((rc = sign_checked(iss, ca, store, req, &j->cert, &rec, &detail, err)) != FP_ERR_OK) {
         free(j);
         return rc;
     }
@@ -398,7 +427,8 @@ static int find_collisions(fp_store *store, const batch_item *items, size_t n, b
 static int batch_sign(fp_store *store, const fp_issue_req *req, batch_item *it, fp_error *e)
 {
     item_clear(it);
-    return sign_checked(it->ca, store, req, &it->x, &it->rec, &it->detail, e);
+    /* no device hook for bulk minting, as no step 6 (issue.h) */
+    return sign_checked(NULL, it->ca, store, req, &it->x, &it->rec, &it->detail, e);
 }
 
 static int batch_commit(fp_store *store, const fp_issue_req *reqs, batch_item *items, size_t n,

@@ -9,7 +9,11 @@
  * order:
  *   1. pick the CA: the project's active issuing CA, or req->ca_id when it
  *      belongs to the project;
- *   2. policy, build, sign (fp_ca_sign);
+ *   2. policy, build, sign (fp_ca_sign), then the issuer's before-issue
+ *      hook on the built certificate (set once by the composition root:
+ *      the device registry refuses a certificate for a suspended or
+ *      decommissioned device, issue 10); a refused certificate is
+ *      discarded, never recorded nor handed out;
  *   3. the front end's own last word on the signed certificate
  *      (req->check: e.g. EST's "the name asked for is the caller's");
  *   4. commit: the certificate, its audit row, the token use that pays
@@ -54,6 +58,18 @@ typedef int (*fp_issued_fn)(void *arg, fp_store *store, const char *project, X50
                             X509 *auth_cert, const char *actor, fp_error *err);
 /* Set at start, before any issuance (NULL fn: none). */
 void fp_issuer_set_issued_hook(fp_issuer *iss, fp_issued_fn fn, void *arg);
+/* Step 2's device hook: asked about every certificate built through this
+ * issuer for a device (as step 6: not fp_ca_issue, nor req->not_device),
+ * after signing and before step 3 and the commit, on the caller's thread
+ * and store handle.  Returns FP_ERR_OK to go on, or a refusal
+ * (fp_err_is_refusal; audited as csr.refuse like the policy's) naming
+ * the device and why.  Bulk batches (fp_issue_batch*) are not asked, as
+ * they get no step 6. */
+typedef int (*fp_issuing_fn)(void *arg, fp_store *store, const char *project, X509 *cert,
+                             X509 *auth_cert, fp_error *err);
+/* Set at start, before any issuance (NULL fn: none). */
+void fp_issuer_set_issuing_hook(fp_issuer *iss, fp_issuing_fn fn, void *arg);
+
 /* Step 6 for cert, issued and committed for req: what a front end of
  * fp_issue_submit calls once done reported FP_ERR_OK, before its answer
  * (fp_issue calls it itself).  Never fails: the outcome is logged. */

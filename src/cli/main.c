@@ -151,6 +151,9 @@ int cli_open_ca(cli_env *env, fp_error *err)
      * and every front end of `serve`) is listed under its device at once
      * (issue 10; ca/issue.h step 6) */
     fp_issuer_set_issued_hook(env->issuer, fp_registry_issued_hook, NULL);
+    /* and none is issued for a suspended or decommissioned device, by any
+     * front end (issue 10: "refuses it from then on") */
+    fp_issuer_set_issuing_hook(env->issuer, fp_registry_issuing_hook, NULL);
     env->ca = fp_caset_active(env->cas, FP_PROJECT_DEFAULT);
     if (env->ca == NULL)
         env->ca = fp_caset_at(env->cas, 0);

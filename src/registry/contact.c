@@ -455,3 +455,63 @@ int fp_registry_issued_hook(void *arg, fp_store *s, const char *project, X509 *c
     (void)arg;
     return fp_registry_link_issued(s, project, cert, auth_cert, actor, NULL, err);
 }
+
+/* Refuse (FP_ERR_CSR_SUBJECT, a policy refusal every front end maps to
+ * its protocol's rejection) when device name of project exists and is
+ * not active. */
+static int refuse_issuing(fp_store *s, const char *project, const char *name, fp_error *err)
+{
+    char esc[FP_LOG_ESCAPED_MAX(FP_DEVICE_NAME_MAX)];
+    fp_device_rec d;
+    const char *state;
+    int rc;
+
+    memset(&d, 0, sizeof(d));
+    rc = fp_store_device_get(s, project, name, NULL, NULL, &d, err);
+    if (rc == FP_ERR_NOT_FOUND) {
+        /* a new device: its first certificate registers it (step 6) */
+        if (err != NULL)
+            memset(err, 0, sizeof(*err));
+        return FP_ERR_OK;
+    }
+    if (rc == FP_ERR_OK && d.state != FP_DEV_ACTIVE) {
+        state = fp_dev_state_name(d.state) ? fp_dev_state_name(d.state) : "refused";
+        rc = fp_err_set(err, FP_ERR_CSR_SUBJECT,
+                        "device %s of project %s is %s: no certificate is issued for it%s",
+                        fp_log_escape(esc, sizeof(esc), name), project, state,
+                        d.state == FP_DEV_SUSPENDED ? " until it is resumed" : "");
+    }
+    fp_device_rec_clear(&d);
+    return rc;
+}
+
+int fp_registry_issuing_hook(void *arg, fp_store *s, const char *project, X509 *cert,
+                             X509 *auth_cert, fp_error *err)
+{
+    char name[FP_DEVICE_NAME_MAX];
+    int rule = FP_DEVNAME_CN, rc;
+
+    (void)arg;
+    if (cert == NULL || project == NULL)
+        return fp_err_set(err, FP_ERR_ARG, "the device check needs a project and a certificate");
+    /* a CA certificate is no device's (as fp_registry_link_issued) */
+    if (X509_get_extension_flags(cert) & EXFLAG_CA)
+        return FP_ERR_OK;
+    if ((rc = fp_store_device_naming_get(s, project, &rule, err)) != FP_ERR_OK)
+        return rc;
+    /* the device the authenticating certificate is linked to (an IDevID
+     * enrolling for its LDevID: step 6 lists the new one under it) */
+    if (auth_cert != NULL && auth_cert != cert &&
+        linked_device(s, project, rule, auth_cert, name) &&
+        (rc = refuse_issuing(s, project, name, err)) != FP_ERR_OK)
+        return rc;
+    /* the device the new certificate names by the project's rule: a later
+     * contact with it would be that device's (fp_registry_contact) */
+    if (fp_registry_name_of(cert, rule, name, NULL) == FP_ERR_OK)
+        return refuse_issuing(s, project, name, err);
+    /* names none: the device the authenticating certificate names, where
+     * step 6 would list it */
+    if (auth_cert != NULL && fp_registry_name_of(auth_cert, rule, name, NULL) == FP_ERR_OK)
+        return refuse_issuing(s, project, name, err);
+    return FP_ERR_OK;
+}

@@ -112,4 +112,14 @@ int fp_registry_link_issued(fp_store *s, const char *project, X509 *cert, X509 *
 int fp_registry_issued_hook(void *arg, fp_store *s, const char *project, X509 *cert,
                             X509 *auth_cert, const char *actor, fp_error *err);
 
+/* The issuer's before-issue device hook (ca/issue.h fp_issuing_fn, step
+ * 2; arg unused): refuses (FP_ERR_CSR_SUBJECT, naming the device and its
+ * state) a certificate for an existing device that is suspended or
+ * decommissioned: the device the authenticating certificate is linked
+ * to, or the one the new certificate names by the project's rule (else
+ * the one the authenticating certificate names), as
+ * fp_registry_link_issued picks.  A device not registered yet is fine. */
+int fp_registry_issuing_hook(void *arg, fp_store *s, const char *project, X509 *cert,
+                             X509 *auth_cert, fp_error *err);
+
 #endif
