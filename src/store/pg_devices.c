@@ -61,15 +61,7 @@ static int dev_log(pg_store *s, const char *project, const char *name, int state
 int pg_device_seq(fp_store *base, int64_t *seq, fp_error *err)
 {
     static const char sql[] = "SELECT coalesce(max(seq), 0) FROM device_log";
-    pg_store *s = PG(base);
-    PGresult *res;
-
-    *seq = 0;
-    if ((res = pg_q(s, sql, NULL, "device log sequence", err)) == NULL)
-        return s->last_rc;
-    *seq = pg_i64(res, 0, 0);
-    PQclear(res);
-    return FP_ERR_OK;
+    return pg_q_i64(PG(base), sql, NULL, "device log sequence", seq, err);
 }
 
 int pg_device_changes(fp_store *base, int64_t after, int max, fp_device_change_cb cb, void *arg,

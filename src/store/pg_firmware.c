@@ -26,16 +26,10 @@ static int last_seq(pg_store *s, const char *project, const char *class_id, int6
     static const char sql[] = "SELECT coalesce(max(sequence), 0) FROM firmware_signatures"
                               " WHERE project = $1 AND class_id = $2";
     pg_params p = {0};
-    PGresult *res;
 
-    *seq = 0;
     pp_str(&p, project);
     pp_str(&p, class_id);
-    if ((res = pg_q(s, sql, &p, "firmware sequence", err)) == NULL)
-        return s->last_rc;
-    *seq = pg_i64(res, 0, 0);
-    PQclear(res);
-    return FP_ERR_OK;
+    return pg_q_i64(s, sql, &p, "firmware sequence", seq, err);
 }
 
 int pg_fw_sig_record(fp_store *base, const fp_fw_sig_rec *r, const fp_audit_event *ev,

@@ -91,6 +91,10 @@ void pp_bytes(pg_params *p, const void *v, size_t len);
  * err and s->last_rc set (FP_ERR_STORE "what: message", or FP_ERR_UNAVAILABLE
  * "database unavailable: ..." when the connection is down) and s->sqlstate. */
 PGresult *pg_q(pg_store *s, const char *sql, const pg_params *p, const char *what, fp_error *err);
+/* A kept statement answering one integer (a count, a max): *out gets
+ * row 0, column 0 (0 when there is no row or it is NULL). */
+int pg_q_i64(pg_store *s, const char *sql, const pg_params *p, const char *what, int64_t *out,
+             fp_error *err);
 /* The same for SQL built at run time (not kept). */
 PGresult *pg_q_once(pg_store *s, const char *sql, const pg_params *p, const char *what,
                     fp_error *err);

@@ -143,15 +143,7 @@ int pg_revocation_number_next(fp_store *base, const char *ca_id, int64_t *out, f
 int pg_status_seq(fp_store *base, int64_t *seq, fp_error *err)
 {
     static const char sql[] = "SELECT coalesce(max(seq), 0) FROM cert_status_log";
-    pg_store *s = PG(base);
-    PGresult *res;
-
-    *seq = 0;
-    if ((res = pg_q(s, sql, NULL, "status sequence", err)) == NULL)
-        return s->last_rc;
-    *seq = pg_i64(res, 0, 0);
-    PQclear(res);
-    return FP_ERR_OK;
+    return pg_q_i64(PG(base), sql, NULL, "status sequence", seq, err);
 }
 
 int pg_status_changes(fp_store *base, int64_t after, int max, fp_change_cb cb, void *arg,

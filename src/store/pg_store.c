@@ -131,6 +131,20 @@ PGresult *pg_q(pg_store *s, const char *sql, const pg_params *p, const char *wha
                         err);
 }
 
+int pg_q_i64(pg_store *s, const char *sql, const pg_params *p, const char *what, int64_t *out,
+             fp_error *err)
+{
+    PGresult *res;
+
+    *out = 0;
+    if ((res = pg_q(s, sql, p, what, err)) == NULL)
+        return s->last_rc;
+    if (PQntuples(res) > 0)
+        *out = pg_i64(res, 0, 0);
+    PQclear(res);
+    return FP_ERR_OK;
+}
+
 int pg_prepare(pg_store *s, const char *sql, int nparams, fp_error *err)
 {
     char name[16];
