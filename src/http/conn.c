@@ -161,17 +161,116 @@ void fp_conn_server_free(fp_http_server *srv)
     fp_ratelimit_free(srv->id_rate);
 }
 
-static void set_paused(fp_http_worker *w, bool paused)
+/* A worker's listeners accept while neither a back-off (paused) nor the
+ * balance below turns them off. */
+static void listeners_apply(fp_http_worker *w)
 {
+    bool on = !w->paused && !atomic_load(&w->balance_off);
     for (int k = 0; k < 2; k++) {
         if (w->lis[k] == NULL || w->bound[k] == NULL)
             continue;
-        if (paused)
-            evconnlistener_disable(w->lis[k]);
-        else
+        if (on)
             evconnlistener_enable(w->lis[k]);
+        else
+            evconnlistener_disable(w->lis[k]);
     }
+}
+
+static void set_paused(fp_http_worker *w, bool paused)
+{
     w->paused = paused;
+    listeners_apply(w);
+}
+
+/* ---- balance ----
+ * Every worker listens on the same descriptors, and libevent's accept loop
+ * takes the whole backlog at once, so a burst of connections lands on the
+ * worker that woke first: 64 clients connecting together were split 52/12
+ * over two workers (bench/run-registry-api.sh), and on keep-alive
+ * connections such a split lasts.  The busier worker's clients then waited
+ * about four times as long as the others', which is what a p99 sees.
+ * So a worker that holds more connections than the fewest any worker holds,
+ * plus a slack, turns its listeners off until that is no longer so.  The
+ * worker with the fewest is never off, hence some worker always accepts.
+ * A worker's count changes only on its own thread (accept, close): it
+ * checks itself then, and after an accept (which raises the fewest)
+ * wakes the workers that are off to check themselves.  The slack keeps
+ * short-lived connections (handshake floods) from flipping listeners on
+ * every accept.
+ * A worker busy in one long request (a slow token, a store lock) must not
+ * hold everyone else's connections back: each worker's loop beats every
+ * BEAT_MS, and one that has not beaten for STALE_MS does not count towards
+ * the fewest; a worker that is off re-checks on its own beat, so it turns
+ * back on at most STALE_MS + BEAT_MS after the other got stuck. */
+#define BALANCE_SLACK(fewest) (4 + (fewest) / 8)
+#define BEAT_MS 50
+#define STALE_MS 250
+
+static long long mono_ms(void)
+{
+    return (long long)(fp_http_mono_ns() / 1000000);
+}
+
+static __thread fp_http_worker *this_worker;
+
+static void balance_check(fp_http_worker *w)
+{
+    fp_http_server *srv = w->srv;
+    long mine = atomic_load(&w->n_open), fewest = mine;
+    long long now = mono_ms();
+    bool off;
+
+    for (int i = 0; i < srv->n_workers; i++) {
+        fp_http_worker *o = &srv->workers[i];
+        long n = atomic_load(&o->n_open);
+        if (o != w && now - atomic_load(&o->beat_ms) > STALE_MS)
+            continue; /* stuck in a request: it accepts nothing now */
+        if (n < fewest)
+            fewest = n;
+    }
+    off = mine > fewest + BALANCE_SLACK(fewest);
+    if (off != atomic_load(&w->balance_off)) {
+        atomic_store(&w->balance_off, off);
+        listeners_apply(w);
+    }
+}
+
+static void on_balance(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    balance_check(arg);
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    fp_http_worker *w = arg;
+    (void)fd;
+    (void)what;
+    atomic_store(&w->beat_ms, mono_ms());
+    if (atomic_load(&w->balance_off))
+        balance_check(w);
+}
+
+/* w's count changed by delta (+1 accepted, -1 closed).  Only on w's own
+ * thread while it runs: the teardown after the workers stopped skips it. */
+static void balance_changed(fp_http_worker *w, int delta)
+{
+    fp_http_server *srv = w->srv;
+
+    atomic_fetch_add(&w->n_open, delta);
+    if (srv->n_workers < 2 || this_worker != w || atomic_load(&srv->draining))
+        return;
+    balance_check(w);
+    if (delta > 0)
+        for (int i = 0; i < srv->n_workers; i++)
+            if (&srv->workers[i] != w && atomic_load(&srv->workers[i].balance_off))
+                event_active(srv->workers[i].balance_ev, EV_READ, 0);
+}
+
+long fp_http_worker_conns(const fp_http_server *srv, int i)
+{
+    return i >= 0 && i < srv->n_workers ? atomic_load(&srv->workers[i].n_open) : -1;
 }
 
 static void pause_accept(fp_http_worker *w, int ms)
@@ -215,10 +314,17 @@ static void on_report(evutil_socket_t fd, short what, void *arg)
 
 int fp_conn_worker_init(fp_http_worker *w, fp_error *err)
 {
-    struct timeval tv = {REPORT_SECONDS, 0};
+    struct timeval tv = {REPORT_SECONDS, 0}, beat = {0, BEAT_MS * 1000};
     w->resume_ev = evtimer_new(w->base, on_resume, w);
     w->report_ev = event_new(w->base, -1, EV_PERSIST, on_report, w);
-    if (w->resume_ev == NULL || w->report_ev == NULL || event_add(w->report_ev, &tv) != 0)
+    w->balance_ev = event_new(w->base, -1, 0, on_balance, w);
+    w->beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, w);
+    atomic_init(&w->n_open, 0);
+    atomic_init(&w->balance_off, false);
+    atomic_init(&w->beat_ms, mono_ms());
+    if (w->resume_ev == NULL || w->report_ev == NULL || w->balance_ev == NULL ||
+        w->beat_ev == NULL || event_add(w->report_ev, &tv) != 0 ||
+        (w->srv->n_workers > 1 && event_add(w->beat_ev, &beat) != 0))
         return fp_err_set(err, FP_ERR_NOMEM, "event_new");
     return FP_ERR_OK;
 }
@@ -240,11 +346,14 @@ void fp_conn_worker_free(fp_http_worker *w)
     }
     if (w->resume_ev)
         event_free(w->resume_ev);
+    if (w->balance_ev)
+        event_free(w->balance_ev);
+    if (w->beat_ev)
+        event_free(w->beat_ev);
 }
 
-/* the worker running on this thread (listener error callbacks get only
- * the evhttp as argument) */
-static __thread fp_http_worker *this_worker;
+/* this_worker (above): the worker running on this thread (listener error
+ * callbacks get only the evhttp as argument) */
 
 void fp_conn_worker_thread(fp_http_worker *w)
 {
@@ -405,6 +514,7 @@ static void conn_release(fp_conn *c)
     if (c->addr_counted)
         fp_addr_count_dec(srv->addr_conns, c->addr);
     atomic_fetch_sub(&srv->n_conns, 1);
+    balance_changed(c->w, -1);
     conn_unlink(c);
     free(c);
 }
@@ -894,6 +1004,7 @@ struct bufferevent *fp_conn_bev_new(struct event_base *base, void *arg)
         w->conns->prev = c;
     w->conns = c;
     atomic_fetch_add(&srv->n_conns, 1);
+    balance_changed(w, +1); /* may turn the listener off mid-loop */
     /* libevent's accept loop takes the whole backlog in one go; after
      * ACCEPT_BURST connections not yet set up, yield to the loop (on_act
      * sorts them out and closes the refused ones) and accept again at

@@ -368,6 +368,9 @@ long fp_http_server_inflight(const fp_http_server *srv);
  * accept() at all: see fuzz/README.md). */
 unsigned long fp_http_server_accepted(const fp_http_server *srv);
 long fp_http_server_open_conns(const fp_http_server *srv);
+/* Connections worker i holds now (-1: no such worker): workers share
+ * connections out evenly (conn.c, "balance"). */
+long fp_http_worker_conns(const fp_http_server *srv, int i);
 
 /* Is the server draining (shutdown begun)? */
 bool fp_http_server_draining(const fp_http_server *srv);

@@ -71,6 +71,11 @@ struct fp_http_worker {
     struct event *resume_ev;   /* re-enables paused listeners */
     struct event *report_ev;   /* periodic summary of what was refused */
     bool paused;
+    atomic_long n_open;        /* connections it holds (balance, conn.c) */
+    atomic_bool balance_off;   /* listeners off: it holds more than its share */
+    struct event *balance_ev;  /* another worker asks it to check its share */
+    struct event *beat_ev;     /* its loop's heartbeat (balance) */
+    atomic_llong beat_ms;      /* when the heartbeat last ran */
     int n_unset;               /* accepted, on_act not run yet */
     unsigned long n_accept_err, n_refused, n_refused_addr, n_evicted, n_deadline[4];
     int accept_errno;

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 
@@ -890,6 +891,135 @@ static void test_server_worker_state(void **state)
     assert_int_equal(tc.worker_frees, 3);
 }
 
+/* ---- connections shared out over the workers (conn.c, "balance") ---- */
+
+static int plain_connect(const fp_http_server *srv)
+{
+    const char *bound = fp_http_server_addr(srv, FP_HTTP_PLAIN);
+    struct sockaddr_in sa;
+    int fd;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)atoi(strrchr(bound, ':') + 1));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Until the server holds n connections (30 s against a hang; no timing is
+ * asserted). */
+static void wait_open(const fp_http_server *srv, long n)
+{
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    for (int i = 0; i < 3000 && fp_http_server_open_conns(srv) != n; i++)
+        nanosleep(&ts, NULL);
+    assert_int_equal(fp_http_server_open_conns(srv), n);
+}
+
+/* A burst of connections is shared out evenly over the workers.  Before,
+ * whichever worker woke first took the whole backlog (libevent accepts
+ * until EAGAIN): 64 clients connecting at once were split 52/12. */
+static void test_balance_burst(void **state)
+{
+    enum { N = 48 };
+    fp_http_server *srv;
+    pthread_t th;
+    int fds[N];
+    long a, b;
+    (void)state;
+
+    srv = new_test_server(2);
+    assert_int_equal(pthread_create(&th, NULL, run_server, srv), 0);
+    for (int i = 0; i < N; i++)
+        fds[i] = plain_connect(srv);
+    wait_open(srv, N);
+    a = fp_http_worker_conns(srv, 0);
+    b = fp_http_worker_conns(srv, 1);
+    assert_int_equal(a + b, N);
+    /* the slack is 4 + fewest / 8 (conn.c), plus one accepted on a check
+     * that raced the other worker's */
+    if (labs(a - b) > 4 + (a < b ? a : b) / 8 + 1)
+        fail_msg("connections split %ld / %ld over two workers", a, b);
+    assert_int_equal(fp_http_worker_conns(srv, 2), -1);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    wait_open(srv, 0);
+    fp_http_server_stop(srv);
+    pthread_join(th, NULL);
+    fp_http_server_free(srv);
+}
+
+/* A worker stuck in a long request must not hold new connections back:
+ * the other worker accepts every one of them while it is stuck. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cv = PTHREAD_COND_INITIALIZER;
+static int hold_state; /* 1: the handler is holding its worker; 2: let go */
+
+static int t_hold(fp_http_req *req)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_state = 1;
+    pthread_cond_broadcast(&hold_cv);
+    while (hold_state != 2)
+        pthread_cond_wait(&hold_cv, &hold_mu);
+    pthread_mutex_unlock(&hold_mu);
+    return t_reply(req, "held");
+}
+
+static const fp_http_route mod_hold_routes[] = {
+    {FP_HTTP_GET, "/hold", FP_HTTP_PLAIN, NULL, FP_HTTP_AUTH_NONE, 0, t_hold},
+    {0},
+};
+static const fp_http_module mod_hold = {"hold", mod_hold_routes, NULL, NULL, NULL, NULL, NULL};
+
+static void test_balance_stuck_worker(void **state)
+{
+    enum { N = 30 };
+    const char *req = "GET /hold HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    fp_http_server *srv;
+    fp_error e = {0};
+    pthread_t th;
+    int fds[N], held;
+    char r[512];
+    ssize_t n;
+    (void)state;
+
+    hold_state = 0;
+    srv = new_test_server(2);
+    assert_int_equal(fp_http_mount(srv, &mod_hold, NULL, NULL, &e), FP_ERR_OK);
+    assert_int_equal(pthread_create(&th, NULL, run_server, srv), 0);
+    held = plain_connect(srv);
+    assert_int_equal(write(held, req, strlen(req)), (ssize_t)strlen(req));
+    pthread_mutex_lock(&hold_mu);
+    while (hold_state != 1)
+        pthread_cond_wait(&hold_cv, &hold_mu);
+    pthread_mutex_unlock(&hold_mu);
+    /* one worker is stuck in t_hold: the other takes all N, well past
+     * the slack, once the stuck one has missed its heartbeats */
+    for (int i = 0; i < N; i++)
+        fds[i] = plain_connect(srv);
+    wait_open(srv, N + 1);
+    assert_true(fp_http_worker_conns(srv, 0) == N || fp_http_worker_conns(srv, 1) == N);
+    pthread_mutex_lock(&hold_mu);
+    hold_state = 2;
+    pthread_cond_broadcast(&hold_cv);
+    pthread_mutex_unlock(&hold_mu);
+    n = read(held, r, sizeof(r) - 1);
+    assert_true(n > 0);
+    r[n] = '\0';
+    assert_non_null(strstr(r, "held"));
+    close(held);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    wait_open(srv, 0);
+    fp_http_server_stop(srv);
+    pthread_join(th, NULL);
+    fp_http_server_free(srv);
+}
+
 /* ---- framing guard ---- */
 
 /* Feed all of text (in pieces of step bytes, 0: at once); returns the
@@ -1254,6 +1384,8 @@ int main(void)
         cmocka_unit_test(test_router_rejects),
         cmocka_unit_test(test_server_modules),
         cmocka_unit_test(test_server_worker_state),
+        cmocka_unit_test(test_balance_burst),
+        cmocka_unit_test(test_balance_stuck_worker),
         cmocka_unit_test(test_guard_valid),
         cmocka_unit_test(test_guard_rejects),
         cmocka_unit_test(test_guard_header_limit),
