@@ -74,7 +74,9 @@ int api_devices_list(fp_http_req *req)
 
     memset(&f, 0, sizeof(f));
     memset(&pg, 0, sizeof(pg));
-    if ((f.project = api_project(req)) == NULL || !api_query_allowed(req, allowed) ||
+    /* the project's existence is asked only when the page is empty: a
+     * device listed proves it (devices reference their project) */
+    if ((f.project = api_project_scope(req)) == NULL || !api_query_allowed(req, allowed) ||
         !api_limit(req, &limit) || !api_cursor(req, cur, sizeof(cur), name_ok))
         return FP_HTTP_DONE;
     f.state = -1;
@@ -109,6 +111,8 @@ int api_devices_list(fp_http_req *req)
         api_fail(req, &e);
         goto out;
     }
+    if (pg.n == 0 && !api_project_exists(req, f.project))
+        goto out;
     /* a full page of the maximum size: there may be more */
     if (pg.more || (limit == 1000 && pg.n == 1000))
         next = api_cursor_encode(pg.last);
@@ -137,7 +141,7 @@ out:
 int api_device_get(fp_http_req *req)
 {
     /* the parameter first: api_project may answer, and req is gone then */
-    const char *name = fp_http_param(req, "device"), *p = api_project(req);
+    const char *name = fp_http_param(req, "device"), *p = api_project_scope(req);
     fp_device_rec r;
     fp_jbuf out = {0};
     fp_error e = {0};
@@ -145,9 +149,12 @@ int api_device_get(fp_http_req *req)
     if (p == NULL)
         return FP_HTTP_DONE;
     memset(&r, 0, sizeof(r));
+    /* a device found proves its project exists; only a miss asks, to say
+     * which of the two is absent */
     if (fp_registry_device_get(API_STORE(req), p, name, &r, &e) != FP_ERR_OK) {
         fp_device_rec_clear(&r);
-        api_fail(req, &e);
+        if (e.code != FP_ERR_NOT_FOUND || api_project_exists(req, p))
+            api_fail(req, &e);
         return FP_HTTP_DONE;
     }
     fp_device_json_text(&out, &r);

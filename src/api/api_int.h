@@ -54,6 +54,12 @@ void api_json(fp_http_req *req, int status, json_t *j);
  * 404 (never 403: a key cannot probe names of other projects) and
  * returns NULL. */
 const char *api_project(fp_http_req *req);
+/* The two halves of api_project, for reads that can tell an absent project
+ * from their own answer and so spare the lookup (a store read transaction)
+ * when they find something: the key's scope only, and then whether the
+ * project exists (false: answered 404). */
+const char *api_project_scope(fp_http_req *req);
+bool api_project_exists(fp_http_req *req, const char *p);
 /* A mutation: refuses a read-only key with 403 (after api_project). */
 bool api_may_write(fp_http_req *req);
 /* An admin key only (403 otherwise). */

@@ -124,13 +124,10 @@ void api_fail_code(fp_http_req *req, int code, const char *fmt, ...)
     api_fail(req, &e);
 }
 
-const char *api_project(fp_http_req *req)
+const char *api_project_scope(fp_http_req *req)
 {
     const api_principal *who = API_WHO(req);
     const char *p = fp_http_param(req, "project");
-    fp_project_rec rec;
-    fp_error e = {0};
-    int rc;
 
     if (p == NULL) {
         api_fail_code(req, FP_ERR_INTERNAL, "route without {project}");
@@ -141,13 +138,28 @@ const char *api_project(fp_http_req *req)
         api_fail_code(req, FP_ERR_NOT_FOUND, "no project '%s'", p);
         return NULL;
     }
+    return p;
+}
+
+bool api_project_exists(fp_http_req *req, const char *p)
+{
+    fp_project_rec rec;
+    fp_error e = {0};
+    int rc;
+
     if ((rc = fp_store_project_get(API_STORE(req), p, &rec, &e)) != FP_ERR_OK) {
         if (rc == FP_ERR_ARG)
             fp_err_set(&e, FP_ERR_NOT_FOUND, "no project '%s'", p);
         api_fail(req, &e);
-        return NULL;
+        return false;
     }
-    return p;
+    return true;
+}
+
+const char *api_project(fp_http_req *req)
+{
+    const char *p = api_project_scope(req);
+    return p != NULL && api_project_exists(req, p) ? p : NULL;
 }
 
 bool api_may_write(fp_http_req *req)

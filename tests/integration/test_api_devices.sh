@@ -75,6 +75,20 @@ expect_api 404 "suspend another project's device" POST /projects/bench-1/devices
 expect_api 404 "tag another project's device" PUT /projects/bench-0/devices/dev-1-00000001/tags/x "$K0" '{"value":"y"}'
 expect_api 404 "another project's device certificates" GET /projects/bench-1/devices/dev-1-00000001/certificates "$K0"
 expect_api 404 "an absent device" GET /projects/bench-0/devices/nosuch "$K0"
+grep -q "no device" "$T/r.body" || fail "an absent device: $(cat "$T/r.body")"
+# an admin key sees every project: an absent project is told from an
+# empty page or an absent device (the list and the get ask for the
+# project only when they found nothing)
+KA=$(new_key --admin)
+expect_api 404 "list an absent project's devices" GET "/projects/nosuch/devices" "$KA"
+grep -q "no project" "$T/r.body" || fail "absent project list: $(cat "$T/r.body")"
+expect_api 404 "a page past the end of an absent project" \
+    GET "/projects/nosuch/devices?cursor=$(printf 'dev' | base64 | tr -d =)" "$KA"
+expect_api 404 "a device of an absent project" GET "/projects/nosuch/devices/dev-0-00000001" "$KA"
+grep -q "no project" "$T/r.body" || fail "absent project get: $(cat "$T/r.body")"
+expect_api 200 "an empty page of a project" GET "/projects/bench-0/devices?name_prefix=zzz" "$KA"
+jq -e '.items == [] and .next_cursor == null' "$T/r.body" >/dev/null ||
+    fail "empty page: $(cat "$T/r.body")"
 
 # lifecycle and its rules
 expect_api 403 "read-only cannot suspend" POST /projects/bench-0/devices/dev-0-00000001/suspend "$K0_RO"
