@@ -270,7 +270,12 @@ int pg_migrate(pg_store *s, fp_error *err)
     for (;;) {
         char set[96];
         if ((rc = exec_simple(s,
-                              "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
+                              /* a node starting while another migrates waits
+                               * for it, longer than lock_timeout allows other
+                               * waits (pg_store.c): a migration of a large
+                               * store takes minutes */
+                              "BEGIN; SET LOCAL lock_timeout = '15min';"
+                              " SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
                               "CREATE TABLE IF NOT EXISTS fleetpki_schema (version INTEGER NOT NULL);"
                               "INSERT INTO fleetpki_schema SELECT 0 WHERE NOT EXISTS"
                               " (SELECT 1 FROM fleetpki_schema)",

@@ -85,7 +85,10 @@ static PGresult *check_result(pg_store *s, PGresult *res, const char *what, fp_e
      * 57P02/57P03 crash or starting up, 25006 read-only after a failover
      * until we reconnect to the new primary) */
     if (PQstatus(s->conn) != CONNECTION_OK || state == NULL || !strncmp(state, "57P0", 4) ||
-        !strcmp(state, "25006"))
+        !strcmp(state, "25006") ||
+        /* 55P03 lock_not_available: a lock waited on past lock_timeout
+         * (fp_store_pg_open); the caller answers 503, not hangs */
+        !strcmp(state, "55P03"))
         s->last_rc = fp_err_set(err, FP_ERR_UNAVAILABLE, "database unavailable: %s: %s", what,
                                 msg ? msg : PQerrorMessage(s->conn));
     else
@@ -524,11 +527,19 @@ int fp_store_pg_open(const char *conninfo, fp_store_role role, fp_store **out, f
         /* defaults that the connection string may override (later values
          * win): a dead host must not hang a node (connect_timeout), and a
          * silently vanished one must be noticed within about a minute
-         * (TCP keepalives, tcp_user_timeout) rather than hours */
+         * (TCP keepalives, tcp_user_timeout) rather than hours.  Nor may a
+         * lock someone else holds (an operator's LOCK TABLE, a stuck
+         * session): lock_timeout ends such a wait after 10 s with 55P03,
+         * which check_result makes FP_ERR_UNAVAILABLE, so a worker answers
+         * 503 and the broker plugin's threads (which its shutdown joins)
+         * come back.  Passed as a server option, it survives PQreset; a
+         * connection string with options of its own replaces it
+         * (docs/postgresql.md). */
         static const char *const keys[] = {"connect_timeout", "keepalives_idle",
                                            "keepalives_interval", "keepalives_count",
-                                           "tcp_user_timeout", "dbname", NULL};
-        const char *vals[] = {"10", "30", "10", "3", "30000", conninfo, NULL};
+                                           "tcp_user_timeout", "options", "dbname", NULL};
+        const char *vals[] = {"10", "30", "10", "3", "30000", "-c lock_timeout=10s", conninfo,
+                              NULL};
         s->conn = PQconnectdbParams(keys, vals, 1);
     }
     if (s->conn == NULL) {

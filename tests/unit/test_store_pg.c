@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -121,6 +123,52 @@ static int pg_audit_delete(void *arg, int64_t id)
     return pg_tamper(arg, NULL, NULL, id);
 }
 
+/* ---- PostgreSQL only ---- */
+
+static pg_backend *g_b;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char m[] = "a store call waited on a lock for 120 s: no lock_timeout\n";
+    (void)!write(2, m, sizeof(m) - 1);
+    _exit(1);
+}
+
+/* A store call waiting on a lock someone else holds gives up after the
+ * store's lock_timeout (10 s, pg_store.c) with FP_ERR_UNAVAILABLE, where it
+ * used to wait as long as the lock was held (the broker could not stop). */
+static void test_lock_wait_bounded(void **state)
+{
+    fp_store *s = NULL;
+    PGconn *holder;
+    PGresult *r;
+    fp_project_rec rec;
+    fp_error e = {0};
+    int rc;
+    (void)state;
+
+    assert_int_equal(pg_open_fresh(g_b, &s), FP_ERR_OK);
+    holder = PQconnectdb(g_b->conninfo);
+    assert_int_equal(PQstatus(holder), CONNECTION_OK);
+    r = PQexec(holder, "BEGIN; LOCK TABLE projects IN ACCESS EXCLUSIVE MODE");
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    signal(SIGALRM, on_alarm);
+    alarm(120);
+    rc = fp_store_project_get(s, "p1", &rec, &e);
+    alarm(0);
+    assert_int_equal(rc, FP_ERR_UNAVAILABLE);
+    if (strstr(e.msg, "lock") == NULL)
+        fail_msg("lock wait error: %s", e.msg);
+    PQclear(PQexec(holder, "ROLLBACK"));
+    PQfinish(holder);
+    /* the lock gone, the same handle answers again */
+    rc = fp_store_project_get(s, "p1", &rec, &e);
+    assert_true(rc == FP_ERR_ARG || rc == FP_ERR_NOT_FOUND);
+    fp_store_close(s);
+}
+
 int main(void)
 {
     pg_backend b = {0};
@@ -133,5 +181,10 @@ int main(void)
                         " starts a private PostgreSQL)\n");
         return 77;
     }
-    return store_conformance_run(&sc);
+    {
+        const struct CMUnitTest pg_only[] = {cmocka_unit_test(test_lock_wait_bounded)};
+        int failed = store_conformance_run(&sc);
+        g_b = &b;
+        return failed + cmocka_run_group_tests_name("postgresql only", pg_only, NULL, NULL);
+    }
 }
