@@ -569,8 +569,10 @@ static void page(fp_store *s, const fp_device_filter *f, const char *want)
  * (set, change, delete; a tag added to a device that is not new), and
  * across keyset pages with a prefix while devices change between pages.
  * (SQLite answers a tag page from copies of the device columns kept in
- * device_tags by triggers, sqlite_migrate.c; each check here fails when
- * one trigger or one copied column is left out.) */
+ * device_tags by triggers, sqlite_migrate.c; a check here fails when the
+ * trigger a change relies on, or the column it changes, is left out.
+ * first_seen, which no store function changes, is checked in
+ * test_store_sqlite.c.) */
 void test_device_tag_page_follows_device(void **state)
 {
     fx *f = *state;
