@@ -284,12 +284,12 @@ static const migration migrations[] = {
      * device_tags rows and k device_tags_kv entries.  At 1,000,000
      * devices with 2 tags each: a tagged device's last-seen write ~6x the
      * CPU (11 -> 70 us), a state change +43 us, a tag set ~1.8x, the tag
-     * page's server CPU 147 -> 100 us, +147 MiB on disk, 12 s to migrate
-     * (BENCHMARKS.md, "Device registry (issue 10)").  A device without
-     * tags (every first contact makes one) costs one empty index probe
-     * more per update; inserting a device fires nothing.  The device's
-     * tags JSON is held once per tag: a device with k tags stores it
-     * k + 1 times. */
+     * page's server CPU 137-147 -> 87-100 us, +147 MiB on disk, 12 s to
+     * migrate (BENCHMARKS.md, "Device registry (issue 10)").  A device
+     * without tags (every first contact makes one) costs one empty index
+     * probe more per update; inserting a device fires nothing.  The
+     * device's tags JSON is held once per tag: a device with k tags
+     * stores it k + 1 times. */
     {"ALTER TABLE device_tags ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE device_tags ADD COLUMN first_seen INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE device_tags ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
