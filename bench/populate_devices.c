@@ -10,10 +10,13 @@
  * tags {"site": "s<i % 100>", "model": "m<i % 7>"} and every 10th one
  * suspended.
  *
- * The devices go straight into the SQLite tables (devices with its copy of
- * the tags as JSON text, migration 7; device_tags) in transactions of 50,000 rows: one durable transaction per
- * device (fp_store_device_register, as first contact does) would take
- * hours at fsync rate for a million.  ONE audit row through the store API
+ * The devices go straight into the SQLite tables in transactions of
+ * 50,000 rows: devices with its copy of the tags as JSON text (migration
+ * 7), then device_tags, whose copies of the device columns the schema's
+ * trigger device_tags_from_device fills from the device row just written
+ * (so the device goes first).  One durable transaction per device
+ * (fp_store_device_register, as first contact does) would take hours at
+ * fsync rate for a million.  ONE audit row through the store API
  * then records the bulk load, so the hash chain stays valid.  Benchmark
  * and test set-up only; no product code takes this path.
  */

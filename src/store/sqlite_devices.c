@@ -13,7 +13,9 @@
 #include "sqlite_int.h"
 
 /* Every device read selects these columns; tags is the JSON object text
- * kept on the row (migration 7; rewritten by sq_device_tag). */
+ * kept on the row (migration 7; rewritten by sq_device_tag).  device_tags
+ * holds copies of all but the name (DEV_TAG_COLS, the last migration), in
+ * the same order: dev_rows reads either. */
 #define DEV_COLS "d.name, d.state, d.first_seen, d.last_seen, d.tags"
 
 /* Walk the rows of a device read (DEV_COLS), calling cb for each (project
@@ -368,17 +370,26 @@ int sq_device_get(fp_store *base, const char *project, const char *name, const c
  *   no tag filter: the primary key (project, name) of the clustered
  *     devices table, or devices_state (project, state, name) with a state
  *     filter, in name order;
- *   tag=KEY=VALUE: device_tags_kv (project, key, value, name), in name
- *     order, each hit joined to its device;
- *   tag=KEY: device_tags_key (project, key, name), migration 7.
+ *   tag=KEY=VALUE: device_tags_kv (project, key, value, name, state,
+ *     first_seen, last_seen, tags), in name order, covering (the last
+ *     migration): the page is one range of that index, devices is not
+ *     read.  It used to join each hit to devices, one descent of that
+ *     B-tree by its text key per device: 81 us of SQL for a page of 100
+ *     hits at 1,000,000 devices, 33 us without the join (BENCHMARKS.md);
+ *   tag=KEY: device_tags_key (project, key, name) in name order, each hit's
+ *     columns read from its own device_tags row (by rowid, an integer
+ *     key), not from devices.
+ * The copies in device_tags are kept equal to devices by triggers
+ * (sqlite_migrate.c), so every variant answers what a device read says.
  * Each reads about the page and nothing more (EXPLAIN QUERY PLAN checked
- * in tests/unit/test_registry.c); the tag filter used to walk the whole
+ * in tests/unit/test_store_sqlite.c); the tag filter used to walk the whole
  * project in name order, testing each device's tags. */
 #define DEV_LIST_RANGE(col) " AND " col " > ?3 AND " col " >= ?4 AND " col " < ?8"
+#define DEV_TAG_COLS "x.name, x.state, x.first_seen, x.last_seen, x.tags"
 #define DEV_LIST_BY_TAG(index, cond)                                                       \
-    "SELECT " DEV_COLS " FROM device_tags x INDEXED BY " index " JOIN devices d"         \
-    " ON d.project = ?1 AND d.name = x.name WHERE x.project = ?1 AND x.key = ?5" \
-    cond DEV_LIST_RANGE("x.name") " ORDER BY x.name LIMIT ?7"
+    "SELECT " DEV_TAG_COLS " FROM device_tags x INDEXED BY " index                         \
+    " WHERE x.project = ?1 AND x.key = ?5" cond DEV_LIST_RANGE("x.name")                   \
+    " ORDER BY x.name LIMIT ?7"
 static const char *const dev_list_sql[SQ_C_DEV_LIST_N] = {
     /* 0: no tag filter, any state */
     "SELECT " DEV_COLS " FROM devices d WHERE d.project = ?1" DEV_LIST_RANGE("d.name")
@@ -389,11 +400,11 @@ static const char *const dev_list_sql[SQ_C_DEV_LIST_N] = {
     /* 2: tag key, any state */
     DEV_LIST_BY_TAG("device_tags_key", ""),
     /* 3: tag key, one state */
-    DEV_LIST_BY_TAG("device_tags_key", " AND d.state = ?2"),
+    DEV_LIST_BY_TAG("device_tags_key", " AND x.state = ?2"),
     /* 4: tag key and value, any state */
     DEV_LIST_BY_TAG("device_tags_kv", " AND x.value = ?6"),
     /* 5: tag key and value, one state */
-    DEV_LIST_BY_TAG("device_tags_kv", " AND x.value = ?6 AND d.state = ?2"),
+    DEV_LIST_BY_TAG("device_tags_kv", " AND x.value = ?6 AND x.state = ?2"),
 };
 
 /* The SQL of list variant v (for the query-plan test). */

@@ -11,7 +11,8 @@
  * over the revocation objects that 0.1 created outside the migrations, on
  * every open, with IF NOT EXISTS (so it copes with stores that have them
  * and with stores that do not); 4 brings projects (issue 9); 5 the device
- * registry (issue 10).
+ * registry (issue 10); the last one, copies of the device columns in
+ * device_tags (issue 10's tag filter).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -255,6 +256,61 @@ static const migration migrations[] = {
     {"CREATE TABLE crl_published ("
      "  ca_id TEXT PRIMARY KEY, number INTEGER NOT NULL, seq INTEGER NOT NULL,"
      "  this_update INTEGER NOT NULL, next_update INTEGER NOT NULL, der BLOB NOT NULL);",
+     NULL},
+    /* The tag filter at 1,000,000 devices (issue 10, docs/registry.md
+     * "Tag pages never read devices"): a tag=KEY=VALUE page read
+     * device_tags_kv, then descended the devices B-tree once per hit by
+     * its text key (project, name) for the device's columns: two thirds
+     * of the page's SQL time.
+     *   device_tags gets copies of the device columns a list answer reads
+     *     (state, first_seen, last_seen, tags: DEV_COLS in
+     *     sqlite_devices.c), filled here from devices;
+     *   device_tags_kv becomes covering: (project, key, value, name, then
+     *     the copies), so a tag=KEY=VALUE page is one range of that index
+     *     and reads neither device_tags' rows nor devices;
+     *   the tag=KEY filter still walks device_tags_key (project, key,
+     *     name) but reads the copies from device_tags' own row (one
+     *     integer rowid lookup per hit), not from devices.
+     * Two triggers keep the copies equal to devices inside the writing
+     * statement's own transaction, whoever writes (store calls, the
+     * batched last-seen flush, the CLI, the Mosquitto plugin, bulk loads):
+     *   devices_to_tags: a change of a copied column of a device rewrites
+     *     every tag row of that device (found by the primary key's index
+     *     (project, name, key));
+     *   device_tags_from_device: a new tag row takes its copies from its
+     *     device (the foreign key says there is one).
+     * The price is on the writes of tagged devices only: each last-seen
+     * update, state or tag change of a device with k tags also rewrites k
+     * device_tags rows and k device_tags_kv entries.  At 1,000,000
+     * devices with 2 tags each: a tagged device's last-seen write ~6x the
+     * CPU (11 -> 70 us), a state change +43 us, a tag set ~1.8x, the tag
+     * page's server CPU 137-147 -> 87-100 us, +147 MiB on disk, 12 s to
+     * migrate (BENCHMARKS.md, "Device registry (issue 10)").  A device
+     * without tags (every first contact makes one) costs one empty index
+     * probe more per update; inserting a device fires nothing.  The
+     * device's tags JSON is held once per tag: a device with k tags
+     * stores it k + 1 times. */
+    {"ALTER TABLE device_tags ADD COLUMN state INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE device_tags ADD COLUMN first_seen INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE device_tags ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE device_tags ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';"
+     "UPDATE device_tags SET state = d.state, first_seen = d.first_seen,"
+     "  last_seen = d.last_seen, tags = d.tags"
+     "  FROM devices d WHERE d.project = device_tags.project AND d.name = device_tags.name;"
+     "DROP INDEX device_tags_kv;"
+     "CREATE INDEX device_tags_kv ON device_tags(project, key, value, name,"
+     "  state, first_seen, last_seen, tags);"
+     "CREATE TRIGGER devices_to_tags AFTER UPDATE OF state, first_seen, last_seen, tags"
+     "  ON devices WHEN OLD.state IS NOT NEW.state OR OLD.first_seen IS NOT NEW.first_seen"
+     "    OR OLD.last_seen IS NOT NEW.last_seen OR OLD.tags IS NOT NEW.tags"
+     "  BEGIN UPDATE device_tags SET state = NEW.state, first_seen = NEW.first_seen,"
+     "    last_seen = NEW.last_seen, tags = NEW.tags"
+     "    WHERE project = NEW.project AND name = NEW.name; END;"
+     "CREATE TRIGGER device_tags_from_device AFTER INSERT ON device_tags"
+     "  BEGIN UPDATE device_tags SET (state, first_seen, last_seen, tags) ="
+     "    (SELECT d.state, d.first_seen, d.last_seen, d.tags FROM devices d"
+     "     WHERE d.project = NEW.project AND d.name = NEW.name)"
+     "    WHERE rowid = NEW.rowid; END;",
      NULL},
 };
 

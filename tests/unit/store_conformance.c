@@ -311,6 +311,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_device_state_and_touch),
         T(test_device_certs_and_naming),
         T(test_device_changes),
+        T(test_device_tag_page_follows_device),
     };
     sc_be = b;
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(*tests), NULL, NULL);

@@ -218,8 +218,9 @@ static void schema_names(const char *path, char *out, size_t size)
 /* The schema version of a fresh store (4 projects,
  * devices 5 and API keys 6, issue 10; device change log 7, issue 11;
  * firmware signatures 8, issue 13; devices clustered with their tags 9,
- * issue 10; published CRLs 10, issue 15). */
-#define SCHEMA_VERSION 10
+ * issue 10; published CRLs 10, issue 15; device columns copied into
+ * device_tags 11, issue 10). */
+#define SCHEMA_VERSION 11
 #define SCHEMA_4                                                                          \
     "index:ca_active;index:ca_project;index:cert_revoked_crl;index:certificates_not_after;" \
     "index:certificates_project;index:certificates_status;index:device_certs_device;"       \
@@ -230,7 +231,8 @@ static void schema_names(const char *path, char *out, size_t size)
     "table:device_log;table:device_tags;table:devices;table:enroll_tokens;"                \
     "table:firmware_signatures;"                                                          \
     "table:meta;table:pending_requests;table:projects;"                                   \
-    "trigger:audit_no_delete;trigger:audit_no_update;"
+    "trigger:audit_no_delete;trigger:audit_no_update;trigger:device_tags_from_device;"   \
+    "trigger:devices_to_tags;"
 
 /* A fresh store's objects are exactly what the migrations make, whatever
  * the store's history. */
@@ -534,7 +536,9 @@ static void test_failed_migration_is_rolled_back(void **state)
  * (EXPLAIN QUERY PLAN): no scan of a whole table, no sort of what it read,
  * and the tag filters start from a tag index, not from the devices of the
  * project in name order testing each one's tags (what the first version
- * did: 2 ms a page at 1,000,000 devices, bench/run-registry-api.sh). */
+ * did: 2 ms a page at 1,000,000 devices, bench/run-registry-api.sh).  The
+ * tag filters are one step, device_tags alone (no join to devices), and
+ * tag=KEY=VALUE reads its covering index only. */
 static void test_device_list_plans(void **state)
 {
     fx *f = *state;
@@ -561,9 +565,137 @@ static void test_device_list_plans(void **state)
         snprintf(first, sizeof(first), "SEARCH %s USING ", v < 2 ? "d" : "x");
         if (strncmp(plan, first, strlen(first)) != 0 || strstr(plan, want[v]) == NULL)
             fail_msg("variant %d does not start from %s: %s", v, want[v], plan);
+        /* a tag page answers from device_tags alone (its copies of the
+         * device columns), never descending devices per hit; with a value
+         * it reads the covering index alone, not even device_tags' rows */
+        if (v >= 2 && strchr(plan, '|') != plan + strlen(plan) - 1)
+            fail_msg("variant %d reads more than one table: %s", v, plan);
+        if (v >= 4 && strstr(plan, "USING COVERING INDEX device_tags_kv ") == NULL)
+            fail_msg("variant %d does not read device_tags_kv alone: %s", v, plan);
     }
     assert_null(sq_device_list_sql(SQ_C_DEV_LIST_N));
     sqlite3_close(db);
+}
+
+/* Tag rows of the store whose copies of the device columns differ from
+ * their device (the last migration; none may). */
+#define TAG_COPIES_WRONG                                                                   \
+    "SELECT count(*) FROM device_tags t JOIN devices d USING (project, name)"              \
+    " WHERE t.state IS NOT d.state OR t.first_seen IS NOT d.first_seen"                    \
+    " OR t.last_seen IS NOT d.last_seen OR t.tags IS NOT d.tags"
+
+static void tag_dev(fp_store *s, const char *name, const char *key, const char *value)
+{
+    fp_error e = {0};
+    if (fp_store_device_tag(s, FP_PROJECT_DEFAULT, name, key, value, NULL, &e) != FP_ERR_OK)
+        fail_msg("tag %s: %s", name, e.msg);
+}
+
+static int first_name(void *arg, const fp_device_rec *r)
+{
+    *(fp_device_rec *)arg = *r;
+    ((fp_device_rec *)arg)->tags = NULL;
+    return 1;
+}
+
+/* The copies follow writes that bypass the store functions too (the
+ * triggers are in the schema): a bulk load as bench/populate_devices does
+ * it (the device with its tags JSON, then its tag rows), and plain UPDATEs
+ * of each copied column, first_seen included (no store function changes
+ * it). */
+static void test_tag_copies_follow_raw_writes(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    fp_device_rec r;
+    fp_device_filter fl = {FP_PROJECT_DEFAULT, -1, "site", "p", "bulk", NULL, 1};
+
+    assert_int_equal(fp_store_device_register(f->s, FP_PROJECT_DEFAULT, "a", 10, NULL, NULL,
+                                              NULL, NULL, &e), FP_ERR_OK);
+    tag_dev(f->s, "a", "site", "p");
+    exec_sql(f->path,
+             "INSERT INTO devices (project, name, state, first_seen, last_seen, tags)"
+             "  VALUES ('default', 'bulk', 1, 5, 6, '{\"model\":\"m\",\"site\":\"p\"}');"
+             "INSERT INTO device_tags (project, name, key, value)"
+             "  VALUES ('default', 'bulk', 'site', 'p'), ('default', 'bulk', 'model', 'm');");
+    assert_int_equal(sql_int(f->path, "SELECT count(*) FROM device_tags"), 3);
+    assert_int_equal(sql_int(f->path, TAG_COPIES_WRONG), 0);
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(fp_store_device_list(f->s, &fl, first_name, &r, &e), FP_ERR_OK);
+    assert_string_equal(r.name, "bulk");
+    assert_int_equal(r.state, 1);
+    assert_int_equal(r.first_seen, 5);
+    assert_int_equal(r.last_seen, 6);
+    exec_sql(f->path, "UPDATE devices SET state = 2 WHERE name = 'a';");
+    assert_int_equal(sql_int(f->path, TAG_COPIES_WRONG), 0);
+    exec_sql(f->path, "UPDATE devices SET first_seen = 1 WHERE name = 'a';");
+    assert_int_equal(sql_int(f->path, TAG_COPIES_WRONG), 0);
+    exec_sql(f->path, "UPDATE devices SET last_seen = 99 WHERE name = 'a';");
+    assert_int_equal(sql_int(f->path, TAG_COPIES_WRONG), 0);
+    exec_sql(f->path, "UPDATE devices SET tags = '{\"site\":\"p\",\"x\":\"y\"}' WHERE name = 'a';");
+    assert_int_equal(sql_int(f->path, TAG_COPIES_WRONG), 0);
+    assert_int_equal(sql_int(f->path, "SELECT first_seen * 1000 + last_seen FROM device_tags"
+                                      " WHERE name = 'a'"), 1099);
+}
+
+/* A store of the layout before the copies (tag rows without them, the
+ * key=value index not covering) gets them filled from devices when it is
+ * opened: the migration, on rows made by the store functions in every
+ * state. */
+static void test_migration_fills_tag_copies(void **state)
+{
+    char *dir = tu_tmpdir(), path[1024], downgrade[1024];
+    const char *projects[] = {FP_PROJECT_DEFAULT};
+    const char *names[] = {"b"};
+    int64_t seen[] = {77};
+    fp_store *s = NULL;
+    fp_error e = {0};
+    char before[2048], after[2048];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/m.db", dir);
+    assert_int_equal(fp_store_open(path, &s, &e), FP_ERR_OK);
+    schema_names(path, before, sizeof(before));
+    for (int i = 0; i < 3; i++) {
+        char n[8];
+        snprintf(n, sizeof(n), "%c", 'a' + i);
+        assert_int_equal(fp_store_device_register(s, FP_PROJECT_DEFAULT, n, 10 + i, NULL, NULL,
+                                                  NULL, NULL, &e), FP_ERR_OK);
+        tag_dev(s, n, "site", "p");
+    }
+    tag_dev(s, "a", "model", "m");
+    assert_int_equal(fp_store_device_set_state(s, FP_PROJECT_DEFAULT, "c", 1u, FP_DEV_SUSPENDED,
+                                               NULL, &e), FP_ERR_OK);
+    assert_int_equal(fp_store_device_touch(s, projects, names, seen, 1, &e), FP_ERR_OK);
+    fp_store_close(s);
+    /* back to the layout before the copies, as that version left it */
+    snprintf(downgrade, sizeof(downgrade),
+             "DROP TRIGGER devices_to_tags; DROP TRIGGER device_tags_from_device;"
+             "DROP INDEX device_tags_kv;"
+             "ALTER TABLE device_tags DROP COLUMN state;"
+             "ALTER TABLE device_tags DROP COLUMN first_seen;"
+             "ALTER TABLE device_tags DROP COLUMN last_seen;"
+             "ALTER TABLE device_tags DROP COLUMN tags;"
+             "CREATE INDEX device_tags_kv ON device_tags(project, key, value, name);"
+             "PRAGMA user_version = %d;",
+             SCHEMA_VERSION - 1);
+    exec_sql(path, downgrade);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_table_info('device_tags')"), 4);
+    assert_int_equal(fp_store_open(path, &s, &e), FP_ERR_OK);
+    assert_int_equal(sql_int(path, "PRAGMA user_version"), SCHEMA_VERSION);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM device_tags"), 4);
+    assert_int_equal(sql_int(path, TAG_COPIES_WRONG), 0);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM device_tags WHERE state = 1"), 1);
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM device_tags WHERE last_seen = 77"), 1);
+    schema_names(path, after, sizeof(after));
+    assert_string_equal(after, before);
+    /* the index is the covering one again, and the copies still follow */
+    assert_int_equal(sql_int(path, "SELECT count(*) FROM pragma_index_info('device_tags_kv')"),
+                     8);
+    tag_dev(s, "b", "model", "n");
+    assert_int_equal(sql_int(path, TAG_COPIES_WRONG), 0);
+    fp_store_close(s);
+    tu_rmdir(dir);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -578,6 +710,8 @@ int main(void)
         T(test_committer_role_and_maintain),
         T(test_fresh_schema),
         T(test_device_list_plans),
+        T(test_tag_copies_follow_raw_writes),
+        cmocka_unit_test(test_migration_fills_tag_copies),
         cmocka_unit_test(test_reason_names),
         cmocka_unit_test(test_migrate_datadir_0_1),
         cmocka_unit_test(test_migrate_without_revocation_objects),
