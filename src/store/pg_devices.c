@@ -356,6 +356,8 @@ int pg_device_tag(fp_store *base, const char *project, const char *name, const c
                               " AND key = $3";
     static const char copy[] =
         "UPDATE devices SET tags = " DEV_TAGS_JSON " WHERE project = $1 AND name = $2";
+    static const char count[] =
+        "SELECT count(*) FROM device_tags WHERE project = $1 AND name = $2";
     pg_store *s = PG(base);
     pg_params p = {0};
     int rc;
@@ -371,10 +373,21 @@ int pg_device_tag(fp_store *base, const char *project, const char *name, const c
         pp_str(&p, value);
     if ((rc = pg_cmd(s, value ? set : del, &p, "device tag", NULL, err)) != FP_ERR_OK)
         goto out;
+    p.n = 2;
+    /* a new key past FP_DEVICE_TAGS_MAX: refused, rolled back */
+    if (value != NULL) {
+        int64_t n = 0;
+        if ((rc = pg_q_i64(s, count, &p, "device tag", &n, err)) != FP_ERR_OK)
+            goto out;
+        if (n > FP_DEVICE_TAGS_MAX) {
+            rc = fp_err_set(err, FP_ERR_STATE, "a device holds at most %d tags",
+                            FP_DEVICE_TAGS_MAX);
+            goto out;
+        }
+    }
     /* the row's copy of the tags (migration 9), in the same transaction
      * (the device row is locked since dev_read: tag writers of one device
      * on several nodes take turns) */
-    p.n = 2;
     rc = pg_cmd(s, copy, &p, "device tag", NULL, err);
 out:
     return pg_finish_write(s, ev, rc, err);

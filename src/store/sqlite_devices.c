@@ -537,6 +537,28 @@ int sq_device_tag(fp_store *base, const char *project, const char *name, const c
     }
     sqlite3_finalize(st);
     st = NULL;
+    /* a new key past FP_DEVICE_TAGS_MAX: refused, rolled back */
+    if (value != NULL) {
+        if (sqlite3_prepare_v2(s->db,
+                               "SELECT count(*) FROM device_tags WHERE project = ?1 AND name = ?2",
+                               -1, &st, NULL) != SQLITE_OK) {
+            rc = sq_db_err(s, err, "device tag");
+            goto out;
+        }
+        sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            rc = sq_db_err(s, err, "device tag");
+            goto out;
+        }
+        if (sqlite3_column_int64(st, 0) > FP_DEVICE_TAGS_MAX) {
+            rc = fp_err_set(err, FP_ERR_STATE, "a device holds at most %d tags",
+                            FP_DEVICE_TAGS_MAX);
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
     /* the row's copy of the tags (migration 7), in the same transaction */
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE devices SET tags = coalesce((SELECT json_group_object(key,"

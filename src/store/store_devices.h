@@ -24,6 +24,10 @@
 
 #define FP_DEVICE_NAME_MAX 256
 #define FP_DEVICE_TAG_MAX 128 /* key and value, each, including the NUL */
+/* Tags one device may hold.  Bounded because each of a device's tag rows
+ * carries a copy of its tags JSON (SQLite, device_tags' copies): a device
+ * with k tags stores ~k^2 tag texts, and every write of it rewrites them. */
+#define FP_DEVICE_TAGS_MAX 32
 #define FP_DEVICE_FP_LEN 65   /* hex SHA-256 of a certificate's DER + NUL */
 
 typedef enum { FP_DEV_ACTIVE = 0, FP_DEV_SUSPENDED = 1, FP_DEV_DECOMMISSIONED = 2 } fp_dev_state;

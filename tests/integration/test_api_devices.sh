@@ -109,6 +109,16 @@ expect_api 400 "a tag value of the wrong type" PUT /projects/bench-0/devices/dev
 expect_api 400 "a bad tag value" PUT /projects/bench-0/devices/dev-0-00000001/tags/floor "$K0" "{\"value\":\"$(head -c 200 /dev/zero | tr '\0' 'v')\"}"
 expect_api 200 "delete a tag" DELETE /projects/bench-0/devices/dev-0-00000001/tags/floor "$K0"
 jq -e '.tags | has("floor") | not' "$T/r.body" >/dev/null || fail "tag delete"
+# at most 32 tags a device (it has site and model): a 33rd key is 409,
+# a new value of a key it has is not
+for i in $(seq 1 30); do
+    api PUT "/projects/bench-0/devices/dev-0-00000007/tags/t$i" "$K0" '{"value":"x"}' >/dev/null
+    [ "$(cat "$T/r.code")" = 200 ] || fail "tag t$i: $(cat "$T/r.body")"
+done
+expect_api 409 "a 33rd tag" PUT /projects/bench-0/devices/dev-0-00000007/tags/t31 "$K0" '{"value":"x"}'
+[ "$(problem_type)" = bad-state ] || fail "a 33rd tag: $(cat "$T/r.body")"
+expect_api 200 "a new value at 32 tags" PUT /projects/bench-0/devices/dev-0-00000007/tags/t30 "$K0" '{"value":"y"}'
+[ "$(jq '.tags | length' "$T/r.body")" = 32 ] || fail "tags at the bound: $(cat "$T/r.body")"
 expect_api 200 "a device's certificates" GET /projects/bench-0/devices/dev-0-00000001/certificates "$K0"
 jq -e '.items == []' "$T/r.body" >/dev/null || fail "certificates of a bulk-loaded device"
 

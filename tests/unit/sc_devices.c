@@ -678,3 +678,46 @@ void test_device_tag_page_follows_device(void **state)
     page(f->s, &kv, "cam-1;cam-2;");
     page(f->s, &key, "cam-1;cam-2;cam-3;");
 }
+
+/* A device holds at most FP_DEVICE_TAGS_MAX tags: one more key is refused
+ * with nothing changed; a new value of a key it has, or a key after one
+ * was deleted, is still taken. */
+void test_device_tags_bounded(void **state)
+{
+    fx *f = *state;
+    fp_error e = {0};
+    fp_device_rec r;
+    char key[16], *before;
+
+    reg(f->s, FP_PROJECT_DEFAULT, "many", 10);
+    for (int i = 0; i < FP_DEVICE_TAGS_MAX; i++) {
+        snprintf(key, sizeof(key), "k%02d", i);
+        assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "many", key, "v", NULL,
+                                             &e), FP_ERR_OK);
+    }
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "many", NULL, NULL, &r, &e),
+                     FP_ERR_OK);
+    before = strdup(r.tags);
+    assert_non_null(before);
+    fp_device_rec_clear(&r);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "many", "one-more", "v", NULL,
+                                         &e), FP_ERR_STATE);
+    assert_non_null(strstr(e.msg, "at most"));
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(fp_store_device_get(f->s, FP_PROJECT_DEFAULT, "many", NULL, NULL, &r, &e),
+                     FP_ERR_OK);
+    assert_string_equal(r.tags, before); /* rolled back */
+    fp_device_rec_clear(&r);
+    free(before);
+    list_names(f->s, &(fp_device_filter){FP_PROJECT_DEFAULT, -1, "one-more", NULL, NULL, NULL, 10},
+               "");
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "many", "k00", "w", NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "many", "k01", NULL, NULL, &e),
+                     FP_ERR_OK);
+    assert_int_equal(fp_store_device_tag(f->s, FP_PROJECT_DEFAULT, "many", "one-more", "v", NULL,
+                                         &e), FP_ERR_OK);
+    list_names(f->s, &(fp_device_filter){FP_PROJECT_DEFAULT, -1, "one-more", NULL, NULL, NULL, 10},
+               "many;");
+}

@@ -312,6 +312,7 @@ int store_conformance_run(const sc_backend *b)
         T(test_device_certs_and_naming),
         T(test_device_changes),
         T(test_device_tag_page_follows_device),
+        T(test_device_tags_bounded),
     };
     sc_be = b;
     return _cmocka_run_group_tests(b->name, tests, sizeof(tests) / sizeof(*tests), NULL, NULL);

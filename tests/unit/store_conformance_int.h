@@ -106,5 +106,6 @@ void test_device_state_and_touch(void **state);
 void test_device_certs_and_naming(void **state);
 void test_device_changes(void **state);
 void test_device_tag_page_follows_device(void **state);
+void test_device_tags_bounded(void **state);
 
 #endif
