@@ -780,6 +780,7 @@ struct fp_privsep {
     int nsync;              /* ch[0..nsync-1]: one request/answer at a time */
     int async_per, async_blocks; /* then async_blocks blocks of async_per */
     atomic_int next_block;
+    unsigned gen;           /* tells a thread's block of this one from an old one's */
     int ctl;                /* control socket from the supervisor */
     pthread_t watcher;
     bool watching;
@@ -901,11 +902,13 @@ static int ps_sign(void *arg, const char *mdname, const unsigned char *data, siz
  */
 typedef struct async_block {
     fp_privsep *p;
+    unsigned gen;  /* p->gen: p may be a new one at an old one's address */
     int first;     /* index of the block's first channel; -1: none left */
     uint64_t busy; /* bit i: channel first + i has a request out */
 } async_block;
 
 static _Thread_local async_block tl_ab;
+static atomic_uint privsep_gen;
 
 static int ps_start(void *arg, const char *mdname, const unsigned char *data, size_t len,
                     int *fd, void **ticket, fp_error *err)
@@ -921,9 +924,10 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
     *ticket = NULL;
     if (p->async_blocks == 0)
         return FP_ERR_OK;
-    if (tl_ab.p != p) {
+    if (tl_ab.p != p || tl_ab.gen != p->gen) {
         int b = atomic_fetch_add(&p->next_block, 1);
-        tl_ab = (async_block){p, b < p->async_blocks ? p->nsync + b * p->async_per : -1, 0};
+        tl_ab = (async_block){p, p->gen, b < p->async_blocks ? p->nsync + b * p->async_per : -1,
+                              0};
     }
     if (tl_ab.first < 0)
         return FP_ERR_OK;
@@ -963,7 +967,7 @@ static int ps_finish(void *arg, void *ticket, unsigned char **sig, size_t *sigle
     int rc;
 
     *sig = NULL;
-    if (tl_ab.p != ra->p || tl_ab.first < 0 || i < 0 || i >= ra->p->async_per ||
+    if (tl_ab.p != ra->p || tl_ab.gen != ra->p->gen || tl_ab.first < 0 || i < 0 || i >= ra->p->async_per ||
         !(tl_ab.busy & ((uint64_t)1 << i)))
         return fp_err_set(err, FP_ERR_INTERNAL, "async signature finished on another thread");
     c = &ra->p->ch[tl_ab.first + i];
@@ -1208,6 +1212,7 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         p->async_blocks = async_blocks;
         p->async_per = async_per;
         atomic_init(&p->next_block, 0);
+        p->gen = atomic_fetch_add(&privsep_gen, 1) + 1;
     }
     nchan += async_blocks * async_per;
     child = calloc((size_t)nchan, sizeof(*child));
