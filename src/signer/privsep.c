@@ -5,7 +5,8 @@
  * turns "open this key reference" into an OPEN request and wraps the
  * answer (a key id and the public key) as a remote key whose signatures
  * are SIGN requests.  The server side runs in the forked child: as many
- * threads as cores, each serving its share of the channels through epoll,
+ * threads as cores (half with async channels: signer_threads), each serving
+ * its share of the channels through epoll,
  * every length checked before use.
  */
 #define _GNU_SOURCE
@@ -714,6 +715,34 @@ static void replay(server *s, const fp_sigjournal *j)
            s->n, s->sealed ? ", sealed" : "");
 }
 
+/*
+ * How many signing threads.  With the workers' signatures out several at
+ * a time (async channels), half the cores: a thread that is still busy
+ * when the next requests arrive takes them without a sleep and a wakeup
+ * each, and the sender does not pay for waking it; on the 2-core bench
+ * machine one thread instead of two cut the signer's CPU per fresh OCSP
+ * signature from 40 to 31 us and the network side's from 78 to 65 us
+ * (BENCHMARKS.md, "Separate signer", 2026-12-01 async).  Without async
+ * channels each request is alone on its channel: as many as cores.
+ * FLEETPKI_SIGNER_THREADS=N sets it (1..cores), for measuring.  Read in
+ * the parent before the fork, so a restarted signer does the same.
+ */
+static int sig_threads_async = -1; /* set by fp_privsep_start */
+
+static long signer_threads(long cores)
+{
+    const char *te = getenv("FLEETPKI_SIGNER_THREADS");
+    long want = te != NULL && *te ? strtol(te, NULL, 10) : 0;
+
+    if (cores < 1)
+        cores = 1;
+    if (want > 0)
+        return want < cores ? want : cores;
+    if (sig_threads_async > 0)
+        return cores / 2 > 0 ? cores / 2 : 1;
+    return cores;
+}
+
 void fp_privsep_child_main(int *fds, int n)
 {
     fp_privsep_child_run(fds, n, NULL);
@@ -722,7 +751,7 @@ void fp_privsep_child_main(int *fds, int n)
 void fp_privsep_child_run(int *fds, int n, const fp_sigjournal *j)
 {
     static server s;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = signer_threads(sysconf(_SC_NPROCESSORS_ONLN));
     int nt = (int)(cores < 1 ? 1 : cores < n ? cores : n);
     pthread_t *th = calloc((size_t)nt, sizeof(*th));
     loop_arg *args = calloc((size_t)nt, sizeof(*args));
@@ -1243,6 +1272,7 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         goto fail;
     }
     (void)spin_budget(); /* read the setting once, for both processes */
+    sig_threads_async = async_blocks > 0;
     fflush(NULL);
     pid = fork();
     if (pid < 0) {
