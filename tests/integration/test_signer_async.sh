@@ -48,6 +48,15 @@ wait_queued() { # wait_queued PID N: until N requests wait in its channels
     fail "only $(queued "$1") of $2 signature requests reached the held signer at once"
 }
 signer_of() { pgrep -P "$1" -x fleetpki-signer || true; }
+hold() { # hold PID: SIGSTOP, and wait until it took effect (state T)
+    local _
+    kill -STOP "$1"
+    for _ in $(seq 1 300); do
+        [ "$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1)" = T ] && return 0
+        sleep 0.05
+    done
+    fail "process $1 did not stop"
+}
 new_signer() { # new_signer SUP OLD: wait for a restarted signer; prints its pid
     local n="" _
     for _ in $(seq 1 600); do
@@ -77,7 +86,7 @@ p7_certs "$T/body" "$T/d0.crt"
 verify_cert "$T/d0.crt" || fail "d0 does not verify"
 
 # ---- 1 and 2: many out at once, then the signer dies ----
-kill -STOP "$SIGNER"
+hold "$SIGNER"
 BG=()
 for i in 1 2 3 4 5 6; do enroll_bg "p$i"; done
 for i in 1 2 3 4; do ocsp_bg "$T/d0.crt" "p$i"; done
@@ -85,7 +94,7 @@ wait_queued "$SIGNER" 10
 pass "10 signatures out at once on 2 workers"
 s=$(est_get "$EST/cacerts" --max-time 30)
 expect_status 200 "the workers answer cacerts while 10 signatures are out" "$s"
-kill -STOP "$SUP"
+hold "$SUP"
 kill -KILL "$SIGNER"
 wait "${BG[@]}" || true
 for i in 1 2 3 4 5 6; do
@@ -110,7 +119,7 @@ grep -q "a1.crt: good" "$T/o.a1" && grep -q "Response verify OK" "$T/o.a1" ||
 pass "after the restart: enrollment and fresh OCSP signed and verified"
 
 # ---- 3: the client goes away while its signature is out ----
-kill -STOP "$SIGNER"
+hold "$SIGNER"
 BG=()
 enroll_bg gone
 wait_queued "$SIGNER" 1
@@ -130,7 +139,7 @@ expect_status 200 "enrollment after a client left mid-signature" "$s"
 pass "a client closed its connection while its signature was out: certificate recorded, server fine"
 
 # ---- 4: SIGTERM with signatures out ----
-kill -STOP "$SIGNER"
+hold "$SIGNER"
 BG=()
 for i in 1 2 3; do enroll_bg "t$i"; done
 wait_queued "$SIGNER" 3

@@ -410,6 +410,25 @@ static void test_ocsp(void **state)
 
 /* ---- through the signer process ---- */
 
+/* Until pid is in state T (stopped): kill(SIGSTOP) returns before. */
+static bool wait_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 3000; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        char *p;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        if ((p = strrchr(buf, ')')) != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't'))
+            return true;
+        usleep(1000);
+    }
+    return false;
+}
+
 /* Two async channels per thread: five signatures, up to two out at once,
  * the others waiting, all signed by the key in the signer process; then
  * with the signer killed while two are out, each resumes with
@@ -456,6 +475,7 @@ static void test_privsep_async(void **state)
     old = fp_privsep_pid(ps);
     kill(fp_privsep_supervisor_pid(ps), SIGSTOP);
     kill(old, SIGSTOP);
+    assert_true(wait_stopped(old)); /* SIGSTOP takes effect asynchronously */
     n_done = 0;
     memset(o, 0, sizeof(o));
     for (int i = 0; i < 2; i++) {
