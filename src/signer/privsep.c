@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1231,6 +1232,26 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
     *out = NULL;
     if (async_blocks <= 0 || async_per <= 0)
         async_blocks = async_per = 0;
+    /* many workers ([server] threads up to 256) or a low descriptor
+     * limit: fewer async channels each rather than no server.  Both ends
+     * of every channel are open here until the fork, and the connections
+     * need most of the limit: the channels get a quarter of it. */
+    if (async_blocks > 0 && nchan >= 1) {
+        long room = 2048 - nchan;
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            /* as the HTTP layer does at its start (http/conn.c) */
+            struct rlimit nl = {rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max,
+                                rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+                rl.rlim_cur = nl.rlim_cur;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && (long)(rl.rlim_cur / 4) - nchan < room)
+            room = (long)(rl.rlim_cur / 4) - nchan;
+        if ((long)async_blocks * async_per > room &&
+            (async_per = room > 0 ? (int)(room / async_blocks) : 0) == 0)
+            async_blocks = 0;
+    }
     if (nchan < 1 || async_per > ASYNC_PER_MAX || async_blocks > 512 ||
         nchan + async_blocks * async_per > 2048)
         return fp_err_set(err, FP_ERR_ARG, "signer channels: 1..2048, %d async per worker at most",
