@@ -200,17 +200,14 @@ static int fill_rec(const fp_ca *ca, const char *profile, X509 *cert, fp_cert_re
     return FP_ERR_OK;
 }
 
-int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
-               fp_cert_rec *rec, fp_error *err)
+int fp_ca_build(fp_ca *ca, const fp_issue_req *req, X509 **cert, fp_error *err)
 {
     const fp_profile *p = fp_config_profile(ca->cfg, req->profile);
     ASN1_INTEGER *serial = NULL;
     fp_build_params bp;
-    X509 *x = NULL;
     int rc;
 
     *cert = NULL;
-    memset(rec, 0, sizeof(*rec));
     if (p == NULL)
         return fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile);
     if ((rc = req->own_key ? fp_policy_check_own_key(p, req->csr, err)
@@ -223,16 +220,38 @@ int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
     bp.serial = serial;
     bp.now = fp_now();
     bp.days = req->days;
-    if ((rc = fp_cert_build(&bp, &x, err)) != FP_ERR_OK ||
-        (rc = fp_signer_sign_cert(ca->signer, x, err)) != FP_ERR_OK ||
-        (rc = fill_rec(ca, p->name, x, rec, err)) != FP_ERR_OK)
-        goto out;
-    *cert = x;
-    x = NULL;
-out:
-    X509_free(x);
+    rc = fp_cert_build(&bp, cert, err);
     ASN1_INTEGER_free(serial);
     return rc;
+}
+
+int fp_ca_record(fp_ca *ca, const fp_issue_req *req, X509 *cert, fp_cert_rec *rec,
+                 fp_error *err)
+{
+    const fp_profile *p = fp_config_profile(ca->cfg, req->profile);
+
+    memset(rec, 0, sizeof(*rec));
+    if (p == NULL)
+        return fp_err_set(err, FP_ERR_PROFILE, "no profile named '%s'", req->profile);
+    return fill_rec(ca, p->name, cert, rec, err);
+}
+
+int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
+               fp_cert_rec *rec, fp_error *err)
+{
+    X509 *x = NULL;
+    int rc;
+
+    *cert = NULL;
+    memset(rec, 0, sizeof(*rec));
+    if ((rc = fp_ca_build(ca, req, &x, err)) != FP_ERR_OK ||
+        (rc = fp_signer_sign_cert(ca->signer, x, err)) != FP_ERR_OK ||
+        (rc = fp_ca_record(ca, req, x, rec, err)) != FP_ERR_OK) {
+        X509_free(x);
+        return rc;
+    }
+    *cert = x;
+    return FP_ERR_OK;
 }
 
 int fp_ca_revoke(fp_store *store, const char *serial, int reason,

@@ -96,6 +96,13 @@ void fp_ca_set_serial_source(fp_ca *ca, fp_serial_fn fn, void *arg);
  * (fp_cert_from_der) when a fully parsed certificate is needed. */
 int fp_ca_sign(fp_ca *ca, const fp_issue_req *req, X509 **cert,
                fp_cert_rec *rec, fp_error *err);
+/* fp_ca_sign in its three steps, so that the signature may be made
+ * without waiting for it (ca/issue.h, signer/async.h): _build checks the
+ * policy and builds the certificate, unsigned; the caller signs it with
+ * fp_ca_get0_signer's key; _record describes the signed certificate. */
+int fp_ca_build(fp_ca *ca, const fp_issue_req *req, X509 **cert, fp_error *err);
+int fp_ca_record(fp_ca *ca, const fp_issue_req *req, X509 *cert, fp_cert_rec *rec,
+                 fp_error *err);
 
 /* The issuance path of issue.h for this very CA (init's and the OCSP
  * responder's own certificates; front ends use fp_issue): sign, check,

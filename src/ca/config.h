@@ -78,6 +78,7 @@ typedef struct fp_config {
     char ocsp_key[FP_PATH_MAX];
     int threads;
     char signer[16]; /* separate | inprocess (docs/keys.md) */
+    int signer_async; /* async signatures out per worker (docs/keys.md) */
     char user[64];   /* drop to this user after binding when started as root */
     /* signed audit checkpoints (audit/checkpoint.h) */
     char audit_key[FP_PATH_MAX];

@@ -116,47 +116,71 @@ static void audit_refusal(fp_store *store, const fp_ca *ca, const fp_issue_req *
     free(detail);
 }
 
-/* Steps 2 and 3: sign, ask iss's device hook (iss non-NULL), let the
- * front end check, build the audit detail.  Refusals are audited on
- * store (when non-NULL; a NULL store is a re-signing after a serial
- * collision, whose device was asked at the first signing). */
-static int sign_checked(const fp_issuer *iss, fp_ca *ca, fp_store *store,
-                        const fp_issue_req *req, X509 **x, fp_cert_rec *rec, char **detail,
-                        fp_error *e)
+/* A failure of steps 2-3: refusals are audited on store (when non-NULL;
+ * a NULL store is a re-signing after a serial collision, whose device was
+ * asked at the first signing). */
+static int refused(fp_store *store, fp_ca *ca, const fp_issue_req *req, int rc,
+                   const fp_error *e)
 {
-    int rc = fp_ca_sign(ca, req, x, rec, e);
+    if (store != NULL && fp_err_is_refusal(rc))
+        audit_refusal(store, ca, req, e);
+    return rc;
+}
+
+/* Steps 2 and 3 after the signature (the signed certificate in *x): its
+ * record, iss's device hook (iss non-NULL), the front end's check, the
+ * audit detail.  On failure *x is freed and NULL, refusals audited. */
+static int after_sign(const fp_issuer *iss, fp_ca *ca, fp_store *store, const fp_issue_req *req,
+                      X509 **x, fp_cert_rec *rec, char **detail, fp_error *e)
+{
+    int rc = fp_ca_record(ca, req, *x, rec, e);
 
     *detail = NULL;
     /* on the certificate as built: the profile decides the subject and
      * SANs the device's name is taken from */
     if (rc == FP_ERR_OK && iss != NULL && iss->issuing != NULL && store != NULL &&
-        !req->not_device &&
-        (rc = iss->issuing(iss->issuing_arg, store, req_project(req), *x, req->auth_cert, e)) !=
-            FP_ERR_OK) {
-        X509_free(*x);
-        *x = NULL;
-        fp_cert_rec_clear(rec);
-    }
-    if (rc == FP_ERR_OK && req->check != NULL &&
-        (rc = req->check(req->check_arg, *x, rec, e)) != FP_ERR_OK) {
-        X509_free(*x);
-        *x = NULL;
-        fp_cert_rec_clear(rec);
-    }
+        !req->not_device)
+        rc = iss->issuing(iss->issuing_arg, store, req_project(req), *x, req->auth_cert, e);
+    if (rc == FP_ERR_OK && req->check != NULL)
+        rc = req->check(req->check_arg, *x, rec, e);
+    if (rc == FP_ERR_OK &&
+        (*detail = fp_audit_detail("profile", rec->profile, "subject", rec->subject, "via",
+                                   req->via, NULL)) == NULL)
+        rc = fp_err_set(e, FP_ERR_NOMEM, NULL);
     if (rc != FP_ERR_OK) {
-        if (store != NULL && fp_err_is_refusal(rc))
-            audit_refusal(store, ca, req, e);
-        return rc;
-    }
-    *detail = fp_audit_detail("profile", rec->profile, "subject", rec->subject, "via", req->via,
-                              NULL);
-    if (*detail == NULL) {
         X509_free(*x);
         *x = NULL;
         fp_cert_rec_clear(rec);
-        return fp_err_set(e, FP_ERR_NOMEM, NULL);
+        return refused(store, ca, req, rc, e);
     }
     return FP_ERR_OK;
+}
+
+/* Step 2 up to the signature: policy and the unsigned certificate. */
+static int before_sign(fp_ca *ca, fp_store *store, const fp_issue_req *req, X509 **x,
+                       fp_error *e)
+{
+    int rc = fp_ca_build(ca, req, x, e);
+    return rc == FP_ERR_OK ? FP_ERR_OK : refused(store, ca, req, rc, e);
+}
+
+/* Steps 2 and 3 on this thread: before_sign, the signature, after_sign. */
+static int sign_checked(const fp_issuer *iss, fp_ca *ca, fp_store *store,
+                        const fp_issue_req *req, X509 **x, fp_cert_rec *rec, char **detail,
+                        fp_error *e)
+{
+    int rc;
+
+    *detail = NULL;
+    memset(rec, 0, sizeof(*rec));
+    if ((rc = before_sign(ca, store, req, x, e)) != FP_ERR_OK)
+        return rc;
+    if ((rc = fp_signer_sign_cert(fp_ca_get0_signer(ca), *x, e)) != FP_ERR_OK) {
+        X509_free(*x);
+        *x = NULL;
+        return refused(store, ca, req, rc, e);
+    }
+    return after_sign(iss, ca, store, req, x, rec, detail, e);
 }
 
 static const char *req_action(const fp_issue_req *req)
@@ -262,6 +286,7 @@ int fp_issue_precheck(fp_issuer *iss, fp_store *store, const fp_issue_req *req, 
 
 typedef struct issue_job {
     const fp_issuer *iss;
+    fp_store *store;  /* fp_issue_submit_async: the submitter's, for after_sign */
     fp_ca *ca;
     fp_committer *committer;
     fp_issue_req req; /* its pointers are the submitter's, valid until done */
@@ -355,6 +380,56 @@ int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
     fp_committer_submit(j->committer, &rec, req->actor, req_action(req), detail, req->token_id,
                         job_committed, j);
     free(detail);
+    return FP_ERR_OK;
+}
+
+/* The signature is in (fp_issue_submit_async), on the submitter's thread:
+ * the rest of steps 2-3, then the writer. */
+static void job_signed(void *arg, int rc, const fp_error *err)
+{
+    issue_job *j = arg;
+    fp_cert_rec rec;
+    char *detail = NULL;
+    fp_error e = {0};
+
+    if (rc != FP_ERR_OK) {
+        e = *err;
+        refused(j->store, j->ca, &j->req, rc, &e);
+        job_committed(j, rc, &e); /* frees the unsigned certificate */
+        return;
+    }
+    if ((rc = after_sign(j->iss, j->ca, j->store, &j->req, &j->cert, &rec, &detail, &e)) !=
+        FP_ERR_OK) {
+        job_committed(j, rc, &e);
+        return;
+    }
+    fp_committer_submit(j->committer, &rec, j->req.actor, req_action(&j->req), detail,
+                        j->req.token_id, job_committed, j);
+    free(detail);
+}
+
+int fp_issue_submit_async(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                          fp_issue_done done, void *arg, fp_error *err)
+{
+    issue_job *j;
+    fp_ca *ca = NULL;
+    int rc;
+
+    if (iss->committer == NULL)
+        return fp_err_set(err, FP_ERR_STATE, "no group committer: use fp_issue");
+    if (req->pending_id > 0)
+        return fp_err_set(err, FP_ERR_ARG, "approval is synchronous: use fp_issue");
+    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+        return rc;
+    if ((j = calloc(1, sizeof(*j))) == NULL)
+        return fp_err_set(err, FP_ERR_NOMEM, NULL);
+    *j = (issue_job){.iss = iss, .store = store, .ca = ca, .committer = iss->committer,
+                     .req = *req, .done = done, .arg = arg, .attempts = 1};
+    if ((rc = before_sign(ca, store, req, &j->cert, err)) != FP_ERR_OK) {
+        free(j);
+        return rc;
+    }
+    fp_signer_sign_cert_async(fp_ca_get0_signer(ca), j->cert, job_signed, j);
     return FP_ERR_OK;
 }
 

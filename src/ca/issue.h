@@ -104,6 +104,22 @@ int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
                     fp_issue_done done, void *arg, fp_error *err);
 
 /*
+ * fp_issue_submit without waiting for the signature (ca/signer.h
+ * fp_signer_sign_cert_async): for a front end on a network worker that can
+ * answer later (EST).  The same steps in the same order, split at the
+ * signature: pick, policy and build here; then, once the signature is in
+ * (later, on this thread's event loop, when the CA key is in the separate
+ * signer process), the device hook, req->check and the hand-over to the
+ * writer, on this thread and store.  Returns FP_ERR_OK when the job was
+ * taken: done will be called, also for a refusal or failure after the
+ * signature (audited as fp_issue_submit's), with its error; any other
+ * return (pick, policy, build) means done will NOT be called.  store and
+ * req as fp_issue_submit, valid until done runs.
+ */
+int fp_issue_submit_async(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                          fp_issue_done done, void *arg, fp_error *err);
+
+/*
  * Steps 1-5 for n requests at once (bulk minting: `fleetpki factory
  * mint`), on the caller's thread and store handle.  Each request is
  * signed by its project's CA with the same policy, build, sign and check

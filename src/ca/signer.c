@@ -19,6 +19,7 @@
 
 struct fp_signer {
     EVP_PKEY *key;
+    bool async; /* remote with a backend that answers later (rkey.h) */
 };
 
 /* A key file of a token key holds its pkcs11: URI (ca create --pkcs11
@@ -145,6 +146,7 @@ int fp_signer_from_key(EVP_PKEY *key, fp_signer **out, fp_error *err)
         return fp_err_set(err, FP_ERR_CRYPTO, "key reference");
     }
     s->key = key;
+    s->async = fp_rkey_can_async(key) != 0;
     *out = s;
     return FP_ERR_OK;
 }
@@ -218,6 +220,80 @@ int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
     if (!OCSP_basic_sign(resp, signer_cert, s->key, fp_key_sig_md(s->key), certs, flags))
         return sign_failed(s, err, "OCSP response signing failed");
     return FP_ERR_OK;
+}
+
+/* ---- without waiting ---- */
+
+static _Thread_local fp_sign_runner tl_run;
+static _Thread_local void *tl_run_arg;
+
+void fp_signer_set_thread_runner(fp_sign_runner run, void *rarg)
+{
+    tl_run = run;
+    tl_run_arg = rarg;
+}
+
+/* One signing call and its continuation, kept while the job is paused. */
+typedef struct sign_op {
+    fp_signer *s;
+    X509 *cert;           /* a certificate, or: */
+    OCSP_BASICRESP *resp; /* an OCSP response */
+    X509 *signer_cert;
+    STACK_OF(X509) *certs;
+    unsigned long flags;
+    fp_sign_done done;
+    void *arg;
+} sign_op;
+
+/* Inside the job: the whole signing call, so that its error (from the
+ * remote key's per-thread last error) is read before any other job runs
+ * on this thread. */
+static int op_call(void *carg, fp_error *err)
+{
+    sign_op *o = carg;
+    return o->resp != NULL
+               ? fp_signer_sign_ocsp(o->s, o->resp, o->signer_cert, o->certs, o->flags, err)
+               : fp_signer_sign_cert(o->s, o->cert, err);
+}
+
+static void op_done(void *darg, int rc, const fp_error *err)
+{
+    sign_op *o = darg;
+    fp_sign_done done = o->done;
+    void *arg = o->arg;
+    free(o);
+    done(arg, rc, err);
+}
+
+static void sign_async(const sign_op *tmpl)
+{
+    sign_op *o = NULL;
+    fp_error e = {0};
+    int rc;
+
+    if (tmpl->s->async && tl_run != NULL && (o = malloc(sizeof(*o))) != NULL) {
+        *o = *tmpl;
+        if (tl_run(tl_run_arg, op_call, o, op_done, o))
+            return;
+        free(o);
+    }
+    rc = op_call((void *)tmpl, &e);
+    tmpl->done(tmpl->arg, rc, &e);
+}
+
+void fp_signer_sign_cert_async(fp_signer *s, X509 *cert, fp_sign_done done, void *arg)
+{
+    sign_op o = {.s = s, .cert = cert, .done = done, .arg = arg};
+    sign_async(&o);
+}
+
+void fp_signer_sign_ocsp_async(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
+                               STACK_OF(X509) *certs, unsigned long flags, fp_sign_done done,
+                               void *arg)
+{
+    sign_op o = {.s = s, .resp = resp, .signer_cert = signer_cert, .certs = certs,
+                 .flags = flags, .done = done, .arg = arg};
+    sign_async(&o);
 }
 
 /* ---- incremental signing ---- */

@@ -13,6 +13,8 @@
 #ifndef FP_SIGNER_H
 #define FP_SIGNER_H
 
+#include <stdbool.h>
+
 #include <openssl/cms.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
@@ -80,6 +82,30 @@ int fp_signer_sign_req(fp_signer *s, X509_REQ *req, fp_error *err);
 /* Sign an OCSP basic response with signer_cert as the responder. */
 int fp_signer_sign_ocsp(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
                         STACK_OF(X509) *certs, unsigned long flags, fp_error *err);
+
+/*
+ * The same signatures without waiting (signer/async.h): on a thread with a
+ * runner (a network worker) and a key whose signer can answer later (the
+ * separate signer process), the signing call runs in an ASYNC job that
+ * pauses while the signature is out, and done(arg, rc, err) is called from
+ * the thread's event loop once it is in; anywhere else the call is made at
+ * once and done is called before this returns.  done is called exactly
+ * once, on this thread; err is valid during the call only.  cert, resp and
+ * what they point to must stay valid until then.
+ */
+typedef void (*fp_sign_done)(void *arg, int rc, const fp_error *err);
+void fp_signer_sign_cert_async(fp_signer *s, X509 *cert, fp_sign_done done, void *arg);
+void fp_signer_sign_ocsp_async(fp_signer *s, OCSP_BASICRESP *resp, X509 *signer_cert,
+                               STACK_OF(X509) *certs, unsigned long flags, fp_sign_done done,
+                               void *arg);
+
+/* The calling thread's runner for the above (signer/async.c installs it on
+ * each network worker; NULL: none).  run returns false when it cannot
+ * (the caller then signs at once); true: it calls done exactly once. */
+typedef int (*fp_sign_call)(void *carg, fp_error *err);
+typedef bool (*fp_sign_runner)(void *rarg, fp_sign_call call, void *carg, fp_sign_done done,
+                               void *darg);
+void fp_signer_set_thread_runner(fp_sign_runner run, void *rarg);
 
 /* A CMS SignedData (RFC 5652) over data by this key with signer_cert
  * (and certs, the chain, included), as OpenSSL's CMS_sign with flags

@@ -48,8 +48,10 @@ static const char serve_help[] =
     "handshake/header/body deadlines are [server] options (README, \"Limits\n"
     "and abuse\").\n"
     "\nCA keys (files or PKCS#11) live in a signer process of their own (the\n"
-    "default; [server] signer = inprocess keeps them in the server); started as\n"
-    "root with [server] user = NAME,\n"
+    "default; [server] signer = inprocess keeps them in the server); a worker\n"
+    "does not wait for the signer's answer but serves other connections until\n"
+    "it is in ([server] signer_async = N signatures out per worker, default\n"
+    "16; 0: wait for each).  Started as root with [server] user = NAME,\n"
     "the network side drops to NAME once its sockets are bound (docs/keys.md).\n";
 
 /*
@@ -225,7 +227,11 @@ int cmd_serve(int argc, char **argv)
          * cores serve their connections unfairly); BENCHMARKS.md,
          * "Separate signer", 2026-12-01 04:20 */
         workers = env.cfg.threads > 0 ? env.cfg.threads : (int)(ncpu > 0 ? ncpu : 1);
-        if (fp_privsep_start(workers + 4, &signer, &err) != FP_ERR_OK) {
+        /* and signer_async channels per worker for its ASYNC jobs
+         * (signer/async.h): a worker goes on serving while its signatures
+         * are out */
+        if (fp_privsep_start(workers + 4, workers, env.cfg.signer_async, &signer, &err) !=
+            FP_ERR_OK) {
             rc = cli_fail(&err);
             goto out;
         }

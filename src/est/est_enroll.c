@@ -257,10 +257,13 @@ static int submit(enroll_job *j, fp_store *store)
     /* a token use is spent only in the transaction that stores the
      * certificate, on the writer thread (an fsync must not stall this
      * event loop) */
-    return fp_issue_submit(j->st->app->issuer, store, &j->ir, committed, j, &j->err);
+    /* the CA's signature may come later from the separate signer: this
+     * worker serves other connections meanwhile (signer/async.h) */
+    return fp_issue_submit_async(j->st->app->issuer, store, &j->ir, committed, j, &j->err);
 }
 
-/* Writer thread: only hand the job back to its worker. */
+/* Writer thread (or this worker, for a refusal or failure after the
+ * signature): only hand the job back to its worker. */
 static void committed(void *arg, int rc, const fp_error *err, X509 *cert)
 {
     enroll_job *j = arg;
@@ -600,7 +603,8 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     j->op = op;
     j->csr = csr;
     csr = NULL;
-    /* refusals are audited by the issuance path; done is not called then */
+    /* refusals are audited by the issuance path; done is not called for
+     * one found before the signature, and answers one found after it */
     if (submit(j, req->worker_state) != FP_ERR_OK) {
         est_answer_error(req, &j->err);
         goto out;

@@ -32,6 +32,7 @@
 #include "http_int.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -109,6 +110,21 @@ static void ssl_idx_init(void)
 
 /* ---- server and worker setup ---- */
 
+/* Descriptors this process holds already (the signer's channels, one per
+ * thread plus each worker's async ones, the store, the log): they are not
+ * the reserve's to count.  0 if it cannot tell. */
+static long fds_open(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    long n = 0;
+    if (d == NULL)
+        return 0;
+    while (readdir(d) != NULL)
+        n++;
+    closedir(d);
+    return n > 3 ? n - 3 : 0; /* ".", "..", and the directory's own */
+}
+
 int fp_conn_server_init(fp_http_server *srv, fp_error *err)
 {
     const fp_http_opts *cfg = &srv->opts;
@@ -128,7 +144,8 @@ int fp_conn_server_init(fp_http_server *srv, fp_error *err)
     }
     if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > ((rlim_t)1 << 24))
         rl.rlim_cur = (rlim_t)1 << 24;
-    reserve = FD_RESERVE_BASE + ACCEPT_BURST + FD_RESERVE_PER_WORKER * (long)srv->n_workers;
+    reserve = FD_RESERVE_BASE + ACCEPT_BURST + FD_RESERVE_PER_WORKER * (long)srv->n_workers +
+              fds_open();
     budget = (long)rl.rlim_cur - reserve;
     if (budget < 16)
         return fp_err_set(err, FP_ERR_CONFIG,

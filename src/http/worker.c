@@ -12,6 +12,8 @@
  */
 #include "http_int.h"
 
+#include "../signer/async.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -198,7 +200,11 @@ void fp_http_worker_set_max_body(fp_http_worker *w, size_t max)
 void *fp_http_worker_main(void *arg)
 {
     fp_http_worker *w = arg;
+    fp_sasync *sa;
     fp_conn_worker_thread(w);
+    /* signatures by the separate signer do not stop this loop */
+    sa = fp_sasync_thread_begin(w->base);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    fp_sasync_thread_end(sa);
     return NULL;
 }

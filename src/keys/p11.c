@@ -673,7 +673,7 @@ fail:
 static int wrap(p11_key *k, EVP_PKEY **pub_out, EVP_PKEY **out, fp_error *err)
 {
     EVP_PKEY *pub = NULL;
-    fp_rkey_backend be = {p11_sign, key_free, k};
+    fp_rkey_backend be = {.sign = p11_sign, .free = key_free, .arg = k};
     int rc;
 
     pthread_rwlock_rdlock(&k->mod->lock);

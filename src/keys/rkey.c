@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/async.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
@@ -408,7 +409,44 @@ static int sig_update(void *c, const unsigned char *data, size_t len)
     return 1;
 }
 
-/* Ask the backend; copy into the caller's buffer. */
+/* The job's wait context key for our descriptor (its address). */
+static const char rk_wait_key;
+
+/*
+ * Inside an ASYNC job: send the request, pause until the answer is
+ * readable, collect it.  The worker thread serves other connections in
+ * the meantime (signer/async.h).  Every failure to wait (no wait context)
+ * falls back to reading the answer at once, which blocks as sign does.
+ */
+static int sign_in_job(ASYNC_JOB *job, const fp_rkey_backend *be, const char *mdname,
+                       const unsigned char *data, size_t len, unsigned char **sig,
+                       size_t *siglen, fp_error *e)
+{
+    ASYNC_WAIT_CTX *wc = ASYNC_get_wait_ctx(job);
+    void *ticket = NULL;
+    int fd = FP_RKEY_WAIT, rc;
+
+    for (;;) {
+        if ((rc = be->start(be->arg, mdname, data, len, &fd, &ticket, e)) != FP_ERR_OK)
+            return rc;
+        if (fd >= 0)
+            break;
+        /* FP_RKEY_BLOCK, or a wait we cannot make: the blocking way */
+        if (fd != FP_RKEY_WAIT || wc == NULL || !ASYNC_pause_job())
+            return be->sign(be->arg, mdname, data, len, sig, siglen, e);
+        /* resumed: a channel may be free now */
+    }
+    if (wc != NULL && ASYNC_WAIT_CTX_set_wait_fd(wc, &rk_wait_key, fd, NULL, NULL)) {
+        ASYNC_pause_job();
+        ASYNC_WAIT_CTX_clear_fd(wc, &rk_wait_key);
+    }
+    return be->finish(be->arg, ticket, sig, siglen, e);
+}
+
+/* Ask the backend; copy into the caller's buffer.  The backend's error
+ * goes to a local first and to the thread's tl_err only after the answer:
+ * another job on this thread may have written tl_err while this one was
+ * paused. */
 static int do_sign(rk_sig *s, unsigned char *out, size_t *outlen, size_t outsize)
 {
     unsigned char dg[EVP_MAX_MD_SIZE];
@@ -416,17 +454,26 @@ static int do_sign(rk_sig *s, unsigned char *out, size_t *outlen, size_t outsize
     unsigned char *sig = NULL;
     size_t siglen = 0;
     const fp_rkey_backend *be = &s->key->sh->be;
+    const char *mdname = NULL;
+    const unsigned char *data = s->msg;
+    size_t len = s->len;
+    ASYNC_JOB *job = be->start != NULL ? ASYNC_get_current_job() : NULL;
+    fp_error e = {0};
     int rc;
 
     fp_rkey_clear_error();
     if (s->md != NULL) {
         if (EVP_DigestFinal_ex(s->md, dg, &dlen) != 1)
             return 0;
-        rc = be->sign(be->arg, s->mdname, dg, dlen, &sig, &siglen, &tl_err);
-    } else {
-        rc = be->sign(be->arg, NULL, s->msg, s->len, &sig, &siglen, &tl_err);
+        mdname = s->mdname;
+        data = dg;
+        len = dlen;
     }
+    rc = job != NULL ? sign_in_job(job, be, mdname, data, len, &sig, &siglen, &e)
+                     : be->sign(be->arg, mdname, data, len, &sig, &siglen, &e);
+    tl_err = e;
     if (rc != FP_ERR_OK) {
+        OPENSSL_free(sig);
         if (tl_err.code == FP_ERR_OK)
             fp_err_set(&tl_err, rc, "remote signing failed");
         return 0;
@@ -708,6 +755,26 @@ int fp_rkey_is_remote(const EVP_PKEY *key)
 {
     const OSSL_PROVIDER *p = EVP_PKEY_get0_provider(key);
     return p != NULL && !strcmp(OSSL_PROVIDER_get0_name(p), "fpkey");
+}
+
+static rk_shared *shared_of(EVP_PKEY *key)
+{
+    rk_shared *sh = NULL;
+    OSSL_PARAM params[2];
+
+    if (!fp_rkey_is_remote(key))
+        return NULL;
+    params[0] = OSSL_PARAM_construct_octet_ptr(RK_PARAM, (void **)&sh, sizeof(*sh));
+    params[1] = OSSL_PARAM_construct_end();
+    if (EVP_PKEY_get_params(key, params) != 1)
+        return NULL;
+    return sh;
+}
+
+int fp_rkey_can_async(EVP_PKEY *key)
+{
+    rk_shared *sh = shared_of(key);
+    return sh != NULL && sh->be.start != NULL && sh->be.finish != NULL;
 }
 
 int fp_rkey_sign_raw(EVP_PKEY *key, const char *mdname, const unsigned char *data, size_t len,

@@ -32,10 +32,35 @@ typedef int (*fp_rkey_sign_fn)(void *arg, const char *mdname, const unsigned cha
                                size_t len, unsigned char **sig, size_t *siglen,
                                fp_error *err);
 
+/*
+ * Asynchronous signing (optional; NULL: sign only).  When a signature is
+ * asked for inside an OpenSSL ASYNC job (openssl/async.h), the provider
+ * calls start instead of sign: it sends the request and sets *fd to a
+ * descriptor that becomes readable when the answer is there, and *ticket
+ * to what finish needs to collect it.  The provider then registers fd with
+ * the job's wait context and pauses the job (ASYNC_pause_job); whoever
+ * runs the job (signer/async.h) resumes it once fd is readable, and the
+ * provider calls finish, which reads the answer (the sign contract's
+ * *sig and err).  finish is called exactly once for every start that set
+ * *fd >= 0, on the thread that called start.
+ * start may also set *fd to FP_RKEY_WAIT: no channel is free now, the job
+ * pauses with no descriptor and start is tried again when it is resumed
+ * (its runner resumes such a job once another signature came back); or
+ * to FP_RKEY_BLOCK: this thread cannot sign asynchronously, sign is used.
+ */
+#define FP_RKEY_WAIT (-1)
+#define FP_RKEY_BLOCK (-2)
+typedef int (*fp_rkey_start_fn)(void *arg, const char *mdname, const unsigned char *data,
+                                size_t len, int *fd, void **ticket, fp_error *err);
+typedef int (*fp_rkey_finish_fn)(void *arg, void *ticket, unsigned char **sig, size_t *siglen,
+                                 fp_error *err);
+
 typedef struct fp_rkey_backend {
     fp_rkey_sign_fn sign;
     void (*free)(void *arg); /* may be NULL */
     void *arg;
+    fp_rkey_start_fn start;   /* may be NULL (then finish too) */
+    fp_rkey_finish_fn finish;
 } fp_rkey_backend;
 
 /*
@@ -53,8 +78,16 @@ int fp_rkey_sign_raw(EVP_PKEY *key, const char *mdname, const unsigned char *dat
 /* true if key is one made by fp_rkey_new. */
 int fp_rkey_is_remote(const EVP_PKEY *key);
 
+/* true if key is remote and its backend can sign asynchronously (start):
+ * worth running its signing call in an ASYNC job. */
+int fp_rkey_can_async(EVP_PKEY *key);
+
 /* The last backend error seen in this thread (its message), "" if none:
- * OpenSSL's signing calls only say "failed", and the caller wants why. */
+ * OpenSSL's signing calls only say "failed", and the caller wants why.
+ * With ASYNC jobs interleaving on one thread it is still the error of the
+ * signature just made: it is written only after the job resumed, and the
+ * job runs on to its end before any other job runs (call it inside the
+ * job, as signer.c does). */
 const fp_error *fp_rkey_last_error(void);
 void fp_rkey_clear_error(void);
 

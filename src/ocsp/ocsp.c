@@ -369,20 +369,49 @@ add:
     return FP_ERR_OK;
 }
 
-int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *reqder,
-                    size_t len, int64_t now, unsigned char **out, size_t *out_len,
-                    fp_ocsp_result *res, fp_error *err)
+/*
+ * An answer in the making, split at its signature so that the signature
+ * may come later (fp_ocsp_respond_async): prepare decodes the request,
+ * answers from the cache or with an error status, or builds the basic
+ * response to sign; finish encodes the signed one and caches it.
+ */
+typedef struct ocsp_job {
+    fp_ocsp_responder *r;
+    int64_t now;
+    OCSP_BASICRESP *bs; /* to sign; NULL: the answer is in out already */
+    identity *ident;    /* who signs bs */
+    fp_ocsp_result res;
+    bool cacheable;
+    uint64_t epoch;
+    int ca0, alg0;
+    char serial[FP_SERIAL_HEX_MAX];
+    unsigned char *out;
+    size_t out_len;
+    fp_ocsp_done done;
+    void *arg;
+} ocsp_job;
+
+static void job_clear(ocsp_job *j)
+{
+    identity_put(j->ident);
+    j->ident = NULL;
+    OCSP_BASICRESP_free(j->bs);
+    j->bs = NULL;
+}
+
+static int prepare(fp_ocsp_responder *r, fp_store *store, const unsigned char *reqder,
+                   size_t len, ocsp_job *j, fp_error *err)
 {
     OCSP_REQUEST *req = NULL;
     OCSP_BASICRESP *bs = NULL;
     ASN1_TIME *this_up = NULL, *next_up = NULL;
-    identity *ident = NULL;
     const unsigned char *p = reqder;
     int cas[FP_OCSP_MAX_CERTS], algs[FP_OCSP_MAX_CERTS];
-    char serial[FP_SERIAL_HEX_MAX];
+    fp_ocsp_result *res = &j->res;
+    unsigned char **out = &j->out;
+    size_t *out_len = &j->out_len;
+    int64_t now = j->now;
     int n, nonce, signing_ca = -1, rc;
-    uint64_t epoch = 0;
-    bool cacheable;
 
     *out = NULL;
     *out_len = 0;
@@ -424,11 +453,13 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
     }
 
     /* fast path: one certificate, no nonce */
-    cacheable = r->cache != NULL && n == 1 && !res->nonce &&
-                cid_serial(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0)), serial) == 0;
-    if (cacheable) {
+    j->cacheable = r->cache != NULL && n == 1 && !res->nonce &&
+                   cid_serial(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, 0)), j->serial) == 0;
+    j->ca0 = cas[0];
+    j->alg0 = algs[0];
+    if (j->cacheable) {
         ocsp_cache_meta m;
-        if (ocsp_cache_get(r->cache, cas[0], algs[0], serial, now, out, out_len, &m)) {
+        if (ocsp_cache_get(r->cache, cas[0], algs[0], j->serial, now, out, out_len, &m)) {
             res->status = OCSP_RESPONSE_STATUS_SUCCESSFUL;
             res->n_certs = 1;
             res->cert_status = m.cert_status;
@@ -440,7 +471,7 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
             rc = FP_ERR_OK;
             goto out;
         }
-        epoch = ocsp_cache_epoch(r->cache); /* before the store read */
+        j->epoch = ocsp_cache_epoch(r->cache); /* before the store read */
     }
 
     bs = OCSP_BASICRESP_new();
@@ -469,39 +500,12 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
         rc = fp_err_set(err, FP_ERR_CRYPTO, "nonce echo");
         goto out;
     }
-    ident = identity_get(r, signing_ca);
-    /* responder ID by key hash (RFC 5019 2.2.2); the signer certificate is
-     * included so clients can check the delegation (RFC 6960 4.2.2.2) */
-    rc = fp_signer_sign_ocsp(ident->signer, bs, ident->cert, NULL, OCSP_RESPID_KEY, err);
-    if (rc == FP_ERR_KEY_UNAVAILABLE) {
-        /* RFC 6960 2.3: the signing key's token or signer process is away */
-        fp_err_set(&res->why, FP_ERR_KEY_UNAVAILABLE, "signing key unavailable");
-        rc = error_resp(OCSP_RESPONSE_STATUS_TRYLATER, res, out, out_len, err);
-        goto out;
-    }
-    if (rc != FP_ERR_OK ||
-        (rc = encode_resp(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs, out, out_len, err)) != FP_ERR_OK)
-        goto out;
-    res->status = OCSP_RESPONSE_STATUS_SUCCESSFUL;
     res->n_certs = n;
-    res->this_update = now;
-    res->next_update = now + r->opts.validity_seconds;
-    res->produced_at = now;
-    set_etag(*out, *out_len, res->etag);
-    if (cacheable) {
-        /* "unknown" only briefly: it changes on issuance, which the change
-         * log does not carry (with random serials a queried never-issued
-         * serial is practically never issued later, but be safe) */
-        int64_t keep = r->opts.validity_seconds / 2;
-        if (res->cert_status == V_OCSP_CERTSTATUS_UNKNOWN && keep > FP_OCSP_UNKNOWN_TTL)
-            keep = FP_OCSP_UNKNOWN_TTL;
-        ocsp_cache_meta m = {res->cert_status, res->this_update, res->next_update,
-                             res->produced_at, now + keep, ""};
-        memcpy(m.etag, res->etag, sizeof(m.etag));
-        ocsp_cache_put(r->cache, epoch, cas[0], algs[0], serial, *out, *out_len, &m);
-    }
+    j->ident = identity_get(r, signing_ca);
+    j->bs = bs;
+    bs = NULL;
+    rc = FP_ERR_OK;
 out:
-    identity_put(ident);
     ASN1_TIME_free(this_up);
     ASN1_TIME_free(next_up);
     OCSP_BASICRESP_free(bs);
@@ -512,6 +516,105 @@ out:
         *out_len = 0;
     }
     return rc;
+}
+
+/* The signature is in (rc, err): the answer. */
+static int finish(ocsp_job *j, int rc, fp_error *err)
+{
+    fp_ocsp_result *res = &j->res;
+    int64_t now = j->now;
+
+    if (rc == FP_ERR_KEY_UNAVAILABLE) {
+        /* RFC 6960 2.3: the signing key's token or signer process is away */
+        fp_err_set(&res->why, FP_ERR_KEY_UNAVAILABLE, "signing key unavailable");
+        rc = error_resp(OCSP_RESPONSE_STATUS_TRYLATER, res, &j->out, &j->out_len, err);
+        goto out;
+    }
+    if (rc != FP_ERR_OK ||
+        (rc = encode_resp(OCSP_RESPONSE_STATUS_SUCCESSFUL, j->bs, &j->out, &j->out_len, err)) !=
+            FP_ERR_OK)
+        goto out;
+    res->status = OCSP_RESPONSE_STATUS_SUCCESSFUL;
+    res->this_update = now;
+    res->next_update = now + j->r->opts.validity_seconds;
+    res->produced_at = now;
+    set_etag(j->out, j->out_len, res->etag);
+    if (j->cacheable) {
+        /* "unknown" only briefly: it changes on issuance, which the change
+         * log does not carry (with random serials a queried never-issued
+         * serial is practically never issued later, but be safe) */
+        int64_t keep = j->r->opts.validity_seconds / 2;
+        if (res->cert_status == V_OCSP_CERTSTATUS_UNKNOWN && keep > FP_OCSP_UNKNOWN_TTL)
+            keep = FP_OCSP_UNKNOWN_TTL;
+        ocsp_cache_meta m = {res->cert_status, res->this_update, res->next_update,
+                             res->produced_at, now + keep, ""};
+        memcpy(m.etag, res->etag, sizeof(m.etag));
+        ocsp_cache_put(j->r->cache, j->epoch, j->ca0, j->alg0, j->serial, j->out, j->out_len, &m);
+    }
+out:
+    job_clear(j);
+    if (rc != FP_ERR_OK) {
+        free(j->out);
+        j->out = NULL;
+        j->out_len = 0;
+    }
+    return rc;
+}
+
+int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *reqder,
+                    size_t len, int64_t now, unsigned char **out, size_t *out_len,
+                    fp_ocsp_result *res, fp_error *err)
+{
+    ocsp_job j = {.r = r, .now = now};
+    int rc = prepare(r, store, reqder, len, &j, err);
+
+    /* responder ID by key hash (RFC 5019 2.2.2); the signer certificate is
+     * included so clients can check the delegation (RFC 6960 4.2.2.2) */
+    if (rc == FP_ERR_OK && j.bs != NULL)
+        rc = finish(&j, fp_signer_sign_ocsp(j.ident->signer, j.bs, j.ident->cert, NULL,
+                                            OCSP_RESPID_KEY, err),
+                    err);
+    job_clear(&j);
+    *res = j.res;
+    *out = j.out;
+    *out_len = j.out_len;
+    return rc;
+}
+
+static void job_signed(void *arg, int rc, const fp_error *serr)
+{
+    ocsp_job *j = arg;
+    fp_error err = {0};
+
+    if (rc != FP_ERR_OK)
+        err = *serr;
+    rc = finish(j, rc, &err);
+    j->done(j->arg, rc, &err, j->out, j->out_len, &j->res);
+    free(j);
+}
+
+void fp_ocsp_respond_async(fp_ocsp_responder *r, fp_store *store, const unsigned char *reqder,
+                           size_t len, int64_t now, fp_ocsp_done done, void *arg)
+{
+    ocsp_job *j = calloc(1, sizeof(*j));
+    fp_error err = {0};
+    int rc;
+
+    if (j == NULL) {
+        fp_err_set(&err, FP_ERR_NOMEM, NULL);
+        done(arg, FP_ERR_NOMEM, &err, NULL, 0, NULL);
+        return;
+    }
+    *j = (ocsp_job){.r = r, .now = now, .done = done, .arg = arg};
+    rc = prepare(r, store, reqder, len, j, &err);
+    if (rc != FP_ERR_OK || j->bs == NULL) {
+        done(arg, rc, &err, j->out, j->out_len, &j->res);
+        free(j);
+        return;
+    }
+    /* as fp_ocsp_respond; the answer is made when the signature is in */
+    fp_signer_sign_ocsp_async(j->ident->signer, j->bs, j->ident->cert, NULL, OCSP_RESPID_KEY,
+                              job_signed, j);
 }
 
 void fp_ocsp_invalidate(fp_ocsp_responder *r, const char *serial)

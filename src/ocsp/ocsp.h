@@ -101,6 +101,21 @@ int fp_ocsp_respond(fp_ocsp_responder *r, fp_store *store, const unsigned char *
                     size_t len, int64_t now, unsigned char **out, size_t *out_len,
                     fp_ocsp_result *res, fp_error *err);
 
+/*
+ * fp_ocsp_respond without waiting for a fresh signature (ca/signer.h
+ * fp_signer_sign_ocsp_async): on a network worker whose OCSP key is in the
+ * separate signer process the answer is made when the signature is in,
+ * from the worker's event loop; elsewhere at once.  done(arg, rc, err,
+ * out, out_len, res) is called exactly once on this thread, with what
+ * fp_ocsp_respond would return (out is the callee's to free on
+ * FP_ERR_OK; err and res valid during the call; res NULL only with an
+ * error).  req need not outlive this call; store is used only during it.
+ */
+typedef void (*fp_ocsp_done)(void *arg, int rc, const fp_error *err, unsigned char *out,
+                             size_t out_len, const fp_ocsp_result *res);
+void fp_ocsp_respond_async(fp_ocsp_responder *r, fp_store *store, const unsigned char *req,
+                           size_t len, int64_t now, fp_ocsp_done done, void *arg);
+
 /* Drop cached responses for serial (uppercase hex) under every CA. */
 void fp_ocsp_invalidate(fp_ocsp_responder *r, const char *serial);
 /* Drop every cached response. */

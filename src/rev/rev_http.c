@@ -67,47 +67,77 @@ static void note_result(fp_http_req *req, const fp_ocsp_result *res)
                  OCSP_response_status_str(res->status));
 }
 
-/* Answer der (len bytes) as an OCSP request; get adds RFC 5019 headers. */
-static int answer(fp_http_req *req, const unsigned char *der, size_t len, bool get)
-{
-    rev_state *st = req->mod_state;
-    fp_ocsp_result res;
-    fp_error err = {0};
-    unsigned char *out = NULL;
-    size_t out_len = 0;
-    int64_t now = fp_now();
+/* An OCSP request whose answer may come after the handler returned (a
+ * fresh signature from the separate signer, ocsp.h fp_ocsp_respond_async). */
+typedef struct ocsp_call {
+    fp_http_req *req;
+    bool get;
+    int64_t now;
+    bool returned; /* the handler returned FP_HTTP_DEFERRED */
+    bool answered; /* done ran before it returned */
+} ocsp_call;
 
-    if (fp_ocsp_respond(st->ocsp, req->worker_state, der, len, now, &out,
-                        &out_len, &res, &err) != FP_ERR_OK) {
-        fp_log(FP_LOG_ERROR, "ocsp id=%s: %s", req->id, fp_err_str(&err));
+static void answered(void *arg, int rc, const fp_error *err, unsigned char *out, size_t out_len,
+                     const fp_ocsp_result *res)
+{
+    ocsp_call *c = arg;
+    fp_http_req *req = c->req;
+    int64_t now = c->now;
+
+    if (rc != FP_ERR_OK) {
+        fp_log(FP_LOG_ERROR, "ocsp id=%s: %s", req->id, fp_err_str(err));
         fp_http_error(req, 500, "internal error");
-        return FP_HTTP_DONE;
+        goto out;
     }
-    note_result(req, &res);
-    if (get && res.status == OCSP_RESPONSE_STATUS_SUCCESSFUL && res.next_update > now) {
+    note_result(req, res);
+    if (c->get && res->status == OCSP_RESPONSE_STATUS_SUCCESSFUL && res->next_update > now) {
         /* RFC 5019 6.2: let caches keep it until nextUpdate, no longer */
         char v[96];
         const char *inm = fp_http_header(req, "If-None-Match");
 
-        http_date(res.this_update, v, sizeof(v));
+        http_date(res->this_update, v, sizeof(v));
         fp_http_add_header(req, "Last-Modified", v);
-        http_date(res.next_update, v, sizeof(v));
+        http_date(res->next_update, v, sizeof(v));
         fp_http_add_header(req, "Expires", v);
         snprintf(v, sizeof(v), "max-age=%lld, public, no-transform, must-revalidate",
-                 (long long)(res.next_update - now));
+                 (long long)(res->next_update - now));
         fp_http_add_header(req, "Cache-Control", v);
-        if (res.etag[0]) {
-            fp_http_add_header(req, "ETag", res.etag);
-            if (inm != NULL && !strcmp(inm, res.etag)) {
+        if (res->etag[0]) {
+            fp_http_add_header(req, "ETag", res->etag);
+            if (inm != NULL && !strcmp(inm, res->etag)) {
                 free(out);
                 fp_http_reply(req, 304, NULL, NULL, 0);
-                return FP_HTTP_DONE;
+                goto out;
             }
         }
     }
     fp_http_reply(req, 200, "application/ocsp-response", out, out_len);
     free(out);
-    return FP_HTTP_DONE;
+out:
+    if (c->returned)
+        free(c);
+    else
+        c->answered = true;
+}
+
+/* Answer der (len bytes) as an OCSP request; get adds RFC 5019 headers. */
+static int answer(fp_http_req *req, const unsigned char *der, size_t len, bool get)
+{
+    rev_state *st = req->mod_state;
+    ocsp_call *c = calloc(1, sizeof(*c));
+
+    if (c == NULL) {
+        fp_http_error(req, 500, "out of memory");
+        return FP_HTTP_DONE;
+    }
+    *c = (ocsp_call){.req = req, .get = get, .now = fp_now()};
+    fp_ocsp_respond_async(st->ocsp, req->worker_state, der, len, c->now, answered, c);
+    if (c->answered) {
+        free(c);
+        return FP_HTTP_DONE;
+    }
+    c->returned = true;
+    return FP_HTTP_DEFERRED;
 }
 
 /* ---- handlers ---- */

@@ -5,7 +5,8 @@
  * turns "open this key reference" into an OPEN request and wraps the
  * answer (a key id and the public key) as a remote key whose signatures
  * are SIGN requests.  The server side runs in the forked child: as many
- * threads as cores, each serving its share of the channels through epoll,
+ * threads as cores (half with async channels: signer_threads), each serving
+ * its share of the channels through epoll,
  * every length checked before use.
  */
 #define _GNU_SOURCE
@@ -23,6 +24,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -714,6 +716,34 @@ static void replay(server *s, const fp_sigjournal *j)
            s->n, s->sealed ? ", sealed" : "");
 }
 
+/*
+ * How many signing threads.  With the workers' signatures out several at
+ * a time (async channels), half the cores: a thread that is still busy
+ * when the next requests arrive takes them without a sleep and a wakeup
+ * each, and the sender does not pay for waking it; on the 2-core bench
+ * machine one thread instead of two cut the signer's CPU per fresh OCSP
+ * signature from 40 to 31 us and the network side's from 78 to 65 us
+ * (BENCHMARKS.md, "Separate signer", 2026-12-01 async).  Without async
+ * channels each request is alone on its channel: as many as cores.
+ * FLEETPKI_SIGNER_THREADS=N sets it (1..cores), for measuring.  Read in
+ * the parent before the fork, so a restarted signer does the same.
+ */
+static int sig_threads_async = -1; /* set by fp_privsep_start */
+
+static long signer_threads(long cores)
+{
+    const char *te = getenv("FLEETPKI_SIGNER_THREADS");
+    long want = te != NULL && *te ? strtol(te, NULL, 10) : 0;
+
+    if (cores < 1)
+        cores = 1;
+    if (want > 0)
+        return want < cores ? want : cores;
+    if (sig_threads_async > 0)
+        return cores / 2 > 0 ? cores / 2 : 1;
+    return cores;
+}
+
 void fp_privsep_child_main(int *fds, int n)
 {
     fp_privsep_child_run(fds, n, NULL);
@@ -722,7 +752,7 @@ void fp_privsep_child_main(int *fds, int n)
 void fp_privsep_child_run(int *fds, int n, const fp_sigjournal *j)
 {
     static server s;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = signer_threads(sysconf(_SC_NPROCESSORS_ONLN));
     int nt = (int)(cores < 1 ? 1 : cores < n ? cores : n);
     pthread_t *th = calloc((size_t)nt, sizeof(*th));
     loop_arg *args = calloc((size_t)nt, sizeof(*args));
@@ -763,7 +793,12 @@ void fp_privsep_child_run(int *fds, int n, const fp_sigjournal *j)
 typedef struct chan {
     pthread_mutex_t mu;
     int fd;
+    int afd; /* an async channel's descriptor while a request is out on it,
+                else -1: the watcher leaves it open for its owner (below) */
 } chan;
+
+/* Async channels per worker at most (a thread's busy set is one word). */
+#define ASYNC_PER_MAX 64
 
 struct fp_privsep {
     atomic_int refs;
@@ -772,6 +807,10 @@ struct fp_privsep {
     int n;
     atomic_uint next;
     chan *ch;
+    int nsync;              /* ch[0..nsync-1]: one request/answer at a time */
+    int async_per, async_blocks; /* then async_blocks blocks of async_per */
+    atomic_int next_block;
+    unsigned gen;           /* tells a thread's block of this one from an old one's */
     int ctl;                /* control socket from the supervisor */
     pthread_t watcher;
     bool watching;
@@ -812,7 +851,7 @@ static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, cons
      * another channel idles, as drawing round-robin per request did */
     if (tl_slot == 0)
         tl_slot = atomic_fetch_add(&p->next, 1) + 1;
-    c = &p->ch[(tl_slot - 1) % (unsigned)p->n];
+    c = &p->ch[(tl_slot - 1) % (unsigned)p->nsync];
 
     pthread_mutex_lock(&c->mu);
     if (c->fd < 0 || send_frame(c->fd, op, a, alen, b, blen) != 0 ||
@@ -828,36 +867,156 @@ static int roundtrip(fp_privsep *p, uint8_t op, const void *a, size_t alen, cons
     return rc;
 }
 
-static int ps_sign(void *arg, const char *mdname, const unsigned char *data, size_t len,
-                   unsigned char **sig, size_t *siglen, fp_error *err)
+/* A SIGN request's fixed part: u32 key id, u8 n, digest name[n]. */
+static int sign_header(const rkey_arg *ra, const char *mdname, unsigned char *hdr, size_t *hlen,
+                       fp_error *err)
 {
-    rkey_arg *ra = arg;
-    unsigned char hdr[4 + 1 + MD_NAME_MAX], inl[SIG_MAX], *body = NULL;
-    size_t mdlen = mdname ? strlen(mdname) : 0, blen = 0;
+    size_t mdlen = mdname ? strlen(mdname) : 0;
     uint32_t id = htonl(ra->id);
-    uint8_t status = 0;
-    int rc;
 
-    *sig = NULL;
     if (mdlen > MD_NAME_MAX)
         return fp_err_set(err, FP_ERR_ARG, "digest name too long");
     memcpy(hdr, &id, 4);
     hdr[4] = (unsigned char)mdlen;
     memcpy(hdr + 5, mdname ? mdname : "", mdlen);
-    if ((rc = roundtrip(ra->p, OP_SIGN, hdr, 5 + mdlen, data, len, &status, inl, sizeof(inl),
-                        &body, &blen, err)) != FP_ERR_OK)
+    *hlen = 5 + mdlen;
+    return FP_ERR_OK;
+}
+
+/* A SIGN answer into *sig (OPENSSL_malloc'd). */
+static int sign_answer(uint8_t status, const unsigned char *body, size_t blen,
+                       unsigned char **sig, size_t *siglen, fp_error *err)
+{
+    if (status != FP_ERR_OK)
+        return fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL,
+                          "signer: %.*s", (int)(blen > 300 ? 300 : blen), (const char *)body);
+    if (blen == 0 || blen > SIG_MAX || (*sig = OPENSSL_malloc(blen)) == NULL)
+        return fp_err_set(err, FP_ERR_CRYPTO, "signer: bad signature length");
+    memcpy(*sig, body, blen);
+    *siglen = blen;
+    return FP_ERR_OK;
+}
+
+static int ps_sign(void *arg, const char *mdname, const unsigned char *data, size_t len,
+                   unsigned char **sig, size_t *siglen, fp_error *err)
+{
+    rkey_arg *ra = arg;
+    unsigned char hdr[4 + 1 + MD_NAME_MAX], inl[SIG_MAX], *body = NULL;
+    size_t hlen = 0, blen = 0;
+    uint8_t status = 0;
+    int rc;
+
+    *sig = NULL;
+    if ((rc = sign_header(ra, mdname, hdr, &hlen, err)) != FP_ERR_OK ||
+        (rc = roundtrip(ra->p, OP_SIGN, hdr, hlen, data, len, &status, inl, sizeof(inl), &body,
+                        &blen, err)) != FP_ERR_OK)
         return rc;
-    if (status != FP_ERR_OK) {
-        rc = fp_err_set(err, status < FP_ERR__COUNT ? status : FP_ERR_INTERNAL,
-                        "signer: %.*s", (int)(blen > 300 ? 300 : blen), (const char *)body);
-    } else if (blen == 0 || blen > SIG_MAX || (*sig = OPENSSL_malloc(blen)) == NULL) {
-        rc = fp_err_set(err, FP_ERR_CRYPTO, "signer: bad signature length");
-    } else {
-        memcpy(*sig, body, blen);
-        *siglen = blen;
-    }
+    rc = sign_answer(status, body, blen, sig, siglen, err);
     if (body != inl)
         free(body);
+    return rc;
+}
+
+/*
+ * Asynchronous signing (rkey.h start/finish), for the network workers'
+ * ASYNC jobs (signer/async.h).  Each thread that signs this way draws a
+ * block of async_per channels of its own, once; a channel carries one
+ * request at a time as on the wire (privsep.h), so a thread has up to
+ * async_per signatures out at once, and the signer's threads find several
+ * requests ready per wakeup.  No lock is contended: only the watcher
+ * (a restart) takes a channel's lock besides its owner.  When every
+ * channel of the block is out, start says FP_RKEY_WAIT (the job waits for
+ * one of them to come back: queueing keeps the worker free, where
+ * blocking would stall every connection of the worker); a thread that
+ * found no block left signs the blocking way.
+ */
+typedef struct async_block {
+    fp_privsep *p;
+    unsigned gen;  /* p->gen: p may be a new one at an old one's address */
+    int first;     /* index of the block's first channel; -1: none left */
+    uint64_t busy; /* bit i: channel first + i has a request out */
+} async_block;
+
+static _Thread_local async_block tl_ab;
+static atomic_uint privsep_gen;
+
+static int ps_start(void *arg, const char *mdname, const unsigned char *data, size_t len,
+                    int *fd, void **ticket, fp_error *err)
+{
+    rkey_arg *ra = arg;
+    fp_privsep *p = ra->p;
+    unsigned char hdr[4 + 1 + MD_NAME_MAX];
+    size_t hlen = 0;
+    chan *c;
+    int i, rc;
+
+    *fd = FP_RKEY_BLOCK;
+    *ticket = NULL;
+    if (p->async_blocks == 0)
+        return FP_ERR_OK;
+    if (tl_ab.p != p || tl_ab.gen != p->gen) {
+        int b = atomic_fetch_add(&p->next_block, 1);
+        tl_ab = (async_block){p, p->gen, b < p->async_blocks ? p->nsync + b * p->async_per : -1,
+                              0};
+    }
+    if (tl_ab.first < 0)
+        return FP_ERR_OK;
+    for (i = 0; i < p->async_per && (tl_ab.busy & ((uint64_t)1 << i)); i++)
+        ;
+    if (i == p->async_per) {
+        *fd = FP_RKEY_WAIT;
+        return FP_ERR_OK;
+    }
+    if ((rc = sign_header(ra, mdname, hdr, &hlen, err)) != FP_ERR_OK)
+        return rc;
+    c = &p->ch[tl_ab.first + i];
+    pthread_mutex_lock(&c->mu);
+    if (c->fd < 0 || send_frame(c->fd, OP_SIGN, hdr, hlen, data, len) != 0) {
+        if (c->fd >= 0)
+            close(c->fd); /* out of step: as roundtrip */
+        c->fd = -1;
+        pthread_mutex_unlock(&c->mu);
+        return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+    }
+    c->afd = c->fd;
+    *fd = c->fd;
+    pthread_mutex_unlock(&c->mu);
+    tl_ab.busy |= (uint64_t)1 << i;
+    *ticket = (void *)(uintptr_t)(i + 1);
+    return FP_ERR_OK;
+}
+
+static int ps_finish(void *arg, void *ticket, unsigned char **sig, size_t *siglen, fp_error *err)
+{
+    rkey_arg *ra = arg;
+    int i = (int)(uintptr_t)ticket - 1;
+    chan *c;
+    unsigned char inl[SIG_MAX], *body = NULL;
+    size_t blen = 0;
+    uint8_t status = 0;
+    int rc;
+
+    *sig = NULL;
+    if (tl_ab.p != ra->p || tl_ab.gen != ra->p->gen || tl_ab.first < 0 || i < 0 || i >= ra->p->async_per ||
+        !(tl_ab.busy & ((uint64_t)1 << i)))
+        return fp_err_set(err, FP_ERR_INTERNAL, "async signature finished on another thread");
+    c = &ra->p->ch[tl_ab.first + i];
+    pthread_mutex_lock(&c->mu);
+    if (recv_frame(c->afd, &status, inl, sizeof(inl), &body, &blen, false) != 0) {
+        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+        if (c->afd == c->fd)
+            c->fd = -1;
+        close(c->afd);
+    } else {
+        rc = sign_answer(status, body, blen, sig, siglen, err);
+        if (c->afd != c->fd)
+            close(c->afd); /* replaced by a restart while the request was out */
+        if (body != inl)
+            free(body);
+    }
+    c->afd = -1;
+    pthread_mutex_unlock(&c->mu);
+    tl_ab.busy &= ~((uint64_t)1 << i);
     return rc;
 }
 
@@ -902,7 +1061,11 @@ static int ps_key_from_answer(fp_privsep *p, uint8_t status, unsigned char *body
     ra->p = p;
     ra->id = id;
     atomic_fetch_add(&p->refs, 1);
-    be = (fp_rkey_backend){ps_sign, ps_key_free, ra};
+    be = (fp_rkey_backend){ps_sign, ps_key_free, ra, NULL, NULL};
+    if (p->async_blocks > 0) {
+        be.start = ps_start;
+        be.finish = ps_finish;
+    }
     rc = fp_rkey_new(pub, &be, out, err); /* be freed by it on failure */
 out:
     EVP_PKEY_free(pub);
@@ -1038,7 +1201,9 @@ static void *watch(void *arg)
         for (unsigned i = 0; i < count; i++) {
             chan *c = &p->ch[first + i];
             pthread_mutex_lock(&c->mu);
-            if (c->fd >= 0)
+            /* a request out on it: its owner reads the old one (EOF,
+             * the signer is gone) and closes it (ps_finish) */
+            if (c->fd >= 0 && c->fd != c->afd)
                 close(c->fd);
             c->fd = fds[i];
             pthread_mutex_unlock(&c->mu);
@@ -1055,7 +1220,8 @@ static void *watch(void *arg)
     return NULL;
 }
 
-int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
+int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **out,
+                     fp_error *err)
 {
     fp_privsep *p = NULL;
     int *child = NULL, ctl[2] = {-1, -1}, nfds = 0, junk[FP_SUP_FDS_PER_MSG];
@@ -1064,9 +1230,41 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
     int rc = FP_ERR_OK;
 
     *out = NULL;
-    if (nchan < 1 || nchan > 512)
-        return fp_err_set(err, FP_ERR_ARG, "signer channels: 1..512");
+    if (async_blocks <= 0 || async_per <= 0)
+        async_blocks = async_per = 0;
+    /* many workers ([server] threads up to 256) or a low descriptor
+     * limit: fewer async channels each rather than no server.  Both ends
+     * of every channel are open here until the fork, and the connections
+     * need most of the limit: the channels get a quarter of it. */
+    if (async_blocks > 0 && nchan >= 1) {
+        long room = 2048 - nchan;
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            /* as the HTTP layer does at its start (http/conn.c) */
+            struct rlimit nl = {rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max,
+                                rl.rlim_max};
+            if (setrlimit(RLIMIT_NOFILE, &nl) == 0)
+                rl.rlim_cur = nl.rlim_cur;
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && (long)(rl.rlim_cur / 4) - nchan < room)
+            room = (long)(rl.rlim_cur / 4) - nchan;
+        if ((long)async_blocks * async_per > room &&
+            (async_per = room > 0 ? (int)(room / async_blocks) : 0) == 0)
+            async_blocks = 0;
+    }
+    if (nchan < 1 || async_per > ASYNC_PER_MAX || async_blocks > 512 ||
+        nchan + async_blocks * async_per > 2048)
+        return fp_err_set(err, FP_ERR_ARG, "signer channels: 1..2048, %d async per worker at most",
+                          ASYNC_PER_MAX);
     p = calloc(1, sizeof(*p));
+    if (p != NULL) {
+        p->nsync = nchan;
+        p->async_blocks = async_blocks;
+        p->async_per = async_per;
+        atomic_init(&p->next_block, 0);
+        p->gen = atomic_fetch_add(&privsep_gen, 1) + 1;
+    }
+    nchan += async_blocks * async_per;
     child = calloc((size_t)nchan, sizeof(*child));
     if (p == NULL || child == NULL || (p->ch = calloc((size_t)nchan, sizeof(*p->ch))) == NULL) {
         rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
@@ -1081,6 +1279,7 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
         int sv[2];
         pthread_mutex_init(&p->ch[i].mu, NULL);
         p->ch[i].fd = -1;
+        p->ch[i].afd = -1;
         p->n = i + 1;
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
             rc = fp_err_set(err, FP_ERR_IO, "socketpair: %s", strerror(errno));
@@ -1094,6 +1293,7 @@ int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err)
         goto fail;
     }
     (void)spin_budget(); /* read the setting once, for both processes */
+    sig_threads_async = async_blocks > 0;
     fflush(NULL);
     pid = fork();
     if (pid < 0) {

@@ -43,11 +43,16 @@ typedef struct fp_privsep fp_privsep;
 
 /*
  * Fork the signer with nchan channels (one per thread that may sign at
- * once; more threads wait for a channel).  In the parent: *out is set and
+ * once; more threads wait for a channel), and async_blocks blocks of
+ * async_per more for asynchronous signing (rkey.h start/finish: a network
+ * worker's ASYNC jobs, signer/async.h), each drawn by one thread, which
+ * then has up to async_per signatures out at once (0: none; at most 64
+ * per block).  In the parent: *out is set and
  * every later fp_signer_open_file goes to the signer (signer.h).  The child
  * never returns: it serves until every channel closes, then exits.
  */
-int fp_privsep_start(int nchan, fp_privsep **out, fp_error *err);
+int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **out,
+                     fp_error *err);
 
 /* Startup is over: the signer refuses references it has not opened. */
 int fp_privsep_seal(fp_privsep *p, fp_error *err);

@@ -47,7 +47,7 @@ static void test_sign_through_signer(void **state)
 
     unsigned char *before = NULL, *after = NULL;
     int nb, na;
-    assert_int_equal(fp_privsep_start(2, &ps, &e), 0);
+    assert_int_equal(fp_privsep_start(2, 0, 0, &ps, &e), 0);
     assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
     assert_true(fp_rkey_is_remote(fp_signer_get0_pkey(s)));
     /* the request is re-signed by the key in the signer process (ECDSA:
@@ -102,7 +102,7 @@ static void test_reread_renewed_file(void **state)
     fp_error e = {0};
     (void)state;
 
-    assert_int_equal(fp_privsep_start(1, &ps, &e), 0);
+    assert_int_equal(fp_privsep_start(1, 0, 0, &ps, &e), 0);
     for (int i = 0; i < 3; i++) {
         if (i > 0) {
             /* renewed in place: at start (i = 1, before the seal) and
@@ -161,7 +161,7 @@ static void test_restart_after_kill(void **state)
 
     snprintf(kp2, sizeof(kp2), "%s/enc.key", dir);
     assert_int_equal(fp_key_write(kp2, k2, "s3cret", 6, &e), 0);
-    assert_int_equal(fp_privsep_start(2, &ps, &e), 0);
+    assert_int_equal(fp_privsep_start(2, 0, 0, &ps, &e), 0);
     assert_int_equal(fp_signer_open_file(kp, NULL, 0, &s, &e), 0);
     assert_int_equal(fp_signer_open_file(kp2, "s3cret", 6, &s2, &e), 0);
     assert_int_equal(fp_privsep_seal(ps, &e), 0);

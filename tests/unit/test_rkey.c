@@ -82,7 +82,7 @@ static void run_algo(const char *algo)
 {
     EVP_PKEY *real = tu_key(algo), *pub = public_of(real), *rk = NULL;
     mem_be m = {real, 0, false};
-    fp_rkey_backend be = {mem_sign, NULL, &m};
+    fp_rkey_backend be = {.sign = mem_sign, .arg = &m};
     X509 *x = self_signed_template(pub);
     X509_CRL *crl = X509_CRL_new();
     OCSP_BASICRESP *br = OCSP_BASICRESP_new();
@@ -191,7 +191,7 @@ static void test_mismatch(void **state)
     EVP_PKEY *real = tu_key("p256"), *other = tu_key("p256"), *pub = public_of(real);
     EVP_PKEY *rk = NULL;
     mem_be m = {real, 0, false};
-    fp_rkey_backend be = {mem_sign, NULL, &m};
+    fp_rkey_backend be = {.sign = mem_sign, .arg = &m};
     X509 *x = self_signed_template(other);
     fp_error e = {0};
     (void)state;
