@@ -346,34 +346,41 @@ static void job_committed(void *arg, int rc, const fp_error *err)
     free(j);
 }
 
-int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
-                    fp_issue_done done, void *arg, fp_error *err)
+/* The job of a group-committed issuance, its CA picked (both submits). */
+static int job_new(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                   fp_issue_done done, void *arg, issue_job **out, fp_error *err)
 {
-    issue_job *j;
-    fp_cert_rec rec;
-    char *detail = NULL;
     fp_ca *ca = NULL;
     int rc;
 
+    *out = NULL;
     if (iss->committer == NULL)
         return fp_err_set(err, FP_ERR_STATE, "no group committer: use fp_issue");
     if (req->pending_id > 0)
         return fp_err_set(err, FP_ERR_ARG, "approval is synchronous: use fp_issue");
     if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
         return rc;
-    j = calloc(1, sizeof(*j));
-    if (j == NULL)
+    if ((*out = calloc(1, sizeof(**out))) == NULL)
         return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    j->iss = iss;
-    j->ca = ca;
-    j->committer = iss->committer;
-    j->req = *req;
-    j->done = done;
-    j->arg = arg;
-    j->attempts = 1;
+    **out = (issue_job){.iss = iss, .store = store, .ca = ca, .committer = iss->committer,
+                        .req = *req, .done = done, .arg = arg, .attempts = 1};
+    return FP_ERR_OK;
+}
+
+int fp_issue_submit(fp_issuer *iss, fp_store *store, const fp_issue_req *req,
+                    fp_issue_done done, void *arg, fp_error *err)
+{
+    issue_job *j;
+    fp_cert_rec rec;
+    char *detail = NULL;
+    int rc;
+
+    if ((rc = job_new(iss, store, req, done, arg, &j, err)) != FP_ERR_OK)
+        return rc;
     /* the first signature on the caller's thread, so a refusal is
      * answered (and audited on the caller's handle) without the writer */
-    if ((rc = sign_checked(iss, ca, store, req, &j->cert, &rec, &detail, err)) != FP_ERR_OK) {
+    if ((rc = sign_checked(iss, j->ca, store, req, &j->cert, &rec, &detail, err)) !=
+        FP_ERR_OK) {
         free(j);
         return rc;
     }
@@ -412,24 +419,15 @@ int fp_issue_submit_async(fp_issuer *iss, fp_store *store, const fp_issue_req *r
                           fp_issue_done done, void *arg, fp_error *err)
 {
     issue_job *j;
-    fp_ca *ca = NULL;
     int rc;
 
-    if (iss->committer == NULL)
-        return fp_err_set(err, FP_ERR_STATE, "no group committer: use fp_issue");
-    if (req->pending_id > 0)
-        return fp_err_set(err, FP_ERR_ARG, "approval is synchronous: use fp_issue");
-    if ((rc = fp_issuer_pick(iss, req, &ca, err)) != FP_ERR_OK)
+    if ((rc = job_new(iss, store, req, done, arg, &j, err)) != FP_ERR_OK)
         return rc;
-    if ((j = calloc(1, sizeof(*j))) == NULL)
-        return fp_err_set(err, FP_ERR_NOMEM, NULL);
-    *j = (issue_job){.iss = iss, .store = store, .ca = ca, .committer = iss->committer,
-                     .req = *req, .done = done, .arg = arg, .attempts = 1};
-    if ((rc = before_sign(ca, store, req, &j->cert, err)) != FP_ERR_OK) {
+    if ((rc = before_sign(j->ca, store, req, &j->cert, err)) != FP_ERR_OK) {
         free(j);
         return rc;
     }
-    fp_signer_sign_cert_async(fp_ca_get0_signer(ca), j->cert, job_signed, j);
+    fp_signer_sign_cert_async(fp_ca_get0_signer(j->ca), j->cert, job_signed, j);
     return FP_ERR_OK;
 }
 

@@ -671,16 +671,12 @@ static void *run_server(void *arg)
     return NULL;
 }
 
-/* One request on a fresh connection ("Connection: close"); returns the
- * status, the whole answer in resp. */
-static int exchange(const fp_http_server *srv, const char *text, char *resp, size_t size)
+/* A connection to the server's plain listener. */
+static int plain_connect(const fp_http_server *srv)
 {
     const char *bound = fp_http_server_addr(srv, FP_HTTP_PLAIN);
     struct sockaddr_in sa;
-    struct timeval tv = {30, 0}; /* only against a hang */
-    size_t got = 0;
-    int fd, status = -1;
-    ssize_t n;
+    int fd;
 
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
@@ -688,8 +684,20 @@ static int exchange(const fp_http_server *srv, const char *text, char *resp, siz
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* One request on a fresh connection ("Connection: close"); returns the
+ * status, the whole answer in resp. */
+static int exchange(const fp_http_server *srv, const char *text, char *resp, size_t size)
+{
+    struct timeval tv = {30, 0}; /* only against a hang */
+    size_t got = 0;
+    int fd = plain_connect(srv), status = -1;
+    ssize_t n;
+
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     while (got + 1 < size && (n = read(fd, resp + got, size - 1 - got)) > 0)
         got += (size_t)n;
@@ -893,21 +901,6 @@ static void test_server_worker_state(void **state)
 
 /* ---- connections shared out over the workers (conn.c, "balance") ---- */
 
-static int plain_connect(const fp_http_server *srv)
-{
-    const char *bound = fp_http_server_addr(srv, FP_HTTP_PLAIN);
-    struct sockaddr_in sa;
-    int fd;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)atoi(strrchr(bound, ':') + 1));
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(fd >= 0);
-    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
-}
 
 /* Until the server holds n connections (30 s against a hang; no timing is
  * asserted). */
