@@ -14,6 +14,8 @@
  */
 #include "rkey.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -436,11 +438,19 @@ static int sign_in_job(ASYNC_JOB *job, const fp_rkey_backend *be, const char *md
             return be->sign(be->arg, mdname, data, len, sig, siglen, e);
         /* resumed: a channel may be free now */
     }
-    if (wc != NULL && ASYNC_WAIT_CTX_set_wait_fd(wc, &rk_wait_key, fd, NULL, NULL)) {
-        ASYNC_pause_job();
-        ASYNC_WAIT_CTX_clear_fd(wc, &rk_wait_key);
+    for (;;) {
+        if (wc != NULL && ASYNC_WAIT_CTX_set_wait_fd(wc, &rk_wait_key, fd, NULL, NULL)) {
+            ASYNC_pause_job();
+            ASYNC_WAIT_CTX_clear_fd(wc, &rk_wait_key);
+        } else {
+            /* cannot wait in the loop: here, as sign would */
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+                ;
+        }
+        if ((rc = be->finish(be->arg, ticket, sig, siglen, e)) != FP_RKEY_AGAIN)
+            return rc;
     }
-    return be->finish(be->arg, ticket, sig, siglen, e);
 }
 
 /* Ask the backend; copy into the caller's buffer.  The backend's error

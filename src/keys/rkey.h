@@ -43,6 +43,11 @@ typedef int (*fp_rkey_sign_fn)(void *arg, const char *mdname, const unsigned cha
  * provider calls finish, which reads the answer (the sign contract's
  * *sig and err).  finish is called exactly once for every start that set
  * *fd >= 0, on the thread that called start.
+ * finish may also return FP_RKEY_AGAIN: the answer is not in yet (fd was
+ * readable for an earlier request's answer on the same descriptor); the
+ * job waits for fd again and finish is called again.  A runner resumes
+ * the jobs waiting on one descriptor in the order they paused, which is
+ * the order their requests went out.
  * start may also set *fd to FP_RKEY_WAIT: no channel is free now, the job
  * pauses with no descriptor and start is tried again when it is resumed
  * (its runner resumes such a job once another signature came back); or
@@ -50,6 +55,7 @@ typedef int (*fp_rkey_sign_fn)(void *arg, const char *mdname, const unsigned cha
  */
 #define FP_RKEY_WAIT (-1)
 #define FP_RKEY_BLOCK (-2)
+#define FP_RKEY_AGAIN (-3)
 typedef int (*fp_rkey_start_fn)(void *arg, const char *mdname, const unsigned char *data,
                                 size_t len, int *fd, void **ticket, fp_error *err);
 typedef int (*fp_rkey_finish_fn)(void *arg, void *ticket, unsigned char **sig, size_t *siglen,

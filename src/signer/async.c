@@ -3,10 +3,19 @@
  *
  * A paused job waits either for its answer's descriptor (the provider put
  * it in the job's wait context) or, with no descriptor, for one of the
- * thread's signer channels to come back (rkey.h FP_RKEY_WAIT): such jobs
+ * thread's signer requests to come back (rkey.h FP_RKEY_WAIT): such jobs
  * queue here and one is resumed each time a signature finishes.  A
- * channel is busy only while a job of this very thread has a request out
- * on it, so a waiting job always has a finishing one ahead of it.
+ * request is out only while a job of this very thread waits for it, so a
+ * waiting job always has a finishing one ahead of it.
+ *
+ * Jobs waiting on one descriptor (a channel the signer answers in order,
+ * privsep.c) queue on one watch, in the order they paused, which is the
+ * order their requests went out: one persistent event per descriptor,
+ * added when the first job waits on it and freed when the last one
+ * resumes, so a signature costs no epoll_ctl of its own while others are
+ * out on the same channel.  When it is readable the
+ * jobs are resumed from the front until one finds its answer not in yet
+ * (FP_RKEY_AGAIN): it goes back to the front and waits again.
  */
 #define _GNU_SOURCE
 #include "async.h"
@@ -23,14 +32,15 @@
 #include "../common/util.h"
 
 typedef struct sa_op sa_op;
+typedef struct sa_watch sa_watch;
 
 struct sa_op {
     fp_sasync *sa;
     ASYNC_JOB *job;
     ASYNC_WAIT_CTX *wc;
-    struct event *ev;
-    int fd;             /* what ev watches; -1: none yet */
+    sa_watch *w;        /* the watch it waits in; NULL: none */
     bool waiting;       /* paused without a descriptor: in the wait queue */
+    bool resuming;      /* taken from the front of a watch and resumed */
     fp_sasync_call call;
     void *carg;
     fp_sasync_done done;
@@ -38,13 +48,23 @@ struct sa_op {
     int rc;
     fp_error err;
     sa_op *prev, *next; /* every op not done */
-    sa_op *wnext;       /* the wait queue */
+    sa_op *wnext;       /* the wait queue, or its watch's queue */
+};
+
+struct sa_watch {
+    fp_sasync *sa;
+    int fd;
+    struct event *ev;     /* persistent, EV_READ */
+    sa_op *head, *tail;   /* the jobs waiting on fd, in pause order */
+    bool again;           /* the resumed front job waits again */
+    sa_watch *next;
 };
 
 struct fp_sasync {
     struct event_base *base;
     sa_op *ops;
     sa_op *whead, *wtail;
+    sa_watch *watches;
     int pending;
     unsigned long n_run, n_paused, n_waited; /* for the exit log line */
 };
@@ -60,13 +80,6 @@ static int job_main(void *arg)
 }
 
 static void step(sa_op *op);
-
-static void on_ready(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    step(arg);
-}
 
 static void unlink_op(fp_sasync *sa, sa_op *op)
 {
@@ -103,21 +116,70 @@ static void complete(sa_op *op)
     int rc = op->rc;
 
     unlink_op(sa, op);
-    if (op->ev)
-        event_free(op->ev);
     ASYNC_WAIT_CTX_free(op->wc);
     free(op);
     wake_one(sa);
     done(darg, rc, &err);
 }
 
-/* Paused: watch its descriptor, or queue it for a channel. */
+static void watch_free(sa_watch *w)
+{
+    fp_sasync *sa = w->sa;
+    for (sa_watch **pp = &sa->watches; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    event_free(w->ev);
+    free(w);
+}
+
+/* fd is readable: resume its jobs from the front while their answers are
+ * in.  The watch goes before its last job resumes: a backend may close
+ * the descriptor once no job waits on it (the next job on that number
+ * gets a new watch, and libevent's changelist folds the two changes). */
+static void watch_ready(sa_watch *w)
+{
+    for (;;) {
+        sa_op *op = w->head;
+        bool last;
+        if (op == NULL) {
+            watch_free(w);
+            return;
+        }
+        w->head = op->wnext;
+        if (w->head == NULL)
+            w->tail = NULL;
+        op->wnext = NULL;
+        op->w = NULL;
+        op->resuming = true;
+        if ((last = w->head == NULL))
+            watch_free(w);
+        else
+            w->again = false;
+        step(op); /* may free op, and start jobs that wait on w's descriptor */
+        if (last || w->again)
+            return; /* the front one's answer is not in yet: it waits again */
+    }
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    watch_ready(arg);
+}
+
+/* Paused: wait on its descriptor's watch, or queue it for a channel. */
 static void watch(sa_op *op)
 {
     fp_sasync *sa = op->sa;
     OSSL_ASYNC_FD fd = -1;
     size_t n = 0;
+    sa_watch *w;
+    bool front = op->resuming;
 
+    op->resuming = false;
     if (ASYNC_WAIT_CTX_get_all_fds(op->wc, NULL, &n) && n == 1)
         ASYNC_WAIT_CTX_get_all_fds(op->wc, &fd, &n);
     if (fd < 0) {
@@ -131,19 +193,45 @@ static void watch(sa_op *op)
         sa->wtail = op;
         return;
     }
-    if (op->ev != NULL && op->fd != fd) {
-        event_free(op->ev);
-        op->ev = NULL;
+    for (w = sa->watches; w != NULL && w->fd != fd; w = w->next)
+        ;
+    if (w == NULL) {
+        if ((w = calloc(1, sizeof(*w))) != NULL &&
+            ((w->ev = event_new(sa->base, fd, EV_READ | EV_PERSIST, on_watch, w)) == NULL ||
+             event_add(w->ev, NULL) != 0)) {
+            if (w->ev != NULL)
+                event_free(w->ev);
+            free(w);
+            w = NULL;
+        }
+        if (w == NULL) {
+            /* cannot watch it: wait here (as the blocking path would) */
+            struct pollfd pf = {.fd = fd, .events = POLLIN};
+            while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+                ;
+            step(op);
+            return;
+        }
+        w->sa = sa;
+        w->fd = fd;
+        w->next = sa->watches;
+        sa->watches = w;
     }
-    op->fd = fd;
-    if (op->ev == NULL)
-        op->ev = event_new(sa->base, fd, EV_READ, on_ready, op);
-    if (op->ev == NULL || event_add(op->ev, NULL) != 0) {
-        /* cannot watch it: wait here (as the blocking path would) */
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        while (poll(&pf, 1, -1) < 0 && errno == EINTR)
-            ;
-        step(op);
+    op->w = w;
+    if (front) {
+        /* resumed from the front and its answer is not in: still first */
+        op->wnext = w->head;
+        w->head = op;
+        if (w->tail == NULL)
+            w->tail = op;
+        w->again = true;
+    } else {
+        op->wnext = NULL;
+        if (w->tail)
+            w->tail->wnext = op;
+        else
+            w->head = op;
+        w->tail = op;
     }
 }
 
@@ -182,7 +270,7 @@ bool fp_sasync_run(fp_sasync *sa, fp_sasync_call call, void *carg, fp_sasync_don
         free(op);
         return false;
     }
-    *op = (sa_op){.sa = sa, .wc = op->wc, .fd = -1, .call = call, .carg = carg, .done = done,
+    *op = (sa_op){.sa = sa, .wc = op->wc, .call = call, .carg = carg, .done = done,
                   .darg = darg};
     op->next = sa->ops;
     if (sa->ops)
@@ -237,14 +325,13 @@ void fp_sasync_thread_end(fp_sasync *sa)
      * start nothing new: the runner is gone, they sign synchronously) */
     while (sa->ops != NULL) {
         struct pollfd pf[64];
-        sa_op *who[64];
+        sa_watch *who[64];
         int n = 0;
 
-        for (sa_op *op = sa->ops; op != NULL && n < 64; op = op->next)
-            if (!op->waiting && op->ev != NULL) {
-                pf[n] = (struct pollfd){.fd = op->fd, .events = POLLIN};
-                who[n++] = op;
-            }
+        for (sa_watch *w = sa->watches; w != NULL && n < 64; w = w->next) {
+            pf[n] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+            who[n++] = w;
+        }
         if (n == 0) {
             if (sa->whead == NULL)
                 break; /* cannot be: every op is watched or waiting */
@@ -258,11 +345,12 @@ void fp_sasync_thread_end(fp_sasync *sa)
         }
         for (int i = 0; i < n; i++)
             if (pf[i].revents != 0) {
-                event_del(who[i]->ev);
-                step(who[i]); /* may free other ops: one at a time */
+                watch_ready(who[i]); /* may free other watches: one at a time */
                 break;
             }
     }
+    while (sa->watches != NULL)
+        watch_free(sa->watches);
     if (sa->ops != NULL)
         fp_log(FP_LOG_ERROR, "%d signing jobs left unfinished at worker exit", sa->pending);
     /* tests read it: the signatures went out without the worker waiting */

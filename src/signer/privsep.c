@@ -260,6 +260,61 @@ static bool rd_bytes(rd *r, size_t n, const unsigned char **out)
 
 /* ---- the signer process ---- */
 
+/* Answers a signing thread collects and writes in one go: one write for
+ * every answer to the requests one read brought (privsep.h, "Pipelining"). */
+typedef struct obuf {
+    unsigned char *p;
+    size_t len, cap;
+} obuf;
+
+static int out_frame(obuf *o, uint8_t tag, const void *a, size_t alen, const void *b,
+                     size_t blen)
+{
+    size_t need = 5 + alen + blen;
+    uint32_t n;
+
+    if (alen + blen + 1 > FP_PRIVSEP_MAX_MSG)
+        return -1;
+    if (o->cap - o->len < need) {
+        size_t cap = o->cap ? o->cap : 4096;
+        unsigned char *np;
+        while (cap - o->len < need)
+            cap *= 2;
+        if ((np = realloc(o->p, cap)) == NULL)
+            return -1;
+        o->p = np;
+        o->cap = cap;
+    }
+    n = htonl((uint32_t)(1 + alen + blen));
+    memcpy(o->p + o->len, &n, 4);
+    o->p[o->len + 4] = tag;
+    if (alen)
+        memcpy(o->p + o->len + 5, a, alen);
+    if (blen)
+        memcpy(o->p + o->len + 5 + alen, b, blen);
+    o->len += need;
+    return 0;
+}
+
+/* Write out what o holds (blocking: the network side reads its answers
+ * whenever its loop runs, and a worker has at most signer_async out). */
+static int out_flush(obuf *o, int fd)
+{
+    size_t off = 0;
+    while (off < o->len) {
+        ssize_t w = send(fd, o->p + off, o->len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            o->len = 0;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    o->len = 0;
+    return 0;
+}
+
 typedef struct skey {
     char ref[REF_MAX];
     fp_signer *signer;
@@ -286,9 +341,9 @@ static void journal_note(server *s, uint8_t kind, int idx, const void *pass, siz
                             "signer will not have it", idx);
 }
 
-static int reply_err(int fd, int code, const char *msg)
+static int reply_err(obuf *o, int code, const char *msg)
 {
-    return send_frame(fd, (uint8_t)code, msg, strlen(msg), NULL, 0);
+    return out_frame(o, (uint8_t)code, msg, strlen(msg), NULL, 0);
 }
 
 /* Find ref (the newest entry for it), or -1. */
@@ -306,7 +361,7 @@ static int find_ref(server *s, const char *ref)
  * place, at start or while running) and gets a new id when its key
  * changed; a token key is not.
  */
-static int do_open(server *s, int fd, rd *r)
+static int do_open(server *s, obuf *o, rd *r)
 {
     uint16_t reflen = 0, passlen = 0;
     const unsigned char *ref = NULL, *pass = NULL;
@@ -330,20 +385,20 @@ static int do_open(server *s, int fd, rd *r)
         pthread_mutex_unlock(&s->mu);
         fp_log(FP_LOG_WARN, "signer: refused to open %s after startup",
                fp_log_escape(esc, sizeof(esc), refz));
-        return reply_err(fd, FP_ERR_STATE,
+        return reply_err(o, FP_ERR_STATE,
                          "the signer opens no new key once the server runs (restart it)");
     }
     if (idx < 0 || strncasecmp(refz, "pkcs11:", 7) != 0) {
         rc = fp_signer_open_direct(refz, (const char *)pass, passlen, &sg, &err);
         if (rc != FP_ERR_OK) {
             pthread_mutex_unlock(&s->mu);
-            return reply_err(fd, rc, fp_err_str(&err));
+            return reply_err(o, rc, fp_err_str(&err));
         }
         spki_len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki);
         if (spki_len <= 0) {
             pthread_mutex_unlock(&s->mu);
             fp_signer_free(sg);
-            return reply_err(fd, FP_ERR_CRYPTO, "public key encoding");
+            return reply_err(o, FP_ERR_CRYPTO, "public key encoding");
         }
         if (idx >= 0 && s->keys[idx].spki_len == spki_len &&
             !memcmp(s->keys[idx].spki, spki, (size_t)spki_len)) {
@@ -353,7 +408,7 @@ static int do_open(server *s, int fd, rd *r)
             pthread_mutex_unlock(&s->mu);
             fp_signer_free(sg);
             OPENSSL_free(spki);
-            return reply_err(fd, FP_ERR_TOO_LARGE, "the signer holds too many keys");
+            return reply_err(o, FP_ERR_TOO_LARGE, "the signer holds too many keys");
         } else {
             idx = (int)s->n;
             snprintf(s->keys[idx].ref, REF_MAX, "%s", refz);
@@ -366,7 +421,7 @@ static int do_open(server *s, int fd, rd *r)
     }
     id = htonl((uint32_t)idx);
     memcpy(hdr, &id, 4);
-    rc = send_frame(fd, FP_ERR_OK, hdr, 4, s->keys[idx].spki, (size_t)s->keys[idx].spki_len);
+    rc = out_frame(o, FP_ERR_OK, hdr, 4, s->keys[idx].spki, (size_t)s->keys[idx].spki_len);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -378,7 +433,7 @@ static int do_open(server *s, int fd, rd *r)
  * server runs).  After the seal only for a file reference already open:
  * no new path can be named.
  */
-static int do_gen(server *s, int fd, rd *r)
+static int do_gen(server *s, obuf *o, rd *r)
 {
     uint16_t reflen = 0, algolen = 0, passlen = 0;
     const unsigned char *ref = NULL, *algo = NULL, *pass = NULL;
@@ -406,11 +461,11 @@ static int do_gen(server *s, int fd, rd *r)
         pthread_mutex_unlock(&s->mu);
         fp_log(FP_LOG_WARN, "signer: refused to make a key for %s after startup",
                fp_log_escape(esc, sizeof(esc), refz));
-        return reply_err(fd, FP_ERR_STATE, "the signer makes keys only for keys it holds");
+        return reply_err(o, FP_ERR_STATE, "the signer makes keys only for keys it holds");
     }
     if (s->n == MAX_KEYS) {
         pthread_mutex_unlock(&s->mu);
-        return reply_err(fd, FP_ERR_TOO_LARGE, "the signer holds too many keys");
+        return reply_err(o, FP_ERR_TOO_LARGE, "the signer holds too many keys");
     }
     rc = fp_signer_generate_direct(refz, algoz, (const char *)pass, passlen, &key, &err);
     if (rc == FP_ERR_OK)
@@ -418,12 +473,12 @@ static int do_gen(server *s, int fd, rd *r)
     EVP_PKEY_free(key);
     if (rc != FP_ERR_OK) {
         pthread_mutex_unlock(&s->mu);
-        return reply_err(fd, rc, fp_err_str(&err));
+        return reply_err(o, rc, fp_err_str(&err));
     }
     if ((spki_len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki)) <= 0) {
         pthread_mutex_unlock(&s->mu);
         fp_signer_free(sg);
-        return reply_err(fd, FP_ERR_CRYPTO, "public key encoding");
+        return reply_err(o, FP_ERR_CRYPTO, "public key encoding");
     }
     idx = (int)s->n;
     snprintf(s->keys[idx].ref, REF_MAX, "%s", refz);
@@ -434,7 +489,7 @@ static int do_gen(server *s, int fd, rd *r)
     journal_note(s, FP_SJ_GEN, idx, pass, passlen);
     id = htonl((uint32_t)idx);
     memcpy(hdr, &id, 4);
-    rc = send_frame(fd, FP_ERR_OK, hdr, 4, spki, (size_t)spki_len);
+    rc = out_frame(o, FP_ERR_OK, hdr, 4, spki, (size_t)spki_len);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -485,7 +540,7 @@ static void cache_free(chan_cache *cc)
     cc->n = 0;
 }
 
-static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
+static int do_sign(server *s, chan_cache *cc, obuf *o, rd *r)
 {
     uint32_t id = 0, n;
     uint8_t mdlen = 0;
@@ -506,9 +561,9 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
     n = s->n;
     pthread_mutex_unlock(&s->mu);
     if (id >= n) /* only keys this signer opened, never an index past them */
-        return reply_err(fd, FP_ERR_NOT_FOUND, "unknown key id");
+        return reply_err(o, FP_ERR_NOT_FOUND, "unknown key id");
     if (s->keys[id].signer == NULL) /* a restarted signer could not reopen it */
-        return reply_err(fd, FP_ERR_KEY_UNAVAILABLE, "key not available (not reopened)");
+        return reply_err(o, FP_ERR_KEY_UNAVAILABLE, "key not available (not reopened)");
     key = fp_signer_get0_pkey(s->keys[id].signer);
     memcpy(mdname, md, mdlen);
     mdname[mdlen] = '\0';
@@ -516,14 +571,14 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
         /* a digest of exactly its algorithm's size, nothing else */
         if ((dg = EVP_get_digestbyname(mdname)) == NULL ||
             (size_t)EVP_MD_get_size(dg) != r->left)
-            return reply_err(fd, FP_ERR_ARG, "digest name or length");
+            return reply_err(o, FP_ERR_ARG, "digest name or length");
     } else if (!EVP_PKEY_is_a(key, "ED25519") && !EVP_PKEY_is_a(key, "ED448")) {
-        return reply_err(fd, FP_ERR_ARG, "a whole message is signed only with EdDSA keys");
+        return reply_err(o, FP_ERR_ARG, "a whole message is signed only with EdDSA keys");
     }
     if (fp_rkey_is_remote(key)) {
         rc = fp_rkey_sign_raw(key, mdlen ? mdname : NULL, r->p, r->left, &sig, &siglen, &err);
         if (rc != FP_ERR_OK)
-            return reply_err(fd, rc, fp_err_str(&err));
+            return reply_err(o, rc, fp_err_str(&err));
     } else if (mdlen == 0) {
         /* RFC 8032 PureEdDSA over the whole message */
         if ((mctx = EVP_MD_CTX_new()) == NULL ||
@@ -533,7 +588,7 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
             EVP_DigestSign(mctx, sig, &siglen, r->p, r->left) != 1) {
             EVP_MD_CTX_free(mctx);
             OPENSSL_free(sig);
-            return reply_err(fd, FP_ERR_CRYPTO, "EdDSA signing failed");
+            return reply_err(o, FP_ERR_CRYPTO, "EdDSA signing failed");
         }
         EVP_MD_CTX_free(mctx);
     } else {
@@ -544,59 +599,153 @@ static int do_sign(server *s, chan_cache *cc, int fd, rd *r)
         siglen = sizeof(buf);
         if ((ctx = prepared(cc, id, key, dg)) == NULL ||
             EVP_PKEY_sign(ctx, buf, &siglen, r->p, r->left) != 1)
-            return reply_err(fd, FP_ERR_CRYPTO, "signing failed");
-        return send_frame(fd, FP_ERR_OK, buf, siglen, NULL, 0);
+            return reply_err(o, FP_ERR_CRYPTO, "signing failed");
+        return out_frame(o, FP_ERR_OK, buf, siglen, NULL, 0);
     }
-    rc = send_frame(fd, FP_ERR_OK, sig, siglen, NULL, 0);
+    rc = out_frame(o, FP_ERR_OK, sig, siglen, NULL, 0);
     OPENSSL_free(sig);
     return rc;
 }
 
-/* One request on fd and its answer; -1: the channel is closed or out of
- * step (the caller closes it). */
-static int serve_one(server *s, chan_cache *cc, int fd)
-{
-    unsigned char inl[512], *body = NULL;
-    size_t len = 0;
-    uint8_t op = 0;
-    int rc = -1;
-    rd r;
+/* A channel as a signing thread sees it: what it read and has not served
+ * yet (a request may arrive in pieces, and several at once). */
+typedef struct schan {
+    int fd;
+    unsigned char *buf;
+    size_t len, cap;
+} schan;
 
-    /* epoll said it is readable: no spin */
-    if (recv_frame(fd, &op, inl, sizeof(inl), &body, &len, false) != 0)
-        return -1; /* the network process closed it, or sent garbage */
-    r = (rd){body, len};
+#define SCHAN_BUF 16384
+/* answers written together at most: the first answers of a long batch go
+ * out while the rest are signed */
+#define FLUSH_EVERY 8
+
+/* One request (op, body[len]) into o; -1: malformed (the channel closes). */
+static int serve_one(server *s, chan_cache *cc, obuf *o, uint8_t op, const unsigned char *body,
+                     size_t len)
+{
+    rd r = {body, len};
+    int rc = -1;
+
     if (op == OP_OPEN) {
-        rc = do_open(s, fd, &r);
+        rc = do_open(s, o, &r);
     } else if (op == OP_SIGN) {
-        rc = do_sign(s, cc, fd, &r);
+        rc = do_sign(s, cc, o, &r);
     } else if (op == OP_GEN) {
-        rc = do_gen(s, fd, &r);
+        rc = do_gen(s, o, &r);
     } else if (op == OP_SEAL && len == 0) {
         pthread_mutex_lock(&s->mu);
         s->sealed = true;
         if (fp_sj_send(s->jfd, FP_SJ_SEAL, 0, NULL, NULL, 0, NULL, 0) != 0)
             fp_log(FP_LOG_WARN, "signer: the seal not recorded with the supervisor");
         pthread_mutex_unlock(&s->mu);
-        rc = send_frame(fd, FP_ERR_OK, NULL, 0, NULL, 0);
+        rc = out_frame(o, FP_ERR_OK, NULL, 0, NULL, 0);
     }
-    if (len)
-        OPENSSL_cleanse(body, len); /* may hold a passphrase */
-    if (body != inl)
-        free(body);
+    return rc;
+}
+
+/*
+ * The channel is readable: read what is there and serve every whole
+ * request in it, in order, answering in as few writes as possible.  A
+ * request's length is checked before its bytes are waited for; a frame
+ * never needs more than 4 + FP_PRIVSEP_MAX_MSG bytes of buffer.  -1: the
+ * channel is closed or out of step (the caller closes it).
+ */
+static int serve_chan(server *s, chan_cache *cc, obuf *o, schan *c)
+{
+    size_t off = 0;
+    ssize_t r;
+    int rc = 0, answered = 0;
+
+    if (c->cap - c->len < SCHAN_BUF / 4 && c->cap < SCHAN_BUF) {
+        unsigned char *nb = realloc(c->buf, SCHAN_BUF);
+        if (nb == NULL)
+            return -1;
+        c->buf = nb;
+        c->cap = SCHAN_BUF;
+    }
+    do
+        r = recv(c->fd, c->buf + c->len, c->cap - c->len, MSG_DONTWAIT);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (r <= 0)
+        return -1; /* the network process closed it */
+    c->len += (size_t)r;
+    while (c->len - off >= 5) {
+        uint32_t n;
+        size_t want;
+        memcpy(&n, c->buf + off, 4);
+        n = ntohl(n);
+        if (n < 1 || n > FP_PRIVSEP_MAX_MSG) {
+            rc = -1; /* garbage: never read on */
+            break;
+        }
+        want = 4 + (size_t)n;
+        if (c->len - off < want) {
+            if (want > c->cap) {
+                /* a large request (an Ed25519 TBS): room for exactly it */
+                unsigned char *nb;
+                memmove(c->buf, c->buf + off, c->len - off);
+                c->len -= off;
+                off = 0;
+                if ((nb = realloc(c->buf, want)) == NULL) {
+                    rc = -1;
+                    break;
+                }
+                c->buf = nb;
+                c->cap = want;
+            }
+            break;
+        }
+        rc = serve_one(s, cc, o, c->buf[off + 4], c->buf + off + 5, n - 1);
+        OPENSSL_cleanse(c->buf + off, want); /* may hold a passphrase */
+        off += want;
+        if (rc != 0)
+            break;
+        if (++answered % FLUSH_EVERY == 0 && out_flush(o, c->fd) != 0)
+            return -1;
+    }
+    /* what was served before a malformed request is still answered */
+    if (o->len > 0 && out_flush(o, c->fd) != 0)
+        rc = -1;
+    if (off > 0) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    if (c->cap > SCHAN_BUF && c->len <= SCHAN_BUF) {
+        /* the large request is served: back to the usual buffer */
+        unsigned char *nb = malloc(SCHAN_BUF);
+        if (nb != NULL) {
+            memcpy(nb, c->buf, c->len);
+            OPENSSL_cleanse(c->buf, c->cap);
+            free(c->buf);
+            c->buf = nb;
+            c->cap = SCHAN_BUF;
+        }
+    }
     if (rc != 0)
         fp_log(FP_LOG_WARN, "signer: malformed request or closed channel; closing it");
     return rc;
+}
+
+static void schan_close(schan *c)
+{
+    close(c->fd);
+    if (c->buf != NULL)
+        OPENSSL_cleanse(c->buf, c->cap);
+    free(c->buf);
+    *c = (schan){.fd = -1};
 }
 
 /*
  * A signing thread serves several channels through one epoll set: when
  * requests from several network workers wait, it answers them one after
  * the other without sleeping in between (a thread per channel woke and
- * switched once per request).  Threads = min(channels, cores), so signing
- * still uses every core.  A ready channel holds one whole request (the
- * client sends it in one sendmsg and waits), so reading it does not block
- * the others for long.
+ * switched once per request).  Threads = min(channels, cores) (half the
+ * cores with async channels, signer_threads), so signing still uses the
+ * cores.  An async channel brings up to signer_async requests at once:
+ * one read takes them all and one write returns their answers.
  */
 typedef struct loop_arg {
     server *s;
@@ -608,17 +757,26 @@ static void *serve_loop(void *arg)
 {
     loop_arg *l = arg;
     chan_cache cc = {0};
+    obuf o = {0};
     struct epoll_event evs[32];
+    schan *ch = calloc((size_t)(l->n > 0 ? l->n : 1), sizeof(*ch));
     int ep = epoll_create1(EPOLL_CLOEXEC), open_n = 0;
 
-    if (ep < 0)
-        goto out;
+    if (ep < 0 || ch == NULL) {
+        for (int i = 0; i < l->n; i++)
+            close(l->fds[i]);
+        if (ep >= 0)
+            close(ep);
+        free(ch);
+        return NULL;
+    }
     for (int i = 0; i < l->n; i++) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = l->fds[i]};
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &ch[i]};
+        ch[i].fd = l->fds[i];
         if (epoll_ctl(ep, EPOLL_CTL_ADD, l->fds[i], &ev) == 0)
             open_n++;
         else
-            close(l->fds[i]);
+            schan_close(&ch[i]);
     }
     while (open_n > 0) {
         int k = 0, us = spin_budget();
@@ -639,16 +797,20 @@ static void *serve_loop(void *arg)
         if (k < 0)
             break;
         for (int i = 0; i < k; i++) {
-            int fd = evs[i].data.fd;
-            if (serve_one(l->s, &cc, fd) != 0) {
-                epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
-                close(fd);
+            schan *c = evs[i].data.ptr;
+            if (serve_chan(l->s, &cc, &o, c) != 0) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+                schan_close(c);
                 open_n--;
             }
         }
     }
     close(ep);
-out:
+    for (int i = 0; i < l->n; i++)
+        if (ch[i].fd >= 0)
+            schan_close(&ch[i]);
+    free(ch);
+    free(o.p);
     cache_free(&cc);
     return NULL;
 }
@@ -790,14 +952,42 @@ void fp_privsep_child_run(int *fds, int n, const fp_sigjournal *j)
 
 /* ---- the network side ---- */
 
+/* One asynchronous answer, or the room for it. */
+typedef struct aslot {
+    int fd;       /* the descriptor its request went out on */
+    unsigned seq; /* send order: answers come back in it */
+    bool used, filled;
+    uint8_t status;
+    size_t len;
+    unsigned char body[SIG_MAX];
+} aslot;
+
+#define RBUF_SIZE 8192
+#define RETIRED_MAX 8
+
+/* An async channel: one per worker, used only by the thread that drew it
+ * (ps_start), so none of this is locked; rfd is written under the
+ * channel's lock, which the watcher takes to read it. */
+typedef struct achan {
+    int window, out; /* signatures out at most (signer_async), and now */
+    unsigned seq;
+    aslot *slot;     /* window of them */
+    int rfd;         /* the descriptor in use; -1: none yet */
+    bool rdead;      /* it failed or fell out of step: its tickets fail */
+    size_t rlen;
+    unsigned char rbuf[RBUF_SIZE]; /* answers read and not yet handed out */
+    int retired[RETIRED_MAX];      /* replaced descriptors, closed once no */
+    int nretired;                  /* ticket is out on them (ps_start) */
+} achan;
+
 typedef struct chan {
     pthread_mutex_t mu;
     int fd;
-    int afd; /* an async channel's descriptor while a request is out on it,
-                else -1: the watcher leaves it open for its owner (below) */
+    bool owned; /* an async channel a thread drew: it closes old descriptors */
+    achan *a;   /* async channels only */
 } chan;
 
-/* Async channels per worker at most (a thread's busy set is one word). */
+/* Signatures out per worker at most (signer_async). */
 #define ASYNC_PER_MAX 64
 
 struct fp_privsep {
@@ -808,7 +998,8 @@ struct fp_privsep {
     atomic_uint next;
     chan *ch;
     int nsync;              /* ch[0..nsync-1]: one request/answer at a time */
-    int async_per, async_blocks; /* then async_blocks blocks of async_per */
+    int async_per, async_blocks; /* then async_blocks async channels (one per
+                                    worker) with async_per requests out each */
     atomic_int next_block;
     unsigned gen;           /* tells a thread's block of this one from an old one's */
     int ctl;                /* control socket from the supervisor */
@@ -827,8 +1018,17 @@ static void privsep_unref(fp_privsep *p)
     if (p == NULL || atomic_fetch_sub(&p->refs, 1) != 1)
         return;
     for (int i = 0; i < p->n; i++) {
+        achan *a = p->ch[i].a;
         if (p->ch[i].fd >= 0)
             close(p->ch[i].fd);
+        if (a != NULL) {
+            if (a->rfd >= 0 && a->rfd != p->ch[i].fd)
+                close(a->rfd);
+            for (int k = 0; k < a->nretired; k++)
+                close(a->retired[k]);
+            free(a->slot);
+            free(a);
+        }
         pthread_mutex_destroy(&p->ch[i].mu);
     }
     free(p->ch);
@@ -919,26 +1119,101 @@ static int ps_sign(void *arg, const char *mdname, const unsigned char *data, siz
 
 /*
  * Asynchronous signing (rkey.h start/finish), for the network workers'
- * ASYNC jobs (signer/async.h).  Each thread that signs this way draws a
- * block of async_per channels of its own, once; a channel carries one
- * request at a time as on the wire (privsep.h), so a thread has up to
- * async_per signatures out at once, and the signer's threads find several
- * requests ready per wakeup.  No lock is contended: only the watcher
- * (a restart) takes a channel's lock besides its owner.  When every
- * channel of the block is out, start says FP_RKEY_WAIT (the job waits for
- * one of them to come back: queueing keeps the worker free, where
- * blocking would stall every connection of the worker); a thread that
- * found no block left signs the blocking way.
+ * ASYNC jobs (signer/async.h).  Each thread that signs this way draws an
+ * async channel of its own, once, and pipelines its requests on it: up to
+ * async_per out at once, written as they come, answered by the signer in
+ * the same order (one signing thread serves a channel) and read back in
+ * batches: one read brings every answer that is there, and each goes to
+ * its slot, the oldest request's first.  finish hands out its slot's
+ * answer, reading more only when it is not in yet (FP_RKEY_AGAIN when
+ * nothing more is there: the job waits again).  When async_per are out,
+ * start says FP_RKEY_WAIT (the job waits for one of them to come back:
+ * queueing keeps the worker free, where blocking would stall every
+ * connection of the worker); a thread that found no channel left signs
+ * the blocking way.
+ *
+ * Descriptors: a job waits on the descriptor its request went out on, and
+ * the worker's event loop watches it while any does (signer/async.c), so
+ * no descriptor a job may still wait on is ever closed.  After a restart
+ * the watcher puts the new descriptor in the channel and leaves the old
+ * one to its owner thread, which shuts it down (so every job waiting on
+ * it wakes and fails) and closes it only once no request of its is out.
  */
-typedef struct async_block {
+typedef struct async_tl {
     fp_privsep *p;
-    unsigned gen;  /* p->gen: p may be a new one at an old one's address */
-    int first;     /* index of the block's first channel; -1: none left */
-    uint64_t busy; /* bit i: channel first + i has a request out */
-} async_block;
+    unsigned gen; /* p->gen: p may be a new one at an old one's address */
+    int ci;       /* index of the thread's async channel; -1: none left */
+} async_tl;
 
-static _Thread_local async_block tl_ab;
+static _Thread_local async_tl tl_ab;
 static atomic_uint privsep_gen;
+
+static bool fd_in_use(const achan *a, int fd)
+{
+    for (int i = 0; i < a->window; i++)
+        if (a->slot[i].used && a->slot[i].fd == fd)
+            return true;
+    return false;
+}
+
+/* Replaced descriptors no request is out on any more: closed. */
+static void close_retired(achan *a)
+{
+    for (int k = 0; k < a->nretired;)
+        if (!fd_in_use(a, a->retired[k])) {
+            close(a->retired[k]);
+            a->retired[k] = a->retired[--a->nretired];
+        } else {
+            k++;
+        }
+}
+
+/* The channel's descriptor failed or is out of step: every request out on
+ * it fails, and a job waiting on it wakes (it reads EOF now). */
+static void mark_dead(achan *a)
+{
+    a->rdead = true;
+    if (a->rfd >= 0)
+        shutdown(a->rfd, SHUT_RDWR);
+}
+
+/* Whole answers in rbuf to their slots, oldest request first.  An answer
+ * with no request out, or longer than any answer can be: out of step. */
+static void take_answers(achan *a)
+{
+    size_t off = 0;
+
+    while (!a->rdead && a->rlen - off >= 5) {
+        uint32_t n;
+        aslot *sl = NULL;
+        memcpy(&n, a->rbuf + off, 4);
+        n = ntohl(n);
+        if (n < 1 || n - 1 > SIG_MAX) {
+            mark_dead(a);
+            break;
+        }
+        if (a->rlen - off < 4 + (size_t)n)
+            break;
+        for (int i = 0; i < a->window; i++) {
+            aslot *c = &a->slot[i];
+            if (c->used && !c->filled && c->fd == a->rfd && (sl == NULL || c->seq - sl->seq > (1u << 31)))
+                sl = c;
+        }
+        if (sl == NULL) {
+            mark_dead(a);
+            break;
+        }
+        sl->filled = true;
+        sl->status = a->rbuf[off + 4];
+        sl->len = n - 1;
+        memcpy(sl->body, a->rbuf + off + 5, sl->len);
+        off += 4 + (size_t)n;
+    }
+    if (off > 0) {
+        memmove(a->rbuf, a->rbuf + off, a->rlen - off);
+        a->rlen -= off;
+    }
+}
 
 static int ps_start(void *arg, const char *mdname, const unsigned char *data, size_t len,
                     int *fd, void **ticket, fp_error *err)
@@ -948,6 +1223,7 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
     unsigned char hdr[4 + 1 + MD_NAME_MAX];
     size_t hlen = 0;
     chan *c;
+    achan *a;
     int i, rc;
 
     *fd = FP_RKEY_BLOCK;
@@ -956,32 +1232,51 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
         return FP_ERR_OK;
     if (tl_ab.p != p || tl_ab.gen != p->gen) {
         int b = atomic_fetch_add(&p->next_block, 1);
-        tl_ab = (async_block){p, p->gen, b < p->async_blocks ? p->nsync + b * p->async_per : -1,
-                              0};
+        tl_ab = (async_tl){p, p->gen, b < p->async_blocks ? p->nsync + b : -1};
+        if (tl_ab.ci >= 0) {
+            pthread_mutex_lock(&p->ch[tl_ab.ci].mu);
+            p->ch[tl_ab.ci].owned = true;
+            pthread_mutex_unlock(&p->ch[tl_ab.ci].mu);
+        }
     }
-    if (tl_ab.first < 0)
+    if (tl_ab.ci < 0)
         return FP_ERR_OK;
-    for (i = 0; i < p->async_per && (tl_ab.busy & ((uint64_t)1 << i)); i++)
-        ;
-    if (i == p->async_per) {
+    c = &p->ch[tl_ab.ci];
+    a = c->a;
+    close_retired(a);
+    if (a->out == a->window) {
         *fd = FP_RKEY_WAIT;
         return FP_ERR_OK;
     }
     if ((rc = sign_header(ra, mdname, hdr, &hlen, err)) != FP_ERR_OK)
         return rc;
-    c = &p->ch[tl_ab.first + i];
     pthread_mutex_lock(&c->mu);
-    if (c->fd < 0 || send_frame(c->fd, OP_SIGN, hdr, hlen, data, len) != 0) {
-        if (c->fd >= 0)
-            close(c->fd); /* out of step: as roundtrip */
-        c->fd = -1;
-        pthread_mutex_unlock(&c->mu);
+    if (c->fd != a->rfd) {
+        /* first use, or a restart replaced it */
+        if (a->rfd >= 0) {
+            if (a->nretired == RETIRED_MAX) {
+                pthread_mutex_unlock(&c->mu);
+                return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+            }
+            shutdown(a->rfd, SHUT_RDWR);
+            a->retired[a->nretired++] = a->rfd;
+        }
+        a->rfd = c->fd;
+        a->rlen = 0;
+        a->rdead = false;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (a->rfd < 0 || a->rdead)
+        return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+    if (send_frame(a->rfd, OP_SIGN, hdr, hlen, data, len) != 0) {
+        mark_dead(a);
         return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
     }
-    c->afd = c->fd;
-    *fd = c->fd;
-    pthread_mutex_unlock(&c->mu);
-    tl_ab.busy |= (uint64_t)1 << i;
+    for (i = 0; a->slot[i].used; i++)
+        ; /* out < window: there is a free one */
+    a->slot[i] = (aslot){.fd = a->rfd, .seq = a->seq++, .used = true};
+    a->out++;
+    *fd = a->rfd;
     *ticket = (void *)(uintptr_t)(i + 1);
     return FP_ERR_OK;
 }
@@ -989,34 +1284,36 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
 static int ps_finish(void *arg, void *ticket, unsigned char **sig, size_t *siglen, fp_error *err)
 {
     rkey_arg *ra = arg;
-    int i = (int)(uintptr_t)ticket - 1;
-    chan *c;
-    unsigned char inl[SIG_MAX], *body = NULL;
-    size_t blen = 0;
-    uint8_t status = 0;
-    int rc;
+    int i = (int)(uintptr_t)ticket - 1, rc;
+    achan *a;
+    aslot *sl;
 
     *sig = NULL;
-    if (tl_ab.p != ra->p || tl_ab.gen != ra->p->gen || tl_ab.first < 0 || i < 0 || i >= ra->p->async_per ||
-        !(tl_ab.busy & ((uint64_t)1 << i)))
+    if (tl_ab.p != ra->p || tl_ab.gen != ra->p->gen || tl_ab.ci < 0 ||
+        (a = ra->p->ch[tl_ab.ci].a) == NULL || i < 0 || i >= a->window || !a->slot[i].used)
         return fp_err_set(err, FP_ERR_INTERNAL, "async signature finished on another thread");
-    c = &ra->p->ch[tl_ab.first + i];
-    pthread_mutex_lock(&c->mu);
-    if (recv_frame(c->afd, &status, inl, sizeof(inl), &body, &blen, false) != 0) {
-        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
-        if (c->afd == c->fd)
-            c->fd = -1;
-        close(c->afd);
-    } else {
-        rc = sign_answer(status, body, blen, sig, siglen, err);
-        if (c->afd != c->fd)
-            close(c->afd); /* replaced by a restart while the request was out */
-        if (body != inl)
-            free(body);
+    sl = &a->slot[i];
+    while (!sl->filled && sl->fd == a->rfd && !a->rdead) {
+        ssize_t r;
+        take_answers(a);
+        if (sl->filled || a->rdead)
+            break;
+        r = recv(a->rfd, a->rbuf + a->rlen, sizeof(a->rbuf) - a->rlen, MSG_DONTWAIT);
+        if (r > 0)
+            a->rlen += (size_t)r;
+        else if (r < 0 && errno == EINTR)
+            continue;
+        else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return FP_RKEY_AGAIN; /* not in yet: the job waits again */
+        else
+            mark_dead(a); /* EOF: the signer is gone */
     }
-    c->afd = -1;
-    pthread_mutex_unlock(&c->mu);
-    tl_ab.busy &= ~((uint64_t)1 << i);
+    if (sl->filled)
+        rc = sign_answer(sl->status, sl->body, sl->len, sig, siglen, err);
+    else
+        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
+    sl->used = false;
+    a->out--;
     return rc;
 }
 
@@ -1201,9 +1498,10 @@ static void *watch(void *arg)
         for (unsigned i = 0; i < count; i++) {
             chan *c = &p->ch[first + i];
             pthread_mutex_lock(&c->mu);
-            /* a request out on it: its owner reads the old one (EOF,
-             * the signer is gone) and closes it (ps_finish) */
-            if (c->fd >= 0 && c->fd != c->afd)
+            /* an async channel's owner closes the descriptor it uses
+             * (ps_start: jobs may still wait on it); one it never took
+             * up, or any other channel's, goes now */
+            if (c->fd >= 0 && !(c->owned && c->fd == c->a->rfd))
                 close(c->fd);
             c->fd = fds[i];
             pthread_mutex_unlock(&c->mu);
@@ -1233,9 +1531,10 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
     if (async_blocks <= 0 || async_per <= 0)
         async_blocks = async_per = 0;
     /* many workers ([server] threads up to 256) or a low descriptor
-     * limit: fewer async channels each rather than no server.  Both ends
-     * of every channel are open here until the fork, and the connections
-     * need most of the limit: the channels get a quarter of it. */
+     * limit: fewer async channels rather than no server (a worker that
+     * draws none signs the blocking way).  Both ends of every channel are
+     * open here until the fork, and the connections need most of the
+     * limit: the channels get a quarter of it. */
     if (async_blocks > 0 && nchan >= 1) {
         long room = 2048 - nchan;
         struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
@@ -1248,12 +1547,13 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         }
         if (rl.rlim_cur != RLIM_INFINITY && (long)(rl.rlim_cur / 4) - nchan < room)
             room = (long)(rl.rlim_cur / 4) - nchan;
-        if ((long)async_blocks * async_per > room &&
-            (async_per = room > 0 ? (int)(room / async_blocks) : 0) == 0)
-            async_blocks = 0;
+        if (async_blocks > room)
+            async_blocks = room > 0 ? (int)room : 0;
+        if (async_blocks == 0)
+            async_per = 0;
     }
     if (nchan < 1 || async_per > ASYNC_PER_MAX || async_blocks > 512 ||
-        nchan + async_blocks * async_per > 2048)
+        nchan + async_blocks > 2048)
         return fp_err_set(err, FP_ERR_ARG, "signer channels: 1..2048, %d async per worker at most",
                           ASYNC_PER_MAX);
     p = calloc(1, sizeof(*p));
@@ -1264,7 +1564,7 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         atomic_init(&p->next_block, 0);
         p->gen = atomic_fetch_add(&privsep_gen, 1) + 1;
     }
-    nchan += async_blocks * async_per;
+    nchan += async_blocks;
     child = calloc((size_t)nchan, sizeof(*child));
     if (p == NULL || child == NULL || (p->ch = calloc((size_t)nchan, sizeof(*p->ch))) == NULL) {
         rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
@@ -1279,8 +1579,18 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         int sv[2];
         pthread_mutex_init(&p->ch[i].mu, NULL);
         p->ch[i].fd = -1;
-        p->ch[i].afd = -1;
         p->n = i + 1;
+        if (i >= p->nsync) {
+            achan *a = calloc(1, sizeof(*a));
+            if (a == NULL || (a->slot = calloc((size_t)p->async_per, sizeof(*a->slot))) == NULL) {
+                free(a);
+                rc = fp_err_set(err, FP_ERR_NOMEM, NULL);
+                goto fail;
+            }
+            a->window = p->async_per;
+            a->rfd = -1;
+            p->ch[i].a = a;
+        }
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
             rc = fp_err_set(err, FP_ERR_IO, "socketpair: %s", strerror(errno));
             goto fail;

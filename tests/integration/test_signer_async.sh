@@ -36,8 +36,12 @@ ocsp_bg() { # ocsp_bg CERT NAME: background fresh (nonce) OCSP; output in $T/o.N
         -CAfile "$T/chain.pem" -nonce -timeout 120 >"$T/o.$2" 2>&1 &
     BG+=($!)
 }
-queued() { # requests waiting in signer process $1's channels
-    ss -xpn 2>/dev/null | awk -v p="pid=$1," 'index($0, p) && $3 > 0 {n++} END {print n + 0}'
+queued() { # requests waiting in signer process $1's channels: a worker
+    # pipelines its requests on one channel, so count bytes, 50 a request
+    # (a SIGN frame: length 4, op 1, key id 4, name length 1, "SHA2-256" 8,
+    # digest 32; every key here is P-256); bytes that are not whole
+    # requests count as none
+    ss -xpn 2>/dev/null | awk -v p="pid=$1," 'index($0, p) {b += $3} END {print (b % 50 == 0) ? b / 50 : 0}'
 }
 wait_queued() { # wait_queued PID N: until N requests wait in its channels
     local _
