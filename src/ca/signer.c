@@ -233,6 +233,37 @@ void fp_signer_set_thread_runner(fp_sign_runner run, void *rarg)
     tl_run_arg = rarg;
 }
 
+static _Thread_local fp_sign_fd_hook tl_fd_hook;
+
+void fp_signer_set_thread_fd_hook(fp_sign_fd_hook hook)
+{
+    tl_fd_hook = hook;
+}
+
+void fp_signer_thread_keep_fd(int fd)
+{
+    if (tl_fd_hook != NULL)
+        tl_fd_hook(tl_run_arg, fd, true);
+}
+
+void fp_signer_thread_forget_fd(int fd)
+{
+    if (tl_fd_hook != NULL)
+        tl_fd_hook(tl_run_arg, fd, false);
+}
+
+static _Thread_local fp_sign_defer_hook tl_defer_hook;
+
+void fp_signer_set_thread_defer_hook(fp_sign_defer_hook hook)
+{
+    tl_defer_hook = hook;
+}
+
+bool fp_signer_thread_defer(fp_sign_defer_fn fn, void *arg)
+{
+    return tl_defer_hook != NULL && tl_defer_hook(tl_run_arg, fn, arg);
+}
+
 /* One signing call and its continuation, kept while the job is paused. */
 typedef struct sign_op {
     fp_signer *s;

@@ -107,6 +107,32 @@ typedef bool (*fp_sign_runner)(void *rarg, fp_sign_call call, void *carg, fp_sig
                                void *darg);
 void fp_signer_set_thread_runner(fp_sign_runner run, void *rarg);
 
+/*
+ * A remote key's descriptor that carries one request after another (the
+ * separate signer's async channel, signer/privsep.c): keep says the
+ * thread's runner may go on watching it between requests rather than
+ * adding and removing it each time; forget, called before closing it,
+ * drops the watch (libevent must not see a closed descriptor's number
+ * reused under a registration it still holds).  The runner installs the
+ * hook (rarg is fp_signer_set_thread_runner's); no hook: nothing.
+ */
+typedef void (*fp_sign_fd_hook)(void *rarg, int fd, bool keep);
+void fp_signer_set_thread_fd_hook(fp_sign_fd_hook hook);
+void fp_signer_thread_keep_fd(int fd);
+void fp_signer_thread_forget_fd(int fd);
+
+/*
+ * Run fn(arg) once at the end of the event loop's current turn, after the
+ * other callbacks that are ready now (so a backend can send the requests
+ * of a whole turn in one write and wake the signer once); a second call
+ * with the same arg before then is the same one.  true: it will run (the
+ * thread's runner installed the hook); false: no runner, run it now.
+ */
+typedef void (*fp_sign_defer_fn)(void *arg);
+typedef bool (*fp_sign_defer_hook)(void *rarg, fp_sign_defer_fn fn, void *arg);
+void fp_signer_set_thread_defer_hook(fp_sign_defer_hook hook);
+bool fp_signer_thread_defer(fp_sign_defer_fn fn, void *arg);
+
 /* A CMS SignedData (RFC 5652) over data by this key with signer_cert
  * (and certs, the chain, included), as OpenSSL's CMS_sign with flags
  * (CMS_DETACHED, CMS_BINARY ...).  data is read to its end.  *out (caller

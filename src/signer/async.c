@@ -57,6 +57,7 @@ struct sa_watch {
     struct event *ev;     /* persistent, EV_READ */
     sa_op *head, *tail;   /* the jobs waiting on fd, in pause order */
     bool again;           /* the resumed front job waits again */
+    bool busy, forgotten; /* in watch_ready; forgotten meanwhile */
     sa_watch *next;
 };
 
@@ -65,6 +66,13 @@ struct fp_sasync {
     sa_op *ops;
     sa_op *whead, *wtail;
     sa_watch *watches;
+    int kept[8], nkept;   /* fp_signer_thread_keep_fd (ca/signer.h) */
+    struct event *flush;  /* end of the turn: the deferred calls */
+    struct {
+        fp_sign_defer_fn fn;
+        void *arg;
+    } defer[8];
+    int ndefer;
     int pending;
     unsigned long n_run, n_paused, n_waited; /* for the exit log line */
 };
@@ -134,31 +142,50 @@ static void watch_free(sa_watch *w)
     free(w);
 }
 
+static bool is_kept(const fp_sasync *sa, int fd)
+{
+    for (int i = 0; i < sa->nkept; i++)
+        if (sa->kept[i] == fd)
+            return true;
+    return false;
+}
+
 /* fd is readable: resume its jobs from the front while their answers are
- * in.  The watch goes before its last job resumes: a backend may close
- * the descriptor once no job waits on it (the next job on that number
- * gets a new watch, and libevent's changelist folds the two changes). */
+ * in.  The watch goes before its last job resumes (a backend may close
+ * the descriptor once no job waits on it; the next job on that number
+ * gets a new watch, and libevent's changelist folds the two changes),
+ * unless the backend keeps the descriptor (fp_signer_thread_keep_fd). */
 static void watch_ready(sa_watch *w)
 {
+    if (w->head == NULL) {
+        /* readable with no job waiting: EOF (a channel shut down) */
+        watch_free(w);
+        return;
+    }
     for (;;) {
         sa_op *op = w->head;
-        bool last;
-        if (op == NULL) {
-            watch_free(w);
-            return;
-        }
+        bool gone;
         w->head = op->wnext;
         if (w->head == NULL)
             w->tail = NULL;
         op->wnext = NULL;
         op->w = NULL;
         op->resuming = true;
-        if ((last = w->head == NULL))
+        if ((gone = w->head == NULL && !is_kept(w->sa, w->fd))) {
             watch_free(w);
-        else
+        } else {
             w->again = false;
+            w->busy = true;
+        }
         step(op); /* may free op, and start jobs that wait on w's descriptor */
-        if (last || w->again)
+        if (gone)
+            return;
+        w->busy = false;
+        if (w->forgotten) {
+            watch_free(w);
+            return;
+        }
+        if (w->again || w->head == NULL)
             return; /* the front one's answer is not in yet: it waits again */
     }
 }
@@ -296,6 +323,64 @@ bool fp_sasync_run(fp_sasync *sa, fp_sasync_call call, void *carg, fp_sasync_don
     return false;
 }
 
+/* ca/signer.h fp_signer_thread_keep_fd / forget_fd, for this runner */
+static void fd_hook(void *rarg, int fd, bool keep)
+{
+    fp_sasync *sa = rarg;
+    if (keep) {
+        if (!is_kept(sa, fd) && sa->nkept < (int)(sizeof(sa->kept) / sizeof(sa->kept[0])))
+            sa->kept[sa->nkept++] = fd;
+        return;
+    }
+    for (int i = 0; i < sa->nkept; i++)
+        if (sa->kept[i] == fd) {
+            sa->kept[i] = sa->kept[--sa->nkept];
+            break;
+        }
+    for (sa_watch *w = sa->watches; w != NULL; w = w->next)
+        if (w->fd == fd) {
+            if (w->busy)
+                w->forgotten = true; /* watch_ready frees it when step returns */
+            else
+                watch_free(w);
+            break;
+        }
+}
+
+/* The calls deferred to the end of this turn (fp_signer_thread_defer). */
+static void run_deferred(fp_sasync *sa)
+{
+    while (sa->ndefer > 0) {
+        int n = sa->ndefer;
+        sa->ndefer = 0;
+        for (int i = 0; i < n; i++)
+            sa->defer[i].fn(sa->defer[i].arg); /* may defer again: the next round */
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_deferred(arg);
+}
+
+static bool defer_hook(void *rarg, fp_sign_defer_fn fn, void *arg)
+{
+    fp_sasync *sa = rarg;
+    for (int i = 0; i < sa->ndefer; i++)
+        if (sa->defer[i].arg == arg && sa->defer[i].fn == fn)
+            return true;
+    if (sa->flush == NULL || sa->ndefer == (int)(sizeof(sa->defer) / sizeof(sa->defer[0])))
+        return false;
+    sa->defer[sa->ndefer].fn = fn;
+    sa->defer[sa->ndefer].arg = arg;
+    /* behind every callback already active in this turn */
+    if (sa->ndefer++ == 0)
+        event_active(sa->flush, EV_TIMEOUT, 0);
+    return true;
+}
+
 int fp_sasync_pending(const fp_sasync *sa)
 {
     return sa ? sa->pending : 0;
@@ -312,7 +397,10 @@ fp_sasync *fp_sasync_thread_begin(struct event_base *base)
     if (sa == NULL)
         return NULL;
     sa->base = base;
+    sa->flush = event_new(base, -1, 0, on_flush, sa); /* NULL: nothing deferred */
     fp_signer_set_thread_runner(runner, sa);
+    fp_signer_set_thread_fd_hook(fd_hook);
+    fp_signer_set_thread_defer_hook(defer_hook);
     return sa;
 }
 
@@ -320,7 +408,14 @@ void fp_sasync_thread_end(fp_sasync *sa)
 {
     if (sa == NULL)
         return;
+    /* what this turn left to send goes out before the answers are waited for */
+    run_deferred(sa);
     fp_signer_set_thread_runner(NULL, NULL);
+    fp_signer_set_thread_fd_hook(NULL);
+    fp_signer_set_thread_defer_hook(NULL);
+    if (sa->flush != NULL)
+        event_free(sa->flush);
+    sa->flush = NULL;
     /* the loop is over: wait for each answer here (continuations may
      * start nothing new: the runner is gone, they sign synchronously) */
     while (sa->ops != NULL) {
@@ -328,10 +423,11 @@ void fp_sasync_thread_end(fp_sasync *sa)
         sa_watch *who[64];
         int n = 0;
 
-        for (sa_watch *w = sa->watches; w != NULL && n < 64; w = w->next) {
-            pf[n] = (struct pollfd){.fd = w->fd, .events = POLLIN};
-            who[n++] = w;
-        }
+        for (sa_watch *w = sa->watches; w != NULL && n < 64; w = w->next)
+            if (w->head != NULL) {
+                pf[n] = (struct pollfd){.fd = w->fd, .events = POLLIN};
+                who[n++] = w;
+            }
         if (n == 0) {
             if (sa->whead == NULL)
                 break; /* cannot be: every op is watched or waiting */

@@ -5,8 +5,8 @@
  * turns "open this key reference" into an OPEN request and wraps the
  * answer (a key id and the public key) as a remote key whose signatures
  * are SIGN requests.  The server side runs in the forked child: as many
- * threads as cores (half with async channels: signer_threads), each serving
- * its share of the channels through epoll,
+ * threads as cores (signer_threads), each serving its share of the
+ * channels through epoll, reading and answering requests in batches,
  * every length checked before use.
  */
 #define _GNU_SOURCE
@@ -166,8 +166,8 @@ static int send_frame(int fd, uint8_t tag, const void *a, size_t alen, const voi
 
 /* Receive a frame: *tag, and the body in *body (length *len): in inl
  * when it fits there (inlsize bytes; inl may be NULL), else malloc'd.
- * Each channel carries one request and then its answer, never two frames
- * at once, so a first read of up to a page cannot take bytes of another
+ * A synchronous channel carries one request and then its answer, never two
+ * frames at once, so a first read of up to a page cannot take bytes of another
  * frame; the common small frame costs one read and no allocation.  spin:
  * poll briefly before sleeping for the first bytes (read_spin). */
 static int recv_frame(int fd, uint8_t *tag, unsigned char *inl, size_t inlsize,
@@ -879,19 +879,18 @@ static void replay(server *s, const fp_sigjournal *j)
 }
 
 /*
- * How many signing threads.  With the workers' signatures out several at
- * a time (async channels), half the cores: a thread that is still busy
- * when the next requests arrive takes them without a sleep and a wakeup
- * each, and the sender does not pay for waking it; on the 2-core bench
- * machine one thread instead of two cut the signer's CPU per fresh OCSP
- * signature from 40 to 31 us and the network side's from 78 to 65 us
- * (BENCHMARKS.md, "Separate signer", 2026-12-01 async).  Without async
- * channels each request is alone on its channel: as many as cores.
+ * How many signing threads: as many as cores (at most one per channel).
+ * A thread serves its share of the channels; a worker's async channel is
+ * served by one thread, which reads the worker's pipelined requests in
+ * batches.  Before pipelining (a channel per request out) half the cores
+ * did better, since one thread found several channels ready per wakeup;
+ * with pipelining one thread on the 2-core bench machine became the
+ * serialisation point (a quarter core idle while the workers waited for
+ * it, fresh OCSP 84% of in-process) and two reached 91-103%
+ * (BENCHMARKS.md, "Separate signer", pipelined channels).
  * FLEETPKI_SIGNER_THREADS=N sets it (1..cores), for measuring.  Read in
  * the parent before the fork, so a restarted signer does the same.
  */
-static int sig_threads_async = -1; /* set by fp_privsep_start */
-
 static long signer_threads(long cores)
 {
     const char *te = getenv("FLEETPKI_SIGNER_THREADS");
@@ -901,8 +900,6 @@ static long signer_threads(long cores)
         cores = 1;
     if (want > 0)
         return want < cores ? want : cores;
-    if (sig_threads_async > 0)
-        return cores / 2 > 0 ? cores / 2 : 1;
     return cores;
 }
 
@@ -978,6 +975,8 @@ typedef struct achan {
     unsigned char rbuf[RBUF_SIZE]; /* answers read and not yet handed out */
     int retired[RETIRED_MAX];      /* replaced descriptors, closed once no */
     int nretired;                  /* ticket is out on them (ps_start) */
+    unsigned char *wbuf;           /* requests of this turn, not sent yet */
+    size_t wlen, wcap;
 } achan;
 
 typedef struct chan {
@@ -1027,6 +1026,7 @@ static void privsep_unref(fp_privsep *p)
             for (int k = 0; k < a->nretired; k++)
                 close(a->retired[k]);
             free(a->slot);
+            free(a->wbuf);
             free(a);
         }
         pthread_mutex_destroy(&p->ch[i].mu);
@@ -1133,11 +1133,13 @@ static int ps_sign(void *arg, const char *mdname, const unsigned char *data, siz
  * the blocking way.
  *
  * Descriptors: a job waits on the descriptor its request went out on, and
- * the worker's event loop watches it while any does (signer/async.c), so
- * no descriptor a job may still wait on is ever closed.  After a restart
- * the watcher puts the new descriptor in the channel and leaves the old
- * one to its owner thread, which shuts it down (so every job waiting on
- * it wakes and fails) and closes it only once no request of its is out.
+ * the worker's event loop keeps watching the channel's descriptor, between
+ * batches too (fp_signer_thread_keep_fd: no epoll_ctl per batch), so no
+ * descriptor a job may still wait on is ever closed.  After a restart the
+ * watcher puts the new descriptor in the channel and leaves the old one
+ * to its owner thread, which shuts it down (so every job waiting on it
+ * wakes and fails) and closes it only once no request of its is out and
+ * its watch is dropped (fp_signer_thread_forget_fd).
  */
 typedef struct async_tl {
     fp_privsep *p;
@@ -1161,6 +1163,7 @@ static void close_retired(achan *a)
 {
     for (int k = 0; k < a->nretired;)
         if (!fd_in_use(a, a->retired[k])) {
+            fp_signer_thread_forget_fd(a->retired[k]); /* no watch left on it */
             close(a->retired[k]);
             a->retired[k] = a->retired[--a->nretired];
         } else {
@@ -1215,6 +1218,60 @@ static void take_answers(achan *a)
     }
 }
 
+/* Send what this turn queued, in one write. */
+static void flush_requests(void *arg)
+{
+    achan *a = arg;
+    size_t off = 0;
+
+    while (off < a->wlen && !a->rdead) {
+        ssize_t w = send(a->rfd, a->wbuf + off, a->wlen - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            mark_dead(a); /* its jobs read EOF and fail */
+        else
+            off += (size_t)w;
+    }
+    a->wlen = 0;
+}
+
+/*
+ * A SIGN request on the channel: queued, and sent with the rest of the
+ * worker's turn (fp_signer_thread_defer), so a turn that starts several
+ * signatures wakes the signer once; at once where nothing defers.  -1:
+ * the channel is dead.
+ */
+static int queue_request(achan *a, const unsigned char *hdr, size_t hlen,
+                         const unsigned char *data, size_t len)
+{
+    size_t need = 5 + hlen + len;
+    uint32_t n;
+
+    if (hlen + len + 1 > FP_PRIVSEP_MAX_MSG)
+        return -1;
+    if (a->wcap - a->wlen < need) {
+        size_t cap = a->wcap ? a->wcap : 1024;
+        unsigned char *nb;
+        while (cap - a->wlen < need)
+            cap *= 2;
+        if ((nb = realloc(a->wbuf, cap)) == NULL)
+            return -1;
+        a->wbuf = nb;
+        a->wcap = cap;
+    }
+    n = htonl((uint32_t)(1 + hlen + len));
+    memcpy(a->wbuf + a->wlen, &n, 4);
+    a->wbuf[a->wlen + 4] = OP_SIGN;
+    memcpy(a->wbuf + a->wlen + 5, hdr, hlen);
+    if (len)
+        memcpy(a->wbuf + a->wlen + 5 + hlen, data, len);
+    a->wlen += need;
+    if (!fp_signer_thread_defer(flush_requests, a))
+        flush_requests(a);
+    return a->rdead ? -1 : 0;
+}
+
 static int ps_start(void *arg, const char *mdname, const unsigned char *data, size_t len,
                     int *fd, void **ticket, fp_error *err)
 {
@@ -1263,15 +1320,16 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
         }
         a->rfd = c->fd;
         a->rlen = 0;
+        a->wlen = 0; /* unsent requests for the old one: their jobs fail */
         a->rdead = false;
+        if (a->rfd >= 0)
+            fp_signer_thread_keep_fd(a->rfd); /* watched between batches too */
     }
     pthread_mutex_unlock(&c->mu);
     if (a->rfd < 0 || a->rdead)
         return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
-    if (send_frame(a->rfd, OP_SIGN, hdr, hlen, data, len) != 0) {
-        mark_dead(a);
+    if (queue_request(a, hdr, hlen, data, len) != 0)
         return fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "the signer process is gone");
-    }
     for (i = 0; a->slot[i].used; i++)
         ; /* out < window: there is a free one */
     a->slot[i] = (aslot){.fd = a->rfd, .seq = a->seq++, .used = true};
@@ -1603,7 +1661,6 @@ int fp_privsep_start(int nchan, int async_blocks, int async_per, fp_privsep **ou
         goto fail;
     }
     (void)spin_budget(); /* read the setting once, for both processes */
-    sig_threads_async = async_blocks > 0;
     fflush(NULL);
     pid = fork();
     if (pid < 0) {

@@ -27,7 +27,17 @@
  *     OPEN, GEN ok: u32 key id, SubjectPublicKeyInfo DER;  SIGN ok: signature;
  *     error: the message text.
  * Every length is checked against the bytes present and against a fixed
- * maximum (FP_PRIVSEP_MAX_MSG); a malformed request closes its channel.
+ * maximum (FP_PRIVSEP_MAX_MSG); a malformed request closes its channel
+ * (the requests before it on the channel are still answered).
+ *
+ * Pipelining: a synchronous channel carries one request, then its answer.
+ * An async channel (one per network worker) carries up to async_per
+ * requests back to back; one signing thread serves it, so the answers
+ * come back in the order of the requests, which is how the client matches
+ * them (no request ids on the wire).  The client writes the requests of
+ * one event-loop turn in one write, the signer reads what is there in one
+ * read and writes the answers in as few writes, so a busy worker wakes the
+ * signer once per batch rather than once per signature.
  */
 #ifndef FP_PRIVSEP_H
 #define FP_PRIVSEP_H
@@ -43,11 +53,10 @@ typedef struct fp_privsep fp_privsep;
 
 /*
  * Fork the signer with nchan channels (one per thread that may sign at
- * once; more threads wait for a channel), and async_blocks blocks of
- * async_per more for asynchronous signing (rkey.h start/finish: a network
- * worker's ASYNC jobs, signer/async.h), each drawn by one thread, which
- * then has up to async_per signatures out at once (0: none; at most 64
- * per block).  In the parent: *out is set and
+ * once; more threads wait for a channel), and async_blocks more for
+ * asynchronous signing (rkey.h start/finish: a network worker's ASYNC
+ * jobs, signer/async.h), each drawn by one thread, which then has up to
+ * async_per signatures out at once on it (0: none; at most 64).  In the parent: *out is set and
  * every later fp_signer_open_file goes to the signer (signer.h).  The child
  * never returns: it serves until every channel closes, then exits.
  */

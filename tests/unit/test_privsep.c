@@ -1,6 +1,7 @@
 /* test_privsep.c - the signer process (signer/privsep.c): keys opened
  * through it sign and verify; its wire refuses what it must (unknown key
- * ids, wrong digest lengths, keys named after the seal, malformed frames). */
+ * ids, wrong digest lengths, keys named after the seal, malformed frames);
+ * requests pipelined on a channel are answered in order. */
 #define _GNU_SOURCE
 #include "testutil.h"
 
@@ -405,12 +406,99 @@ static void test_wire_refusals(void **state)
     tu_rmdir(dir);
 }
 
+/* A SIGN frame for key 0 over a SHA-256 digest of 32 bytes of v, into
+ * out (48 bytes). */
+static size_t sign_frame(unsigned char *out, unsigned char v)
+{
+    uint32_t n = htonl(44);
+    memcpy(out, &n, 4);
+    out[4] = 2;
+    memcpy(out + 5, "\0\0\0\0\x06SHA256", 11);
+    memset(out + 16, v, 32);
+    return 48;
+}
+
+/* The signature in ans (n bytes) is k's over the digest of 32 bytes of v. */
+static void assert_signed(EVP_PKEY *k, const unsigned char *ans, size_t n, unsigned char v)
+{
+    unsigned char dg[32];
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(k, NULL);
+    memset(dg, v, sizeof(dg));
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha256()), 1);
+    assert_int_equal(EVP_PKEY_verify(ctx, ans, n, dg, sizeof(dg)), 1);
+    EVP_PKEY_CTX_free(ctx);
+}
+
+/* Pipelining (privsep.h): requests written back to back, in one write or
+ * split anywhere, are each answered, in order; a malformed frame behind
+ * good ones still has them answered before the channel closes. */
+static void test_pipelined(void **state)
+{
+    char *dir = tu_tmpdir();
+    EVP_PKEY *k = tu_key("p256");
+    char *kp = write_key(dir, "a.key", k);
+    child c = spawn();
+    unsigned char req[600], buf[48 * 8], ans[4096];
+    size_t n = 0, len = strlen(kp), off = 0;
+    (void)state;
+
+    req[0] = 0;
+    req[1] = (unsigned char)len;
+    memcpy(req + 2, kp, len);
+    req[2 + len] = req[3 + len] = 0;
+    put(c.fd, 1, req, 4 + len);
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+
+    /* five in one write */
+    for (int i = 0; i < 5; i++)
+        off += sign_frame(buf + off, (unsigned char)(0x10 + i));
+    assert_int_equal(write(c.fd, buf, off), (ssize_t)off);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+        assert_signed(k, ans, n, (unsigned char)(0x10 + i));
+    }
+    /* three split at odd places: inside a length, inside a body, between */
+    off = 0;
+    for (int i = 0; i < 3; i++)
+        off += sign_frame(buf + off, (unsigned char)(0x20 + i));
+    {
+        size_t cuts[] = {0, 2, 61, 96, off};
+        for (int i = 0; i + 1 < 5; i++) {
+            assert_int_equal(write(c.fd, buf + cuts[i], cuts[i + 1] - cuts[i]),
+                             (ssize_t)(cuts[i + 1] - cuts[i]));
+            usleep(20000); /* the signer sees each piece on its own */
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+        assert_signed(k, ans, n, (unsigned char)(0x20 + i));
+    }
+    /* two good ones and garbage (a zero length) behind them, in one write */
+    off = sign_frame(buf, 0x30);
+    off += sign_frame(buf + off, 0x31);
+    memset(buf + off, 0, 5);
+    off += 5;
+    assert_int_equal(write(c.fd, buf, off), (ssize_t)off);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+        assert_signed(k, ans, n, (unsigned char)(0x30 + i));
+    }
+    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), -1);
+    close(c.fd);
+    waitpid(c.pid, NULL, 0);
+    EVP_PKEY_free(k);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_through_signer),
         cmocka_unit_test(test_reread_renewed_file),
         cmocka_unit_test(test_wire_refusals),
+        cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_gen),
         cmocka_unit_test(test_restart_after_kill),
     };

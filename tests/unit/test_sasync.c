@@ -429,7 +429,7 @@ static bool wait_stopped(pid_t pid)
     return false;
 }
 
-/* Two async channels per thread: five signatures, up to two out at once,
+/* Two signatures out at once per thread: five signatures, up to two out at once,
  * the others waiting, all signed by the key in the signer process; then
  * with the signer killed while two are out, each resumes with
  * FP_ERR_KEY_UNAVAILABLE (no hang) and the channels serve again once the
@@ -519,13 +519,61 @@ static void test_privsep_async(void **state)
     tu_rmdir(dir);
 }
 
+/* Pipelined on one channel (privsep.c): 24 signatures started at once
+ * with up to 8 out, answered in batches, each job resumed with its own
+ * signature (answers are matched to requests by order alone). */
+static void test_privsep_pipelined(void **state)
+{
+    char *dir = tu_tmpdir();
+    char path[512];
+    EVP_PKEY *k = tu_key("p256");
+    fp_privsep *ps = NULL;
+    fp_signer *s = NULL;
+    fp_error e = {0};
+    struct event_base *base = event_base_new();
+    fp_sasync *sa;
+    X509 *x[24];
+    outcome o[24];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/k.key", dir);
+    assert_int_equal(fp_key_write(path, k, NULL, 0, &e), 0);
+    assert_int_equal(fp_privsep_start(1, 1, 8, &ps, &e), 0);
+    assert_int_equal(fp_signer_open_file(path, NULL, 0, &s, &e), 0);
+    sa = fp_sasync_thread_begin(base);
+    for (int round = 0; round < 3; round++) {
+        n_done = 0;
+        memset(o, 0, sizeof(o));
+        for (int i = 0; i < 24; i++) {
+            x[i] = cert_template(k, 1000 + round * 100 + i);
+            fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
+        }
+        assert_int_equal(fp_sasync_pending(sa), 24);
+        for (int i = 0; i < 100000 && n_done < 24; i++)
+            event_base_loop(base, EVLOOP_ONCE);
+        assert_int_equal(n_done, 24);
+        for (int i = 0; i < 24; i++) {
+            assert_int_equal(o[i].rc, 0);
+            /* its own signature: over its own serial number */
+            assert_int_equal(X509_verify(x[i], k), 1);
+            X509_free(x[i]);
+        }
+    }
+    fp_sasync_thread_end(sa);
+    event_base_free(base);
+    fp_signer_free(s);
+    fp_privsep_free(ps);
+    EVP_PKEY_free(k);
+    tu_rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interleaved),   cmocka_unit_test(test_own_error),
         cmocka_unit_test(test_wait_for_channel), cmocka_unit_test(test_no_runner),
         cmocka_unit_test(test_end_finishes),  cmocka_unit_test(test_ocsp),
-        cmocka_unit_test(test_privsep_async),
+        cmocka_unit_test(test_privsep_async), cmocka_unit_test(test_privsep_pipelined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
