@@ -167,7 +167,7 @@ mkdir -p "$RESULTS_DIR"
     echo "- openssl speed ecdsap256 (1 core, same run): sign ${SPEED_SIGN}/s, verify ${SPEED_VERIFY}/s"
     echo "  (signing ceiling on $(nproc) cores: $(awk -v s="$SPEED_SIGN" -v c="$(nproc)" 'BEGIN{printf "%.0f", s*c}')/s)"
     echo "- separate mode: signer_async ${SIGNER_ASYNC:-16 (default)} per worker, signer threads" \
-         "${FLEETPKI_SIGNER_THREADS:-default (half the cores with signer_async)}, spin ${FLEETPKI_SIGNER_SPIN_US:-0} us"
+         "${FLEETPKI_SIGNER_THREADS:-default (as many as cores)}, spin ${FLEETPKI_SIGNER_SPIN_US:-0} us"
     echo "- EST keep-alive, best of 2: separate ${BEST_EST[separate]:-0}/s, in-process ${BEST_EST[inprocess]:-0}/s:" \
          "**$(pct "${BEST_EST[separate]:-0}" "${BEST_EST[inprocess]:-0}")**"
     echo "- OCSP fresh-signed (cache off), best of 2: separate ${BEST_OCSP[separate]:-0}/s, in-process ${BEST_OCSP[inprocess]:-0}/s:" \

@@ -51,7 +51,7 @@ static const config_opt config_opts[] = {
     {"server", "ocsp_key", C_STR, S(ocsp_key), 0, 0, "ocsp.key", "OCSP signer private key"},
     {"server", "threads", C_INT, I(threads), 0, 256, "0", "worker threads (0: one per core)"},
     {"server", "signer", C_STR, S(signer), 0, 0, "separate", "separate (default): CA keys live in a signer process of their own, out of the network process, restarted if it dies; inprocess: in the server, faster per signature (BENCHMARKS.md, docs/keys.md)"},
-    {"server", "signer_async", C_INT, I(signer_async), 0, 64, "16", "with signer = separate: signatures each network worker may have out at once without waiting for them (a channel each; 0: every signature waits, as in-process; docs/keys.md)"},
+    {"server", "signer_async", C_INT, I(signer_async), 0, 64, "16", "with signer = separate: signatures each network worker may have out at once without waiting for them (pipelined on one signer channel per worker; 0: every signature waits, as in-process; docs/keys.md)"},
     {"server", "user", C_STR, S(user), 0, 0, "", "started as root: the network side drops to this user after binding (the store must be writable by it)"},
     {"server", "audit_key", C_STR, S(audit_key), 0, 0, "", "key (file or pkcs11: URI) that signs audit checkpoints; empty: none (docs/keys.md)"},
     {"server", "audit_pubkey", C_STR, S(audit_pubkey), 0, 0, "audit.pub", "public half of audit_key, for 'fleetpki audit verify --checkpoints'"},

@@ -227,9 +227,9 @@ int cmd_serve(int argc, char **argv)
          * cores serve their connections unfairly); BENCHMARKS.md,
          * "Separate signer", 2026-12-01 04:20 */
         workers = env.cfg.threads > 0 ? env.cfg.threads : (int)(ncpu > 0 ? ncpu : 1);
-        /* and signer_async channels per worker for its ASYNC jobs
-         * (signer/async.h): a worker goes on serving while its signatures
-         * are out */
+        /* and an async channel per worker for its ASYNC jobs, with up to
+         * signer_async requests pipelined on it (signer/async.h): a worker
+         * goes on serving while its signatures are out */
         if (fp_privsep_start(workers + 4, workers, env.cfg.signer_async, &signer, &err) !=
             FP_ERR_OK) {
             rc = cli_fail(&err);
