@@ -24,6 +24,8 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/async.h>
 #include <openssl/err.h>
@@ -74,6 +76,7 @@ struct fp_sasync {
     } defer[8];
     int ndefer;
     int pending;
+    int end_wait_ms;      /* fp_sasync_thread_end's bound */
     unsigned long n_run, n_paused, n_waited; /* for the exit log line */
 };
 
@@ -381,6 +384,19 @@ static bool defer_hook(void *rarg, fp_sign_defer_fn fn, void *arg)
     return true;
 }
 
+static long long mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+void fp_sasync_set_end_wait(fp_sasync *sa, int ms)
+{
+    if (sa != NULL)
+        sa->end_wait_ms = ms < 0 ? 0 : ms;
+}
+
 int fp_sasync_pending(const fp_sasync *sa)
 {
     return sa ? sa->pending : 0;
@@ -397,6 +413,7 @@ fp_sasync *fp_sasync_thread_begin(struct event_base *base)
     if (sa == NULL)
         return NULL;
     sa->base = base;
+    sa->end_wait_ms = FP_SASYNC_END_WAIT_MS;
     sa->flush = event_new(base, -1, 0, on_flush, sa); /* NULL: nothing deferred */
     fp_signer_set_thread_runner(runner, sa);
     fp_signer_set_thread_fd_hook(fd_hook);
@@ -417,11 +434,17 @@ void fp_sasync_thread_end(fp_sasync *sa)
         event_free(sa->flush);
     sa->flush = NULL;
     /* the loop is over: wait for each answer here (continuations may
-     * start nothing new: the runner is gone, they sign synchronously) */
+     * start nothing new: the runner is gone, they sign synchronously),
+     * for end_wait_ms at most: a signer that hangs (a stuck token, a
+     * stopped process) must not keep the server from exiting.  Then the
+     * descriptors still waited on are shut down: every job reads EOF and
+     * ends with its backend's error (key-unavailable). */
+    long long deadline = mono_ms() + sa->end_wait_ms;
+    bool cut = false;
     while (sa->ops != NULL) {
         struct pollfd pf[64];
         sa_watch *who[64];
-        int n = 0;
+        int n = 0, left, r;
 
         for (sa_watch *w = sa->watches; w != NULL && n < 64; w = w->next)
             if (w->head != NULL) {
@@ -434,10 +457,19 @@ void fp_sasync_thread_end(fp_sasync *sa)
             wake_one(sa);
             continue;
         }
-        if (poll(pf, (nfds_t)n, -1) < 0) {
+        left = cut ? -1 : (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 0);
+        if ((r = poll(pf, (nfds_t)n, left)) < 0) {
             if (errno == EINTR)
                 continue;
             break;
+        }
+        if (r == 0) {
+            fp_log(FP_LOG_ERROR, "the signer did not answer %d signatures within %d ms of the "
+                                 "worker's exit: they fail", sa->pending, sa->end_wait_ms);
+            for (int i = 0; i < n; i++)
+                shutdown(pf[i].fd, SHUT_RDWR);
+            cut = true;
+            continue;
         }
         for (int i = 0; i < n; i++)
             if (pf[i].revents != 0) {

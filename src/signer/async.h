@@ -38,8 +38,15 @@ fp_sasync *fp_sasync_thread_begin(struct event_base *base);
 /* On the same thread, once its event loop is over: every paused signature
  * is waited for (a dead signer ends each with FP_ERR_KEY_UNAVAILABLE) and
  * its continuation run; then the runner is freed and the thread's OpenSSL
- * job pool with it.  NULL: nothing. */
+ * job pool with it.  A signer that does not answer within the end wait
+ * (FP_SASYNC_END_WAIT_MS after the loop ended) is cut off: the
+ * descriptors still waited on are shut down, so the rest end with
+ * FP_ERR_KEY_UNAVAILABLE too.  NULL: nothing. */
 void fp_sasync_thread_end(fp_sasync *sa);
+#define FP_SASYNC_END_WAIT_MS 10000
+
+/* Another end wait (tests). */
+void fp_sasync_set_end_wait(fp_sasync *sa, int ms);
 
 /* Run call(carg) in a job; done(darg, rc, err) exactly once with its
  * result, on this thread: before this returns if the call did not pause,

@@ -164,6 +164,63 @@ static int send_frame(int fd, uint8_t tag, const void *a, size_t alen, const voi
     return 0;
 }
 
+/* Frames collected to be written in one go (privsep.h, "Pipelining"): a
+ * signing thread's answers to what one read brought, a worker's requests
+ * of one turn of its loop. */
+typedef struct obuf {
+    unsigned char *p;
+    size_t len, cap;
+} obuf;
+
+static int out_frame(obuf *o, uint8_t tag, const void *a, size_t alen, const void *b,
+                     size_t blen)
+{
+    size_t need = 5 + alen + blen;
+    uint32_t n;
+
+    if (alen + blen + 1 > FP_PRIVSEP_MAX_MSG)
+        return -1;
+    if (o->cap - o->len < need) {
+        size_t cap = o->cap ? o->cap : 4096;
+        unsigned char *np;
+        while (cap - o->len < need)
+            cap *= 2;
+        if ((np = realloc(o->p, cap)) == NULL)
+            return -1;
+        o->p = np;
+        o->cap = cap;
+    }
+    n = htonl((uint32_t)(1 + alen + blen));
+    memcpy(o->p + o->len, &n, 4);
+    o->p[o->len + 4] = tag;
+    if (alen)
+        memcpy(o->p + o->len + 5, a, alen);
+    if (blen)
+        memcpy(o->p + o->len + 5 + alen, b, blen);
+    o->len += need;
+    return 0;
+}
+
+/* Write out what o holds, blocking (a worker has at most signer_async
+ * requests out, whose answers and requests fit the socket buffers); -1:
+ * the channel failed.  o is empty after either. */
+static int out_flush(obuf *o, int fd)
+{
+    size_t off = 0;
+    while (off < o->len) {
+        ssize_t w = send(fd, o->p + off, o->len - off, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            o->len = 0;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    o->len = 0;
+    return 0;
+}
+
 /* Receive a frame: *tag, and the body in *body (length *len): in inl
  * when it fits there (inlsize bytes; inl may be NULL), else malloc'd.
  * A synchronous channel carries one request and then its answer, never two
@@ -260,60 +317,6 @@ static bool rd_bytes(rd *r, size_t n, const unsigned char **out)
 
 /* ---- the signer process ---- */
 
-/* Answers a signing thread collects and writes in one go: one write for
- * every answer to the requests one read brought (privsep.h, "Pipelining"). */
-typedef struct obuf {
-    unsigned char *p;
-    size_t len, cap;
-} obuf;
-
-static int out_frame(obuf *o, uint8_t tag, const void *a, size_t alen, const void *b,
-                     size_t blen)
-{
-    size_t need = 5 + alen + blen;
-    uint32_t n;
-
-    if (alen + blen + 1 > FP_PRIVSEP_MAX_MSG)
-        return -1;
-    if (o->cap - o->len < need) {
-        size_t cap = o->cap ? o->cap : 4096;
-        unsigned char *np;
-        while (cap - o->len < need)
-            cap *= 2;
-        if ((np = realloc(o->p, cap)) == NULL)
-            return -1;
-        o->p = np;
-        o->cap = cap;
-    }
-    n = htonl((uint32_t)(1 + alen + blen));
-    memcpy(o->p + o->len, &n, 4);
-    o->p[o->len + 4] = tag;
-    if (alen)
-        memcpy(o->p + o->len + 5, a, alen);
-    if (blen)
-        memcpy(o->p + o->len + 5 + alen, b, blen);
-    o->len += need;
-    return 0;
-}
-
-/* Write out what o holds (blocking: the network side reads its answers
- * whenever its loop runs, and a worker has at most signer_async out). */
-static int out_flush(obuf *o, int fd)
-{
-    size_t off = 0;
-    while (off < o->len) {
-        ssize_t w = send(fd, o->p + off, o->len - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            o->len = 0;
-            return -1;
-        }
-        off += (size_t)w;
-    }
-    o->len = 0;
-    return 0;
-}
 
 typedef struct skey {
     char ref[REF_MAX];
@@ -975,8 +978,7 @@ typedef struct achan {
     unsigned char rbuf[RBUF_SIZE]; /* answers read and not yet handed out */
     int retired[RETIRED_MAX];      /* replaced descriptors, closed once no */
     int nretired;                  /* ticket is out on them (ps_start) */
-    unsigned char *wbuf;           /* requests of this turn, not sent yet */
-    size_t wlen, wcap;
+    obuf w;                        /* requests of this turn, not sent yet */
 } achan;
 
 typedef struct chan {
@@ -1026,7 +1028,7 @@ static void privsep_unref(fp_privsep *p)
             for (int k = 0; k < a->nretired; k++)
                 close(a->retired[k]);
             free(a->slot);
-            free(a->wbuf);
+            free(a->w.p);
             free(a);
         }
         pthread_mutex_destroy(&p->ch[i].mu);
@@ -1222,18 +1224,10 @@ static void take_answers(achan *a)
 static void flush_requests(void *arg)
 {
     achan *a = arg;
-    size_t off = 0;
-
-    while (off < a->wlen && !a->rdead) {
-        ssize_t w = send(a->rfd, a->wbuf + off, a->wlen - off, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            mark_dead(a); /* its jobs read EOF and fail */
-        else
-            off += (size_t)w;
-    }
-    a->wlen = 0;
+    if (a->rdead)
+        a->w.len = 0;
+    else if (a->w.len > 0 && out_flush(&a->w, a->rfd) != 0)
+        mark_dead(a); /* its jobs read EOF and fail */
 }
 
 /*
@@ -1245,28 +1239,8 @@ static void flush_requests(void *arg)
 static int queue_request(achan *a, const unsigned char *hdr, size_t hlen,
                          const unsigned char *data, size_t len)
 {
-    size_t need = 5 + hlen + len;
-    uint32_t n;
-
-    if (hlen + len + 1 > FP_PRIVSEP_MAX_MSG)
+    if (out_frame(&a->w, OP_SIGN, hdr, hlen, data, len) != 0)
         return -1;
-    if (a->wcap - a->wlen < need) {
-        size_t cap = a->wcap ? a->wcap : 1024;
-        unsigned char *nb;
-        while (cap - a->wlen < need)
-            cap *= 2;
-        if ((nb = realloc(a->wbuf, cap)) == NULL)
-            return -1;
-        a->wbuf = nb;
-        a->wcap = cap;
-    }
-    n = htonl((uint32_t)(1 + hlen + len));
-    memcpy(a->wbuf + a->wlen, &n, 4);
-    a->wbuf[a->wlen + 4] = OP_SIGN;
-    memcpy(a->wbuf + a->wlen + 5, hdr, hlen);
-    if (len)
-        memcpy(a->wbuf + a->wlen + 5 + hlen, data, len);
-    a->wlen += need;
     if (!fp_signer_thread_defer(flush_requests, a))
         flush_requests(a);
     return a->rdead ? -1 : 0;
@@ -1320,7 +1294,7 @@ static int ps_start(void *arg, const char *mdname, const unsigned char *data, si
         }
         a->rfd = c->fd;
         a->rlen = 0;
-        a->wlen = 0; /* unsent requests for the old one: their jobs fail */
+        a->w.len = 0; /* unsent requests for the old one: their jobs fail */
         a->rdead = false;
         if (a->rfd >= 0)
             fp_signer_thread_keep_fd(a->rfd); /* watched between batches too */

@@ -101,9 +101,15 @@ static int fake_finish(void *arg, void *ticket, unsigned char **sig, size_t *sig
     int rc = FP_ERR_OK;
 
     assert_true(s->out);
-    assert_int_equal(read(s->fds[0], &b, 1), 1); /* the job was resumed for a reason */
+    /* the job was resumed for a reason: its answer, or its descriptor
+     * shut down (the runner's end wait ran out) */
+    ssize_t r = read(s->fds[0], &b, 1);
+    assert_true(r >= 0);
     f->finishes++;
-    if (s->fail) {
+    if (r == 0) {
+        rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "fake: slot %d cut off", (int)(s - f->s));
+        OPENSSL_free(s->sig);
+    } else if (s->fail) {
         rc = fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "fake: slot %d failed", (int)(s - f->s));
         OPENSSL_free(s->sig);
     } else {
@@ -379,6 +385,40 @@ static void test_end_finishes(void **state)
     env_free(&v);
 }
 
+/* The thread ends with a signature whose answer never comes: after the
+ * end wait its descriptor is shut down and it fails (key-unavailable);
+ * the answered one is still signed.  Without the bound this never returns
+ * (ctest's timeout). */
+static void test_end_wait_bounded(void **state)
+{
+    env v;
+    X509 *x[3];
+    outcome o[3] = {0};
+    (void)state;
+
+    env_init(&v, SLOTS);
+    for (int i = 0; i < 3; i++) {
+        x[i] = cert_template(v.pub, 550 + i);
+        fp_signer_sign_cert_async(v.s, x[i], on_done, &o[i]);
+    }
+    release(&v.f, 1);
+    fp_sasync_set_end_wait(v.sa, 200);
+    fp_sasync_thread_end(v.sa);
+    v.sa = NULL;
+    for (int i = 0; i < 3; i++) {
+        assert_true(o[i].done);
+        if (i == 1) {
+            assert_int_equal(o[i].rc, 0);
+            assert_int_equal(X509_verify(x[i], v.pub), 1);
+        } else {
+            assert_int_equal(o[i].rc, FP_ERR_KEY_UNAVAILABLE);
+            assert_non_null(strstr(o[i].msg, "cut off"));
+        }
+        X509_free(x[i]);
+    }
+    env_free(&v);
+}
+
 /* An OCSP response signed in a paused job verifies with the responder's
  * certificate. */
 static void test_ocsp(void **state)
@@ -559,7 +599,29 @@ static void test_privsep_pipelined(void **state)
             X509_free(x[i]);
         }
     }
-    fp_sasync_thread_end(sa);
+    /* the worker ends while the signer is stopped with 3 out: after the
+     * end wait they fail instead of hanging the exit */
+    {
+        pid_t sp = fp_privsep_pid(ps), sup = fp_privsep_supervisor_pid(ps);
+        kill(sup, SIGSTOP);
+        kill(sp, SIGSTOP);
+        assert_true(wait_stopped(sp));
+        n_done = 0;
+        memset(o, 0, sizeof(o));
+        for (int i = 0; i < 3; i++) {
+            x[i] = cert_template(k, 1500 + i);
+            fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
+        }
+        fp_sasync_set_end_wait(sa, 200);
+        fp_sasync_thread_end(sa);
+        for (int i = 0; i < 3; i++) {
+            assert_true(o[i].done);
+            assert_int_equal(o[i].rc, FP_ERR_KEY_UNAVAILABLE);
+            X509_free(x[i]);
+        }
+        kill(sp, SIGCONT);
+        kill(sup, SIGCONT);
+    }
     event_base_free(base);
     fp_signer_free(s);
     fp_privsep_free(ps);
@@ -572,7 +634,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interleaved),   cmocka_unit_test(test_own_error),
         cmocka_unit_test(test_wait_for_channel), cmocka_unit_test(test_no_runner),
-        cmocka_unit_test(test_end_finishes),  cmocka_unit_test(test_ocsp),
+        cmocka_unit_test(test_end_finishes),  cmocka_unit_test(test_end_wait_bounded),
+        cmocka_unit_test(test_ocsp),
         cmocka_unit_test(test_privsep_async), cmocka_unit_test(test_privsep_pipelined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
