@@ -255,6 +255,23 @@ static int get(int fd, unsigned char *out, size_t cap, size_t *len)
     return hdr[4];
 }
 
+/* OPEN key file kp (u16 ref length, ref, u16 passphrase length 0) as the
+ * child's first key: id 0. */
+static void open_first(int fd, const char *kp)
+{
+    unsigned char req[600], ans[4096];
+    size_t n = 0, len = strlen(kp);
+    assert_true(len < sizeof(req) - 4);
+    req[0] = (unsigned char)(len >> 8);
+    req[1] = (unsigned char)len;
+    memcpy(req + 2, kp, len);
+    req[2 + len] = req[3 + len] = 0;
+    put(fd, 1, req, 4 + len);
+    assert_int_equal(get(fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    assert_true(n > 4);
+    assert_memory_equal(ans, "\0\0\0\0", 4); /* key id 0 */
+}
+
 /* GEN body: u16 ref length, ref, u16 algorithm length, algorithm, u16
  * passphrase length (empty) */
 static size_t gen_body(unsigned char *req, const char *ref, const char *algo)
@@ -345,18 +362,10 @@ static void test_wire_refusals(void **state)
     char *kp = write_key(dir, "a.key", k);
     child c = spawn();
     unsigned char req[600], ans[4096];
-    size_t n = 0, len = strlen(kp);
+    size_t n = 0;
     (void)state;
 
-    /* OPEN: u16 ref length, ref, u16 passphrase length */
-    req[0] = 0;
-    req[1] = (unsigned char)len;
-    memcpy(req + 2, kp, len);
-    req[2 + len] = req[3 + len] = 0;
-    put(c.fd, 1, req, 4 + len);
-    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
-    assert_true(n > 4);
-    assert_memory_equal(ans, "\0\0\0\0", 4); /* key id 0 */
+    open_first(c.fd, kp);
 
     /* SIGN with a key id it never handed out */
     memcpy(req, "\0\0\0\x07\x06SHA256", 11);
@@ -440,16 +449,11 @@ static void test_pipelined(void **state)
     EVP_PKEY *k = tu_key("p256");
     char *kp = write_key(dir, "a.key", k);
     child c = spawn();
-    unsigned char req[600], buf[48 * 8], ans[4096];
-    size_t n = 0, len = strlen(kp), off = 0;
+    unsigned char buf[48 * 8], ans[4096];
+    size_t n = 0, off = 0;
     (void)state;
 
-    req[0] = 0;
-    req[1] = (unsigned char)len;
-    memcpy(req + 2, kp, len);
-    req[2 + len] = req[3 + len] = 0;
-    put(c.fd, 1, req, 4 + len);
-    assert_int_equal(get(c.fd, ans, sizeof(ans), &n), FP_ERR_OK);
+    open_first(c.fd, kp);
 
     /* five in one write */
     for (int i = 0; i < 5; i++)

@@ -469,6 +469,40 @@ static bool wait_stopped(pid_t pid)
     return false;
 }
 
+/* A real signer process with one key and a runner on a fresh loop. */
+typedef struct penv {
+    char *dir;
+    EVP_PKEY *k;
+    fp_privsep *ps;
+    fp_signer *s;
+    struct event_base *base;
+    fp_sasync *sa;
+} penv;
+
+static void penv_init(penv *v, int window)
+{
+    char path[512];
+    fp_error e = {0};
+    *v = (penv){.dir = tu_tmpdir(), .k = tu_key("p256"), .base = event_base_new()};
+    snprintf(path, sizeof(path), "%s/k.key", v->dir);
+    assert_int_equal(fp_key_write(path, v->k, NULL, 0, &e), 0);
+    assert_int_equal(fp_privsep_start(1, 1, window, &v->ps, &e), 0);
+    assert_int_equal(fp_signer_open_file(path, NULL, 0, &v->s, &e), 0);
+    assert_true(fp_rkey_can_async(fp_signer_get0_pkey(v->s)));
+    v->sa = fp_sasync_thread_begin(v->base);
+}
+
+/* sa: the test may have ended the runner itself (NULL then) */
+static void penv_free(penv *v)
+{
+    fp_sasync_thread_end(v->sa);
+    event_base_free(v->base);
+    fp_signer_free(v->s);
+    fp_privsep_free(v->ps);
+    EVP_PKEY_free(v->k);
+    tu_rmdir(v->dir);
+}
+
 /* Two signatures out at once per thread: five signatures, up to two out at once,
  * the others waiting, all signed by the key in the signer process; then
  * with the signer killed while two are out, each resumes with
@@ -476,25 +510,18 @@ static bool wait_stopped(pid_t pid)
  * supervisor restarted it. */
 static void test_privsep_async(void **state)
 {
-    char *dir = tu_tmpdir();
-    char path[512];
-    EVP_PKEY *k = tu_key("p256");
-    fp_privsep *ps = NULL;
-    fp_signer *s = NULL;
-    fp_error e = {0};
-    struct event_base *base = event_base_new();
-    fp_sasync *sa;
+    penv v;
     X509 *x[5];
     outcome o[5];
     pid_t old;
     (void)state;
 
-    snprintf(path, sizeof(path), "%s/k.key", dir);
-    assert_int_equal(fp_key_write(path, k, NULL, 0, &e), 0);
-    assert_int_equal(fp_privsep_start(1, 1, 2, &ps, &e), 0);
-    assert_int_equal(fp_signer_open_file(path, NULL, 0, &s, &e), 0);
-    assert_true(fp_rkey_can_async(fp_signer_get0_pkey(s)));
-    sa = fp_sasync_thread_begin(base);
+    penv_init(&v, 2);
+    EVP_PKEY *k = v.k;
+    fp_privsep *ps = v.ps;
+    fp_signer *s = v.s;
+    struct event_base *base = v.base;
+    fp_sasync *sa = v.sa;
     n_done = 0;
     memset(o, 0, sizeof(o));
     for (int i = 0; i < 5; i++) {
@@ -551,12 +578,7 @@ static void test_privsep_async(void **state)
         }
         assert_true(ok);
     }
-    fp_sasync_thread_end(sa);
-    event_base_free(base);
-    fp_signer_free(s);
-    fp_privsep_free(ps);
-    EVP_PKEY_free(k);
-    tu_rmdir(dir);
+    penv_free(&v);
 }
 
 /* Pipelined on one channel (privsep.c): 24 signatures started at once
@@ -564,23 +586,17 @@ static void test_privsep_async(void **state)
  * signature (answers are matched to requests by order alone). */
 static void test_privsep_pipelined(void **state)
 {
-    char *dir = tu_tmpdir();
-    char path[512];
-    EVP_PKEY *k = tu_key("p256");
-    fp_privsep *ps = NULL;
-    fp_signer *s = NULL;
-    fp_error e = {0};
-    struct event_base *base = event_base_new();
-    fp_sasync *sa;
+    penv v;
     X509 *x[24];
     outcome o[24];
     (void)state;
 
-    snprintf(path, sizeof(path), "%s/k.key", dir);
-    assert_int_equal(fp_key_write(path, k, NULL, 0, &e), 0);
-    assert_int_equal(fp_privsep_start(1, 1, 8, &ps, &e), 0);
-    assert_int_equal(fp_signer_open_file(path, NULL, 0, &s, &e), 0);
-    sa = fp_sasync_thread_begin(base);
+    penv_init(&v, 8);
+    EVP_PKEY *k = v.k;
+    fp_privsep *ps = v.ps;
+    fp_signer *s = v.s;
+    struct event_base *base = v.base;
+    fp_sasync *sa = v.sa;
     for (int round = 0; round < 3; round++) {
         n_done = 0;
         memset(o, 0, sizeof(o));
@@ -614,6 +630,7 @@ static void test_privsep_pipelined(void **state)
         }
         fp_sasync_set_end_wait(sa, 200);
         fp_sasync_thread_end(sa);
+        v.sa = NULL;
         for (int i = 0; i < 3; i++) {
             assert_true(o[i].done);
             assert_int_equal(o[i].rc, FP_ERR_KEY_UNAVAILABLE);
@@ -622,11 +639,7 @@ static void test_privsep_pipelined(void **state)
         kill(sp, SIGCONT);
         kill(sup, SIGCONT);
     }
-    event_base_free(base);
-    fp_signer_free(s);
-    fp_privsep_free(ps);
-    EVP_PKEY_free(k);
-    tu_rmdir(dir);
+    penv_free(&v);
 }
 
 int main(void)
