@@ -27,6 +27,8 @@
 #define FIRST_DELAY_MS 100
 #define MAX_DELAY_MS 10000
 #define STABLE_MS 10000
+/* secure heap for the journal's passphrases: 64 KiB, a power of two */
+#define SECURE_HEAP 65536
 
 static void put16(unsigned char *p, size_t v)
 {
@@ -120,11 +122,13 @@ static void journal_add(fp_sigjournal *j, const unsigned char *m, size_t len)
     if (e->kind != 0)
         return; /* ids are never reused */
     e->ref = calloc(1, reflen + 1);
-    e->pass = malloc(passlen ? passlen : 1);
+    /* OpenSSL's secure heap (fp_sigsup_main): locked in memory, kept out
+     * of core dumps; plain heap if it could not be set up */
+    e->pass = OPENSSL_secure_malloc(passlen ? passlen : 1);
     e->spki = malloc(spkilen ? spkilen : 1);
     if (e->ref == NULL || e->pass == NULL || e->spki == NULL) {
         free(e->ref);
-        free(e->pass);
+        OPENSSL_secure_free(e->pass);
         free(e->spki);
         memset(e, 0, sizeof(*e));
         return;
@@ -157,7 +161,7 @@ static void journal_free(fp_sigjournal *j)
 {
     for (uint32_t i = 0; i < j->n; i++) {
         if (j->e[i].pass != NULL)
-            OPENSSL_clear_free(j->e[i].pass, j->e[i].passlen ? j->e[i].passlen : 1);
+            OPENSSL_secure_clear_free(j->e[i].pass, j->e[i].passlen ? j->e[i].passlen : 1);
         free(j->e[i].ref);
         free(j->e[i].spki);
     }
@@ -276,6 +280,13 @@ void fp_sigsup_main(int ctl, int *fds, int n)
     signal(SIGPIPE, SIG_IGN);
     if (nfd == NULL || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, jp) != 0)
         _exit(1);
+    /* the passphrases it keeps for restarts live in OpenSSL's secure heap
+     * (mlock'd, MADV_DONTDUMP); if RLIMIT_MEMLOCK forbids it they are in
+     * the plain heap, still wiped when freed, and this process is not
+     * dumpable either way */
+    if (CRYPTO_secure_malloc_init(SECURE_HEAP, 32) != 1)
+        fp_log(FP_LOG_WARN, "signer supervisor: no secure heap (RLIMIT_MEMLOCK?): key "
+                            "passphrases are kept in ordinary memory");
     j.fd = jp[1]; /* every signer inherits it */
     started = now_ms();
     if ((pid = spawn(fds, NULL, n, &j, ctl, jp[0])) < 0)
