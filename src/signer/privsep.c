@@ -328,9 +328,11 @@ typedef struct skey {
 typedef struct server {
     pthread_mutex_t mu;
     skey keys[MAX_KEYS];
+    long long retry_at[MAX_KEYS]; /* a key not reopened: next try (ms) */
     uint32_t n;
     bool sealed;
     int jfd; /* the journal to the supervisor (supervisor.h); -1: none */
+    const fp_sigjournal *j; /* what a restarted signer reopens from */
 } server;
 
 /* A new key id: the supervisor learns it before the network side does,
@@ -543,8 +545,11 @@ static void cache_free(chan_cache *cc)
     cc->n = 0;
 }
 
+static fp_signer *retry_key(server *s, uint32_t id);
+
 static int do_sign(server *s, chan_cache *cc, obuf *o, rd *r)
 {
+    fp_signer *sg;
     uint32_t id = 0, n;
     uint8_t mdlen = 0;
     const unsigned char *md = NULL;
@@ -565,9 +570,10 @@ static int do_sign(server *s, chan_cache *cc, obuf *o, rd *r)
     pthread_mutex_unlock(&s->mu);
     if (id >= n) /* only keys this signer opened, never an index past them */
         return reply_err(o, FP_ERR_NOT_FOUND, "unknown key id");
-    if (s->keys[id].signer == NULL) /* a restarted signer could not reopen it */
+    if ((sg = __atomic_load_n(&s->keys[id].signer, __ATOMIC_ACQUIRE)) == NULL &&
+        (sg = retry_key(s, id)) == NULL) /* a restarted signer could not reopen it */
         return reply_err(o, FP_ERR_KEY_UNAVAILABLE, "key not available (not reopened)");
-    key = fp_signer_get0_pkey(s->keys[id].signer);
+    key = fp_signer_get0_pkey(sg);
     memcpy(mdname, md, mdlen);
     mdname[mdlen] = '\0';
     if (mdlen > 0) {
@@ -826,6 +832,40 @@ static void *serve_loop(void *arg)
  * without a key, so its signatures fail (key-unavailable) and no other
  * key ever answers for it.
  */
+/* Open journal entry e's key again (a GEN key not renamed into place yet
+ * is still at <ref>.new) and check it is the key it named. */
+static int reopen(const fp_sj_entry *e, fp_signer **out, unsigned char **spki, int *len,
+                  fp_error *err)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char path[REF_MAX + 8];
+        fp_signer *sg = NULL;
+        if (attempt == 1 && e->kind != FP_SJ_GEN)
+            break;
+        snprintf(path, sizeof(path), attempt ? "%s.new" : "%s", e->ref);
+        if (fp_signer_open_direct(path, (const char *)e->pass, e->passlen, &sg, err) != FP_ERR_OK)
+            continue;
+        *spki = NULL;
+        *len = i2d_PUBKEY(fp_signer_get0_pkey(sg), spki);
+        if (*len > 0 && (size_t)*len == e->spki_len && !memcmp(*spki, e->spki, e->spki_len)) {
+            *out = sg;
+            return FP_ERR_OK;
+        }
+        fp_err_set(err, FP_ERR_KEY_UNAVAILABLE, "a different key is there now");
+        fp_signer_free(sg);
+        OPENSSL_free(*spki);
+        *spki = NULL;
+    }
+    return err->code != FP_ERR_OK ? err->code : FP_ERR_KEY_UNAVAILABLE;
+}
+
+#define RETRY_MS 1000
+
+static long long mono_ms(void)
+{
+    return mono_ns() / 1000000;
+}
+
 static void replay(server *s, const fp_sigjournal *j)
 {
     uint32_t ok = 0;
@@ -843,31 +883,16 @@ static void replay(server *s, const fp_sigjournal *j)
             continue;
         }
         snprintf(k->ref, REF_MAX, "%s", e->ref);
-        for (int attempt = 0; attempt < 2 && sg == NULL; attempt++) {
-            char path[REF_MAX + 8];
-            if (attempt == 1 && e->kind != FP_SJ_GEN)
-                break;
-            snprintf(path, sizeof(path), attempt ? "%s.new" : "%s", e->ref);
-            if (fp_signer_open_direct(path, (const char *)e->pass, e->passlen, &sg, &err) !=
-                FP_ERR_OK)
-                continue;
-            len = i2d_PUBKEY(fp_signer_get0_pkey(sg), &spki);
-            if (len <= 0 || (size_t)len != e->spki_len || memcmp(spki, e->spki, e->spki_len)) {
-                fp_err_set(&err, FP_ERR_KEY_UNAVAILABLE, "a different key is there now");
-                fp_signer_free(sg);
-                sg = NULL;
-                OPENSSL_free(spki);
-                spki = NULL;
-            }
-        }
-        if (sg == NULL) {
+        if (reopen(e, &sg, &spki, &len, &err) != FP_ERR_OK) {
             char esc[256];
-            fp_log(FP_LOG_ERROR, "signer: key %u (%s) not reopened: %s", i,
-                   fp_log_escape(esc, sizeof(esc), e->ref), fp_err_str(&err));
+            fp_log(FP_LOG_ERROR, "signer: key %u (%s) not reopened: %s (tried again on use, "
+                                 "every %d ms at most)", i,
+                   fp_log_escape(esc, sizeof(esc), e->ref), fp_err_str(&err), RETRY_MS);
             /* the journaled public key still answers OPEN for it */
             if ((spki = OPENSSL_malloc(e->spki_len ? e->spki_len : 1)) != NULL)
                 memcpy(spki, e->spki, e->spki_len);
             len = spki ? (int)e->spki_len : 0;
+            sg = NULL;
         } else {
             ok++;
         }
@@ -877,8 +902,43 @@ static void replay(server *s, const fp_sigjournal *j)
     }
     s->n = j->n < MAX_KEYS ? j->n : MAX_KEYS;
     s->sealed = j->sealed;
+    s->j = j;
     fp_log(FP_LOG_INFO, "signer process %d started: %u of %u keys reopened%s", (int)getpid(), ok,
            s->n, s->sealed ? ", sealed" : "");
+}
+
+/*
+ * Key id not reopened at this signer's start (a token that was unplugged,
+ * a key file moved away): tried again when it is asked for, once every
+ * RETRY_MS at most, so it comes back without a server restart once its
+ * token or file does (the same public key only).  The key it finds is
+ * published with an atomic store: signing threads read it without the
+ * lock.
+ */
+static fp_signer *retry_key(server *s, uint32_t id)
+{
+    fp_signer *sg = NULL;
+    unsigned char *spki = NULL;
+    fp_error err = {0};
+    int len = 0;
+    long long now = mono_ms();
+
+    pthread_mutex_lock(&s->mu);
+    if ((sg = __atomic_load_n(&s->keys[id].signer, __ATOMIC_ACQUIRE)) != NULL ||
+        s->j == NULL || id >= s->j->n || s->j->e[id].kind == 0 || now < s->retry_at[id]) {
+        pthread_mutex_unlock(&s->mu);
+        return sg;
+    }
+    s->retry_at[id] = now + RETRY_MS;
+    if (reopen(&s->j->e[id], &sg, &spki, &len, &err) == FP_ERR_OK) {
+        char esc[256];
+        OPENSSL_free(spki); /* the same as the journaled one it answers with */
+        __atomic_store_n(&s->keys[id].signer, sg, __ATOMIC_RELEASE);
+        fp_log(FP_LOG_INFO, "signer: key %u (%s) reopened", id,
+               fp_log_escape(esc, sizeof(esc), s->keys[id].ref));
+    }
+    pthread_mutex_unlock(&s->mu);
+    return sg;
 }
 
 /*

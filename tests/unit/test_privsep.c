@@ -146,7 +146,8 @@ static int sign_until(fp_signer *s, X509_REQ *req, int want)
  * signatures verify; the new signer is sealed as the old one was.  While
  * the supervisor cannot restart it (stopped), signatures fail with
  * key-unavailable, not a crash or a hang.  (Before the supervisor: a dead
- * signer stayed dead.)
+ * signer stayed dead.)  A key file missing when the signer restarts comes
+ * back on use once the same key is there again, not another one.
  */
 static void test_restart_after_kill(void **state)
 {
@@ -193,6 +194,35 @@ static void test_restart_after_kill(void **state)
     assert_int_equal(sign_until(s, req, FP_ERR_OK), FP_ERR_OK);
     assert_int_equal(X509_REQ_verify(req, k), 1);
     assert_true(fp_privsep_pid(ps) != second);
+
+    /* a key file gone when the signer restarts: key-unavailable, and back
+     * (no server restart) once the same key is there again */
+    {
+        char moved[600];
+        pid_t third = fp_privsep_pid(ps);
+        snprintf(moved, sizeof(moved), "%s.away", kp);
+        assert_int_equal(rename(kp, moved), 0);
+        assert_int_equal(kill(third, SIGKILL), 0);
+        assert_int_equal(sign_until(s, req, FP_ERR_KEY_UNAVAILABLE), FP_ERR_KEY_UNAVAILABLE);
+        for (int i = 0; i < 300 && (fp_privsep_pid(ps) == third); i++)
+            usleep(10000);
+        assert_true(fp_privsep_pid(ps) != third);
+        assert_int_equal(fp_signer_sign_req(s, req, &e), FP_ERR_KEY_UNAVAILABLE);
+        /* the other key was reopened */
+        assert_int_equal(sign_until(s2, req, FP_ERR_OK), FP_ERR_OK);
+        /* another key under the name is not taken for it (tried again
+         * after the retry interval, 1 s) */
+        {
+            EVP_PKEY *k3 = tu_key("p256");
+            write_key(dir, "a.key", k3);
+            usleep(1200 * 1000);
+            assert_int_equal(fp_signer_sign_req(s, req, &e), FP_ERR_KEY_UNAVAILABLE);
+            EVP_PKEY_free(k3);
+        }
+        assert_int_equal(rename(moved, kp), 0);
+        assert_int_equal(sign_until(s, req, FP_ERR_OK), FP_ERR_OK);
+        assert_int_equal(X509_REQ_verify(req, k), 1);
+    }
 
     fp_signer_free(s);
     fp_signer_free(s2);
