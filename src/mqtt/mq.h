@@ -63,6 +63,8 @@ typedef struct mq_config {
     char topic_pattern[MQ_TOPIC_MAX];
     bool auto_register;
     bool fail_closed;
+    char client_id[8];    /* "name": a client id is its device's; "any" */
+    bool bind_client_id;  /* client_id is "name" */
     int poll_ms;          /* change-log poll interval */
     int stale_ms;         /* no successful poll for this long: store unavailable */
     int contact_seconds;  /* a known device's contact (last seen) at most this often */
@@ -201,6 +203,9 @@ void mq_session_refuse_locked(mq_state *st, mq_session *sess);
 /* Admit client (certificate cert, borrowed) or refuse it: on admission
  * *out is its new session (registered in st->sessions); on refusal NULL,
  * with the reason logged.  Takes mu. */
+/* clientid is one of device name's (NAME or NAME/...). */
+bool mq_client_id_ok(const char *clientid, const char *name);
+
 void mq_decide(mq_state *st, const void *client, const char *clientid, const char *address,
                X509 *cert, mq_session **out);
 /* Forget client's session, if any (takes mu). */

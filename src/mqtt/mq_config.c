@@ -36,6 +36,7 @@ static const opt opts[] = {
     {"topic_pattern", OPT_STR, S(topic_pattern), 0, 0, "devices/%n/#"},
     {"auto_register", OPT_BOOL, V(auto_register), 0, 0, "true"},
     {"fail_closed", OPT_BOOL, V(fail_closed), 0, 0, "true"},
+    {"client_id", OPT_STR, S(client_id), 0, 0, "name"},
     {"poll_ms", OPT_INT, V(poll_ms), 20, 5000, "200"},
     {"stale_ms", OPT_INT, V(stale_ms), 500, 600000, "3000"},
     {"contact_seconds", OPT_INT, V(contact_seconds), 0, 86400, "60"},
@@ -123,6 +124,9 @@ int mq_config_parse(mq_config *c, const char *const *keys, const char *const *va
     else if (!fp_project_name_ok(c->project))
         return fp_err_set(err, FP_ERR_ARG, "plugin_opt_project: '%s' is not a project name",
                           c->project);
+    if (strcmp(c->client_id, "name") != 0 && strcmp(c->client_id, "any") != 0)
+        return fp_err_set(err, FP_ERR_ARG, "plugin_opt_client_id must be name or any");
+    c->bind_client_id = !strcmp(c->client_id, "name");
     if (!mq_pattern_ok(c->topic_pattern))
         return fp_err_set(err, FP_ERR_ARG,
                           "plugin_opt_topic_pattern must be a topic filter holding %%n "

@@ -17,7 +17,8 @@
  *      signature check;
  *   3. the device name by the project's naming rule (registry naming.c);
  *      a name holding '/', '+' or '#' is refused (it would reach into
- *      other devices' topics);
+ *      other devices' topics); with client_id name (the default) the
+ *      client id must be that name or start with it and '/';
  *   4. a certificate we issued must not be revoked or on hold (the
  *      revoked set, kept by the change log); the device must be active;
  *      an unknown device is admitted and queued for registration when
@@ -198,6 +199,12 @@ static mq_session *decide_locked(mq_state *st, const void *client, const char *c
     }
     if (!mq_name_topic_safe(name)) {
         *why = "its device name holds '/', '+' or '#'";
+        return NULL;
+    }
+    if (cfg->bind_client_id && !mq_client_id_ok(clientid, name)) {
+        snprintf(whybuf, whysize, "its client id is not its device name (client_id name: "
+                                  "NAME or NAME/anything)");
+        *why = whybuf;
         return NULL;
     }
     if (fp_serial_hex(X509_get0_serialNumber(cert), serial) != 0) {

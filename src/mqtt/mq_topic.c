@@ -142,3 +142,15 @@ bool mq_filter_within(const char *outer, const char *inner)
         i++;
     }
 }
+
+/* A device's client ids (plugin_opt_client_id name): its name, or its
+ * name, '/', anything (a device with several connections: "dev-1/sub").
+ * Device names hold no '/' (mq_name_topic_safe), so no device's ids are
+ * another's; without this one device could take another's session over
+ * (the broker closes the older connection with the same client id). */
+bool mq_client_id_ok(const char *clientid, const char *name)
+{
+    size_t n = strlen(name);
+    return clientid != NULL && strncmp(clientid, name, n) == 0 &&
+           (clientid[n] == '\0' || clientid[n] == '/');
+}

@@ -22,9 +22,9 @@ alive() { kill -0 "$MQ_PID" 2>/dev/null || { cat "$T/mosquitto.log" >&2; fail "t
 mv "$CA" "$CA.away"
 mq_start
 mq_wait_log "fleetpki: store unavailable .*refusing new connections \(fail_closed true\)"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 && fail "admitted without a store (fail_closed)"
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 && fail "admitted without a store (fail_closed)"
 grep -qi "not authori[sz]ed" "$T/pub.out" || { cat "$T/pub.out" >&2; fail "refusal is not 'not authorised'"; }
-grep -q "refused client_id=dev1-pub .*store is unavailable (fail_closed)" "$T/mosquitto.log" ||
+grep -q "refused client_id=dev-1/pub .*store is unavailable (fail_closed)" "$T/mosquitto.log" ||
     fail "no refusal line naming the store"
 alive
 [ -e "$CA/fleetpki.db" ] && fail "the plugin created a store where the real one is missing"
@@ -34,17 +34,17 @@ pass "store missing at start: the broker runs, logs it, refuses (fail-closed)"
 mv "$CA.away" "$CA"
 mq_wait_log "fleetpki: cache loaded"
 mq_wait_log "fleetpki: store available again"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused after the store came back"; }
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused after the store came back"; }
 pass "the store coming back is noticed: devices are admitted"
 
 # ---- away while running ----
 mv "$CA" "$CA.away"
 mq_wait_log "fleetpki: store unavailable" 2
-mq_pub dev1 dev1-pub devices/dev-1/x 1 && fail "admitted after the store went away"
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 && fail "admitted after the store went away"
 alive
 mv "$CA.away" "$CA"
 mq_wait_log "fleetpki: store available again" 2
-mq_pub dev1 dev1-pub devices/dev-1/x 1 || fail "refused after the store came back again"
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 || fail "refused after the store came back again"
 pass "a store that goes away while the broker runs: refused, then admitted when back"
 mq_stop
 
@@ -54,8 +54,8 @@ mq_start "plugin_opt_fail_closed false"
 mq_wait_log "fleetpki: cache loaded"
 mv "$CA" "$CA.away"
 mq_wait_log "fleetpki: store unavailable .*deciding from the last cache \(fail_closed false\)"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 || fail "fail-open: a known good device refused"
-mq_pub dev2 dev2-pub devices/dev-2/x 1 && fail "fail-open: a device known to be revoked admitted"
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 || fail "fail-open: a known good device refused"
+mq_pub dev2 dev-2/pub devices/dev-2/x 1 && fail "fail-open: a device known to be revoked admitted"
 alive
 mv "$CA.away" "$CA"
 pass "fail_closed false: admitted from the cache, known revocations still refused"

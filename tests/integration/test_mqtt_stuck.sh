@@ -56,29 +56,29 @@ lock_hold fleetpki_schema # the first thing a store open reads
 mq_start "plugin_opt_stale_ms 500"
 mq_wait_log "fleetpki: store not answering: the poller has waited [0-9]+ ms on connecting to the store \(cache not loaded yet\); refusing new connections \(fail_closed true\)"
 grep -q "fleetpki: cache loaded" "$T/mosquitto.log" && fail "cache loaded while the store was locked"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 && fail "admitted without a cache (fail_closed)"
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 && fail "admitted without a cache (fail_closed)"
 grep -qi "not authori[sz]ed" "$T/pub.out" || { cat "$T/pub.out" >&2; fail "refusal is not 'not authorised'"; }
 pass "a store that hangs before the first load: one clear line, connections refused"
 lock_release
 mq_wait_log "fleetpki: cache loaded"
 mq_wait_log "fleetpki: store answering again: the poller is done after [0-9]+ ms \(stuck on connecting to the store\)"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused once the store answered"; }
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused once the store answered"; }
 pass "the store answering again is said; the cache loads and devices are admitted"
 
 # ---- stuck while polling the change log ----
 lock_hold cert_status_log
 mq_wait_log "fleetpki: store not answering: the poller has waited [0-9]+ ms on reading the status-change log; refusing new connections \(fail_closed true\)"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 && fail "admitted while the store hangs (fail_closed)"
-grep -q "refused client_id=dev1-pub .*store is unavailable (fail_closed)" "$T/mosquitto.log" ||
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 && fail "admitted while the store hangs (fail_closed)"
+grep -q "refused client_id=dev-1/pub .*store is unavailable (fail_closed)" "$T/mosquitto.log" ||
     fail "no refusal line naming the store"
 lock_release
 mq_wait_log "fleetpki: store answering again: the poller is done after [0-9]+ ms \(stuck on reading the status-change log\)"
-mq_pub dev1 dev1-pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused once the store answered again"; }
+mq_pub dev1 dev-1/pub devices/dev-1/x 1 || { cat "$T/pub.out" >&2; fail "refused once the store answered again"; }
 pass "a store that hangs while polled: one clear line, refused, admitted again when it answers"
 
 # ---- the registration writer stuck ----
 lock_hold devices
-mq_pub dev2 dev2-pub devices/dev-2/x 1 || { cat "$T/pub.out" >&2; fail "a new device refused (the cache decides)"; }
+mq_pub dev2 dev-2/pub devices/dev-2/x 1 || { cat "$T/pub.out" >&2; fail "a new device refused (the cache decides)"; }
 mq_wait_log "fleetpki: store not answering: the registration writer has waited [0-9]+ ms on registering a device"
 lock_release
 mq_wait_log "fleetpki: store answering again: the registration writer is done after [0-9]+ ms \(stuck on registering a device\)"

@@ -86,6 +86,22 @@ static void test_names_and_patterns(void **state)
                      -1);
 }
 
+/* A device's client ids: its name, or its name and '/' and more. */
+static void test_client_ids(void **state)
+{
+    (void)state;
+    assert_true(mq_client_id_ok("dev-1", "dev-1"));
+    assert_true(mq_client_id_ok("dev-1/sub", "dev-1"));
+    assert_true(mq_client_id_ok("dev-1/", "dev-1"));
+    assert_false(mq_client_id_ok("dev-12", "dev-1"));
+    assert_false(mq_client_id_ok("dev-1x/sub", "dev-1"));
+    assert_false(mq_client_id_ok("dev-", "dev-1"));
+    assert_false(mq_client_id_ok("", "dev-1"));
+    assert_false(mq_client_id_ok(NULL, "dev-1"));
+    assert_false(mq_client_id_ok("xdev-1", "dev-1"));
+    assert_false(mq_client_id_ok("DEV-1", "dev-1"));
+}
+
 static int parse(mq_config *c, const char *k1, const char *v1, const char *k2, const char *v2,
                  fp_error *e)
 {
@@ -111,6 +127,13 @@ static void test_config(void **state)
     assert_string_equal(c->project, "");
     assert_int_equal(parse(c, "store", "/x", "fail_closed", "false", &e), FP_ERR_OK);
     assert_false(c->fail_closed);
+    /* client ids bound to device names unless said otherwise */
+    assert_int_equal(parse(c, "store", "/x", NULL, NULL, &e), FP_ERR_OK);
+    assert_true(c->bind_client_id);
+    assert_int_equal(parse(c, "store", "/x", "client_id", "any", &e), FP_ERR_OK);
+    assert_false(c->bind_client_id);
+    assert_int_equal(parse(c, "store", "/x", "client_id", "cn", &e), FP_ERR_ARG);
+    assert_non_null(strstr(e.msg, "plugin_opt_client_id"));
     /* refusals name the option */
     assert_int_equal(parse(c, "store", "/x", "fail_closd", "false", &e), FP_ERR_ARG);
     assert_non_null(strstr(e.msg, "plugin_opt_fail_closd"));
@@ -162,6 +185,7 @@ int main(void)
         cmocka_unit_test(test_filter_within),
         cmocka_unit_test(test_names_and_patterns),
         cmocka_unit_test(test_config),
+        cmocka_unit_test(test_client_ids),
         cmocka_unit_test(test_hash),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
