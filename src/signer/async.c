@@ -36,6 +36,11 @@
 typedef struct sa_op sa_op;
 typedef struct sa_watch sa_watch;
 
+typedef struct sa_defer {
+    fp_sign_defer_fn fn;
+    void *arg;
+} sa_defer;
+
 struct sa_op {
     fp_sasync *sa;
     ASYNC_JOB *job;
@@ -70,10 +75,7 @@ struct fp_sasync {
     sa_watch *watches;
     int kept[8], nkept;   /* fp_signer_thread_keep_fd (ca/signer.h) */
     struct event *flush;  /* end of the turn: the deferred calls */
-    struct {
-        fp_sign_defer_fn fn;
-        void *arg;
-    } defer[8];
+    sa_defer defer[8];    /* fp_signer_thread_defer's calls of this turn */
     int ndefer;
     int pending;
     int end_wait_ms;      /* fp_sasync_thread_end's bound */
@@ -354,10 +356,13 @@ static void fd_hook(void *rarg, int fd, bool keep)
 static void run_deferred(fp_sasync *sa)
 {
     while (sa->ndefer > 0) {
+        /* a call may defer again: into the emptied list, the next round */
         int n = sa->ndefer;
+        sa_defer now[sizeof(sa->defer) / sizeof(sa->defer[0])];
+        memcpy(now, sa->defer, sizeof(now[0]) * (size_t)n);
         sa->ndefer = 0;
         for (int i = 0; i < n; i++)
-            sa->defer[i].fn(sa->defer[i].arg); /* may defer again: the next round */
+            now[i].fn(now[i].arg);
     }
 }
 
