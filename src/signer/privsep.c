@@ -751,9 +751,9 @@ static void schan_close(schan *c)
  * A signing thread serves several channels through one epoll set: when
  * requests from several network workers wait, it answers them one after
  * the other without sleeping in between (a thread per channel woke and
- * switched once per request).  Threads = min(channels, cores) (half the
- * cores with async channels, signer_threads), so signing still uses the
- * cores.  An async channel brings up to signer_async requests at once:
+ * switched once per request).  Threads = min(channels, cores)
+ * (signer_threads), so signing still uses every core.  An async channel
+ * brings up to signer_async requests at once:
  * one read takes them all and one write returns their answers.
  */
 typedef struct loop_arg {
@@ -824,14 +824,6 @@ static void *serve_loop(void *arg)
     return NULL;
 }
 
-/*
- * A signer started after one died: the same key ids for the same keys.
- * Each journaled reference is opened again (a GEN key that the network
- * side has not renamed into place yet is still at <ref>.new); an id whose
- * key is not found, or is no longer the key it named, stays in the table
- * without a key, so its signatures fail (key-unavailable) and no other
- * key ever answers for it.
- */
 /* Open journal entry e's key again (a GEN key not renamed into place yet
  * is still at <ref>.new) and check it is the key it named. */
 static int reopen(const fp_sj_entry *e, fp_signer **out, unsigned char **spki, int *len,
@@ -866,6 +858,14 @@ static long long mono_ms(void)
     return mono_ns() / 1000000;
 }
 
+/*
+ * A signer started after one died: the same key ids for the same keys.
+ * Each journaled reference is opened again (a GEN key that the network
+ * side has not renamed into place yet is still at <ref>.new); an id whose
+ * key is not found, or is no longer the key it named, stays in the table
+ * without a key, so its signatures fail (key-unavailable) and no other
+ * key ever answers for it, until retry_key finds the same key again.
+ */
 static void replay(server *s, const fp_sigjournal *j)
 {
     uint32_t ok = 0;
