@@ -65,7 +65,7 @@ static const config_opt config_opts[] = {
     {"server", "ocsp_cache", C_BOOL, I(ocsp_cache), 0, 1, "yes", "serve single-certificate OCSP requests from pre-signed responses (no: sign every response)"},
     {"server", "ocsp_cache_entries", C_INT, I(ocsp_cache_entries), 0, 16 * 1024 * 1024, "65536", "upper bound on cached OCSP responses (about 1 KiB each)"},
     {"server", "ocsp_validity_seconds", C_INT, I(ocsp_validity_seconds), 60, 7 * 86400, "3600", "OCSP nextUpdate - thisUpdate; also bounds HTTP caching of GET responses"},
-    {"server", "max_pending_commits", C_INT, I(max_pending_commits), 1, 1000000, "4096", "enrollments waiting for the group commit before EST answers 503 + Retry-After"},
+    {"server", "max_pending_commits", C_INT, I(max_pending_commits), 1, 1000000, "4096", "EST enrollments in progress (being signed or waiting for the group commit) before EST answers 503 + Retry-After"},
     {"server", "max_connections", C_INT, I(max_connections), 16, 1000000, "10000", "connections open at once, all listeners (kept below the descriptor limit)"},
     {"server", "max_connections_per_address", C_INT, I(max_connections_per_address), 1, 1000000, "256", "connections open at once from one client address"},
     {"server", "max_requests_per_connection", C_INT, I(max_requests_per_connection), 1, 1000000, "1000", "requests on one keep-alive connection before it is closed"},

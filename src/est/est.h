@@ -7,6 +7,7 @@
 #ifndef FP_EST_H
 #define FP_EST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include <openssl/x509.h>
@@ -43,6 +44,9 @@ typedef struct est_state {
     est_label labels[FP_MAX_EST_LABELS];
     int n_labels;
     int ssl_idx;          /* SSL ex_data index caching the verified peer */
+    atomic_size_t enrolling; /* enrollments past the overload check and not
+                                answered yet: signing or waiting for the
+                                commit (est_enroll) */
 } est_state;
 
 /* The authenticated caller of one request. */

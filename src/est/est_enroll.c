@@ -54,6 +54,7 @@ typedef struct enroll_job {
     fp_http_post post; /* hands the job back to its worker: no allocation */
     int rc;
     fp_error err;
+    bool counted;     /* in st->enrolling */
 } enroll_job;
 
 /* The one table from error classes (common/err.h) to EST's answer. */
@@ -99,6 +100,8 @@ static void job_free(enroll_job *j)
 {
     if (j == NULL)
         return;
+    if (j->counted)
+        atomic_fetch_sub(&j->st->enrolling, 1);
     X509_REQ_free(j->csr);
     X509_free(j->cert);
     free(j->cert_b64);
@@ -505,16 +508,28 @@ int est_enroll(est_state *st, const est_label *lb, fp_http_req *req, est_op op)
     fp_error err = {0};
     int ret = FP_HTTP_DONE;
 
-    if (fp_committer_backlog(st->committer) >= (size_t)st->cfg->max_pending_commits) {
+    /* max_pending_commits bounds the enrollments that wait for the group
+     * commit, counted from the moment they pass here: with the separate
+     * signer an enrollment first waits for its signature without holding
+     * its worker (signer/async.h), and a burst whose signatures come back
+     * together would otherwise all pass before the first reached the
+     * committer's queue.  The queue itself also holds other front ends'
+     * certificates (CMP, SCEP, the API). */
+    if (atomic_fetch_add(&st->enrolling, 1) >= (size_t)st->cfg->max_pending_commits ||
+        fp_committer_backlog(st->committer) >= (size_t)st->cfg->max_pending_commits) {
+        atomic_fetch_sub(&st->enrolling, 1);
         fp_http_add_header(req, "Retry-After", "1");
         fp_http_error(req, 503, "overloaded, retry later");
         return FP_HTTP_DONE;
     }
     j = calloc(1, sizeof(*j));
     if (j == NULL) {
+        atomic_fetch_sub(&st->enrolling, 1);
         fp_http_error(req, 500, "out of memory");
         goto out;
     }
+    j->st = st;
+    j->counted = true;
     /* who is asking comes first: no base64, DER, key or signature work on
      * the body of an unauthenticated request (issue 8, defect 2) */
     if (est_authenticate(st, lb, req, &j->id) != FP_ERR_OK)

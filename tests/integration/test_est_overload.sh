@@ -3,6 +3,7 @@
 # (a test-only pause before each group commit):
 #  - more enrollments waiting for the commit than [server]
 #    max_pending_commits get 503 with Retry-After, the others 200;
+#  - so do more than that waiting for their signature (signer stopped);
 #  - SIGTERM while enrollments wait for their commit: they still finish
 #    with 200 and their certificates are stored, then the server exits 0.
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +54,38 @@ done
 [ "$ok" -ge 1 ] || fail "no enrollment got through"
 [ "$busy" -ge 1 ] || fail "no 503 although $N enrollments waited for one slow commit"
 pass "over max_pending_commits: $busy x 503 with Retry-After, $ok x 200 (all stored)"
+est_stop
+
+# enrollments still waiting for their signature count too: with the
+# signer process stopped none reaches the committer's queue, yet only
+# max_pending_commits (1) of them may be in progress
+start_server 0
+SUP=$(pgrep -P "$SRV_PID" -x fleetpki-sigsup || true)
+SIGNER=""; [ -n "$SUP" ] && SIGNER=$(pgrep -P "$SUP" -x fleetpki-signer || true)
+[ -n "$SIGNER" ] || fail "no signer process under the server"
+kill -STOP "$SUP" "$SIGNER"
+pids=()
+for i in 1 2 3; do est_csr "s$i" "/CN=sign-$i"; enroll_bg "s$i"; done
+# two of the three are refused at once while the signer is stopped
+for _ in $(seq 1 600); do
+    n=0
+    for i in 1 2 3; do [ "$(cat "$T/s$i.code" 2>/dev/null)" = 503 ] && n=$((n + 1)); done
+    [ "$n" -ge 2 ] && break
+    sleep 0.1
+done
+kill -CONT "$SIGNER" "$SUP"
+for p in "${pids[@]}"; do wait "$p" || true; done
+ok=0 busy=0
+for i in 1 2 3; do
+    case "$(cat "$T/s$i.code")" in
+    200) ok=$((ok + 1)) ;;
+    503) busy=$((busy + 1)) ;;
+    *) fail "enrollment s$i while the signer was stopped: HTTP $(cat "$T/s$i.code")" ;;
+    esac
+done
+[ "$ok" = 1 ] && [ "$busy" = 2 ] ||
+    fail "enrollments waiting for their signature not counted: $ok x 200, $busy x 503 (expected 1 and 2)"
+pass "enrollments waiting for their signature count against max_pending_commits (1 x 200, 2 x 503)"
 est_stop
 
 # drain: requests waiting for their commit finish before the exit
