@@ -226,6 +226,16 @@ static void loop_until(env *v, int want_done)
     assert_int_equal(n_done, want_done);
 }
 
+/* Start n certificate signatures (serials serial0..), each with its
+ * outcome. */
+static void start_certs(EVP_PKEY *pub, fp_signer *s, X509 **x, outcome *o, int n, long serial0)
+{
+    for (int i = 0; i < n; i++) {
+        x[i] = cert_template(pub, serial0 + i);
+        fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
+    }
+}
+
 /* Five jobs out at once on one thread, answered in reverse order: each
  * resumes with its own signature (each certificate has its own serial,
  * so another's signature would not verify). */
@@ -237,11 +247,9 @@ static void test_interleaved(void **state)
     (void)state;
 
     env_init(&v, SLOTS);
-    for (int i = 0; i < 5; i++) {
-        x[i] = cert_template(v.pub, 100 + i);
-        fp_signer_sign_cert_async(v.s, x[i], on_done, &o[i]);
+    start_certs(v.pub, v.s, x, o, 5, 100);
+    for (int i = 0; i < 5; i++)
         assert_false(o[i].done); /* paused, not waited for */
-    }
     assert_int_equal(fp_sasync_pending(v.sa), 5);
     assert_int_equal(v.f.starts, 5);
     assert_int_equal(v.f.blocking, 0);
@@ -272,10 +280,7 @@ static void test_own_error(void **state)
 
         env_init(&v, SLOTS);
         v.f.fail_next = 1;
-        for (int i = 0; i < 3; i++) {
-            x[i] = cert_template(v.pub, 200 + i);
-            fp_signer_sign_cert_async(v.s, x[i], on_done, &o[i]);
-        }
+        start_certs(v.pub, v.s, x, o, 3, 200);
         if (first) {
             release(&v.f, 1);
             loop_until(&v, 1);
@@ -310,10 +315,7 @@ static void test_wait_for_channel(void **state)
     (void)state;
 
     env_init(&v, 2);
-    for (int i = 0; i < 6; i++) {
-        x[i] = cert_template(v.pub, 300 + i);
-        fp_signer_sign_cert_async(v.s, x[i], on_done, &o[i]);
-    }
+    start_certs(v.pub, v.s, x, o, 6, 300);
     assert_int_equal(v.f.starts, 2);
     assert_int_equal(fp_sasync_pending(v.sa), 6);
     for (int round = 0; round < 6 && n_done < 6; round++) {
@@ -397,10 +399,7 @@ static void test_end_wait_bounded(void **state)
     (void)state;
 
     env_init(&v, SLOTS);
-    for (int i = 0; i < 3; i++) {
-        x[i] = cert_template(v.pub, 550 + i);
-        fp_signer_sign_cert_async(v.s, x[i], on_done, &o[i]);
-    }
+    start_certs(v.pub, v.s, x, o, 3, 550);
     release(&v.f, 1);
     fp_sasync_set_end_wait(v.sa, 200);
     fp_sasync_thread_end(v.sa);
@@ -524,10 +523,7 @@ static void test_privsep_async(void **state)
     fp_sasync *sa = v.sa;
     n_done = 0;
     memset(o, 0, sizeof(o));
-    for (int i = 0; i < 5; i++) {
-        x[i] = cert_template(k, 700 + i);
-        fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
-    }
+    start_certs(k, s, x, o, 5, 700);
     assert_int_equal(fp_sasync_pending(sa), 5);
     for (int i = 0; i < 10000 && n_done < 5; i++)
         event_base_loop(base, EVLOOP_ONCE);
@@ -600,10 +596,7 @@ static void test_privsep_pipelined(void **state)
     for (int round = 0; round < 3; round++) {
         n_done = 0;
         memset(o, 0, sizeof(o));
-        for (int i = 0; i < 24; i++) {
-            x[i] = cert_template(k, 1000 + round * 100 + i);
-            fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
-        }
+        start_certs(k, s, x, o, 24, 1000 + round * 100);
         assert_int_equal(fp_sasync_pending(sa), 24);
         for (int i = 0; i < 100000 && n_done < 24; i++)
             event_base_loop(base, EVLOOP_ONCE);
@@ -624,10 +617,7 @@ static void test_privsep_pipelined(void **state)
         assert_true(wait_stopped(sp));
         n_done = 0;
         memset(o, 0, sizeof(o));
-        for (int i = 0; i < 3; i++) {
-            x[i] = cert_template(k, 1500 + i);
-            fp_signer_sign_cert_async(s, x[i], on_done, &o[i]);
-        }
+        start_certs(k, s, x, o, 3, 1500);
         fp_sasync_set_end_wait(sa, 200);
         fp_sasync_thread_end(sa);
         v.sa = NULL;
